@@ -1,0 +1,3 @@
+//! TEJ protocol adapter; filled in by a later issue.
+
+pub use tej_core;

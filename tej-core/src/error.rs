@@ -1,0 +1,162 @@
+//! Typed errors: what was wrong, and where in the stream.
+
+use thiserror::Error;
+
+/// A status value outside `0..=127`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Error)]
+#[error("custom status {value} is out of range (0..=127)")]
+pub struct InvalidStatus {
+    /// The rejected value.
+    pub value: u8,
+}
+
+/// The field of a frame, for error reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Field {
+    /// The first byte: status bit and custom status.
+    Status,
+    /// The protocol version byte.
+    Version,
+    /// The u64 file count.
+    FileCount,
+    /// A file's u16 name length.
+    NameLength,
+    /// A file's name bytes.
+    Name,
+    /// A file's u64 data length.
+    FileSize,
+    /// A file's data.
+    FileData,
+    /// The u64 message length.
+    MessageLength,
+    /// The message bytes.
+    Message,
+}
+
+impl core::fmt::Display for Field {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Field::Status => "status byte",
+            Field::Version => "protocol version",
+            Field::FileCount => "file count",
+            Field::NameLength => "file name length",
+            Field::Name => "file name",
+            Field::FileSize => "file size",
+            Field::FileData => "file data",
+            Field::MessageLength => "message length",
+            Field::Message => "message",
+        })
+    }
+}
+
+/// Which of the [`Limits`](crate::Limits) a peer exceeded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LimitKind {
+    /// `max_file_count`.
+    FileCount,
+    /// `max_name_len`.
+    NameLength,
+    /// `max_file_size`.
+    FileSize,
+    /// `max_message_size`.
+    MessageSize,
+    /// `max_frame_size`.
+    FrameSize,
+}
+
+impl core::fmt::Display for LimitKind {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            LimitKind::FileCount => "file count",
+            LimitKind::NameLength => "file name length",
+            LimitKind::FileSize => "file size",
+            LimitKind::MessageSize => "message size",
+            LimitKind::FrameSize => "frame size",
+        })
+    }
+}
+
+/// Why a byte stream is not valid TEJ. Every variant carries `offset`: the
+/// position in the stream (counted from the decoder's first byte) where the
+/// offending field starts.
+///
+/// After an error the decoder is poisoned and returns the same error again:
+/// the stream cannot be resynchronised, so the connection must be closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Error)]
+#[non_exhaustive]
+pub enum DecodeError {
+    /// The first byte of a frame has its top bit clear.
+    #[error("status bit is 0 in first byte {byte:#04x} of a frame at offset {offset}")]
+    StatusBitClear {
+        /// The byte that was read.
+        byte: u8,
+        /// Where it is in the stream.
+        offset: u64,
+    },
+    /// A file name is not valid UTF-8 (the reference implementation writes
+    /// non-ASCII names with a character count, which ends here).
+    #[error("file {file_index} has a name that is not UTF-8 (valid up to byte {valid_up_to}) at offset {offset}")]
+    InvalidFileName {
+        /// The file's index in its frame, from 0.
+        file_index: u64,
+        /// How many bytes of the name are valid UTF-8.
+        valid_up_to: usize,
+        /// Where the name starts in the stream.
+        offset: u64,
+    },
+    /// A length is above the configured limit.
+    #[error("{limit} {value} exceeds the limit of {max} at offset {offset}")]
+    LimitExceeded {
+        /// Which limit.
+        limit: LimitKind,
+        /// What the peer announced (for frame size: the running total).
+        value: u64,
+        /// The limit in force.
+        max: u64,
+        /// Where the length field starts in the stream.
+        offset: u64,
+    },
+    /// The stream ended inside a frame.
+    #[error("stream ended inside the {field} at offset {offset}")]
+    UnexpectedEof {
+        /// The field that was being read.
+        field: Field,
+        /// How many bytes the stream had in all.
+        offset: u64,
+    },
+}
+
+impl DecodeError {
+    /// Where in the stream the problem is.
+    pub const fn offset(&self) -> u64 {
+        match *self {
+            DecodeError::StatusBitClear { offset, .. }
+            | DecodeError::InvalidFileName { offset, .. }
+            | DecodeError::LimitExceeded { offset, .. }
+            | DecodeError::UnexpectedEof { offset, .. } => offset,
+        }
+    }
+}
+
+/// Why a frame or header could not be encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Error)]
+#[non_exhaustive]
+pub enum EncodeError {
+    /// A file name longer than the wire's 65535 bytes.
+    #[error("file name is {len} bytes; the wire allows at most 65535")]
+    NameTooLong {
+        /// The name's length in bytes.
+        len: usize,
+    },
+    /// The output buffer is too small.
+    #[error("output buffer holds {available} bytes but {needed} are needed")]
+    BufferTooSmall {
+        /// Bytes the encoding needs.
+        needed: u64,
+        /// Bytes the buffer has.
+        available: usize,
+    },
+    /// A file's body is on disk: it can be streamed by a session, not encoded in memory.
+    #[error("a file body is on disk; only a session can stream it")]
+    BodyOnDisk,
+}

@@ -1,0 +1,272 @@
+//! The whole-frame model: [`Frame`], [`File`], [`FrameBuilder`].
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use bytes::Bytes;
+
+use crate::encode::{checked_name_len, file_header_len, frame_header, message_header};
+use crate::error::EncodeError;
+use crate::wire::{Status, FRAME_HEADER_LEN, MESSAGE_HEADER_LEN, PROTOCOL_VERSION};
+
+/// Where a file's bytes are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FileBody {
+    /// In memory.
+    Memory(Bytes),
+    /// In a file on disk: a received file spooled there, or a file to send
+    /// that a session streams from disk in chunks.
+    #[cfg(feature = "std")]
+    Disk {
+        /// The file's path.
+        path: std::path::PathBuf,
+        /// Its length in bytes.
+        len: u64,
+    },
+}
+
+impl FileBody {
+    /// The body's length in bytes.
+    pub fn len(&self) -> u64 {
+        match self {
+            FileBody::Memory(data) => data.len() as u64,
+            #[cfg(feature = "std")]
+            FileBody::Disk { len, .. } => *len,
+        }
+    }
+
+    /// Whether the body has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// One named file of a frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct File {
+    /// The name as sent: UTF-8, not a path to trust.
+    pub name: String,
+    /// The bytes, in memory or on disk.
+    pub body: FileBody,
+}
+
+impl File {
+    /// A file held in memory.
+    pub fn new(name: impl Into<String>, data: impl Into<Bytes>) -> Self {
+        File {
+            name: name.into(),
+            body: FileBody::Memory(data.into()),
+        }
+    }
+
+    /// A file on disk, sent by streaming it from `path`. Its length is read
+    /// now, so a file that grows later is sent as it was.
+    ///
+    /// # Errors
+    ///
+    /// The error of reading `path`'s metadata.
+    #[cfg(feature = "std")]
+    pub fn from_path(
+        name: impl Into<String>,
+        path: impl Into<std::path::PathBuf>,
+    ) -> std::io::Result<Self> {
+        let path = path.into();
+        let len = std::fs::metadata(&path)?.len();
+        Ok(File {
+            name: name.into(),
+            body: FileBody::Disk { path, len },
+        })
+    }
+
+    /// The data length in bytes.
+    pub fn len(&self) -> u64 {
+        self.body.len()
+    }
+
+    /// Whether the file has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.body.is_empty()
+    }
+
+    /// The bytes, if they are in memory.
+    pub fn data(&self) -> Option<&Bytes> {
+        match &self.body {
+            FileBody::Memory(data) => Some(data),
+            #[cfg(feature = "std")]
+            FileBody::Disk { .. } => None,
+        }
+    }
+
+    /// Where the bytes are on disk, if they are.
+    #[cfg(feature = "std")]
+    pub fn path(&self) -> Option<&std::path::Path> {
+        match &self.body {
+            FileBody::Disk { path, .. } => Some(path),
+            FileBody::Memory(_) => None,
+        }
+    }
+}
+
+/// A whole frame: status, version, files and an optional message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Frame {
+    /// The custom status.
+    pub status: Status,
+    /// The protocol version byte.
+    pub version: u8,
+    /// The files, in wire order.
+    pub files: Vec<File>,
+    /// The message. On the wire a zero length means "no message", so
+    /// `Some` of an empty message is received as `None`.
+    pub message: Option<Bytes>,
+}
+
+impl Default for Frame {
+    fn default() -> Self {
+        Frame::new(Status::DEFAULT)
+    }
+}
+
+impl Frame {
+    /// An empty version-1 frame with `status`.
+    pub fn new(status: Status) -> Self {
+        Frame {
+            status,
+            version: PROTOCOL_VERSION,
+            files: Vec::new(),
+            message: None,
+        }
+    }
+
+    /// A frame with status 0 carrying only `message`.
+    pub fn message(message: impl Into<Bytes>) -> Self {
+        FrameBuilder::new(Status::DEFAULT).message(message).build()
+    }
+
+    /// The empty status-2 frame the reference sends as a ping.
+    pub fn ping() -> Self {
+        Frame::new(Status::PING)
+    }
+
+    /// Whether this frame is a ping (status 2).
+    pub fn is_ping(&self) -> bool {
+        self.status.is_ping()
+    }
+
+    /// The exact number of bytes this frame takes on the wire.
+    pub fn encoded_len(&self) -> u64 {
+        let files: u64 = self
+            .files
+            .iter()
+            .map(|file| file_header_len(&file.name) as u64 + file.len())
+            .sum();
+        let message = self
+            .message
+            .as_ref()
+            .map_or(0, |message| message.len() as u64);
+        (FRAME_HEADER_LEN + MESSAGE_HEADER_LEN) as u64 + files + message
+    }
+
+    /// Appends the encoded frame to `out`.
+    ///
+    /// # Errors
+    ///
+    /// [`EncodeError::NameTooLong`] for a name over 65535 bytes,
+    /// [`EncodeError::BodyOnDisk`] for a file that must be streamed by a
+    /// session. On error `out` is left as it was.
+    pub fn encode_to(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+        for file in &self.files {
+            checked_name_len(&file.name)?;
+            if file.data().is_none() {
+                return Err(EncodeError::BodyOnDisk);
+            }
+        }
+        out.reserve(usize::try_from(self.encoded_len()).unwrap_or(usize::MAX));
+        out.extend_from_slice(&frame_header(
+            self.status,
+            self.version,
+            self.files.len() as u64,
+        ));
+        for file in &self.files {
+            let data = file.data().map(|data| &data[..]).unwrap_or_default();
+            out.extend_from_slice(&(file.name.len() as u16).to_be_bytes());
+            out.extend_from_slice(file.name.as_bytes());
+            out.extend_from_slice(&(data.len() as u64).to_be_bytes());
+            out.extend_from_slice(data);
+        }
+        let message = self.message.as_deref().unwrap_or_default();
+        out.extend_from_slice(&message_header(message.len() as u64));
+        out.extend_from_slice(message);
+        Ok(())
+    }
+
+    /// The encoded frame in a new vector.
+    ///
+    /// # Errors
+    ///
+    /// As [`encode_to`](Self::encode_to).
+    pub fn encode_to_vec(&self) -> Result<Vec<u8>, EncodeError> {
+        let mut out = Vec::new();
+        self.encode_to(&mut out)?;
+        Ok(out)
+    }
+}
+
+/// Builds a [`Frame`] step by step, like the reference's `BytesBuilder`.
+///
+/// ```
+/// use tej_core::{FrameBuilder, Status};
+///
+/// let frame = FrameBuilder::new(Status::DEFAULT)
+///     .file("file.txt", &b"hello world\n"[..])
+///     .message("Sending from client")
+///     .build();
+/// let wire = frame.encode_to_vec().unwrap();
+/// assert_eq!(wire.len() as u64, frame.encoded_len());
+/// ```
+#[derive(Debug, Clone, Default)]
+#[must_use = "a builder does nothing until `build` is called"]
+pub struct FrameBuilder {
+    frame: Frame,
+}
+
+impl FrameBuilder {
+    /// A builder for a version-1 frame with `status`.
+    pub fn new(status: Status) -> Self {
+        FrameBuilder {
+            frame: Frame::new(status),
+        }
+    }
+
+    /// Sets the protocol version byte (1 unless told otherwise).
+    pub fn version(mut self, version: u8) -> Self {
+        self.frame.version = version;
+        self
+    }
+
+    /// Adds a file held in memory.
+    pub fn file(mut self, name: impl Into<String>, data: impl Into<Bytes>) -> Self {
+        self.frame.files.push(File::new(name, data));
+        self
+    }
+
+    /// Adds a file of any body.
+    pub fn add_file(mut self, file: File) -> Self {
+        self.frame.files.push(file);
+        self
+    }
+
+    /// Sets the message. An empty message is no message: the wire cannot
+    /// tell them apart.
+    pub fn message(mut self, message: impl Into<Bytes>) -> Self {
+        let message = message.into();
+        self.frame.message = (!message.is_empty()).then_some(message);
+        self
+    }
+
+    /// The frame.
+    pub fn build(self) -> Frame {
+        self.frame
+    }
+}

@@ -1,0 +1,76 @@
+//! `tej-core`: the TEJ protocol without I/O.
+//!
+//! TEJ is a full-duplex protocol over one TCP connection; each frame carries
+//! any number of named files and one optional message (see [`wire`] for the
+//! layout). This crate is the part every runtime shares:
+//!
+//! - [`decode`]: a resumable, zero-copy streaming [`Decoder`] that turns bytes
+//!   into borrowed [`Event`]s, enforcing [`Limits`] the moment a length is read;
+//! - [`encode`]: frame, file and message headers written into the caller's
+//!   buffer, payloads left where they are (for vectored writes);
+//! - with the `alloc` feature, the whole-frame model ([`Frame`],
+//!   [`FrameBuilder`]) and the [`Assembler`] that builds frames from events.
+//!
+//! The crate is `#![no_std]` whatever the features; `alloc` brings in the
+//! allocator-backed types and `std` (the default) adds what needs the
+//! standard library.
+//!
+//! ```
+//! use tej_core::{Decoder, Event, FrameRef, FileRef, Limits, Status};
+//!
+//! // Encode into a fixed buffer: no allocator needed.
+//! let files = [FileRef::new("hello.txt", b"hello world")];
+//! let frame = FrameRef::new(Status::DEFAULT, &files, Some(b"hi"));
+//! let mut wire = [0u8; 64];
+//! let len = frame.encode_into(&mut wire).unwrap();
+//! assert_eq!(len as u64, frame.encoded_len());
+//!
+//! // Decode it back, event by event, until the decoder wants more input.
+//! let mut decoder = Decoder::new(Limits::default());
+//! let mut input = &wire[..len];
+//! let mut names = 0;
+//! loop {
+//!     let decoded = decoder.decode(input).unwrap();
+//!     input = &input[decoded.consumed..];
+//!     match decoded.event {
+//!         Some(Event::FileStart { name, size }) => {
+//!             assert_eq!((name, size), ("hello.txt", 11));
+//!             names += 1;
+//!         }
+//!         Some(_) => {}
+//!         None => break,
+//!     }
+//! }
+//! assert_eq!(names, 1);
+//! assert!(decoder.finish().is_ok());
+//! ```
+#![no_std]
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+pub mod decode;
+pub mod encode;
+pub mod error;
+pub mod limits;
+pub mod wire;
+
+#[cfg(feature = "alloc")]
+pub mod assemble;
+#[cfg(feature = "alloc")]
+pub mod frame;
+
+pub use decode::{Decoded, Decoder, Event};
+pub use encode::{FileRef, FrameRef};
+pub use error::{DecodeError, EncodeError, Field, LimitKind};
+pub use limits::Limits;
+pub use wire::{Status, PROTOCOL_VERSION};
+
+#[cfg(feature = "alloc")]
+pub use assemble::Assembler;
+#[cfg(feature = "alloc")]
+pub use frame::{File, FileBody, Frame, FrameBuilder};

@@ -1,0 +1,1 @@
+//! Examples and test support for tej-rs; filled in by later issues.
