@@ -1,4 +1,5 @@
-//! Whole frames from the decoder's events.
+//! Whole frames from the decoder's events, with each file's bytes going
+//! where the receiver chooses: memory, nowhere, a writer or a spool file.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -13,6 +14,45 @@ use crate::wire::Status;
 /// this the buffer grows only as data actually arrives, so a peer that
 /// announces a large length and sends nothing costs little.
 const MAX_RESERVE_AHEAD: u64 = 1 << 20;
+/// The most file slots reserved ahead from an announced file count.
+const MAX_FILES_RESERVED_AHEAD: u64 = 64;
+
+/// The error of a file destination: a local storage failure.
+#[cfg(feature = "std")]
+pub type StorageError = std::io::Error;
+/// The error of a file destination; without `std` there is none.
+#[cfg(not(feature = "std"))]
+pub type StorageError = core::convert::Infallible;
+
+/// Where a received file's bytes go, chosen per file when its header arrives.
+#[non_exhaustive]
+pub enum FileTarget {
+    /// Into memory: the frame's [`File`] holds the bytes.
+    Memory,
+    /// Nowhere: the bytes are dropped, the frame reports only the length.
+    Discard,
+    /// Into this writer as they arrive; the frame reports only the length.
+    #[cfg(feature = "std")]
+    Writer(alloc::boxed::Box<dyn std::io::Write + Send>),
+    /// Into a new file in this directory (created if missing), under a
+    /// sanitised unique name; the frame reports its path. A file cut short
+    /// is removed, never reported.
+    #[cfg(feature = "std")]
+    SpoolDir(std::path::PathBuf),
+}
+
+impl core::fmt::Debug for FileTarget {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            FileTarget::Memory => f.write_str("Memory"),
+            FileTarget::Discard => f.write_str("Discard"),
+            #[cfg(feature = "std")]
+            FileTarget::Writer(_) => f.write_str("Writer(..)"),
+            #[cfg(feature = "std")]
+            FileTarget::SpoolDir(dir) => f.debug_tuple("SpoolDir").field(dir).finish(),
+        }
+    }
+}
 
 /// What one call to [`Assembler::decode`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,9 +67,8 @@ pub struct Assembled {
 /// Decodes a byte stream into whole in-memory [`Frame`]s under [`Limits`].
 ///
 /// A zero-length message is reported as `None` ("no message"), as the
-/// reference implementation does. Memory held for a frame in progress never
-/// exceeds what the peer has actually sent plus [`Limits::max_frame_size`]
-/// bounded reservations.
+/// reference implementation does. Memory grows with the bytes the peer
+/// actually sends (within the limits), never with what it announces.
 ///
 /// ```
 /// use tej_core::{Assembler, Frame, Limits};
@@ -40,18 +79,10 @@ pub struct Assembled {
 /// assert_eq!(assembled.consumed, wire.len());
 /// assert_eq!(assembled.frame.unwrap().message.as_deref(), Some(&b"Hello"[..]));
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Assembler {
     decoder: Decoder,
     partial: PartialFrame,
-}
-
-/// The frame being assembled.
-#[derive(Debug, Clone, Default)]
-struct PartialFrame {
-    frame: Option<Frame>,
-    file: Option<(String, Vec<u8>)>,
-    message: Vec<u8>,
 }
 
 impl Assembler {
@@ -84,7 +115,8 @@ impl Assembler {
                     frame: None,
                 });
             };
-            if let Some(frame) = self.partial.apply(event) {
+            // In-memory files have no storage to fail.
+            if let Ok(Some(frame)) = self.partial.apply(event, &mut |_, _, _| FileTarget::Memory) {
                 return Ok(Assembled {
                     consumed,
                     frame: Some(frame),
@@ -103,14 +135,102 @@ impl Assembler {
     }
 }
 
+/// Where the current file's bytes are going.
+enum Destination {
+    Memory(Vec<u8>),
+    Count(u64),
+    #[cfg(feature = "std")]
+    Writer(alloc::boxed::Box<dyn std::io::Write + Send>, u64),
+    #[cfg(feature = "std")]
+    Spool(crate::spool::SpoolFile),
+}
+
+impl Destination {
+    // Without `std` there is no spool file to name.
+    #[cfg_attr(not(feature = "std"), allow(unused_variables))]
+    fn open(target: FileTarget, name: &str, size: u64) -> Result<Destination, StorageError> {
+        Ok(match target {
+            FileTarget::Memory => {
+                Destination::Memory(Vec::with_capacity(size.min(MAX_RESERVE_AHEAD) as usize))
+            }
+            FileTarget::Discard => Destination::Count(0),
+            #[cfg(feature = "std")]
+            FileTarget::Writer(writer) => Destination::Writer(writer, 0),
+            #[cfg(feature = "std")]
+            FileTarget::SpoolDir(dir) => {
+                Destination::Spool(crate::spool::SpoolFile::create(&dir, name)?)
+            }
+        })
+    }
+
+    fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
+        match self {
+            Destination::Memory(buffer) => buffer.extend_from_slice(data),
+            Destination::Count(len) => *len += data.len() as u64,
+            #[cfg(feature = "std")]
+            Destination::Writer(writer, len) => {
+                writer.write_all(data)?;
+                *len += data.len() as u64;
+            }
+            #[cfg(feature = "std")]
+            Destination::Spool(spool) => spool.write(data)?,
+        }
+        Ok(())
+    }
+
+    fn finish(self) -> Result<FileBody, StorageError> {
+        Ok(match self {
+            Destination::Memory(buffer) => FileBody::Memory(buffer.into()),
+            Destination::Count(len) => FileBody::Delivered { len },
+            #[cfg(feature = "std")]
+            Destination::Writer(mut writer, len) => {
+                writer.flush()?;
+                FileBody::Delivered { len }
+            }
+            #[cfg(feature = "std")]
+            Destination::Spool(spool) => {
+                let (path, len) = spool.finish()?;
+                FileBody::Disk { path, len }
+            }
+        })
+    }
+}
+
+/// The frame being assembled. Dropping it part-way removes the files it
+/// spooled: a frame that never completed is never reported.
+#[derive(Default)]
+pub(crate) struct PartialFrame {
+    frame: Option<Frame>,
+    file: Option<(String, Destination)>,
+    message: Vec<u8>,
+}
+
+impl core::fmt::Debug for PartialFrame {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("PartialFrame")
+            .field(
+                "files_done",
+                &self.frame.as_ref().map(|frame| frame.files.len()),
+            )
+            .field("file", &self.file.as_ref().map(|(name, _)| name))
+            .field("message_len", &self.message.len())
+            .finish()
+    }
+}
+
 impl PartialFrame {
-    /// Takes one event; returns the frame it completes, if any.
-    fn apply(&mut self, event: Event<'_>) -> Option<Frame> {
-        let PartialFrame {
-            frame,
-            file,
-            message,
-        } = self;
+    /// Whether a frame is in progress.
+    pub(crate) fn is_started(&self) -> bool {
+        self.frame.is_some()
+    }
+
+    /// Takes one event; returns the frame it completes, if any. `choose`
+    /// picks each file's target from its name, announced size and index.
+    pub(crate) fn apply(
+        &mut self,
+        event: Event<'_>,
+        choose: &mut dyn FnMut(&str, u64, usize) -> FileTarget,
+    ) -> Result<Option<Frame>, StorageError> {
         match event {
             Event::FrameStart {
                 status,
@@ -119,43 +239,55 @@ impl PartialFrame {
             } => {
                 let mut started = Frame::new(status);
                 started.version = version;
-                started.files = Vec::with_capacity(bounded_reservation(file_count, 64));
-                *frame = Some(started);
+                started.files =
+                    Vec::with_capacity(file_count.min(MAX_FILES_RESERVED_AHEAD) as usize);
+                self.frame = Some(started);
             }
             Event::FileStart { name, size } => {
-                *file = Some((
-                    String::from(name),
-                    Vec::with_capacity(bounded_reservation(size, MAX_RESERVE_AHEAD)),
-                ));
+                let index = self.frame.as_ref().map_or(0, |frame| frame.files.len());
+                let destination = Destination::open(choose(name, size, index), name, size)?;
+                self.file = Some((String::from(name), destination));
             }
             Event::FileData(data) => {
-                if let Some((_, buffer)) = file {
-                    buffer.extend_from_slice(data);
+                if let Some((_, destination)) = &mut self.file {
+                    destination.write(data)?;
                 }
             }
             Event::FileEnd => {
-                if let (Some(frame), Some((name, data))) = (frame.as_mut(), file.take()) {
-                    frame.files.push(File {
-                        name,
-                        body: FileBody::Memory(data.into()),
-                    });
+                if let Some((name, destination)) = self.file.take() {
+                    let body = destination.finish()?;
+                    self.frame
+                        .get_or_insert_with(|| Frame::new(Status::DEFAULT))
+                        .files
+                        .push(File { name, body });
                 }
             }
             Event::MessageStart { size } => {
-                *message = Vec::with_capacity(bounded_reservation(size, MAX_RESERVE_AHEAD));
+                self.message = Vec::with_capacity(size.min(MAX_RESERVE_AHEAD) as usize);
             }
-            Event::MessageData(data) => message.extend_from_slice(data),
+            Event::MessageData(data) => self.message.extend_from_slice(data),
             Event::FrameEnd => {
-                let mut done = frame.take().unwrap_or_else(|| Frame::new(Status::DEFAULT));
-                let body = core::mem::take(message);
-                done.message = (!body.is_empty()).then(|| body.into());
-                return Some(done);
+                let mut done = self.frame.take().unwrap_or_default();
+                let message = core::mem::take(&mut self.message);
+                done.message = (!message.is_empty()).then(|| message.into());
+                return Ok(Some(done));
             }
         }
-        None
+        Ok(None)
     }
 }
 
-fn bounded_reservation(announced: u64, cap: u64) -> usize {
-    announced.min(cap) as usize
+#[cfg(feature = "std")]
+impl Drop for PartialFrame {
+    fn drop(&mut self) {
+        let Some(frame) = self.frame.take() else {
+            return;
+        };
+        for file in frame.files {
+            if let Some(path) = file.path() {
+                // Best effort: the frame is being abandoned either way.
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
 }

@@ -156,7 +156,8 @@ pub enum EncodeError {
         /// Bytes the buffer has.
         available: usize,
     },
-    /// A file's body is on disk: it can be streamed by a session, not encoded in memory.
-    #[error("a file body is on disk; only a session can stream it")]
-    BodyOnDisk,
+    /// A file's body is not in memory: a file on disk can be streamed by a
+    /// session; a body that was delivered elsewhere on receipt cannot be sent.
+    #[error("a file body is not in memory; only a session can stream a file on disk")]
+    BodyNotInMemory,
 }

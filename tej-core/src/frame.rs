@@ -15,6 +15,12 @@ use crate::wire::{Status, FRAME_HEADER_LEN, MESSAGE_HEADER_LEN, PROTOCOL_VERSION
 pub enum FileBody {
     /// In memory.
     Memory(Bytes),
+    /// Handed elsewhere as it arrived (a receiver's writer, or discarded):
+    /// only the length is known here.
+    Delivered {
+        /// Its length in bytes.
+        len: u64,
+    },
     /// In a file on disk: a received file spooled there, or a file to send
     /// that a session streams from disk in chunks.
     #[cfg(feature = "std")]
@@ -31,6 +37,7 @@ impl FileBody {
     pub fn len(&self) -> u64 {
         match self {
             FileBody::Memory(data) => data.len() as u64,
+            FileBody::Delivered { len } => *len,
             #[cfg(feature = "std")]
             FileBody::Disk { len, .. } => *len,
         }
@@ -93,8 +100,7 @@ impl File {
     pub fn data(&self) -> Option<&Bytes> {
         match &self.body {
             FileBody::Memory(data) => Some(data),
-            #[cfg(feature = "std")]
-            FileBody::Disk { .. } => None,
+            _ => None,
         }
     }
 
@@ -103,7 +109,7 @@ impl File {
     pub fn path(&self) -> Option<&std::path::Path> {
         match &self.body {
             FileBody::Disk { path, .. } => Some(path),
-            FileBody::Memory(_) => None,
+            _ => None,
         }
     }
 }
@@ -173,13 +179,13 @@ impl Frame {
     /// # Errors
     ///
     /// [`EncodeError::NameTooLong`] for a name over 65535 bytes,
-    /// [`EncodeError::BodyOnDisk`] for a file that must be streamed by a
+    /// [`EncodeError::BodyNotInMemory`] for a file that must be streamed by a
     /// session. On error `out` is left as it was.
     pub fn encode_to(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
         for file in &self.files {
             checked_name_len(&file.name)?;
             if file.data().is_none() {
-                return Err(EncodeError::BodyOnDisk);
+                return Err(EncodeError::BodyNotInMemory);
             }
         }
         out.reserve(usize::try_from(self.encoded_len()).unwrap_or(usize::MAX));

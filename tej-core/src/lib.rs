@@ -63,6 +63,10 @@ pub mod wire;
 pub mod assemble;
 #[cfg(feature = "alloc")]
 pub mod frame;
+#[cfg(feature = "alloc")]
+pub mod session;
+#[cfg(feature = "std")]
+pub mod spool;
 
 pub use decode::{Decoded, Decoder, Event};
 pub use encode::{FileRef, FrameRef};
@@ -71,6 +75,10 @@ pub use limits::Limits;
 pub use wire::{Status, PROTOCOL_VERSION};
 
 #[cfg(feature = "alloc")]
-pub use assemble::Assembler;
+pub use assemble::{Assembled, Assembler, FileTarget};
 #[cfg(feature = "alloc")]
 pub use frame::{File, FileBody, Frame, FrameBuilder};
+#[cfg(feature = "alloc")]
+pub use session::{Connection, DisconnectReason, Handler, SendError, Session, SessionConfig};
+#[cfg(feature = "std")]
+pub use session::{SendFuture, Sender};

@@ -1,0 +1,243 @@
+//! Bytes waiting to be sent: headers and small payloads coalesced in one
+//! buffer, large payloads kept by reference, files on disk read in chunks.
+
+use alloc::collections::VecDeque;
+
+use bytes::{Buf, Bytes, BytesMut};
+
+use crate::encode::{frame_header, message_header};
+use crate::session::outgoing::{OutgoingBody, OutgoingFrame};
+
+/// Payloads up to this size are copied next to their headers: one copy is
+/// cheaper than one more slice in a vectored write.
+const COPY_THRESHOLD: usize = 4096;
+/// Chunk read from a file on disk per refill.
+#[cfg(feature = "std")]
+const DISK_CHUNK_LEN: usize = 256 * 1024;
+
+/// A run of outgoing bytes.
+enum Segment {
+    Memory(Bytes),
+    #[cfg(feature = "std")]
+    Disk {
+        file: std::fs::File,
+        /// Bytes of this file not yet sent (including any read ahead).
+        remaining: u64,
+    },
+}
+
+/// The bytes of queued frames, in order.
+#[derive(Default)]
+pub(crate) struct Outbox {
+    segments: VecDeque<Segment>,
+    /// Headers and small payloads after the last segment.
+    staging: BytesMut,
+    /// Bytes held in memory (segments and staging), for backpressure.
+    memory_len: usize,
+    /// Every byte waiting, in memory or on disk.
+    pending_len: u64,
+    /// Read-ahead of the first disk segment, and how much of it is sent.
+    #[cfg(feature = "std")]
+    disk_chunk: alloc::vec::Vec<u8>,
+    #[cfg(feature = "std")]
+    disk_chunk_sent: usize,
+}
+
+impl Outbox {
+    /// Whether any byte is waiting.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.pending_len == 0
+    }
+
+    /// Bytes waiting that are held in memory.
+    pub(crate) fn memory_len(&self) -> usize {
+        self.memory_len
+    }
+
+    /// Every byte waiting.
+    pub(crate) fn pending_len(&self) -> u64 {
+        self.pending_len
+    }
+
+    /// Queues a frame's bytes after everything already queued.
+    pub(crate) fn push(&mut self, frame: OutgoingFrame) {
+        self.pending_len += frame.encoded_len();
+        self.stage(&frame_header(
+            frame.status,
+            frame.version,
+            frame.files.len() as u64,
+        ));
+        for file in frame.files {
+            let mut header = [0u8; 2];
+            header.copy_from_slice(&(file.name.len() as u16).to_be_bytes());
+            self.stage(&header);
+            self.stage(file.name.as_bytes());
+            self.stage(&file.body.len().to_be_bytes());
+            match file.body {
+                OutgoingBody::Memory(data) => self.push_payload(data),
+                #[cfg(feature = "std")]
+                OutgoingBody::Disk { file, len, .. } => {
+                    if len > 0 {
+                        self.seal_staging();
+                        self.segments.push_back(Segment::Disk {
+                            file,
+                            remaining: len,
+                        });
+                    }
+                }
+            }
+        }
+        let message = frame.message.unwrap_or_default();
+        self.stage(&message_header(message.len() as u64));
+        self.push_payload(message);
+    }
+
+    fn push_payload(&mut self, data: Bytes) {
+        if data.len() <= COPY_THRESHOLD {
+            self.stage(&data);
+        } else {
+            self.seal_staging();
+            self.memory_len += data.len();
+            self.segments.push_back(Segment::Memory(data));
+        }
+    }
+
+    fn stage(&mut self, bytes: &[u8]) {
+        self.memory_len += bytes.len();
+        self.staging.extend_from_slice(bytes);
+    }
+
+    /// Ends the staging run so that a segment can follow it.
+    fn seal_staging(&mut self) {
+        if !self.staging.is_empty() {
+            self.segments
+                .push_back(Segment::Memory(self.staging.split().freeze()));
+        }
+    }
+
+    /// Reads the next chunk of a file on disk when one is due, so that
+    /// [`fill`](Self::fill) can offer it.
+    ///
+    /// # Errors
+    ///
+    /// A file being sent could not be read, or is shorter than announced.
+    pub(crate) fn read_ahead(&mut self) -> Result<(), super::StorageError> {
+        #[cfg(feature = "std")]
+        self.read_disk_chunk()?;
+        Ok(())
+    }
+
+    /// Fills `out` with the next bytes to send, in order, and returns how
+    /// many slices it filled.
+    pub(crate) fn fill<'a>(&'a self, out: &mut [&'a [u8]]) -> usize {
+        let mut filled = 0;
+        let mut slots = out.iter_mut();
+        for segment in &self.segments {
+            // Without `std` there is only the memory variant.
+            #[allow(clippy::infallible_destructuring_match)]
+            let slice: &[u8] = match segment {
+                Segment::Memory(bytes) => bytes,
+                #[cfg(feature = "std")]
+                Segment::Disk { .. } => {
+                    // Only the first disk segment has its chunk loaded.
+                    let chunk = &self.disk_chunk[self.disk_chunk_sent..];
+                    if let Some(slot) = slots.next() {
+                        *slot = chunk;
+                        filled += 1;
+                    }
+                    return filled;
+                }
+            };
+            let Some(slot) = slots.next() else {
+                return filled;
+            };
+            *slot = slice;
+            filled += 1;
+        }
+        if !self.staging.is_empty() {
+            if let Some(slot) = slots.next() {
+                *slot = &self.staging;
+                filled += 1;
+            }
+        }
+        filled
+    }
+
+    /// Marks `written` bytes from the front as sent.
+    pub(crate) fn advance(&mut self, mut written: usize) {
+        self.pending_len = self.pending_len.saturating_sub(written as u64);
+        while written > 0 {
+            let Some(segment) = self.segments.front_mut() else {
+                let step = written.min(self.staging.len());
+                self.staging.advance(step);
+                self.memory_len -= step;
+                return;
+            };
+            match segment {
+                Segment::Memory(bytes) => {
+                    let step = written.min(bytes.len());
+                    bytes.advance(step);
+                    self.memory_len -= step;
+                    written -= step;
+                    if bytes.is_empty() {
+                        self.segments.pop_front();
+                    }
+                }
+                #[cfg(feature = "std")]
+                Segment::Disk { remaining, .. } => {
+                    let step = written.min(self.disk_chunk.len() - self.disk_chunk_sent);
+                    self.disk_chunk_sent += step;
+                    *remaining -= step as u64;
+                    written -= step;
+                    if *remaining == 0 {
+                        self.segments.pop_front();
+                        self.disk_chunk.clear();
+                        self.disk_chunk_sent = 0;
+                    }
+                    if step == 0 {
+                        // More than was offered: nothing sensible left to advance.
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Loads the next chunk of the first disk segment if everything read of it was sent.
+    #[cfg(feature = "std")]
+    fn read_disk_chunk(&mut self) -> std::io::Result<()> {
+        use std::io::Read;
+
+        if self.disk_chunk_sent < self.disk_chunk.len() {
+            return Ok(());
+        }
+        let Some((file, remaining)) = self.segments.iter_mut().find_map(|segment| match segment {
+            Segment::Disk { file, remaining } => Some((file, *remaining)),
+            Segment::Memory(_) => None,
+        }) else {
+            return Ok(());
+        };
+        let want = remaining.min(DISK_CHUNK_LEN as u64) as usize;
+        self.disk_chunk.resize(want, 0);
+        self.disk_chunk_sent = 0;
+        let mut filled = 0;
+        while filled < want {
+            match file.read(&mut self.disk_chunk[filled..]) {
+                Ok(0) => {
+                    self.disk_chunk.clear();
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "a file being sent is shorter than announced",
+                    ));
+                }
+                Ok(n) => filled += n,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(error) => {
+                    self.disk_chunk.clear();
+                    return Err(error);
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,168 @@
+//! Frames checked and made ready to send: names validated, files on disk opened.
+
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use bytes::Bytes;
+
+use crate::encode::checked_name_len;
+use crate::error::EncodeError;
+use crate::frame::{FileBody, Frame};
+use crate::wire::{Status, FILE_HEADER_FIXED_LEN, MIN_FRAME_LEN};
+
+/// What a queued frame costs against a send bound for each file on disk:
+/// its bytes are not in memory, but its open descriptor is a resource.
+#[cfg(feature = "std")]
+const DISK_FILE_COST: usize = 64 * 1024;
+
+/// Why a frame could not be prepared for sending.
+#[derive(Debug)]
+pub(crate) enum PrepareError {
+    Encode(EncodeError),
+    #[cfg(feature = "std")]
+    Open(std::io::Error),
+}
+
+pub(crate) enum OutgoingBody {
+    Memory(Bytes),
+    #[cfg(feature = "std")]
+    Disk {
+        file: std::fs::File,
+        len: u64,
+        path: std::path::PathBuf,
+    },
+}
+
+impl OutgoingBody {
+    pub(crate) fn len(&self) -> u64 {
+        match self {
+            OutgoingBody::Memory(data) => data.len() as u64,
+            #[cfg(feature = "std")]
+            OutgoingBody::Disk { len, .. } => *len,
+        }
+    }
+}
+
+pub(crate) struct OutgoingFile {
+    pub(crate) name: String,
+    pub(crate) body: OutgoingBody,
+}
+
+/// A frame that can be written without further checks.
+pub(crate) struct OutgoingFrame {
+    pub(crate) status: Status,
+    pub(crate) version: u8,
+    pub(crate) files: Vec<OutgoingFile>,
+    pub(crate) message: Option<Bytes>,
+}
+
+impl OutgoingFrame {
+    /// Validates `frame` and opens its files on disk. On error the frame is
+    /// handed back untouched, so nothing the caller gave is lost.
+    pub(crate) fn prepare(frame: Frame) -> Result<OutgoingFrame, (PrepareError, Frame)> {
+        for file in &frame.files {
+            if let Err(error) = checked_name_len(&file.name) {
+                return Err((PrepareError::Encode(error), frame));
+            }
+            if let FileBody::Delivered { .. } = file.body {
+                return Err((PrepareError::Encode(EncodeError::BodyNotInMemory), frame));
+            }
+        }
+        #[cfg(feature = "std")]
+        let mut opened = Vec::new();
+        #[cfg(feature = "std")]
+        for file in &frame.files {
+            if let FileBody::Disk { path, .. } = &file.body {
+                match std::fs::File::open(path) {
+                    Ok(handle) => opened.push(handle),
+                    Err(error) => return Err((PrepareError::Open(error), frame)),
+                }
+            }
+        }
+        #[cfg(feature = "std")]
+        let mut opened = opened.into_iter();
+        let files = frame
+            .files
+            .into_iter()
+            .map(|file| {
+                let body = match file.body {
+                    FileBody::Memory(data) => OutgoingBody::Memory(data),
+                    #[cfg(feature = "std")]
+                    FileBody::Disk { len, path } => match opened.next() {
+                        Some(file) => OutgoingBody::Disk { file, len, path },
+                        None => OutgoingBody::Memory(Bytes::new()),
+                    },
+                    // Refused above.
+                    FileBody::Delivered { .. } => OutgoingBody::Memory(Bytes::new()),
+                };
+                OutgoingFile {
+                    name: file.name,
+                    body,
+                }
+            })
+            .collect();
+        Ok(OutgoingFrame {
+            status: frame.status,
+            version: frame.version,
+            files,
+            message: frame.message,
+        })
+    }
+
+    /// The frame again, for handing back what could not be sent.
+    #[cfg(feature = "std")]
+    pub(crate) fn into_frame(self) -> Frame {
+        let files = self
+            .files
+            .into_iter()
+            .map(|file| crate::frame::File {
+                name: file.name,
+                body: match file.body {
+                    OutgoingBody::Memory(data) => FileBody::Memory(data),
+                    #[cfg(feature = "std")]
+                    OutgoingBody::Disk { len, path, .. } => FileBody::Disk { path, len },
+                },
+            })
+            .collect();
+        Frame {
+            status: self.status,
+            version: self.version,
+            files,
+            message: self.message,
+        }
+    }
+
+    /// Bytes on the wire.
+    pub(crate) fn encoded_len(&self) -> u64 {
+        let files: u64 = self
+            .files
+            .iter()
+            .map(|file| (FILE_HEADER_FIXED_LEN + file.name.len()) as u64 + file.body.len())
+            .sum();
+        MIN_FRAME_LEN as u64
+            + files
+            + self
+                .message
+                .as_ref()
+                .map_or(0, |message| message.len() as u64)
+    }
+
+    /// What the frame costs against a send bound: its bytes in memory.
+    #[cfg(feature = "std")]
+    pub(crate) fn memory_cost(&self) -> usize {
+        let files: usize = self
+            .files
+            .iter()
+            .map(|file| {
+                FILE_HEADER_FIXED_LEN
+                    + file.name.len()
+                    + match &file.body {
+                        OutgoingBody::Memory(data) => data.len(),
+                        #[cfg(feature = "std")]
+                        OutgoingBody::Disk { .. } => DISK_FILE_COST,
+                    }
+            })
+            .sum();
+        MIN_FRAME_LEN + files + self.message.as_ref().map_or(0, Bytes::len)
+    }
+}

@@ -1,0 +1,655 @@
+//! The session without I/O: two sessions wired back to back, a simulated
+//! clock, and handlers that record every callback.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tej_core::{
+    Connection, DecodeError, DisconnectReason, Field, File, FileTarget, Frame, FrameBuilder,
+    Handler, SendError, Session, SessionConfig, Status,
+};
+
+/// What a recording handler saw, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seen {
+    Connected,
+    Received(Frame),
+    Ping(Frame),
+    Disconnected(String),
+}
+
+type Log = Arc<Mutex<Vec<Seen>>>;
+
+/// Records callbacks; optionally answers, closes or spools.
+#[derive(Default)]
+struct Recorder {
+    log: Log,
+    greet: Option<Frame>,
+    reply: Option<Frame>,
+    close_after: Option<usize>,
+    spool_dir: Option<std::path::PathBuf>,
+    received: usize,
+}
+
+impl Recorder {
+    fn new() -> (Self, Log) {
+        let recorder = Recorder::default();
+        let log = recorder.log.clone();
+        (recorder, log)
+    }
+}
+
+impl Handler for Recorder {
+    fn connected(&mut self, conn: &mut Connection<'_>) {
+        self.log.lock().unwrap().push(Seen::Connected);
+        if let Some(greeting) = self.greet.clone() {
+            conn.send(greeting).unwrap();
+        }
+    }
+
+    fn received(&mut self, conn: &mut Connection<'_>, frame: Frame) {
+        self.log.lock().unwrap().push(Seen::Received(frame));
+        self.received += 1;
+        if let Some(reply) = self.reply.clone() {
+            conn.send(reply).unwrap();
+        }
+        if self.close_after == Some(self.received) {
+            conn.close();
+            let refused = conn.send(Frame::message("too late")).unwrap_err();
+            assert!(matches!(refused, SendError::Closed(_)));
+            assert_eq!(
+                refused.into_frame().message.as_deref(),
+                Some(&b"too late"[..])
+            );
+        }
+    }
+
+    fn ping_received(&mut self, _conn: &mut Connection<'_>, frame: Frame) {
+        self.log.lock().unwrap().push(Seen::Ping(frame));
+    }
+
+    fn disconnected(&mut self, reason: DisconnectReason) {
+        self.log
+            .lock()
+            .unwrap()
+            .push(Seen::Disconnected(reason_name(&reason)));
+    }
+
+    fn file_target(&mut self, _name: &str, _size: u64, _index: usize) -> FileTarget {
+        match &self.spool_dir {
+            Some(dir) => FileTarget::SpoolDir(dir.clone()),
+            None => FileTarget::Memory,
+        }
+    }
+}
+
+fn reason_name(reason: &DisconnectReason) -> String {
+    match reason {
+        DisconnectReason::PeerClosed => "peer-closed".into(),
+        DisconnectReason::Protocol(DecodeError::UnexpectedEof { field, .. }) => {
+            format!("eof-in-{field}")
+        }
+        DisconnectReason::Protocol(error) => format!("protocol: {error}"),
+        DisconnectReason::IdleTimeout => "idle-timeout".into(),
+        DisconnectReason::LocalClose => "local-close".into(),
+        DisconnectReason::Io(error) => format!("io: {error}"),
+        DisconnectReason::Storage(error) => format!("storage: {error}"),
+        DisconnectReason::Dropped => "dropped".into(),
+        other => format!("{other}"),
+    }
+}
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}
+
+/// Moves every byte `from` wants to write into `to`, `chunk` bytes per write.
+fn pump<A: Handler, B: Handler>(
+    from: &mut Session<A>,
+    to: &mut Session<B>,
+    chunk: usize,
+    now: Duration,
+) -> usize {
+    let mut moved = 0;
+    while from.wants_write() && to.wants_read() {
+        let mut slices: [&[u8]; 16] = [&[]; 16];
+        let filled = from.transmit(&mut slices);
+        let mut bytes = Vec::new();
+        for slice in &slices[..filled] {
+            bytes.extend_from_slice(slice);
+        }
+        bytes.truncate(chunk);
+        if bytes.is_empty() {
+            break;
+        }
+        let used = to.handle_input(&bytes, now);
+        from.advance(used);
+        moved += used;
+        if used < bytes.len() {
+            break;
+        }
+    }
+    moved
+}
+
+fn exchange<A: Handler, B: Handler>(
+    a: &mut Session<A>,
+    b: &mut Session<B>,
+    chunk: usize,
+    now: Duration,
+) {
+    while pump(a, b, chunk, now) + pump(b, a, chunk, now) > 0 {}
+}
+
+fn seen(log: &Log) -> Vec<Seen> {
+    log.lock().unwrap().clone()
+}
+
+fn sample_frame(i: u8) -> Frame {
+    FrameBuilder::new(Status::new(10 + i % 100).unwrap())
+        .file(format!("file-{i}.bin"), vec![i; 100 + usize::from(i) * 50])
+        .file("empty", Vec::new())
+        .message(format!("message {i}"))
+        .build()
+}
+
+#[test]
+fn callbacks_come_in_order_and_disconnected_once() {
+    let (server_handler, server_log) = Recorder::new();
+    let (mut client_handler, client_log) = Recorder::new();
+    client_handler.greet = Some(Frame::message("Hello"));
+    let mut server = Session::new(server_handler, SessionConfig::default());
+    let mut client = Session::new(client_handler, SessionConfig::default());
+    server.start(secs(0));
+    client.start(secs(0));
+    for i in 0..5 {
+        client.sender().try_send(sample_frame(i)).unwrap();
+    }
+    client.poll_queue(&noop_waker());
+    for chunk in [1, 7, 4096] {
+        exchange(&mut client, &mut server, chunk, secs(1));
+    }
+    server.handle_eof(secs(2));
+    assert!(server.is_closed());
+
+    let mut expected = vec![Seen::Connected, Seen::Received(Frame::message("Hello"))];
+    expected.extend((0..5).map(|i| Seen::Received(sample_frame(i))));
+    expected.push(Seen::Disconnected("peer-closed".into()));
+    assert_eq!(seen(&server_log), expected);
+    assert_eq!(seen(&client_log), vec![Seen::Connected]);
+
+    // Nothing after the end: more input, timeouts and closes are ignored.
+    assert_eq!(
+        server.handle_input(&Frame::ping().encode_to_vec().unwrap(), secs(3)),
+        0
+    );
+    server.handle_timeout(secs(100));
+    server.close();
+    drop(server);
+    assert_eq!(seen(&server_log).len(), expected.len());
+}
+
+#[test]
+fn partial_writes_keep_every_byte_in_order() {
+    let (server_handler, server_log) = Recorder::new();
+    let (client_handler, _) = Recorder::new();
+    let mut server = Session::new(server_handler, SessionConfig::default());
+    let mut client = Session::new(client_handler, SessionConfig::default());
+    server.start(secs(0));
+    client.start(secs(0));
+    let big = FrameBuilder::new(Status::DEFAULT)
+        .file(
+            "big.bin",
+            (0..300_000u32)
+                .map(|i| (i % 251) as u8)
+                .collect::<Vec<u8>>(),
+        )
+        .message("after the big file")
+        .build();
+    client.sender().try_send(big.clone()).unwrap();
+    client.sender().try_send(sample_frame(9)).unwrap();
+    client.poll_queue(&noop_waker());
+    // Odd write sizes split headers, payloads and coalesced frames anywhere.
+    exchange(&mut client, &mut server, 997, secs(1));
+    assert_eq!(
+        seen(&server_log),
+        vec![
+            Seen::Connected,
+            Seen::Received(big),
+            Seen::Received(sample_frame(9))
+        ]
+    );
+}
+
+#[test]
+fn ping_goes_to_ping_received_and_is_sent_periodically() {
+    let (server_handler, server_log) = Recorder::new();
+    let (client_handler, _) = Recorder::new();
+    let mut server = Session::new(server_handler, SessionConfig::default());
+    let config = SessionConfig::default().ping_interval(Some(secs(10)));
+    let mut client = Session::new(client_handler, config);
+    server.start(secs(0));
+    client.start(secs(0));
+    assert_eq!(client.poll_timeout(), Some(secs(10)));
+    client.handle_timeout(secs(9));
+    assert!(!client.wants_write(), "no ping before the interval");
+    client.handle_timeout(secs(10));
+    assert_eq!(client.poll_timeout(), Some(secs(20)));
+    exchange(&mut client, &mut server, 4096, secs(10));
+    client.handle_timeout(secs(20));
+    exchange(&mut client, &mut server, 4096, secs(20));
+    assert_eq!(
+        seen(&server_log),
+        vec![
+            Seen::Connected,
+            Seen::Ping(Frame::ping()),
+            Seen::Ping(Frame::ping())
+        ]
+    );
+}
+
+#[test]
+fn idle_timeout_closes_when_nothing_arrives() {
+    let (server_handler, server_log) = Recorder::new();
+    let (mut client_handler, _) = Recorder::new();
+    client_handler.greet = Some(Frame::message("hi"));
+    let config = SessionConfig::default().idle_timeout(Some(secs(30)));
+    let mut server = Session::new(server_handler, config);
+    let mut client = Session::new(client_handler, SessionConfig::default());
+    server.start(secs(0));
+    client.start(secs(0));
+    assert_eq!(server.poll_timeout(), Some(secs(30)));
+    exchange(&mut client, &mut server, 4096, secs(20));
+    assert_eq!(
+        server.poll_timeout(),
+        Some(secs(50)),
+        "input moves the deadline"
+    );
+    server.handle_timeout(secs(49));
+    assert!(!server.is_closed());
+    server.handle_timeout(secs(50));
+    assert!(server.is_closed());
+    assert_eq!(server.poll_timeout(), None);
+    assert_eq!(
+        seen(&server_log).last(),
+        Some(&Seen::Disconnected("idle-timeout".into()))
+    );
+}
+
+#[test]
+fn protocol_error_closes_with_its_typed_cause() {
+    let (server_handler, server_log) = Recorder::new();
+    let mut server = Session::new(server_handler, SessionConfig::default());
+    server.start(secs(0));
+    let mut bad = Frame::message("fine").encode_to_vec().unwrap();
+    bad.extend_from_slice(&[0x01, 0x01, 0, 0]);
+    let used = server.handle_input(&bad, secs(1));
+    assert_eq!(used, bad.len() - 4, "nothing of the bad frame is used");
+    assert!(server.is_closed());
+    let log = seen(&server_log);
+    assert_eq!(log[1], Seen::Received(Frame::message("fine")));
+    assert_eq!(
+        log[2],
+        Seen::Disconnected(
+            "protocol: status bit is 0 in first byte 0x01 of a frame at offset 22".into()
+        )
+    );
+}
+
+#[test]
+fn peer_closing_mid_frame_is_reported_with_the_field() {
+    let (server_handler, server_log) = Recorder::new();
+    let mut server = Session::new(server_handler, SessionConfig::default());
+    server.start(secs(0));
+    let wire = sample_frame(3).encode_to_vec().unwrap();
+    server.handle_input(&wire[..40], secs(1));
+    server.handle_eof(secs(1));
+    assert_eq!(
+        seen(&server_log),
+        vec![
+            Seen::Connected,
+            Seen::Disconnected("eof-in-file data".into())
+        ]
+    );
+}
+
+#[test]
+fn handler_close_flushes_its_reply_first() {
+    let (mut server_handler, server_log) = Recorder::new();
+    server_handler.reply = Some(Frame::message("bye"));
+    server_handler.close_after = Some(1);
+    let (client_handler, client_log) = Recorder::new();
+    let mut server = Session::new(server_handler, SessionConfig::default());
+    let mut client = Session::new(client_handler, SessionConfig::default());
+    server.start(secs(0));
+    client.start(secs(0));
+    let wire: Vec<u8> = [sample_frame(1), sample_frame(2)]
+        .iter()
+        .flat_map(|frame| frame.encode_to_vec().unwrap())
+        .collect();
+    let used = server.handle_input(&wire, secs(1));
+    assert_eq!(
+        used,
+        sample_frame(1).encoded_len() as usize,
+        "nothing read after the close"
+    );
+    assert!(server.is_closing() && !server.wants_read());
+    exchange(&mut server, &mut client, 4096, secs(1));
+    assert!(server.is_closed(), "closed once the reply is written");
+    assert_eq!(
+        seen(&client_log),
+        vec![Seen::Connected, Seen::Received(Frame::message("bye"))]
+    );
+    assert_eq!(
+        seen(&server_log),
+        vec![
+            Seen::Connected,
+            Seen::Received(sample_frame(1)),
+            Seen::Disconnected("local-close".into())
+        ]
+    );
+}
+
+#[test]
+fn close_gives_up_flushing_after_the_linger() {
+    let (mut handler, log) = Recorder::new();
+    handler.greet = Some(Frame::message("never read"));
+    let config = SessionConfig::default().close_linger(secs(5));
+    let mut session = Session::new(handler, config);
+    session.start(secs(0));
+    session.close();
+    assert!(session.is_closing() && session.wants_write());
+    assert_eq!(session.poll_timeout(), Some(secs(5)));
+    session.handle_timeout(secs(5));
+    assert!(session.is_closed());
+    assert_eq!(
+        seen(&log).last(),
+        Some(&Seen::Disconnected("local-close".into()))
+    );
+}
+
+#[test]
+fn graceful_shutdown_finishes_the_frame_in_progress() {
+    let (server_handler, server_log) = Recorder::new();
+    let mut server = Session::new(server_handler, SessionConfig::default());
+    server.start(secs(0));
+    let wire = sample_frame(4).encode_to_vec().unwrap();
+    server.handle_input(&wire[..20], secs(1));
+    server.shutdown();
+    assert!(!server.is_closed() && server.wants_read());
+    server.handle_input(&wire[20..], secs(1));
+    assert!(server.is_closed());
+    assert_eq!(
+        seen(&server_log),
+        vec![
+            Seen::Connected,
+            Seen::Received(sample_frame(4)),
+            Seen::Disconnected("local-close".into())
+        ]
+    );
+
+    // Between frames, shutdown closes at once.
+    let (idle_handler, idle_log) = Recorder::new();
+    let mut idle = Session::new(idle_handler, SessionConfig::default());
+    idle.start(secs(0));
+    idle.shutdown();
+    assert!(idle.is_closed());
+    assert_eq!(
+        seen(&idle_log).last(),
+        Some(&Seen::Disconnected("local-close".into()))
+    );
+}
+
+#[test]
+fn sender_is_bounded_and_hands_frames_back() {
+    let (handler, _) = Recorder::new();
+    let config = SessionConfig::default().send_queue_capacity(1000);
+    let mut session = Session::new(handler, config);
+    session.start(secs(0));
+    let sender = session.sender();
+    let big = Frame::message(vec![7u8; 900]);
+    sender.try_send(big.clone()).unwrap();
+    match sender.try_send(big.clone()) {
+        Err(SendError::Full(frame)) => assert_eq!(frame, big),
+        other => panic!("expected Full, got {other:?}"),
+    }
+    // One frame is always accepted into an empty queue, whatever its size.
+    session.poll_queue(&noop_waker());
+    assert_eq!(sender.queued_bytes(), 0);
+    sender.try_send(Frame::message(vec![1u8; 5000])).unwrap();
+
+    // A thread blocked on a full queue is released when the session takes frames.
+    let blocked = std::thread::spawn({
+        let sender = sender.clone();
+        move || sender.send_blocking(Frame::message("from a thread"))
+    });
+    std::thread::sleep(Duration::from_millis(50));
+    session.poll_queue(&noop_waker());
+    blocked.join().unwrap().unwrap();
+
+    sender.try_send(Frame::message("left behind")).unwrap();
+    session.handle_io_error(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+    assert!(sender.is_closed());
+    assert!(matches!(
+        sender.try_send(Frame::ping()),
+        Err(SendError::Closed(_))
+    ));
+    assert_eq!(
+        sender.take_unsent(),
+        vec![
+            Frame::message("from a thread"),
+            Frame::message("left behind")
+        ],
+        "frames the connection never took are handed back, in order"
+    );
+    assert!(sender.take_unsent().is_empty());
+}
+
+#[test]
+fn sender_close_flushes_queued_frames_then_closes() {
+    let (server_handler, server_log) = Recorder::new();
+    let (client_handler, client_log) = Recorder::new();
+    let mut server = Session::new(server_handler, SessionConfig::default());
+    let mut client = Session::new(client_handler, SessionConfig::default());
+    server.start(secs(0));
+    client.start(secs(0));
+    let sender = client.sender();
+    sender.try_send(Frame::message("one")).unwrap();
+    sender.try_send(Frame::message("two")).unwrap();
+    sender.close();
+    client.poll_queue(&noop_waker());
+    exchange(&mut client, &mut server, 4096, secs(1));
+    assert!(client.is_closed());
+    assert_eq!(
+        seen(&server_log),
+        vec![
+            Seen::Connected,
+            Seen::Received(Frame::message("one")),
+            Seen::Received(Frame::message("two"))
+        ]
+    );
+    assert_eq!(
+        seen(&client_log).last(),
+        Some(&Seen::Disconnected("local-close".into()))
+    );
+}
+
+#[test]
+fn reading_stops_while_too_much_waits_to_be_written() {
+    let (mut handler, _) = Recorder::new();
+    handler.reply = Some(Frame::message(vec![0u8; 10_000]));
+    let config = SessionConfig::default().outbox_high_water(50_000);
+    let mut session = Session::new(handler, config);
+    session.start(secs(0));
+    let ping = Frame::message("x").encode_to_vec().unwrap();
+    let mut frames = 0;
+    while session.wants_read() {
+        assert_eq!(session.handle_input(&ping, secs(1)), ping.len());
+        frames += 1;
+        assert!(frames < 100, "backpressure never engaged");
+    }
+    assert!(session.queued_bytes() >= 50_000);
+    let mut slices: [&[u8]; 64] = [&[]; 64];
+    let filled = session.transmit(&mut slices);
+    let offered: usize = slices[..filled].iter().map(|slice| slice.len()).sum();
+    session.advance(offered);
+    assert!(session.wants_read(), "reading resumes once the peer drains");
+}
+
+#[test]
+fn dropping_an_open_session_reports_dropped() {
+    let (handler, log) = Recorder::new();
+    let mut session = Session::new(handler, SessionConfig::default());
+    session.start(secs(0));
+    drop(session);
+    assert_eq!(
+        seen(&log),
+        vec![Seen::Connected, Seen::Disconnected("dropped".into())]
+    );
+
+    let (never_started, log) = Recorder::new();
+    drop(Session::new(never_started, SessionConfig::default()));
+    assert!(seen(&log).is_empty(), "no disconnected without connected");
+}
+
+#[test]
+fn files_stream_from_disk_and_spool_to_disk() {
+    let dir = scratch_dir("spool-roundtrip");
+    let source = dir.join("source.bin");
+    let content: Vec<u8> = (0..1_000_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
+        .collect();
+    std::fs::write(&source, &content).unwrap();
+    let spool = dir.join("received");
+
+    let (mut server_handler, server_log) = Recorder::new();
+    server_handler.spool_dir = Some(spool.clone());
+    let (client_handler, _) = Recorder::new();
+    let mut server = Session::new(server_handler, SessionConfig::default());
+    let mut client = Session::new(client_handler, SessionConfig::default());
+    server.start(secs(0));
+    client.start(secs(0));
+    let frame = FrameBuilder::new(Status::DEFAULT)
+        .add_file(File::from_path("../escape.bin", &source).unwrap())
+        .add_file(File::from_path("../escape.bin", &source).unwrap())
+        .message("two copies")
+        .build();
+    client.sender().try_send(frame).unwrap();
+    client.poll_queue(&noop_waker());
+    exchange(&mut client, &mut server, 65_536, secs(1));
+
+    let log = seen(&server_log);
+    let Seen::Received(received) = &log[1] else {
+        panic!("expected a frame, got {log:?}");
+    };
+    assert_eq!(received.message.as_deref(), Some(&b"two copies"[..]));
+    let paths: Vec<_> = received
+        .files
+        .iter()
+        .map(|file| file.path().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        received.files[0].name, "../escape.bin",
+        "the name is reported as sent"
+    );
+    assert_ne!(paths[0], paths[1], "colliding names get distinct files");
+    for path in &paths {
+        assert_eq!(
+            path.parent().unwrap(),
+            spool,
+            "spooled inside the directory"
+        );
+        assert_eq!(std::fs::read(path).unwrap(), content);
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_file_cut_short_is_removed_not_reported() {
+    let dir = scratch_dir("spool-cut");
+    let (mut handler, log) = Recorder::new();
+    handler.spool_dir = Some(dir.clone());
+    let mut session = Session::new(handler, SessionConfig::default());
+    session.start(secs(0));
+    let wire = FrameBuilder::new(Status::DEFAULT)
+        .file("done.bin", vec![1u8; 1000])
+        .file("cut.bin", vec![2u8; 100_000])
+        .build()
+        .encode_to_vec()
+        .unwrap();
+    session.handle_input(&wire[..50_000], secs(1));
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        2,
+        "both files being written"
+    );
+    session.handle_eof(secs(2));
+    assert_eq!(
+        seen(&log),
+        vec![
+            Seen::Connected,
+            Seen::Disconnected("eof-in-file data".into())
+        ]
+    );
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "no partial file and no file of an unfinished frame is left"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_file_that_shrank_before_sending_ends_the_connection() {
+    let dir = scratch_dir("shrank");
+    let source = dir.join("shrinks.bin");
+    std::fs::write(&source, vec![5u8; 10_000]).unwrap();
+    let file = File::from_path("shrinks.bin", &source).unwrap();
+    let (handler, log) = Recorder::new();
+    let mut session = Session::new(handler, SessionConfig::default());
+    session.start(secs(0));
+    session
+        .sender()
+        .try_send(FrameBuilder::new(Status::DEFAULT).add_file(file).build())
+        .unwrap();
+    session.poll_queue(&noop_waker());
+    std::fs::write(&source, vec![5u8; 10]).unwrap();
+    let mut slices: [&[u8]; 8] = [&[]; 8];
+    let filled = session.transmit(&mut slices);
+    assert_eq!(filled, 0);
+    assert!(session.is_closed());
+    match seen(&log).last() {
+        Some(Seen::Disconnected(reason)) => assert!(reason.starts_with("storage:"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    let missing = File::from_path("gone", dir.join("missing"));
+    assert!(missing.is_err());
+}
+
+fn scratch_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("tej-core-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn noop_waker() -> std::task::Waker {
+    std::task::Waker::noop().clone()
+}
+
+#[test]
+fn frame_sent_on_connect_is_rejected_when_invalid_and_returned() {
+    let mut session = Session::new(Recorder::default(), SessionConfig::default());
+    session.start(secs(0));
+    let long_name = "n".repeat(70_000);
+    let frame = FrameBuilder::new(Status::DEFAULT)
+        .file(long_name.clone(), vec![1])
+        .build();
+    match session.sender().try_send(frame) {
+        Err(SendError::Invalid(_, frame)) => assert_eq!(frame.files[0].name, long_name),
+        other => panic!("{other:?}"),
+    }
+    let _ = Field::Status;
+}
