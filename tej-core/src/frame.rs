@@ -3,7 +3,7 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
-use bytes::Bytes;
+use bytes::{BufMut, Bytes};
 
 use crate::encode::{checked_name_len, file_header_len, frame_header, message_header};
 use crate::error::EncodeError;
@@ -174,36 +174,35 @@ impl Frame {
         (FRAME_HEADER_LEN + MESSAGE_HEADER_LEN) as u64 + files + message
     }
 
-    /// Appends the encoded frame to `out`.
+    /// Appends the encoded frame to `out` (a `Vec<u8>`, a `BytesMut`, ...).
     ///
     /// # Errors
     ///
     /// [`EncodeError::NameTooLong`] for a name over 65535 bytes,
     /// [`EncodeError::BodyNotInMemory`] for a file that must be streamed by a
     /// session. On error `out` is left as it was.
-    pub fn encode_to(&self, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    pub fn encode_to(&self, out: &mut impl BufMut) -> Result<(), EncodeError> {
         for file in &self.files {
             checked_name_len(&file.name)?;
             if file.data().is_none() {
                 return Err(EncodeError::BodyNotInMemory);
             }
         }
-        out.reserve(usize::try_from(self.encoded_len()).unwrap_or(usize::MAX));
-        out.extend_from_slice(&frame_header(
+        out.put_slice(&frame_header(
             self.status,
             self.version,
             self.files.len() as u64,
         ));
         for file in &self.files {
             let data = file.data().map(|data| &data[..]).unwrap_or_default();
-            out.extend_from_slice(&(file.name.len() as u16).to_be_bytes());
-            out.extend_from_slice(file.name.as_bytes());
-            out.extend_from_slice(&(data.len() as u64).to_be_bytes());
-            out.extend_from_slice(data);
+            out.put_slice(&(file.name.len() as u16).to_be_bytes());
+            out.put_slice(file.name.as_bytes());
+            out.put_slice(&(data.len() as u64).to_be_bytes());
+            out.put_slice(data);
         }
         let message = self.message.as_deref().unwrap_or_default();
-        out.extend_from_slice(&message_header(message.len() as u64));
-        out.extend_from_slice(message);
+        out.put_slice(&message_header(message.len() as u64));
+        out.put_slice(message);
         Ok(())
     }
 
@@ -213,7 +212,7 @@ impl Frame {
     ///
     /// As [`encode_to`](Self::encode_to).
     pub fn encode_to_vec(&self) -> Result<Vec<u8>, EncodeError> {
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(usize::try_from(self.encoded_len()).unwrap_or(0));
         self.encode_to(&mut out)?;
         Ok(out)
     }

@@ -53,6 +53,8 @@ pub struct SessionConfig {
     pub outbox_high_water: usize,
     /// How long a closing connection may take to flush what it queued.
     pub close_linger: Duration,
+    /// Size of the buffer an adapter reads the socket into.
+    pub read_buffer_len: usize,
 }
 
 impl Default for SessionConfig {
@@ -64,6 +66,7 @@ impl Default for SessionConfig {
             send_queue_capacity: 1 << 20,
             outbox_high_water: 1 << 20,
             close_linger: Duration::from_secs(5),
+            read_buffer_len: 256 * 1024,
         }
     }
 }
@@ -96,6 +99,12 @@ impl SessionConfig {
     /// Sets [`outbox_high_water`](Self::outbox_high_water).
     pub fn outbox_high_water(mut self, bytes: usize) -> Self {
         self.outbox_high_water = bytes;
+        self
+    }
+
+    /// Sets [`read_buffer_len`](Self::read_buffer_len).
+    pub fn read_buffer_len(mut self, bytes: usize) -> Self {
+        self.read_buffer_len = bytes;
         self
     }
 
@@ -530,6 +539,11 @@ impl<H: Handler> Session<H> {
 
 impl<H: Handler> Drop for Session<H> {
     fn drop(&mut self) {
+        // A handler that panicked must not be called again while unwinding.
+        #[cfg(feature = "std")]
+        if std::thread::panicking() {
+            return;
+        }
         if !matches!(self.lifecycle, Lifecycle::New | Lifecycle::Closed) {
             self.finish();
         }
