@@ -479,6 +479,31 @@ impl ReferencePeer {
         }
     }
 
+    /// Every event until the `count`-th `event` (inclusive); panics after `timeout`.
+    pub fn events_until_count(
+        &mut self,
+        event: &str,
+        count: usize,
+        timeout: Duration,
+    ) -> Vec<Value> {
+        let deadline = Instant::now() + timeout;
+        let mut seen = Vec::new();
+        let mut matched = 0;
+        while matched < count {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.next_event(left) {
+                Some(ev) => {
+                    matched += usize::from(ev["event"] == event);
+                    seen.push(ev);
+                }
+                None => self.fail(&format!(
+                    "only {matched} of {count} `{event}` events within {timeout:?}"
+                )),
+            }
+        }
+        seen
+    }
+
     /// Waits up to `timeout` for the child to exit; `None` if it is still running.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + timeout;

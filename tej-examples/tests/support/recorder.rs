@@ -1,0 +1,192 @@
+//! A handler that records every callback, for tests of any adapter.
+#![allow(dead_code)]
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+use tej_core::{Connection, DisconnectReason, Frame, Handler, Sender};
+
+/// One received file: name, size and content hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileSummary {
+    pub name: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// One received frame, with its files hashed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FrameSummary {
+    pub status: u8,
+    pub version: u8,
+    pub files: Vec<FileSummary>,
+    pub message: Option<Vec<u8>>,
+}
+
+impl FrameSummary {
+    pub fn of(frame: &Frame) -> FrameSummary {
+        FrameSummary {
+            status: frame.status.get(),
+            version: frame.version,
+            files: frame
+                .files
+                .iter()
+                .map(|file| FileSummary {
+                    name: file.name.clone(),
+                    size: file.len(),
+                    sha256: match (file.data(), file.path()) {
+                        (Some(data), _) => hex_sha256(data),
+                        (None, Some(path)) => {
+                            hex_sha256(&std::fs::read(path).expect("spooled file"))
+                        }
+                        (None, None) => String::new(),
+                    },
+                })
+                .collect(),
+            message: frame.message.as_ref().map(|message| message.to_vec()),
+        }
+    }
+
+    pub fn message_text(&self) -> String {
+        String::from_utf8_lossy(self.message.as_deref().unwrap_or_default()).into_owned()
+    }
+}
+
+pub fn hex_sha256(data: &[u8]) -> String {
+    Sha256::digest(data)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+/// A callback, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seen {
+    Connected,
+    Received(FrameSummary),
+    Ping(FrameSummary),
+    Disconnected(String),
+}
+
+/// The shared record of one or more connections' callbacks.
+#[derive(Clone, Default)]
+pub struct Record {
+    inner: Arc<(Mutex<Vec<Seen>>, Condvar)>,
+    senders: Arc<Mutex<Vec<Sender>>>,
+}
+
+impl Record {
+    pub fn push(&self, seen: Seen) {
+        self.inner.0.lock().unwrap().push(seen);
+        self.inner.1.notify_all();
+    }
+
+    pub fn snapshot(&self) -> Vec<Seen> {
+        self.inner.0.lock().unwrap().clone()
+    }
+
+    /// Waits until `done` holds for the record, or panics after `timeout`.
+    pub fn wait_until(
+        &self,
+        what: &str,
+        timeout: Duration,
+        done: impl Fn(&[Seen]) -> bool,
+    ) -> Vec<Seen> {
+        let deadline = Instant::now() + timeout;
+        let mut seen = self.inner.0.lock().unwrap();
+        while !done(&seen) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(
+                !left.is_zero(),
+                "timed out waiting for {what}; seen: {:?}",
+                summarize(&seen)
+            );
+            seen = self.inner.1.wait_timeout(seen, left).unwrap().0;
+        }
+        seen.clone()
+    }
+
+    pub fn received(&self) -> Vec<FrameSummary> {
+        self.snapshot()
+            .into_iter()
+            .filter_map(|seen| match seen {
+                Seen::Received(frame) => Some(frame),
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn disconnects(&self) -> Vec<String> {
+        self.snapshot()
+            .into_iter()
+            .filter_map(|seen| match seen {
+                Seen::Disconnected(reason) => Some(reason),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Senders of the connections seen so far, in connection order.
+    pub fn senders(&self) -> Vec<Sender> {
+        self.senders.lock().unwrap().clone()
+    }
+}
+
+fn summarize(seen: &[Seen]) -> Vec<String> {
+    seen.iter()
+        .map(|seen| match seen {
+            Seen::Connected => "connected".to_string(),
+            Seen::Received(frame) => format!(
+                "received {:?} files={}",
+                frame.message_text(),
+                frame.files.len()
+            ),
+            Seen::Ping(_) => "ping".to_string(),
+            Seen::Disconnected(reason) => format!("disconnected: {reason}"),
+        })
+        .collect()
+}
+
+/// Records callbacks into a [`Record`]; optionally greets on connect and
+/// replies to every frame.
+#[derive(Clone, Default)]
+pub struct Recorder {
+    pub record: Record,
+    pub greeting: Vec<Frame>,
+    pub reply: Option<Frame>,
+}
+
+impl Recorder {
+    pub fn new(record: &Record) -> Recorder {
+        Recorder {
+            record: record.clone(),
+            ..Recorder::default()
+        }
+    }
+}
+
+impl Handler for Recorder {
+    fn connected(&mut self, conn: &mut Connection<'_>) {
+        self.record.push(Seen::Connected);
+        self.record.senders.lock().unwrap().push(conn.sender());
+        for frame in &self.greeting {
+            conn.send(frame.clone()).expect("greeting queued");
+        }
+    }
+
+    fn received(&mut self, conn: &mut Connection<'_>, frame: Frame) {
+        self.record.push(Seen::Received(FrameSummary::of(&frame)));
+        if let Some(reply) = &self.reply {
+            conn.send(reply.clone()).expect("reply queued");
+        }
+    }
+
+    fn ping_received(&mut self, _conn: &mut Connection<'_>, frame: Frame) {
+        self.record.push(Seen::Ping(FrameSummary::of(&frame)));
+    }
+
+    fn disconnected(&mut self, reason: DisconnectReason) {
+        self.record.push(Seen::Disconnected(reason.to_string()));
+    }
+}
