@@ -12,8 +12,20 @@ fn demo_passes_and_reports_every_step() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "demo failed:\n{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
-    for step in ["message", "ping", "3 files", "large file", "replies", "disconnected", "all checks passed"] {
+    assert!(
+        output.status.success(),
+        "demo failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for step in [
+        "message",
+        "ping",
+        "3 files",
+        "large file",
+        "replies",
+        "disconnected",
+        "all checks passed",
+    ] {
         assert!(stdout.contains(step), "no {step:?} in:\n{stdout}");
     }
     assert!(stdout.contains("8 MiB disk to disk, sha256 verified"));
