@@ -98,6 +98,10 @@ impl Driver {
             return true;
         }
         match self.stream.try_write_vectored(&slices[..filled]) {
+            Ok(0) => {
+                session.handle_io_error(io::ErrorKind::WriteZero.into());
+                true
+            }
             Ok(written) => {
                 session.advance(written);
                 true
