@@ -13,16 +13,19 @@ use tej_core::{Handler, Sender, SessionConfig};
 pub enum Runtime {
     /// `tej-tokio`.
     Tokio,
+    /// `tej-async-std` (which also runs on smol).
+    AsyncStd,
 }
 
 impl Runtime {
     /// Every runtime, in the order tools run them.
-    pub const ALL: &'static [Runtime] = &[Runtime::Tokio];
+    pub const ALL: &'static [Runtime] = &[Runtime::Tokio, Runtime::AsyncStd];
 
     /// The runtime's name on the command line.
     pub fn name(self) -> &'static str {
         match self {
             Runtime::Tokio => "tokio",
+            Runtime::AsyncStd => "async-std",
         }
     }
 }
@@ -41,7 +44,13 @@ impl FromStr for Runtime {
             .iter()
             .copied()
             .find(|runtime| runtime.name() == name)
-            .ok_or_else(|| format!("unknown runtime {name:?}; expected one of: tokio"))
+            .ok_or_else(|| {
+                let names: Vec<_> = Runtime::ALL.iter().map(|runtime| runtime.name()).collect();
+                format!(
+                    "unknown runtime {name:?}; expected one of: {}",
+                    names.join(", ")
+                )
+            })
     }
 }
 
@@ -143,6 +152,20 @@ where
                 }),
             })
         }
+        Runtime::AsyncStd => {
+            let server =
+                async_std::task::block_on(tej_async_std::Server::bind(bind))?.with_config(config);
+            let addr = server.local_addr()?;
+            let shutdown = server.shutdown_handle();
+            let serving = async_std::task::spawn(server.serve(factory));
+            Ok(RunningServer {
+                addr,
+                stop: Box::new(move || {
+                    shutdown.shutdown();
+                    async_std::task::block_on(serving);
+                }),
+            })
+        }
     }
 }
 
@@ -168,6 +191,15 @@ where
             Ok(RunningClient {
                 sender: client.sender(),
                 join: Box::new(move || executor.block_on(client.join())),
+            })
+        }
+        Runtime::AsyncStd => {
+            let client = async_std::task::block_on(tej_async_std::Client::connect_with(
+                addr, handler, config,
+            ))?;
+            Ok(RunningClient {
+                sender: client.sender(),
+                join: Box::new(move || async_std::task::block_on(client.join())),
             })
         }
     }
