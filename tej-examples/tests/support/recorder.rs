@@ -74,6 +74,7 @@ pub enum Seen {
 pub struct Record {
     inner: Arc<(Mutex<Vec<Seen>>, Condvar)>,
     senders: Arc<Mutex<Vec<Sender>>>,
+    files_started: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Record {
@@ -127,6 +128,12 @@ impl Record {
             .collect()
     }
 
+    /// How many file headers have arrived (`file_target` calls), frames
+    /// finished or not.
+    pub fn files_started(&self) -> usize {
+        self.files_started.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Senders of the connections seen so far, in connection order.
     pub fn senders(&self) -> Vec<Sender> {
         self.senders.lock().unwrap().clone()
@@ -155,6 +162,10 @@ pub struct Recorder {
     pub record: Record,
     pub greeting: Vec<Frame>,
     pub reply: Option<Frame>,
+    /// On connect, a thread pushes this many frames ("push-0", ...) through a Sender.
+    pub push_on_connect: usize,
+    /// Spool received files into this directory instead of memory.
+    pub spool_dir: Option<std::path::PathBuf>,
 }
 
 impl Recorder {
@@ -168,10 +179,25 @@ impl Recorder {
 
 impl Handler for Recorder {
     fn connected(&mut self, conn: &mut Connection<'_>) {
-        self.record.push(Seen::Connected);
+        // The sender first: a test that sees `Connected` may take it at once.
         self.record.senders.lock().unwrap().push(conn.sender());
+        self.record.push(Seen::Connected);
         for frame in &self.greeting {
             conn.send(frame.clone()).expect("greeting queued");
+        }
+        if self.push_on_connect > 0 {
+            let sender = conn.sender();
+            let count = self.push_on_connect;
+            std::thread::spawn(move || {
+                for i in 0..count {
+                    if sender
+                        .send_blocking(Frame::message(format!("push-{i}")))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
         }
     }
 
@@ -188,5 +214,15 @@ impl Handler for Recorder {
 
     fn disconnected(&mut self, reason: DisconnectReason) {
         self.record.push(Seen::Disconnected(reason.to_string()));
+    }
+
+    fn file_target(&mut self, _name: &str, _size: u64, _index: usize) -> tej_core::FileTarget {
+        self.record
+            .files_started
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        match &self.spool_dir {
+            Some(dir) => tej_core::FileTarget::SpoolDir(dir.clone()),
+            None => tej_core::FileTarget::Memory,
+        }
     }
 }

@@ -1,0 +1,328 @@
+//! Memory is sized by the bytes a peer sends, never by the lengths it
+//! announces: hostile frames (a 2^60-byte file or message, 2^64 - 1 files,
+//! the largest lengths the limits allow, a 65535-byte name, random bytes) fed
+//! to the [`Assembler`] keep the bytes allocated under 2 MiB plus a small
+//! multiple of the input, measured with an instrumented global allocator.
+//!
+//! The allocator counts every thread, so the tests here take a lock and run
+//! one at a time; inputs are built before the measured region.
+
+mod common;
+
+use std::alloc::System;
+use std::sync::{Mutex, MutexGuard};
+
+use common::Rng;
+use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
+use tej_core::{Assembler, DecodeError, Frame, FrameBuilder, LimitKind, Limits, Status};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+const MIB: usize = 1 << 20;
+
+/// What every measurement may use on top of the input it was given.
+const BASE_ALLOWANCE: usize = 2 * MIB;
+
+fn serial() -> MutexGuard<'static, ()> {
+    SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Limits a server taking untrusted input might pick.
+const SMALL: Limits = Limits {
+    max_file_count: 16,
+    max_name_len: 255,
+    max_file_size: 64 << 10,
+    max_message_size: 64 << 10,
+    max_frame_size: 256 << 10,
+};
+
+/// What feeding a stream did: frames out, the outcome and the bytes allocated.
+struct Fed {
+    frames: usize,
+    result: Result<(), DecodeError>,
+    /// Total bytes allocated while feeding (allocations plus growth by
+    /// reallocation), which bounds the peak.
+    allocated: usize,
+}
+
+/// Feeds `stream` to a new assembler in `chunk`-byte pieces and counts every
+/// byte allocated meanwhile. Frames are dropped as they come (as a server
+/// hands them on), so what is measured is the work of the assembler.
+fn feed(stream: &[u8], chunk: usize, limits: Limits) -> Fed {
+    let region = Region::new(GLOBAL);
+    let mut assembler = Assembler::new(limits);
+    let mut frames = 0;
+    let mut result = Ok(());
+    'feed: for mut piece in stream.chunks(chunk) {
+        loop {
+            match assembler.decode(piece) {
+                Ok(assembled) => {
+                    piece = &piece[assembled.consumed..];
+                    match assembled.frame {
+                        Some(_) => frames += 1,
+                        None => break,
+                    }
+                }
+                Err(error) => {
+                    result = Err(error);
+                    break 'feed;
+                }
+            }
+        }
+    }
+    drop(assembler);
+    let allocated = region.change().bytes_allocated;
+    Fed {
+        frames,
+        result,
+        allocated,
+    }
+}
+
+fn assert_bounded(fed: &Fed, input: usize, what: &str) {
+    let bound = BASE_ALLOWANCE + 4 * input;
+    assert!(
+        fed.allocated <= bound,
+        "{what}: {} bytes allocated for {input} bytes of input (bound {bound})",
+        fed.allocated
+    );
+}
+
+/// A frame header announcing `file_count` files.
+fn header(file_count: u64) -> Vec<u8> {
+    let mut bytes = vec![0x80, 1];
+    bytes.extend_from_slice(&file_count.to_be_bytes());
+    bytes
+}
+
+/// One file header announcing `size` bytes of data (none of which follow).
+fn file_header(name: &[u8], size: u64) -> Vec<u8> {
+    let mut bytes = (name.len() as u16).to_be_bytes().to_vec();
+    bytes.extend_from_slice(name);
+    bytes.extend_from_slice(&size.to_be_bytes());
+    bytes
+}
+
+#[test]
+fn measurement_sees_allocations() {
+    // The instrument works: an assembler holding a 3 MiB frame allocates
+    // at least that much, so the bounds below are not vacuous.
+    let _serial = serial();
+    let frame = FrameBuilder::new(Status::DEFAULT)
+        .file("big", vec![7u8; 3 * MIB])
+        .build();
+    let stream = frame.encode_to_vec().unwrap();
+    let fed = feed(&stream, 64 << 10, Limits::DEFAULT);
+    assert_eq!(fed.result, Ok(()));
+    assert_eq!(fed.frames, 1);
+    assert!(
+        fed.allocated >= 3 * MIB,
+        "only {} bytes seen",
+        fed.allocated
+    );
+    assert_bounded(&fed, stream.len(), "a real 3 MiB file");
+}
+
+#[test]
+fn huge_file_announcement() {
+    let _serial = serial();
+    let mut stream = header(1);
+    stream.extend_from_slice(&file_header(b"huge.bin", 1 << 60));
+
+    // Small limits: refused at the length, nothing allocated for it.
+    let fed = feed(&stream, 64 << 10, SMALL);
+    assert_eq!(
+        fed.result,
+        Err(DecodeError::LimitExceeded {
+            limit: LimitKind::FileSize,
+            value: 1 << 60,
+            max: 64 << 10,
+            offset: 20,
+        })
+    );
+    assert!(fed.allocated < 64 << 10, "{} bytes", fed.allocated);
+
+    // No limits: accepted, and followed by 3 MiB of data. Memory follows
+    // the data that arrives, not the 2^60 announced.
+    let mut with_data = stream.clone();
+    with_data.extend(Rng::new(1).bytes(3 * MIB));
+    let fed = feed(&with_data, 64 << 10, Limits::UNLIMITED);
+    assert_eq!(fed.result, Ok(()));
+    assert_eq!(fed.frames, 0);
+    assert_bounded(&fed, with_data.len(), "2^60-byte file, unlimited");
+
+    // Default limits allow a 1 GiB file: announcing one and sending a few
+    // bytes costs at most the bounded reservation.
+    let mut gigabyte = header(1);
+    gigabyte.extend_from_slice(&file_header(b"gig", 1 << 30));
+    gigabyte.extend_from_slice(b"only a little data");
+    let fed = feed(&gigabyte, 64 << 10, Limits::DEFAULT);
+    assert_eq!(fed.result, Ok(()));
+    assert_bounded(&fed, gigabyte.len(), "1 GiB file announced");
+}
+
+#[test]
+fn huge_message_announcement() {
+    let _serial = serial();
+    let mut stream = header(0);
+    stream.extend_from_slice(&(1u64 << 60).to_be_bytes());
+
+    let fed = feed(&stream, 64 << 10, SMALL);
+    assert_eq!(
+        fed.result,
+        Err(DecodeError::LimitExceeded {
+            limit: LimitKind::MessageSize,
+            value: 1 << 60,
+            max: 64 << 10,
+            offset: 10,
+        })
+    );
+    assert!(fed.allocated < 64 << 10, "{} bytes", fed.allocated);
+
+    let mut with_data = stream.clone();
+    with_data.extend(Rng::new(2).bytes(3 * MIB));
+    let fed = feed(&with_data, 64 << 10, Limits::UNLIMITED);
+    assert_eq!(fed.result, Ok(()));
+    assert_eq!(fed.frames, 0);
+    assert_bounded(&fed, with_data.len(), "2^60-byte message, unlimited");
+
+    // The largest message the defaults allow (64 MiB), barely started.
+    let mut allowed = header(0);
+    allowed.extend_from_slice(&(64u64 << 20).to_be_bytes());
+    allowed.extend_from_slice(b"hello");
+    let fed = feed(&allowed, 64 << 10, Limits::DEFAULT);
+    assert_eq!(fed.result, Ok(()));
+    assert_bounded(&fed, allowed.len(), "64 MiB message announced");
+}
+
+#[test]
+fn huge_file_count_announcement() {
+    let _serial = serial();
+    let stream = header(u64::MAX);
+    let fed = feed(&stream, 64 << 10, SMALL);
+    assert_eq!(
+        fed.result,
+        Err(DecodeError::LimitExceeded {
+            limit: LimitKind::FileCount,
+            value: u64::MAX,
+            max: 16,
+            offset: 2,
+        })
+    );
+    assert!(fed.allocated < 64 << 10, "{} bytes", fed.allocated);
+
+    // No limits: 2^64 - 1 files accepted, then 20,000 small files arrive.
+    // The file list grows with the files that come, not the count.
+    let mut with_files = stream.clone();
+    let mut rng = Rng::new(3);
+    for index in 0..20_000u32 {
+        let name = format!("file-{index:08}.dat");
+        let data = rng.bytes(32);
+        with_files.extend_from_slice(&file_header(name.as_bytes(), data.len() as u64));
+        with_files.extend_from_slice(&data);
+    }
+    let fed = feed(&with_files, 64 << 10, Limits::UNLIMITED);
+    assert_eq!(fed.result, Ok(()));
+    assert_eq!(fed.frames, 0);
+    assert_bounded(&fed, with_files.len(), "2^64 - 1 files, unlimited");
+
+    // Default limits: 1024 files announced, none sent.
+    let fed = feed(&header(1024), 64 << 10, Limits::DEFAULT);
+    assert_eq!(fed.result, Ok(()));
+    assert!(fed.allocated < 64 << 10, "{} bytes", fed.allocated);
+}
+
+#[test]
+fn longest_name() {
+    let _serial = serial();
+    let mut stream = header(1);
+    stream.extend_from_slice(&file_header(&[b'n'; 65535], 1 << 40));
+    let fed = feed(&stream, 1024, Limits::UNLIMITED);
+    assert_eq!(fed.result, Ok(()));
+    assert_bounded(&fed, stream.len(), "65535-byte name");
+
+    let fed = feed(&stream, 1024, SMALL);
+    assert_eq!(
+        fed.result,
+        Err(DecodeError::LimitExceeded {
+            limit: LimitKind::NameLength,
+            value: 65535,
+            max: 255,
+            offset: 10,
+        })
+    );
+    assert!(fed.allocated < 64 << 10, "{} bytes", fed.allocated);
+}
+
+#[test]
+fn many_small_frames_do_not_accumulate() {
+    // 20,000 complete frames: each is handed out and dropped, so the total
+    // allocated is proportional to the input, not to anything announced.
+    let _serial = serial();
+    let frame = Frame::message(vec![b'm'; 64]);
+    let one = frame.encode_to_vec().unwrap();
+    let stream = one.repeat(20_000);
+    let fed = feed(&stream, 64 << 10, SMALL);
+    assert_eq!(fed.result, Ok(()));
+    assert_eq!(fed.frames, 20_000);
+    assert_bounded(&fed, stream.len(), "20,000 small frames");
+}
+
+#[test]
+fn random_bytes() {
+    let _serial = serial();
+    let mut rng = Rng::new(4);
+    for round in 0..64 {
+        // Past the status bit half the time, so random lengths get read.
+        let len = rng.range(0, 256 << 10);
+        let mut stream = rng.bytes(len);
+        if let Some(first) = stream.first_mut() {
+            *first |= 0x80;
+        }
+        let chunk = rng.range(1, 64 << 10);
+        for limits in [SMALL, Limits::DEFAULT, Limits::UNLIMITED] {
+            let fed = feed(&stream, chunk, limits);
+            assert_bounded(&fed, stream.len(), &format!("random round {round}"));
+        }
+    }
+}
+
+#[test]
+fn random_announcements_with_valid_names() {
+    // Random bytes rarely get past a file name (random names are not
+    // UTF-8). These streams have a valid header and ASCII name with random
+    // file counts and sizes, then random data, so the sizes get acted on.
+    let _serial = serial();
+    let mut rng = Rng::new(5);
+    for round in 0..32 {
+        let file_count = (rng.next_u64() >> rng.range(0, 63)).max(1);
+        let name_len = rng.range(0, 64);
+        let name: Vec<u8> = (0..name_len)
+            .map(|_| b'a' + rng.range(0, 25) as u8)
+            .collect();
+        let size = rng.next_u64() >> rng.range(0, 40);
+        let mut stream = header(file_count);
+        stream.extend_from_slice(&file_header(&name, size));
+        let len = rng.range(0, 2 * MIB);
+        stream.extend(rng.bytes(len));
+        let chunk = rng.range(1, 64 << 10);
+
+        let fed = feed(&stream, chunk, Limits::UNLIMITED);
+        let what = format!("round {round}: {file_count} files, size {size}");
+        // Unless the data ran past the announced size into a random next
+        // header, nothing is wrong with this stream.
+        if size >= len as u64 {
+            assert_eq!(fed.result, Ok(()), "{what}");
+        }
+        assert_bounded(&fed, stream.len(), &what);
+        for limits in [SMALL, Limits::DEFAULT] {
+            let fed = feed(&stream, chunk, limits);
+            assert_bounded(&fed, stream.len(), &what);
+        }
+    }
+}

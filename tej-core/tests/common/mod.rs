@@ -1,0 +1,315 @@
+//! Helpers shared by the integration tests: owned copies of decoder events,
+//! feeding loops that check the progress contract of `decode`, split plans
+//! and a small seeded PRNG (no extra dependency).
+
+#![allow(dead_code)]
+
+use tej_core::{Assembler, DecodeError, Decoder, Event, Frame};
+
+/// An owned copy of an [`Event`], with payload pieces kept as they came.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OwnedEvent {
+    /// `Event::FrameStart`.
+    FrameStart {
+        /// Custom status value.
+        status: u8,
+        /// Version byte.
+        version: u8,
+        /// Announced file count.
+        file_count: u64,
+    },
+    /// `Event::FileStart`.
+    FileStart {
+        /// The name.
+        name: String,
+        /// Announced data length.
+        size: u64,
+    },
+    /// `Event::FileData` (pieces merged by [`merge_data`]).
+    FileData(Vec<u8>),
+    /// `Event::FileEnd`.
+    FileEnd,
+    /// `Event::MessageStart`.
+    MessageStart {
+        /// Announced message length.
+        size: u64,
+    },
+    /// `Event::MessageData` (pieces merged by [`merge_data`]).
+    MessageData(Vec<u8>),
+    /// `Event::FrameEnd`.
+    FrameEnd,
+}
+
+impl OwnedEvent {
+    /// Copies a borrowed event. Panics on an empty data event, which the
+    /// decoder promises never to return.
+    pub fn from_event(event: &Event<'_>) -> Self {
+        match *event {
+            Event::FrameStart {
+                status,
+                version,
+                file_count,
+            } => OwnedEvent::FrameStart {
+                status: status.get(),
+                version,
+                file_count,
+            },
+            Event::FileStart { name, size } => OwnedEvent::FileStart {
+                name: name.to_owned(),
+                size,
+            },
+            Event::FileData(data) => {
+                assert!(!data.is_empty(), "FileData events are never empty");
+                OwnedEvent::FileData(data.to_vec())
+            }
+            Event::FileEnd => OwnedEvent::FileEnd,
+            Event::MessageStart { size } => OwnedEvent::MessageStart { size },
+            Event::MessageData(data) => {
+                assert!(!data.is_empty(), "MessageData events are never empty");
+                OwnedEvent::MessageData(data.to_vec())
+            }
+            Event::FrameEnd => OwnedEvent::FrameEnd,
+        }
+    }
+}
+
+/// Joins consecutive data pieces of the same kind, so event lists from
+/// different splits of one stream compare equal.
+pub fn merge_data(events: Vec<OwnedEvent>) -> Vec<OwnedEvent> {
+    let mut merged: Vec<OwnedEvent> = Vec::with_capacity(events.len());
+    for event in events {
+        match (merged.last_mut(), event) {
+            (Some(OwnedEvent::FileData(acc)), OwnedEvent::FileData(more)) => {
+                acc.extend_from_slice(&more)
+            }
+            (Some(OwnedEvent::MessageData(acc)), OwnedEvent::MessageData(more)) => {
+                acc.extend_from_slice(&more)
+            }
+            (_, event) => merged.push(event),
+        }
+    }
+    merged
+}
+
+/// The (merged) events a correct decoder reports for `frame`.
+pub fn expected_events(frame: &Frame) -> Vec<OwnedEvent> {
+    let mut events = vec![OwnedEvent::FrameStart {
+        status: frame.status.get(),
+        version: frame.version,
+        file_count: frame.files.len() as u64,
+    }];
+    for file in &frame.files {
+        let data = file.data().expect("test frames are in memory");
+        events.push(OwnedEvent::FileStart {
+            name: file.name.clone(),
+            size: data.len() as u64,
+        });
+        if !data.is_empty() {
+            events.push(OwnedEvent::FileData(data.to_vec()));
+        }
+        events.push(OwnedEvent::FileEnd);
+    }
+    let message = frame.message.as_deref().unwrap_or_default();
+    events.push(OwnedEvent::MessageStart {
+        size: message.len() as u64,
+    });
+    if !message.is_empty() {
+        events.push(OwnedEvent::MessageData(message.to_vec()));
+    }
+    events.push(OwnedEvent::FrameEnd);
+    events
+}
+
+/// The most events in a row that may consume no input (`FileEnd`, `FrameEnd`).
+/// A decoder stuck returning events without progress trips this.
+const MAX_EVENTS_WITHOUT_PROGRESS: usize = 2;
+
+/// Feeds one chunk to `decoder`, looping until it asks for more input, and
+/// appends the events. Checks the progress contract on every call: `consumed`
+/// never exceeds the input, `None` means every byte was consumed, and events
+/// that consume nothing never repeat without bound.
+pub fn feed_decoder(
+    decoder: &mut Decoder,
+    chunk: &[u8],
+    events: &mut Vec<OwnedEvent>,
+) -> Result<(), DecodeError> {
+    let mut rest = chunk;
+    let mut idle_events = 0;
+    loop {
+        let before = decoder.stream_offset();
+        let decoded = decoder.decode(rest)?;
+        let consumed = decoded.consumed;
+        assert!(consumed <= rest.len(), "consumed more than the input");
+        let event = decoded.event.as_ref().map(OwnedEvent::from_event);
+        assert_eq!(
+            decoder.stream_offset(),
+            before + consumed as u64,
+            "stream_offset advances by `consumed`"
+        );
+        match event {
+            None => {
+                assert_eq!(
+                    consumed,
+                    rest.len(),
+                    "a call without an event must consume all its input"
+                );
+                return Ok(());
+            }
+            Some(event) => {
+                if consumed == 0 {
+                    idle_events += 1;
+                    assert!(
+                        idle_events <= MAX_EVENTS_WITHOUT_PROGRESS,
+                        "decoder returns events without consuming input: {event:?}"
+                    );
+                } else {
+                    idle_events = 0;
+                }
+                events.push(event);
+            }
+        }
+        rest = &rest[consumed..];
+    }
+}
+
+/// Feeds `chunks` in order to `decoder`; the merged events, and the first
+/// error if any (with the events before it).
+pub fn decode_events(
+    decoder: &mut Decoder,
+    chunks: &[&[u8]],
+) -> (Vec<OwnedEvent>, Result<(), DecodeError>) {
+    let mut events = Vec::new();
+    for chunk in chunks {
+        if let Err(error) = feed_decoder(decoder, chunk, &mut events) {
+            return (merge_data(events), Err(error));
+        }
+    }
+    (merge_data(events), Ok(()))
+}
+
+/// Feeds one chunk to `assembler` until it asks for more, collecting frames,
+/// with the same progress checks as [`feed_decoder`].
+pub fn feed_assembler(
+    assembler: &mut Assembler,
+    chunk: &[u8],
+    frames: &mut Vec<Frame>,
+) -> Result<(), DecodeError> {
+    let mut rest = chunk;
+    let mut idle_frames = 0;
+    loop {
+        let assembled = assembler.decode(rest)?;
+        assert!(
+            assembled.consumed <= rest.len(),
+            "consumed more than the input"
+        );
+        match assembled.frame {
+            None => {
+                assert_eq!(
+                    assembled.consumed,
+                    rest.len(),
+                    "a call without a frame must consume all its input"
+                );
+                return Ok(());
+            }
+            Some(frame) => {
+                if assembled.consumed == 0 {
+                    idle_frames += 1;
+                    assert!(
+                        idle_frames <= 1,
+                        "assembler returns frames without consuming input"
+                    );
+                } else {
+                    idle_frames = 0;
+                }
+                frames.push(frame);
+            }
+        }
+        rest = &rest[assembled.consumed..];
+    }
+}
+
+/// Feeds `chunks` to `assembler`; the frames, and the first error if any.
+pub fn decode_frames(
+    assembler: &mut Assembler,
+    chunks: &[&[u8]],
+) -> (Vec<Frame>, Result<(), DecodeError>) {
+    let mut frames = Vec::new();
+    for chunk in chunks {
+        if let Err(error) = feed_assembler(assembler, chunk, &mut frames) {
+            return (frames, Err(error));
+        }
+    }
+    (frames, Ok(()))
+}
+
+/// SplitMix64: a tiny deterministic PRNG for split points and filler bytes.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from a seed.
+    pub fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// A value in `low..=high`.
+    pub fn range(&mut self, low: usize, high: usize) -> usize {
+        assert!(low <= high);
+        let span = (high - low) as u64 + 1;
+        low + (self.next_u64() % span) as usize
+    }
+
+    /// `len` random bytes.
+    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| self.next_u64() as u8).collect()
+    }
+}
+
+/// How to cut a stream into the chunks handed to a decoder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    /// All at once.
+    Whole,
+    /// One byte per call.
+    Bytes,
+    /// Chunks of a fixed size.
+    Fixed(usize),
+    /// Random chunk sizes (some empty) from a seed: small, medium and large.
+    Random(u64),
+}
+
+impl Split {
+    /// The chunks of `data` under this plan. Concatenated they are `data`.
+    pub fn chunks<'a>(&self, data: &'a [u8]) -> Vec<&'a [u8]> {
+        let chunks: Vec<&[u8]> = match *self {
+            Split::Whole => vec![data],
+            Split::Bytes => data.chunks(1).collect(),
+            Split::Fixed(size) => data.chunks(size.max(1)).collect(),
+            Split::Random(seed) => {
+                let mut rng = Rng::new(seed);
+                // The scale varies per seed so some plans are mostly tiny
+                // pieces and others mostly large ones.
+                let scale = [2, 9, 33, 257, data.len().max(1)][rng.range(0, 4)];
+                let mut chunks = Vec::new();
+                let mut rest = data;
+                while !rest.is_empty() {
+                    let take = rng.range(0, scale).min(rest.len());
+                    chunks.push(&rest[..take]);
+                    rest = &rest[take..];
+                }
+                chunks
+            }
+        };
+        debug_assert_eq!(chunks.concat(), data);
+        chunks
+    }
+}
