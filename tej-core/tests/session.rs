@@ -659,3 +659,45 @@ fn frame_sent_on_connect_is_rejected_when_invalid_and_returned() {
     }
     let _ = Field::Status;
 }
+
+#[test]
+fn blocked_senders_are_released_whenever_the_session_takes_frames() {
+    const FRAMES: usize = 20_000;
+    let (server_handler, server_log) = Recorder::new();
+    let (client_handler, _) = Recorder::new();
+    // A queue of a few frames, so the sending thread blocks again and again.
+    let config = SessionConfig::default()
+        .send_queue_capacity(1024)
+        .outbox_high_water(4096);
+    let mut server = Session::new(server_handler, SessionConfig::default());
+    let mut client = Session::new(client_handler, config);
+    server.start(secs(0));
+    client.start(secs(0));
+    let sender = client.sender();
+    let (done_tx, done) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for i in 0..FRAMES {
+            sender
+                .send_blocking(Frame::message(format!("{i:08}")))
+                .unwrap();
+        }
+        done_tx.send(()).unwrap();
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut finished = false;
+    while !finished || client.wants_write() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the sending thread stayed blocked"
+        );
+        client.poll_queue(&noop_waker());
+        exchange(&mut client, &mut server, 1 << 16, secs(1));
+        finished = finished || done.try_recv().is_ok();
+        std::thread::yield_now();
+    }
+    let log = seen(&server_log);
+    assert_eq!(log.len(), 1 + FRAMES);
+    for (i, seen) in log[1..].iter().enumerate() {
+        assert_eq!(seen, &Seen::Received(Frame::message(format!("{i:08}"))));
+    }
+}

@@ -46,7 +46,7 @@ pub struct SessionConfig {
     pub idle_timeout: Option<Duration>,
     /// Send an empty status-2 frame this often.
     pub ping_interval: Option<Duration>,
-    /// Bytes of frames a [`Sender`](crate::Sender) may queue before it waits.
+    /// Bytes of frames a [`Sender`] may queue before it waits.
     pub send_queue_capacity: usize,
     /// Bytes waiting to be written above which the session stops reading
     /// and stops taking frames from the send queue.
@@ -476,13 +476,13 @@ impl<H: Handler> Session<H> {
                 self.lifecycle,
                 Lifecycle::Closing(DisconnectReason::LocalClose)
             );
-            if matches!(self.lifecycle, Lifecycle::Open) || flushing_local_close {
-                while self.link.outbox.memory_len() < self.config.outbox_high_water {
-                    let Some(frame) = self.link.sender.pop() else {
-                        break;
-                    };
-                    self.link.outbox.push(frame);
-                }
+            let room = self
+                .config
+                .outbox_high_water
+                .saturating_sub(self.link.outbox.memory_len());
+            if (matches!(self.lifecycle, Lifecycle::Open) || flushing_local_close) && room > 0 {
+                let outbox = &mut self.link.outbox;
+                self.link.sender.pop_into(room, |frame| outbox.push(frame));
             }
             if matches!(self.lifecycle, Lifecycle::Open) && self.link.sender.close_requested() {
                 self.begin_close(DisconnectReason::LocalClose);
@@ -539,9 +539,11 @@ impl<H: Handler> Session<H> {
 
 impl<H: Handler> Drop for Session<H> {
     fn drop(&mut self) {
-        // A handler that panicked must not be called again while unwinding.
+        // A handler that panicked must not be called again while unwinding;
+        // its senders still learn that the connection is gone.
         #[cfg(feature = "std")]
         if std::thread::panicking() {
+            self.link.sender.shut();
             return;
         }
         if !matches!(self.lifecycle, Lifecycle::New | Lifecycle::Closed) {

@@ -24,6 +24,9 @@ struct Queue {
     driver: Option<Waker>,
     /// Async senders waiting for room.
     waiting: Vec<Waker>,
+    /// Threads blocked in `send_blocking`, so that the condvar is signalled
+    /// only when someone waits on it.
+    blocked_threads: usize,
 }
 
 struct Shared {
@@ -78,6 +81,7 @@ impl Sender {
                     close_requested: false,
                     driver: None,
                     waiting: Vec::new(),
+                    blocked_threads: 0,
                 }),
                 room: Condvar::new(),
             }),
@@ -130,11 +134,13 @@ impl Sender {
                 Err(back) if queue.closed => return Err(SendError::Closed(back.into_frame())),
                 Err(back) => outgoing = back,
             }
+            queue.blocked_threads += 1;
             queue = self
                 .shared
                 .room
                 .wait(queue)
                 .unwrap_or_else(PoisonError::into_inner);
+            queue.blocked_threads -= 1;
         }
     }
 
@@ -182,18 +188,33 @@ impl Sender {
         }
     }
 
-    /// Takes the next frame whose cost fits in `room`, if any; the first
-    /// frame is always taken when `room` is not zero.
-    pub(crate) fn pop(&self) -> Option<OutgoingFrame> {
+    /// Hands queued frames to `take`, in order, until their costs reach
+    /// `room` (the first frame is always taken), under one lock; then wakes
+    /// the senders waiting for room, once.
+    pub(crate) fn pop_into(&self, room: usize, mut take: impl FnMut(OutgoingFrame)) {
         let mut queue = self.shared.lock();
-        let (frame, cost) = queue.frames.pop_front()?;
-        queue.cost -= cost;
+        let mut taken = 0usize;
+        while let Some(&(_, cost)) = queue.frames.front() {
+            if taken > 0 && taken.saturating_add(cost) > room {
+                break;
+            }
+            if let Some((frame, cost)) = queue.frames.pop_front() {
+                taken += cost;
+                take(frame);
+            }
+        }
+        if taken == 0 {
+            return;
+        }
+        queue.cost -= taken;
         for waiter in queue.waiting.drain(..) {
             waiter.wake();
         }
+        let blocked = queue.blocked_threads > 0;
         drop(queue);
-        self.shared.room.notify_all();
-        Some(frame)
+        if blocked {
+            self.shared.room.notify_all();
+        }
     }
 
     /// Whether the connection's side should start closing.
