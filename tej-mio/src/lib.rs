@@ -1,3 +1,120 @@
-//! TEJ protocol adapter; filled in by a later issue.
+//! TEJ on a raw [`mio`] event loop, for programs that want no async
+//! runtime: a [`Server`], a [`Client`], a cross-thread [`Sender`], and a
+//! [`Driver`] to run TEJ connections on a `mio::Poll` of your own.
+//!
+//! All protocol logic lives in [`tej_core`]'s [`Session`]; this crate moves
+//! bytes between non-blocking sockets and sessions, turns their deadlines
+//! into the poll's timeout, and wakes the loop when a [`Sender`] on another
+//! thread queues a frame. The same [`Handler`] runs unchanged on
+//! `tej-tokio` and `tej-async-std`, with the same callback order:
+//! `connected` once, `received`/`ping_received` for every frame in arrival
+//! order, `disconnected` once.
+//!
+//! The reference implementation's server and client, translated:
+//!
+//! ```no_run
+//! use tej_mio::{Client, Connection, Frame, FrameBuilder, Handler, Server, Status};
+//!
+//! /// Greets on connect and prints what arrives.
+//! struct Printer;
+//!
+//! impl Handler for Printer {
+//!     fn connected(&mut self, conn: &mut Connection<'_>) {
+//!         let _ = conn.send(Frame::message("Hello"));
+//!     }
+//!
+//!     fn received(&mut self, _conn: &mut Connection<'_>, frame: Frame) {
+//!         for file in &frame.files {
+//!             println!("file {} ({} bytes)", file.name, file.len());
+//!         }
+//!         if let Some(message) = &frame.message {
+//!             println!("message: {}", String::from_utf8_lossy(message));
+//!         }
+//!     }
+//! }
+//!
+//! fn main() -> std::io::Result<()> {
+//!     let server = Server::bind("127.0.0.1:8000")?;
+//!     let shutdown = server.shutdown_handle();
+//!     // `run` blocks: every connection runs on this one thread.
+//!     let serving = std::thread::spawn(move || server.run(|| Printer));
+//!
+//!     // The client runs its own loop on a thread of its own.
+//!     let client = Client::connect("127.0.0.1:8000", Printer)?;
+//!     let frame = FrameBuilder::new(Status::DEFAULT)
+//!         .file("file.txt", &b"hello world\n"[..])
+//!         .message("Sending from client")
+//!         .build();
+//!     client.sender().send_blocking(frame).expect("connection open");
+//!     client.close();
+//!     client.join()?;
+//!
+//!     shutdown.shutdown();
+//!     serving.join().expect("server thread")?;
+//!     Ok(())
+//! }
+//! ```
+//!
+//! # Threads and sending
+//!
+//! A [`Server`] runs every connection on the thread that calls
+//! [`Server::run`], so its handlers need not be `Send`; a handler that
+//! blocks holds up every connection of that server. A [`Client`] runs its
+//! connection on a thread of its own. Inside a callback, send with
+//! [`Connection::send`]. From other threads, use the [`Sender`]'s
+//! [`send_blocking`](Sender::send_blocking) or
+//! [`try_send`](Sender::try_send); never `send_blocking` on the loop's own
+//! thread (in a callback), where a full queue would wait for the very loop
+//! it blocks. `Sender::send` is a future and needs an executor.
+//!
+//! To run TEJ connections on a `mio::Poll` of your own, next to your own
+//! sources and timers, use a [`Driver`]: it is what [`Server`] and
+//! [`Client`] run.
+//!
+//! # How the loop works
+//!
+//! - **Readiness.** mio's readiness is edge-triggered, so the loop keeps,
+//!   per connection, whether the socket may be readable and writable; an
+//!   event sets them, only `WouldBlock` clears them. It reads until
+//!   `WouldBlock` into one buffer of the session's `read_buffer_len` shared
+//!   by all connections, and writes with `write_vectored` what
+//!   [`Session::transmit_io_slices`] offers, reporting each write, partial
+//!   or whole, with [`Session::advance`]: the unwritten rest stays queued,
+//!   in order. `Interrupted` is retried.
+//! - **Interest.** A socket is registered for `READABLE` always and for
+//!   `WRITABLE` only while [`Session::wants_write`]; it is re-registered
+//!   when that changes.
+//! - **Backpressure.** While [`Session::wants_read`] is false (too much
+//!   waits to be written) the connection is not read. When writing lifts
+//!   it, reading resumes in the same turn without waiting for an event,
+//!   since none would come for bytes already waiting.
+//! - **Fairness.** One connection gets a bounded number of reads, writes
+//!   and accepts per turn; if it has more to do it is queued and the poll
+//!   does not wait.
+//! - **Wake-ups.** Each session's [`Sender`] holds a `std::task::Waker`
+//!   that marks its connection and calls the poll's [`mio::Waker`]; the
+//!   loop then calls [`Session::poll_queue`] for the marked connections.
+//! - **Timers.** Idle timeout, ping and close linger come from
+//!   [`Session::poll_timeout`], kept in one ordered set of deadlines: the
+//!   poll waits until the earliest, and [`Session::handle_timeout`] runs
+//!   for the sessions that are due. Time is the [`Duration`](std::time::Duration)
+//!   since the loop started.
+//! - **Failures.** An accept error that is not about one connection (such
+//!   as running out of file descriptors) is logged with `tracing` and the
+//!   listener rests for 100 ms. A handler's panic is caught and ends its
+//!   own connection only.
+#![forbid(unsafe_code)]
 
-pub use tej_core;
+mod client;
+mod driver;
+mod server;
+
+pub use client::Client;
+pub use driver::Driver;
+pub use server::{Server, ShutdownHandle};
+
+pub use mio;
+pub use tej_core::{
+    self, Connection, DisconnectReason, File, FileTarget, Frame, FrameBuilder, Handler, Limits,
+    SendError, Sender, Session, SessionConfig, Status,
+};
