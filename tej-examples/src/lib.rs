@@ -1,6 +1,9 @@
 //! The `tej` command-line tool's building blocks, shared with the
 //! cross-runtime tests: a blocking facade over every adapter
-//! ([`runtime`]) and the demo ([`demo`]).
+//! ([`runtime`]), the demo ([`demo`]), and `tej serve` / `tej send`
+//! ([`cli`]).
 
+pub mod bench;
+pub mod cli;
 pub mod demo;
 pub mod runtime;

@@ -15,17 +15,20 @@ pub enum Runtime {
     Tokio,
     /// `tej-async-std` (which also runs on smol).
     AsyncStd,
+    /// `tej-mio`: a raw mio event loop on a thread of its own.
+    Mio,
 }
 
 impl Runtime {
     /// Every runtime, in the order tools run them.
-    pub const ALL: &'static [Runtime] = &[Runtime::Tokio, Runtime::AsyncStd];
+    pub const ALL: &'static [Runtime] = &[Runtime::Tokio, Runtime::AsyncStd, Runtime::Mio];
 
     /// The runtime's name on the command line.
     pub fn name(self) -> &'static str {
         match self {
             Runtime::Tokio => "tokio",
             Runtime::AsyncStd => "async-std",
+            Runtime::Mio => "mio",
         }
     }
 }
@@ -166,6 +169,27 @@ where
                 }),
             })
         }
+        Runtime::Mio => {
+            let server = tej_mio::Server::bind(bind)?.with_config(config);
+            let addr = server.local_addr()?;
+            let shutdown = server.shutdown_handle();
+            let serving = std::thread::Builder::new()
+                .name("tej-mio-server".into())
+                .spawn(move || server.run(factory))?;
+            Ok(RunningServer {
+                addr,
+                stop: Box::new(move || {
+                    shutdown.shutdown();
+                    match serving.join() {
+                        Ok(Ok(())) => {}
+                        Ok(Err(error)) => {
+                            tracing::warn!(%error, "the mio server ended with an error")
+                        }
+                        Err(_) => tracing::warn!("the mio server's thread panicked"),
+                    }
+                }),
+            })
+        }
     }
 }
 
@@ -200,6 +224,13 @@ where
             Ok(RunningClient {
                 sender: client.sender(),
                 join: Box::new(move || async_std::task::block_on(client.join())),
+            })
+        }
+        Runtime::Mio => {
+            let client = tej_mio::Client::connect_with(addr, handler, config)?;
+            Ok(RunningClient {
+                sender: client.sender(),
+                join: Box::new(move || client.join()),
             })
         }
     }

@@ -485,4 +485,7 @@ conformance! {
     async_std: Runtime::AsyncStd, Runtime::AsyncStd;
     async_std_server_tokio_client: Runtime::AsyncStd, Runtime::Tokio;
     tokio_server_async_std_client: Runtime::Tokio, Runtime::AsyncStd;
+    mio: Runtime::Mio, Runtime::Mio;
+    mio_server_tokio_client: Runtime::Mio, Runtime::Tokio;
+    async_std_server_mio_client: Runtime::AsyncStd, Runtime::Mio;
 }

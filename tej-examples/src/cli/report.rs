@@ -1,0 +1,438 @@
+//! What `tej serve` and `tej send` print: one [`Event`] per line, as JSON
+//! (`--json`) or as readable text, and the per-file hashing behind it.
+//!
+//! Received files never sit in memory: [`FileSink`] sends each one either
+//! into a spool directory ([`FileTarget::SpoolDir`], hashed afterwards from
+//! disk) or through a SHA-256 hasher that keeps nothing but the digest
+//! ([`FileTarget::Writer`]).
+
+use std::fmt::Write as _;
+use std::io::{self, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use tej_core::{DisconnectReason, FileTarget, Frame};
+
+use crate::demo::{hash_file, hex_sha256};
+
+/// Longest message shown in the readable output; JSON carries it whole.
+const TEXT_MESSAGE_PREVIEW: usize = 400;
+
+/// One received file, as reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileReport {
+    /// The name exactly as the peer sent it (not a path to trust).
+    pub name: String,
+    /// Its length in bytes.
+    pub size: u64,
+    /// Lower-case hex SHA-256 of its content.
+    pub sha256: String,
+    /// Where it was saved, or `None` when it was hashed and discarded.
+    pub saved_as: Option<String>,
+}
+
+/// One received frame, as reported.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FrameReport {
+    /// The peer's address.
+    pub peer: Option<String>,
+    /// The custom status, 0..=127.
+    pub status: u8,
+    /// The protocol version byte, as sent.
+    pub version: u8,
+    /// The files, in wire order.
+    pub files: Vec<FileReport>,
+    /// The message length in bytes (0: no message).
+    pub message_len: u64,
+    /// The message as UTF-8 (invalid sequences replaced), `None` when the
+    /// frame has no message.
+    pub message: Option<String>,
+    /// Lower-case hex SHA-256 of the message, `None` when there is none.
+    pub message_sha256: Option<String>,
+}
+
+/// One line of `tej serve` or `tej send` output.
+///
+/// As JSON, `event` comes first and names the variant in snake case:
+/// `{"event":"listening","addr":"127.0.0.1:4000"}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// The server is accepting connections at `addr`.
+    Listening {
+        /// The bound address, `IP:PORT`.
+        addr: String,
+    },
+    /// A connection opened.
+    Connected {
+        /// The peer's address.
+        peer: Option<String>,
+    },
+    /// A frame (any status but 2) arrived.
+    Received(FrameReport),
+    /// A ping (status 2) arrived.
+    Ping(FrameReport),
+    /// A connection ended.
+    Disconnected {
+        /// The peer's address.
+        peer: Option<String>,
+        /// The cause in words, such as `peer closed the connection`,
+        /// `idle timeout` or `protocol error: ...`.
+        reason: String,
+        /// The cause as a stable keyword: `peer_closed`, `protocol`,
+        /// `idle_timeout`, `local_close`, `io`, `storage` or `dropped`.
+        kind: String,
+    },
+    /// `tej send` queued a frame.
+    Sent {
+        /// Which frame, from 1.
+        frame: u64,
+        /// Its custom status.
+        status: u8,
+        /// How many files it carries.
+        files: usize,
+        /// Its size on the wire in bytes.
+        bytes: u64,
+    },
+    /// `tej send` is done: what went out and how fast.
+    Summary {
+        /// Frames sent (pings included).
+        frames: u64,
+        /// Bytes on the wire.
+        bytes: u64,
+        /// From the first frame queued to the connection flushed and closed.
+        seconds: f64,
+        /// `bytes / seconds`.
+        bytes_per_second: f64,
+        /// Replies (non-ping frames) received.
+        replies: u64,
+    },
+}
+
+impl Event {
+    /// The event for a received frame: [`Event::Ping`] for status 2,
+    /// [`Event::Received`] otherwise.
+    pub fn frame(report: FrameReport) -> Event {
+        if report.status == tej_core::Status::PING.get() {
+            Event::Ping(report)
+        } else {
+            Event::Received(report)
+        }
+    }
+
+    /// The event for a connection that ended.
+    pub fn disconnected(peer: Option<SocketAddr>, reason: &DisconnectReason) -> Event {
+        Event::Disconnected {
+            peer: peer.map(|peer| peer.to_string()),
+            reason: reason.to_string(),
+            kind: reason_kind(reason).to_string(),
+        }
+    }
+
+    /// The event as one line of JSON (no newline).
+    pub fn to_json(&self) -> String {
+        // Plain data with string keys: serialising cannot fail.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// The event as readable text: one line, or a few for a frame's files.
+    pub fn to_text(&self) -> String {
+        let peer_of = |peer: &Option<String>| peer.clone().unwrap_or_else(|| "?".into());
+        match self {
+            Event::Listening { addr } => format!("listening on {addr}; Ctrl-C to stop"),
+            Event::Connected { peer } => format!("{} connected", peer_of(peer)),
+            Event::Received(frame) => frame_text("received", frame),
+            Event::Ping(frame) => frame_text("ping", frame),
+            Event::Disconnected { peer, reason, .. } => {
+                format!("{} disconnected: {reason}", peer_of(peer))
+            }
+            Event::Sent {
+                frame,
+                status,
+                files,
+                bytes,
+            } => format!(
+                "queued frame {frame}: status {status}, {files} file(s), {}",
+                human_bytes(*bytes)
+            ),
+            Event::Summary {
+                frames,
+                bytes,
+                seconds,
+                bytes_per_second,
+                replies,
+            } => format!(
+                "sent {frames} frame(s), {} in {seconds:.2} s ({}/s); {replies} repl{}",
+                human_bytes(*bytes),
+                human_bytes(*bytes_per_second as u64),
+                if *replies == 1 { "y" } else { "ies" }
+            ),
+        }
+    }
+}
+
+/// A stable keyword for a disconnect's cause.
+pub fn reason_kind(reason: &DisconnectReason) -> &'static str {
+    match reason {
+        DisconnectReason::PeerClosed => "peer_closed",
+        DisconnectReason::Protocol(_) => "protocol",
+        DisconnectReason::IdleTimeout => "idle_timeout",
+        DisconnectReason::LocalClose => "local_close",
+        DisconnectReason::Io(_) => "io",
+        DisconnectReason::Storage(_) => "storage",
+        DisconnectReason::Dropped => "dropped",
+        _ => "other",
+    }
+}
+
+fn frame_text(what: &str, frame: &FrameReport) -> String {
+    let mut text = format!(
+        "{} {what}: status {}, version {}, {} file(s), ",
+        frame.peer.as_deref().unwrap_or("?"),
+        frame.status,
+        frame.version,
+        frame.files.len()
+    );
+    match &frame.message {
+        None => text.push_str("no message"),
+        Some(message) => {
+            let shown: String = message.chars().take(TEXT_MESSAGE_PREVIEW).collect();
+            let _ = write!(
+                text,
+                "message ({} bytes): {}",
+                frame.message_len,
+                shown.escape_debug()
+            );
+            if shown.len() < message.len() {
+                text.push_str("...");
+            }
+        }
+    }
+    for file in &frame.files {
+        let _ = write!(
+            text,
+            "\n    {:?} {} sha256 {}",
+            file.name,
+            human_bytes(file.size),
+            file.sha256
+        );
+        match &file.saved_as {
+            Some(path) => {
+                let _ = write!(text, " saved as {path}");
+            }
+            None => text.push_str(" (discarded)"),
+        }
+    }
+    text
+}
+
+/// `1234567` as `1.2 MiB`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
+/// Where events go: stdout, as JSON lines or text, one whole line at a time.
+#[derive(Debug, Clone, Copy)]
+pub struct Printer {
+    /// JSON lines instead of text.
+    pub json: bool,
+}
+
+impl Printer {
+    /// Prints one event and flushes. Lines from several threads never mix.
+    pub fn print(&self, event: &Event) {
+        let line = if self.json {
+            event.to_json()
+        } else {
+            event.to_text()
+        };
+        let mut out = io::stdout().lock();
+        if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+            tracing::debug!("stdout is gone; an event was not printed");
+        }
+    }
+}
+
+/// A SHA-256 hasher that is also a [`Write`]: a received file's bytes
+/// pass through it and only the digest and length remain.
+#[derive(Clone, Default)]
+struct HashingSink {
+    state: Arc<Mutex<(Sha256, u64)>>,
+}
+
+impl HashingSink {
+    fn finish(&self) -> (String, u64) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let (hasher, len) = std::mem::take(&mut *state);
+        (to_hex(&hasher.finalize()), len)
+    }
+}
+
+impl Write for HashingSink {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.0.update(data);
+        state.1 += data.len() as u64;
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Chooses where a connection's received files go, and reports them.
+///
+/// With a save directory, files are spooled there by the core under a
+/// sanitised, unique name ([`FileTarget::SpoolDir`]) and hashed from disk
+/// once complete; without one, they stream through a hasher and are
+/// dropped. Either way no file is ever held in memory.
+#[derive(Default)]
+pub struct FileSink {
+    save_dir: Option<PathBuf>,
+    /// The hashers of the current frame's files, by index.
+    hashers: Vec<HashingSink>,
+}
+
+impl std::fmt::Debug for FileSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileSink")
+            .field("save_dir", &self.save_dir)
+            .field("files_in_frame", &self.hashers.len())
+            .finish()
+    }
+}
+
+impl FileSink {
+    /// Files go to `save_dir`, or through a hasher when it is `None`.
+    pub fn new(save_dir: Option<PathBuf>) -> FileSink {
+        FileSink {
+            save_dir,
+            hashers: Vec::new(),
+        }
+    }
+
+    /// The target for file `index` of the frame being received: call from
+    /// [`Handler::file_target`](tej_core::Handler::file_target).
+    pub fn target(&mut self, index: usize) -> FileTarget {
+        if index == 0 {
+            self.hashers.clear();
+        }
+        match &self.save_dir {
+            Some(dir) => FileTarget::SpoolDir(dir.clone()),
+            None => {
+                let sink = HashingSink::default();
+                self.hashers.push(sink.clone());
+                FileTarget::Writer(Box::new(sink))
+            }
+        }
+    }
+
+    /// The report of a complete frame whose files went through
+    /// [`target`](Self::target).
+    ///
+    /// # Errors
+    ///
+    /// The error of reading a spooled file back to hash it.
+    pub fn report(&mut self, peer: Option<SocketAddr>, frame: &Frame) -> io::Result<FrameReport> {
+        let mut hashers = std::mem::take(&mut self.hashers).into_iter();
+        let mut files = Vec::with_capacity(frame.files.len());
+        for file in &frame.files {
+            let (sha256, saved_as) = match (file.path(), file.data()) {
+                (Some(path), _) => (hash_file(path)?, Some(path.display().to_string())),
+                (None, Some(data)) => (hex_sha256(data), None),
+                (None, None) => (
+                    hashers
+                        .next()
+                        .map(|sink| sink.finish().0)
+                        .unwrap_or_default(),
+                    None,
+                ),
+            };
+            files.push(FileReport {
+                name: file.name.clone(),
+                size: file.len(),
+                sha256,
+                saved_as,
+            });
+        }
+        let message = frame.message.as_deref();
+        Ok(FrameReport {
+            peer: peer.map(|peer| peer.to_string()),
+            status: frame.status.get(),
+            version: frame.version,
+            files,
+            message_len: message.map_or(0, |message| message.len() as u64),
+            message: message.map(|message| String::from_utf8_lossy(message).into_owned()),
+            message_sha256: message.map(hex_sha256),
+        })
+    }
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut hex, byte| {
+            let _ = write!(hex, "{byte:02x}");
+            hex
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_lines_start_with_the_event() {
+        let line = Event::Listening {
+            addr: "127.0.0.1:1".into(),
+        }
+        .to_json();
+        assert_eq!(line, r#"{"event":"listening","addr":"127.0.0.1:1"}"#);
+        let line = Event::disconnected(None, &DisconnectReason::IdleTimeout).to_json();
+        assert_eq!(
+            line,
+            r#"{"event":"disconnected","peer":null,"reason":"idle timeout","kind":"idle_timeout"}"#
+        );
+    }
+
+    #[test]
+    fn files_without_a_save_dir_are_hashed_not_kept() {
+        let mut sink = FileSink::new(None);
+        let FileTarget::Writer(mut writer) = sink.target(0) else {
+            panic!("a hashing writer")
+        };
+        writer.write_all(b"hello ").unwrap();
+        writer.write_all(b"world\n").unwrap();
+        let mut frame = Frame::default();
+        frame.files.push(tej_core::File {
+            name: "../x".into(),
+            body: tej_core::FileBody::Delivered { len: 12 },
+        });
+        let report = sink.report(None, &frame).unwrap();
+        assert_eq!(report.files[0].name, "../x");
+        assert_eq!(report.files[0].sha256, hex_sha256(b"hello world\n"));
+        assert_eq!(report.files[0].saved_as, None);
+        assert_eq!(report.message, None);
+        assert_eq!(report.message_sha256, None);
+    }
+
+    #[test]
+    fn sizes_read_well() {
+        assert_eq!(human_bytes(12), "12 B");
+        assert_eq!(human_bytes(3 << 20), "3.0 MiB");
+    }
+}

@@ -1,0 +1,450 @@
+//! `tej send`: connect, send files and a message, print the replies.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::time::{Duration, Instant};
+
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use tej_core::{
+    Connection, DisconnectReason, File, FileTarget, Frame, FrameBuilder, Handler, SessionConfig,
+    Status,
+};
+
+use super::report::{Event, FileSink, Printer};
+use super::{parse_seconds, resolve, runtime_parser};
+use crate::runtime::{self, Runtime};
+
+/// `tej send`: send one frame (or several) to a TEJ server.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SendArgs {
+    /// Server address, HOST:PORT
+    #[arg(value_name = "ADDR")]
+    pub addr: String,
+    /// Files to attach, streamed from disk, each under its file name
+    #[arg(value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Runtime to connect with
+    #[arg(long, value_parser = runtime_parser(), default_value_t = Runtime::Tokio)]
+    pub runtime: Runtime,
+    /// Custom status of the frame, 0..=127 (2 is a ping) [default: 0]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=127))]
+    pub status: Option<u8>,
+    /// Message to send, as UTF-8 text
+    #[arg(long, value_name = "TEXT", conflicts_with = "message_file")]
+    pub message: Option<String>,
+    /// Send this file's bytes as the message (messages are held in memory)
+    #[arg(long, value_name = "PATH")]
+    pub message_file: Option<PathBuf>,
+    /// Send the frame this many times
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub repeat: u64,
+    /// Also send a ping (an empty status-2 frame); alone, send only the ping
+    #[arg(long)]
+    pub ping: bool,
+    /// After sending, wait for this many replies (frames that are not pings)
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub wait_replies: u64,
+    /// Print one JSON object per line on stdout and nothing else, and no
+    /// progress bars
+    #[arg(long)]
+    pub json: bool,
+    /// Give up, and fail, if everything is not done within this many seconds
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
+    pub timeout: Option<Duration>,
+}
+
+/// Sends what `args` asks for and prints the replies and a summary.
+///
+/// With `--timeout`, the work runs on a thread of its own and this returns
+/// an error when time is up; that thread may still be blocked, so the
+/// caller should exit.
+///
+/// # Errors
+///
+/// A one-line reason for any failure: nothing to send, a file that cannot
+/// be read, a connection refused or ended early, replies missing, time up.
+pub fn run(args: &SendArgs) -> Result<(), String> {
+    let Some(timeout) = args.timeout else {
+        return send(args);
+    };
+    let (done, result) = mpsc::channel();
+    let worker_args = args.clone();
+    std::thread::Builder::new()
+        .name("tej-send".into())
+        .spawn(move || {
+            let _ = done.send(send(&worker_args));
+        })
+        .map_err(|error| format!("cannot start a thread: {error}"))?;
+    match result.recv_timeout(timeout) {
+        Ok(outcome) => outcome,
+        Err(RecvTimeoutError::Timeout) => Err(format!(
+            "timed out after {:.1} s (--timeout)",
+            timeout.as_secs_f64()
+        )),
+        Err(RecvTimeoutError::Disconnected) => Err("the sending thread panicked".into()),
+    }
+}
+
+/// What the connection's handler reports to the sending thread.
+enum Seen {
+    Connected(Option<SocketAddr>),
+    Frame { event: Event, ping: bool },
+    Disconnected(Option<SocketAddr>, DisconnectReason),
+}
+
+/// Reports every callback to the sending thread; files in replies are
+/// hashed and discarded.
+struct SendHandler {
+    peer: Option<SocketAddr>,
+    files: FileSink,
+    seen: Sender<Seen>,
+}
+
+impl SendHandler {
+    fn frame(&mut self, conn: &mut Connection<'_>, frame: &Frame) {
+        match self.files.report(self.peer, frame) {
+            Ok(report) => {
+                let ping = frame.is_ping();
+                let _ = self.seen.send(Seen::Frame {
+                    event: Event::frame(report),
+                    ping,
+                });
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot report a reply");
+                conn.close();
+            }
+        }
+    }
+}
+
+impl Handler for SendHandler {
+    fn connected(&mut self, conn: &mut Connection<'_>) {
+        self.peer = conn.peer_addr();
+        let _ = self.seen.send(Seen::Connected(self.peer));
+    }
+
+    fn received(&mut self, conn: &mut Connection<'_>, frame: Frame) {
+        self.frame(conn, &frame);
+    }
+
+    fn ping_received(&mut self, conn: &mut Connection<'_>, frame: Frame) {
+        self.frame(conn, &frame);
+    }
+
+    fn disconnected(&mut self, reason: DisconnectReason) {
+        let _ = self.seen.send(Seen::Disconnected(self.peer, reason));
+    }
+
+    fn file_target(&mut self, _name: &str, _size: u64, index: usize) -> FileTarget {
+        self.files.target(index)
+    }
+}
+
+/// What to send.
+struct Plan {
+    /// The data frame `--repeat` times, then the ping.
+    frames: Vec<Frame>,
+    /// The data frame's files: name and size.
+    files: Vec<(String, u64)>,
+}
+
+fn plan(args: &SendArgs) -> Result<Plan, String> {
+    let message = match (&args.message, &args.message_file) {
+        (Some(text), _) => Some(text.clone().into_bytes()),
+        (None, Some(path)) => Some(
+            std::fs::read(path)
+                .map_err(|error| format!("cannot read {}: {error}", path.display()))?,
+        ),
+        (None, None) => None,
+    };
+    let mut files = Vec::with_capacity(args.files.len());
+    for path in &args.files {
+        files.push(attach(path)?);
+    }
+    let only_ping = args.ping && args.status.is_none() && message.is_none() && files.is_empty();
+    let mut frames = Vec::new();
+    let mut sizes = Vec::new();
+    if !only_ping {
+        let status = Status::new(args.status.unwrap_or(0)).map_err(|error| error.to_string())?;
+        sizes = files
+            .iter()
+            .map(|file: &File| (file.name.clone(), file.len()))
+            .collect();
+        let mut builder = FrameBuilder::new(status);
+        for file in files {
+            builder = builder.add_file(file);
+        }
+        if let Some(message) = message {
+            builder = builder.message(message);
+        }
+        let frame = builder.build();
+        frames.extend((0..args.repeat).map(|_| frame.clone()));
+    }
+    if args.ping {
+        frames.push(Frame::ping());
+    }
+    Ok(Plan {
+        frames,
+        files: sizes,
+    })
+}
+
+/// A file to send, streamed from `path` under its file name.
+fn attach(path: &Path) -> Result<File, String> {
+    let metadata = std::fs::metadata(path)
+        .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+    if !metadata.is_file() {
+        return Err(format!("{} is not a regular file", path.display()));
+    }
+    let name = path
+        .file_name()
+        .ok_or_else(|| format!("{} has no file name", path.display()))?
+        .to_string_lossy()
+        .into_owned();
+    File::from_path(name, path).map_err(|error| format!("cannot read {}: {error}", path.display()))
+}
+
+/// Progress bars, one per file, on a terminal only.
+///
+/// The session reports no per-byte progress for frames it sends, so a
+/// bar moves a frame at a time: when the server acknowledges a frame with
+/// a reply (`--wait-replies`), and to the end once the connection has
+/// flushed everything and closed.
+struct Bars {
+    multi: MultiProgress,
+    bars: Vec<(ProgressBar, u64)>,
+    repeat: u64,
+}
+
+impl Bars {
+    fn new(files: &[(String, u64)], repeat: u64) -> Bars {
+        let multi = MultiProgress::new();
+        let style = ProgressStyle::with_template(
+            "{spinner} {prefix:24!} [{bar:30}] {bytes:>10}/{total_bytes:10} {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        let bars = files
+            .iter()
+            .map(|(name, size)| {
+                let total = size.saturating_mul(repeat);
+                let bar = multi.add(
+                    ProgressBar::new(total)
+                        .with_style(style.clone())
+                        .with_prefix(name.clone())
+                        .with_message("sending"),
+                );
+                bar.enable_steady_tick(Duration::from_millis(120));
+                (bar, *size)
+            })
+            .collect();
+        Bars {
+            multi,
+            bars,
+            repeat,
+        }
+    }
+
+    fn acknowledged(&self, frames: u64) {
+        let frames = frames.min(self.repeat);
+        for (bar, size) in &self.bars {
+            bar.set_position(size.saturating_mul(frames));
+            bar.set_message(format!("{frames}/{} acknowledged", self.repeat));
+        }
+    }
+
+    fn flushing(&self) {
+        for (bar, _) in &self.bars {
+            bar.set_message("flushing");
+        }
+    }
+
+    fn done(&self) {
+        for (bar, size) in &self.bars {
+            bar.set_position(size.saturating_mul(self.repeat));
+            bar.finish_with_message("sent");
+        }
+    }
+
+    fn failed(&self) {
+        for (bar, _) in &self.bars {
+            bar.abandon_with_message("failed");
+        }
+    }
+}
+
+/// The sending side's view of its connection, fed by the handler.
+struct Watch {
+    printer: Printer,
+    bars: Option<Bars>,
+    wait_replies: u64,
+    replies: u64,
+    ended: Option<DisconnectReason>,
+}
+
+impl Watch {
+    fn print(&self, event: &Event) {
+        match &self.bars {
+            Some(bars) => bars.multi.suspend(|| self.printer.print(event)),
+            None => self.printer.print(event),
+        }
+    }
+
+    fn take(&mut self, seen: Seen) {
+        match seen {
+            Seen::Connected(peer) => self.print(&Event::Connected {
+                peer: peer.map(|peer| peer.to_string()),
+            }),
+            Seen::Frame { event, ping } => {
+                self.print(&event);
+                if !ping {
+                    self.replies += 1;
+                    if let (Some(bars), true) = (&self.bars, self.wait_replies > 0) {
+                        bars.acknowledged(self.replies);
+                    }
+                }
+            }
+            Seen::Disconnected(peer, reason) => {
+                self.print(&Event::disconnected(peer, &reason));
+                self.ended = Some(reason);
+            }
+        }
+    }
+
+    /// Takes whatever the handler has reported so far, without waiting.
+    fn drain(&mut self, seen: &Receiver<Seen>) {
+        while let Ok(event) = seen.try_recv() {
+            self.take(event);
+        }
+    }
+
+    fn ended_reason(&self) -> String {
+        self.ended
+            .as_ref()
+            .map_or_else(|| "the connection ended".to_string(), ToString::to_string)
+    }
+}
+
+fn send(args: &SendArgs) -> Result<(), String> {
+    let Plan {
+        frames,
+        files: sizes,
+    } = plan(args)?;
+    let addr = resolve(&args.addr)?;
+    let printer = Printer { json: args.json };
+    let (seen_tx, seen) = mpsc::channel();
+    let handler = SendHandler {
+        peer: None,
+        files: FileSink::new(None),
+        seen: seen_tx,
+    };
+    let client = runtime::connect(args.runtime, addr, handler, SessionConfig::default())
+        .map_err(|error| format!("cannot connect to {addr}: {error}"))?;
+    let show_bars = !args.json && std::io::stdout().is_terminal() && !sizes.is_empty();
+    let mut watch = Watch {
+        printer,
+        bars: show_bars.then(|| Bars::new(&sizes, args.repeat)),
+        wait_replies: args.wait_replies,
+        replies: 0,
+        ended: None,
+    };
+    let outcome = transfer(args, client, frames, &seen, &mut watch);
+    if outcome.is_err() {
+        if let Some(bars) = &watch.bars {
+            bars.failed();
+        }
+    }
+    outcome
+}
+
+fn transfer(
+    args: &SendArgs,
+    client: runtime::RunningClient,
+    frames: Vec<Frame>,
+    seen: &Receiver<Seen>,
+    watch: &mut Watch,
+) -> Result<(), String> {
+    let sender = client.sender();
+    let count = frames.len() as u64;
+    let total_bytes: u64 = frames.iter().map(Frame::encoded_len).sum();
+    // `connected` runs first on the connection's own thread: report it
+    // before anything else.
+    if let Ok(first) = seen.recv() {
+        watch.take(first);
+    }
+    let started = Instant::now();
+    for (index, frame) in (1..).zip(frames) {
+        let (status, files, bytes) = (frame.status.get(), frame.files.len(), frame.encoded_len());
+        if let Err(error) = sender.send_blocking(frame) {
+            watch.drain(seen);
+            let why = match &watch.ended {
+                Some(reason) => reason.to_string(),
+                None => error.to_string(),
+            };
+            return Err(format!("frame {index} of {count} was not sent: {why}"));
+        }
+        if args.json {
+            watch.print(&Event::Sent {
+                frame: index,
+                status,
+                files,
+                bytes,
+            });
+        }
+        watch.drain(seen);
+    }
+    while watch.replies < args.wait_replies {
+        // `disconnected` is the handler's last report: nothing follows it.
+        if watch.ended.is_none() {
+            if let Ok(event) = seen.recv() {
+                watch.take(event);
+                continue;
+            }
+        }
+        return Err(format!(
+            "got {} of {} replies: {}",
+            watch.replies,
+            args.wait_replies,
+            watch.ended_reason()
+        ));
+    }
+    if let Some(bars) = &watch.bars {
+        bars.flushing();
+    }
+    // Closes once everything queued is written, and waits for the end:
+    // `disconnected` has run, so its report is in the channel.
+    let joined = client.close();
+    let elapsed = started.elapsed();
+    watch.drain(seen);
+    joined.map_err(|error| format!("the connection failed: {error}"))?;
+    let unsent = sender.take_unsent().len();
+    match &watch.ended {
+        Some(DisconnectReason::LocalClose) if unsent == 0 => {}
+        Some(DisconnectReason::LocalClose) => {
+            return Err(format!("{unsent} frame(s) of {count} were not sent"));
+        }
+        _ => {
+            return Err(format!(
+                "the connection ended before everything was sent: {}",
+                watch.ended_reason()
+            ))
+        }
+    }
+    // Finished bars stay on screen; the summary goes below them.
+    if let Some(bars) = watch.bars.take() {
+        bars.done();
+    }
+    let seconds = elapsed.as_secs_f64().max(1e-9);
+    watch.print(&Event::Summary {
+        frames: count,
+        bytes: total_bytes,
+        seconds,
+        bytes_per_second: total_bytes as f64 / seconds,
+        replies: watch.replies,
+    });
+    Ok(())
+}

@@ -1,0 +1,727 @@
+//! End-to-end tests of the `tej` binary: `tej serve --json` against
+//! `tej send` on every runtime, hostile file names written with raw bytes,
+//! the Python reference client sending to `tej serve`, failures, Ctrl-C.
+//!
+//! Every test talks over loopback only and is bounded in time: each wait
+//! has a deadline and `tej send` runs with `--timeout`.
+
+#[path = "support/python.rs"]
+mod python;
+
+use std::collections::BTreeSet;
+use std::ffi::OsString;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tej_examples::runtime::Runtime;
+
+use python::sha256_hex;
+
+/// The most any one expected line or process may take.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+fn tej() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tej"));
+    command.stdin(Stdio::null());
+    command
+}
+
+/// A scratch directory, removed when dropped.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(name: &str) -> Scratch {
+        let dir = std::env::temp_dir().join(format!("tej-cli-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Scratch(dir.canonicalize().unwrap())
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn file(&self, name: &str, data: &[u8]) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, data).unwrap();
+        path
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running `tej serve --json`, its stdout read line by line on a thread.
+struct Serve {
+    child: Child,
+    lines: Receiver<String>,
+    addr: SocketAddr,
+    seen: Vec<Value>,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Serve {
+    fn start<I, S>(runtime: Runtime, args: I) -> Serve
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        let mut child = tej()
+            .args(["serve", "--bind", "127.0.0.1:0", "--json", "--runtime"])
+            .arg(runtime.name())
+            .args(args.into_iter().map(Into::into))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("tej serve starts");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut pipe = child.stderr.take().unwrap();
+        let sink = Arc::clone(&stderr);
+        thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            sink.lock().unwrap().push_str(&text);
+        });
+        let mut serve = Serve {
+            child,
+            lines,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            seen: Vec::new(),
+            stderr,
+        };
+        let listening = serve.next();
+        let object = listening.as_object().expect("an object");
+        assert_eq!(
+            object.keys().collect::<Vec<_>>(),
+            ["addr", "event"],
+            "the first line is exactly {{event, addr}}: {listening}"
+        );
+        assert_eq!(listening["event"], "listening");
+        serve.addr = listening["addr"].as_str().unwrap().parse().unwrap();
+        assert_ne!(serve.addr.port(), 0);
+        serve
+    }
+
+    fn addr(&self) -> String {
+        self.addr.to_string()
+    }
+
+    /// The next stdout line, which must be one JSON object.
+    fn next(&mut self) -> Value {
+        let line = match self.lines.recv_timeout(TIMEOUT) {
+            Ok(line) => line,
+            Err(_) => self.fail("no line from tej serve in time"),
+        };
+        let value: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|error| self.fail(&format!("not JSON ({error}): {line:?}")));
+        if !value.is_object() || value["event"].as_str().is_none() {
+            self.fail(&format!("not an event object: {line}"));
+        }
+        self.seen.push(value.clone());
+        value
+    }
+
+    /// The next line, which must be the event `name`.
+    fn expect(&mut self, name: &str) -> Value {
+        let event = self.next();
+        if event["event"] != name {
+            self.fail(&format!("expected {name:?}, got {event}"));
+        }
+        event
+    }
+
+    /// Stops the server with Ctrl-C (SIGINT) and returns its exit status
+    /// and the lines it printed meanwhile.
+    fn interrupt(&mut self) -> (ExitStatus, Vec<Value>) {
+        let sent = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(sent.success());
+        let deadline = Instant::now() + TIMEOUT;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                self.fail("tej serve did not stop after SIGINT");
+            }
+            thread::sleep(Duration::from_millis(20));
+        };
+        let mut rest = Vec::new();
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            let value: Value = serde_json::from_str(&line)
+                .unwrap_or_else(|error| self.fail(&format!("not JSON ({error}): {line:?}")));
+            rest.push(value);
+        }
+        (status, rest)
+    }
+
+    fn fail(&mut self, message: &str) -> ! {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        thread::sleep(Duration::from_millis(100));
+        let seen: Vec<String> = self.seen.iter().map(Value::to_string).collect();
+        panic!(
+            "{message}\n--- tej serve stdout so far ---\n{}\n--- stderr ---\n{}",
+            seen.join("\n"),
+            self.stderr.lock().unwrap()
+        );
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `tej send ARGS... --timeout 60`.
+fn send<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: Into<OsString>,
+{
+    tej()
+        .arg("send")
+        .args(args.into_iter().map(Into::into))
+        .args(["--timeout", "60"])
+        .output()
+        .expect("tej send runs")
+}
+
+/// Every stdout line of a `--json` run, each of which must be a JSON object.
+fn json_lines(output: &Output) -> Vec<Value> {
+    String::from_utf8(output.stdout.clone())
+        .expect("UTF-8 stdout")
+        .lines()
+        .map(|line| {
+            let value: Value = serde_json::from_str(line).unwrap_or_else(|error| {
+                panic!("not JSON ({error}): {line:?}\n{}", describe(output))
+            });
+            assert!(value["event"].is_string(), "not an event: {line}");
+            value
+        })
+        .collect()
+}
+
+fn describe(output: &Output) -> String {
+    format!(
+        "exit {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+fn events<'a>(lines: &'a [Value], name: &str) -> Vec<&'a Value> {
+    lines.iter().filter(|line| line["event"] == name).collect()
+}
+
+/// Deterministic content that does not repeat in short runs.
+fn content(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect()
+}
+
+/// One frame in raw TEJ bytes, written here by hand (no tej-core involved).
+fn raw_frame(status: u8, files: &[(&str, &[u8])], message: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x80 | status, 1];
+    out.extend((files.len() as u64).to_be_bytes());
+    for (name, data) in files {
+        out.extend((name.len() as u16).to_be_bytes());
+        out.extend(name.as_bytes());
+        out.extend((data.len() as u64).to_be_bytes());
+        out.extend(*data);
+    }
+    out.extend((message.len() as u64).to_be_bytes());
+    out.extend(message);
+    out
+}
+
+/// Checks that `saved_as` is a file directly inside `dir` holding `data`.
+fn assert_saved_inside(file: &Value, dir: &Path, data: &[u8]) -> PathBuf {
+    let saved = PathBuf::from(
+        file["saved_as"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no saved_as in {file}")),
+    );
+    assert!(saved.is_absolute(), "saved_as is absolute: {file}");
+    let real = saved.canonicalize().expect("the saved file exists");
+    assert_eq!(real.parent(), Some(dir), "{file} is saved outside {dir:?}");
+    assert_eq!(std::fs::read(&real).unwrap(), data, "content of {file}");
+    real
+}
+
+fn assert_file(file: &Value, name: &str, data: &[u8]) {
+    assert_eq!(file["name"], name, "{file}");
+    assert_eq!(file["size"], data.len() as u64, "{file}");
+    assert_eq!(file["sha256"], sha256_hex(data), "{file}");
+}
+
+#[test]
+fn serve_json_and_send_on_every_runtime() {
+    for (index, &runtime) in Runtime::ALL.iter().enumerate() {
+        // The second client runs on another runtime than the server.
+        let other = Runtime::ALL[(index + 1) % Runtime::ALL.len()];
+        let scratch = Scratch::new(&format!("pair-{runtime}"));
+        let save_dir = scratch.path().join("saved");
+        let small = b"hello world\n".to_vec();
+        let large = content(3 << 20, 7);
+        let small_path = scratch.file("hello.txt", &small);
+        let large_path = scratch.file("data.bin", &large);
+        let binary_message = [0xff, 0xfe, b'h', b'i'];
+        let message_path = scratch.file("message.bin", &binary_message);
+
+        let mut serve = Serve::start(
+            runtime,
+            [
+                OsString::from("--save-dir"),
+                save_dir.clone().into(),
+                "--reply".into(),
+                "thanks".into(),
+            ],
+        );
+        let output = send([
+            OsString::from(serve.addr()),
+            small_path.clone().into(),
+            large_path.clone().into(),
+            "--runtime".into(),
+            runtime.name().into(),
+            "--message".into(),
+            "Sending from client".into(),
+            "--status".into(),
+            "7".into(),
+            "--repeat".into(),
+            "2".into(),
+            "--ping".into(),
+            "--wait-replies".into(),
+            "2".into(),
+            "--json".into(),
+        ]);
+        assert!(output.status.success(), "{}", describe(&output));
+        let lines = json_lines(&output);
+        assert_eq!(lines[0]["event"], "connected", "{lines:?}");
+        assert_eq!(lines[0]["peer"], serve.addr());
+        assert_eq!(events(&lines, "sent").len(), 3);
+        let replies = events(&lines, "received");
+        assert_eq!(replies.len(), 2, "{lines:?}");
+        for reply in replies {
+            assert_eq!(reply["message"], "thanks");
+            assert_eq!(reply["peer"], serve.addr());
+            assert_eq!(reply["files"], Value::Array(Vec::new()));
+        }
+        let ended = events(&lines, "disconnected");
+        assert_eq!(ended.len(), 1);
+        assert_eq!(ended[0]["kind"], "local_close");
+        let summary = lines.last().unwrap();
+        assert_eq!(summary["event"], "summary", "{lines:?}");
+        assert_eq!(summary["frames"], 3);
+        assert_eq!(summary["replies"], 2);
+        let frame_len = 18 + (10 + 9 + small.len() as u64) + (10 + 8 + large.len() as u64) + 19;
+        assert_eq!(summary["bytes"], 2 * frame_len + 18);
+
+        let connected = serve.expect("connected");
+        let peer = connected["peer"].as_str().unwrap().to_string();
+        let mut saved = BTreeSet::new();
+        let save_dir = save_dir.canonicalize().unwrap();
+        for _ in 0..2 {
+            let frame = serve.expect("received");
+            assert_eq!(frame["peer"], peer.as_str());
+            assert_eq!(frame["status"], 7);
+            assert_eq!(frame["version"], 1);
+            assert_eq!(frame["message"], "Sending from client");
+            assert_eq!(frame["message_len"], 19);
+            assert_eq!(frame["message_sha256"], sha256_hex(b"Sending from client"));
+            let files = frame["files"].as_array().unwrap();
+            assert_eq!(files.len(), 2);
+            assert_file(&files[0], "hello.txt", &small);
+            assert_file(&files[1], "data.bin", &large);
+            saved.insert(assert_saved_inside(&files[0], &save_dir, &small));
+            saved.insert(assert_saved_inside(&files[1], &save_dir, &large));
+        }
+        assert_eq!(saved.len(), 4, "every saved file has its own name");
+        let ping = serve.expect("ping");
+        assert_eq!(ping["status"], 2);
+        assert_eq!(ping["message"], Value::Null);
+        assert_eq!(ping["message_len"], 0);
+        assert_eq!(ping["message_sha256"], Value::Null);
+        let ended = serve.expect("disconnected");
+        assert_eq!(ended["peer"], peer.as_str());
+        assert_eq!(ended["reason"], "peer closed the connection");
+
+        // A binary message from a file, from a client on another runtime.
+        let output = send([
+            OsString::from(serve.addr()),
+            "--runtime".into(),
+            other.name().into(),
+            "--message-file".into(),
+            message_path.into(),
+            "--wait-replies".into(),
+            "1".into(),
+        ]);
+        assert!(output.status.success(), "{}", describe(&output));
+        let text = String::from_utf8_lossy(&output.stdout);
+        assert!(text.contains("thanks"), "the reply is printed: {text}");
+        assert!(text.contains("sent 1 frame(s)"), "a summary: {text}");
+        assert!(
+            output.stderr.is_empty(),
+            "no progress bars when stdout is not a terminal: {}",
+            describe(&output)
+        );
+        serve.expect("connected");
+        let frame = serve.expect("received");
+        assert_eq!(frame["message_len"], 4);
+        assert_eq!(frame["message"], "\u{fffd}\u{fffd}hi");
+        assert_eq!(frame["message_sha256"], sha256_hex(&binary_message));
+        assert_eq!(frame["files"], Value::Array(Vec::new()));
+        serve.expect("disconnected");
+    }
+}
+
+#[test]
+fn serve_without_save_dir_hashes_and_discards() {
+    let runtime = Runtime::ALL[0];
+    let scratch = Scratch::new("discard");
+    let data = content(200_000, 3);
+    let path = scratch.file("kept-nowhere.bin", &data);
+    let mut serve = Serve::start(runtime, ["--reply", "ok"]);
+    let output = send([
+        OsString::from(serve.addr()),
+        path.into(),
+        "--wait-replies".into(),
+        "1".into(),
+        "--json".into(),
+    ]);
+    assert!(output.status.success(), "{}", describe(&output));
+    serve.expect("connected");
+    let frame = serve.expect("received");
+    let file = &frame["files"][0];
+    assert_file(file, "kept-nowhere.bin", &data);
+    assert_eq!(file["saved_as"], Value::Null);
+    assert_eq!(frame["message"], Value::Null);
+    serve.expect("disconnected");
+}
+
+/// Names `tej send` cannot produce, written as raw TEJ bytes: every file
+/// lands inside `--save-dir` under its own name, and is reported under the
+/// name as sent.
+#[test]
+fn hostile_names_stay_inside_the_save_dir() {
+    let long = "a".repeat(300);
+    let names: Vec<&str> = vec![
+        "../x",
+        "/abs",
+        "",
+        "a\0b",
+        "dup.txt",
+        "dup.txt",
+        "..",
+        ".",
+        "sub/../../y",
+        "..\\..\\win",
+        ".hidden",
+        "new\nline",
+        &long,
+    ];
+    for &runtime in Runtime::ALL {
+        let scratch = Scratch::new(&format!("hostile-{runtime}"));
+        let save_dir = scratch.path().join("saved");
+        let mut serve = Serve::start(
+            runtime,
+            [OsString::from("--save-dir"), save_dir.clone().into()],
+        );
+        let save_dir = save_dir.canonicalize().unwrap();
+        let contents: Vec<Vec<u8>> = (0..names.len())
+            .map(|index| content(1000 + index, index as u64))
+            .collect();
+        let files: Vec<(&str, &[u8])> = names
+            .iter()
+            .zip(&contents)
+            .map(|(name, data)| (*name, &data[..]))
+            .collect();
+        let mut stream = TcpStream::connect(serve.addr).unwrap();
+        stream.write_all(&raw_frame(0, &files, b"hostile")).unwrap();
+        serve.expect("connected");
+        let frame = serve.expect("received");
+        let reported = frame["files"].as_array().unwrap();
+        assert_eq!(reported.len(), names.len());
+        let mut saved = BTreeSet::new();
+        for ((name, data), file) in files.iter().zip(reported) {
+            assert_file(file, name, data);
+            saved.insert(assert_saved_inside(file, &save_dir, data));
+        }
+        assert_eq!(saved.len(), names.len(), "distinct files: {saved:?}");
+        assert_eq!(
+            std::fs::read_dir(&save_dir).unwrap().count(),
+            names.len(),
+            "nothing else in the save dir"
+        );
+        for escaped in ["x", "y", "win", "abs"] {
+            assert!(!scratch.path().join(escaped).exists(), "{escaped} escaped");
+        }
+        drop(stream);
+        assert_eq!(serve.expect("disconnected")["kind"], "peer_closed");
+
+        // Two files of the same name through `tej send` (from two folders).
+        let first = scratch.file("one/same.txt", b"first");
+        let second = scratch.file("two/same.txt", b"second");
+        let output = send([
+            OsString::from(serve.addr()),
+            first.into(),
+            second.into(),
+            "--runtime".into(),
+            runtime.name().into(),
+        ]);
+        assert!(output.status.success(), "{}", describe(&output));
+        serve.expect("connected");
+        let frame = serve.expect("received");
+        let reported = frame["files"].as_array().unwrap();
+        assert_file(&reported[0], "same.txt", b"first");
+        assert_file(&reported[1], "same.txt", b"second");
+        let one = assert_saved_inside(&reported[0], &save_dir, b"first");
+        let two = assert_saved_inside(&reported[1], &save_dir, b"second");
+        assert_ne!(one, two);
+        serve.expect("disconnected");
+    }
+}
+
+#[test]
+fn serve_reports_why_connections_end() {
+    let runtime = Runtime::ALL[0];
+    let mut serve = Serve::start(runtime, ["--idle-timeout", "0.5", "--max-file-size", "1K"]);
+
+    // Status bit clear: a typed protocol error.
+    let mut stream = TcpStream::connect(serve.addr).unwrap();
+    stream.write_all(&[0x00, 0x01]).unwrap();
+    serve.expect("connected");
+    let ended = serve.expect("disconnected");
+    assert_eq!(ended["kind"], "protocol", "{ended}");
+    assert!(
+        ended["reason"]
+            .as_str()
+            .unwrap()
+            .contains("status bit is 0"),
+        "{ended}"
+    );
+    drop(stream);
+
+    // Silence: the idle timeout.
+    let stream = TcpStream::connect(serve.addr).unwrap();
+    serve.expect("connected");
+    let ended = serve.expect("disconnected");
+    assert_eq!(ended["reason"], "idle timeout");
+    assert_eq!(ended["kind"], "idle_timeout");
+    drop(stream);
+
+    // A file over --max-file-size: the server hangs up and `tej send`,
+    // waiting for a reply, fails with a one-line reason.
+    let scratch = Scratch::new("limits");
+    let path = scratch.file("big.bin", &content(4096, 1));
+    let output = send([
+        OsString::from(serve.addr()),
+        path.into(),
+        "--wait-replies".into(),
+        "1".into(),
+    ]);
+    assert!(!output.status.success(), "{}", describe(&output));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{}", describe(&output));
+    assert!(
+        stderr.starts_with("tej send: got 0 of 1 replies"),
+        "{stderr}"
+    );
+    serve.expect("connected");
+    let ended = serve.expect("disconnected");
+    assert_eq!(ended["kind"], "protocol");
+    assert!(
+        ended["reason"]
+            .as_str()
+            .unwrap()
+            .contains("file size 4096 exceeds the limit of 1024"),
+        "{ended}"
+    );
+}
+
+#[test]
+fn send_fails_with_a_one_line_reason() {
+    let scratch = Scratch::new("failures");
+    let free_port = {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let exists = scratch.file("exists.txt", b"x");
+    let cases: Vec<(Vec<OsString>, &str)> = vec![
+        (
+            vec![free_port.to_string().into(), exists.clone().into()],
+            "tej send: cannot connect to",
+        ),
+        (
+            vec![
+                free_port.to_string().into(),
+                scratch.path().join("missing.txt").into(),
+            ],
+            "tej send: cannot read",
+        ),
+        (
+            vec![free_port.to_string().into(), scratch.path().into()],
+            "is not a regular file",
+        ),
+        (vec!["no-port-here".into()], "tej send: cannot resolve"),
+    ];
+    for (args, expected) in cases {
+        let output = send(args);
+        assert!(!output.status.success(), "{}", describe(&output));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{}", describe(&output));
+        assert!(stderr.starts_with("tej send: "), "{stderr}");
+        assert!(stderr.contains(expected), "{expected:?} in {stderr}");
+    }
+
+    // A server that accepts and never reads nor replies: --timeout ends it.
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let started = Instant::now();
+    let output = tej()
+        .arg("send")
+        .arg(listener.local_addr().unwrap().to_string())
+        .args([
+            "--message",
+            "anyone?",
+            "--wait-replies",
+            "1",
+            "--timeout",
+            "1",
+        ])
+        .output()
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.trim(), "tej send: timed out after 1.0 s (--timeout)");
+}
+
+#[cfg(unix)]
+#[test]
+fn serve_stops_gracefully_on_ctrl_c() {
+    for &runtime in Runtime::ALL {
+        let mut serve = Serve::start(runtime, std::iter::empty::<OsString>());
+        let mut stream = TcpStream::connect(serve.addr).unwrap();
+        serve.expect("connected");
+        let (status, rest) = serve.interrupt();
+        assert!(status.success(), "exit {status}");
+        assert_eq!(rest.len(), 1, "{rest:?}");
+        assert_eq!(rest[0]["event"], "disconnected");
+        assert_eq!(rest[0]["kind"], "local_close");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let mut buffer = [0; 16];
+        assert_eq!(
+            stream.read(&mut buffer).unwrap(),
+            0,
+            "the connection is closed"
+        );
+    }
+}
+
+#[test]
+fn python_reference_client_sends_to_tej_serve() {
+    let Some(py) = python::reference_python() else {
+        return;
+    };
+    for &runtime in Runtime::ALL {
+        let scratch = Scratch::new(&format!("python-{runtime}"));
+        let save_dir = scratch.path().join("saved");
+        let mut serve = Serve::start(
+            runtime,
+            [
+                OsString::from("--save-dir"),
+                save_dir.clone().into(),
+                "--reply".into(),
+                "ack".into(),
+            ],
+        );
+        let spec = serde_json::json!({
+            "status": 5,
+            "message": "Sending from client",
+            "files": [
+                {"name": "file.txt", "text": "hello world\n"},
+                {"name": "generated.bin", "size": 1 << 20, "seed": 7},
+            ],
+        });
+        let mut client = python::ReferencePeer::client(
+            &py,
+            serve.addr.port(),
+            [
+                "--send-on-connect",
+                &spec.to_string(),
+                "--exit-after-frames",
+                "1",
+            ],
+        );
+        let generated = python::generated_file(1 << 20, 7);
+        serve.expect("connected");
+        let frame = serve.expect("received");
+        assert_eq!(frame["status"], 5);
+        assert_eq!(frame["message"], "Sending from client");
+        let files = frame["files"].as_array().unwrap();
+        assert_eq!(files.len(), 2);
+        let save_dir = save_dir.canonicalize().unwrap();
+        assert_file(&files[0], "file.txt", b"hello world\n");
+        assert_file(&files[1], "generated.bin", &generated);
+        assert_saved_inside(&files[0], &save_dir, b"hello world\n");
+        assert_saved_inside(&files[1], &save_dir, &generated);
+
+        client.expect_event("connected", python::DEFAULT_TIMEOUT);
+        let reply = client.wait_for("received", python::DEFAULT_TIMEOUT);
+        assert_eq!(reply["message_hex"], python::hex(b"ack"));
+        client.wait_for("done", python::DEFAULT_TIMEOUT);
+        client.expect_success(python::DEFAULT_TIMEOUT);
+        let ended = serve.expect("disconnected");
+        assert_eq!(ended["kind"], "peer_closed", "{ended}");
+    }
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for command in ["demo", "serve", "send"] {
+        let output = tej().args([command, "--help"]).output().unwrap();
+        assert!(output.status.success(), "{}", describe(&output));
+        let help = String::from_utf8_lossy(&output.stdout);
+        assert!(help.contains("Usage: tej"), "{help}");
+        for runtime in Runtime::ALL {
+            if command != "demo" {
+                assert!(help.contains(runtime.name()), "{runtime} in {help}");
+            }
+        }
+    }
+}
