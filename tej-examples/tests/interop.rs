@@ -1,5 +1,5 @@
-//! tej-tokio against the real reference implementation (`tej-protoc` 0.2.4),
-//! over loopback sockets, in both directions.
+//! Every adapter against the real reference implementation (`tej-protoc`
+//! 0.2.4), over loopback sockets, in both directions.
 //!
 //! Skipped with a printed reason when Python is missing, unless
 //! `TEJ_REQUIRE_INTEROP=1` (as in CI), which turns the skip into a failure.
@@ -9,23 +9,16 @@ mod python;
 #[path = "support/recorder.rs"]
 mod recorder;
 
-use std::time::Duration;
+use std::net::{Ipv4Addr, SocketAddr};
 
 use python::{file_json, generated_file, hex, ReferencePeer, DEFAULT_TIMEOUT};
 use recorder::{hex_sha256, Record, Recorder, Seen};
 use serde_json::Value;
-use tej_tokio::{Client, Frame, FrameBuilder, Server, Status};
+use tej_core::{Frame, FrameBuilder, SessionConfig, Status};
+use tej_examples::runtime::{self, Runtime};
 
 const BIG: u64 = 64 << 20;
 const STREAMED: usize = 100;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
 
 fn events_named<'a>(events: &'a [Value], name: &str) -> Vec<&'a Value> {
     events
@@ -34,27 +27,26 @@ fn events_named<'a>(events: &'a [Value], name: &str) -> Vec<&'a Value> {
         .collect()
 }
 
-#[test]
-fn reference_client_to_tokio_server() {
+fn reference_client_to_our_server(runtime: Runtime) {
     let Some(python) = python::reference_python() else {
         return;
     };
-    let runtime = runtime();
     let record = Record::default();
     let server_file = generated_file(100_000, 3);
-    let (addr, shutdown, serving) = runtime.block_on(async {
-        let server = Server::bind("127.0.0.1:0").await.unwrap();
-        let addr = server.local_addr().unwrap();
-        let shutdown = server.shutdown_handle();
-        let mut handler = Recorder::new(&record);
-        handler.greeting = vec![FrameBuilder::new(Status::DEFAULT)
-            .file("srv.bin", server_file.clone())
-            .message("Hello")
-            .build()];
-        handler.reply = Some(Frame::message("ack"));
-        let serving = tokio::spawn(server.serve(move || handler.clone()));
-        (addr, shutdown, serving)
-    });
+    let mut handler = Recorder::new(&record);
+    handler.greeting = vec![FrameBuilder::new(Status::DEFAULT)
+        .file("srv.bin", server_file.clone())
+        .message("Hello")
+        .build()];
+    handler.reply = Some(Frame::message("ack"));
+    let server = runtime::start_server(
+        runtime,
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        SessionConfig::default(),
+        move || handler.clone(),
+    )
+    .unwrap();
+    let addr = server.addr();
 
     let on_connect = [
         r#"{"message":"Hello from python","files":[{"name":"a.bin","size":1048576,"seed":7},{"name":"b.txt","text":"hi there"},{"name":"empty.txt","text":""}]}"#,
@@ -143,15 +135,10 @@ fn reference_client_to_tokio_server() {
         hex_sha256(&generated_file(BIG, 11))
     );
 
-    shutdown.shutdown();
-    runtime
-        .block_on(async { tokio::time::timeout(Duration::from_secs(10), serving).await })
-        .expect("server stops")
-        .unwrap();
+    server.stop();
 }
 
-#[test]
-fn tokio_client_to_reference_server() {
+fn our_client_to_reference_server(runtime: Runtime) {
     let Some(python) = python::reference_python() else {
         return;
     };
@@ -171,11 +158,14 @@ fn tokio_client_to_reference_server() {
     ]);
     let (mut server, port) = ReferencePeer::server(&python, &args);
 
-    let runtime = runtime();
     let record = Record::default();
-    let client = runtime
-        .block_on(Client::connect(("127.0.0.1", port), Recorder::new(&record)))
-        .unwrap();
+    let client = runtime::connect(
+        runtime,
+        SocketAddr::from((Ipv4Addr::LOCALHOST, port)),
+        Recorder::new(&record),
+        SessionConfig::default(),
+    )
+    .unwrap();
     let sender = client.sender();
     let big = generated_file(BIG, 13);
     let ours = [
@@ -302,9 +292,33 @@ fn tokio_client_to_reference_server() {
         1
     );
 
-    client.close();
-    runtime.block_on(client.join()).unwrap();
+    client.close().unwrap();
     assert_eq!(record.disconnects(), ["closed locally"]);
     server.wait_for("done", DEFAULT_TIMEOUT);
     server.expect_success(DEFAULT_TIMEOUT);
+}
+
+macro_rules! interop {
+    ($($module:ident: $runtime:expr;)*) => {
+        $(
+            mod $module {
+                use super::*;
+
+                #[test]
+                fn reference_client_to_our_server() {
+                    super::reference_client_to_our_server($runtime);
+                }
+                #[test]
+                fn our_client_to_reference_server() {
+                    super::our_client_to_reference_server($runtime);
+                }
+            }
+        )*
+    };
+}
+
+interop! {
+    tokio: Runtime::Tokio;
+    async_std: Runtime::AsyncStd;
+    mio: Runtime::Mio;
 }
