@@ -4,6 +4,8 @@
 use alloc::string::String;
 use alloc::vec::Vec;
 
+use bytes::BytesMut;
+
 use crate::decode::{Decoder, Event};
 use crate::error::DecodeError;
 use crate::frame::{File, FileBody, Frame};
@@ -14,6 +16,9 @@ use crate::wire::Status;
 /// this the buffer grows only as data actually arrives, so a peer that
 /// announces a large length and sends nothing costs little.
 const MAX_RESERVE_AHEAD: u64 = 1 << 20;
+/// Messages are received into chunks of at least this size and split off
+/// as each completes: one allocation serves many small messages.
+const MESSAGE_CHUNK_LEN: usize = 8 * 1024;
 /// The most file slots reserved ahead from an announced file count.
 const MAX_FILES_RESERVED_AHEAD: u64 = 64;
 
@@ -202,7 +207,7 @@ impl Destination {
 pub(crate) struct PartialFrame {
     frame: Option<Frame>,
     file: Option<(String, Destination)>,
-    message: Vec<u8>,
+    message: BytesMut,
 }
 
 impl core::fmt::Debug for PartialFrame {
@@ -226,6 +231,7 @@ impl PartialFrame {
 
     /// Takes one event; returns the frame it completes, if any. `choose`
     /// picks each file's target from its name, announced size and index.
+    #[inline]
     pub(crate) fn apply(
         &mut self,
         event: Event<'_>,
@@ -263,13 +269,16 @@ impl PartialFrame {
                 }
             }
             Event::MessageStart { size } => {
-                self.message = Vec::with_capacity(size.min(MAX_RESERVE_AHEAD) as usize);
+                let wanted = size.min(MAX_RESERVE_AHEAD) as usize;
+                if self.message.capacity() < wanted {
+                    self.message = BytesMut::with_capacity(wanted.max(MESSAGE_CHUNK_LEN));
+                }
             }
             Event::MessageData(data) => self.message.extend_from_slice(data),
             Event::FrameEnd => {
                 let mut done = self.frame.take().unwrap_or_default();
-                let message = core::mem::take(&mut self.message);
-                done.message = (!message.is_empty()).then(|| message.into());
+                let message = self.message.split().freeze();
+                done.message = (!message.is_empty()).then_some(message);
                 return Ok(Some(done));
             }
         }

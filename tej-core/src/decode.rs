@@ -11,7 +11,7 @@
 use nom::number::streaming::{be_u16, be_u64, be_u8};
 use nom::IResult;
 
-// Concrete instances of nom's generic parsers, so they coerce to one fn pointer type.
+// Concrete instances of nom's generic parsers for byte slices.
 fn parse_u8(input: &[u8]) -> IResult<&[u8], u8> {
     be_u8(input)
 }
@@ -225,6 +225,7 @@ impl Decoder {
     ///
     /// A [`DecodeError`] when the stream breaks the protocol or a limit; the
     /// decoder then returns that error on every later call.
+    #[inline(always)]
     pub fn decode<'a>(&'a mut self, input: &'a [u8]) -> Result<Decoded<'a>, DecodeError> {
         let mut pos = 0;
         let step = self.step(input, &mut pos);
@@ -399,11 +400,12 @@ impl Decoder {
     /// Reads one fixed-width field with a nom streaming parser, straight from
     /// the input when it is all there, through the scratch buffer when it is
     /// split across calls. `None`: the input ran out first (and was kept).
+    #[inline(always)]
     fn read_field<T>(
         &mut self,
         input: &[u8],
         pos: &mut usize,
-        parse: fn(&[u8]) -> IResult<&[u8], T>,
+        parse: impl Fn(&[u8]) -> IResult<&[u8], T>,
     ) -> Option<T> {
         let available = &input[*pos..];
         if self.scratch.is_empty() {
