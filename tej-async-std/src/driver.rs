@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use async_io::Timer;
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_lite::{future, AsyncWriteExt};
-use tej_core::{Handler, Session};
+use tej_core::{Handler, ReadBuffer, Session};
 
 use crate::shutdown::ShutdownHandle;
 
@@ -38,7 +38,7 @@ where
 {
     let linger = session.config().close_linger;
     let mut driver = Driver {
-        buffer: vec![0; session.config().read_buffer_len.max(1)],
+        buffer: ReadBuffer::new(session.config().read_buffer_len),
         stream,
         origin: Instant::now(),
         timer: Timer::never(),
@@ -67,7 +67,7 @@ where
 
 struct Driver<S> {
     stream: S,
-    buffer: Vec<u8>,
+    buffer: ReadBuffer,
     origin: Instant,
     timer: Timer,
     timer_deadline: Option<Duration>,
@@ -158,7 +158,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
 
     /// Reads once into the buffer and hands the bytes over; true if anything happened.
     fn read<H: Handler>(&mut self, cx: &mut Context<'_>, session: &mut Session<H>) -> bool {
-        match Pin::new(&mut self.stream).poll_read(cx, &mut self.buffer) {
+        match Pin::new(&mut self.stream).poll_read(cx, self.buffer.space()) {
             Poll::Pending => false,
             Poll::Ready(Ok(0)) => {
                 session.handle_eof(self.now());
@@ -167,7 +167,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
             Poll::Ready(Ok(read)) => {
                 let now = self.now();
                 // What a closing session does not use is not for it.
-                let _ = session.handle_input(&self.buffer[..read], now);
+                let _ = session.handle_input(self.buffer.filled(read), now);
+                self.buffer.record_read(read);
                 true
             }
             Poll::Ready(Err(error)) if error.kind() == io::ErrorKind::Interrupted => true,

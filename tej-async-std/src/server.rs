@@ -37,7 +37,16 @@ impl Server {
     ///
     /// The error of binding.
     pub async fn bind(addr: impl ToSocketAddrs) -> io::Result<Server> {
-        Ok(Server::from_listener(TcpListener::bind(addr).await?))
+        let mut last_error = None;
+        for addr in addr.to_socket_addrs().await? {
+            match listen(addr) {
+                Ok(listener) => return Ok(Server::from_listener(TcpListener::from(listener))),
+                Err(error) => last_error = Some(error),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "no address to bind to")
+        }))
     }
 
     /// A server on a listener bound elsewhere.
@@ -148,4 +157,22 @@ fn is_per_connection(error: &io::Error) -> bool {
             | io::ErrorKind::ConnectionReset
             | io::ErrorKind::Interrupted
     )
+}
+
+/// Pending connections the kernel queues before `accept`: std's default of
+/// 128 drops SYNs when a thousand clients connect at once.
+const LISTEN_BACKLOG: i32 = 1024;
+
+/// A listening socket on `addr` with a backlog of [`LISTEN_BACKLOG`].
+fn listen(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // Rebinding right after a restart must not wait for old connections.
+    #[cfg(unix)]
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
 }

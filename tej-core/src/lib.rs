@@ -79,6 +79,8 @@ pub use assemble::{Assembled, Assembler, FileTarget};
 #[cfg(feature = "alloc")]
 pub use frame::{File, FileBody, Frame, FrameBuilder};
 #[cfg(feature = "alloc")]
-pub use session::{Connection, DisconnectReason, Handler, SendError, Session, SessionConfig};
+pub use session::{
+    Connection, DisconnectReason, Handler, ReadBuffer, SendError, Session, SessionConfig,
+};
 #[cfg(feature = "std")]
 pub use session::{SendFuture, Sender};

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tej_core::{Handler, Session};
+use tej_core::{Handler, ReadBuffer, Session};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
@@ -27,7 +27,7 @@ pub async fn run_session<H: Handler>(
     shutdown: CancellationToken,
 ) {
     let mut driver = Driver {
-        buffer: vec![0; session.config().read_buffer_len.max(1)],
+        buffer: ReadBuffer::new(session.config().read_buffer_len),
         stream,
         origin: Instant::now(),
         timer: Box::pin(tokio::time::sleep_until(Instant::now())),
@@ -41,7 +41,7 @@ pub async fn run_session<H: Handler>(
 
 struct Driver {
     stream: TcpStream,
-    buffer: Vec<u8>,
+    buffer: ReadBuffer,
     origin: Instant,
     timer: Pin<Box<Sleep>>,
     timer_deadline: Option<Duration>,
@@ -126,12 +126,13 @@ impl Driver {
             }
             Poll::Ready(Ok(())) => {}
         }
-        match self.stream.try_read(&mut self.buffer) {
+        match self.stream.try_read(self.buffer.space()) {
             Ok(0) => session.handle_eof(self.now()),
             Ok(read) => {
                 let now = self.now();
                 // What a closing session does not use is not for it.
-                let _ = session.handle_input(&self.buffer[..read], now);
+                let _ = session.handle_input(self.buffer.filled(read), now);
+                self.buffer.record_read(read);
             }
             Err(error)
                 if matches!(

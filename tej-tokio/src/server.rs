@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use tej_core::{Handler, Session, SessionConfig};
-use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
+use tokio::net::{TcpListener, TcpSocket, TcpStream, ToSocketAddrs};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -54,7 +54,16 @@ impl Server {
     ///
     /// The error of binding.
     pub async fn bind(addr: impl ToSocketAddrs) -> io::Result<Server> {
-        Ok(Server::from_listener(TcpListener::bind(addr).await?))
+        let mut last_error = None;
+        for addr in tokio::net::lookup_host(addr).await? {
+            match listen(addr) {
+                Ok(listener) => return Ok(Server::from_listener(listener)),
+                Err(error) => last_error = Some(error),
+            }
+        }
+        Err(last_error.unwrap_or_else(|| {
+            io::Error::new(io::ErrorKind::InvalidInput, "no address to bind to")
+        }))
     }
 
     /// A server on a listener bound elsewhere.
@@ -138,6 +147,24 @@ async fn serve_connection<H: Handler>(
         tracing::debug!(%error, "could not disable Nagle's algorithm");
     }
     run_session(stream, session, shutdown).await;
+}
+
+/// Pending connections the kernel queues before `accept`: the usual 128
+/// drops SYNs when a thousand clients connect at once.
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// A listening socket on `addr` with a backlog of [`LISTEN_BACKLOG`].
+fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    // Rebinding right after a restart must not wait for old connections.
+    #[cfg(unix)]
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
 }
 
 /// Errors that concern only the connection being accepted, not the listener.

@@ -19,12 +19,14 @@
 mod handler;
 mod outbox;
 mod outgoing;
+mod read_buffer;
 #[cfg(feature = "std")]
 mod sender;
 
 use core::time::Duration;
 
 pub use handler::{Connection, DisconnectReason, Handler, SendError};
+pub use read_buffer::ReadBuffer;
 #[cfg(feature = "std")]
 pub use sender::{SendFuture, Sender};
 
