@@ -53,6 +53,36 @@ impl FrameSummary {
     }
 }
 
+/// The sha256 (hex) of a frame's content: each file's name, length and
+/// bytes (in memory or spooled to disk), then the message. Status and
+/// version are not part of it. What `Recorder::echo_digest` answers.
+pub fn content_digest(frame: &Frame) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update((frame.files.len() as u64).to_be_bytes());
+    for file in &frame.files {
+        hasher.update((file.name.len() as u64).to_be_bytes());
+        hasher.update(file.name.as_bytes());
+        hasher.update(file.len().to_be_bytes());
+        match (file.data(), file.path()) {
+            (Some(data), _) => hasher.update(data),
+            (None, Some(path)) => hasher.update(std::fs::read(path).expect("spooled file")),
+            (None, None) => {}
+        }
+    }
+    match &frame.message {
+        Some(message) => {
+            hasher.update([1]);
+            hasher.update(message);
+        }
+        None => hasher.update([0]),
+    }
+    hasher
+        .finalize()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
 pub fn hex_sha256(data: &[u8]) -> String {
     Sha256::digest(data)
         .iter()
@@ -166,6 +196,8 @@ pub struct Recorder {
     pub push_on_connect: usize,
     /// Spool received files into this directory instead of memory.
     pub spool_dir: Option<std::path::PathBuf>,
+    /// Answer every frame with its [`content_digest`] as the message.
+    pub echo_digest: bool,
 }
 
 impl Recorder {
@@ -205,6 +237,10 @@ impl Handler for Recorder {
         self.record.push(Seen::Received(FrameSummary::of(&frame)));
         if let Some(reply) = &self.reply {
             conn.send(reply.clone()).expect("reply queued");
+        }
+        if self.echo_digest {
+            conn.send(Frame::message(content_digest(&frame)))
+                .expect("digest queued");
         }
     }
 
