@@ -4,19 +4,15 @@ use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
-use std::time::Duration;
 
 use async_io::Timer;
 use async_std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use futures_lite::{future, FutureExt};
+use tej_core::accept::{is_per_connection_error, ACCEPT_ERROR_BACKOFF};
 use tej_core::{Handler, Session, SessionConfig};
 
 use crate::driver::run_session;
 use crate::shutdown::ShutdownHandle;
-
-/// How long the accept loop pauses after an error such as running out of
-/// file descriptors, so that it does not spin while the condition lasts.
-const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 
 /// A TEJ server on async-std (and smol).
 ///
@@ -111,7 +107,7 @@ impl Server {
                         }
                     });
                 }
-                Err(error) if is_per_connection(&error) => {
+                Err(error) if is_per_connection_error(&error) => {
                     tracing::debug!(%error, "a connection failed before it was accepted");
                 }
                 Err(error) => {
@@ -147,16 +143,6 @@ async fn serve_connection<H: Handler>(
         tracing::debug!(%error, "could not disable Nagle's algorithm");
     }
     run_session(stream, session, shutdown).await;
-}
-
-/// Errors that concern only the connection being accepted, not the listener.
-fn is_per_connection(error: &io::Error) -> bool {
-    matches!(
-        error.kind(),
-        io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::Interrupted
-    )
 }
 
 /// Pending connections the kernel queues before `accept`: std's default of

@@ -59,6 +59,8 @@ pub mod error;
 pub mod limits;
 pub mod wire;
 
+#[cfg(feature = "std")]
+pub mod accept;
 #[cfg(feature = "alloc")]
 pub mod assemble;
 #[cfg(feature = "alloc")]

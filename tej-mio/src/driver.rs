@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use mio::event::Event;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
+use tej_core::accept::{is_per_connection_error, ACCEPT_ERROR_BACKOFF};
 use tej_core::{Handler, Session, SessionConfig};
 
 /// Reads of one connection per turn before the others get theirs.
@@ -24,10 +25,6 @@ const MAX_WRITES_PER_TURN: usize = 16;
 const MAX_ACCEPTS_PER_TURN: usize = 256;
 /// Slices in one vectored write.
 const MAX_IO_SLICES: usize = 64;
-/// How long the listener rests after an accept error such as running out
-/// of file descriptors, so that the loop does not spin while it lasts.
-const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
-
 /// TEJ connections on a mio [`Poll`](mio::Poll) that the caller owns: the
 /// engine of [`Server`](crate::Server) and [`Client`](crate::Client), for
 /// programs that run their own event loop.
@@ -666,7 +663,7 @@ impl<H: Handler, F: FnMut() -> H> Driver<H, F> {
                     self.open(registry, &mut listener, stream, peer);
                 }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
-                Err(error) if is_per_connection(&error) => {
+                Err(error) if is_per_connection_error(&error) => {
                     tracing::debug!(%error, "a connection failed before it was accepted");
                 }
                 Err(error) => {
@@ -829,16 +826,6 @@ impl<H: Handler> Conn<H> {
         (self.read_ready && self.session.wants_read())
             || (self.write_ready && self.session.wants_write())
     }
-}
-
-/// Errors that concern only the connection being accepted, not the listener.
-fn is_per_connection(error: &io::Error) -> bool {
-    matches!(
-        error.kind(),
-        io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::Interrupted
-    )
 }
 
 /// The text of a panic's payload.

@@ -2,18 +2,14 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::time::Duration;
 
+use tej_core::accept::{is_per_connection_error, ACCEPT_ERROR_BACKOFF};
 use tej_core::{Handler, Session, SessionConfig};
 use tokio::net::{TcpListener, TcpSocket, TcpStream, ToSocketAddrs};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::driver::run_session;
-
-/// How long the accept loop pauses after an error such as running out of
-/// file descriptors, so that it does not spin while the condition lasts.
-const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 
 /// A TEJ server on Tokio.
 ///
@@ -119,7 +115,7 @@ impl Server {
                         self.shutdown.child_token(),
                     ));
                 }
-                Err(error) if is_per_connection(&error) => {
+                Err(error) if is_per_connection_error(&error) => {
                     tracing::debug!(%error, "a connection failed before it was accepted");
                 }
                 Err(error) => {
@@ -165,14 +161,4 @@ fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.set_reuseaddr(true)?;
     socket.bind(addr)?;
     socket.listen(LISTEN_BACKLOG)
-}
-
-/// Errors that concern only the connection being accepted, not the listener.
-fn is_per_connection(error: &io::Error) -> bool {
-    matches!(
-        error.kind(),
-        io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::Interrupted
-    )
 }
