@@ -6,7 +6,7 @@ use alloc::vec::Vec;
 
 use bytes::BytesMut;
 
-use crate::decode::{Decoder, Event};
+use crate::decode::{Decoder, Event, MessageFrame};
 use crate::error::DecodeError;
 use crate::frame::{File, FileBody, Frame};
 use crate::limits::Limits;
@@ -110,6 +110,14 @@ impl Assembler {
     ///
     /// The decoder's [`DecodeError`]; the stream is then unusable.
     pub fn decode(&mut self, input: &[u8]) -> Result<Assembled, DecodeError> {
+        if !self.partial.is_started() {
+            if let Some(whole) = self.decoder.decode_message_frame(input) {
+                return Ok(Assembled {
+                    consumed: whole.consumed,
+                    frame: Some(self.partial.message_frame(&whole)),
+                });
+            }
+        }
         let mut consumed = 0;
         loop {
             let decoded = self.decoder.decode(&input[consumed..])?;
@@ -227,6 +235,23 @@ impl PartialFrame {
     /// Whether a frame is in progress.
     pub(crate) fn is_started(&self) -> bool {
         self.frame.is_some()
+    }
+
+    /// The frame of a [`MessageFrame`], its message copied into the current
+    /// chunk. Only between frames.
+    #[inline]
+    pub(crate) fn message_frame(&mut self, whole: &MessageFrame<'_>) -> Frame {
+        let message = if whole.message.is_empty() {
+            None
+        } else {
+            Some(bytes::Bytes::copy_from_slice(whole.message))
+        };
+        Frame {
+            status: whole.status,
+            version: whole.version,
+            files: Vec::new(),
+            message,
+        }
     }
 
     /// Takes one event; returns the frame it completes, if any. `choose`

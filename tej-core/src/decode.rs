@@ -24,7 +24,7 @@ fn parse_u64(input: &[u8]) -> IResult<&[u8], u64> {
 
 use crate::error::{DecodeError, Field, LimitKind};
 use crate::limits::Limits;
-use crate::wire::Status;
+use crate::wire::{Status, MIN_FRAME_LEN};
 
 /// Longest name the decoder can hold without an allocator. Longer names are
 /// refused with [`LimitKind::NameLength`] when the `alloc` feature is off.
@@ -86,6 +86,20 @@ pub struct Decoded<'a> {
     /// The event, if one completed. When `None`, the whole input was consumed
     /// and the decoder needs more bytes.
     pub event: Option<Event<'a>>,
+}
+
+/// A whole frame without files, from [`Decoder::decode_message_frame`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "`consumed` says how many input bytes to discard"]
+pub struct MessageFrame<'a> {
+    /// How many bytes of the input the frame took.
+    pub consumed: usize,
+    /// The custom status.
+    pub status: Status,
+    /// The protocol version byte, as sent.
+    pub version: u8,
+    /// The message, a slice of the caller's input; empty for "no message".
+    pub message: &'a [u8],
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -261,6 +275,53 @@ impl Decoder {
         Ok(Decoded {
             consumed: pos,
             event,
+        })
+    }
+
+    /// Decodes a whole frame in one step when the decoder sits between frames
+    /// and `input` starts with a complete frame that has no files and is
+    /// within the limits: the common case of many small messages, without
+    /// the four events [`decode`](Self::decode) would return for it.
+    ///
+    /// `None` consumes nothing and changes nothing: hand the input to
+    /// [`decode`](Self::decode), which also reports any error in it.
+    ///
+    /// ```
+    /// use tej_core::{Decoder, Frame, Limits};
+    ///
+    /// let wire = Frame::message("Hello").encode_to_vec().unwrap();
+    /// let mut decoder = Decoder::new(Limits::default());
+    /// let frame = decoder.decode_message_frame(&wire).unwrap();
+    /// assert_eq!((frame.consumed, frame.message), (wire.len(), &b"Hello"[..]));
+    /// assert!(decoder.decode_message_frame(&wire[..5]).is_none());
+    /// ```
+    #[inline]
+    pub fn decode_message_frame<'a>(&mut self, input: &'a [u8]) -> Option<MessageFrame<'a>> {
+        if self.state != State::Status || !self.scratch.is_empty() {
+            return None;
+        }
+        let header: &[u8; MIN_FRAME_LEN] = input.get(..MIN_FRAME_LEN)?.try_into().ok()?;
+        let status = Status::from_wire_byte(header[0])?;
+        let mut file_count = [0u8; 8];
+        file_count.copy_from_slice(&header[2..10]);
+        if file_count != [0; 8] {
+            return None;
+        }
+        let mut message_len = [0u8; 8];
+        message_len.copy_from_slice(&header[10..]);
+        let message_len = u64::from_be_bytes(message_len);
+        if message_len > self.limits.max_message_size.min(self.limits.max_frame_size) {
+            return None;
+        }
+        let end = MIN_FRAME_LEN.checked_add(usize::try_from(message_len).ok()?)?;
+        let message = input.get(MIN_FRAME_LEN..end)?;
+        self.stream_offset += end as u64;
+        self.frame_payload = message_len;
+        Some(MessageFrame {
+            consumed: end,
+            status,
+            version: header[1],
+            message,
         })
     }
 

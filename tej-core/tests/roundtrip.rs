@@ -2,7 +2,8 @@
 //! the [`Assembler`] and the raw [`Decoder`]; streams of several frames decode
 //! in order; arbitrary and corrupted bytes never panic, every `decode` call
 //! makes progress, the outcome does not depend on how the stream is split,
-//! and errors are sticky.
+//! and errors are sticky; the one-step decoding of whole frames without
+//! files agrees with the event-by-event path.
 
 mod common;
 
@@ -198,6 +199,49 @@ proptest! {
         prop_assert_eq!(decoded, frames.clone());
         let expected = merge_data(frames.iter().flat_map(expected_events).collect());
         prop_assert_eq!(events, expected);
+    }
+
+    #[test]
+    fn whole_message_frames_decode_in_one_step_as_event_by_event(
+        bytes in vec(any::<u8>(), 0..120),
+        frame in arb_frame(),
+        prefix in any::<bool>(),
+        limits in arb_limits(),
+    ) {
+        // Random bytes, or a real frame (often with no files) followed by them.
+        let mut stream = if prefix { frame.encode_to_vec().unwrap() } else { Vec::new() };
+        stream.extend_from_slice(&bytes);
+        let mut fast = Decoder::new(limits);
+        let Some(whole) = fast.decode_message_frame(&stream) else {
+            prop_assert_eq!(fast.stream_offset(), 0, "None consumes nothing");
+            return Ok(());
+        };
+        prop_assert_eq!(fast.stream_offset(), whole.consumed as u64);
+        prop_assert!(fast.is_between_frames());
+        // The event path reads the same frame from the same bytes.
+        let mut slow = Decoder::new(limits);
+        let mut input = &stream[..whole.consumed];
+        let mut message = Vec::new();
+        let mut header = None;
+        while let Some(event) = {
+            let decoded = slow.decode(input).unwrap();
+            input = &input[decoded.consumed..];
+            decoded.event
+        } {
+            match event {
+                tej_core::Event::FrameStart { status, version, file_count } => {
+                    prop_assert_eq!(file_count, 0);
+                    header = Some((status, version));
+                }
+                tej_core::Event::MessageData(data) => message.extend_from_slice(data),
+                tej_core::Event::FrameEnd => break,
+                _ => {}
+            }
+        }
+        prop_assert!(input.is_empty());
+        prop_assert_eq!(header, Some((whole.status, whole.version)));
+        prop_assert_eq!(&message[..], whole.message);
+        prop_assert_eq!(slow.stream_offset(), fast.stream_offset());
     }
 
     #[test]
