@@ -18,11 +18,16 @@ use tej_core::{
 enum Op {
     Send {
         side: bool,
+        /// How: `try_send`, `feed`, or a `BufferedSender`.
+        how: u8,
         status: u8,
         files: Vec<(String, Vec<u8>)>,
         message: Vec<u8>,
     },
     SendFromCallback {
+        side: bool,
+    },
+    Flush {
         side: bool,
     },
     Deliver {
@@ -141,6 +146,18 @@ fn deliver(
     used
 }
 
+/// Polls `future` once; `None` if it was not ready.
+fn poll_once<F: std::future::Future>(future: F, waker: &std::task::Waker) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(waker))
+    {
+        std::task::Poll::Ready(output) => Some(output),
+        std::task::Poll::Pending => None,
+    }
+}
+
 fuzz_target!(|ops: Vec<Op>| {
     let logs = [
         Rc::new(RefCell::new(Vec::new())),
@@ -163,10 +180,12 @@ fuzz_target!(|ops: Vec<Op>| {
         session.start(now);
     }
     let waker = std::task::Waker::noop().clone();
+    let mut buffered: [Option<tej_core::BufferedSender>; 2] = [None, None];
     for op in ops.into_iter().take(256) {
         match op {
             Op::Send {
                 side,
+                how,
                 status,
                 files,
                 message,
@@ -178,8 +197,27 @@ fuzz_target!(|ops: Vec<Op>| {
                 }
                 let frame = builder.build();
                 let sender = sessions[usize::from(side)].sender();
-                match sender.try_send(frame) {
-                    Ok(()) | Err(_) => {}
+                // Nothing here may block: a full queue has no other thread
+                // to drain it, so futures are polled once and dropped.
+                match how % 3 {
+                    0 => {
+                        let _ = sender.try_send(frame);
+                    }
+                    1 => {
+                        let _ = poll_once(sender.feed(frame), &waker);
+                    }
+                    _ => {
+                        let buffered =
+                            buffered[usize::from(side)].get_or_insert_with(|| sender.buffered());
+                        let _ = poll_once(buffered.feed(frame), &waker);
+                    }
+                }
+                sessions[usize::from(side)].poll_queue(&waker);
+            }
+            Op::Flush { side } => {
+                sessions[usize::from(side)].sender().flush();
+                if let Some(buffered) = &mut buffered[usize::from(side)] {
+                    let _ = poll_once(buffered.flush(), &waker);
                 }
                 sessions[usize::from(side)].poll_queue(&waker);
             }
@@ -222,6 +260,7 @@ fuzz_target!(|ops: Vec<Op>| {
             );
         }
     }
+    drop(buffered);
     drop(sessions);
     for log in &logs {
         let log = log.borrow();

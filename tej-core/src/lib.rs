@@ -70,7 +70,7 @@ pub mod session;
 #[cfg(feature = "std")]
 pub mod spool;
 
-pub use decode::{Decoded, Decoder, Event};
+pub use decode::{Decoded, Decoder, Event, MessageFrame};
 pub use encode::{FileRef, FrameRef};
 pub use error::{DecodeError, EncodeError, Field, LimitKind};
 pub use limits::Limits;
@@ -80,9 +80,9 @@ pub use wire::{Status, PROTOCOL_VERSION};
 pub use assemble::{Assembled, Assembler, FileTarget};
 #[cfg(feature = "alloc")]
 pub use frame::{File, FileBody, Frame, FrameBuilder};
+#[cfg(feature = "std")]
+pub use session::{BufferedSender, SendFuture, Sender};
 #[cfg(feature = "alloc")]
 pub use session::{
     Connection, DisconnectReason, Handler, ReadBuffer, SendError, Session, SessionConfig,
 };
-#[cfg(feature = "std")]
-pub use session::{SendFuture, Sender};

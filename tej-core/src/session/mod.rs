@@ -16,17 +16,27 @@
 //! Time is a parameter: `now` is a [`Duration`] since any fixed origin the
 //! adapter picks (its start, say), and must not go backwards.
 
+#[cfg(feature = "std")]
+mod buffered;
 mod handler;
 mod outbox;
 mod outgoing;
+#[cfg(feature = "std")]
+mod queued;
 mod read_buffer;
 #[cfg(feature = "std")]
 mod sender;
+#[cfg(feature = "std")]
+mod unwritten;
 
 use core::time::Duration;
 
+#[cfg(feature = "std")]
+pub use buffered::BufferedSender;
 pub use handler::{Connection, DisconnectReason, Handler, SendError};
 pub use read_buffer::ReadBuffer;
+#[cfg(feature = "std")]
+use sender::Exchange;
 #[cfg(feature = "std")]
 pub use sender::{SendFuture, Sender};
 
@@ -48,7 +58,9 @@ pub struct SessionConfig {
     pub idle_timeout: Option<Duration>,
     /// Send an empty status-2 frame this often.
     pub ping_interval: Option<Duration>,
-    /// Bytes of frames a [`Sender`] may queue before it waits.
+    /// Bytes of frames a [`Sender`] may queue before it waits. The default,
+    /// 256 KiB, keeps a busy sender's frames in the CPU's caches on their
+    /// way to the socket: with 1 MiB, small frames went a third slower.
     pub send_queue_capacity: usize,
     /// Bytes waiting to be written above which the session stops reading
     /// and stops taking frames from the send queue.
@@ -65,7 +77,7 @@ impl Default for SessionConfig {
             limits: Limits::DEFAULT,
             idle_timeout: None,
             ping_interval: None,
-            send_queue_capacity: 1 << 20,
+            send_queue_capacity: 256 << 10,
             outbox_high_water: 1 << 20,
             close_linger: Duration::from_secs(5),
             read_buffer_len: 256 * 1024,
@@ -163,6 +175,9 @@ pub struct Session<H: Handler> {
     idle_deadline: Option<Duration>,
     next_ping: Option<Duration>,
     linger_deadline: Option<Duration>,
+    /// Entries just taken from the send queue, reused to spare an allocation.
+    #[cfg(feature = "std")]
+    taken: alloc::vec::Vec<queued::Queued>,
 }
 
 impl<H: Handler> core::fmt::Debug for Session<H> {
@@ -197,6 +212,8 @@ impl<H: Handler> Session<H> {
             idle_deadline: None,
             next_ping: None,
             linger_deadline: None,
+            #[cfg(feature = "std")]
+            taken: alloc::vec::Vec::new(),
         }
     }
 
@@ -286,6 +303,20 @@ impl<H: Handler> Session<H> {
         }
         let mut consumed = 0;
         loop {
+            if !self.partial.is_started() {
+                if let Some(whole) = self.decoder.decode_message_frame(&input[consumed..]) {
+                    consumed += whole.consumed;
+                    let frame = self.partial.message_frame(&whole);
+                    self.deliver(frame);
+                    if self.shutdown_requested {
+                        self.begin_close(DisconnectReason::LocalClose);
+                    }
+                    if !matches!(self.lifecycle, Lifecycle::Open) {
+                        break;
+                    }
+                    continue;
+                }
+            }
             let decoded = match self.decoder.decode(&input[consumed..]) {
                 Ok(decoded) => decoded,
                 Err(error) => {
@@ -419,8 +450,7 @@ impl<H: Handler> Session<H> {
     /// to close, and takes queued frames while there is room.
     #[cfg(feature = "std")]
     pub fn poll_queue(&mut self, waker: &core::task::Waker) {
-        self.link.sender.register_driver(waker);
-        self.pump();
+        self.exchange(Some(waker));
     }
 
     /// Closes the connection after flushing what is queued.
@@ -439,6 +469,9 @@ impl<H: Handler> Session<H> {
         }
     }
 
+    // Inlined so that a frame is built where the handler receives it: moving
+    // it through a call costs more than the rest of a small frame's delivery.
+    #[inline(always)]
     fn deliver(&mut self, frame: Frame) {
         let mut conn = self.link.connection(false);
         if frame.is_ping() {
@@ -472,21 +505,40 @@ impl<H: Handler> Session<H> {
     /// Moves queued frames into the outbox while there is room, and ends a
     /// closing session once everything it owes is written.
     fn pump(&mut self) {
+        self.exchange(None);
+    }
+
+    /// [`pump`](Self::pump), also registering the driver's waker.
+    fn exchange(&mut self, #[allow(unused_variables)] waker: Option<&core::task::Waker>) {
         #[cfg(feature = "std")]
         {
             let flushing_local_close = matches!(
                 self.lifecycle,
                 Lifecycle::Closing(DisconnectReason::LocalClose)
             );
-            let room = self
-                .config
-                .outbox_high_water
-                .saturating_sub(self.link.outbox.memory_len());
-            if (matches!(self.lifecycle, Lifecycle::Open) || flushing_local_close) && room > 0 {
-                let outbox = &mut self.link.outbox;
-                self.link.sender.pop_into(room, |frame| outbox.push(frame));
+            let room = if matches!(self.lifecycle, Lifecycle::Open) || flushing_local_close {
+                self.config
+                    .outbox_high_water
+                    .saturating_sub(self.link.outbox.memory_len())
+            } else {
+                0
+            };
+            let mut taken = core::mem::take(&mut self.taken);
+            let close_requested = self.link.sender.exchange(
+                Exchange {
+                    waker,
+                    room,
+                    outbox_empty: self.link.outbox.is_empty(),
+                    take_all: flushing_local_close,
+                    spare: Some(self.link.outbox.spare_run()),
+                },
+                &mut taken,
+            );
+            for queued in taken.drain(..) {
+                self.link.outbox.push_queued(queued);
             }
-            if matches!(self.lifecycle, Lifecycle::Open) && self.link.sender.close_requested() {
+            self.taken = taken;
+            if matches!(self.lifecycle, Lifecycle::Open) && close_requested {
                 self.begin_close(DisconnectReason::LocalClose);
                 // Frames queued before the close request still go out.
                 self.pump();
@@ -532,7 +584,9 @@ impl<H: Handler> Session<H> {
             Lifecycle::New | Lifecycle::Open => DisconnectReason::Dropped,
         };
         #[cfg(feature = "std")]
-        self.link.sender.shut();
+        self.link
+            .sender
+            .shut_with_unwritten(self.link.outbox.take_unwritten());
         // Dropping an unfinished frame removes the files it spooled.
         self.partial = PartialFrame::default();
         self.handler.disconnected(reason);

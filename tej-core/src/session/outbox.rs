@@ -41,6 +41,15 @@ pub(crate) struct Outbox {
     disk_chunk: alloc::vec::Vec<u8>,
     #[cfg(feature = "std")]
     disk_chunk_sent: usize,
+    /// The buffer of a written segment that can hold a run of small frames,
+    /// for the send queue to reuse.
+    #[cfg(feature = "std")]
+    spare_run: Option<BytesMut>,
+    /// Bytes written since the connection began: the stream position.
+    written_total: u64,
+    /// The send queue's frames among the bytes waiting.
+    #[cfg(feature = "std")]
+    unwritten: super::unwritten::Unwritten,
 }
 
 impl Outbox {
@@ -90,6 +99,27 @@ impl Outbox {
         let message = frame.message.unwrap_or_default();
         self.stage(&message_header(message.len() as u64));
         self.push_payload(message);
+    }
+
+    /// Queues what a [`Sender`](super::Sender) queued: a frame, or a run of
+    /// small frames already encoded.
+    #[cfg(feature = "std")]
+    pub(crate) fn push_queued(&mut self, queued: super::queued::Queued) {
+        match queued {
+            super::queued::Queued::Frame(frame) => {
+                let copy = frame.to_frame();
+                self.push(frame);
+                let end = self.written_total + self.pending_len;
+                self.unwritten.frame(end, copy);
+            }
+            super::queued::Queued::Encoded(run) => {
+                let run = run.freeze();
+                self.unwritten
+                    .run(self.written_total + self.pending_len, run.clone());
+                self.pending_len += run.len() as u64;
+                self.push_payload(run);
+            }
+        }
     }
 
     fn push_payload(&mut self, data: Bytes) {
@@ -165,7 +195,12 @@ impl Outbox {
 
     /// Marks `written` bytes from the front as sent.
     pub(crate) fn advance(&mut self, mut written: usize) {
-        self.pending_len = self.pending_len.saturating_sub(written as u64);
+        let written_now = (written as u64).min(self.pending_len);
+        self.pending_len -= written_now;
+        self.written_total += written_now;
+        // Before any segment is recycled: a run written whole is no longer shared.
+        #[cfg(feature = "std")]
+        self.unwritten.written(self.written_total);
         while written > 0 {
             let Some(segment) = self.segments.front_mut() else {
                 let step = written.min(self.staging.len());
@@ -180,7 +215,13 @@ impl Outbox {
                     self.memory_len -= step;
                     written -= step;
                     if bytes.is_empty() {
-                        self.segments.pop_front();
+                        let written = self.segments.pop_front();
+                        #[cfg(feature = "std")]
+                        if let Some(Segment::Memory(buffer)) = written {
+                            self.recycle(buffer);
+                        }
+                        #[cfg(not(feature = "std"))]
+                        drop(written);
                     }
                 }
                 #[cfg(feature = "std")]
@@ -201,6 +242,32 @@ impl Outbox {
                 }
             }
         }
+    }
+
+    /// The send queue's frames not completely written, in order; forgotten
+    /// here. For a connection that ends with bytes still waiting.
+    #[cfg(feature = "std")]
+    pub(crate) fn take_unwritten(&mut self) -> alloc::vec::Vec<crate::frame::Frame> {
+        self.unwritten.take(self.written_total)
+    }
+
+    /// Keeps a written buffer that could hold a run, if nothing else holds it.
+    #[cfg(feature = "std")]
+    fn recycle(&mut self, written: Bytes) {
+        if self.spare_run.is_some() {
+            return;
+        }
+        if let Ok(mut buffer) = written.try_into_mut() {
+            if buffer.try_reclaim(super::queued::RUN_LEN) {
+                self.spare_run = Some(buffer);
+            }
+        }
+    }
+
+    /// The buffer kept by [`recycle`](Self::recycle), to hand to the send queue.
+    #[cfg(feature = "std")]
+    pub(crate) fn spare_run(&mut self) -> &mut Option<BytesMut> {
+        &mut self.spare_run
     }
 
     /// Loads the next chunk of the first disk segment if everything read of it was sent.

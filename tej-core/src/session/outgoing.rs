@@ -109,6 +109,32 @@ impl OutgoingFrame {
         })
     }
 
+    /// A copy of the frame as the caller gave it: payloads are shared, files
+    /// on disk named by their paths.
+    #[cfg(feature = "std")]
+    pub(crate) fn to_frame(&self) -> Frame {
+        let files = self
+            .files
+            .iter()
+            .map(|file| crate::frame::File {
+                name: file.name.clone(),
+                body: match &file.body {
+                    OutgoingBody::Memory(data) => FileBody::Memory(data.clone()),
+                    OutgoingBody::Disk { len, path, .. } => FileBody::Disk {
+                        path: path.clone(),
+                        len: *len,
+                    },
+                },
+            })
+            .collect();
+        Frame {
+            status: self.status,
+            version: self.version,
+            files,
+            message: self.message.clone(),
+        }
+    }
+
     /// The frame again, for handing back what could not be sent.
     #[cfg(feature = "std")]
     pub(crate) fn into_frame(self) -> Frame {

@@ -1,6 +1,5 @@
 //! The cross-thread [`Sender`]: a bounded queue of frames for one connection.
 
-use alloc::collections::VecDeque;
 use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::future::Future;
@@ -8,26 +7,47 @@ use core::pin::Pin;
 use core::task::{Context, Poll, Waker};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
+use bytes::BytesMut;
+
 use crate::frame::Frame;
+use crate::session::buffered::BufferedSender;
 use crate::session::handler::SendError;
-use crate::session::outgoing::OutgoingFrame;
+use crate::session::queued::{decode_run, small_frame_cost, Entries, Pending, Queued, RUN_LEN};
 
 struct Queue {
-    frames: VecDeque<(OutgoingFrame, usize)>,
+    frames: Entries,
     /// Sum of the queued frames' memory costs.
     cost: usize,
     capacity: usize,
     /// The connection is gone: nothing more is accepted.
     closed: bool,
     close_requested: bool,
-    /// The connection's driver, woken when the queue stops being empty.
+    /// The connection's driver, woken when a frame arrives while it is parked.
     driver: Option<Waker>,
+    /// The driver found nothing to do and will not look at the queue again
+    /// unless woken. While it is busy writing it comes back by itself, so
+    /// frames queued then cost no wake-up.
+    driver_parked: bool,
+    /// A sender asked for what is queued to go out now; cleared once the
+    /// driver has taken everything. Frames only fed wait for this, for a
+    /// close, or for [`FEED_BATCH`] bytes to accumulate.
+    flush_requested: bool,
     /// Async senders waiting for room.
     waiting: Vec<Waker>,
+    /// Frames handed to the connection that it never finished writing,
+    /// given back when it ended; they come before the queued ones.
+    unwritten: Vec<Frame>,
+    /// Frames a buffered sender had batched when the connection had already
+    /// ended: they come after the queued ones.
+    refused: Vec<Frame>,
     /// Threads blocked in `send_blocking`, so that the condvar is signalled
     /// only when someone waits on it.
     blocked_threads: usize,
 }
+
+/// Bytes of fed frames that make the driver take them without a flush:
+/// enough to fill a large write, few enough to keep the pipeline moving.
+const FEED_BATCH: usize = 256 * 1024;
 
 struct Shared {
     queue: Mutex<Queue>,
@@ -68,18 +88,30 @@ impl core::fmt::Debug for Sender {
     }
 }
 
+impl Drop for Sender {
+    /// Frames this handle fed are not left waiting for a flush that will
+    /// never come.
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
 impl Sender {
     /// A sender whose queue holds up to `capacity` bytes of frames.
     pub(crate) fn new(capacity: usize) -> Sender {
         Sender {
             shared: Arc::new(Shared {
                 queue: Mutex::new(Queue {
-                    frames: VecDeque::new(),
+                    frames: Entries::default(),
                     cost: 0,
                     capacity,
                     closed: false,
                     close_requested: false,
                     driver: None,
+                    driver_parked: true,
+                    flush_requested: false,
+                    unwritten: Vec::new(),
+                    refused: Vec::new(),
                     waiting: Vec::new(),
                     blocked_threads: 0,
                 }),
@@ -97,9 +129,9 @@ impl Sender {
     /// [`SendError::Invalid`] / [`SendError::File`] for a frame that cannot
     /// be sent. The frame comes back in each.
     pub fn try_send(&self, frame: Frame) -> Result<(), SendError> {
-        let outgoing = prepare(frame)?;
+        let pending = Pending::new(frame)?;
         let mut queue = self.shared.lock();
-        match queue.try_push(outgoing) {
+        match queue.try_push(pending, Flush::Now) {
             Ok(()) => Ok(()),
             Err(outgoing) if queue.closed => Err(SendError::Closed(outgoing.into_frame())),
             Err(outgoing) => Err(SendError::Full(outgoing.into_frame())),
@@ -115,7 +147,55 @@ impl Sender {
     pub fn send(&self, frame: Frame) -> SendFuture<'_> {
         SendFuture {
             sender: self,
-            frame: Some(prepare(frame)),
+            frame: Some(Pending::new(frame)),
+            flush: Flush::Now,
+        }
+    }
+
+    /// Queues `frame` like [`send`](Self::send), without asking for it to
+    /// be written at once: fed frames go out together, in large writes, when
+    /// 256 KiB of them are queued (or half the queue's capacity, if smaller),
+    /// at the next [`flush`](Self::flush) or `send`, when the connection
+    /// closes, or when this handle is dropped. The sink's `feed`, for
+    /// streams of many small frames.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send).
+    pub fn feed(&self, frame: Frame) -> SendFuture<'_> {
+        SendFuture {
+            sender: self,
+            frame: Some(Pending::new(frame)),
+            flush: Flush::Later,
+        }
+    }
+
+    /// Queues `frame` like [`send_blocking`](Self::send_blocking), without
+    /// asking for it to be written at once; see [`feed`](Self::feed).
+    ///
+    /// ```
+    /// # fn stream(sender: &tej_core::Sender) -> Result<(), tej_core::SendError> {
+    /// for n in 0..1000 {
+    ///     sender.feed_blocking(tej_core::Frame::message(format!("tick {n}")))?;
+    /// }
+    /// sender.flush();
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`send_blocking`](Self::send_blocking).
+    pub fn feed_blocking(&self, frame: Frame) -> Result<(), SendError> {
+        self.push_blocking(frame, Flush::Later)
+    }
+
+    /// Asks for every queued frame, fed ones included, to be written now.
+    pub fn flush(&self) {
+        let mut queue = self.shared.lock();
+        if !queue.frames.is_empty() {
+            queue.flush_requested = true;
+            queue.wake_parked_driver();
         }
     }
 
@@ -126,22 +206,49 @@ impl Sender {
     ///
     /// As [`send`](Self::send).
     pub fn send_blocking(&self, frame: Frame) -> Result<(), SendError> {
-        let mut outgoing = prepare(frame)?;
+        self.push_blocking(frame, Flush::Now)
+    }
+
+    fn push_blocking(&self, frame: Frame, flush: Flush) -> Result<(), SendError> {
+        if let Some(cost) = small_frame_cost(&frame) {
+            // Encoded straight from the caller's frame, which is dropped
+            // after the lock is released.
+            let mut queue = self.shared.lock();
+            loop {
+                if queue.closed {
+                    drop(queue);
+                    return Err(SendError::Closed(frame));
+                }
+                if queue.admits(cost) {
+                    queue.frames.push_small(&frame, cost);
+                    queue.pushed(cost, flush);
+                    return Ok(());
+                }
+                queue = self.wait_for_room(queue);
+            }
+        }
+        let mut pending = Pending::new(frame)?;
         let mut queue = self.shared.lock();
         loop {
-            match queue.try_push(outgoing) {
+            match queue.try_push(pending, flush) {
                 Ok(()) => return Ok(()),
                 Err(back) if queue.closed => return Err(SendError::Closed(back.into_frame())),
-                Err(back) => outgoing = back,
+                Err(back) => pending = back,
             }
-            queue.blocked_threads += 1;
-            queue = self
-                .shared
-                .room
-                .wait(queue)
-                .unwrap_or_else(PoisonError::into_inner);
-            queue.blocked_threads -= 1;
+            queue = self.wait_for_room(queue);
         }
+    }
+
+    /// Blocks until the driver takes frames or the connection ends.
+    fn wait_for_room<'a>(&'a self, mut queue: MutexGuard<'a, Queue>) -> MutexGuard<'a, Queue> {
+        queue.blocked_threads += 1;
+        let mut queue = self
+            .shared
+            .room
+            .wait(queue)
+            .unwrap_or_else(PoisonError::into_inner);
+        queue.blocked_threads -= 1;
+        queue
     }
 
     /// Asks the connection to close once what is queued has been sent.
@@ -164,49 +271,125 @@ impl Sender {
         self.shared.lock().cost
     }
 
-    /// The frames still queued when the connection ended, which were never
-    /// sent. Empty while the connection is open.
+    /// The frames that never reached the peer whole, once the connection
+    /// has ended: those it had taken but not finished writing, then those
+    /// still queued, in the order they were sent. Empty while the connection
+    /// is open. (Bytes written to the socket may still be lost with a
+    /// failing connection; the protocol has no acknowledgements to tell.)
     pub fn take_unsent(&self) -> Vec<Frame> {
         let mut queue = self.shared.lock();
         if !queue.closed {
             return Vec::new();
         }
         queue.cost = 0;
-        queue
-            .frames
-            .drain(..)
-            .map(|(frame, _)| frame.into_frame())
-            .collect()
+        let mut frames = core::mem::take(&mut queue.unwritten);
+        frames.extend(queue.frames.drain_frames());
+        frames.append(&mut queue.refused);
+        frames
     }
 
-    /// Wakes `waker` whenever the queue stops being empty or a close is asked.
-    pub(crate) fn register_driver(&self, waker: &Waker) {
+    /// A handle that batches small frames on the caller's side, as
+    /// `BufWriter` does bytes; see [`BufferedSender`].
+    pub fn buffered(&self) -> BufferedSender {
+        BufferedSender::new(self.clone())
+    }
+
+    /// The size of a buffered sender's batch: a run, or the whole queue if
+    /// that is smaller.
+    pub(crate) fn batch_len(&self) -> usize {
+        RUN_LEN.min(self.shared.lock().capacity).max(1)
+    }
+
+    /// Hands a batch of encoded small frames to the queue, waiting for room.
+    pub(crate) fn push_run_blocking(&self, run: BytesMut, next_len: usize) -> HandedOver {
+        let mut slot = Some(run);
         let mut queue = self.shared.lock();
-        match &queue.driver {
-            Some(current) if current.will_wake(waker) => {}
-            _ => queue.driver = Some(waker.clone()),
+        loop {
+            if let Some(handed) = queue.push_run(&mut slot, next_len) {
+                return handed;
+            }
+            queue = self.wait_for_room(queue);
         }
     }
 
-    /// Hands queued frames to `take`, in order, until their costs reach
-    /// `room` (the first frame is always taken), under one lock; then wakes
-    /// the senders waiting for room, once.
-    pub(crate) fn pop_into(&self, room: usize, mut take: impl FnMut(OutgoingFrame)) {
+    /// As [`push_run_blocking`](Self::push_run_blocking), for a task.
+    pub(crate) fn poll_push_run(
+        &self,
+        slot: &mut Option<BytesMut>,
+        next_len: usize,
+        cx: &mut Context<'_>,
+    ) -> Poll<HandedOver> {
         let mut queue = self.shared.lock();
-        let mut taken = 0usize;
-        while let Some(&(_, cost)) = queue.frames.front() {
-            if taken > 0 && taken.saturating_add(cost) > room {
-                break;
-            }
-            if let Some((frame, cost)) = queue.frames.pop_front() {
-                taken += cost;
-                take(frame);
+        match queue.push_run(slot, next_len) {
+            Some(handed) => Poll::Ready(handed),
+            None => {
+                if !queue
+                    .waiting
+                    .iter()
+                    .any(|waiter| waiter.will_wake(cx.waker()))
+                {
+                    queue.waiting.push(cx.waker().clone());
+                }
+                Poll::Pending
             }
         }
-        if taken == 0 {
+    }
+
+    /// Hands a batch over at once, beyond the queue's bound if need be (by
+    /// at most one batch): for a buffered sender being dropped.
+    pub(crate) fn push_run_now(&self, run: BytesMut) {
+        let mut queue = self.shared.lock();
+        if queue.closed {
+            queue.refuse_run(run);
             return;
         }
-        queue.cost -= taken;
+        let cost = run.len();
+        queue.frames.push_run(run, cost);
+        queue.pushed(cost, Flush::Now);
+    }
+
+    /// The driver's side, under one lock: registers `exchange.waker`, moves
+    /// queued entries into `taken`, in order, until their costs reach
+    /// `exchange.room` (with room, the first is always taken), wakes the
+    /// senders waiting for room, and records whether the driver parks.
+    /// Returns whether a close was asked.
+    pub(crate) fn exchange(&self, exchange: Exchange<'_>, taken: &mut Vec<Queued>) -> bool {
+        let mut queue = self.shared.lock();
+        if let Some(waker) = exchange.waker {
+            match &queue.driver {
+                Some(current) if current.will_wake(waker) => {}
+                _ => queue.driver = Some(waker.clone()),
+            }
+        }
+        let mut taken_cost = 0usize;
+        let due = exchange.take_all || queue.is_due();
+        while let Some(cost) = queue.frames.front_cost() {
+            if !due
+                || exchange.room == 0
+                || (taken_cost > 0 && taken_cost.saturating_add(cost) > exchange.room)
+            {
+                break;
+            }
+            if let Some(queued) = queue.frames.pop_front() {
+                taken_cost += cost;
+                taken.push(queued);
+            }
+        }
+        if queue.frames.is_empty() {
+            queue.flush_requested = false;
+        }
+        queue.driver_parked =
+            exchange.outbox_empty && taken_cost == 0 && (queue.frames.is_empty() || !due);
+        if queue.driver_parked {
+            queue.frames.release_buffers();
+        } else if let Some(spare) = exchange.spare {
+            queue.frames.offer_spare(spare);
+        }
+        let close_requested = queue.close_requested;
+        if taken_cost == 0 {
+            return close_requested;
+        }
+        queue.cost -= taken_cost;
         for waiter in queue.waiting.drain(..) {
             waiter.wake();
         }
@@ -215,16 +398,21 @@ impl Sender {
         if blocked {
             self.shared.room.notify_all();
         }
-    }
-
-    /// Whether the connection's side should start closing.
-    pub(crate) fn close_requested(&self) -> bool {
-        self.shared.lock().close_requested
+        close_requested
     }
 
     /// The connection is gone: refuse further frames and release waiters.
     pub(crate) fn shut(&self) {
+        self.shut_with_unwritten(Vec::new());
+    }
+
+    /// As [`shut`](Self::shut), keeping the frames the connection had taken
+    /// but not finished writing for [`take_unsent`](Self::take_unsent).
+    pub(crate) fn shut_with_unwritten(&self, unwritten: Vec<Frame>) {
         let mut queue = self.shared.lock();
+        if !queue.closed {
+            queue.unwritten = unwritten;
+        }
         queue.closed = true;
         queue.driver = None;
         for waiter in queue.waiting.drain(..) {
@@ -236,35 +424,115 @@ impl Sender {
 }
 
 impl Queue {
-    fn try_push(&mut self, frame: OutgoingFrame) -> Result<(), OutgoingFrame> {
-        let cost = frame.memory_cost();
-        let fits = self.frames.is_empty() || self.cost.saturating_add(cost) <= self.capacity;
-        if self.closed || !fits {
-            return Err(frame);
+    /// Queues the batch in `slot` if it fits, or refuses it for good if the
+    /// connection has ended; `None` (the batch left in `slot`) while full.
+    fn push_run(&mut self, slot: &mut Option<BytesMut>, next_len: usize) -> Option<HandedOver> {
+        let Some(run) = slot.take() else {
+            return Some(HandedOver::Queued(BytesMut::new()));
+        };
+        if self.closed {
+            self.refuse_run(run);
+            return Some(HandedOver::Refused);
         }
-        let was_empty = self.frames.is_empty();
-        self.frames.push_back((frame, cost));
+        let cost = run.len();
+        if !self.admits(cost) {
+            *slot = Some(run);
+            return None;
+        }
+        self.frames.push_run(run, cost);
+        self.pushed(cost, Flush::Later);
+        Some(HandedOver::Queued(self.frames.take_spare(next_len)))
+    }
+
+    /// Keeps a batch's frames for `take_unsent`: the connection has ended.
+    fn refuse_run(&mut self, run: BytesMut) {
+        decode_run(&run, &mut self.refused);
+    }
+
+    #[inline]
+    fn try_push(&mut self, pending: Pending, flush: Flush) -> Result<(), Pending> {
+        let cost = pending.cost();
+        if self.closed || !self.admits(cost) {
+            return Err(pending);
+        }
+        self.frames.push(pending, cost);
+        self.pushed(cost, flush);
+        Ok(())
+    }
+
+    /// Whether a frame costing `cost` fits now. One frame always fits an
+    /// empty queue, however large.
+    #[inline]
+    fn admits(&self, cost: usize) -> bool {
+        self.frames.is_empty() || self.cost.saturating_add(cost) <= self.capacity
+    }
+
+    /// Accounts for a frame just queued and wakes the driver if it is due.
+    #[inline]
+    fn pushed(&mut self, cost: usize, flush: Flush) {
         self.cost += cost;
-        // The driver drains until the queue is empty or its outbox is full,
-        // so only the empty-to-busy transition needs a wake-up.
-        if was_empty {
+        if flush == Flush::Now {
+            self.flush_requested = true;
+        }
+        if self.is_due() {
+            self.wake_parked_driver();
+        }
+    }
+
+    /// Whether the driver should take what is queued now.
+    fn is_due(&self) -> bool {
+        self.flush_requested
+            || self.close_requested
+            || self.cost >= FEED_BATCH.min(self.capacity / 2).max(1)
+    }
+
+    fn wake_parked_driver(&mut self) {
+        if self.driver_parked {
             if let Some(driver) = &self.driver {
                 driver.wake_by_ref();
+                self.driver_parked = false;
             }
         }
-        Ok(())
     }
 }
 
-fn prepare(frame: Frame) -> Result<OutgoingFrame, SendError> {
-    OutgoingFrame::prepare(frame).map_err(|(error, frame)| SendError::from_prepare(error, frame))
+/// What became of a buffered sender's batch.
+pub(crate) enum HandedOver {
+    /// In the queue; here is a buffer for the next batch.
+    Queued(BytesMut),
+    /// The connection has ended: the frames wait for `take_unsent`.
+    Refused,
+}
+
+/// Whether a queued frame asks for the queue to be written now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Flush {
+    /// `send`: write it as soon as possible.
+    Now,
+    /// `feed`: it may wait for more.
+    Later,
+}
+
+/// What the driver's side brings to [`Sender::exchange`].
+pub(crate) struct Exchange<'a> {
+    /// The waker to wake when the driver is parked and a frame arrives.
+    pub(crate) waker: Option<&'a Waker>,
+    /// Cost of entries the outbox can take now; 0 takes nothing.
+    pub(crate) room: usize,
+    /// Whether the outbox is empty: with nothing taken, the driver parks.
+    pub(crate) outbox_empty: bool,
+    /// Take fed frames too, as a flush would (the session is closing).
+    pub(crate) take_all: bool,
+    /// A buffer the outbox has finished with, for the queue's next run.
+    pub(crate) spare: Option<&'a mut Option<bytes::BytesMut>>,
 }
 
 /// The future of [`Sender::send`].
 #[must_use = "futures do nothing unless polled"]
 pub struct SendFuture<'a> {
     sender: &'a Sender,
-    frame: Option<Result<OutgoingFrame, SendError>>,
+    frame: Option<Result<Pending, SendError>>,
+    flush: Flush,
 }
 
 impl core::fmt::Debug for SendFuture<'_> {
@@ -279,13 +547,13 @@ impl Future for SendFuture<'_> {
     type Output = Result<(), SendError>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let outgoing = match self.frame.take() {
-            Some(Ok(outgoing)) => outgoing,
+        let pending = match self.frame.take() {
+            Some(Ok(pending)) => pending,
             Some(Err(error)) => return Poll::Ready(Err(error)),
             None => return Poll::Ready(Ok(())),
         };
         let mut queue = self.sender.shared.lock();
-        match queue.try_push(outgoing) {
+        match queue.try_push(pending, self.flush) {
             Ok(()) => Poll::Ready(Ok(())),
             Err(back) if queue.closed => Poll::Ready(Err(SendError::Closed(back.into_frame()))),
             Err(back) => {

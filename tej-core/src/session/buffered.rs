@@ -1,0 +1,170 @@
+//! [`BufferedSender`]: small frames batched on the sending thread, as
+//! `BufWriter` batches bytes.
+
+use bytes::BytesMut;
+
+use crate::frame::Frame;
+use crate::session::handler::SendError;
+use crate::session::queued::{encode_small, small_frame_cost};
+use crate::session::sender::{HandedOver, Sender};
+
+/// Feeds frames to one connection in batches: small frames (no files, a
+/// message of at most 4 KiB) are encoded into a buffer of this handle's own,
+/// with no lock and no wake-up per frame, and handed to the connection's
+/// queue 64 KiB at a time (or the queue's capacity, if smaller). Other
+/// frames go to the queue as [`Sender::feed`] would, after the batch.
+///
+/// For streams of many small frames from one thread or task. Frames reach
+/// the peer in the order they were fed; a batch is handed over when it is
+/// full, at [`flush`](Self::flush) / [`flush_blocking`](Self::flush_blocking),
+/// and when the handle is dropped (then beyond the queue's bound if need
+/// be, by at most one batch, rather than blocking in `drop`). Frames fed
+/// after the connection ended are refused when their batch is handed over:
+/// the frame being fed then comes back in [`SendError::Closed`], the rest of
+/// the batch from [`Sender::take_unsent`].
+///
+/// ```no_run
+/// # fn stream(sender: tej_core::Sender) -> Result<(), tej_core::SendError> {
+/// let mut buffered = sender.buffered();
+/// for n in 0..1_000_000u32 {
+///     buffered.feed_blocking(tej_core::Frame::message(n.to_be_bytes().to_vec()))?;
+/// }
+/// buffered.flush_blocking();
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct BufferedSender {
+    sender: Sender,
+    batch: BytesMut,
+    batch_len: usize,
+}
+
+impl BufferedSender {
+    pub(crate) fn new(sender: Sender) -> BufferedSender {
+        let batch_len = sender.batch_len();
+        BufferedSender {
+            sender,
+            batch: BytesMut::new(),
+            batch_len,
+        }
+    }
+
+    /// The connection's sender.
+    pub fn sender(&self) -> &Sender {
+        &self.sender
+    }
+
+    /// Bytes of frames batched here, not yet handed to the connection.
+    pub fn buffered_bytes(&self) -> usize {
+        self.batch.len()
+    }
+
+    /// Adds `frame` to the batch, handing the batch over first when `frame`
+    /// does not fit, waiting while the connection's queue is full. Not for
+    /// use inside an async task: use [`feed`](Self::feed) there.
+    ///
+    /// # Errors
+    ///
+    /// [`SendError::Closed`] when a batch is handed to a connection that has
+    /// ended, and as [`Sender::feed_blocking`] for a frame that is not small.
+    pub fn feed_blocking(&mut self, frame: Frame) -> Result<(), SendError> {
+        match small_frame_cost(&frame) {
+            Some(cost) => {
+                if self.batch.len() + cost > self.batch_len && !self.hand_over_blocking() {
+                    return Err(SendError::Closed(frame));
+                }
+                self.encode(&frame, cost);
+                Ok(())
+            }
+            None => {
+                if !self.hand_over_blocking() {
+                    return Err(SendError::Closed(frame));
+                }
+                self.sender.feed_blocking(frame)
+            }
+        }
+    }
+
+    /// As [`feed_blocking`](Self::feed_blocking), waiting as a task.
+    ///
+    /// # Errors
+    ///
+    /// As [`feed_blocking`](Self::feed_blocking).
+    pub async fn feed(&mut self, frame: Frame) -> Result<(), SendError> {
+        match small_frame_cost(&frame) {
+            Some(cost) => {
+                if self.batch.len() + cost > self.batch_len && !self.hand_over().await {
+                    return Err(SendError::Closed(frame));
+                }
+                self.encode(&frame, cost);
+                Ok(())
+            }
+            None => {
+                if !self.hand_over().await {
+                    return Err(SendError::Closed(frame));
+                }
+                self.sender.feed(frame).await
+            }
+        }
+    }
+
+    /// Hands the batch over, waiting while the queue is full, and asks for
+    /// everything queued to be written now. If the connection has ended,
+    /// the batch's frames wait for [`Sender::take_unsent`].
+    pub fn flush_blocking(&mut self) {
+        self.hand_over_blocking();
+        self.sender.flush();
+    }
+
+    /// As [`flush_blocking`](Self::flush_blocking), waiting as a task.
+    pub async fn flush(&mut self) {
+        self.hand_over().await;
+        self.sender.flush();
+    }
+
+    fn encode(&mut self, frame: &Frame, cost: usize) {
+        if self.batch.capacity() - self.batch.len() < cost {
+            self.batch.reserve(self.batch_len.max(cost));
+        }
+        encode_small(frame, &mut self.batch);
+    }
+
+    /// Queues the batch; false if the connection has ended.
+    fn hand_over_blocking(&mut self) -> bool {
+        if self.batch.is_empty() {
+            return true;
+        }
+        let batch = core::mem::take(&mut self.batch);
+        self.received(self.sender.push_run_blocking(batch, self.batch_len))
+    }
+
+    async fn hand_over(&mut self) -> bool {
+        if self.batch.is_empty() {
+            return true;
+        }
+        let mut slot = Some(core::mem::take(&mut self.batch));
+        let handed =
+            core::future::poll_fn(|cx| self.sender.poll_push_run(&mut slot, self.batch_len, cx))
+                .await;
+        self.received(handed)
+    }
+
+    fn received(&mut self, handed: HandedOver) -> bool {
+        match handed {
+            HandedOver::Queued(next) => {
+                self.batch = next;
+                true
+            }
+            HandedOver::Refused => false,
+        }
+    }
+}
+
+impl Drop for BufferedSender {
+    fn drop(&mut self) {
+        if !self.batch.is_empty() {
+            self.sender.push_run_now(core::mem::take(&mut self.batch));
+        }
+    }
+}

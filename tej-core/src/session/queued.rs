@@ -1,0 +1,256 @@
+//! What waits in a [`Sender`](super::Sender)'s queue: frames made ready to
+//! send, and runs of small frames already encoded back to back.
+//!
+//! A small frame (no files, a message of at most [`SMALL_MESSAGE_LEN`]) is
+//! encoded by the sending thread as it is queued. The connection's driver
+//! then takes a whole run of such frames as one buffer, with no per-frame
+//! work on its side, and the frame's own memory is released at once.
+
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+
+use bytes::BytesMut;
+
+use crate::assemble::Assembler;
+use crate::encode::{frame_header, message_header};
+use crate::frame::Frame;
+use crate::limits::Limits;
+use crate::session::handler::SendError;
+use crate::session::outgoing::OutgoingFrame;
+use crate::wire::{FRAME_HEADER_LEN, MIN_FRAME_LEN};
+
+/// The longest message a frame may carry and still be encoded when queued.
+/// The outbox copies payloads this small next to their headers anyway.
+pub(crate) const SMALL_MESSAGE_LEN: usize = 4096;
+/// A run of encoded frames stops growing at this size, so that the driver
+/// can take part of the queue and a queue's buffers stay modest.
+pub(crate) const RUN_LEN: usize = 64 * 1024;
+
+/// The cost of `frame` if it is small: no files, and a message of at most
+/// [`SMALL_MESSAGE_LEN`] bytes.
+#[inline]
+pub(crate) fn small_frame_cost(frame: &Frame) -> Option<usize> {
+    if !frame.files.is_empty() {
+        return None;
+    }
+    match &frame.message {
+        None => Some(MIN_FRAME_LEN),
+        // `Some` of an empty message would come back from `take_unsent` as
+        // `None`: it keeps the general path, which hands it back as given.
+        Some(message) if (1..=SMALL_MESSAGE_LEN).contains(&message.len()) => {
+            Some(MIN_FRAME_LEN + message.len())
+        }
+        Some(_) => None,
+    }
+}
+
+/// A frame on its way into the queue.
+pub(crate) enum Pending {
+    /// To be encoded into a run when queued.
+    Small(Frame),
+    /// Validated, its files opened.
+    Prepared(OutgoingFrame),
+}
+
+impl Pending {
+    /// Checks `frame` and opens its files; the frame comes back in the error.
+    #[inline]
+    pub(crate) fn new(frame: Frame) -> Result<Pending, SendError> {
+        if small_frame_cost(&frame).is_some() {
+            return Ok(Pending::Small(frame));
+        }
+        OutgoingFrame::prepare(frame)
+            .map(Pending::Prepared)
+            .map_err(|(error, frame)| SendError::from_prepare(error, frame))
+    }
+
+    /// What the frame costs against the queue's bound: its bytes in memory.
+    #[inline]
+    pub(crate) fn cost(&self) -> usize {
+        match self {
+            Pending::Small(frame) => {
+                MIN_FRAME_LEN + frame.message.as_ref().map_or(0, |message| message.len())
+            }
+            Pending::Prepared(frame) => frame.memory_cost(),
+        }
+    }
+
+    /// The frame as the caller gave it.
+    pub(crate) fn into_frame(self) -> Frame {
+        match self {
+            Pending::Small(frame) => frame,
+            Pending::Prepared(frame) => frame.into_frame(),
+        }
+    }
+}
+
+/// One entry of the queue, as the driver takes it.
+pub(crate) enum Queued {
+    /// A frame with files or a large message.
+    Frame(OutgoingFrame),
+    /// Small frames, encoded back to back.
+    Encoded(BytesMut),
+}
+
+/// The queue's entries in order, each with its cost, then the open run:
+/// small frames encoded after every entry, not yet taken.
+///
+/// The open run's buffer is kept when the driver takes its bytes, so that
+/// once the driver has written and dropped them the same allocation is
+/// reused: a steady stream of small frames allocates nothing.
+#[derive(Default)]
+pub(crate) struct Entries {
+    entries: VecDeque<(Queued, usize)>,
+    open_run: BytesMut,
+    open_cost: usize,
+    /// A written run's buffer handed back by the driver, for the next run.
+    spare_run: Option<BytesMut>,
+}
+
+impl Entries {
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len() + usize::from(!self.open_run.is_empty())
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries.is_empty() && self.open_run.is_empty()
+    }
+
+    /// The cost of the first entry.
+    pub(crate) fn front_cost(&self) -> Option<usize> {
+        match self.entries.front() {
+            Some(&(_, cost)) => Some(cost),
+            None if self.open_run.is_empty() => None,
+            None => Some(self.open_cost),
+        }
+    }
+
+    pub(crate) fn pop_front(&mut self) -> Option<Queued> {
+        if let Some((queued, _)) = self.entries.pop_front() {
+            return Some(queued);
+        }
+        if self.open_run.is_empty() {
+            return None;
+        }
+        self.open_cost = 0;
+        Some(Queued::Encoded(self.open_run.split()))
+    }
+
+    /// Appends `pending`, whose cost is `cost`.
+    #[inline]
+    pub(crate) fn push(&mut self, pending: Pending, cost: usize) {
+        match pending {
+            Pending::Prepared(frame) => {
+                self.close_open_run();
+                self.entries.push_back((Queued::Frame(frame), cost));
+            }
+            Pending::Small(frame) => self.push_small(&frame, cost),
+        }
+    }
+
+    /// Encodes a small frame, whose cost is `cost`, at the end of the open run.
+    #[inline]
+    pub(crate) fn push_small(&mut self, frame: &Frame, cost: usize) {
+        if self.open_run.len() + cost > RUN_LEN
+            || self.open_run.capacity() - self.open_run.len() < cost
+        {
+            self.close_open_run();
+        }
+        // The open run is empty whenever it lacks room.
+        if self.open_run.capacity() < cost && !self.open_run.try_reclaim(RUN_LEN.max(cost)) {
+            self.open_run = match self.spare_run.take() {
+                Some(spare) if spare.capacity() >= cost => spare,
+                _ => BytesMut::with_capacity(RUN_LEN.max(cost)),
+            };
+        }
+        self.open_cost += cost;
+        encode_small(frame, &mut self.open_run);
+    }
+
+    /// Appends a run of small frames a [`BufferedSender`](super::BufferedSender)
+    /// encoded, whose cost is `cost`.
+    pub(crate) fn push_run(&mut self, run: BytesMut, cost: usize) {
+        self.close_open_run();
+        self.entries.push_back((Queued::Encoded(run), cost));
+    }
+
+    /// A buffer for the next batch of a buffered sender: the written one
+    /// the driver handed back, or a new one of `len` bytes.
+    pub(crate) fn take_spare(&mut self, len: usize) -> BytesMut {
+        match self.spare_run.take() {
+            Some(spare) if spare.capacity() >= len => spare,
+            _ => BytesMut::with_capacity(len),
+        }
+    }
+
+    /// Keeps `spare`, a written buffer with room for a run, for the next run.
+    pub(crate) fn offer_spare(&mut self, spare: &mut Option<BytesMut>) {
+        if self.spare_run.is_none() {
+            self.spare_run = spare.take();
+        }
+    }
+
+    /// Lets go of the buffers kept for runs: the connection is idle.
+    pub(crate) fn release_buffers(&mut self) {
+        if self.open_run.is_empty() {
+            self.open_run = BytesMut::new();
+        }
+        self.spare_run = None;
+    }
+
+    fn close_open_run(&mut self) {
+        if !self.open_run.is_empty() {
+            let run = self.open_run.split();
+            self.entries
+                .push_back((Queued::Encoded(run), core::mem::take(&mut self.open_cost)));
+        }
+    }
+
+    /// Every queued frame, in order, as the callers gave them; the queue is
+    /// left empty.
+    pub(crate) fn drain_frames(&mut self) -> Vec<Frame> {
+        self.close_open_run();
+        let mut frames = Vec::new();
+        for (queued, _) in self.entries.drain(..) {
+            match queued {
+                Queued::Frame(frame) => frames.push(frame.into_frame()),
+                Queued::Encoded(run) => {
+                    decode_run(&run, &mut frames);
+                }
+            }
+        }
+        frames
+    }
+}
+
+/// Appends a frame without files to `out`, which has room for it.
+#[inline]
+pub(crate) fn encode_small(frame: &Frame, out: &mut BytesMut) {
+    let message = frame.message.as_deref().unwrap_or_default();
+    let mut header = [0u8; MIN_FRAME_LEN];
+    header[..FRAME_HEADER_LEN].copy_from_slice(&frame_header(frame.status, frame.version, 0));
+    header[FRAME_HEADER_LEN..].copy_from_slice(&message_header(message.len() as u64));
+    out.extend_from_slice(&header);
+    out.extend_from_slice(message);
+}
+
+/// The frames of a run, decoded back for a caller who asked for them;
+/// returns where each ends in the run.
+pub(crate) fn decode_run(run: &[u8], frames: &mut Vec<Frame>) -> Vec<usize> {
+    let mut assembler = Assembler::new(Limits::UNLIMITED);
+    let mut ends = Vec::new();
+    let mut offset = 0;
+    // A run holds whole frames this module encoded, so decoding cannot fail
+    // and every call completes a frame.
+    while let Ok(assembled) = assembler.decode(&run[offset..]) {
+        offset += assembled.consumed;
+        match assembled.frame {
+            Some(frame) => {
+                frames.push(frame);
+                ends.push(offset);
+            }
+            None => break,
+        }
+    }
+    ends
+}
