@@ -95,8 +95,8 @@ pub use server::Server;
 pub use shutdown::ShutdownHandle;
 
 pub use tej_core::{
-    self, Connection, DisconnectReason, File, FileTarget, Frame, FrameBuilder, Handler, Limits,
-    SendError, Sender, SessionConfig, Status,
+    self, BufferedSender, Connection, DisconnectReason, File, FileTarget, Frame, FrameBuilder,
+    Handler, Limits, SendError, Sender, SessionConfig, Status,
 };
 
 /// The README's examples, compiled as doctests so that they stay true.

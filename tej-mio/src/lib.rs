@@ -115,6 +115,6 @@ pub use server::{Server, ShutdownHandle};
 
 pub use mio;
 pub use tej_core::{
-    self, Connection, DisconnectReason, File, FileTarget, Frame, FrameBuilder, Handler, Limits,
-    SendError, Sender, Session, SessionConfig, Status,
+    self, BufferedSender, Connection, DisconnectReason, File, FileTarget, Frame, FrameBuilder,
+    Handler, Limits, SendError, Sender, Session, SessionConfig, Status,
 };

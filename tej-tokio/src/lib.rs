@@ -61,6 +61,6 @@ pub use driver::run_session;
 pub use server::{Server, ShutdownHandle};
 
 pub use tej_core::{
-    self, Connection, DisconnectReason, File, FileTarget, Frame, FrameBuilder, Handler, Limits,
-    SendError, Sender, SessionConfig, Status,
+    self, BufferedSender, Connection, DisconnectReason, File, FileTarget, Frame, FrameBuilder,
+    Handler, Limits, SendError, Sender, SessionConfig, Status,
 };
