@@ -76,6 +76,19 @@ fn write_all<A: Handler, B: Handler>(from: &mut Session<A>, to: &mut Session<B>)
     while from.wants_write() && write_some(from, to, usize::MAX) > 0 {}
 }
 
+/// One driver turn of `client`: take what is due from the queue, write it all.
+fn drive(client: &mut Session<Collect>, server: &mut Session<Collect>) {
+    client.poll_queue(Waker::noop());
+    write_all(client, server);
+}
+
+/// A receiving server, what it collects, and a client with `config`.
+fn pair(config: SessionConfig) -> (Collect, Session<Collect>, Session<Collect>) {
+    let collect = Collect::default();
+    let server = started(collect.clone(), SessionConfig::default());
+    (collect, server, started(Collect::default(), config))
+}
+
 /// Small frames of every shape the fast path takes: no message, a ping,
 /// another version, a message of one byte and one of the largest size.
 fn small_frames() -> Vec<Frame> {
@@ -93,9 +106,7 @@ fn small_frames() -> Vec<Frame> {
 
 #[test]
 fn small_frames_encoded_when_queued_arrive_exactly_as_sent() {
-    let collect = Collect::default();
-    let mut server = started(collect.clone(), SessionConfig::default());
-    let mut client = started(Collect::default(), SessionConfig::default());
+    let (collect, mut server, mut client) = pair(SessionConfig::default());
     let sender = client.sender();
     let mut sent = small_frames();
     // Interleaved with frames that keep the general path: a file, a large
@@ -109,8 +120,7 @@ fn small_frames_encoded_when_queued_arrive_exactly_as_sent() {
     for frame in &sent {
         sender.send_blocking(frame.clone()).unwrap();
     }
-    client.poll_queue(Waker::noop());
-    write_all(&mut client, &mut server);
+    drive(&mut client, &mut server);
     let mut expected = sent;
     // The wire has no "empty message": it arrives as none.
     *expected.last_mut().unwrap() = Frame::new(Status::DEFAULT);
@@ -151,30 +161,24 @@ fn the_driver_is_woken_only_when_parked_and_something_is_due() {
 
 #[test]
 fn fed_frames_wait_for_a_flush_a_batch_a_send_a_drop_or_a_close() {
-    let collect = Collect::default();
-    let mut server = started(collect.clone(), SessionConfig::default());
     // The batch threshold is half the queue's capacity when that is smaller
     // than the default batch: 2,048 bytes here.
-    let config = SessionConfig::default().send_queue_capacity(4096);
-    let mut client = started(Collect::default(), config);
+    let (collect, mut server, mut client) =
+        pair(SessionConfig::default().send_queue_capacity(4096));
     let sender = client.sender();
-    let deliver = |client: &mut Session<Collect>, server: &mut Session<Collect>| {
-        client.poll_queue(Waker::noop());
-        write_all(client, server);
-    };
 
     sender.feed_blocking(Frame::message("a")).unwrap();
     sender.feed_blocking(Frame::message("b")).unwrap();
-    deliver(&mut client, &mut server);
+    drive(&mut client, &mut server);
     assert!(collect.frames().is_empty(), "fed frames wait");
     assert!(sender.queued_bytes() > 0);
     sender.flush();
-    deliver(&mut client, &mut server);
+    drive(&mut client, &mut server);
     assert_eq!(collect.frames().len(), 2, "a flush takes them");
 
     sender.feed_blocking(Frame::message("c")).unwrap();
     sender.send_blocking(Frame::message("d")).unwrap();
-    deliver(&mut client, &mut server);
+    drive(&mut client, &mut server);
     assert_eq!(
         collect.frames().len(),
         4,
@@ -183,10 +187,10 @@ fn fed_frames_wait_for_a_flush_a_batch_a_send_a_drop_or_a_close() {
 
     let other = sender.clone();
     other.feed_blocking(Frame::message("e")).unwrap();
-    deliver(&mut client, &mut server);
+    drive(&mut client, &mut server);
     assert_eq!(collect.frames().len(), 4);
     drop(other);
-    deliver(&mut client, &mut server);
+    drive(&mut client, &mut server);
     assert_eq!(collect.frames().len(), 5, "dropping a handle flushes");
 
     // 2,048 bytes of fed frames are taken without a flush.
@@ -195,15 +199,15 @@ fn fed_frames_wait_for_a_flush_a_batch_a_send_a_drop_or_a_close() {
     for _ in 0..per_batch - 1 {
         sender.feed_blocking(frame.clone()).unwrap();
     }
-    deliver(&mut client, &mut server);
+    drive(&mut client, &mut server);
     assert_eq!(collect.frames().len(), 5, "below the batch, they wait");
     sender.feed_blocking(frame.clone()).unwrap();
-    deliver(&mut client, &mut server);
+    drive(&mut client, &mut server);
     assert_eq!(collect.frames().len(), 5 + per_batch, "a batch goes");
 
     sender.feed_blocking(Frame::message("last")).unwrap();
     sender.close();
-    deliver(&mut client, &mut server);
+    drive(&mut client, &mut server);
     assert!(client.is_closed());
     assert_eq!(
         collect.frames().last(),
@@ -221,9 +225,7 @@ fn fed_frames_wait_for_a_flush_a_batch_a_send_a_drop_or_a_close() {
 
 #[test]
 fn frames_a_failed_connection_never_finished_writing_come_back_in_order() {
-    let collect = Collect::default();
-    let mut server = started(collect.clone(), SessionConfig::default());
-    let mut client = started(Collect::default(), SessionConfig::default());
+    let (collect, mut server, mut client) = pair(SessionConfig::default());
     let sender = client.sender();
     let small = small_frames();
     let large = FrameBuilder::new(Status::DEFAULT)
@@ -256,9 +258,7 @@ fn frames_a_failed_connection_never_finished_writing_come_back_in_order() {
 
 #[test]
 fn buffered_frames_arrive_in_order_with_other_frames_between() {
-    let collect = Collect::default();
-    let mut server = started(collect.clone(), SessionConfig::default());
-    let mut client = started(Collect::default(), SessionConfig::default());
+    let (collect, mut server, mut client) = pair(SessionConfig::default());
     let mut buffered = client.sender().buffered();
     let mut sent = Vec::new();
     for i in 0..3000u32 {
@@ -271,23 +271,19 @@ fn buffered_frames_arrive_in_order_with_other_frames_between() {
         };
         sent.push(frame.clone());
         buffered.feed_blocking(frame).unwrap();
-        client.poll_queue(Waker::noop());
-        write_all(&mut client, &mut server);
+        drive(&mut client, &mut server);
     }
     buffered.flush_blocking();
     assert_eq!(buffered.buffered_bytes(), 0);
-    client.poll_queue(Waker::noop());
-    write_all(&mut client, &mut server);
+    drive(&mut client, &mut server);
     assert_eq!(collect.frames(), sent);
 }
 
 #[test]
 fn a_buffered_batch_is_handed_over_when_full_on_flush_and_on_drop() {
-    let collect = Collect::default();
-    let mut server = started(collect.clone(), SessionConfig::default());
     // A queue of 4,096 bytes makes batches of 4,096 bytes.
-    let config = SessionConfig::default().send_queue_capacity(4096);
-    let mut client = started(Collect::default(), config);
+    let (collect, mut server, mut client) =
+        pair(SessionConfig::default().send_queue_capacity(4096));
     let sender = client.sender();
     let mut buffered = sender.buffered();
     let frame = Frame::message(vec![b'b'; 100]);
@@ -310,19 +306,16 @@ fn a_buffered_batch_is_handed_over_when_full_on_flush_and_on_drop() {
         per_batch * frame.encoded_len() as usize,
         "a full batch is handed over"
     );
-    client.poll_queue(Waker::noop());
-    write_all(&mut client, &mut server);
+    drive(&mut client, &mut server);
     assert_eq!(collect.frames().len(), per_batch);
 
     buffered.flush_blocking();
-    client.poll_queue(Waker::noop());
-    write_all(&mut client, &mut server);
+    drive(&mut client, &mut server);
     assert_eq!(collect.frames().len(), per_batch + 1, "flushed");
 
     buffered.feed_blocking(Frame::message("dropped")).unwrap();
     drop(buffered);
-    client.poll_queue(Waker::noop());
-    write_all(&mut client, &mut server);
+    drive(&mut client, &mut server);
     assert_eq!(
         collect.frames().last(),
         Some(&Frame::message("dropped")),
@@ -332,10 +325,8 @@ fn a_buffered_batch_is_handed_over_when_full_on_flush_and_on_drop() {
 
 #[test]
 fn a_buffered_sender_waits_for_room_as_a_task() {
-    let collect = Collect::default();
-    let mut server = started(collect.clone(), SessionConfig::default());
-    let config = SessionConfig::default().send_queue_capacity(4096);
-    let mut client = started(Collect::default(), config);
+    let (collect, mut server, mut client) =
+        pair(SessionConfig::default().send_queue_capacity(4096));
     let mut buffered = client.sender().buffered();
     let frames: Vec<Frame> = (0..200u32)
         .map(|i| Frame::message(vec![i as u8; 60]))
@@ -350,19 +341,16 @@ fn a_buffered_sender_waits_for_room_as_a_task() {
                 std::task::Poll::Pending => {
                     // The queue is full: the connection's driver makes room.
                     pending_polls += 1;
-                    client.poll_queue(Waker::noop());
-                    write_all(&mut client, &mut server);
+                    drive(&mut client, &mut server);
                 }
             }
         }
     }
     let mut flush = std::pin::pin!(buffered.flush());
     while flush.as_mut().poll(&mut cx).is_pending() {
-        client.poll_queue(Waker::noop());
-        write_all(&mut client, &mut server);
+        drive(&mut client, &mut server);
     }
-    client.poll_queue(Waker::noop());
-    write_all(&mut client, &mut server);
+    drive(&mut client, &mut server);
     assert!(pending_polls > 0, "the queue filled at least once");
     assert_eq!(collect.frames(), frames);
 }
