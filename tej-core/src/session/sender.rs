@@ -380,10 +380,14 @@ impl Sender {
         }
         queue.driver_parked =
             exchange.outbox_empty && taken_cost == 0 && (queue.frames.is_empty() || !due);
+        // An idle connection keeps no batch buffers, on either side.
+        match exchange.spare {
+            Some(spare) if queue.driver_parked => *spare = None,
+            Some(spare) => queue.frames.offer_spare(spare),
+            None => {}
+        }
         if queue.driver_parked {
             queue.frames.release_buffers();
-        } else if let Some(spare) = exchange.spare {
-            queue.frames.offer_spare(spare);
         }
         let close_requested = queue.close_requested;
         if taken_cost == 0 {
