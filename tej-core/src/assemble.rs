@@ -109,6 +109,9 @@ impl Assembler {
     /// # Errors
     ///
     /// The decoder's [`DecodeError`]; the stream is then unusable.
+    // Inlined so that a small frame is built where the caller uses it:
+    // returned through a call, it is stored and reloaded at a stall.
+    #[inline]
     pub fn decode(&mut self, input: &[u8]) -> Result<Assembled, DecodeError> {
         if !self.partial.is_started() {
             if let Some(whole) = self.decoder.decode_message_frame(input) {
