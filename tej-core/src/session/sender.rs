@@ -323,13 +323,7 @@ impl Sender {
         match queue.push_run(slot, next_len) {
             Some(handed) => Poll::Ready(handed),
             None => {
-                if !queue
-                    .waiting
-                    .iter()
-                    .any(|waiter| waiter.will_wake(cx.waker()))
-                {
-                    queue.waiting.push(cx.waker().clone());
-                }
+                queue.wake_when_room(cx.waker());
                 Poll::Pending
             }
         }
@@ -341,11 +335,9 @@ impl Sender {
         let mut queue = self.shared.lock();
         if queue.closed {
             queue.refuse_run(run);
-            return;
+        } else {
+            queue.enqueue_run(run, Flush::Now);
         }
-        let cost = run.len();
-        queue.frames.push_run(run, cost);
-        queue.pushed(cost, Flush::Now);
     }
 
     /// The driver's side, under one lock: registers `exchange.waker`, moves
@@ -380,14 +372,14 @@ impl Sender {
         }
         queue.driver_parked =
             exchange.outbox_empty && taken_cost == 0 && (queue.frames.is_empty() || !due);
-        // An idle connection keeps no batch buffers, on either side.
-        match exchange.spare {
-            Some(spare) if queue.driver_parked => *spare = None,
-            Some(spare) => queue.frames.offer_spare(spare),
-            None => {}
-        }
         if queue.driver_parked {
+            // An idle connection keeps no batch buffers, on either side.
             queue.frames.release_buffers();
+            if let Some(spare) = exchange.spare {
+                *spare = None;
+            }
+        } else if let Some(spare) = exchange.spare {
+            queue.frames.offer_spare(spare);
         }
         let close_requested = queue.close_requested;
         if taken_cost == 0 {
@@ -438,14 +430,25 @@ impl Queue {
             self.refuse_run(run);
             return Some(HandedOver::Refused);
         }
-        let cost = run.len();
-        if !self.admits(cost) {
+        if !self.admits(run.len()) {
             *slot = Some(run);
             return None;
         }
-        self.frames.push_run(run, cost);
-        self.pushed(cost, Flush::Later);
+        self.enqueue_run(run, Flush::Later);
         Some(HandedOver::Queued(self.frames.take_spare(next_len)))
+    }
+
+    fn enqueue_run(&mut self, run: BytesMut, flush: Flush) {
+        let cost = run.len();
+        self.frames.push_run(run, cost);
+        self.pushed(cost, flush);
+    }
+
+    /// Registers a task waiting for room, once.
+    fn wake_when_room(&mut self, waker: &Waker) {
+        if !self.waiting.iter().any(|waiter| waiter.will_wake(waker)) {
+            self.waiting.push(waker.clone());
+        }
     }
 
     /// Keeps a batch's frames for `take_unsent`: the connection has ended.
@@ -561,13 +564,7 @@ impl Future for SendFuture<'_> {
             Ok(()) => Poll::Ready(Ok(())),
             Err(back) if queue.closed => Poll::Ready(Err(SendError::Closed(back.into_frame()))),
             Err(back) => {
-                if !queue
-                    .waiting
-                    .iter()
-                    .any(|waiter| waiter.will_wake(cx.waker()))
-                {
-                    queue.waiting.push(cx.waker().clone());
-                }
+                queue.wake_when_room(cx.waker());
                 drop(queue);
                 self.frame = Some(Ok(back));
                 Poll::Pending
