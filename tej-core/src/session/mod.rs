@@ -303,6 +303,10 @@ impl<H: Handler> Session<H> {
         }
         let mut consumed = 0;
         loop {
+            // The one-step path for whole frames without files. Its three
+            // closing checks repeat the event path's below on purpose: merged
+            // into one loop tail, small frames went 74 -> 52 M/s (session
+            // bench, `wire_to_handler`).
             if !self.partial.is_started() {
                 if let Some(whole) = self.decoder.decode_message_frame(&input[consumed..]) {
                     consumed += whole.consumed;
@@ -530,7 +534,7 @@ impl<H: Handler> Session<H> {
                     room,
                     outbox_empty: self.link.outbox.is_empty(),
                     take_all: flushing_local_close,
-                    spare: Some(self.link.outbox.spare_run()),
+                    spare: self.link.outbox.spare_run(),
                 },
                 &mut taken,
             );

@@ -376,11 +376,9 @@ impl Sender {
         if queue.driver_parked {
             // An idle connection keeps no batch buffers, on either side.
             queue.frames.release_buffers();
-            if let Some(spare) = exchange.spare {
-                *spare = None;
-            }
-        } else if let Some(spare) = exchange.spare {
-            queue.frames.offer_spare(spare);
+            *exchange.spare = None;
+        } else {
+            queue.frames.offer_spare(exchange.spare);
         }
         let close_requested = queue.close_requested;
         if taken_cost == 0 {
@@ -532,7 +530,7 @@ pub(crate) struct Exchange<'a> {
     /// Take fed frames too, as a flush would (the session is closing).
     pub(crate) take_all: bool,
     /// A buffer the outbox has finished with, for the queue's next run.
-    pub(crate) spare: Option<&'a mut Option<bytes::BytesMut>>,
+    pub(crate) spare: &'a mut Option<BytesMut>,
 }
 
 /// The future of [`Sender::send`].
