@@ -63,6 +63,8 @@ pub mod wire;
 pub mod accept;
 #[cfg(feature = "alloc")]
 pub mod assemble;
+#[cfg(feature = "std")]
+pub mod drive;
 #[cfg(feature = "alloc")]
 pub mod frame;
 #[cfg(feature = "alloc")]
@@ -84,5 +86,6 @@ pub use frame::{File, FileBody, Frame, FrameBuilder};
 pub use session::{BufferedSender, SendFuture, Sender};
 #[cfg(feature = "alloc")]
 pub use session::{
-    Connection, DisconnectReason, Handler, ReadBuffer, SendError, Session, SessionConfig,
+    Connection, DisconnectReason, FrameTimeout, Handler, ReadBuffer, SendError, Session,
+    SessionConfig,
 };

@@ -17,6 +17,10 @@ pub enum DisconnectReason {
     Protocol(DecodeError),
     /// Nothing was received for the configured idle timeout.
     IdleTimeout,
+    /// A frame did not arrive in the time its
+    /// [`FrameTimeout`](crate::FrameTimeout) allowed: the peer sent it too
+    /// slowly.
+    FrameTimeout,
     /// This side closed it: [`Connection::close`], a `Sender`, or a server
     /// shutting down.
     LocalClose,
@@ -36,6 +40,9 @@ impl core::fmt::Display for DisconnectReason {
             DisconnectReason::PeerClosed => f.write_str("peer closed the connection"),
             DisconnectReason::Protocol(error) => write!(f, "protocol error: {error}"),
             DisconnectReason::IdleTimeout => f.write_str("idle timeout"),
+            DisconnectReason::FrameTimeout => {
+                f.write_str("frame timeout: the peer sent a frame below the minimum rate")
+            }
             DisconnectReason::LocalClose => f.write_str("closed locally"),
             #[cfg(feature = "std")]
             DisconnectReason::Io(error) => write!(f, "I/O error: {error}"),

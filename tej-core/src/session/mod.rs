@@ -69,6 +69,61 @@ pub struct SessionConfig {
     pub close_linger: Duration,
     /// Size of the buffer an adapter reads the socket into.
     pub read_buffer_len: usize,
+    /// A deadline for every frame, against peers that send too slowly to
+    /// ever finish one (see [`FrameTimeout`]). Off by default.
+    pub frame_timeout: Option<FrameTimeout>,
+}
+
+/// How long a frame may take to arrive, by the rule of Apache's
+/// `mod_reqtimeout`: a fixed allowance plus time earned per byte.
+///
+/// A frame whose first byte arrives at `start` must be complete by
+/// `start + base + received / min_rate`, where `received` is how many of
+/// its bytes have arrived so far. A fast transfer earns its time as it
+/// goes, so a multi-GiB file at full speed is never cut; a peer that drips
+/// a byte now and then below `min_rate` is, with
+/// [`DisconnectReason::FrameTimeout`], even if it stays under the idle
+/// timeout.
+///
+/// ```
+/// use std::time::Duration;
+/// use tej_core::FrameTimeout;
+///
+/// let rule = FrameTimeout::new(Duration::from_secs(10), 64 * 1024);
+/// let start = Duration::from_secs(100);
+/// // 1 MiB received earns 16 s on top of the 10 s allowance.
+/// assert_eq!(rule.deadline(start, 1 << 20), Duration::from_secs(126));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FrameTimeout {
+    /// Time every frame gets, however small.
+    pub base: Duration,
+    /// Bytes per second a peer must keep up on average; each byte received
+    /// earns `1 / min_rate` seconds. Zero earns nothing: every frame must
+    /// then finish within `base`.
+    pub min_rate: u64,
+}
+
+impl FrameTimeout {
+    /// A frame may take `base` plus one second per `min_rate` bytes received.
+    pub const fn new(base: Duration, min_rate: u64) -> FrameTimeout {
+        FrameTimeout { base, min_rate }
+    }
+
+    /// When a frame that started at `start` and has `received` bytes so far
+    /// must be complete. Saturates instead of overflowing.
+    pub fn deadline(&self, start: Duration, received: u64) -> Duration {
+        let earned = match self.min_rate {
+            0 => Duration::ZERO,
+            rate => {
+                let secs = received / rate;
+                let nanos = u128::from(received % rate) * 1_000_000_000 / u128::from(rate);
+                // `nanos` is below 10^9, so the conversion cannot fail.
+                Duration::new(secs, u32::try_from(nanos).unwrap_or(999_999_999))
+            }
+        };
+        start.saturating_add(self.base).saturating_add(earned)
+    }
 }
 
 impl Default for SessionConfig {
@@ -81,6 +136,7 @@ impl Default for SessionConfig {
             outbox_high_water: 1 << 20,
             close_linger: Duration::from_secs(5),
             read_buffer_len: 256 * 1024,
+            frame_timeout: None,
         }
     }
 }
@@ -119,6 +175,12 @@ impl SessionConfig {
     /// Sets [`read_buffer_len`](Self::read_buffer_len).
     pub fn read_buffer_len(mut self, bytes: usize) -> Self {
         self.read_buffer_len = bytes;
+        self
+    }
+
+    /// Sets [`frame_timeout`](Self::frame_timeout).
+    pub fn frame_timeout(mut self, timeout: Option<FrameTimeout>) -> Self {
+        self.frame_timeout = timeout;
         self
     }
 
@@ -175,6 +237,12 @@ pub struct Session<H: Handler> {
     idle_deadline: Option<Duration>,
     next_ping: Option<Duration>,
     linger_deadline: Option<Duration>,
+    /// Stream offset where the frame now arriving began.
+    frame_begin: u64,
+    /// When the frame now arriving began, if one is part-way.
+    frame_started: Option<Duration>,
+    /// When the frame now arriving must be complete (see [`FrameTimeout`]).
+    frame_deadline: Option<Duration>,
     /// Entries just taken from the send queue, reused to spare an allocation.
     #[cfg(feature = "std")]
     taken: alloc::vec::Vec<queued::Queued>,
@@ -212,6 +280,9 @@ impl<H: Handler> Session<H> {
             idle_deadline: None,
             next_ping: None,
             linger_deadline: None,
+            frame_begin: 0,
+            frame_started: None,
+            frame_deadline: None,
             #[cfg(feature = "std")]
             taken: alloc::vec::Vec::new(),
         }
@@ -252,17 +323,37 @@ impl<H: Handler> Session<H> {
         }
         self.now = now;
         self.lifecycle = Lifecycle::Open;
-        self.idle_deadline = self.config.idle_timeout.map(|timeout| now + timeout);
-        self.next_ping = self.config.ping_interval.map(|interval| now + interval);
+        self.idle_deadline = self.idle_deadline_from(now);
+        self.next_ping = self
+            .config
+            .ping_interval
+            .map(|interval| now.saturating_add(interval));
         self.handler.connected(&mut self.link.connection(false));
         self.after_callbacks();
     }
 
-    /// Whether the adapter should read from the socket now. False while too
-    /// much waits to be written (backpressure) and once closing.
+    /// Whether the session takes input now. False once closing, and
+    /// between frames while the outbox holds more than
+    /// [`outbox_high_water`](SessionConfig::outbox_high_water) bytes
+    /// (backpressure); a frame part-way is always read to its end, since
+    /// its bytes go to the assembler, not the outbox.
     pub fn wants_read(&self) -> bool {
         matches!(self.lifecycle, Lifecycle::Open)
-            && self.link.outbox.memory_len() < self.config.outbox_high_water
+            && (self.link.outbox.memory_len() < self.config.outbox_high_water
+                || self.frame_in_progress())
+    }
+
+    /// Whether part of a frame has arrived and the rest has not.
+    fn frame_in_progress(&self) -> bool {
+        self.partial.is_started() || !self.decoder.is_between_frames()
+    }
+
+    /// Whether input must stop at this frame boundary: the session is not
+    /// open, or the replies waiting are over the high-water mark.
+    #[inline(always)]
+    fn stop_taking_input(&self) -> bool {
+        !matches!(self.lifecycle, Lifecycle::Open)
+            || self.link.outbox.memory_len() >= self.config.outbox_high_water
     }
 
     /// Whether bytes wait to be written: call [`transmit`](Self::transmit).
@@ -274,6 +365,11 @@ impl<H: Handler> Session<H> {
     /// the adapter should close the socket.
     pub fn is_closed(&self) -> bool {
         matches!(self.lifecycle, Lifecycle::Closed)
+    }
+
+    /// Whether the session is open: started, and neither closing nor closed.
+    pub fn is_open(&self) -> bool {
+        matches!(self.lifecycle, Lifecycle::Open)
     }
 
     /// Whether the session is closing: flushing what it queued, reading nothing.
@@ -290,16 +386,24 @@ impl<H: Handler> Session<H> {
     ///
     /// Completed frames go to [`Handler::received`] or
     /// [`Handler::ping_received`] before this returns. Fewer bytes than
-    /// given are used only when the session starts closing part-way (a
-    /// protocol error, a handler's close, a graceful shutdown); the rest is
-    /// not for this session.
+    /// given are used in two cases:
+    ///
+    /// - **Backpressure.** Once a frame ends while the outbox (replies sent
+    ///   from callbacks included) holds more than
+    ///   [`outbox_high_water`](SessionConfig::outbox_high_water) bytes, the
+    ///   session stops at that frame boundary. Keep the rest and offer it
+    ///   again once [`wants_read`](Self::wants_read) is true (after writes
+    ///   drained the outbox). [`Drive`](crate::drive::Drive) does this.
+    /// - **Closing.** The session started closing part-way (a protocol
+    ///   error, a handler's close, a graceful shutdown): the rest is not for
+    ///   this session.
     pub fn handle_input(&mut self, input: &[u8], now: Duration) -> usize {
         self.now = now;
-        if !matches!(self.lifecycle, Lifecycle::Open) {
+        if !self.wants_read() {
             return 0;
         }
         if !input.is_empty() {
-            self.idle_deadline = self.config.idle_timeout.map(|timeout| now + timeout);
+            self.idle_deadline = self.idle_deadline_from(now);
         }
         let mut consumed = 0;
         loop {
@@ -315,7 +419,7 @@ impl<H: Handler> Session<H> {
                     if self.shutdown_requested {
                         self.begin_close(DisconnectReason::LocalClose);
                     }
-                    if !matches!(self.lifecycle, Lifecycle::Open) {
+                    if self.stop_taking_input() {
                         break;
                     }
                     continue;
@@ -345,15 +449,41 @@ impl<H: Handler> Session<H> {
                     break;
                 }
             }
-            if frame_ended && self.shutdown_requested {
-                self.begin_close(DisconnectReason::LocalClose);
-            }
-            if !matches!(self.lifecycle, Lifecycle::Open) {
+            if frame_ended {
+                if self.shutdown_requested {
+                    self.begin_close(DisconnectReason::LocalClose);
+                }
+                if self.stop_taking_input() {
+                    break;
+                }
+            } else if !matches!(self.lifecycle, Lifecycle::Open) {
                 break;
             }
         }
+        self.track_frame_deadline(now);
         self.pump();
         consumed
+    }
+
+    /// Starts, moves or ends the deadline of the frame now arriving.
+    fn track_frame_deadline(&mut self, now: Duration) {
+        let Some(rule) = self.config.frame_timeout else {
+            return;
+        };
+        if !self.frame_in_progress() {
+            self.frame_started = None;
+            self.frame_deadline = None;
+            return;
+        }
+        let start = *self.frame_started.get_or_insert(now);
+        let received = self.decoder.stream_offset() - self.frame_begin;
+        self.frame_deadline = Some(rule.deadline(start, received));
+    }
+
+    fn idle_deadline_from(&self, now: Duration) -> Option<Duration> {
+        self.config
+            .idle_timeout
+            .map(|timeout| now.saturating_add(timeout))
     }
 
     /// The peer closed its side of the connection (a read returned 0).
@@ -385,13 +515,15 @@ impl<H: Handler> Session<H> {
             Lifecycle::Open => {
                 if self.idle_deadline.is_some_and(|deadline| now >= deadline) {
                     self.begin_close(DisconnectReason::IdleTimeout);
+                } else if self.frame_deadline.is_some_and(|deadline| now >= deadline) {
+                    self.begin_close(DisconnectReason::FrameTimeout);
                 } else if let (Some(due), Some(interval)) =
                     (self.next_ping, self.config.ping_interval)
                 {
                     if now >= due {
                         self.queue_own(Frame::ping());
                         // Catch up without a burst after a long stall.
-                        self.next_ping = Some(now.max(due) + interval);
+                        self.next_ping = Some(now.max(due).saturating_add(interval));
                     }
                 }
             }
@@ -408,10 +540,10 @@ impl<H: Handler> Session<H> {
     /// When [`handle_timeout`](Self::handle_timeout) must next be called, if ever.
     pub fn poll_timeout(&self) -> Option<Duration> {
         match self.lifecycle {
-            Lifecycle::Open => match (self.idle_deadline, self.next_ping) {
-                (Some(idle), Some(ping)) => Some(idle.min(ping)),
-                (idle, ping) => idle.or(ping),
-            },
+            Lifecycle::Open => [self.idle_deadline, self.next_ping, self.frame_deadline]
+                .into_iter()
+                .flatten()
+                .min(),
             Lifecycle::Closing(_) => self.linger_deadline,
             Lifecycle::New | Lifecycle::Closed => None,
         }
@@ -477,6 +609,9 @@ impl<H: Handler> Session<H> {
     // it through a call costs more than the rest of a small frame's delivery.
     #[inline(always)]
     fn deliver(&mut self, frame: Frame) {
+        // The next frame's bytes start here; a deadline for this one ends.
+        self.frame_begin = self.decoder.stream_offset();
+        self.frame_started = None;
         let mut conn = self.link.connection(false);
         if frame.is_ping() {
             self.handler.ping_received(&mut conn, frame);
@@ -502,7 +637,7 @@ impl<H: Handler> Session<H> {
     fn begin_close(&mut self, reason: DisconnectReason) {
         if matches!(self.lifecycle, Lifecycle::New | Lifecycle::Open) {
             self.lifecycle = Lifecycle::Closing(reason);
-            self.linger_deadline = Some(self.now + self.config.close_linger);
+            self.linger_deadline = Some(self.now.saturating_add(self.config.close_linger));
         }
     }
 

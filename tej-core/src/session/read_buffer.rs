@@ -52,6 +52,11 @@ impl ReadBuffer {
         }
     }
 
+    /// The size it may grow to.
+    pub fn max_len(&self) -> usize {
+        self.max_len
+    }
+
     /// The buffer's current size.
     pub fn len(&self) -> usize {
         self.buffer.len()
