@@ -1,12 +1,22 @@
-//! The accept-loop policy every adapter's server shares: which accept
-//! errors concern only one connection, and how long to pause after the
-//! others.
+//! What every adapter's server shares, written once: which accept errors
+//! concern only one connection and how long to pause after the others,
+//! the connection cap, and (with the `net` feature) the listening socket.
 
 use core::time::Duration;
+use std::string::{String, ToString};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// How long an accept loop pauses after an error such as running out of
 /// file descriptors, so that it does not spin while the condition lasts.
 pub const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
+
+/// A server's default cap on open connections.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+
+/// Pending connections the kernel queues before `accept`: the usual 128
+/// drops SYNs when a thousand clients connect at once.
+pub const LISTEN_BACKLOG: i32 = 1024;
 
 /// Whether an accept error concerns only the connection being accepted
 /// (it was aborted or reset before `accept` returned): the loop goes on at
@@ -27,4 +37,201 @@ pub fn is_per_connection_error(error: &std::io::Error) -> bool {
             | std::io::ErrorKind::ConnectionReset
             | std::io::ErrorKind::Interrupted
     )
+}
+
+/// The cap on a server's open connections, shared by its accept loop and
+/// its connections: a server's whole memory is at most the cap times one
+/// connection's bound (see [`Session`](crate::Session)).
+///
+/// The accept loop asks for a [`ConnectionSlot`] for each connection it
+/// accepts; the connection keeps it until it ends. At the cap the new
+/// connection is accepted and closed at once (never read, no handler made),
+/// so the kernel's backlog does not fill with clients waiting in vain.
+///
+/// ```
+/// use tej_core::accept::ConnectionCap;
+///
+/// let cap = ConnectionCap::new(1);
+/// let slot = cap.try_acquire().unwrap();
+/// let refused = cap.try_acquire().unwrap_err();
+/// assert!(refused.first, "the first refusal at the cap is the one to log loudly");
+/// assert!(!cap.try_acquire().unwrap_err().first);
+/// drop(slot);
+/// assert_eq!(cap.open(), 0);
+/// assert!(cap.try_acquire().is_ok());
+/// ```
+#[derive(Debug, Clone)]
+pub struct ConnectionCap {
+    inner: Arc<CapState>,
+}
+
+#[derive(Debug)]
+struct CapState {
+    max: usize,
+    open: AtomicUsize,
+    /// At the cap and already said so: refusals after the first are quiet.
+    refusing: AtomicBool,
+}
+
+/// A connection's place under the [`ConnectionCap`], given back on drop.
+#[derive(Debug)]
+pub struct ConnectionSlot {
+    inner: Arc<CapState>,
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.inner.open.fetch_sub(1, Ordering::AcqRel);
+        self.inner.refusing.store(false, Ordering::Release);
+    }
+}
+
+/// A connection refused at the [`ConnectionCap`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refused {
+    /// The cap.
+    pub max: usize,
+    /// The first refusal since the server was last below its cap: worth a
+    /// warning in the log; the others are not.
+    pub first: bool,
+}
+
+impl core::fmt::Display for Refused {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "{} connections are open, the most allowed: a new one is closed at once",
+            self.max
+        )
+    }
+}
+
+impl ConnectionCap {
+    /// A cap of `max` open connections.
+    pub fn new(max: usize) -> ConnectionCap {
+        ConnectionCap {
+            inner: Arc::new(CapState {
+                max,
+                open: AtomicUsize::new(0),
+                refusing: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// The cap.
+    pub fn max(&self) -> usize {
+        self.inner.max
+    }
+
+    /// Connections holding a slot now.
+    pub fn open(&self) -> usize {
+        self.inner.open.load(Ordering::Acquire)
+    }
+
+    /// A slot for a connection just accepted.
+    ///
+    /// # Errors
+    ///
+    /// [`Refused`] at the cap: close the connection at once.
+    pub fn try_acquire(&self) -> Result<ConnectionSlot, Refused> {
+        let state = &self.inner;
+        let admitted = state
+            .open
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |open| {
+                (open < state.max).then_some(open + 1)
+            });
+        match admitted {
+            Ok(_) => Ok(ConnectionSlot {
+                inner: Arc::clone(state),
+            }),
+            Err(_) => Err(Refused {
+                max: state.max,
+                first: !state.refusing.swap(true, Ordering::AcqRel),
+            }),
+        }
+    }
+}
+
+#[cfg(feature = "net")]
+impl ConnectionCap {
+    /// [`try_acquire`](Self::try_acquire) for a connection from `peer`,
+    /// logging a refusal (a warning the first time at the cap, then debug
+    /// lines until a slot frees).
+    pub fn admit(&self, peer: &dyn core::fmt::Debug) -> Option<ConnectionSlot> {
+        match self.try_acquire() {
+            Ok(slot) => Some(slot),
+            Err(refused) if refused.first => {
+                tracing::warn!(?peer, "{refused}");
+                None
+            }
+            Err(refused) => {
+                tracing::debug!(?peer, "{refused}");
+                None
+            }
+        }
+    }
+}
+
+/// What an accept loop does after `error`, logged here: `None` to go on at
+/// once (the error concerned one connection), or the pause to take first.
+#[cfg(feature = "net")]
+pub fn after_accept_error(error: &std::io::Error) -> Option<Duration> {
+    if is_per_connection_error(error) {
+        tracing::debug!(%error, "a connection failed before it was accepted");
+        None
+    } else {
+        tracing::warn!(%error, "accept failed; pausing before the next accept");
+        Some(ACCEPT_ERROR_BACKOFF)
+    }
+}
+
+impl Default for ConnectionCap {
+    fn default() -> Self {
+        ConnectionCap::new(DEFAULT_MAX_CONNECTIONS)
+    }
+}
+
+/// The text of a caught panic's payload.
+pub fn panic_message(payload: &(dyn core::any::Any + Send)) -> String {
+    if let Some(message) = payload.downcast_ref::<&str>() {
+        (*message).to_string()
+    } else if let Some(message) = payload.downcast_ref::<String>() {
+        message.clone()
+    } else {
+        "a panic without a message".to_string()
+    }
+}
+
+/// A non-blocking TCP listener on the first of `addrs` that binds, with a
+/// backlog of [`LISTEN_BACKLOG`] and `SO_REUSEADDR` (a restart need not
+/// wait for old connections).
+///
+/// # Errors
+///
+/// The last address's error, or `InvalidInput` if there was none.
+#[cfg(feature = "net")]
+pub fn listen_tcp(
+    addrs: impl IntoIterator<Item = std::net::SocketAddr>,
+) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+
+    let mut last_error = None;
+    for addr in addrs {
+        let bound = (|| {
+            let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+            #[cfg(unix)]
+            socket.set_reuse_address(true)?;
+            socket.bind(&addr.into())?;
+            socket.listen(LISTEN_BACKLOG)?;
+            socket.set_nonblocking(true)?;
+            Ok(socket.into())
+        })();
+        match bound {
+            Ok(listener) => return Ok(listener),
+            Err(error) => last_error = Some(error),
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to bind to")
+    }))
 }
