@@ -8,7 +8,7 @@ use std::panic::AssertUnwindSafe;
 use async_io::Timer;
 use async_std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use futures_lite::{future, FutureExt};
-use tej_core::accept::{is_per_connection_error, ACCEPT_ERROR_BACKOFF};
+use tej_core::accept::{self, ConnectionCap};
 use tej_core::{Handler, Session, SessionConfig};
 
 use crate::driver::run_session;
@@ -23,6 +23,7 @@ use crate::shutdown::ShutdownHandle;
 pub struct Server {
     listener: TcpListener,
     config: SessionConfig,
+    cap: ConnectionCap,
     shutdown: ShutdownHandle,
 }
 
@@ -33,16 +34,8 @@ impl Server {
     ///
     /// The error of binding.
     pub async fn bind(addr: impl ToSocketAddrs) -> io::Result<Server> {
-        let mut last_error = None;
-        for addr in addr.to_socket_addrs().await? {
-            match listen(addr) {
-                Ok(listener) => return Ok(Server::from_listener(TcpListener::from(listener))),
-                Err(error) => last_error = Some(error),
-            }
-        }
-        Err(last_error.unwrap_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "no address to bind to")
-        }))
+        let listener = accept::listen_tcp(addr.to_socket_addrs().await?)?;
+        Ok(Server::from_listener(TcpListener::from(listener)))
     }
 
     /// A server on a listener bound elsewhere.
@@ -50,6 +43,7 @@ impl Server {
         Server {
             listener,
             config: SessionConfig::default(),
+            cap: ConnectionCap::default(),
             shutdown: ShutdownHandle::new(),
         }
     }
@@ -57,6 +51,15 @@ impl Server {
     /// Sets the options of every connection's session.
     pub fn with_config(mut self, config: SessionConfig) -> Server {
         self.config = config;
+        self
+    }
+
+    /// Caps the connections open at once (default 10,000): beyond it a
+    /// new connection is accepted and closed at once, and the server serves
+    /// again when one ends. With the session's bound, this bounds the
+    /// server's memory.
+    pub fn with_max_connections(mut self, max: usize) -> Server {
+        self.cap = ConnectionCap::new(max);
         self
     }
 
@@ -97,27 +100,30 @@ impl Server {
             };
             match accepted {
                 Ok((stream, peer)) => {
+                    let Some(slot) = self.cap.admit(&peer) else {
+                        continue;
+                    };
                     let session = Session::new(new_handler(), self.config.clone()).with_peer(peer);
                     let connection = serve_connection(stream, session, self.shutdown.clone());
                     let alive = alive.clone();
                     async_std::task::spawn(async move {
                         let _alive = alive;
+                        let _slot = slot;
                         if AssertUnwindSafe(connection).catch_unwind().await.is_err() {
                             tracing::debug!("a connection's handler panicked");
                         }
                     });
                 }
-                Err(error) if is_per_connection_error(&error) => {
-                    tracing::debug!(%error, "a connection failed before it was accepted");
-                }
                 Err(error) => {
-                    tracing::warn!(%error, "accept failed; pausing before the next accept");
+                    let Some(pause) = accept::after_accept_error(&error) else {
+                        continue;
+                    };
                     let shutdown = async {
                         self.shutdown.wait().await;
                         true
                     };
                     let backoff = async {
-                        Timer::after(ACCEPT_ERROR_BACKOFF).await;
+                        Timer::after(pause).await;
                         false
                     };
                     if future::or(shutdown, backoff).await {
@@ -145,20 +151,3 @@ async fn serve_connection<H: Handler>(
     run_session(stream, session, shutdown).await;
 }
 
-/// Pending connections the kernel queues before `accept`: std's default of
-/// 128 drops SYNs when a thousand clients connect at once.
-const LISTEN_BACKLOG: i32 = 1024;
-
-/// A listening socket on `addr` with a backlog of [`LISTEN_BACKLOG`].
-fn listen(addr: SocketAddr) -> io::Result<std::net::TcpListener> {
-    use socket2::{Domain, Protocol, Socket, Type};
-
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    // Rebinding right after a restart must not wait for old connections.
-    #[cfg(unix)]
-    socket.set_reuse_address(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(LISTEN_BACKLOG)?;
-    socket.set_nonblocking(true)?;
-    Ok(socket.into())
-}

@@ -2,16 +2,14 @@
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use mio::net::TcpStream;
-use mio::{Events, Poll, Token};
+use mio::{Poll, Token};
 use tej_core::{Handler, Sender, Session, SessionConfig};
 
 use crate::driver::Driver;
-use crate::server::{EVENTS_CAPACITY, WAKE_TOKEN};
+use crate::event_loop::{self, ShutdownHandle};
 
 /// A TEJ connection made by this side, running its [`Handler`] on an event
 /// loop in a thread of its own.
@@ -23,15 +21,8 @@ pub struct Client {
     sender: Sender,
     peer_addr: SocketAddr,
     local_addr: SocketAddr,
-    control: Arc<Control>,
+    shutdown: ShutdownHandle,
     thread: JoinHandle<io::Result<()>>,
-}
-
-/// What the handle tells the loop.
-#[derive(Debug)]
-struct Control {
-    shutdown: AtomicBool,
-    waker: Arc<mio::Waker>,
 }
 
 impl Client {
@@ -67,24 +58,20 @@ impl Client {
         let peer_addr = stream.peer_addr()?;
         let local_addr = stream.local_addr()?;
         let poll = Poll::new()?;
-        let waker = Arc::new(mio::Waker::new(poll.registry(), WAKE_TOKEN)?);
+        let shutdown = ShutdownHandle::new(&poll)?;
         let session = Session::new(handler, config).with_peer(peer_addr);
         let sender = session.sender();
-        let control = Arc::new(Control {
-            shutdown: AtomicBool::new(false),
-            waker,
-        });
         let thread = std::thread::Builder::new()
             .name("tej-mio-client".into())
             .spawn({
-                let control = Arc::clone(&control);
-                move || run_client(poll, TcpStream::from_std(stream), session, &control)
+                let shutdown = shutdown.clone();
+                move || run_client(poll, TcpStream::from_std(stream), session, &shutdown)
             })?;
         Ok(Client {
             sender,
             peer_addr,
             local_addr,
-            control,
+            shutdown,
             thread,
         })
     }
@@ -111,10 +98,7 @@ impl Client {
 
     /// Closes the connection after the frame being received, if any.
     pub fn shutdown(&self) {
-        self.control.shutdown.store(true, Ordering::Release);
-        if let Err(error) = self.control.waker.wake() {
-            tracing::error!(%error, "cannot wake the client's event loop");
-        }
+        self.shutdown.shutdown();
     }
 
     /// Waits until the connection has ended and its handler's
@@ -137,32 +121,11 @@ fn run_client<H: Handler>(
     mut poll: Poll,
     stream: TcpStream,
     session: Session<H>,
-    control: &Control,
+    shutdown: &ShutdownHandle,
 ) -> io::Result<()> {
-    let mut driver = Driver::<H>::new(Token(1)..Token(3), Arc::clone(&control.waker));
+    let mut driver = Driver::<H>::new(Token(1)..Token(3), shutdown.waker());
     driver.add_session(poll.registry(), stream, session)?;
-    let mut events = Events::with_capacity(EVENTS_CAPACITY);
-    let mut shutting_down = false;
-    while !driver.is_empty() {
-        if !shutting_down && control.shutdown.load(Ordering::Acquire) {
-            shutting_down = true;
-            driver.shutdown(poll.registry());
-            continue;
-        }
-        match poll.poll(&mut events, driver.poll_timeout()) {
-            Ok(()) => {}
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-            Err(error) => return Err(error),
-        }
-        for event in events.iter() {
-            if event.token() == WAKE_TOKEN {
-                driver.handle_wake(poll.registry());
-            } else {
-                driver.handle_event(poll.registry(), event);
-            }
-        }
-        driver.handle_timeout(poll.registry());
-    }
+    event_loop::run(&mut poll, &mut driver, shutdown)?;
     match driver.take_panics().pop() {
         Some(message) => Err(io::Error::other(format!(
             "the connection's handler panicked: {message}"

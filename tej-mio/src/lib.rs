@@ -107,11 +107,13 @@
 
 mod client;
 mod driver;
+mod event_loop;
 mod server;
 
 pub use client::Client;
-pub use driver::Driver;
-pub use server::{Server, ShutdownHandle};
+pub use driver::{Driver, Stream};
+pub use event_loop::ShutdownHandle;
+pub use server::Server;
 
 pub use mio;
 pub use tej_core::{

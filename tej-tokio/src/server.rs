@@ -3,9 +3,9 @@
 use std::io;
 use std::net::SocketAddr;
 
-use tej_core::accept::{is_per_connection_error, ACCEPT_ERROR_BACKOFF};
+use tej_core::accept::{self, ConnectionCap};
 use tej_core::{Handler, Session, SessionConfig};
-use tokio::net::{TcpListener, TcpSocket, TcpStream, ToSocketAddrs};
+use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -20,6 +20,7 @@ use crate::driver::run_session;
 pub struct Server {
     listener: TcpListener,
     config: SessionConfig,
+    cap: ConnectionCap,
     shutdown: CancellationToken,
 }
 
@@ -50,16 +51,8 @@ impl Server {
     ///
     /// The error of binding.
     pub async fn bind(addr: impl ToSocketAddrs) -> io::Result<Server> {
-        let mut last_error = None;
-        for addr in tokio::net::lookup_host(addr).await? {
-            match listen(addr) {
-                Ok(listener) => return Ok(Server::from_listener(listener)),
-                Err(error) => last_error = Some(error),
-            }
-        }
-        Err(last_error.unwrap_or_else(|| {
-            io::Error::new(io::ErrorKind::InvalidInput, "no address to bind to")
-        }))
+        let listener = accept::listen_tcp(tokio::net::lookup_host(addr).await?)?;
+        Ok(Server::from_listener(TcpListener::from_std(listener)?))
     }
 
     /// A server on a listener bound elsewhere.
@@ -67,6 +60,7 @@ impl Server {
         Server {
             listener,
             config: SessionConfig::default(),
+            cap: ConnectionCap::default(),
             shutdown: CancellationToken::new(),
         }
     }
@@ -74,6 +68,15 @@ impl Server {
     /// Sets the options of every connection's session.
     pub fn with_config(mut self, config: SessionConfig) -> Server {
         self.config = config;
+        self
+    }
+
+    /// Caps the connections open at once (default 10,000): beyond it a
+    /// new connection is accepted and closed at once, and the server serves
+    /// again when one ends. With the session's bound, this bounds the
+    /// server's memory.
+    pub fn with_max_connections(mut self, max: usize) -> Server {
+        self.cap = ConnectionCap::new(max);
         self
     }
 
@@ -108,21 +111,22 @@ impl Server {
             };
             match accepted {
                 Ok((stream, peer)) => {
+                    let Some(slot) = self.cap.admit(&peer) else {
+                        continue;
+                    };
                     let session = Session::new(new_handler(), self.config.clone()).with_peer(peer);
-                    connections.spawn(serve_connection(
-                        stream,
-                        session,
-                        self.shutdown.child_token(),
-                    ));
-                }
-                Err(error) if is_per_connection_error(&error) => {
-                    tracing::debug!(%error, "a connection failed before it was accepted");
+                    let shutdown = self.shutdown.child_token();
+                    connections.spawn(async move {
+                        let _slot = slot;
+                        serve_connection(stream, session, shutdown).await;
+                    });
                 }
                 Err(error) => {
-                    tracing::warn!(%error, "accept failed; pausing before the next accept");
-                    tokio::select! {
-                        () = self.shutdown.cancelled() => break,
-                        () = tokio::time::sleep(ACCEPT_ERROR_BACKOFF) => {}
+                    if let Some(pause) = accept::after_accept_error(&error) {
+                        tokio::select! {
+                            () = self.shutdown.cancelled() => break,
+                            () = tokio::time::sleep(pause) => {}
+                        }
                     }
                 }
             }
@@ -145,20 +149,3 @@ async fn serve_connection<H: Handler>(
     run_session(stream, session, shutdown).await;
 }
 
-/// Pending connections the kernel queues before `accept`: the usual 128
-/// drops SYNs when a thousand clients connect at once.
-const LISTEN_BACKLOG: u32 = 1024;
-
-/// A listening socket on `addr` with a backlog of [`LISTEN_BACKLOG`].
-fn listen(addr: SocketAddr) -> io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    // Rebinding right after a restart must not wait for old connections.
-    #[cfg(unix)]
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(LISTEN_BACKLOG)
-}

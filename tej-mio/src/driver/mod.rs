@@ -1,30 +1,40 @@
 //! The engine behind [`Server`](crate::Server) and [`Client`](crate::Client):
-//! sessions over mio sockets in a range of tokens, on anyone's `Poll`.
+//! sessions over mio streams in a range of tokens, on anyone's `Poll`.
+//!
+//! Split by concern: [`conn`] (one connection and its readiness),
+//! [`listener`], [`timers`], [`wake`] (the list `Sender`s mark); the
+//! drive loop itself is the core's [`Drive`](tej_core::drive::Drive).
 
-use std::collections::{BTreeSet, VecDeque};
+mod conn;
+mod listener;
+mod timers;
+mod wake;
+
+use std::collections::VecDeque;
 use std::fmt;
-use std::io::{self, IoSlice, Read, Write};
+use std::io;
 use std::ops::Range;
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
-use std::task::{Wake, Waker};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::event::Event;
-use mio::net::{TcpListener, TcpStream};
+use mio::net::TcpListener;
 use mio::{Interest, Registry, Token};
-use tej_core::accept::{is_per_connection_error, ACCEPT_ERROR_BACKOFF};
-use tej_core::{Handler, Session, SessionConfig};
+use slab::Slab;
+use tej_core::accept::{panic_message, ConnectionSlot};
+use tej_core::drive::Step;
+use tej_core::{Handler, ReadBuffer, Session, SessionConfig};
 
-/// Reads of one connection per turn before the others get theirs.
-const MAX_READS_PER_TURN: usize = 16;
-/// Writes of one connection per turn before the others get theirs.
-const MAX_WRITES_PER_TURN: usize = 16;
+pub use conn::Stream;
+use conn::Conn;
+use listener::{Accepted, Listener};
+use timers::Timers;
+use wake::{ConnWaker, WakeList};
+
 /// Connections accepted per turn before the established ones get theirs.
 const MAX_ACCEPTS_PER_TURN: usize = 256;
-/// Slices in one vectored write.
-const MAX_IO_SLICES: usize = 64;
+
 /// TEJ connections on a mio [`Poll`](mio::Poll) that the caller owns: the
 /// engine of [`Server`](crate::Server) and [`Client`](crate::Client), for
 /// programs that run their own event loop.
@@ -137,22 +147,20 @@ pub struct Driver<H: Handler, F = fn() -> H> {
     first_token: usize,
     /// How many connection slots the token range has room for.
     capacity: usize,
-    slots: Vec<Option<Box<Conn<H>>>>,
-    free: Vec<usize>,
-    live: usize,
-    /// Every connection's next deadline, earliest first.
-    timers: BTreeSet<(Duration, usize)>,
+    /// Connections by slot; `None` while one is out for its turn.
+    slots: Slab<Option<Box<Conn<H>>>>,
+    timers: Timers,
     /// Connections that stopped for fairness with more to do.
     run_queue: VecDeque<usize>,
     /// Where `Sender`s mark their connections.
-    wakes: Arc<WakeQueue>,
+    wakes: Arc<WakeList>,
     /// The read buffer every connection shares.
-    buffer: Vec<u8>,
+    buffer: ReadBuffer,
     /// The time origin of every session's `now`.
     origin: Instant,
     listener: Option<Listener<F>>,
     /// Scratch space for due timers and marked connections.
-    due: Vec<usize>,
+    due: Vec<(usize, Duration)>,
     marked: Vec<Arc<ConnWaker>>,
     /// Messages of handler panics, for the client to report.
     panics: Vec<String>,
@@ -165,7 +173,7 @@ impl<H: Handler, F> fmt::Debug for Driver<H, F> {
                 "tokens",
                 &(self.first_token..self.first_token + 1 + self.capacity),
             )
-            .field("connections", &self.live)
+            .field("connections", &self.slots.len())
             .field("timers", &self.timers.len())
             .field(
                 "listener",
@@ -173,89 +181,6 @@ impl<H: Handler, F> fmt::Debug for Driver<H, F> {
             )
             .finish_non_exhaustive()
     }
-}
-
-/// The accepting side of a driver.
-struct Listener<F> {
-    socket: TcpListener,
-    config: SessionConfig,
-    factory: F,
-    /// Registered with the poll (not resting after an error).
-    registered: bool,
-    /// Connections may be waiting: accept without waiting for an event.
-    ready: bool,
-    /// Resting after an accept error until then.
-    paused_until: Option<Duration>,
-}
-
-/// Connections whose `Sender` queued frames or asked to close, and the
-/// poll's waker to call when the first one is marked.
-struct WakeQueue {
-    marked: Mutex<Vec<Arc<ConnWaker>>>,
-    waker: Arc<mio::Waker>,
-}
-
-impl WakeQueue {
-    fn lock(&self) -> MutexGuard<'_, Vec<Arc<ConnWaker>>> {
-        // Every update is a single push or swap: a panic cannot leave it half done.
-        self.marked.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// The `std::task::Waker` a session registers through `poll_queue`: marks
-/// its connection and wakes the poll.
-struct ConnWaker {
-    slot: usize,
-    /// Already in the queue: no need to push or wake again.
-    marked: AtomicBool,
-    /// Weak: the queue holds marked wakers, and outlives no driver.
-    queue: Weak<WakeQueue>,
-}
-
-impl Wake for ConnWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        let Some(queue) = self.queue.upgrade() else {
-            // The driver is gone.
-            return;
-        };
-        if self.marked.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let first = {
-            let mut marked = queue.lock();
-            marked.push(Arc::clone(self));
-            marked.len() == 1
-        };
-        // A non-empty queue has been signalled already and not drained yet.
-        if first {
-            if let Err(error) = queue.waker.wake() {
-                tracing::error!(%error, "cannot wake the event loop");
-            }
-        }
-    }
-}
-
-/// One connection: its socket, its session and what is known of its readiness.
-struct Conn<H: Handler> {
-    session: Session<H>,
-    stream: TcpStream,
-    token: Token,
-    waker: Waker,
-    wake_state: Arc<ConnWaker>,
-    /// The socket may have bytes to read: cleared only by `WouldBlock`.
-    read_ready: bool,
-    /// The socket may take bytes: cleared only by `WouldBlock`.
-    write_ready: bool,
-    /// Whether `WRITABLE` is part of the registered interest.
-    writable_interest: bool,
-    /// The deadline this connection has in the driver's timers.
-    deadline: Option<Duration>,
-    /// Whether it waits in the run queue.
-    scheduled: bool,
 }
 
 impl<H: Handler> Driver<H> {
@@ -278,16 +203,11 @@ impl<H: Handler> Driver<H> {
         Driver {
             first_token: first,
             capacity: end - first - 1,
-            slots: Vec::new(),
-            free: Vec::new(),
-            live: 0,
-            timers: BTreeSet::new(),
+            slots: Slab::new(),
+            timers: Timers::default(),
             run_queue: VecDeque::new(),
-            wakes: Arc::new(WakeQueue {
-                marked: Mutex::new(Vec::new()),
-                waker,
-            }),
-            buffer: Vec::new(),
+            wakes: WakeList::new(waker),
+            buffer: ReadBuffer::new(SessionConfig::default().read_buffer_len),
             origin: Instant::now(),
             listener: None,
             due: Vec::new(),
@@ -301,7 +221,9 @@ impl<H: Handler> Driver<H> {
     ///
     /// An accept error that concerns one connection is skipped; any other
     /// (such as running out of file descriptors) is logged and the listener
-    /// rests for 100 ms, so the loop neither stops nor spins.
+    /// rests for 100 ms, so the loop neither stops nor spins. At most
+    /// 10,000 connections are served at once (see
+    /// [`with_max_connections`](Driver::with_max_connections)).
     ///
     /// # Errors
     ///
@@ -309,28 +231,24 @@ impl<H: Handler> Driver<H> {
     pub fn listen<G>(
         self,
         registry: &Registry,
-        mut listener: TcpListener,
+        listener: TcpListener,
         config: SessionConfig,
         factory: G,
     ) -> io::Result<Driver<H, G>>
     where
         G: FnMut() -> H,
     {
-        registry.register(&mut listener, Token(self.first_token), Interest::READABLE)?;
-        let listener = Listener {
-            socket: listener,
+        let listener = Listener::new(
+            registry,
+            listener,
+            Token(self.first_token),
             config,
             factory,
-            registered: true,
-            ready: true,
-            paused_until: None,
-        };
+        )?;
         Ok(Driver {
             first_token: self.first_token,
             capacity: self.capacity,
             slots: self.slots,
-            free: self.free,
-            live: self.live,
             timers: self.timers,
             run_queue: self.run_queue,
             wakes: self.wakes,
@@ -345,6 +263,16 @@ impl<H: Handler> Driver<H> {
 }
 
 impl<H: Handler, F: FnMut() -> H> Driver<H, F> {
+    /// Caps the connections the listener has open at once (default
+    /// 10,000): beyond it a new connection is accepted and closed at once,
+    /// and accepting serves again when one ends. No effect without a listener.
+    pub fn with_max_connections(mut self, max: usize) -> Self {
+        if let Some(listener) = &mut self.listener {
+            listener.cap = tej_core::accept::ConnectionCap::new(max);
+        }
+        self
+    }
+
     /// Registers `stream` and starts `session` on it: `connected` runs
     /// before this returns, and what it sends is written at once. The
     /// session's [`Sender`](tej_core::Sender) (take it with
@@ -364,45 +292,34 @@ impl<H: Handler, F: FnMut() -> H> Driver<H, F> {
     pub fn add_session(
         &mut self,
         registry: &Registry,
-        mut stream: TcpStream,
+        stream: impl Stream + 'static,
         session: Session<H>,
     ) -> io::Result<Token> {
-        let slot = match self.free.pop() {
-            Some(slot) => slot,
-            None if self.slots.len() < self.capacity => {
-                self.slots.push(None);
-                self.slots.len() - 1
-            }
-            None => return Err(io::Error::other("no free token left in the driver's range")),
-        };
-        let token = self.token_of(slot);
-        if let Err(error) = registry.register(&mut stream, token, Interest::READABLE) {
-            self.free.push(slot);
-            return Err(error);
+        self.add(registry, Box::new(stream), session, None)
+    }
+
+    fn add(
+        &mut self,
+        registry: &Registry,
+        mut stream: Box<dyn Stream>,
+        session: Session<H>,
+        cap_slot: Option<ConnectionSlot>,
+    ) -> io::Result<Token> {
+        let entry = self.slots.vacant_entry();
+        let slot = entry.key();
+        if slot >= self.capacity {
+            return Err(io::Error::other("no free token left in the driver's range"));
         }
-        let wake_state = Arc::new(ConnWaker {
-            slot,
-            marked: AtomicBool::new(false),
-            queue: Arc::downgrade(&self.wakes),
-        });
-        self.slots[slot] = Some(Box::new(Conn {
-            session,
-            stream,
-            token,
-            waker: Waker::from(Arc::clone(&wake_state)),
-            wake_state,
-            // Assume ready until the socket says otherwise.
-            read_ready: true,
-            write_ready: true,
-            writable_interest: false,
-            deadline: None,
-            scheduled: false,
-        }));
-        self.live += 1;
-        self.turn(registry, slot, |conn, now| {
-            conn.session.start(now);
-            conn.session.poll_queue(&conn.waker);
-        });
+        let token = Token(self.first_token + 1 + slot);
+        registry.register(&mut *stream, token, Interest::READABLE)?;
+        if session.config().read_buffer_len > self.buffer.max_len() {
+            self.buffer = ReadBuffer::new(session.config().read_buffer_len);
+        }
+        let waker = self.wakes.waker(slot);
+        entry.insert(Some(Box::new(Conn::new(
+            session, stream, token, waker, cap_slot,
+        ))));
+        self.turn(registry, slot, |_| {});
         Ok(token)
     }
 
@@ -425,13 +342,11 @@ impl<H: Handler, F: FnMut() -> H> Driver<H, F> {
             // A connection that ended earlier in this batch of events.
             return true;
         };
-        if event.is_readable() || event.is_read_closed() || event.is_error() {
-            conn.read_ready = true;
-        }
-        if event.is_writable() || event.is_write_closed() || event.is_error() {
-            conn.write_ready = true;
-        }
-        self.turn(registry, slot, |_, _| {});
+        conn.ready(
+            event.is_readable() || event.is_read_closed() || event.is_error(),
+            event.is_writable() || event.is_write_closed() || event.is_error(),
+        );
+        self.turn(registry, slot, |_| {});
         true
     }
 
@@ -439,39 +354,31 @@ impl<H: Handler, F: FnMut() -> H> Driver<H, F> {
     /// queued on other threads. Call it when the poll's waker fires (calling
     /// it more often does no harm).
     pub fn handle_wake(&mut self, registry: &Registry) {
-        std::mem::swap(&mut self.marked, &mut *self.wakes.lock());
         let mut marked = std::mem::take(&mut self.marked);
+        self.wakes.drain(&mut marked);
         for state in marked.drain(..) {
-            // Cleared before the queue is read: a frame queued from now on marks again.
-            state.marked.store(false, Ordering::Release);
             let current = matches!(
                 self.slots.get(state.slot),
                 Some(Some(conn)) if Arc::ptr_eq(&conn.wake_state, &state)
             );
             if current {
-                self.turn(registry, state.slot, |conn, _| {
-                    conn.session.poll_queue(&conn.waker);
-                });
+                self.turn(registry, state.slot, |_| {});
             }
         }
         self.marked = marked;
     }
 
     /// How long the poll may wait before [`handle_timeout`](Self::handle_timeout)
-    /// has work: until the earliest timer (idle timeout, ping, close linger,
-    /// the listener's rest), zero if a connection has more to do now, `None`
-    /// if nothing is timed.
+    /// has work: until the earliest timer (idle timeout, ping, frame
+    /// deadline, close linger, the listener's rest), zero if a connection
+    /// has more to do now, `None` if nothing is timed.
     pub fn poll_timeout(&self) -> Option<Duration> {
         let listener_ready = self.listener.as_ref().is_some_and(|l| l.ready);
         if listener_ready || !self.run_queue.is_empty() {
             return Some(Duration::ZERO);
         }
-        let timer = self.timers.first().map(|&(deadline, _)| deadline);
-        let rest = self.listener.as_ref().and_then(|l| l.paused_until);
-        let next = match (timer, rest) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }?;
+        let rest = self.listener.as_ref().and_then(Listener::paused_until);
+        let next = [self.timers.next(), rest].into_iter().flatten().min()?;
         Some(next.saturating_sub(self.now()))
     }
 
@@ -481,21 +388,16 @@ impl<H: Handler, F: FnMut() -> H> Driver<H, F> {
     /// the poll timed out or not.
     pub fn handle_timeout(&mut self, registry: &Registry) {
         let now = self.now();
-        self.resume_listener(registry, now);
-
+        if let Some(listener) = &mut self.listener {
+            listener.resume(registry, now);
+        }
         let mut due = std::mem::take(&mut self.due);
-        while let Some(&(deadline, slot)) = self.timers.first() {
-            if deadline > now {
-                break;
-            }
-            self.timers.pop_first();
+        self.timers.take_due(now, &mut due);
+        for (slot, deadline) in due.drain(..) {
             if let Some(Some(conn)) = self.slots.get_mut(slot) {
                 conn.deadline = None;
-                due.push(slot);
+                self.turn(registry, slot, |conn| conn.timer_fired(deadline));
             }
-        }
-        for slot in due.drain(..) {
-            self.turn(registry, slot, |conn, now| conn.session.handle_timeout(now));
         }
         self.due = due;
 
@@ -505,7 +407,7 @@ impl<H: Handler, F: FnMut() -> H> Driver<H, F> {
             };
             if let Some(Some(conn)) = self.slots.get_mut(slot) {
                 conn.scheduled = false;
-                self.turn(registry, slot, |_, _| {});
+                self.turn(registry, slot, |_| {});
             }
         }
 
@@ -519,28 +421,29 @@ impl<H: Handler, F: FnMut() -> H> Driver<H, F> {
     /// closes. Keep running the loop until [`is_empty`](Self::is_empty).
     /// Connections added afterwards are not affected.
     pub fn shutdown(&mut self, registry: &Registry) {
-        if let Some(mut listener) = self.listener.take() {
-            if listener.registered {
-                if let Err(error) = registry.deregister(&mut listener.socket) {
-                    tracing::debug!(%error, "could not deregister the listener");
-                }
-            }
+        if let Some(listener) = self.listener.take() {
+            listener.close(registry);
         }
-        for slot in 0..self.slots.len() {
-            if self.slots[slot].is_some() {
-                self.turn(registry, slot, |conn, _| conn.session.shutdown());
-            }
+        let slots: Vec<usize> = self.slots.iter().map(|(slot, _)| slot).collect();
+        for slot in slots {
+            self.turn(registry, slot, |conn| conn.session.shutdown());
         }
     }
 
     /// How many connections are open.
     pub fn len(&self) -> usize {
-        self.live
+        self.slots.len()
     }
 
     /// Whether no connection is open.
     pub fn is_empty(&self) -> bool {
-        self.live == 0
+        self.slots.is_empty()
+    }
+
+    /// Whether the driver accepts connections (it has a listener that was
+    /// not shut down).
+    pub fn is_listening(&self) -> bool {
+        self.listener.is_some()
     }
 
     /// The listener's address, if the driver has one.
@@ -561,36 +464,30 @@ impl<H: Handler, F: FnMut() -> H> Driver<H, F> {
         self.origin.elapsed()
     }
 
-    fn token_of(&self, slot: usize) -> Token {
-        Token(self.first_token + 1 + slot)
-    }
-
-    /// Runs `action` on one connection, then moves its bytes as far as the
-    /// socket and the turn's budget allow, re-arms its interest and timer,
-    /// and drops it if it ended or its handler panicked.
-    fn turn(
-        &mut self,
-        registry: &Registry,
-        slot: usize,
-        action: impl FnOnce(&mut Conn<H>, Duration),
-    ) {
+    /// Runs `action` on one connection, then the core's drive step; then
+    /// re-arms its interest and timer, queues it if its budget ran out, and
+    /// drops it if it ended or its handler panicked.
+    fn turn(&mut self, registry: &Registry, slot: usize, action: impl FnOnce(&mut Conn<H>)) {
         let Some(mut conn) = self.slots.get_mut(slot).and_then(Option::take) else {
             return;
         };
         let deadline = conn.deadline;
-        let token = conn.token;
-        let origin = self.origin;
+        let token = conn.token();
+        let now = self.now();
         let buffer = &mut self.buffer;
         // The connection moves into the closure: if its handler panics, it is
         // dropped while unwinding, and a session dropped then does not call
         // its handler again.
         let outcome = panic::catch_unwind(AssertUnwindSafe(move || {
-            action(&mut conn, origin.elapsed());
-            conn.drive(registry, buffer, origin);
-            conn
+            action(&mut conn);
+            let mut step = conn.step(buffer, now);
+            if step == Step::Pending && !conn.update_interest(registry) {
+                step = Step::Yield;
+            }
+            (conn, step)
         }));
-        let mut conn = match outcome {
-            Ok(conn) => conn,
+        let (mut conn, step) = match outcome {
+            Ok(outcome) => outcome,
             Err(payload) => {
                 let message = panic_message(payload.as_ref());
                 tracing::error!(
@@ -603,8 +500,8 @@ impl<H: Handler, F: FnMut() -> H> Driver<H, F> {
                 return;
             }
         };
-        if conn.session.is_closed() {
-            if let Err(error) = registry.deregister(&mut conn.stream) {
+        if step == Step::Done {
+            if let Err(error) = registry.deregister(conn.stream()) {
                 tracing::debug!(%error, "could not deregister a closed connection");
             }
             self.release(slot, deadline);
@@ -617,17 +514,10 @@ impl<H: Handler, F: FnMut() -> H> Driver<H, F> {
             }
             return;
         }
-        let next = conn.session.poll_timeout();
-        if next != deadline {
-            if let Some(old) = deadline {
-                self.timers.remove(&(old, slot));
-            }
-            if let Some(new) = next {
-                self.timers.insert((new, slot));
-            }
-            conn.deadline = next;
-        }
-        if conn.has_more_work() && !conn.scheduled {
+        let next = conn.poll_timeout();
+        self.timers.reset(slot, deadline, next);
+        conn.deadline = next;
+        if step == Step::Yield && !conn.scheduled {
             conn.scheduled = true;
             self.run_queue.push_back(slot);
         }
@@ -636,12 +526,8 @@ impl<H: Handler, F: FnMut() -> H> Driver<H, F> {
 
     /// Frees a connection's slot and its timer.
     fn release(&mut self, slot: usize, deadline: Option<Duration>) {
-        if let Some(deadline) = deadline {
-            self.timers.remove(&(deadline, slot));
-        }
-        self.slots[slot] = None;
-        self.free.push(slot);
-        self.live -= 1;
+        self.timers.reset(slot, deadline, None);
+        self.slots.remove(slot);
     }
 
     /// Accepts what is waiting, up to the turn's budget.
@@ -650,32 +536,21 @@ impl<H: Handler, F: FnMut() -> H> Driver<H, F> {
             return;
         };
         listener.ready = false;
-        let mut accepted = 0;
-        while listener.registered {
-            if accepted == MAX_ACCEPTS_PER_TURN {
-                // More may wait: come back after the others had their turn.
-                listener.ready = true;
-                break;
-            }
-            match listener.socket.accept() {
-                Ok((stream, peer)) => {
-                    accepted += 1;
-                    self.open(registry, &mut listener, stream, peer);
+        let now = self.now();
+        for _ in 0..MAX_ACCEPTS_PER_TURN {
+            match listener.accept(registry, now) {
+                Accepted::Connection(stream, peer, slot) => {
+                    self.open(registry, &mut listener, stream, peer, slot);
                 }
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
-                Err(error) if is_per_connection_error(&error) => {
-                    tracing::debug!(%error, "a connection failed before it was accepted");
-                }
-                Err(error) => {
-                    tracing::warn!(%error, "accept failed; pausing before the next accept");
-                    if let Err(error) = registry.deregister(&mut listener.socket) {
-                        tracing::debug!(%error, "could not deregister the listener");
-                    }
-                    listener.registered = false;
-                    listener.paused_until = Some(self.now() + ACCEPT_ERROR_BACKOFF);
+                Accepted::Skipped => {}
+                Accepted::Done => {
+                    self.listener = Some(listener);
+                    return;
                 }
             }
         }
+        // More may wait: come back after the others had their turn.
+        listener.ready = true;
         self.listener = Some(listener);
     }
 
@@ -684,8 +559,9 @@ impl<H: Handler, F: FnMut() -> H> Driver<H, F> {
         &mut self,
         registry: &Registry,
         listener: &mut Listener<F>,
-        stream: TcpStream,
+        stream: mio::net::TcpStream,
         peer: std::net::SocketAddr,
+        slot: ConnectionSlot,
     ) {
         // Small frames must not wait for Nagle's algorithm; writes are already coalesced.
         if let Err(error) = stream.set_nodelay(true) {
@@ -702,139 +578,8 @@ impl<H: Handler, F: FnMut() -> H> Driver<H, F> {
             }
         };
         let session = Session::new(handler, listener.config.clone()).with_peer(peer);
-        if let Err(error) = self.add_session(registry, stream, session) {
+        if let Err(error) = self.add(registry, Box::new(stream), session, Some(slot)) {
             tracing::warn!(%error, %peer, "cannot serve an accepted connection");
         }
-    }
-
-    /// Registers the listener again once its rest is over.
-    fn resume_listener(&mut self, registry: &Registry, now: Duration) {
-        let first_token = Token(self.first_token);
-        let Some(listener) = &mut self.listener else {
-            return;
-        };
-        if listener.paused_until.is_none_or(|until| now < until) {
-            return;
-        }
-        listener.paused_until = None;
-        match registry.register(&mut listener.socket, first_token, Interest::READABLE) {
-            Ok(()) => {
-                listener.registered = true;
-                listener.ready = true;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot register the listener again; pausing");
-                listener.paused_until = Some(now + ACCEPT_ERROR_BACKOFF);
-            }
-        }
-    }
-}
-
-impl<H: Handler> Conn<H> {
-    /// Writes and reads while the session wants to and the socket lets it,
-    /// within the turn's budget, then makes the registered interest match
-    /// what the session wants.
-    fn drive(&mut self, registry: &Registry, buffer: &mut Vec<u8>, origin: Instant) {
-        let mut reads = 0;
-        let mut writes = 0;
-        loop {
-            let mut progress = false;
-            // Flush first: what leaves the outbox may lift backpressure.
-            while self.write_ready && self.session.wants_write() && writes < MAX_WRITES_PER_TURN {
-                writes += 1;
-                progress = true;
-                if !self.write_once() {
-                    break;
-                }
-            }
-            // Reading resumes here as soon as the session wants it again,
-            // whether or not a new event came: with edge-triggered readiness
-            // none would come for bytes already waiting.
-            if self.read_ready && self.session.wants_read() && reads < MAX_READS_PER_TURN {
-                reads += 1;
-                progress = true;
-                self.read_once(buffer, origin);
-            }
-            if !progress || self.session.is_closed() {
-                break;
-            }
-        }
-        if !self.session.is_closed() {
-            self.update_interest(registry);
-        }
-    }
-
-    /// One vectored write of what the session offers; false if nothing was
-    /// offered.
-    fn write_once(&mut self) -> bool {
-        let mut slices = [IoSlice::new(&[]); MAX_IO_SLICES];
-        let filled = self.session.transmit_io_slices(&mut slices);
-        if filled == 0 {
-            // Nothing after all: a file to send failed and closed the session.
-            return false;
-        }
-        match self.stream.write_vectored(&slices[..filled]) {
-            Ok(0) => self
-                .session
-                .handle_io_error(io::ErrorKind::WriteZero.into()),
-            // A partial write is fine: the session keeps the rest, in order.
-            Ok(written) => self.session.advance(written),
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => self.write_ready = false,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => self.session.handle_io_error(error),
-        }
-        true
-    }
-
-    /// One read into the shared buffer, handed to the session.
-    fn read_once(&mut self, buffer: &mut Vec<u8>, origin: Instant) {
-        let len = self.session.config().read_buffer_len.max(1);
-        if buffer.len() < len {
-            buffer.resize(len, 0);
-        }
-        match self.stream.read(&mut buffer[..len]) {
-            Ok(0) => self.session.handle_eof(origin.elapsed()),
-            Ok(read) => {
-                // What a closing session does not use is not for it.
-                let _ = self.session.handle_input(&buffer[..read], origin.elapsed());
-            }
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => self.read_ready = false,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => self.session.handle_io_error(error),
-        }
-    }
-
-    /// `WRITABLE` only while the session has bytes to write.
-    fn update_interest(&mut self, registry: &Registry) {
-        let wants_write = self.session.wants_write();
-        if wants_write == self.writable_interest {
-            return;
-        }
-        let interest = if wants_write {
-            Interest::READABLE | Interest::WRITABLE
-        } else {
-            Interest::READABLE
-        };
-        match registry.reregister(&mut self.stream, self.token, interest) {
-            Ok(()) => self.writable_interest = wants_write,
-            Err(error) => self.session.handle_io_error(error),
-        }
-    }
-
-    /// Whether the turn's budget ran out with more to read or write now.
-    fn has_more_work(&self) -> bool {
-        (self.read_ready && self.session.wants_read())
-            || (self.write_ready && self.session.wants_write())
-    }
-}
-
-/// The text of a panic's payload.
-fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(message) = payload.downcast_ref::<&str>() {
-        (*message).to_owned()
-    } else if let Some(message) = payload.downcast_ref::<String>() {
-        message.clone()
-    } else {
-        "a panic without a message".to_owned()
     }
 }
