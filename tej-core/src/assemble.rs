@@ -240,6 +240,32 @@ impl PartialFrame {
         self.frame.is_some()
     }
 
+    /// Bytes of the frame being assembled held in memory: finished files'
+    /// names and in-memory bodies, the current file's, the message so far.
+    pub(crate) fn memory_len(&self) -> usize {
+        let done: usize = self.frame.as_ref().map_or(0, |frame| {
+            frame
+                .files
+                .iter()
+                .map(|file| {
+                    file.name.len()
+                        + match &file.body {
+                            FileBody::Memory(data) => data.len(),
+                            _ => 0,
+                        }
+                })
+                .sum()
+        });
+        let current = self.file.as_ref().map_or(0, |(name, destination)| {
+            name.len()
+                + match destination {
+                    Destination::Memory(buffer) => buffer.len(),
+                    _ => 0,
+                }
+        });
+        done + current + self.message.len()
+    }
+
     /// The frame of a [`MessageFrame`], its message copied into the current
     /// chunk. Only between frames.
     #[inline]

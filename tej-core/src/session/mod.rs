@@ -1,11 +1,15 @@
 //! One connection's protocol state, without I/O: the [`Session`].
 //!
 //! An adapter owns the socket, the clock and the timers; the session owns
-//! everything the protocol means. The adapter's loop:
+//! everything the protocol means. The loop around it is written once, in
+//! [`Drive`](crate::drive::Drive) (with `std`); an adapter without `std`
+//! runs the same steps itself:
 //!
 //! 1. [`Session::start`] once, then repeatedly:
-//! 2. while [`Session::wants_read`], read into a buffer and hand the bytes to
-//!    [`Session::handle_input`] (end of stream: [`Session::handle_eof`]);
+//! 2. while [`Session::wants_read`], hand input to
+//!    [`Session::handle_input`], which returns how much it took: keep the
+//!    rest and offer it again first (end of stream:
+//!    [`Session::handle_eof`]);
 //! 3. while [`Session::wants_write`], write what [`Session::transmit`] gives
 //!    and report it with [`Session::advance`];
 //! 4. arm a timer for [`Session::poll_timeout`] and call
@@ -15,6 +19,38 @@
 //!
 //! Time is a parameter: `now` is a [`Duration`] since any fixed origin the
 //! adapter picks (its start, say), and must not go backwards.
+//!
+//! # Memory: what a peer can make a connection hold
+//!
+//! The session takes input only while its outbox holds less than
+//! [`outbox_high_water`](SessionConfig::outbox_high_water) bytes, and stops
+//! at the frame boundary where replies sent from callbacks cross it; a
+//! frame part-way is read to its end, its bytes going to the assembler. So
+//! whatever a peer sends, and however little it reads, one connection holds
+//! at most:
+//!
+//! ```text
+//!   read_buffer_len                 the buffer the stream is read into
+//! + read_buffer_len                 input read but not taken yet (Drive keeps it)
+//! + outbox_high_water + R           replies; R = what one callback sends
+//! + send_queue_capacity + F         frames queued by Senders; F = one frame
+//!                                   over the capacity (an empty queue takes any)
+//! + A                               the frame being received (Limits)
+//! ```
+//!
+//! where `A` is, for files kept in memory, at most
+//! `max_frame_size + max_file_count × max_name_len` plus a few dozen bytes
+//! per file; for files spooled to disk or sent to a writer, only the names.
+//! With the defaults (256 KiB, 1 MiB, 256 KiB, [`Limits::DEFAULT`]) that is
+//! 1.75 MiB + R + F besides the frame being received, which in-memory
+//! defaults let reach 1 GiB + 1 MiB of names: lower `max_frame_size` for a
+//! server that keeps files in memory. `R` and `F` are this side's own
+//! frames, never sized by the peer. The memory one connection holds is
+//! [`queued_bytes`](Session::queued_bytes) (in memory, for frames whose
+//! files are in memory) plus [`receiving_bytes`](Session::receiving_bytes)
+//! plus the drive's buffers. A server bounds its whole memory with its
+//! connection cap ([`accept::ConnectionCap`](crate::accept::ConnectionCap),
+//! 10,000 by default) times this.
 
 #[cfg(feature = "std")]
 mod buffered;
@@ -380,6 +416,13 @@ impl<H: Handler> Session<H> {
     /// Bytes waiting to be written.
     pub fn queued_bytes(&self) -> u64 {
         self.link.outbox.pending_len()
+    }
+
+    /// Bytes of the frame being received that are held in memory (files
+    /// kept in memory, names, the message so far); files spooled to disk or
+    /// sent to a writer count only their names.
+    pub fn receiving_bytes(&self) -> usize {
+        self.partial.memory_len()
     }
 
     /// Takes bytes received from the socket; returns how many were used.

@@ -1,0 +1,428 @@
+//! The drive loop and the session's memory bound, without I/O: a scripted
+//! peer stands in for the socket, and the clock is a number.
+
+use std::io::{self, IoSlice};
+use std::sync::{Arc, Mutex};
+use std::task::Waker;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tej_core::drive::{Drive, Step, Transport};
+use tej_core::{
+    Connection, DisconnectReason, Frame, FrameBuilder, FrameTimeout, Handler, ReadBuffer, Session,
+    SessionConfig, Status,
+};
+
+/// The smallest frame: no files, no message.
+const EMPTY_FRAME: [u8; 18] = [0x80, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+const REPLY_LEN: usize = 64 * 1024;
+
+/// A peer on the other end of the stream: sends `input`, `chunk` bytes a
+/// read at most; takes what is written only while `reading`.
+#[derive(Default)]
+struct Peer {
+    input: Vec<u8>,
+    offset: usize,
+    chunk: usize,
+    /// End the stream once `input` is sent.
+    eof: bool,
+    reading: bool,
+    written: Vec<u8>,
+    reads: usize,
+    flushes: usize,
+    shutdown_blocks: bool,
+    shut_down: bool,
+}
+
+impl Transport for Peer {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.input.len() - self.offset;
+        if left == 0 {
+            return if self.eof {
+                Ok(0)
+            } else {
+                Err(io::ErrorKind::WouldBlock.into())
+            };
+        }
+        let n = left.min(buf.len()).min(self.chunk);
+        buf[..n].copy_from_slice(&self.input[self.offset..self.offset + n]);
+        self.offset += n;
+        self.reads += 1;
+        Ok(n)
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        if !self.reading {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        let mut n = 0;
+        for buf in bufs {
+            self.written.extend_from_slice(buf);
+            n += buf.len();
+        }
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.flushes += 1;
+        Ok(())
+    }
+
+    fn shutdown(&mut self) -> io::Result<()> {
+        if self.shutdown_blocks {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        self.shut_down = true;
+        Ok(())
+    }
+}
+
+/// Answers every frame with a 64 KiB message; records how it ended.
+#[derive(Clone, Default)]
+struct Replier {
+    received: Arc<Mutex<usize>>,
+    ended: Arc<Mutex<Option<String>>>,
+}
+
+impl Handler for Replier {
+    fn received(&mut self, conn: &mut Connection<'_>, _frame: Frame) {
+        *self.received.lock().unwrap() += 1;
+        conn.send(Frame::message(Bytes::from(vec![b'r'; REPLY_LEN])))
+            .unwrap();
+    }
+
+    fn disconnected(&mut self, reason: DisconnectReason) {
+        *self.ended.lock().unwrap() = Some(reason.to_string());
+    }
+}
+
+fn frames(count: usize) -> Vec<u8> {
+    EMPTY_FRAME.repeat(count)
+}
+
+/// Steps until the drive waits or is done, at most `limit` times.
+fn run<H: Handler>(
+    drive: &mut Drive,
+    session: &mut Session<H>,
+    peer: &mut Peer,
+    buffer: &mut ReadBuffer,
+    now: Duration,
+) -> Step {
+    for _ in 0..100_000 {
+        match drive.step(session, peer, buffer, Waker::noop(), now) {
+            Step::Yield => continue,
+            step => return step,
+        }
+    }
+    panic!("the drive never settled");
+}
+
+/// The bound the `Session` docs state for a connection whose handler
+/// answers every frame with one reply of `reply` bytes, files in memory.
+fn bound(config: &SessionConfig, reply: usize) -> usize {
+    let encoded_reply = reply + 18;
+    config.outbox_high_water + encoded_reply + config.send_queue_capacity
+}
+
+#[test]
+fn a_peer_that_never_reads_cannot_grow_the_outbox_past_the_bound() {
+    let config = SessionConfig::default();
+    let handler = Replier::default();
+    let received = handler.received.clone();
+    let mut session = Session::new(handler, config.clone());
+    let mut buffer = ReadBuffer::new(config.read_buffer_len);
+    let mut drive = Drive::new();
+    // 20,000 empty frames (360 KB) eliciting 64 KiB each: 1.25 GiB of replies.
+    let mut peer = Peer {
+        input: frames(20_000),
+        chunk: usize::MAX,
+        ..Peer::default()
+    };
+
+    let step = run(
+        &mut drive,
+        &mut session,
+        &mut peer,
+        &mut buffer,
+        Duration::ZERO,
+    );
+    assert_eq!(step, Step::Pending, "waits for the peer to read");
+    let outbox = session.queued_bytes() as usize;
+    assert!(
+        outbox <= bound(&config, REPLY_LEN),
+        "outbox {outbox} over the bound {}",
+        bound(&config, REPLY_LEN)
+    );
+    assert!(
+        outbox >= config.outbox_high_water,
+        "it did fill to the mark"
+    );
+    assert!(drive.unconsumed_len() <= config.read_buffer_len);
+    assert!(buffer.len() <= config.read_buffer_len);
+    assert_eq!(session.receiving_bytes(), 0, "stopped at a frame boundary");
+    let answered = *received.lock().unwrap();
+    assert_eq!(answered, config.outbox_high_water / (REPLY_LEN + 18) + 1);
+    assert!(!session.wants_read());
+
+    // Waiting changes nothing: no read while the outbox is full.
+    let reads = peer.reads;
+    let step = run(
+        &mut drive,
+        &mut session,
+        &mut peer,
+        &mut buffer,
+        Duration::ZERO,
+    );
+    assert_eq!(step, Step::Pending);
+    assert_eq!(peer.reads, reads);
+    assert_eq!(*received.lock().unwrap(), answered);
+
+    // The peer starts reading: every frame is answered, nothing is lost.
+    peer.reading = true;
+    peer.eof = true;
+    let step = run(
+        &mut drive,
+        &mut session,
+        &mut peer,
+        &mut buffer,
+        Duration::ZERO,
+    );
+    assert_eq!(step, Step::Done);
+    assert_eq!(*received.lock().unwrap(), 20_000);
+    assert_eq!(peer.written.len(), 20_000 * (REPLY_LEN + 18));
+    assert!(
+        peer.shut_down,
+        "the stream is shut down once the session ends"
+    );
+}
+
+#[test]
+fn handle_input_stops_at_the_frame_whose_replies_cross_the_high_water_mark() {
+    let config = SessionConfig::default().outbox_high_water(200 * 1024);
+    let handler = Replier::default();
+    let received = handler.received.clone();
+    let mut session = Session::new(handler, config);
+    session.start(Duration::ZERO);
+    let input = frames(100);
+    let used = session.handle_input(&input, Duration::ZERO);
+    // 64 KiB replies: the fourth crosses 200 KiB.
+    assert_eq!(used, 4 * EMPTY_FRAME.len());
+    assert_eq!(*received.lock().unwrap(), 4);
+    assert!(!session.wants_read());
+    assert_eq!(session.handle_input(&input[used..], Duration::ZERO), 0);
+}
+
+#[test]
+fn a_frame_part_way_is_read_to_its_end_whatever_the_outbox_holds() {
+    let config = SessionConfig::default().outbox_high_water(1024);
+    let handler = Replier::default();
+    let received = handler.received.clone();
+    let mut session = Session::new(handler, config);
+    session.start(Duration::ZERO);
+    let frame = FrameBuilder::new(Status::DEFAULT)
+        .file("a.bin", vec![7u8; 10_000])
+        .build()
+        .encode_to_vec()
+        .unwrap();
+    // The first frame's reply fills the outbox; the second frame has begun.
+    let mut input = EMPTY_FRAME.to_vec();
+    input.extend_from_slice(&frame[..100]);
+    assert_eq!(session.handle_input(&input, Duration::ZERO), 18);
+    assert!(!session.wants_read(), "stopped between frames");
+    // Offered again after the reply is written, the second frame starts…
+    drain(&mut session);
+    assert_eq!(session.handle_input(&input[18..], Duration::ZERO), 100);
+    // …and is read to its end even though nothing drains the outbox now.
+    assert!(session.wants_read());
+    assert_eq!(
+        session.handle_input(&frame[100..], Duration::ZERO),
+        frame.len() - 100
+    );
+    assert_eq!(*received.lock().unwrap(), 2);
+    assert!(!session.wants_read());
+}
+
+/// Writes everything the session has queued to nowhere.
+fn drain<H: Handler>(session: &mut Session<H>) {
+    while session.wants_write() {
+        let mut slices: [&[u8]; 16] = [&[]; 16];
+        let filled = session.transmit(&mut slices);
+        let len: usize = slices[..filled].iter().map(|slice| slice.len()).sum();
+        session.advance(len);
+    }
+}
+
+/// Records only how the connection ended.
+#[derive(Clone, Default)]
+struct Quiet {
+    ended: Arc<Mutex<Option<DisconnectReason>>>,
+    received: Arc<Mutex<Vec<Frame>>>,
+}
+
+impl Handler for Quiet {
+    fn received(&mut self, _conn: &mut Connection<'_>, frame: Frame) {
+        self.received.lock().unwrap().push(frame);
+    }
+    fn disconnected(&mut self, reason: DisconnectReason) {
+        *self.ended.lock().unwrap() = Some(reason);
+    }
+}
+
+fn one_mib_file_frame() -> Vec<u8> {
+    FrameBuilder::new(Status::DEFAULT)
+        .file("big.bin", vec![1u8; 1 << 20])
+        .build()
+        .encode_to_vec()
+        .unwrap()
+}
+
+#[test]
+fn a_drip_below_the_minimum_rate_is_cut_by_the_frame_deadline() {
+    let rule = FrameTimeout::new(Duration::from_secs(2), 1000);
+    let config = SessionConfig::default()
+        .frame_timeout(Some(rule))
+        .idle_timeout(Some(Duration::from_secs(60)));
+    let handler = Quiet::default();
+    let ended = handler.ended.clone();
+    let mut session = Session::new(handler, config);
+    session.start(Duration::ZERO);
+    let wire = one_mib_file_frame();
+    // 100 bytes every second: well inside the idle timeout, below 1000 B/s.
+    let mut now = Duration::from_secs(10);
+    let mut sent = 0;
+    while session.is_open() {
+        let deadline = session.poll_timeout().unwrap_or(Duration::MAX);
+        if deadline <= now {
+            session.handle_timeout(now);
+            continue;
+        }
+        sent += session.handle_input(&wire[sent..sent + 100], now);
+        now += Duration::from_secs(1);
+        assert!(now < Duration::from_secs(100), "the drip was never cut");
+    }
+    // 2 s plus 0.1 s earned per 100 bytes: cut after 3 seconds of drip.
+    assert_eq!(sent, 300);
+    assert!(matches!(
+        *ended.lock().unwrap(),
+        Some(DisconnectReason::FrameTimeout)
+    ));
+}
+
+#[test]
+fn a_fast_large_frame_earns_its_time_and_the_next_frame_starts_afresh() {
+    let rule = FrameTimeout::new(Duration::from_secs(1), 1 << 20);
+    let handler = Quiet::default();
+    let received = handler.received.clone();
+    let mut session = Session::new(handler, SessionConfig::default().frame_timeout(Some(rule)));
+    session.start(Duration::ZERO);
+    // 64 frames of 1 MiB, each taking 0.9 s: a 64 MiB transfer over a minute.
+    let wire = one_mib_file_frame();
+    let mut now = Duration::ZERO;
+    for _ in 0..64 {
+        for piece in wire.chunks(wire.len().div_ceil(9)) {
+            now += Duration::from_millis(100);
+            if session.poll_timeout().is_some_and(|due| due <= now) {
+                session.handle_timeout(now);
+            }
+            assert_eq!(session.handle_input(piece, now), piece.len());
+        }
+        assert_eq!(session.poll_timeout(), None, "no deadline between frames");
+    }
+    assert!(session.is_open());
+    assert_eq!(received.lock().unwrap().len(), 64);
+}
+
+#[test]
+fn deadlines_saturate_instead_of_overflowing() {
+    let config = SessionConfig::default()
+        .idle_timeout(Some(Duration::MAX))
+        .ping_interval(Some(Duration::MAX))
+        .close_linger(Duration::MAX)
+        .frame_timeout(Some(FrameTimeout::new(Duration::MAX, 1)));
+    let mut session = Session::new(Quiet::default(), config);
+    session.start(Duration::from_secs(5));
+    session.handle_input(&EMPTY_FRAME[..5], Duration::from_secs(6));
+    assert_eq!(session.poll_timeout(), Some(Duration::MAX));
+    session.handle_timeout(Duration::from_secs(7));
+    assert!(session.is_open());
+    // Closing with a frame still to write arms the (saturated) linger.
+    let sender = session.sender();
+    sender.try_send(Frame::message("late")).unwrap();
+    session.poll_queue(Waker::noop());
+    session.close();
+    assert!(session.is_closing());
+    assert_eq!(session.poll_timeout(), Some(Duration::MAX));
+    assert_eq!(
+        FrameTimeout::new(Duration::ZERO, 0).deadline(Duration::from_secs(3), u64::MAX),
+        Duration::from_secs(3),
+        "a zero rate earns nothing"
+    );
+}
+
+#[test]
+fn the_drive_flushes_then_shuts_the_stream_down_within_the_linger() {
+    let config = SessionConfig::default().close_linger(Duration::from_secs(5));
+    let mut session = Session::new(Quiet::default(), config);
+    let sender = session.sender();
+    let mut buffer = ReadBuffer::new(1024);
+    let mut drive = Drive::new();
+    let mut peer = Peer {
+        reading: true,
+        shutdown_blocks: true,
+        chunk: 1024,
+        ..Peer::default()
+    };
+    sender.try_send(Frame::message("bye")).unwrap();
+    sender.close();
+    let now = Duration::from_secs(1);
+    assert_eq!(
+        run(&mut drive, &mut session, &mut peer, &mut buffer, now),
+        Step::Pending
+    );
+    assert!(session.is_closed());
+    assert_eq!(
+        peer.written.len(),
+        18 + 3,
+        "the frame went out before the close"
+    );
+    assert!(peer.flushes >= 1, "flushed after writing");
+    assert!(drive.wants_write(&session), "waits to shut the stream down");
+    assert_eq!(drive.poll_timeout(&session), Some(Duration::from_secs(6)));
+    // The stream never takes the shutdown: the linger ends it.
+    drive.timer_fired(Duration::from_secs(6));
+    assert_eq!(
+        drive.step(&mut session, &mut peer, &mut buffer, Waker::noop(), now),
+        Step::Done
+    );
+    assert!(!peer.shut_down);
+}
+
+#[test]
+fn input_a_closing_session_leaves_is_dropped_not_kept() {
+    /// Closes the connection on the first frame.
+    struct CloseAtOnce;
+    impl Handler for CloseAtOnce {
+        fn received(&mut self, conn: &mut Connection<'_>, _frame: Frame) {
+            conn.close();
+        }
+    }
+    let mut session = Session::new(CloseAtOnce, SessionConfig::default());
+    let mut buffer = ReadBuffer::new(64 * 1024);
+    let mut drive = Drive::new();
+    let mut peer = Peer {
+        input: frames(1000),
+        chunk: usize::MAX,
+        reading: true,
+        ..Peer::default()
+    };
+    let step = run(
+        &mut drive,
+        &mut session,
+        &mut peer,
+        &mut buffer,
+        Duration::ZERO,
+    );
+    assert_eq!(step, Step::Done);
+    assert_eq!(drive.unconsumed_len(), 0);
+    assert!(peer.shut_down);
+}
