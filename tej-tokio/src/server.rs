@@ -148,4 +148,3 @@ async fn serve_connection<H: Handler>(
     }
     run_session(stream, session, shutdown).await;
 }
-

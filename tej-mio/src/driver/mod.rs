@@ -26,8 +26,8 @@ use tej_core::accept::{panic_message, ConnectionSlot};
 use tej_core::drive::Step;
 use tej_core::{Handler, ReadBuffer, Session, SessionConfig};
 
-pub use conn::Stream;
 use conn::Conn;
+pub use conn::Stream;
 use listener::{Accepted, Listener};
 use timers::Timers;
 use wake::{ConnWaker, WakeList};
@@ -238,13 +238,7 @@ impl<H: Handler> Driver<H> {
     where
         G: FnMut() -> H,
     {
-        let listener = Listener::new(
-            registry,
-            listener,
-            Token(self.first_token),
-            config,
-            factory,
-        )?;
+        let listener = Listener::new(registry, listener, Token(self.first_token), config, factory)?;
         Ok(Driver {
             first_token: self.first_token,
             capacity: self.capacity,
