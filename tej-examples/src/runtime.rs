@@ -6,6 +6,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::str::FromStr;
 
+use tej_core::accept::DEFAULT_MAX_CONNECTIONS;
 use tej_core::{Handler, Sender, SessionConfig};
 
 /// The adapters a server or client can run on.
@@ -123,7 +124,25 @@ impl RunningClient {
     }
 }
 
-/// Starts a server on `runtime` at `bind`, one handler per connection from `factory`.
+/// What a server started by [`start_server_with`] does beyond each
+/// connection's [`SessionConfig`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerOptions {
+    /// The most connections open at once. One more is accepted and closed
+    /// at once (nothing read, no handler made) until a connection ends.
+    pub max_connections: usize,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+        }
+    }
+}
+
+/// Starts a server on `runtime` at `bind`, one handler per connection from
+/// `factory`, with the default [`ServerOptions`].
 ///
 /// # Errors
 ///
@@ -138,12 +157,32 @@ where
     F: FnMut() -> H + Send + 'static,
     H: Handler + Send + 'static,
 {
+    start_server_with(runtime, bind, config, ServerOptions::default(), factory)
+}
+
+/// [`start_server`] with `options`.
+///
+/// # Errors
+///
+/// The error of binding.
+pub fn start_server_with<F, H>(
+    runtime: Runtime,
+    bind: SocketAddr,
+    config: SessionConfig,
+    options: ServerOptions,
+    factory: F,
+) -> io::Result<RunningServer>
+where
+    F: FnMut() -> H + Send + 'static,
+    H: Handler + Send + 'static,
+{
     match runtime {
         Runtime::Tokio => {
             let executor = tokio_runtime()?;
             let server = executor
                 .block_on(tej_tokio::Server::bind(bind))?
-                .with_config(config);
+                .with_config(config)
+                .with_max_connections(options.max_connections);
             let addr = server.local_addr()?;
             let shutdown = server.shutdown_handle();
             let serving = executor.spawn(server.serve(factory));
@@ -156,8 +195,9 @@ where
             })
         }
         Runtime::AsyncStd => {
-            let server =
-                async_std::task::block_on(tej_async_std::Server::bind(bind))?.with_config(config);
+            let server = async_std::task::block_on(tej_async_std::Server::bind(bind))?
+                .with_config(config)
+                .with_max_connections(options.max_connections);
             let addr = server.local_addr()?;
             let shutdown = server.shutdown_handle();
             let serving = async_std::task::spawn(server.serve(factory));
@@ -170,7 +210,9 @@ where
             })
         }
         Runtime::Mio => {
-            let server = tej_mio::Server::bind(bind)?.with_config(config);
+            let server = tej_mio::Server::bind(bind)?
+                .with_config(config)
+                .with_max_connections(options.max_connections);
             let addr = server.local_addr()?;
             let shutdown = server.shutdown_handle();
             let serving = std::thread::Builder::new()

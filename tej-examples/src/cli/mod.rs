@@ -42,6 +42,18 @@ pub fn parse_seconds(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(seconds))
 }
 
+/// Parses a count of at least 1: `4`, `10000`.
+///
+/// # Errors
+///
+/// A message for anything else.
+pub fn parse_count(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(count) if count >= 1 => Ok(count),
+        _ => Err(format!("{text:?} is not a count of at least 1")),
+    }
+}
+
 /// Parses a byte count: `1048576`, `64K`, `512M`, `2G`, `1T` (powers of
 /// 1024; `KiB`, `MB` and such are read the same), or `unlimited`.
 ///
@@ -147,6 +159,15 @@ mod tests {
         assert!(parse_size("1X").is_err());
         assert!(parse_size("-1").is_err());
         assert!(parse_size("99999999999T").is_err());
+    }
+
+    #[test]
+    fn counts_are_positive() {
+        assert_eq!(parse_count("4"), Ok(4));
+        assert_eq!(parse_count(" 10000 "), Ok(10_000));
+        assert!(parse_count("0").is_err());
+        assert!(parse_count("-1").is_err());
+        assert!(parse_count("many").is_err());
     }
 
     #[test]

@@ -80,10 +80,11 @@ pub enum Event {
         /// The peer's address.
         peer: Option<String>,
         /// The cause in words, such as `peer closed the connection`,
-        /// `idle timeout` or `protocol error: ...`.
+        /// `idle timeout`, `frame timeout: ...` or `protocol error: ...`.
         reason: String,
         /// The cause as a stable keyword: `peer_closed`, `protocol`,
-        /// `idle_timeout`, `local_close`, `io`, `storage` or `dropped`.
+        /// `idle_timeout`, `frame_timeout`, `local_close`, `io`, `storage`
+        /// or `dropped`.
         kind: String,
     },
     /// `tej send` queued a frame.
@@ -180,6 +181,7 @@ pub fn reason_kind(reason: &DisconnectReason) -> &'static str {
         DisconnectReason::PeerClosed => "peer_closed",
         DisconnectReason::Protocol(_) => "protocol",
         DisconnectReason::IdleTimeout => "idle_timeout",
+        DisconnectReason::FrameTimeout => "frame_timeout",
         DisconnectReason::LocalClose => "local_close",
         DisconnectReason::Io(_) => "io",
         DisconnectReason::Storage(_) => "storage",

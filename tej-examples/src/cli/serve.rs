@@ -5,11 +5,17 @@ use std::path::PathBuf;
 use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
-use tej_core::{Connection, DisconnectReason, FileTarget, Frame, Handler, SessionConfig};
+use tej_core::accept::DEFAULT_MAX_CONNECTIONS;
+use tej_core::{
+    Connection, DisconnectReason, FileTarget, Frame, FrameTimeout, Handler, SessionConfig,
+};
 
 use super::report::{Event, FileSink, Printer};
-use super::{parse_seconds, resolve, runtime_parser, LimitArgs};
-use crate::runtime::{self, Runtime};
+use super::{parse_count, parse_seconds, parse_size, resolve, runtime_parser, LimitArgs};
+use crate::runtime::{self, Runtime, ServerOptions};
+
+/// `--min-rate` when `--frame-timeout` is given alone: 64 KiB/s.
+pub const DEFAULT_MIN_RATE: u64 = 64 << 10;
 
 /// `tej serve`: accept TEJ connections and print what arrives.
 #[derive(Debug, Clone, clap::Args)]
@@ -39,6 +45,57 @@ pub struct ServeArgs {
     /// What a peer may announce before it is disconnected
     #[command(flatten, next_help_heading = "Limits")]
     pub limits: LimitArgs,
+    /// Serve at most N connections at once; one more is accepted and
+    /// closed at once (nothing read), until a connection ends
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = parse_count,
+        default_value_t = DEFAULT_MAX_CONNECTIONS,
+        help_heading = "Limits"
+    )]
+    pub max_connections: usize,
+    /// Close a connection whose frame is not whole SECS after its first
+    /// byte, plus the time its bytes earn at --min-rate: a peer that
+    /// trickles a frame is cut, a fast one is not [default: off]
+    #[arg(long, value_name = "SECS", value_parser = parse_seconds, help_heading = "Limits")]
+    pub frame_timeout: Option<Duration>,
+    /// With --frame-timeout: the average rate a frame must keep up, in
+    /// bytes per second (K, M, G suffixes); each byte received earns the
+    /// frame 1/BYTES_PER_S seconds more; 0 earns nothing (every frame must
+    /// be whole within --frame-timeout) [default: 64K]
+    #[arg(
+        long,
+        value_name = "BYTES_PER_S",
+        value_parser = parse_size,
+        requires = "frame_timeout",
+        help_heading = "Limits"
+    )]
+    pub min_rate: Option<u64>,
+}
+
+impl ServeArgs {
+    /// The frame timeout: `--frame-timeout` with `--min-rate` (or
+    /// [`DEFAULT_MIN_RATE`]), `None` without `--frame-timeout`.
+    pub fn frame_timeout(&self) -> Option<FrameTimeout> {
+        self.frame_timeout
+            .map(|base| FrameTimeout::new(base, self.min_rate.unwrap_or(DEFAULT_MIN_RATE)))
+    }
+
+    /// Each connection's configuration: the limits and timeouts given.
+    pub fn session_config(&self) -> SessionConfig {
+        SessionConfig::default()
+            .limits(self.limits.limits())
+            .idle_timeout(self.idle_timeout)
+            .frame_timeout(self.frame_timeout())
+    }
+
+    /// The server's own options.
+    pub fn server_options(&self) -> ServerOptions {
+        ServerOptions {
+            max_connections: self.max_connections,
+        }
+    }
 }
 
 /// One connection's handler: prints its callbacks, streams its files to
@@ -111,17 +168,20 @@ pub fn run(args: &ServeArgs, stop: &Receiver<()>) -> Result<(), String> {
         None => None,
     };
     let printer = Printer { json: args.json };
-    let config = SessionConfig::default()
-        .limits(args.limits.limits())
-        .idle_timeout(args.idle_timeout);
     let reply = args.reply.clone();
     let spool = save_dir.clone();
-    let server = runtime::start_server(args.runtime, bind, config, move || ServeHandler {
-        peer: None,
-        files: FileSink::new(spool.clone()),
-        reply: reply.clone(),
-        printer,
-    })
+    let server = runtime::start_server_with(
+        args.runtime,
+        bind,
+        args.session_config(),
+        args.server_options(),
+        move || ServeHandler {
+            peer: None,
+            files: FileSink::new(spool.clone()),
+            reply: reply.clone(),
+            printer,
+        },
+    )
     .map_err(|error| format!("cannot listen on {bind}: {error}"))?;
     printer.print(&Event::Listening {
         addr: server.addr().to_string(),
@@ -130,6 +190,8 @@ pub fn run(args: &ServeArgs, stop: &Receiver<()>) -> Result<(), String> {
         addr = %server.addr(),
         runtime = %args.runtime,
         save_dir = ?save_dir,
+        max_connections = args.max_connections,
+        frame_timeout = ?args.frame_timeout(),
         "serving"
     );
     // A closed channel means whoever could stop us is gone: stop as well.
@@ -138,4 +200,54 @@ pub fn run(args: &ServeArgs, stop: &Receiver<()>) -> Result<(), String> {
     server.stop();
     tracing::info!("stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::{Args, Command};
+
+    fn parse(args: &[&str]) -> Result<ServeArgs, clap::Error> {
+        let matches = ServeArgs::augment_args(Command::new("serve"))
+            .try_get_matches_from(["serve", "--bind", "127.0.0.1:0"].iter().chain(args))?;
+        <ServeArgs as clap::FromArgMatches>::from_arg_matches(&matches)
+    }
+
+    #[test]
+    fn defaults_cap_connections_and_time_no_frame() {
+        let args = parse(&[]).unwrap();
+        assert_eq!(args.max_connections, DEFAULT_MAX_CONNECTIONS);
+        assert_eq!(args.server_options(), ServerOptions::default());
+        assert_eq!(args.frame_timeout(), None);
+        assert_eq!(args.session_config().frame_timeout, None);
+    }
+
+    #[test]
+    fn frame_timeout_and_cap_reach_the_server() {
+        let args = parse(&[
+            "--max-connections",
+            "4",
+            "--frame-timeout",
+            "1.5",
+            "--min-rate",
+            "1M",
+        ])
+        .unwrap();
+        assert_eq!(args.server_options().max_connections, 4);
+        let expected = FrameTimeout::new(Duration::from_millis(1500), 1 << 20);
+        assert_eq!(args.session_config().frame_timeout, Some(expected));
+
+        let alone = parse(&["--frame-timeout", "30"]).unwrap();
+        assert_eq!(
+            alone.frame_timeout(),
+            Some(FrameTimeout::new(Duration::from_secs(30), DEFAULT_MIN_RATE))
+        );
+    }
+
+    #[test]
+    fn min_rate_needs_a_frame_timeout() {
+        assert!(parse(&["--min-rate", "1M"]).is_err());
+        assert!(parse(&["--max-connections", "0"]).is_err());
+        assert!(parse(&["--frame-timeout", "0"]).is_err());
+    }
 }
