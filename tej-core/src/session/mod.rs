@@ -52,180 +52,35 @@
 //! connection cap ([`accept::ConnectionCap`](crate::accept::ConnectionCap),
 //! 10,000 by default) times this.
 
-#[cfg(feature = "std")]
-mod buffered;
+mod config;
+mod connection;
+mod error;
 mod handler;
 mod outbox;
 mod outgoing;
-#[cfg(feature = "std")]
-mod queued;
 mod read_buffer;
 #[cfg(feature = "std")]
-mod sender;
+mod run;
+#[cfg(feature = "std")]
+mod send_queue;
 #[cfg(feature = "std")]
 mod unwritten;
 
 use core::time::Duration;
 
-#[cfg(feature = "std")]
-pub use buffered::BufferedSender;
-pub use handler::{Connection, DisconnectReason, Handler, SendError};
+pub use config::{FrameTimeout, SessionConfig};
+pub use connection::Connection;
+pub use error::{DisconnectReason, SendError};
+pub use handler::Handler;
 pub use read_buffer::ReadBuffer;
 #[cfg(feature = "std")]
-use sender::Exchange;
-#[cfg(feature = "std")]
-pub use sender::{SendFuture, Sender};
+pub use send_queue::{BufferedSender, SendFuture, Sender};
 
 use crate::assemble::{PartialFrame, StorageError};
 use crate::decode::{Decoder, Event};
 use crate::frame::Frame;
-use crate::limits::Limits;
 use outbox::Outbox;
 use outgoing::OutgoingFrame;
-
-/// A session's options. The defaults match the reference implementation:
-/// no idle timeout, no periodic ping.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct SessionConfig {
-    /// What the peer may announce.
-    pub limits: Limits,
-    /// Close the connection when nothing is received for this long.
-    pub idle_timeout: Option<Duration>,
-    /// Send an empty status-2 frame this often.
-    pub ping_interval: Option<Duration>,
-    /// Bytes of frames a [`Sender`] may queue before it waits. The default,
-    /// 256 KiB, keeps a busy sender's frames in the CPU's caches on their
-    /// way to the socket: with 1 MiB, small frames went a third slower.
-    pub send_queue_capacity: usize,
-    /// Bytes waiting to be written above which the session stops reading
-    /// and stops taking frames from the send queue.
-    pub outbox_high_water: usize,
-    /// How long a closing connection may take to flush what it queued.
-    pub close_linger: Duration,
-    /// Size of the buffer an adapter reads the socket into.
-    pub read_buffer_len: usize,
-    /// A deadline for every frame, against peers that send too slowly to
-    /// ever finish one (see [`FrameTimeout`]). Off by default.
-    pub frame_timeout: Option<FrameTimeout>,
-}
-
-/// How long a frame may take to arrive, by the rule of Apache's
-/// `mod_reqtimeout`: a fixed allowance plus time earned per byte.
-///
-/// A frame whose first byte arrives at `start` must be complete by
-/// `start + base + received / min_rate`, where `received` is how many of
-/// its bytes have arrived so far. A fast transfer earns its time as it
-/// goes, so a multi-GiB file at full speed is never cut; a peer that drips
-/// a byte now and then below `min_rate` is, with
-/// [`DisconnectReason::FrameTimeout`], even if it stays under the idle
-/// timeout.
-///
-/// ```
-/// use std::time::Duration;
-/// use tej_core::FrameTimeout;
-///
-/// let rule = FrameTimeout::new(Duration::from_secs(10), 64 * 1024);
-/// let start = Duration::from_secs(100);
-/// // 1 MiB received earns 16 s on top of the 10 s allowance.
-/// assert_eq!(rule.deadline(start, 1 << 20), Duration::from_secs(126));
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct FrameTimeout {
-    /// Time every frame gets, however small.
-    pub base: Duration,
-    /// Bytes per second a peer must keep up on average; each byte received
-    /// earns `1 / min_rate` seconds. Zero earns nothing: every frame must
-    /// then finish within `base`.
-    pub min_rate: u64,
-}
-
-impl FrameTimeout {
-    /// A frame may take `base` plus one second per `min_rate` bytes received.
-    pub const fn new(base: Duration, min_rate: u64) -> FrameTimeout {
-        FrameTimeout { base, min_rate }
-    }
-
-    /// When a frame that started at `start` and has `received` bytes so far
-    /// must be complete. Saturates instead of overflowing.
-    pub fn deadline(&self, start: Duration, received: u64) -> Duration {
-        let earned = match self.min_rate {
-            0 => Duration::ZERO,
-            rate => {
-                let secs = received / rate;
-                let nanos = u128::from(received % rate) * 1_000_000_000 / u128::from(rate);
-                // `nanos` is below 10^9, so the conversion cannot fail.
-                Duration::new(secs, u32::try_from(nanos).unwrap_or(999_999_999))
-            }
-        };
-        start.saturating_add(self.base).saturating_add(earned)
-    }
-}
-
-impl Default for SessionConfig {
-    fn default() -> Self {
-        SessionConfig {
-            limits: Limits::DEFAULT,
-            idle_timeout: None,
-            ping_interval: None,
-            send_queue_capacity: 256 << 10,
-            outbox_high_water: 1 << 20,
-            close_linger: Duration::from_secs(5),
-            read_buffer_len: 256 * 1024,
-            frame_timeout: None,
-        }
-    }
-}
-
-impl SessionConfig {
-    /// Sets [`limits`](Self::limits).
-    pub fn limits(mut self, limits: Limits) -> Self {
-        self.limits = limits;
-        self
-    }
-
-    /// Sets [`idle_timeout`](Self::idle_timeout).
-    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.idle_timeout = timeout;
-        self
-    }
-
-    /// Sets [`ping_interval`](Self::ping_interval).
-    pub fn ping_interval(mut self, interval: Option<Duration>) -> Self {
-        self.ping_interval = interval;
-        self
-    }
-
-    /// Sets [`send_queue_capacity`](Self::send_queue_capacity).
-    pub fn send_queue_capacity(mut self, bytes: usize) -> Self {
-        self.send_queue_capacity = bytes;
-        self
-    }
-
-    /// Sets [`outbox_high_water`](Self::outbox_high_water).
-    pub fn outbox_high_water(mut self, bytes: usize) -> Self {
-        self.outbox_high_water = bytes;
-        self
-    }
-
-    /// Sets [`read_buffer_len`](Self::read_buffer_len).
-    pub fn read_buffer_len(mut self, bytes: usize) -> Self {
-        self.read_buffer_len = bytes;
-        self
-    }
-
-    /// Sets [`frame_timeout`](Self::frame_timeout).
-    pub fn frame_timeout(mut self, timeout: Option<FrameTimeout>) -> Self {
-        self.frame_timeout = timeout;
-        self
-    }
-
-    /// Sets [`close_linger`](Self::close_linger).
-    pub fn close_linger(mut self, linger: Duration) -> Self {
-        self.close_linger = linger;
-        self
-    }
-}
 
 #[derive(Debug)]
 enum Lifecycle {
@@ -241,7 +96,7 @@ struct Link {
     close_requested: bool,
     peer: Option<core::net::SocketAddr>,
     #[cfg(feature = "std")]
-    sender: Sender,
+    queue: send_queue::Receiver,
 }
 
 impl Link {
@@ -252,7 +107,7 @@ impl Link {
             closing,
             peer: self.peer,
             #[cfg(feature = "std")]
-            sender: &self.sender,
+            sender: self.queue.sender(),
         }
     }
 }
@@ -281,7 +136,7 @@ pub struct Session<H: Handler> {
     frame_deadline: Option<Duration>,
     /// Entries just taken from the send queue, reused to spare an allocation.
     #[cfg(feature = "std")]
-    taken: alloc::vec::Vec<queued::Queued>,
+    taken: alloc::vec::Vec<send_queue::Queued>,
 }
 
 impl<H: Handler> core::fmt::Debug for Session<H> {
@@ -306,7 +161,7 @@ impl<H: Handler> Session<H> {
                 close_requested: false,
                 peer: None,
                 #[cfg(feature = "std")]
-                sender: Sender::new(config.send_queue_capacity),
+                queue: send_queue::Receiver::new(config.send_queue_capacity),
             },
             config,
             handler,
@@ -348,7 +203,7 @@ impl<H: Handler> Session<H> {
     /// A sender for this connection, usable from any thread or task.
     #[cfg(feature = "std")]
     pub fn sender(&self) -> Sender {
-        self.link.sender.clone()
+        self.link.queue.sender().clone()
     }
 
     /// Opens the session: calls [`Handler::connected`] and starts the timers.
@@ -706,8 +561,8 @@ impl<H: Handler> Session<H> {
                 0
             };
             let mut taken = core::mem::take(&mut self.taken);
-            let close_requested = self.link.sender.exchange(
-                Exchange {
+            let close_requested = self.link.queue.exchange(
+                send_queue::Exchange {
                     waker,
                     room,
                     outbox_empty: self.link.outbox.is_empty(),
@@ -717,7 +572,10 @@ impl<H: Handler> Session<H> {
                 &mut taken,
             );
             for queued in taken.drain(..) {
-                self.link.outbox.push_queued(queued);
+                match queued {
+                    send_queue::Queued::Frame(frame) => self.link.outbox.push_tracked(frame),
+                    send_queue::Queued::Encoded(run) => self.link.outbox.push_run(run.freeze()),
+                }
             }
             self.taken = taken;
             if matches!(self.lifecycle, Lifecycle::Open) && close_requested {
@@ -742,7 +600,7 @@ impl<H: Handler> Session<H> {
             matches!(
                 self.lifecycle,
                 Lifecycle::Closing(DisconnectReason::LocalClose)
-            ) && self.link.sender.queued_bytes() > 0
+            ) && self.link.queue.queued_bytes() > 0
         }
         #[cfg(not(feature = "std"))]
         {
@@ -767,7 +625,7 @@ impl<H: Handler> Session<H> {
         };
         #[cfg(feature = "std")]
         self.link
-            .sender
+            .queue
             .shut_with_unwritten(self.link.outbox.take_unwritten());
         // Dropping an unfinished frame removes the files it spooled.
         self.partial = PartialFrame::default();
@@ -781,7 +639,7 @@ impl<H: Handler> Drop for Session<H> {
         // its senders still learn that the connection is gone.
         #[cfg(feature = "std")]
         if std::thread::panicking() {
-            self.link.sender.shut();
+            self.link.queue.shut();
             return;
         }
         if !matches!(self.lifecycle, Lifecycle::New | Lifecycle::Closed) {

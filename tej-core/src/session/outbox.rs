@@ -49,7 +49,7 @@ pub(crate) struct Outbox {
     written_total: u64,
     /// The send queue's frames among the bytes waiting.
     #[cfg(feature = "std")]
-    unwritten: super::unwritten::Unwritten,
+    unwritten: crate::session::unwritten::Unwritten,
 }
 
 impl Outbox {
@@ -101,25 +101,24 @@ impl Outbox {
         self.push_payload(message);
     }
 
-    /// Queues what a [`Sender`](super::Sender) queued: a frame, or a run of
-    /// small frames already encoded.
+    /// Queues a frame from the send queue, remembered until written so
+    /// that it can be handed back if the connection fails first.
     #[cfg(feature = "std")]
-    pub(crate) fn push_queued(&mut self, queued: super::queued::Queued) {
-        match queued {
-            super::queued::Queued::Frame(frame) => {
-                let copy = frame.to_frame();
-                self.push(frame);
-                let end = self.written_total + self.pending_len;
-                self.unwritten.frame(end, copy);
-            }
-            super::queued::Queued::Encoded(run) => {
-                let run = run.freeze();
-                self.unwritten
-                    .run(self.written_total + self.pending_len, run.clone());
-                self.pending_len += run.len() as u64;
-                self.push_payload(run);
-            }
-        }
+    pub(crate) fn push_tracked(&mut self, frame: OutgoingFrame) {
+        let copy = frame.to_frame();
+        self.push(frame);
+        let end = self.written_total + self.pending_len;
+        self.unwritten.frame(end, copy);
+    }
+
+    /// Queues a run of small frames from the send queue, encoded, remembered
+    /// until written like [`push_tracked`](Self::push_tracked)'s frames.
+    #[cfg(feature = "std")]
+    pub(crate) fn push_run(&mut self, run: Bytes) {
+        self.unwritten
+            .run(self.written_total + self.pending_len, run.clone());
+        self.pending_len += run.len() as u64;
+        self.push_payload(run);
     }
 
     fn push_payload(&mut self, data: Bytes) {
@@ -151,7 +150,7 @@ impl Outbox {
     /// # Errors
     ///
     /// A file being sent could not be read, or is shorter than announced.
-    pub(crate) fn read_ahead(&mut self) -> Result<(), super::StorageError> {
+    pub(crate) fn read_ahead(&mut self) -> Result<(), crate::assemble::StorageError> {
         #[cfg(feature = "std")]
         self.read_disk_chunk()?;
         Ok(())
@@ -258,7 +257,7 @@ impl Outbox {
             return;
         }
         if let Ok(mut buffer) = written.try_into_mut() {
-            if buffer.try_reclaim(super::queued::RUN_LEN) {
+            if buffer.try_reclaim(crate::session::run::RUN_LEN) {
                 self.spare_run = Some(buffer);
             }
         }
@@ -306,5 +305,82 @@ impl Outbox {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+    use alloc::vec::Vec;
+
+    use crate::frame::{Frame, FrameBuilder};
+    use crate::wire::Status;
+
+    fn prepared(frame: Frame) -> OutgoingFrame {
+        OutgoingFrame::prepare(frame).map_err(|_| ()).unwrap()
+    }
+
+    /// Takes everything, `chunk` bytes per write.
+    fn drain(outbox: &mut Outbox, chunk: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        while !outbox.is_empty() {
+            outbox.read_ahead().unwrap();
+            let mut slices: [&[u8]; 8] = [&[]; 8];
+            let filled = outbox.fill(&mut slices);
+            let mut taken: Vec<u8> = slices[..filled].concat();
+            taken.truncate(chunk);
+            out.extend_from_slice(&taken);
+            outbox.advance(taken.len());
+        }
+        out
+    }
+
+    #[test]
+    fn frames_come_out_encoded_in_order_whatever_the_write_sizes() {
+        let big = FrameBuilder::new(Status::DEFAULT)
+            .file("big", vec![3u8; 3 * COPY_THRESHOLD])
+            .message("after")
+            .build();
+        let small = Frame::message("tiny");
+        let expected: Vec<u8> = [big.clone(), small.clone(), big.clone()]
+            .iter()
+            .flat_map(|frame| frame.encode_to_vec().unwrap())
+            .collect();
+        for chunk in [1, 7, 4096, usize::MAX] {
+            let mut outbox = Outbox::default();
+            for frame in [&big, &small, &big] {
+                outbox.push(prepared(frame.clone()));
+            }
+            assert_eq!(outbox.pending_len(), expected.len() as u64);
+            assert_eq!(outbox.memory_len(), expected.len());
+            assert_eq!(drain(&mut outbox, chunk), expected, "chunk {chunk}");
+            assert_eq!(outbox.memory_len(), 0);
+        }
+    }
+
+    #[test]
+    fn tracked_frames_cut_part_way_come_back_and_written_ones_do_not() {
+        let mut outbox = Outbox::default();
+        let mut run = BytesMut::new();
+        for n in 0..3u8 {
+            crate::session::run::encode_small(&Frame::message(vec![n; 10]), &mut run);
+        }
+        outbox.push_run(run.freeze());
+        let with_file = FrameBuilder::new(Status::DEFAULT)
+            .file("f", vec![9u8; 100])
+            .build();
+        outbox.push_tracked(prepared(with_file.clone()));
+        // The first frame of the run and part of the second are written.
+        outbox.advance(28 + 5);
+        let back = outbox.take_unwritten();
+        assert_eq!(
+            back,
+            [
+                Frame::message(vec![1u8; 10]),
+                Frame::message(vec![2u8; 10]),
+                with_file
+            ]
+        );
     }
 }

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use crate::encode::checked_name_len;
 use crate::error::EncodeError;
 use crate::frame::{FileBody, Frame};
+use crate::session::error::SendError;
 use crate::wire::{Status, FILE_HEADER_FIXED_LEN, MIN_FRAME_LEN};
 
 /// What a queued frame costs against a send bound for each file on disk:
@@ -21,6 +22,17 @@ pub(crate) enum PrepareError {
     Encode(EncodeError),
     #[cfg(feature = "std")]
     Open(std::io::Error),
+}
+
+impl PrepareError {
+    /// The error to give the caller, with the frame that was not sent.
+    pub(crate) fn into_send_error(self, frame: Frame) -> SendError {
+        match self {
+            PrepareError::Encode(error) => SendError::Invalid(error, frame),
+            #[cfg(feature = "std")]
+            PrepareError::Open(error) => SendError::File(error, frame),
+        }
+    }
 }
 
 pub(crate) enum OutgoingBody {

@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use bytes::Bytes;
 
 use crate::frame::Frame;
-use crate::session::queued::decode_run;
+use crate::session::run::decode_run;
 
 /// Where a frame handed to the outbox can be rebuilt from.
 enum Origin {

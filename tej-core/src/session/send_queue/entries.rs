@@ -1,8 +1,8 @@
 //! What waits in a [`Sender`](super::Sender)'s queue: frames made ready to
 //! send, and runs of small frames already encoded back to back.
 //!
-//! A small frame (no files, a message of at most [`SMALL_MESSAGE_LEN`]) is
-//! encoded by the sending thread as it is queued. The connection's driver
+//! A small frame (no files, a short message) is encoded by the sending
+//! thread as it is queued, in the [run format](crate::session::run). The connection's driver
 //! then takes a whole run of such frames as one buffer, with no per-frame
 //! work on its side, and the frame's own memory is released at once.
 
@@ -11,38 +11,11 @@ use alloc::vec::Vec;
 
 use bytes::BytesMut;
 
-use crate::assemble::Assembler;
-use crate::encode::{frame_header, message_header};
 use crate::frame::Frame;
-use crate::limits::Limits;
-use crate::session::handler::SendError;
+use crate::session::error::SendError;
 use crate::session::outgoing::OutgoingFrame;
-use crate::wire::{FRAME_HEADER_LEN, MIN_FRAME_LEN};
-
-/// The longest message a frame may carry and still be encoded when queued.
-/// The outbox copies payloads this small next to their headers anyway.
-pub(crate) const SMALL_MESSAGE_LEN: usize = 4096;
-/// A run of encoded frames stops growing at this size, so that the driver
-/// can take part of the queue and a queue's buffers stay modest.
-pub(crate) const RUN_LEN: usize = 64 * 1024;
-
-/// The cost of `frame` if it is small: no files, and a message of at most
-/// [`SMALL_MESSAGE_LEN`] bytes.
-#[inline]
-pub(crate) fn small_frame_cost(frame: &Frame) -> Option<usize> {
-    if !frame.files.is_empty() {
-        return None;
-    }
-    match &frame.message {
-        None => Some(MIN_FRAME_LEN),
-        // `Some` of an empty message would come back from `take_unsent` as
-        // `None`: it keeps the general path, which hands it back as given.
-        Some(message) if (1..=SMALL_MESSAGE_LEN).contains(&message.len()) => {
-            Some(MIN_FRAME_LEN + message.len())
-        }
-        Some(_) => None,
-    }
-}
+use crate::session::run::{decode_run, encode_small, small_frame_cost, RUN_LEN};
+use crate::wire::MIN_FRAME_LEN;
 
 /// A frame on its way into the queue.
 pub(crate) enum Pending {
@@ -61,7 +34,7 @@ impl Pending {
         }
         OutgoingFrame::prepare(frame)
             .map(Pending::Prepared)
-            .map_err(|(error, frame)| SendError::from_prepare(error, frame))
+            .map_err(|(error, frame)| error.into_send_error(frame))
     }
 
     /// What the frame costs against the queue's bound: its bytes in memory.
@@ -221,36 +194,4 @@ impl Entries {
         }
         frames
     }
-}
-
-/// Appends a frame without files to `out`, which has room for it.
-#[inline]
-pub(crate) fn encode_small(frame: &Frame, out: &mut BytesMut) {
-    let message = frame.message.as_deref().unwrap_or_default();
-    let mut header = [0u8; MIN_FRAME_LEN];
-    header[..FRAME_HEADER_LEN].copy_from_slice(&frame_header(frame.status, frame.version, 0));
-    header[FRAME_HEADER_LEN..].copy_from_slice(&message_header(message.len() as u64));
-    out.extend_from_slice(&header);
-    out.extend_from_slice(message);
-}
-
-/// The frames of a run, decoded back for a caller who asked for them;
-/// returns where each ends in the run.
-pub(crate) fn decode_run(run: &[u8], frames: &mut Vec<Frame>) -> Vec<usize> {
-    let mut assembler = Assembler::new(Limits::UNLIMITED);
-    let mut ends = Vec::new();
-    let mut offset = 0;
-    // A run holds whole frames this module encoded, so decoding cannot fail
-    // and every call completes a frame.
-    while let Ok(assembled) = assembler.decode(&run[offset..]) {
-        offset += assembled.consumed;
-        match assembled.frame {
-            Some(frame) => {
-                frames.push(frame);
-                ends.push(offset);
-            }
-            None => break,
-        }
-    }
-    ends
 }

@@ -10,9 +10,11 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use bytes::BytesMut;
 
 use crate::frame::Frame;
-use crate::session::buffered::BufferedSender;
-use crate::session::handler::SendError;
-use crate::session::queued::{decode_run, small_frame_cost, Entries, Pending, Queued, RUN_LEN};
+use crate::session::error::SendError;
+use crate::session::run::{decode_run, small_frame_cost, RUN_LEN};
+
+use super::buffered::BufferedSender;
+use super::entries::{Entries, Pending, Queued};
 
 struct Queue {
     frames: Entries,
@@ -98,7 +100,7 @@ impl Drop for Sender {
 
 impl Sender {
     /// A sender whose queue holds up to `capacity` bytes of frames.
-    pub(crate) fn new(capacity: usize) -> Sender {
+    fn new(capacity: usize) -> Sender {
         Sender {
             shared: Arc::new(Shared {
                 queue: Mutex::new(Queue {
@@ -340,6 +342,33 @@ impl Sender {
             queue.enqueue_run(run, Flush::Now);
         }
     }
+}
+
+/// The queue's receiving face, held by the connection's session (as h2's
+/// `UserPingsRx`): takes frames for the outbox, registers the driver's
+/// waker, and shuts the queue when the connection ends. Knows nothing of
+/// the session.
+pub(crate) struct Receiver {
+    sender: Sender,
+}
+
+impl Receiver {
+    /// A queue holding up to `capacity` bytes of frames.
+    pub(crate) fn new(capacity: usize) -> Receiver {
+        Receiver {
+            sender: Sender::new(capacity),
+        }
+    }
+
+    /// A sending face of the queue.
+    pub(crate) fn sender(&self) -> &Sender {
+        &self.sender
+    }
+
+    /// Bytes of frames waiting in the queue.
+    pub(crate) fn queued_bytes(&self) -> usize {
+        self.sender.queued_bytes()
+    }
 
     /// The driver's side, under one lock: registers `exchange.waker`, moves
     /// queued entries into `taken`, in order, until their costs reach
@@ -347,7 +376,7 @@ impl Sender {
     /// senders waiting for room, and records whether the driver parks.
     /// Returns whether a close was asked.
     pub(crate) fn exchange(&self, exchange: Exchange<'_>, taken: &mut Vec<Queued>) -> bool {
-        let mut queue = self.shared.lock();
+        let mut queue = self.sender.shared.lock();
         if let Some(waker) = exchange.waker {
             match &queue.driver {
                 Some(current) if current.will_wake(waker) => {}
@@ -391,7 +420,7 @@ impl Sender {
         let blocked = queue.blocked_threads > 0;
         drop(queue);
         if blocked {
-            self.shared.room.notify_all();
+            self.sender.shared.room.notify_all();
         }
         close_requested
     }
@@ -404,7 +433,7 @@ impl Sender {
     /// As [`shut`](Self::shut), keeping the frames the connection had taken
     /// but not finished writing for [`take_unsent`](Self::take_unsent).
     pub(crate) fn shut_with_unwritten(&self, unwritten: Vec<Frame>) {
-        let mut queue = self.shared.lock();
+        let mut queue = self.sender.shared.lock();
         if !queue.closed {
             queue.unwritten = unwritten;
         }
@@ -414,7 +443,7 @@ impl Sender {
             waiter.wake();
         }
         drop(queue);
-        self.shared.room.notify_all();
+        self.sender.shared.room.notify_all();
     }
 }
 

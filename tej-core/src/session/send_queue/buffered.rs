@@ -4,9 +4,10 @@
 use bytes::BytesMut;
 
 use crate::frame::Frame;
-use crate::session::handler::SendError;
-use crate::session::queued::{encode_small, small_frame_cost};
-use crate::session::sender::{HandedOver, Sender};
+use crate::session::error::SendError;
+use crate::session::run::{encode_small, small_frame_cost};
+
+use super::sender::{HandedOver, Sender};
 
 /// Feeds frames to one connection in batches: small frames (no files, a
 /// message of at most 4 KiB) are encoded into a buffer of this handle's own,

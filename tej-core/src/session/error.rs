@@ -1,0 +1,86 @@
+//! Why a connection ended, and why a frame was not sent: the leaves every
+//! other part of the session builds on.
+
+use crate::error::{DecodeError, EncodeError};
+use crate::frame::Frame;
+
+/// Why a connection ended, as given to [`Handler::disconnected`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum DisconnectReason {
+    /// The peer closed the connection between frames.
+    PeerClosed,
+    /// The peer broke the protocol, or closed mid-frame
+    /// ([`DecodeError::UnexpectedEof`]).
+    Protocol(DecodeError),
+    /// Nothing was received for the configured idle timeout.
+    IdleTimeout,
+    /// A frame did not arrive in the time its
+    /// [`FrameTimeout`](crate::FrameTimeout) allowed: the peer sent it too
+    /// slowly.
+    FrameTimeout,
+    /// This side closed it: [`Connection::close`], a `Sender`, or a server
+    /// shutting down.
+    LocalClose,
+    /// Reading or writing the socket failed.
+    #[cfg(feature = "std")]
+    Io(std::sync::Arc<std::io::Error>),
+    /// A file could not be read for sending or written when received.
+    #[cfg(feature = "std")]
+    Storage(std::sync::Arc<std::io::Error>),
+    /// The session was dropped while still open (its task was cancelled).
+    Dropped,
+}
+
+impl core::fmt::Display for DisconnectReason {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            DisconnectReason::PeerClosed => f.write_str("peer closed the connection"),
+            DisconnectReason::Protocol(error) => write!(f, "protocol error: {error}"),
+            DisconnectReason::IdleTimeout => f.write_str("idle timeout"),
+            DisconnectReason::FrameTimeout => {
+                f.write_str("frame timeout: the peer sent a frame below the minimum rate")
+            }
+            DisconnectReason::LocalClose => f.write_str("closed locally"),
+            #[cfg(feature = "std")]
+            DisconnectReason::Io(error) => write!(f, "I/O error: {error}"),
+            #[cfg(feature = "std")]
+            DisconnectReason::Storage(error) => write!(f, "storage error: {error}"),
+            DisconnectReason::Dropped => f.write_str("session dropped while open"),
+        }
+    }
+}
+
+/// Why a frame was not queued. The frame comes back in every case, so
+/// nothing handed to a send is silently lost.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The connection is closed or closing.
+    #[error("the connection is closed")]
+    Closed(Frame),
+    /// The send queue is at its bound (from `try_send` only).
+    #[error("the send queue is full")]
+    Full(Frame),
+    /// The frame cannot be encoded (a name over 65535 bytes, or a body that
+    /// is not in memory or on disk).
+    #[error("the frame cannot be encoded: {0}")]
+    Invalid(EncodeError, Frame),
+    /// A file to send could not be opened.
+    #[cfg(feature = "std")]
+    #[error("cannot open a file to send: {0}")]
+    File(std::io::Error, Frame),
+}
+
+impl SendError {
+    /// The frame that was not sent.
+    pub fn into_frame(self) -> Frame {
+        match self {
+            SendError::Closed(frame) | SendError::Full(frame) | SendError::Invalid(_, frame) => {
+                frame
+            }
+            #[cfg(feature = "std")]
+            SendError::File(_, frame) => frame,
+        }
+    }
+}
