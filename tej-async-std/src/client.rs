@@ -109,11 +109,7 @@ impl Client {
     /// An error if the handler panicked.
     pub async fn join(self) -> io::Result<()> {
         self.task.await.map_err(|panic| {
-            let message = panic
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
-                .unwrap_or("no message");
+            let message = tej_core::accept::panic_message(panic.as_ref());
             io::Error::other(format!("the connection's handler panicked: {message}"))
         })
     }

@@ -73,36 +73,39 @@
 //!
 //! # How the loop works
 //!
+//! The drive loop itself is `tej-core`'s [`Drive`](tej_core::drive::Drive),
+//! the same one every adapter runs; this crate maps mio onto it.
+//!
 //! - **Readiness.** mio's readiness is edge-triggered, so the loop keeps,
 //!   per connection, whether the socket may be readable and writable; an
-//!   event sets them, only `WouldBlock` clears them. It reads until
-//!   `WouldBlock` into one buffer of the session's `read_buffer_len` shared
-//!   by all connections, and writes with `write_vectored` what
-//!   [`Session::transmit_io_slices`] offers, reporting each write, partial
-//!   or whole, with [`Session::advance`]: the unwritten rest stays queued,
-//!   in order. `Interrupted` is retried.
+//!   event sets them, only `WouldBlock` clears them, and a read or write
+//!   ruled out by them fails with `WouldBlock` without a system call. The
+//!   drive reads until `WouldBlock` into one buffer shared by every
+//!   connection of the loop, and writes with `write_vectored`, partial
+//!   writes included: the unwritten rest stays queued, in order.
 //! - **Interest.** A socket is registered for `READABLE` always and for
-//!   `WRITABLE` only while [`Session::wants_write`]; it is re-registered
-//!   when that changes.
-//! - **Backpressure.** While [`Session::wants_read`] is false (too much
-//!   waits to be written) the connection is not read. When writing lifts
-//!   it, reading resumes in the same turn without waiting for an event,
-//!   since none would come for bytes already waiting.
-//! - **Fairness.** One connection gets a bounded number of reads, writes
-//!   and accepts per turn; if it has more to do it is queued and the poll
-//!   does not wait.
+//!   `WRITABLE` only while [`Drive::wants_write`](tej_core::drive::Drive::wants_write);
+//!   it is re-registered when that changes.
+//! - **Backpressure.** The session stops taking input at a frame boundary
+//!   while too much waits to be written; the drive keeps the bytes it did
+//!   not take (at most one read) and offers them again, before reading,
+//!   once writing has drained the outbox.
+//! - **Fairness.** One connection gets a bounded number of rounds per
+//!   turn, and the listener a bounded number of accepts; if it has more to
+//!   do it is queued and the poll does not wait.
 //! - **Wake-ups.** Each session's [`Sender`] holds a `std::task::Waker`
 //!   that marks its connection and calls the poll's [`mio::Waker`]; the
-//!   loop then calls [`Session::poll_queue`] for the marked connections.
-//! - **Timers.** Idle timeout, ping and close linger come from
-//!   [`Session::poll_timeout`], kept in one ordered set of deadlines: the
-//!   poll waits until the earliest, and [`Session::handle_timeout`] runs
-//!   for the sessions that are due. Time is the [`Duration`](std::time::Duration)
-//!   since the loop started.
-//! - **Failures.** An accept error that is not about one connection (such
-//!   as running out of file descriptors) is logged with `tracing` and the
-//!   listener rests for 100 ms. A handler's panic is caught and ends its
-//!   own connection only.
+//!   loop then steps the marked connections.
+//! - **Timers.** Idle timeout, ping, frame deadline and close linger come
+//!   from [`Drive::poll_timeout`](tej_core::drive::Drive::poll_timeout),
+//!   kept in one ordered set of deadlines: the poll waits until the
+//!   earliest. Time is the [`Duration`](std::time::Duration) since the loop
+//!   started.
+//! - **Failures and limits.** An accept error that is not about one
+//!   connection (such as running out of file descriptors) is logged with
+//!   `tracing` and the listener rests for 100 ms. Beyond
+//!   [`Server::with_max_connections`] a new connection is closed at once. A
+//!   handler's panic is caught and ends its own connection only.
 #![forbid(unsafe_code)]
 
 mod client;

@@ -15,7 +15,7 @@ pub struct SessionConfig {
     pub idle_timeout: Option<Duration>,
     /// Send an empty status-2 frame this often.
     pub ping_interval: Option<Duration>,
-    /// Bytes of frames a [`Sender`] may queue before it waits. The default,
+    /// Bytes of frames a [`Sender`](crate::Sender) may queue before it waits. The default,
     /// 256 KiB, keeps a busy sender's frames in the CPU's caches on their
     /// way to the socket: with 1 MiB, small frames went a third slower.
     pub send_queue_capacity: usize,
@@ -39,7 +39,7 @@ pub struct SessionConfig {
 /// its bytes have arrived so far. A fast transfer earns its time as it
 /// goes, so a multi-GiB file at full speed is never cut; a peer that drips
 /// a byte now and then below `min_rate` is, with
-/// [`DisconnectReason::FrameTimeout`], even if it stays under the idle
+/// [`DisconnectReason::FrameTimeout`](crate::DisconnectReason::FrameTimeout), even if it stays under the idle
 /// timeout.
 ///
 /// ```

@@ -48,7 +48,8 @@ impl Connection<'_> {
     }
 
     /// Closes the connection once everything queued has been sent.
-    /// [`Handler::disconnected`] follows with [`DisconnectReason::LocalClose`].
+    /// [`Handler::disconnected`](crate::Handler::disconnected) follows with
+    /// [`DisconnectReason::LocalClose`](crate::DisconnectReason::LocalClose).
     pub fn close(&mut self) {
         *self.close_requested = true;
     }

@@ -4,7 +4,7 @@
 use crate::error::{DecodeError, EncodeError};
 use crate::frame::Frame;
 
-/// Why a connection ended, as given to [`Handler::disconnected`].
+/// Why a connection ended, as given to [`Handler::disconnected`](crate::Handler::disconnected).
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum DisconnectReason {
@@ -19,7 +19,7 @@ pub enum DisconnectReason {
     /// [`FrameTimeout`](crate::FrameTimeout) allowed: the peer sent it too
     /// slowly.
     FrameTimeout,
-    /// This side closed it: [`Connection::close`], a `Sender`, or a server
+    /// This side closed it: [`Connection::close`](crate::Connection::close), a `Sender`, or a server
     /// shutting down.
     LocalClose,
     /// Reading or writing the socket failed.

@@ -41,7 +41,7 @@
 //! where `A` is, for files kept in memory, at most
 //! `max_frame_size + max_file_count × max_name_len` plus a few dozen bytes
 //! per file; for files spooled to disk or sent to a writer, only the names.
-//! With the defaults (256 KiB, 1 MiB, 256 KiB, [`Limits::DEFAULT`]) that is
+//! With the defaults (256 KiB, 1 MiB, 256 KiB, [`Limits::DEFAULT`](crate::Limits::DEFAULT)) that is
 //! 1.75 MiB + R + F besides the frame being received, which in-memory
 //! defaults let reach 1 GiB + 1 MiB of names: lower `max_frame_size` for a
 //! server that keeps files in memory. `R` and `F` are this side's own
