@@ -607,8 +607,11 @@ fn connection_cap(runtime: Runtime) {
 // 3. A dripped frame against a fast one, under a frame timeout.
 
 /// `--frame-timeout` and `--min-rate`: a frame must be whole within 1 s
-/// plus 1 s per MiB received of it.
-const FRAME_TIMEOUT_ARGS: [&str; 4] = ["--frame-timeout", "1", "--min-rate", "1M"];
+/// plus 1 s per 256 KiB received of it. The fast file below takes longer
+/// than 1 s on a debug build (2-4 s here, 13 s on a loaded machine: 5
+/// MiB/s), so it stays only by the time its bytes earn; the rate is low
+/// enough that a busy machine cannot make it miss.
+const FRAME_TIMEOUT_ARGS: [&str; 4] = ["--frame-timeout", "1", "--min-rate", "256K"];
 /// The dripping peer's announced file.
 const DRIP_FILE: u64 = 1 << 20;
 /// It sends this many bytes of it...
@@ -757,7 +760,7 @@ fn drip_against_fast(runtime: Runtime) {
         "{runtime}: the fast peer's end"
     );
     eprintln!(
-        "hostile_memory: runtime={runtime} frame_timeout=1s min_rate=1MiB/s: a peer dripping \
+        "hostile_memory: runtime={runtime} frame_timeout=1s min_rate=256KiB/s: a peer dripping \
          {DRIP_BYTES} B every {DRIP_EVERY:?} cut after {cut_after:?} ({dripped} bytes of \
          {DRIP_FILE} dripped; \"{reason}\"); {} MiB sent whole in {fast_took:?} meanwhile",
         FAST_FILE >> 20
