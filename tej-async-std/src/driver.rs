@@ -1,5 +1,5 @@
-//! Moves bytes between one `futures-io` stream and one `Session` through
-//! the core's [`Drive`], and runs its timer.
+//! Maps one `futures-io` stream and an `async-io` timer onto the core's
+//! [`Drive`], which runs the connection.
 
 use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
@@ -7,9 +7,9 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use async_io::Timer;
+use async_io::Timer as AsyncTimer;
 use futures_io::{AsyncRead, AsyncWrite};
-use tej_core::drive::{Drive, Step, Transport};
+use tej_core::drive::{Drive, Timer, Transport};
 use tej_core::{Handler, ReadBuffer, Session};
 
 use crate::shutdown::ShutdownHandle;
@@ -28,98 +28,47 @@ use crate::shutdown::ShutdownHandle;
 /// [`Handler::disconnected`], and the stream has been flushed and closed
 /// (for at most the session's
 /// [`close_linger`](tej_core::SessionConfig::close_linger)).
-pub async fn run_session<S, H>(stream: S, mut session: Session<H>, shutdown: ShutdownHandle)
+pub async fn run_session<S, H>(stream: S, mut session: Session<H>, mut shutdown: ShutdownHandle)
 where
     S: AsyncRead + AsyncWrite + Unpin,
     H: Handler,
 {
-    let mut driver = Driver {
-        buffer: ReadBuffer::new(session.config().read_buffer_len),
-        drive: Drive::new(),
-        stream,
-        origin: Instant::now(),
-        timer: Timer::never(),
-        timer_deadline: None,
-        shutdown,
-        shutdown_seen: false,
-    };
+    let mut stream = stream;
+    let mut drive = Drive::new();
+    let mut buffer = ReadBuffer::new(session.config().read_buffer_len);
+    let origin = Instant::now();
+    let mut timer = AsyncTimer::never();
+    let mut shutdown_seen = false;
     // A handler that panics unwinds through this function, which drops the
     // session on the way: its `Drop` sees the panic and does not call the
     // handler again, whichever executor catches the panic.
-    poll_fn(|cx| driver.poll(cx, &mut session)).await;
-}
-
-struct Driver<S> {
-    stream: S,
-    drive: Drive,
-    buffer: ReadBuffer,
-    origin: Instant,
-    timer: Timer,
-    timer_deadline: Option<Duration>,
-    shutdown: ShutdownHandle,
-    shutdown_seen: bool,
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
-    fn poll<H: Handler>(&mut self, cx: &mut Context<'_>, session: &mut Session<H>) -> Poll<()> {
-        if !self.shutdown_seen && self.shutdown.poll_shutdown(cx).is_ready() {
-            self.shutdown_seen = true;
+    poll_fn(|cx| {
+        if !shutdown_seen && shutdown.poll_shutdown(cx).is_ready() {
+            shutdown_seen = true;
             session.shutdown();
         }
         // The transport borrows the context; the session registers this.
         let waker = cx.waker().clone();
-        loop {
-            let now = self.origin.elapsed();
-            let mut io = Io {
-                stream: &mut self.stream,
-                cx,
-            };
-            match self
-                .drive
-                .step(session, &mut io, &mut self.buffer, &waker, now)
-            {
-                Step::Done => return Poll::Ready(()),
-                Step::Yield => {
-                    waker.wake_by_ref();
-                    return Poll::Pending;
-                }
-                Step::Pending => {}
-            }
-            if !self.timer_due(cx, self.drive.poll_timeout(session)) {
-                return Poll::Pending;
-            }
-        }
-    }
-
-    /// Arms the timer for `deadline`; true if it has fired.
-    fn timer_due(&mut self, cx: &mut Context<'_>, deadline: Option<Duration>) -> bool {
-        let Some(deadline) = deadline else {
-            if self.timer_deadline.take().is_some() {
-                self.timer.clear();
-            }
-            return false;
+        let mut io = Io {
+            stream: &mut stream,
+            timer: &mut timer,
+            origin,
+            cx,
         };
-        if self.timer_deadline != Some(deadline) {
-            match self.origin.checked_add(deadline) {
-                Some(at) => self.timer.set_at(at),
-                // Too far away to represent: never.
-                None => self.timer.clear(),
-            }
-            self.timer_deadline = Some(deadline);
-        }
-        if Pin::new(&mut self.timer).poll(cx).is_pending() {
-            return false;
-        }
-        self.timer_deadline = None;
-        self.drive.timer_fired(deadline);
-        true
-    }
+        drive.poll(&mut session, &mut io, &mut buffer, &waker, || {
+            origin.elapsed()
+        })
+    })
+    .await;
 }
 
-/// A `futures-io` stream as a non-blocking [`Transport`]: `Pending`
-/// becomes `WouldBlock`, with the task's waker registered.
+/// A `futures-io` stream and an `async-io` timer as the core's
+/// [`Transport`] and [`Timer`]: `Pending` becomes `WouldBlock`, with the
+/// task's waker registered.
 struct Io<'a, 'b, S> {
     stream: &'a mut S,
+    timer: &'a mut AsyncTimer,
+    origin: Instant,
     cx: &'a mut Context<'b>,
 }
 
@@ -146,5 +95,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Transport for Io<'_, '_, S> {
 
     fn shutdown(&mut self) -> io::Result<()> {
         ready(Pin::new(&mut *self.stream).poll_close(self.cx))
+    }
+}
+
+impl<S> Timer for Io<'_, '_, S> {
+    fn arm(&mut self, deadline: Duration) {
+        match self.origin.checked_add(deadline) {
+            Some(at) => self.timer.set_at(at),
+            // Too far away to represent: never.
+            None => self.timer.clear(),
+        }
+    }
+
+    fn poll_expired(&mut self) -> bool {
+        Pin::new(&mut *self.timer).poll(self.cx).is_ready()
     }
 }

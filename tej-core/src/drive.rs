@@ -5,7 +5,9 @@
 //! An adapter supplies three things: a non-blocking [`Transport`] (its
 //! stream, with "not ready" reported as [`io::ErrorKind::WouldBlock`] after
 //! arranging a wake-up, as tokio-tungstenite's `AllowStd` does for an async
-//! stream), a timer armed for [`Drive::poll_timeout`], and a waker. Its loop:
+//! stream), a timer armed for [`Drive::poll_timeout`], and a waker. An
+//! async adapter hands the stream and its [`Timer`] to [`Drive::poll`],
+//! which is the whole loop; an event loop such as mio's runs it itself:
 //!
 //! ```text
 //! loop {
@@ -25,7 +27,7 @@
 //! flushing, the timers' effects, the bounded close) is decided here.
 
 use std::io::{self, IoSlice};
-use std::task::Waker;
+use std::task::{Poll, Waker};
 use std::time::Duration;
 use std::vec::Vec;
 
@@ -89,6 +91,18 @@ impl<T: Transport + ?Sized> Transport for &mut T {
     }
 }
 
+/// A one-shot timer of an async runtime, for [`Drive::poll`].
+pub trait Timer {
+    /// Sets the timer for `deadline` (on the clock the adapter passes as
+    /// `now`), replacing the one set before. A deadline too far away to
+    /// represent never fires.
+    fn arm(&mut self, deadline: Duration);
+
+    /// Whether the deadline last armed has passed; if not, the timer has
+    /// arranged to wake the task when it does.
+    fn poll_expired(&mut self) -> bool;
+}
+
 /// What the adapter does after a [`Drive::step`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use = "the step says whether to wait, yield or drop the stream"]
@@ -138,6 +152,8 @@ pub struct Drive {
     /// The latest deadline the adapter's timer reported as fired: the
     /// session's clock is at least there, whatever the adapter's clock says.
     fired: Duration,
+    /// The deadline [`poll`](Drive::poll) armed the timer for.
+    armed: Option<Duration>,
 }
 
 impl Default for Drive {
@@ -155,6 +171,50 @@ impl Drive {
             failed: false,
             closing: Closing::No,
             fired: Duration::ZERO,
+            armed: None,
+        }
+    }
+
+    /// The whole loop for an async adapter: [`step`](Self::step)s until
+    /// the connection is over (`Ready`), and otherwise arms `io`'s timer for
+    /// [`poll_timeout`](Self::poll_timeout), running what is due when it
+    /// has fired. `Pending` means the stream, the timer or `waker` will wake
+    /// the task (a spent budget wakes it at once, so other tasks run first).
+    /// `now` reads the adapter's clock.
+    pub fn poll<H, T>(
+        &mut self,
+        session: &mut Session<H>,
+        io: &mut T,
+        buffer: &mut ReadBuffer,
+        waker: &Waker,
+        now: impl Fn() -> Duration,
+    ) -> Poll<()>
+    where
+        H: Handler,
+        T: Transport + Timer + ?Sized,
+    {
+        loop {
+            match self.step(session, io, buffer, waker, now()) {
+                Step::Done => return Poll::Ready(()),
+                Step::Yield => {
+                    waker.wake_by_ref();
+                    return Poll::Pending;
+                }
+                Step::Pending => {}
+            }
+            let Some(deadline) = self.poll_timeout(session) else {
+                self.armed = None;
+                return Poll::Pending;
+            };
+            if self.armed != Some(deadline) {
+                io.arm(deadline);
+                self.armed = Some(deadline);
+            }
+            if !io.poll_expired() {
+                return Poll::Pending;
+            }
+            self.armed = None;
+            self.timer_fired(deadline);
         }
     }
 

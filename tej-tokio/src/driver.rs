@@ -1,5 +1,5 @@
-//! Moves bytes between one stream and one `Session` through the core's
-//! [`Drive`], and runs its timer.
+//! Maps one Tokio stream and timer onto the core's [`Drive`], which runs
+//! the connection.
 
 use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
@@ -7,11 +7,14 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tej_core::drive::{Drive, Step, Transport};
+use tej_core::drive::{Drive, Timer, Transport};
 use tej_core::{Handler, ReadBuffer, Session};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
-use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+use tokio_util::sync::CancellationToken;
+
+/// Far enough to stand for "never" where a deadline cannot be represented.
+const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// Runs `session` over `stream` until the connection ends.
 ///
@@ -27,88 +30,39 @@ where
     S: AsyncRead + AsyncWrite + Unpin,
     H: Handler,
 {
-    let mut driver = Driver {
-        buffer: ReadBuffer::new(session.config().read_buffer_len),
-        drive: Drive::new(),
-        stream,
-        origin: Instant::now(),
-        timer: Box::pin(tokio::time::sleep_until(Instant::now())),
-        timer_deadline: None,
-        shutdown: Box::pin(shutdown.cancelled_owned()),
-        shutdown_seen: false,
-    };
-    poll_fn(|cx| driver.poll(cx, &mut session)).await;
-}
-
-struct Driver<S> {
-    stream: S,
-    drive: Drive,
-    buffer: ReadBuffer,
-    origin: Instant,
-    timer: Pin<Box<Sleep>>,
-    timer_deadline: Option<Duration>,
-    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
-    shutdown_seen: bool,
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> Driver<S> {
-    fn poll<H: Handler>(&mut self, cx: &mut Context<'_>, session: &mut Session<H>) -> Poll<()> {
-        if !self.shutdown_seen && self.shutdown.as_mut().poll(cx).is_ready() {
-            self.shutdown_seen = true;
+    let mut stream = stream;
+    let mut drive = Drive::new();
+    let mut buffer = ReadBuffer::new(session.config().read_buffer_len);
+    let origin = Instant::now();
+    let mut timer = Box::pin(tokio::time::sleep_until(origin + NEVER));
+    let mut shutdown = Box::pin(shutdown.cancelled_owned());
+    let mut shutdown_seen = false;
+    poll_fn(|cx| {
+        if !shutdown_seen && shutdown.as_mut().poll(cx).is_ready() {
+            shutdown_seen = true;
             session.shutdown();
         }
         // The transport borrows the context; the session registers this.
         let waker = cx.waker().clone();
-        loop {
-            let now = self.origin.elapsed();
-            let mut io = Io {
-                stream: &mut self.stream,
-                cx,
-            };
-            match self
-                .drive
-                .step(session, &mut io, &mut self.buffer, &waker, now)
-            {
-                Step::Done => return Poll::Ready(()),
-                Step::Yield => {
-                    waker.wake_by_ref();
-                    return Poll::Pending;
-                }
-                Step::Pending => {}
-            }
-            if !self.timer_due(cx, self.drive.poll_timeout(session)) {
-                return Poll::Pending;
-            }
-        }
-    }
-
-    /// Arms the timer for `deadline`; true if it has fired.
-    fn timer_due(&mut self, cx: &mut Context<'_>, deadline: Option<Duration>) -> bool {
-        let Some(deadline) = deadline else {
-            self.timer_deadline = None;
-            return false;
+        let mut io = Io {
+            stream: &mut stream,
+            timer: timer.as_mut(),
+            origin,
+            cx,
         };
-        if self.timer_deadline != Some(deadline) {
-            let Some(at) = self.origin.checked_add(deadline) else {
-                // Too far away to represent: never.
-                return false;
-            };
-            self.timer.as_mut().reset(at);
-            self.timer_deadline = Some(deadline);
-        }
-        if self.timer.as_mut().poll(cx).is_pending() {
-            return false;
-        }
-        self.timer_deadline = None;
-        self.drive.timer_fired(deadline);
-        true
-    }
+        drive.poll(&mut session, &mut io, &mut buffer, &waker, || {
+            origin.elapsed()
+        })
+    })
+    .await;
 }
 
-/// A Tokio stream as a non-blocking [`Transport`]: `Pending` becomes
-/// `WouldBlock`, with the task's waker registered.
+/// A Tokio stream and timer as the core's [`Transport`] and [`Timer`]:
+/// `Pending` becomes `WouldBlock`, with the task's waker registered.
 struct Io<'a, 'b, S> {
     stream: &'a mut S,
+    timer: Pin<&'a mut Sleep>,
+    origin: Instant,
     cx: &'a mut Context<'b>,
 }
 
@@ -137,5 +91,16 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Transport for Io<'_, '_, S> {
 
     fn shutdown(&mut self) -> io::Result<()> {
         ready(Pin::new(&mut *self.stream).poll_shutdown(self.cx))
+    }
+}
+
+impl<S> Timer for Io<'_, '_, S> {
+    fn arm(&mut self, deadline: Duration) {
+        let at = self.origin + deadline.min(NEVER);
+        self.timer.as_mut().reset(at);
+    }
+
+    fn poll_expired(&mut self) -> bool {
+        self.timer.as_mut().poll(self.cx).is_ready()
     }
 }
