@@ -4,12 +4,12 @@
 use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::Context;
 use std::time::{Duration, Instant};
 
 use async_io::Timer as AsyncTimer;
 use futures_io::{AsyncRead, AsyncWrite};
-use tej_core::drive::{Drive, Timer, Transport};
+use tej_core::drive::{pending_as_would_block as ready, Drive, Timer, Transport};
 use tej_core::{Handler, ReadBuffer, Session};
 
 use crate::shutdown::ShutdownHandle;
@@ -70,14 +70,6 @@ struct Io<'a, 'b, S> {
     timer: &'a mut AsyncTimer,
     origin: Instant,
     cx: &'a mut Context<'b>,
-}
-
-/// `Pending` as `WouldBlock`.
-fn ready<T>(poll: Poll<io::Result<T>>) -> io::Result<T> {
-    match poll {
-        Poll::Ready(result) => result,
-        Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
-    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Transport for Io<'_, '_, S> {

@@ -91,6 +91,15 @@ impl<T: Transport + ?Sized> Transport for &mut T {
     }
 }
 
+/// An async stream's poll result as a [`Transport`] result: `Pending`
+/// (the task's waker is registered) becomes `WouldBlock`.
+pub fn pending_as_would_block<T>(poll: Poll<io::Result<T>>) -> io::Result<T> {
+    match poll {
+        Poll::Ready(result) => result,
+        Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
+    }
+}
+
 /// A one-shot timer of an async runtime, for [`Drive::poll`].
 pub trait Timer {
     /// Sets the timer for `deadline` (on the clock the adapter passes as

@@ -4,10 +4,10 @@
 use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::Context;
 use std::time::Duration;
 
-use tej_core::drive::{Drive, Timer, Transport};
+use tej_core::drive::{pending_as_would_block as ready, Drive, Timer, Transport};
 use tej_core::{Handler, ReadBuffer, Session};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
@@ -64,14 +64,6 @@ struct Io<'a, 'b, S> {
     timer: Pin<&'a mut Sleep>,
     origin: Instant,
     cx: &'a mut Context<'b>,
-}
-
-/// `Pending` as `WouldBlock`.
-fn ready<T>(poll: Poll<io::Result<T>>) -> io::Result<T> {
-    match poll {
-        Poll::Ready(result) => result,
-        Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
-    }
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Transport for Io<'_, '_, S> {
