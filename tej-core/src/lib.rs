@@ -69,6 +69,8 @@ pub mod drive;
 pub mod frame;
 #[cfg(feature = "alloc")]
 pub mod session;
+#[cfg(feature = "net")]
+pub mod shutdown;
 #[cfg(feature = "std")]
 pub mod spool;
 
@@ -82,6 +84,8 @@ pub use wire::{Status, PROTOCOL_VERSION};
 pub use assemble::{Assembled, Assembler, FileTarget};
 #[cfg(feature = "alloc")]
 pub use frame::{File, FileBody, Frame, FrameBuilder};
+#[cfg(feature = "net")]
+pub use shutdown::ShutdownHandle;
 #[cfg(feature = "std")]
 pub use session::{BufferedSender, SendFuture, Sender};
 #[cfg(feature = "alloc")]
