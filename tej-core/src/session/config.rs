@@ -29,6 +29,11 @@ pub struct SessionConfig {
     /// A deadline for every frame, against peers that send too slowly to
     /// ever finish one (see [`FrameTimeout`]). Off by default.
     pub frame_timeout: Option<FrameTimeout>,
+    /// How long a server's connection may take, from accept, to get through
+    /// what comes before the session: a TLS handshake, a PROXY protocol
+    /// header. A peer that has not finished by then is closed and never
+    /// reaches a handler. Default 10 s.
+    pub handshake_timeout: Duration,
 }
 
 /// How long a frame may take to arrive, by the rule of Apache's
@@ -94,6 +99,7 @@ impl Default for SessionConfig {
             close_linger: Duration::from_secs(5),
             read_buffer_len: 256 * 1024,
             frame_timeout: None,
+            handshake_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -138,6 +144,12 @@ impl SessionConfig {
     /// Sets [`frame_timeout`](Self::frame_timeout).
     pub fn frame_timeout(mut self, timeout: Option<FrameTimeout>) -> Self {
         self.frame_timeout = timeout;
+        self
+    }
+
+    /// Sets [`handshake_timeout`](Self::handshake_timeout).
+    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
+        self.handshake_timeout = timeout;
         self
     }
 
