@@ -1,12 +1,13 @@
-//! Connecting out: one session over one `TcpStream`, driven in its own task.
+//! Connecting out: one session over one stream (TCP, Unix, TLS or your
+//! own), driven in its own task.
 
 use std::io;
 use std::net::SocketAddr;
 
-use tej_core::{Handler, Sender, Session, SessionConfig};
+use tej_core::{Handler, Sender, Session, SessionConfig, ShutdownHandle};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, ToSocketAddrs};
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 
 use crate::driver::run_session;
 
@@ -14,14 +15,15 @@ use crate::driver::run_session;
 #[derive(Debug)]
 pub struct Client {
     sender: Sender,
-    peer_addr: SocketAddr,
-    local_addr: SocketAddr,
-    shutdown: CancellationToken,
+    peer_addr: Option<SocketAddr>,
+    local_addr: Option<SocketAddr>,
+    shutdown: ShutdownHandle,
     task: JoinHandle<()>,
 }
 
 impl Client {
-    /// Connects to `addr` and runs `handler` with the default options.
+    /// Connects over TCP to `addr` and runs `handler` with the default
+    /// options.
     ///
     /// # Errors
     ///
@@ -33,7 +35,7 @@ impl Client {
         Client::connect_with(addr, handler, SessionConfig::default()).await
     }
 
-    /// Connects to `addr` and runs `handler` with `config`.
+    /// Connects over TCP to `addr` and runs `handler` with `config`.
     ///
     /// # Errors
     ///
@@ -46,21 +48,114 @@ impl Client {
     where
         H: Handler + Send + 'static,
     {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
-        let peer_addr = stream.peer_addr()?;
-        let local_addr = stream.local_addr()?;
-        let session = Session::new(handler, config).with_peer(peer_addr);
+        let (stream, peer_addr, local_addr) = connect_tcp(addr).await?;
+        Ok(Client::spawn(
+            stream,
+            Some(peer_addr),
+            Some(local_addr),
+            handler,
+            config,
+        ))
+    }
+
+    /// Connects to the Unix domain socket at `path` and runs `handler`
+    /// with `config`. The client's [`peer_addr`](Self::peer_addr) is `None`.
+    ///
+    /// # Errors
+    ///
+    /// The error of connecting.
+    #[cfg(unix)]
+    pub async fn connect_unix<H>(
+        path: impl AsRef<std::path::Path>,
+        handler: H,
+        config: SessionConfig,
+    ) -> io::Result<Client>
+    where
+        H: Handler + Send + 'static,
+    {
+        let stream = tokio::net::UnixStream::connect(path).await?;
+        Ok(Client::spawn(stream, None, None, handler, config))
+    }
+
+    /// Connects over TCP to `addr`, runs a TLS handshake verifying the
+    /// server as `server_name` with `tls`, then runs `handler` with
+    /// `config`. The handshake must end within `config`'s
+    /// [`handshake_timeout`](SessionConfig::handshake_timeout).
+    ///
+    /// Build `tls` with the ring provider, for instance
+    /// `ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))`,
+    /// then `.with_safe_default_protocol_versions()`, your root
+    /// certificates, and a client certificate if the server asks for one.
+    ///
+    /// # Errors
+    ///
+    /// The error of connecting, or of the handshake, with a one-line reason
+    /// (such as "the server's certificate is not trusted"); `TimedOut` if
+    /// the handshake took too long.
+    #[cfg(feature = "tls")]
+    pub async fn connect_tls<H>(
+        addr: impl ToSocketAddrs,
+        server_name: rustls::pki_types::ServerName<'static>,
+        tls: std::sync::Arc<rustls::ClientConfig>,
+        handler: H,
+        config: SessionConfig,
+    ) -> io::Result<Client>
+    where
+        H: Handler + Send + 'static,
+    {
+        let (stream, peer_addr, local_addr) = connect_tcp(addr).await?;
+        let stream = crate::tls::client_handshake(stream, server_name, tls, &config).await?;
+        Ok(Client::spawn(
+            stream,
+            Some(peer_addr),
+            Some(local_addr),
+            handler,
+            config,
+        ))
+    }
+
+    /// Runs `handler` with `config` over a stream already connected (and
+    /// through any handshake of its own): one half of
+    /// [`tokio::io::duplex`], a stream from another library. Its
+    /// [`peer_addr`](Self::peer_addr) and [`local_addr`](Self::local_addr)
+    /// are `None`.
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime, as [`tokio::spawn`] does.
+    pub fn from_stream<S, H>(stream: S, handler: H, config: SessionConfig) -> Client
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        H: Handler + Send + 'static,
+    {
+        Client::spawn(stream, None, None, handler, config)
+    }
+
+    fn spawn<S, H>(
+        stream: S,
+        peer_addr: Option<SocketAddr>,
+        local_addr: Option<SocketAddr>,
+        handler: H,
+        config: SessionConfig,
+    ) -> Client
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        H: Handler + Send + 'static,
+    {
+        let mut session = Session::new(handler, config);
+        if let Some(peer) = peer_addr {
+            session = session.with_peer(peer);
+        }
         let sender = session.sender();
-        let shutdown = CancellationToken::new();
+        let shutdown = ShutdownHandle::new();
         let task = tokio::spawn(run_session(stream, session, shutdown.clone()));
-        Ok(Client {
+        Client {
             sender,
             peer_addr,
             local_addr,
             shutdown,
             task,
-        })
+        }
     }
 
     /// A sender for this connection, usable from any task or thread.
@@ -68,13 +163,15 @@ impl Client {
         self.sender.clone()
     }
 
-    /// The server's address.
-    pub fn peer_addr(&self) -> SocketAddr {
+    /// The server's IP address; `None` over a Unix socket or a stream
+    /// given to [`from_stream`](Self::from_stream).
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
         self.peer_addr
     }
 
-    /// This side's address.
-    pub fn local_addr(&self) -> SocketAddr {
+    /// This side's IP address; `None` over a Unix socket or a stream
+    /// given to [`from_stream`](Self::from_stream).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
         self.local_addr
     }
 
@@ -85,11 +182,12 @@ impl Client {
 
     /// Closes the connection after the frame being received, if any.
     pub fn shutdown(&self) {
-        self.shutdown.cancel();
+        self.shutdown.shutdown();
     }
 
-    /// Waits until the connection has ended and its handler's
-    /// `disconnected` has run.
+    /// Waits until the connection has ended, its handler's `disconnected`
+    /// has run and the stream has been shut down (for TLS: close_notify
+    /// sent).
     ///
     /// # Errors
     ///
@@ -97,4 +195,16 @@ impl Client {
     pub async fn join(self) -> io::Result<()> {
         self.task.await.map_err(io::Error::other)
     }
+}
+
+/// A TCP connection to `addr` without Nagle's algorithm (writes are
+/// already coalesced), with its two addresses.
+async fn connect_tcp(
+    addr: impl ToSocketAddrs,
+) -> io::Result<(TcpStream, SocketAddr, SocketAddr)> {
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let peer_addr = stream.peer_addr()?;
+    let local_addr = stream.local_addr()?;
+    Ok((stream, peer_addr, local_addr))
 }

@@ -8,10 +8,9 @@ use std::task::Context;
 use std::time::Duration;
 
 use tej_core::drive::{pending_as_would_block as ready, Drive, Timer, Transport};
-use tej_core::{Handler, ReadBuffer, Session};
+use tej_core::{Handler, ReadBuffer, Session, ShutdownHandle};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
-use tokio_util::sync::CancellationToken;
 
 /// Far enough to stand for "never" where a deadline cannot be represented.
 const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
@@ -19,13 +18,13 @@ const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 /// Runs `session` over `stream` until the connection ends.
 ///
 /// `stream` is any Tokio byte stream: a `TcpStream`, a `UnixStream`, a TLS
-/// stream, one half of `tokio::io::duplex`. `shutdown`, when cancelled,
+/// stream, one half of `tokio::io::duplex`. `shutdown`, once given,
 /// asks for a graceful close: the frame being received is finished, what
 /// is queued is flushed, then the connection closes. When this returns the
 /// session has run [`Handler::disconnected`], and the stream has been
 /// flushed and shut down (for at most the session's
 /// [`close_linger`](tej_core::SessionConfig::close_linger)).
-pub async fn run_session<S, H>(stream: S, mut session: Session<H>, shutdown: CancellationToken)
+pub async fn run_session<S, H>(stream: S, mut session: Session<H>, shutdown: ShutdownHandle)
 where
     S: AsyncRead + AsyncWrite + Unpin,
     H: Handler,
@@ -35,10 +34,10 @@ where
     let mut buffer = ReadBuffer::new(session.config().read_buffer_len);
     let origin = Instant::now();
     let mut timer = Box::pin(tokio::time::sleep_until(origin + NEVER));
-    let mut shutdown = Box::pin(shutdown.cancelled_owned());
+    let mut shutdown = shutdown.wait();
     let mut shutdown_seen = false;
     poll_fn(|cx| {
-        if !shutdown_seen && shutdown.as_mut().poll(cx).is_ready() {
+        if !shutdown_seen && Pin::new(&mut shutdown).poll(cx).is_ready() {
             shutdown_seen = true;
             session.shutdown();
         }

@@ -50,17 +50,23 @@
 //! }
 //! ```
 
+mod acceptor;
 mod client;
 mod codec;
 mod driver;
+mod listener;
 mod server;
+#[cfg(feature = "tls")]
+pub mod tls;
 
+pub use acceptor::{Acceptor, Plain};
 pub use client::Client;
 pub use codec::{CodecError, TejCodec};
 pub use driver::run_session;
-pub use server::{Server, ShutdownHandle};
+pub use listener::Listener;
+pub use server::Server;
 
 pub use tej_core::{
     self, BufferedSender, Connection, DisconnectReason, File, FileTarget, Frame, FrameBuilder,
-    Handler, Limits, SendError, Sender, SessionConfig, Status,
+    Handler, Limits, SendError, Sender, SessionConfig, ShutdownHandle, Status,
 };

@@ -1,150 +1,262 @@
-//! The accept loop: one session and one handler per connection.
+//! The accept loop: one task per connection, its handshake, then one
+//! session and one handler.
 
+use std::fmt;
 use std::io;
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
 
-use tej_core::accept::{self, ConnectionCap};
-use tej_core::{Handler, Session, SessionConfig};
-use tokio::net::{TcpListener, TcpStream, ToSocketAddrs};
-use tokio_util::sync::CancellationToken;
+use tej_core::accept::{self, ConnectionCap, ConnectionSlot};
+use tej_core::{Handler, Session, SessionConfig, ShutdownHandle};
+use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio_util::task::TaskTracker;
 
+use crate::acceptor::{Acceptor, Plain};
 use crate::driver::run_session;
+use crate::listener::Listener;
 
-/// A TEJ server on Tokio.
+/// A TEJ server on Tokio, over any [`Listener`] (TCP by default, a Unix
+/// socket, your own), with any [`Acceptor`] handshake ([`Plain`] by
+/// default; TLS with [`with_tls`](Self::with_tls)).
 ///
-/// Each accepted connection gets its own [`Handler`] from the factory given
-/// to [`serve`](Self::serve) and runs in its own task; a connection that
-/// fails, or whose handler panics, ends alone.
-#[derive(Debug)]
-pub struct Server {
-    listener: TcpListener,
+/// Each accepted connection runs in its own task: first its handshake,
+/// then a [`Handler`] from the factory given to [`serve`](Self::serve). A
+/// connection that fails, or whose handler panics, ends alone.
+pub struct Server<L = TcpListener, A = Plain> {
+    listener: L,
+    acceptor: Arc<A>,
     config: SessionConfig,
     cap: ConnectionCap,
-    shutdown: CancellationToken,
+    shutdown: ShutdownHandle,
 }
 
-/// Stops a [`Server`] gracefully from anywhere: no new connections are
-/// accepted, each connection finishes the frame it is receiving, flushes
-/// what it queued and closes; then [`Server::serve`] returns.
-#[derive(Debug, Clone)]
-pub struct ShutdownHandle {
-    token: CancellationToken,
-}
-
-impl ShutdownHandle {
-    /// Starts the graceful shutdown.
-    pub fn shutdown(&self) {
-        self.token.cancel();
-    }
-
-    /// Whether shutdown has started.
-    pub fn is_shutdown(&self) -> bool {
-        self.token.is_cancelled()
+impl<L: fmt::Debug, A> fmt::Debug for Server<L, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Server")
+            .field("listener", &self.listener)
+            .field("acceptor", &std::any::type_name::<A>())
+            .field("config", &self.config)
+            .field("cap", &self.cap)
+            .field("shutdown", &self.shutdown)
+            .finish()
     }
 }
 
 impl Server {
-    /// Binds to `addr`. Port 0 picks a free port: see [`local_addr`](Self::local_addr).
+    /// Binds a TCP listener to `addr` (the first of its addresses that
+    /// binds). Port 0 picks a free port: see [`local_addr`](Self::local_addr).
     ///
     /// # Errors
     ///
-    /// The error of binding.
+    /// The error of resolving or binding.
     pub async fn bind(addr: impl ToSocketAddrs) -> io::Result<Server> {
         let listener = accept::listen_tcp(tokio::net::lookup_host(addr).await?)?;
         Ok(Server::from_listener(TcpListener::from_std(listener)?))
     }
+}
 
-    /// A server on a listener bound elsewhere.
-    pub fn from_listener(listener: TcpListener) -> Server {
+#[cfg(unix)]
+impl Server<tokio::net::UnixListener> {
+    /// Binds a Unix domain socket at `path`. The socket file is left in
+    /// place when the server ends; binding fails with `AddrInUse` while
+    /// it exists, so remove a stale one first.
+    ///
+    /// # Errors
+    ///
+    /// The error of binding.
+    pub async fn bind_unix(
+        path: impl AsRef<std::path::Path>,
+    ) -> io::Result<Server<tokio::net::UnixListener>> {
+        Ok(Server::from_listener(tokio::net::UnixListener::bind(
+            path,
+        )?))
+    }
+}
+
+impl<L: Listener> Server<L> {
+    /// A server on any [`Listener`], bound elsewhere: a Tokio
+    /// [`TcpListener`] or [`UnixListener`](tokio::net::UnixListener), or
+    /// your own.
+    pub fn from_listener(listener: L) -> Server<L> {
         Server {
             listener,
+            acceptor: Arc::new(Plain),
             config: SessionConfig::default(),
             cap: ConnectionCap::default(),
-            shutdown: CancellationToken::new(),
+            shutdown: ShutdownHandle::new(),
         }
     }
 
-    /// Sets the options of every connection's session.
-    pub fn with_config(mut self, config: SessionConfig) -> Server {
+    /// Runs a TLS handshake on every connection before its session, with
+    /// `config` (whose client-certificate verifier decides whether clients
+    /// must present a certificate). The handshake counts under the
+    /// connection cap and must end within the session's
+    /// [`handshake_timeout`](SessionConfig::handshake_timeout).
+    ///
+    /// Build `config` with the ring provider, for instance
+    /// `ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))`,
+    /// then `.with_safe_default_protocol_versions()`.
+    #[cfg(feature = "tls")]
+    pub fn with_tls(
+        self,
+        config: Arc<rustls::ServerConfig>,
+    ) -> Server<L, tokio_rustls::TlsAcceptor> {
+        self.with_acceptor(tokio_rustls::TlsAcceptor::from(config))
+    }
+}
+
+impl<L: Listener, A> Server<L, A> {
+    /// Runs `acceptor`'s handshake on every connection before its session,
+    /// in place of the current one (see [`Acceptor`]).
+    pub fn with_acceptor<B: Acceptor<L::Io>>(self, acceptor: B) -> Server<L, B> {
+        Server {
+            listener: self.listener,
+            acceptor: Arc::new(acceptor),
+            config: self.config,
+            cap: self.cap,
+            shutdown: self.shutdown,
+        }
+    }
+
+    /// Sets the options of every connection's session, including its
+    /// [`handshake_timeout`](SessionConfig::handshake_timeout).
+    pub fn with_config(mut self, config: SessionConfig) -> Server<L, A> {
         self.config = config;
         self
     }
 
-    /// Caps the connections open at once (default 10,000): beyond it a
-    /// new connection is accepted and closed at once, and the server serves
-    /// again when one ends. With the session's bound, this bounds the
-    /// server's memory.
-    pub fn with_max_connections(mut self, max: usize) -> Server {
+    /// Caps the connections open at once (default 10,000), handshakes
+    /// included: beyond it a new connection is accepted and closed at once,
+    /// and the server serves again when one ends. With the session's bound,
+    /// this bounds the server's memory.
+    pub fn with_max_connections(mut self, max: usize) -> Server<L, A> {
         self.cap = ConnectionCap::new(max);
         self
     }
 
-    /// The address the server listens on.
+    /// The address the server listens on: a [`SocketAddr`] for TCP, the
+    /// socket's address (its path) for a Unix listener.
     ///
     /// # Errors
     ///
     /// The operating system's error, if it cannot tell.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+    pub fn local_addr(&self) -> io::Result<L::Addr> {
         self.listener.local_addr()
     }
 
-    /// A handle that shuts this server down gracefully.
+    /// A handle that shuts this server down gracefully: no new connections
+    /// are accepted, handshakes under way are abandoned, each session
+    /// finishes the frame it is receiving, flushes what it queued and
+    /// closes; then [`serve`](Self::serve) returns.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
-        ShutdownHandle {
-            token: self.shutdown.clone(),
-        }
+        self.shutdown.clone()
     }
 
     /// Accepts connections until shut down, running a handler made by
-    /// `new_handler` for each; returns once every connection has ended.
-    pub async fn serve<F, H>(self, mut new_handler: F)
+    /// `new_handler` for each connection whose handshake succeeded; returns
+    /// once every connection has ended.
+    ///
+    /// `new_handler` is called in the connection's task, right after its
+    /// handshake (one call at a time).
+    pub async fn serve<F, H>(self, new_handler: F)
     where
-        F: FnMut() -> H,
+        A: Acceptor<L::Io>,
+        F: FnMut() -> H + Send + 'static,
         H: Handler + Send + 'static,
     {
+        let Server {
+            mut listener,
+            acceptor,
+            config,
+            cap,
+            shutdown,
+        } = self;
+        let new_handler = Arc::new(Mutex::new(new_handler));
         let connections = TaskTracker::new();
+        let mut stop = shutdown.wait();
         loop {
             let accepted = tokio::select! {
-                () = self.shutdown.cancelled() => break,
-                accepted = self.listener.accept() => accepted,
+                () = &mut stop => break,
+                accepted = listener.accept() => accepted,
             };
             match accepted {
                 Ok((stream, peer)) => {
-                    let Some(slot) = self.cap.admit(&peer) else {
+                    let Some(slot) = cap.admit(&peer) else {
                         continue;
                     };
-                    let session = Session::new(new_handler(), self.config.clone()).with_peer(peer);
-                    let shutdown = self.shutdown.child_token();
-                    connections.spawn(async move {
-                        let _slot = slot;
-                        serve_connection(stream, session, shutdown).await;
-                    });
+                    connections.spawn(serve_connection(
+                        stream,
+                        peer,
+                        slot,
+                        Arc::clone(&acceptor),
+                        Arc::clone(&new_handler),
+                        config.clone(),
+                        shutdown.clone(),
+                    ));
                 }
                 Err(error) => {
                     if let Some(pause) = accept::after_accept_error(&error) {
                         tokio::select! {
-                            () = self.shutdown.cancelled() => break,
+                            () = &mut stop => break,
                             () = tokio::time::sleep(pause) => {}
                         }
                     }
                 }
             }
         }
-        drop(self.listener);
+        drop(listener);
         connections.close();
         connections.wait().await;
     }
 }
 
-async fn serve_connection<H: Handler>(
-    stream: TcpStream,
-    session: Session<H>,
-    shutdown: CancellationToken,
-) {
-    // Small frames must not wait for Nagle's algorithm; writes are already coalesced.
-    if let Err(error) = stream.set_nodelay(true) {
-        tracing::debug!(%error, "could not disable Nagle's algorithm");
+/// One connection, in its own task: the handshake within the timeout,
+/// then the handler and its session. The slot is held throughout.
+async fn serve_connection<S, A, F, H>(
+    stream: S,
+    peer: Option<SocketAddr>,
+    _slot: ConnectionSlot,
+    acceptor: Arc<A>,
+    new_handler: Arc<Mutex<F>>,
+    config: SessionConfig,
+    shutdown: ShutdownHandle,
+) where
+    A: Acceptor<S>,
+    F: FnMut() -> H,
+    H: Handler,
+{
+    let handshake = tokio::time::timeout(config.handshake_timeout, acceptor.accept(stream));
+    let stream = tokio::select! {
+        biased;
+        done = handshake => match done {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(error)) => {
+                tracing::debug!(?peer, %error, "handshake failed; connection closed");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(
+                    ?peer,
+                    timeout = ?config.handshake_timeout,
+                    "handshake timed out; connection closed"
+                );
+                return;
+            }
+        },
+        () = shutdown.wait() => {
+            tracing::debug!(?peer, "shutting down; handshake abandoned");
+            return;
+        }
+    };
+    let peer = acceptor.peer_addr(&stream).or(peer);
+    let handler = {
+        // A factory that panicked once is still the user's to call.
+        let mut new_handler = new_handler.lock().unwrap_or_else(PoisonError::into_inner);
+        (*new_handler)()
+    };
+    let mut session = Session::new(handler, config);
+    if let Some(peer) = peer {
+        session = session.with_peer(peer);
     }
     run_session(stream, session, shutdown).await;
 }
