@@ -7,7 +7,7 @@ use alloc::vec::Vec;
 use bytes::BytesMut;
 
 use crate::decode::{Decoder, Event, MessageFrame};
-use crate::error::DecodeError;
+use crate::error::{DecodeError, LimitKind};
 use crate::frame::{File, FileBody, Frame};
 use crate::limits::Limits;
 use crate::wire::Status;
@@ -132,7 +132,10 @@ impl Assembler {
                 });
             };
             // In-memory files have no storage to fail.
-            if let Ok(Some(frame)) = self.partial.apply(event, &mut |_, _, _| FileTarget::Memory) {
+            if let Ok(Some(frame)) = self
+                .partial
+                .apply(event, None, &mut |_, _, _| FileTarget::Memory)
+            {
                 return Ok(Assembled {
                     consumed,
                     frame: Some(frame),
@@ -212,6 +215,27 @@ impl Destination {
     }
 }
 
+/// Why the frame being assembled cannot go on.
+#[derive(Debug)]
+pub(crate) enum ApplyError {
+    /// A file's destination failed.
+    Storage(StorageError),
+    /// A file or message would exceed the bound of where it goes (the
+    /// memory bounds, or the stored ones): `value` is the announced size
+    /// or the frame's running total.
+    Limit {
+        limit: LimitKind,
+        value: u64,
+        max: u64,
+    },
+}
+
+impl From<StorageError> for ApplyError {
+    fn from(error: StorageError) -> Self {
+        ApplyError::Storage(error)
+    }
+}
+
 /// The frame being assembled. Dropping it part-way removes the files it
 /// spooled: a frame that never completed is never reported.
 #[derive(Default)]
@@ -219,6 +243,18 @@ pub(crate) struct PartialFrame {
     frame: Option<Frame>,
     file: Option<(String, Destination)>,
     message: BytesMut,
+    /// Announced bytes of this frame going to memory, and elsewhere.
+    in_memory: u64,
+    stored: u64,
+}
+
+/// `total + size` if it stays within `max`, else the error of `limit`.
+fn add_within(total: u64, size: u64, limit: LimitKind, max: u64) -> Result<u64, ApplyError> {
+    let value = total.saturating_add(size);
+    if value > max {
+        return Err(ApplyError::Limit { limit, value, max });
+    }
+    Ok(value)
 }
 
 impl core::fmt::Debug for PartialFrame {
@@ -285,12 +321,16 @@ impl PartialFrame {
 
     /// Takes one event; returns the frame it completes, if any. `choose`
     /// picks each file's target from its name, announced size and index.
+    /// With `limits`, each file is checked against the bound of where it
+    /// goes (memory or stored) and the message against the frame's memory
+    /// bound; without, the decoder's own checks are all there is.
     #[inline]
     pub(crate) fn apply(
         &mut self,
         event: Event<'_>,
+        limits: Option<&Limits>,
         choose: &mut dyn FnMut(&str, u64, usize) -> FileTarget,
-    ) -> Result<Option<Frame>, StorageError> {
+    ) -> Result<Option<Frame>, ApplyError> {
         match event {
             Event::FrameStart {
                 status,
@@ -302,10 +342,16 @@ impl PartialFrame {
                 started.files =
                     Vec::with_capacity(file_count.min(MAX_FILES_RESERVED_AHEAD) as usize);
                 self.frame = Some(started);
+                self.in_memory = 0;
+                self.stored = 0;
             }
             Event::FileStart { name, size } => {
                 let index = self.frame.as_ref().map_or(0, |frame| frame.files.len());
-                let destination = Destination::open(choose(name, size, index), name, size)?;
+                let target = choose(name, size, index);
+                if let Some(limits) = limits {
+                    self.count(&target, size, limits)?;
+                }
+                let destination = Destination::open(target, name, size)?;
                 self.file = Some((String::from(name), destination));
             }
             Event::FileData(data) => {
@@ -323,6 +369,14 @@ impl PartialFrame {
                 }
             }
             Event::MessageStart { size } => {
+                if let Some(limits) = limits {
+                    self.in_memory = add_within(
+                        self.in_memory,
+                        size,
+                        LimitKind::FrameSize,
+                        limits.max_frame_size,
+                    )?;
+                }
                 let wanted = size.min(MAX_RESERVE_AHEAD) as usize;
                 if self.message.capacity() < wanted {
                     self.message = BytesMut::with_capacity(wanted.max(MESSAGE_CHUNK_LEN));
@@ -337,6 +391,33 @@ impl PartialFrame {
             }
         }
         Ok(None)
+    }
+
+    /// Counts a file of `size` bytes going to `target` against its bounds.
+    fn count(&mut self, target: &FileTarget, size: u64, limits: &Limits) -> Result<(), ApplyError> {
+        if matches!(target, FileTarget::Memory) {
+            add_within(0, size, LimitKind::FileSize, limits.max_file_size)?;
+            self.in_memory = add_within(
+                self.in_memory,
+                size,
+                LimitKind::FrameSize,
+                limits.max_frame_size,
+            )?;
+        } else {
+            add_within(
+                0,
+                size,
+                LimitKind::StoredFileSize,
+                limits.max_stored_file_size,
+            )?;
+            self.stored = add_within(
+                self.stored,
+                size,
+                LimitKind::StoredFrameSize,
+                limits.max_stored_frame_size,
+            )?;
+        }
+        Ok(())
     }
 }
 

@@ -51,6 +51,7 @@ impl core::fmt::Display for Field {
 
 /// Which of the [`Limits`](crate::Limits) a peer exceeded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum LimitKind {
     /// `max_file_count`.
     FileCount,
@@ -62,6 +63,10 @@ pub enum LimitKind {
     MessageSize,
     /// `max_frame_size`.
     FrameSize,
+    /// `max_stored_file_size`.
+    StoredFileSize,
+    /// `max_stored_frame_size`.
+    StoredFrameSize,
 }
 
 impl core::fmt::Display for LimitKind {
@@ -71,7 +76,9 @@ impl core::fmt::Display for LimitKind {
             LimitKind::NameLength => "file name length",
             LimitKind::FileSize => "file size",
             LimitKind::MessageSize => "message size",
-            LimitKind::FrameSize => "frame size",
+            LimitKind::FrameSize => "frame size in memory",
+            LimitKind::StoredFileSize => "stored file size",
+            LimitKind::StoredFrameSize => "stored frame size",
         })
     }
 }

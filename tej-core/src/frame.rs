@@ -86,6 +86,36 @@ impl File {
         })
     }
 
+    /// A file on disk named after the last component of `path` (its file
+    /// name, as the peer will see it), sent by streaming it from `path`.
+    ///
+    /// ```no_run
+    /// # fn main() -> std::io::Result<()> {
+    /// let file = tej_core::File::open("reports/2026.pdf")?;
+    /// assert_eq!(file.name, "2026.pdf");
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` if `path` has no file name (such as `/` or `..`) or
+    /// the name is not UTF-8; otherwise the error of reading its metadata.
+    #[cfg(feature = "std")]
+    pub fn open(path: impl AsRef<std::path::Path>) -> std::io::Result<Self> {
+        let path = path.as_ref();
+        let name = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    alloc::format!("{} has no UTF-8 file name to send it under", path.display()),
+                )
+            })?;
+        File::from_path(name, path)
+    }
+
     /// The data length in bytes.
     pub fn len(&self) -> u64 {
         self.body.len()

@@ -33,13 +33,12 @@ fn serial() -> MutexGuard<'static, ()> {
 }
 
 /// Limits a server taking untrusted input might pick.
-const SMALL: Limits = Limits {
-    max_file_count: 16,
-    max_name_len: 255,
-    max_file_size: 64 << 10,
-    max_message_size: 64 << 10,
-    max_frame_size: 256 << 10,
-};
+const SMALL: Limits = Limits::DEFAULT
+    .max_file_count(16)
+    .max_name_len(255)
+    .max_file_size(64 << 10)
+    .max_message_size(64 << 10)
+    .max_frame_size(256 << 10);
 
 /// What feeding a stream did: frames out, the outcome and the bytes allocated.
 struct Fed {

@@ -65,13 +65,14 @@ fn arb_limits() -> impl Strategy<Value = Limits> {
     prop_oneof![
         Just(Limits::DEFAULT),
         Just(Limits::UNLIMITED),
-        Just(Limits {
-            max_file_count: 4,
-            max_name_len: 16,
-            max_file_size: 1024,
-            max_message_size: 256,
-            max_frame_size: 2048,
-        }),
+        Just(
+            Limits::DEFAULT
+                .max_file_count(4)
+                .max_name_len(16)
+                .max_file_size(1024)
+                .max_message_size(256)
+                .max_frame_size(2048)
+        ),
     ]
 }
 

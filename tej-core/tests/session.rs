@@ -702,3 +702,119 @@ fn blocked_senders_are_released_whenever_the_session_takes_frames() {
         assert_eq!(seen, &Seen::Received(Frame::message(format!("{i:08}"))));
     }
 }
+
+/// The limits' policy: `max_file_size`/`max_frame_size` bound what is held
+/// in memory; files the handler sends elsewhere are bounded only by the
+/// stored limits, which are off by default.
+#[test]
+fn size_limits_bound_memory_and_stored_files_only_when_asked() {
+    let limits = tej_core::Limits::DEFAULT
+        .max_file_size(1000)
+        .max_frame_size(1500);
+    let big = FrameBuilder::new(Status::DEFAULT)
+        .file("a.bin", vec![1u8; 1200])
+        .file("b.bin", vec![2u8; 900])
+        .message("m")
+        .build();
+    let wire = big.encode_to_vec().unwrap();
+
+    // In memory: the first file is over max_file_size.
+    let (handler, log) = Recorder::new();
+    let mut session = Session::new(handler, SessionConfig::default().limits(limits));
+    session.start(secs(0));
+    session.handle_input(&wire, secs(1));
+    assert!(session.is_closed());
+    assert_eq!(
+        seen(&log)[1],
+        Seen::Disconnected(
+            "protocol: file size 1200 exceeds the limit of 1000 at offset 17".into()
+        )
+    );
+
+    // Spooled: the same frame passes whole, bytes and all.
+    let dir = scratch_dir("limits-stored");
+    let (mut handler, log) = Recorder::new();
+    handler.spool_dir = Some(dir.clone());
+    let mut session = Session::new(handler, SessionConfig::default().limits(limits));
+    session.start(secs(0));
+    assert_eq!(session.handle_input(&wire, secs(1)), wire.len());
+    assert!(session.is_open());
+    let Seen::Received(frame) = &seen(&log)[1] else {
+        panic!("no frame: {:?}", seen(&log));
+    };
+    let sizes: Vec<u64> = frame.files.iter().map(File::len).collect();
+    assert_eq!(sizes, [1200, 900]);
+    assert_eq!(
+        std::fs::read(frame.files[0].path().unwrap()).unwrap(),
+        vec![1u8; 1200]
+    );
+
+    // Spooled under an explicit stored bound: the frame's total is refused.
+    let (mut handler, log) = Recorder::new();
+    handler.spool_dir = Some(dir.clone());
+    let stored = limits.max_stored_frame_size(2000);
+    let mut session = Session::new(handler, SessionConfig::default().limits(stored));
+    session.start(secs(0));
+    session.handle_input(&wire, secs(1));
+    assert_eq!(
+        seen(&log)[1],
+        Seen::Disconnected(
+            "protocol: stored frame size 2100 exceeds the limit of 2000 at offset 1232".into()
+        )
+    );
+    // The file of the refused frame was removed with it.
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        2,
+        "only the passed frame's files"
+    );
+
+    // In memory, two files within max_file_size but over max_frame_size together.
+    let pair = FrameBuilder::new(Status::DEFAULT)
+        .file("c.bin", vec![3u8; 800])
+        .file("d.bin", vec![4u8; 800])
+        .build()
+        .encode_to_vec()
+        .unwrap();
+    let (handler, log) = Recorder::new();
+    let mut session = Session::new(handler, SessionConfig::default().limits(limits));
+    session.start(secs(0));
+    session.handle_input(&pair, secs(1));
+    assert_eq!(
+        seen(&log)[1],
+        Seen::Disconnected(
+            "protocol: frame size in memory 1600 exceeds the limit of 1500 at offset 832".into()
+        )
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn disconnect_reason_is_an_error_that_crosses_threads() {
+    fn is_error<E: std::error::Error + Send + Sync + 'static>(_: &E) {}
+    let io = DisconnectReason::Io(Arc::new(std::io::Error::other("reset")));
+    is_error(&io);
+    let source = std::error::Error::source(&io).expect("the I/O error is its source");
+    assert_eq!(source.to_string(), "reset");
+    assert!(!io.is_graceful());
+    assert!(DisconnectReason::PeerClosed.is_graceful());
+    assert!(DisconnectReason::LocalClose.is_graceful());
+    let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(DisconnectReason::IdleTimeout);
+    assert_eq!(boxed.to_string(), "idle timeout");
+}
+
+#[test]
+fn file_open_takes_its_name_from_the_path() {
+    let dir = scratch_dir("file-open");
+    let path = dir.join("report.txt");
+    std::fs::write(&path, b"twelve bytes").unwrap();
+    let file = File::open(&path).unwrap();
+    assert_eq!(file.name, "report.txt");
+    assert_eq!(file.len(), 12);
+    assert_eq!(file.path(), Some(path.as_path()));
+    let error = File::open("/").unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
+    let missing = File::open(dir.join("missing.txt")).unwrap_err();
+    assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

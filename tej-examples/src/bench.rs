@@ -235,11 +235,11 @@ fn loopback() -> SocketAddr {
 }
 
 fn unbounded_config() -> SessionConfig {
-    SessionConfig::default().limits(Limits {
-        max_file_size: u64::MAX,
-        max_frame_size: u64::MAX,
-        ..Limits::DEFAULT
-    })
+    SessionConfig::default().limits(
+        Limits::DEFAULT
+            .max_file_size(u64::MAX)
+            .max_frame_size(u64::MAX),
+    )
 }
 
 fn wait(done: &Receiver<()>, what: &str) -> io::Result<()> {

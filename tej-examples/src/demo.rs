@@ -133,11 +133,11 @@ fn run_on(
     let large_hash = hash_file(&large_path)?;
 
     let (server_events, server_seen) = mpsc::sync_channel(64);
-    let config = SessionConfig::default().limits(Limits {
-        max_file_size: u64::MAX,
-        max_frame_size: u64::MAX,
-        ..Limits::DEFAULT
-    });
+    let config = SessionConfig::default().limits(
+        Limits::DEFAULT
+            .max_file_size(u64::MAX)
+            .max_frame_size(u64::MAX),
+    );
     let spool = dir.join("received");
     let server = runtime::start_server(
         runtime,

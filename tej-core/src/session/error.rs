@@ -51,6 +51,30 @@ impl core::fmt::Display for DisconnectReason {
     }
 }
 
+impl core::error::Error for DisconnectReason {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            DisconnectReason::Protocol(error) => Some(error),
+            #[cfg(feature = "std")]
+            DisconnectReason::Io(error) | DisconnectReason::Storage(error) => Some(&**error),
+            _ => None,
+        }
+    }
+}
+
+impl DisconnectReason {
+    /// Whether the connection ended as either side meant it to: the peer
+    /// closed between frames, or this side closed it. Anything else (a
+    /// protocol error, a timeout, an I/O or storage failure, a dropped
+    /// session) is a failure.
+    pub fn is_graceful(&self) -> bool {
+        matches!(
+            self,
+            DisconnectReason::PeerClosed | DisconnectReason::LocalClose
+        )
+    }
+}
+
 /// Why a frame was not queued. The frame comes back in every case, so
 /// nothing handed to a send is silently lost.
 #[derive(Debug, thiserror::Error)]

@@ -38,14 +38,17 @@
 //! + A                               the frame being received (Limits)
 //! ```
 //!
-//! where `A` is, for files kept in memory, at most
-//! `max_frame_size + max_file_count × max_name_len` plus a few dozen bytes
-//! per file; for files spooled to disk or sent to a writer, only the names.
-//! With the defaults (256 KiB, 1 MiB, 256 KiB, [`Limits::DEFAULT`](crate::Limits::DEFAULT)) that is
-//! 1.75 MiB + R + F besides the frame being received, which in-memory
-//! defaults let reach 1 GiB + 1 MiB of names: lower `max_frame_size` for a
-//! server that keeps files in memory. `R` and `F` are this side's own
-//! frames, never sized by the peer. The memory one connection holds is
+//! where `A` is at most `max_frame_size + max_file_count × max_name_len`
+//! plus a few dozen bytes per file: `max_frame_size` bounds what the frame
+//! holds in memory (files the handler keeps in memory, and the message);
+//! files spooled to disk, sent to a writer or discarded take constant
+//! memory whatever their size, and only their names count. With the
+//! defaults (256 KiB, 1 MiB, 256 KiB, [`Limits::DEFAULT`](crate::Limits::DEFAULT)) that is
+//! 1.75 MiB + R + F besides the frame being received, which the defaults
+//! let reach 1 GiB in memory plus 64 MiB of names (1,024 names of up to
+//! 65,535 bytes): lower `max_frame_size` (and `max_file_count` or
+//! `max_name_len`) for a server that keeps files in memory. `R` and `F`
+//! are this side's own frames, never sized by the peer. The memory one connection holds is
 //! [`queued_bytes`](Session::queued_bytes) (in memory, for frames whose
 //! files are in memory) plus [`receiving_bytes`](Session::receiving_bytes)
 //! plus the drive's buffers. A server bounds its whole memory with its
@@ -76,8 +79,9 @@ pub use read_buffer::ReadBuffer;
 #[cfg(feature = "std")]
 pub use send_queue::{BufferedSender, SendFuture, Sender};
 
-use crate::assemble::{PartialFrame, StorageError};
+use crate::assemble::{ApplyError, PartialFrame, StorageError};
 use crate::decode::{Decoder, Event};
+use crate::error::DecodeError;
 use crate::frame::Frame;
 use outbox::Outbox;
 use outgoing::OutgoingFrame;
@@ -154,7 +158,7 @@ impl<H: Handler> Session<H> {
     /// A session for a new connection, not yet started.
     pub fn new(handler: H, config: SessionConfig) -> Self {
         Session {
-            decoder: Decoder::new(config.limits),
+            decoder: Decoder::new(config.limits.for_session_decoder()),
             partial: PartialFrame::default(),
             link: Link {
                 outbox: Outbox::default(),
@@ -336,14 +340,28 @@ impl<H: Handler> Session<H> {
             };
             let frame_ended = matches!(event, Event::FrameEnd);
             let handler = &mut self.handler;
-            let applied = self.partial.apply(event, &mut |name, size, index| {
-                handler.file_target(name, size, index)
-            });
+            let applied = self.partial.apply(
+                event,
+                Some(&self.config.limits),
+                &mut |name, size, index| handler.file_target(name, size, index),
+            );
             match applied {
                 Ok(Some(frame)) => self.deliver(frame),
                 Ok(None) => {}
-                Err(error) => {
+                Err(ApplyError::Storage(error)) => {
                     self.begin_close(storage_reason(error));
+                    break;
+                }
+                Err(ApplyError::Limit { limit, value, max }) => {
+                    // The length just read: the 8 bytes before where the decoder stands.
+                    let offset = self.decoder.stream_offset().saturating_sub(8);
+                    let error = DecodeError::LimitExceeded {
+                        limit,
+                        value,
+                        max,
+                        offset,
+                    };
+                    self.begin_close(DisconnectReason::Protocol(error));
                     break;
                 }
             }

@@ -68,13 +68,12 @@ pub const MAX_FILE_LEN: usize = 1024;
 pub const MAX_MESSAGE_LEN: usize = 1024;
 
 /// The limits that match the buffers of a [`ReceivedFrame`].
-pub const LIMITS: Limits = Limits {
-    max_file_count: MAX_FILES as u64,
-    max_name_len: MAX_NAME_LEN as u16,
-    max_file_size: MAX_FILE_LEN as u64,
-    max_message_size: MAX_MESSAGE_LEN as u64,
-    max_frame_size: (MAX_FILES * MAX_FILE_LEN + MAX_MESSAGE_LEN) as u64,
-};
+pub const LIMITS: Limits = Limits::DEFAULT
+    .max_file_count(MAX_FILES as u64)
+    .max_name_len(MAX_NAME_LEN as u16)
+    .max_file_size(MAX_FILE_LEN as u64)
+    .max_message_size(MAX_MESSAGE_LEN as u64)
+    .max_frame_size((MAX_FILES * MAX_FILE_LEN + MAX_MESSAGE_LEN) as u64);
 
 /// A status from a literal, checked at compile time.
 const fn status(value: u8) -> Status {

@@ -101,7 +101,8 @@ pub fn resolve(addr: &str) -> Result<SocketAddr, String> {
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct LimitArgs {
     /// Largest file a peer may send, in bytes; K, M, G, T suffixes
-    /// (powers of 1024) or `unlimited` [default: 1G]
+    /// (powers of 1024) or `unlimited` [default: unlimited: files are
+    /// streamed to disk or a hasher in constant memory]
     #[arg(long, value_name = "BYTES", value_parser = parse_size)]
     pub max_file_size: Option<u64>,
     /// Largest message, in bytes (messages are held in memory) [default: 64M]
@@ -110,10 +111,11 @@ pub struct LimitArgs {
     /// Most files in one frame [default: 1024]
     #[arg(long, value_name = "N")]
     pub max_files: Option<u64>,
-    /// Longest file name, in bytes, at most 65535 [default: 1024]
+    /// Longest file name, in bytes, at most 65535 [default: 65535]
     #[arg(long, value_name = "BYTES")]
     pub max_name_len: Option<u16>,
-    /// Largest sum of file and message lengths in one frame [default: 1G]
+    /// Largest sum of file and message lengths in one frame [default:
+    /// unlimited for files, the message's own bound for the message]
     #[arg(long, value_name = "BYTES", value_parser = parse_size)]
     pub max_frame_size: Option<u64>,
 }
@@ -122,13 +124,16 @@ impl LimitArgs {
     /// The limits: each option given, the default for the rest.
     pub fn limits(&self) -> Limits {
         let default = Limits::DEFAULT;
-        Limits {
-            max_file_count: self.max_files.unwrap_or(default.max_file_count),
-            max_name_len: self.max_name_len.unwrap_or(default.max_name_len),
-            max_file_size: self.max_file_size.unwrap_or(default.max_file_size),
-            max_message_size: self.max_message_size.unwrap_or(default.max_message_size),
-            max_frame_size: self.max_frame_size.unwrap_or(default.max_frame_size),
-        }
+        default
+            .max_file_count(self.max_files.unwrap_or(default.max_file_count))
+            .max_name_len(self.max_name_len.unwrap_or(default.max_name_len))
+            .max_message_size(self.max_message_size.unwrap_or(default.max_message_size))
+            // Files are never held in memory by `tej serve`: these bound
+            // them wherever they go, and are off unless given.
+            .max_file_size(self.max_file_size.unwrap_or(default.max_file_size))
+            .max_stored_file_size(self.max_file_size.unwrap_or(u64::MAX))
+            .max_frame_size(self.max_frame_size.unwrap_or(default.max_frame_size))
+            .max_stored_frame_size(self.max_frame_size.unwrap_or(u64::MAX))
     }
 }
 
