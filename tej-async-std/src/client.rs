@@ -1,79 +1,120 @@
-//! Connecting out: one session over one `TcpStream`, driven in its own task.
+//! Connecting out: one session over one stream, driven in its own task,
+//! written once for every runtime.
 
 use std::any::Any;
 use std::io;
+use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
+#[cfg(unix)]
+use std::path::Path;
 
-use async_std::net::{TcpStream, ToSocketAddrs};
-use async_std::task::JoinHandle;
+use futures_io::{AsyncRead, AsyncWrite};
 use futures_lite::FutureExt;
-use tej_core::{Handler, Sender, Session, SessionConfig};
+use tej_core::{Handler, Sender, Session, SessionConfig, ShutdownHandle};
 
 use crate::driver::run_session;
-use crate::shutdown::ShutdownHandle;
+use crate::runtime::Runtime;
 
 /// The outcome of a connection's task: a panic's payload if its handler panicked.
 type TaskResult = Result<(), Box<dyn Any + Send>>;
 
-/// A TEJ connection made by this side, running its [`Handler`] in a task.
+/// A TEJ connection made by this side on runtime `R`, running its
+/// [`Handler`] in a task.
+///
+/// Name it through its faces: `tej_async_std::Client` on async-std and
+/// `tej_async_std::smol::Client` on smol, whose `connect`, `connect_with`
+/// and `connect_tls` take that runtime's address type.
 ///
 /// Dropping a `Client` does not end the connection: the task goes on until
 /// the connection ends (use [`close`](Self::close) or
 /// [`shutdown`](Self::shutdown) to end it).
-#[derive(Debug)]
-pub struct Client {
+pub struct Client<R: Runtime> {
     sender: Sender,
-    peer_addr: SocketAddr,
-    local_addr: SocketAddr,
+    peer_addr: Option<SocketAddr>,
+    local_addr: Option<SocketAddr>,
     shutdown: ShutdownHandle,
-    task: JoinHandle<TaskResult>,
+    /// Gets the task's outcome; closed without one if the executor dropped
+    /// the task.
+    done: async_channel::Receiver<TaskResult>,
+    runtime: PhantomData<fn() -> R>,
 }
 
-impl Client {
-    /// Connects to `addr` and runs `handler` with the default options.
-    ///
-    /// # Errors
-    ///
-    /// The error of connecting.
-    pub async fn connect<H>(addr: impl ToSocketAddrs, handler: H) -> io::Result<Client>
+impl<R: Runtime> std::fmt::Debug for Client<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("peer_addr", &self.peer_addr)
+            .field("local_addr", &self.local_addr)
+            .field("shutdown", &self.shutdown)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Runtime> Client<R> {
+    /// Runs `handler` with `config` over `stream`, an already-connected
+    /// stream of any kind (TCP, Unix, TLS, in-memory), in a task on `R`.
+    /// [`peer_addr`](Self::peer_addr) is then `None`, as the stream's kind
+    /// is not known.
+    pub fn from_stream<S, H>(stream: S, handler: H, config: SessionConfig) -> Self
     where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
         H: Handler + Send + 'static,
     {
-        Client::connect_with(addr, handler, SessionConfig::default()).await
+        Client::start(stream, None, None, handler, config)
     }
 
-    /// Connects to `addr` and runs `handler` with `config`.
-    ///
-    /// The connection runs as a task spawned with [`async_std::task::spawn`].
+    /// Connects to the Unix-domain socket at `path` and runs `handler` with
+    /// `config`.
     ///
     /// # Errors
     ///
     /// The error of connecting.
-    pub async fn connect_with<H>(
-        addr: impl ToSocketAddrs,
+    #[cfg(unix)]
+    pub async fn connect_unix<H>(
+        path: impl AsRef<Path>,
         handler: H,
         config: SessionConfig,
-    ) -> io::Result<Client>
+    ) -> io::Result<Self>
     where
         H: Handler + Send + 'static,
     {
-        let stream = TcpStream::connect(addr).await?;
-        stream.set_nodelay(true)?;
-        let peer_addr = stream.peer_addr()?;
-        let local_addr = stream.local_addr()?;
-        let session = Session::new(handler, config).with_peer(peer_addr);
+        let stream = R::connect_unix(path.as_ref().to_path_buf()).await?;
+        Ok(Client::start(stream, None, None, handler, config))
+    }
+
+    /// Starts the session over a connected stream in a task on `R`.
+    pub(crate) fn start<S, H>(
+        stream: S,
+        peer_addr: Option<SocketAddr>,
+        local_addr: Option<SocketAddr>,
+        handler: H,
+        config: SessionConfig,
+    ) -> Self
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+        H: Handler + Send + 'static,
+    {
+        let mut session = Session::new(handler, config);
+        if let Some(peer) = peer_addr {
+            session = session.with_peer(peer);
+        }
         let sender = session.sender();
         let shutdown = ShutdownHandle::new();
         let connection = run_session(stream, session, shutdown.clone());
-        let task = async_std::task::spawn(AssertUnwindSafe(connection).catch_unwind());
-        Ok(Client {
+        let (report, done) = async_channel::bounded(1);
+        R::spawn(async move {
+            let outcome = AssertUnwindSafe(connection).catch_unwind().await;
+            // Nobody listens once the client is dropped: nothing to do then.
+            let _ = report.try_send(outcome);
+        });
+        Client {
             sender,
             peer_addr,
             local_addr,
             shutdown,
-            task,
-        })
+            done,
+            runtime: PhantomData,
+        }
     }
 
     /// A sender for this connection, usable from any task or thread.
@@ -81,13 +122,14 @@ impl Client {
         self.sender.clone()
     }
 
-    /// The server's address.
-    pub fn peer_addr(&self) -> SocketAddr {
+    /// The server's IP address: `None` over a Unix socket or a stream given
+    /// to [`from_stream`](Self::from_stream).
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
         self.peer_addr
     }
 
-    /// This side's address.
-    pub fn local_addr(&self) -> SocketAddr {
+    /// This side's IP address, when connected over TCP.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
         self.local_addr
     }
 
@@ -102,15 +144,75 @@ impl Client {
     }
 
     /// Waits until the connection has ended and its handler's
-    /// `disconnected` has run.
+    /// `disconnected` has run; the stream has been flushed and closed
+    /// (over TLS, `close_notify` sent).
     ///
     /// # Errors
     ///
-    /// An error if the handler panicked.
+    /// An error if the handler panicked, or if the executor dropped the
+    /// connection's task before it ended.
     pub async fn join(self) -> io::Result<()> {
-        self.task.await.map_err(|panic| {
-            let message = tej_core::accept::panic_message(panic.as_ref());
-            io::Error::other(format!("the connection's handler panicked: {message}"))
-        })
+        match self.done.recv().await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(panic)) => {
+                let message = tej_core::accept::panic_message(panic.as_ref());
+                Err(io::Error::other(format!(
+                    "the connection's handler panicked: {message}"
+                )))
+            }
+            Err(_) => Err(io::Error::other(
+                "the connection's task was dropped by its executor before it ended",
+            )),
+        }
     }
+}
+
+/// A TLS handshake as a client, within `config`'s handshake timeout; an
+/// untrusted certificate is reported as such, in one line.
+#[cfg(feature = "tls")]
+pub(crate) async fn tls_handshake<S>(
+    stream: S,
+    server_name: rustls::pki_types::ServerName<'static>,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+    config: &SessionConfig,
+) -> io::Result<futures_rustls::client::TlsStream<S>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let name = server_name.to_str().into_owned();
+    let connector = futures_rustls::TlsConnector::from(tls);
+    let handshake = connector.connect(server_name, stream);
+    crate::server::bounded_handshake(handshake, config, std::future::pending())
+        .await
+        .map_err(|error| describe_tls_error(error, &name))
+}
+
+/// The error of a client handshake with `name`, in one line.
+#[cfg(feature = "tls")]
+fn describe_tls_error(error: io::Error, name: &str) -> io::Error {
+    use rustls::{CertificateError, Error};
+
+    let kind = error.kind();
+    let Some(tls) = error.get_ref().and_then(|inner| inner.downcast_ref::<Error>()) else {
+        return io::Error::new(kind, format!("TLS handshake with {name} failed: {error}"));
+    };
+    let reason = match tls {
+        Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
+            "the server's certificate is not trusted: it is not signed by a trusted certificate authority"
+                .to_string()
+        }
+        Error::InvalidCertificate(CertificateError::NotValidForName)
+        | Error::InvalidCertificate(CertificateError::NotValidForNameContext { .. }) => {
+            format!("the server's certificate is not trusted: it is not valid for the name {name}")
+        }
+        Error::InvalidCertificate(CertificateError::Expired)
+        | Error::InvalidCertificate(CertificateError::ExpiredContext { .. }) => {
+            "the server's certificate is not trusted: it has expired".to_string()
+        }
+        Error::InvalidCertificate(other) => {
+            format!("the server's certificate is not trusted: {other}")
+        }
+        other => other.to_string(),
+    };
+    io::Error::new(kind, format!("TLS handshake with {name} failed: {reason}"))
 }

@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 use async_io::Timer as AsyncTimer;
 use futures_io::{AsyncRead, AsyncWrite};
 use tej_core::drive::{pending_as_would_block as ready, Drive, Timer, Transport};
-use tej_core::{Handler, ReadBuffer, Session};
-
-use crate::shutdown::ShutdownHandle;
+use tej_core::{Handler, ReadBuffer, Session, ShutdownHandle};
 
 /// Runs `session` over `stream` until the connection ends.
 ///
@@ -20,7 +18,9 @@ use crate::shutdown::ShutdownHandle;
 /// `TcpStream`, smol's `TcpStream` or `Async<std::net::TcpStream>`, a Unix
 /// socket, a TLS stream on top of one of those. Timers use
 /// [`async_io::Timer`], which async-std and smol both drive, so this runs
-/// on either executor.
+/// on either executor. [`Server`](crate::generic::Server) and
+/// [`Client`](crate::generic::Client) call this in their tasks; call it
+/// yourself to run a connection on an executor of your own.
 ///
 /// `shutdown`, when triggered, asks for a graceful close: the frame being
 /// received is finished, what is queued is flushed, then the connection
@@ -28,7 +28,7 @@ use crate::shutdown::ShutdownHandle;
 /// [`Handler::disconnected`], and the stream has been flushed and closed
 /// (for at most the session's
 /// [`close_linger`](tej_core::SessionConfig::close_linger)).
-pub async fn run_session<S, H>(stream: S, mut session: Session<H>, mut shutdown: ShutdownHandle)
+pub async fn run_session<S, H>(stream: S, mut session: Session<H>, shutdown: ShutdownHandle)
 where
     S: AsyncRead + AsyncWrite + Unpin,
     H: Handler,
@@ -39,11 +39,12 @@ where
     let origin = Instant::now();
     let mut timer = AsyncTimer::never();
     let mut shutdown_seen = false;
+    let mut shutdown = shutdown.wait();
     // A handler that panics unwinds through this function, which drops the
     // session on the way: its `Drop` sees the panic and does not call the
     // handler again, whichever executor catches the panic.
     poll_fn(|cx| {
-        if !shutdown_seen && shutdown.poll_shutdown(cx).is_ready() {
+        if !shutdown_seen && Pin::new(&mut shutdown).poll(cx).is_ready() {
             shutdown_seen = true;
             session.shutdown();
         }

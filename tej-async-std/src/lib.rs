@@ -1,5 +1,6 @@
-//! TEJ on async-std and smol: a [`Server`], a [`Client`], a cross-task
-//! [`Sender`], and [`run_session`] for any `futures-io` stream.
+//! TEJ on async-std and smol: a server, a client, a cross-task
+//! [`Sender`], and [`run_session`] for any `futures-io` stream, over TCP,
+//! Unix sockets, TLS (rustls) or a stream of your own.
 //!
 //! All protocol logic lives in [`tej_core`]'s [`Session`](tej_core::Session);
 //! this crate moves bytes between a stream and a session, arms its timers
@@ -7,60 +8,190 @@
 //! `tej-tokio`, name for name, and the same [`Handler`] runs unchanged on
 //! `tej-tokio` and `tej-mio`.
 //!
-//! The driver is written against the [`futures-io`](futures_io)
-//! `AsyncRead`/`AsyncWrite` traits and times with [`async_io::Timer`], so it
-//! runs on smol as well as on async-std (which is discontinued upstream in
-//! favour of smol): [`run_session`] takes smol's `TcpStream` or
-//! `Async<std::net::TcpStream>` as readily as async-std's. [`Server`] and
-//! [`Client`] use async-std's sockets and spawn their connection tasks with
-//! `async_std::task::spawn`; they work inside `smol::block_on` too.
+//! # Features and faces
 //!
-//! The reference implementation's server and client, translated:
+//! | feature | gives |
+//! | --- | --- |
+//! | `async-std` (default) | [`Server`] and [`Client`] on async-std: its sockets, tasks spawned with `async_std::task::spawn` |
+//! | `smol` | `smol::Server` and `smol::Client` on smol: `async-net`'s sockets (`smol::net`), tasks spawned with `smol::spawn` |
+//! | `tls` | `Server::with_tls`, `Client::connect_tls` and the `tls` module, re-exporting `rustls` (ring provider) and `futures-rustls` |
 //!
-//! ```no_run
-//! use tej_async_std::{Client, Connection, Frame, FrameBuilder, Handler, Server, Status};
+//! For smol alone, depend on
+//! `tej-async-std = { version = "0.1", default-features = false, features = ["smol"] }`
+//! (add `"tls"` for TLS): async-std is then not in the dependency tree.
+//! With only `smol` on, the top-level `Server` and `Client` are smol's too
+//! (the same types as `smol::Server` and `smol::Client`). Code meant for
+//! smol should still name them `tej_async_std::smol::{Server, Client}`:
+//! should another crate in the build turn the `async-std` feature on, the
+//! top-level names become async-std's.
 //!
-//! /// Greets on connect and prints what arrives.
-//! struct Printer;
+//! Both faces are aliases of one implementation, [`generic::Server`] and
+//! [`generic::Client`], over a [`Runtime`](runtime::Runtime) that says how
+//! to spawn a task and which socket types to use. A server accepts from any
+//! [`Listener`] (TCP or Unix of either runtime, or your own) and passes
+//! each connection through an [`Acceptor`] (plain, TLS, or your own) in
+//! the connection's own task, within
+//! [`SessionConfig::handshake_timeout`], before it makes the connection's
+//! handler. The driver is written against the `futures-io`
+//! `AsyncRead`/`AsyncWrite` traits and times with `async_io::Timer`, which
+//! async-std and smol share; [`run_session`] runs one connection on any
+//! executor.
 //!
-//! impl Handler for Printer {
-//!     fn connected(&mut self, conn: &mut Connection<'_>) {
-//!         let _ = conn.send(Frame::message("Hello"));
-//!     }
+//! Graceful shutdown uses [`ShutdownHandle`], the one type every TEJ
+//! adapter shares.
+#![cfg_attr(
+    feature = "async-std",
+    doc = r#"
+# On async-std
+
+```no_run
+use tej_async_std::{Client, Connection, Frame, FrameBuilder, Handler, Server, Status};
+
+/// Greets on connect and prints what arrives.
+struct Printer;
+
+impl Handler for Printer {
+    fn connected(&mut self, conn: &mut Connection<'_>) {
+        let _ = conn.send(Frame::message("Hello"));
+    }
+
+    fn received(&mut self, _conn: &mut Connection<'_>, frame: Frame) {
+        for file in &frame.files {
+            println!("file {} ({} bytes)", file.name, file.len());
+        }
+        if let Some(message) = &frame.message {
+            println!("message: {}", String::from_utf8_lossy(message));
+        }
+    }
+}
+
+fn main() -> std::io::Result<()> {
+    async_std::task::block_on(async {
+        let server = Server::bind("127.0.0.1:8000").await?;
+        let shutdown = server.shutdown_handle();
+        let serving = async_std::task::spawn(server.serve(|| Printer));
+
+        let client = tej_async_std::Client::connect("127.0.0.1:8000", Printer).await?;
+        let frame = FrameBuilder::new(Status::DEFAULT)
+            .file("file.txt", &b"hello world\n"[..])
+            .message("Sending from client")
+            .build();
+        client.sender().send(frame).await.expect("connection open");
+        client.close();
+        client.join().await?;
+
+        shutdown.shutdown();
+        serving.await;
+        Ok(())
+    })
+}
+```
+"#
+)]
+#![cfg_attr(
+    all(feature = "async-std", feature = "tls"),
+    doc = r#"
+# TLS on async-std
+
+The server presents `server.pem`; the client trusts `ca.pem`, which signed
+it. Both configurations are built with the ring provider given explicitly,
+so no process-wide default provider is needed.
+
+```no_run
+use std::sync::Arc;
+
+use tej_async_std::tls::rustls::pki_types::pem::PemObject;
+use tej_async_std::tls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use tej_async_std::tls::rustls::{self, crypto::ring, ClientConfig, RootCertStore, ServerConfig};
+use tej_async_std::{Client, Frame, Handler, Server, SessionConfig};
+
+struct Quiet;
+impl Handler for Quiet {}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let provider = Arc::new(ring::default_provider());
+    let certs = CertificateDer::pem_file_iter("server.pem")?.collect::<Result<Vec<_>, _>>()?;
+    let key = PrivateKeyDer::from_pem_file("server.key")?;
+    let server_tls = ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter("ca.pem")? {
+        roots.add(cert?)?;
+    }
+    let client_tls = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+
+    async_std::task::block_on(async {
+        let server = Server::bind("127.0.0.1:8443").await?.with_tls(Arc::new(server_tls));
+        let shutdown = server.shutdown_handle();
+        let serving = async_std::task::spawn(server.serve(|| Quiet));
+
+        let name = ServerName::try_from("localhost")?;
+        let config = SessionConfig::default();
+        let client =
+            Client::connect_tls("127.0.0.1:8443", name, Arc::new(client_tls), Quiet, config)
+                .await?;
+        client.sender().send(Frame::message("over TLS")).await?;
+        client.close();
+        client.join().await?; // close_notify sent
+
+        shutdown.shutdown();
+        serving.await;
+        Ok(())
+    })
+}
+```
+
+For client certificates, build the server's configuration with
+`with_client_cert_verifier(WebPkiClientVerifier::builder_with_provider(roots, provider).build()?)`
+and the client's with `with_client_auth_cert(certs, key)?`.
+"#
+)]
+#![cfg_attr(
+    all(feature = "smol", feature = "tls"),
+    doc = r#"
+# TLS on smol
+
+The same configurations; the faces are `tej_async_std::smol::{Server, Client}`:
+
+```no_run
+use std::sync::Arc;
+
+use tej_async_std::smol::{Client, Server};
+use tej_async_std::tls::rustls::pki_types::ServerName;
+use tej_async_std::tls::rustls::{ClientConfig, ServerConfig};
+use tej_async_std::{Frame, Handler, SessionConfig};
+
+struct Quiet;
+impl Handler for Quiet {}
+
+async fn tls(server_tls: ServerConfig, client_tls: ClientConfig) -> std::io::Result<()> {
+    let server = Server::bind("127.0.0.1:8443").await?.with_tls(Arc::new(server_tls));
+    let shutdown = server.shutdown_handle();
+    let serving = smol::spawn(server.serve(|| Quiet));
+
+    let name = ServerName::try_from("localhost").expect("a DNS name");
+    let config = SessionConfig::default();
+    let client =
+        Client::connect_tls("127.0.0.1:8443", name, Arc::new(client_tls), Quiet, config).await?;
+    client.sender().send(Frame::message("over TLS")).await.expect("open");
+    client.close();
+    client.join().await?;
+
+    shutdown.shutdown();
+    serving.await;
+    Ok(())
+}
+```
+"#
+)]
+//! # One connection by hand
 //!
-//!     fn received(&mut self, _conn: &mut Connection<'_>, frame: Frame) {
-//!         for file in &frame.files {
-//!             println!("file {} ({} bytes)", file.name, file.len());
-//!         }
-//!         if let Some(message) = &frame.message {
-//!             println!("message: {}", String::from_utf8_lossy(message));
-//!         }
-//!     }
-//! }
-//!
-//! fn main() -> std::io::Result<()> {
-//!     async_std::task::block_on(async {
-//!         let server = Server::bind("127.0.0.1:8000").await?;
-//!         let shutdown = server.shutdown_handle();
-//!         let serving = async_std::task::spawn(server.serve(|| Printer));
-//!
-//!         let client = Client::connect("127.0.0.1:8000", Printer).await?;
-//!         let frame = FrameBuilder::new(Status::DEFAULT)
-//!             .file("file.txt", &b"hello world\n"[..])
-//!             .message("Sending from client")
-//!             .build();
-//!         client.sender().send(frame).await.expect("connection open");
-//!         client.close();
-//!         client.join().await?;
-//!
-//!         shutdown.shutdown();
-//!         serving.await;
-//!         Ok(())
-//!     })
-//! }
-//! ```
-//!
-//! On smol, drive one connection yourself with [`run_session`]:
+//! On any executor, drive a connection yourself with [`run_session`]:
 //!
 //! ```no_run
 //! use tej_async_std::{run_session, Handler, SessionConfig, ShutdownHandle};
@@ -84,22 +215,66 @@
 //! }
 //! ```
 
+mod acceptor;
+#[cfg(feature = "async-std")]
+mod async_std_rt;
 mod client;
 mod driver;
+mod listener;
+pub mod runtime;
 mod server;
-mod shutdown;
+#[cfg(feature = "smol")]
+pub mod smol;
 
-pub use client::Client;
+/// The server and client written once over a [`Runtime`](runtime::Runtime);
+/// use them through the faces [`Server`]/[`Client`] (async-std) and
+/// `smol::Server`/`smol::Client`.
+pub mod generic {
+    pub use crate::client::Client;
+    #[cfg(feature = "tls")]
+    pub(crate) use crate::client::tls_handshake;
+    pub use crate::server::Server;
+}
+
+/// TLS with rustls: the crates this adapter uses, re-exported so that
+/// configurations are built with the same versions.
+///
+/// Only the ring provider is compiled in: build configurations with
+/// `ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))`
+/// (and the same for `ClientConfig`).
+#[cfg(feature = "tls")]
+pub mod tls {
+    pub use futures_rustls;
+    pub use rustls;
+}
+
+pub use acceptor::{Acceptor, MaybeTls, Plain, ServerAcceptor};
 pub use driver::run_session;
-pub use server::Server;
-pub use shutdown::ShutdownHandle;
+pub use listener::Listener;
+
+/// A TEJ server on async-std: [`generic::Server`] with async-std's sockets,
+/// connections in tasks spawned with `async_std::task::spawn`. `L` is the
+/// listener: async-std's `TcpListener` unless made with
+/// [`bind_unix`](generic::Server::bind_unix) or
+/// [`from_listener`](generic::Server::from_listener).
+#[cfg(feature = "async-std")]
+pub type Server<L = async_std::net::TcpListener, A = ServerAcceptor> =
+    generic::Server<runtime::AsyncStd, L, A>;
+
+/// A TEJ connection made by this side on async-std: [`generic::Client`]
+/// with async-std's sockets and spawner.
+#[cfg(feature = "async-std")]
+pub type Client = generic::Client<runtime::AsyncStd>;
+
+#[cfg(all(feature = "smol", not(feature = "async-std")))]
+pub use crate::smol::{Client, Server};
 
 pub use tej_core::{
     self, BufferedSender, Connection, DisconnectReason, File, FileTarget, Frame, FrameBuilder,
-    Handler, Limits, SendError, Sender, SessionConfig, Status,
+    Handler, Limits, SendError, Sender, SessionConfig, ShutdownHandle, Status,
 };
 
 /// The README's examples, compiled as doctests so that they stay true.
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "async-std", feature = "smol", feature = "tls"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

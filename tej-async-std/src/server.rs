@@ -1,152 +1,296 @@
-//! The accept loop: one session and one handler per connection.
+//! The accept loop, written once for every runtime, listener and
+//! acceptor: one task, one acceptor step and one session per connection.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::io;
+use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
+#[cfg(unix)]
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_io::Timer;
-use async_std::net::{TcpListener, TcpStream, ToSocketAddrs};
 use futures_lite::{future, FutureExt};
-use tej_core::accept::{self, ConnectionCap};
-use tej_core::{Handler, Session, SessionConfig};
+use tej_core::accept::{self, ConnectionCap, ConnectionSlot};
+use tej_core::{Handler, Session, SessionConfig, ShutdownHandle};
 
+use crate::acceptor::{Acceptor, ServerAcceptor};
 use crate::driver::run_session;
-use crate::shutdown::ShutdownHandle;
+use crate::runtime::Runtime;
+use crate::Listener;
 
-/// A TEJ server on async-std (and smol).
+/// A TEJ server on runtime `R`, accepting from listener `L`, each
+/// connection passed through acceptor `A` (plain or TLS by default).
 ///
-/// Each accepted connection gets its own [`Handler`] from the factory given
-/// to [`serve`](Self::serve) and runs in its own task; a connection that
-/// fails, or whose handler panics, ends alone.
-#[derive(Debug)]
-pub struct Server {
-    listener: TcpListener,
+/// Name it through its faces: `tej_async_std::Server` on async-std and
+/// `tej_async_std::smol::Server` on smol.
+///
+/// Each accepted connection runs in its own task: first the acceptor step
+/// (the TLS handshake), bounded by
+/// [`SessionConfig::handshake_timeout`]; then a [`Handler`] from the
+/// factory given to [`serve`](Self::serve) is made and the session runs.
+/// A connection that fails, or whose handler panics, ends alone.
+pub struct Server<R: Runtime, L = <R as Runtime>::TcpListener, A = ServerAcceptor> {
+    listener: L,
+    acceptor: A,
     config: SessionConfig,
     cap: ConnectionCap,
     shutdown: ShutdownHandle,
+    runtime: PhantomData<fn() -> R>,
 }
 
-impl Server {
-    /// Binds to `addr`. Port 0 picks a free port: see [`local_addr`](Self::local_addr).
+impl<R: Runtime, L, A: std::fmt::Debug> std::fmt::Debug for Server<R, L, A> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("acceptor", &self.acceptor)
+            .field("config", &self.config)
+            .field("cap", &self.cap)
+            .field("shutdown", &self.shutdown)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Runtime> Server<R> {
+    /// A server on a TCP listener bound to the first of `addrs` that binds.
+    pub(crate) fn bind_addrs(addrs: impl IntoIterator<Item = SocketAddr>) -> io::Result<Self> {
+        let listener = accept::listen_tcp(addrs)?;
+        Ok(Server::from_listener(R::tcp_listener(listener)?))
+    }
+}
+
+#[cfg(unix)]
+impl<R: Runtime> Server<R, R::UnixListener> {
+    /// Binds a Unix-domain socket at `path`. The file must not exist yet;
+    /// it is left behind when the server stops.
     ///
     /// # Errors
     ///
     /// The error of binding.
-    pub async fn bind(addr: impl ToSocketAddrs) -> io::Result<Server> {
-        let listener = accept::listen_tcp(addr.to_socket_addrs().await?)?;
-        Ok(Server::from_listener(TcpListener::from(listener)))
+    pub fn bind_unix(path: impl AsRef<Path>) -> io::Result<Self> {
+        Ok(Server::from_listener(R::bind_unix(
+            path.as_ref().to_path_buf(),
+        )?))
     }
+}
 
-    /// A server on a listener bound elsewhere.
-    pub fn from_listener(listener: TcpListener) -> Server {
+impl<R: Runtime, L: Listener> Server<R, L> {
+    /// A server on any [`Listener`]: one bound elsewhere, a Unix socket,
+    /// a listener of your own.
+    pub fn from_listener(listener: L) -> Self {
         Server {
             listener,
+            acceptor: ServerAcceptor::Plain,
             config: SessionConfig::default(),
             cap: ConnectionCap::default(),
             shutdown: ShutdownHandle::new(),
+            runtime: PhantomData,
         }
     }
 
-    /// Sets the options of every connection's session.
-    pub fn with_config(mut self, config: SessionConfig) -> Server {
+    /// Serves TLS: each connection completes a rustls handshake with
+    /// `config` (within [`SessionConfig::handshake_timeout`]) before its
+    /// handler is made. Client certificates are verified as `config` says.
+    /// The handshake runs in the connection's task and counts under the
+    /// connection cap.
+    #[cfg(feature = "tls")]
+    pub fn with_tls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
+        self.acceptor = ServerAcceptor::Tls(futures_rustls::TlsAcceptor::from(config));
+        self
+    }
+}
+
+impl<R: Runtime, L: Listener, A: Acceptor<L::Io>> Server<R, L, A> {
+    /// Replaces the acceptor step every connection goes through before its
+    /// session starts (for a preamble of your own).
+    pub fn with_acceptor<B: Acceptor<L::Io>>(self, acceptor: B) -> Server<R, L, B> {
+        Server {
+            listener: self.listener,
+            acceptor,
+            config: self.config,
+            cap: self.cap,
+            shutdown: self.shutdown,
+            runtime: PhantomData,
+        }
+    }
+
+    /// Sets the options of every connection's session (and the handshake
+    /// timeout).
+    pub fn with_config(mut self, config: SessionConfig) -> Self {
         self.config = config;
         self
     }
 
-    /// Caps the connections open at once (default 10,000): beyond it a
-    /// new connection is accepted and closed at once, and the server serves
-    /// again when one ends. With the session's bound, this bounds the
-    /// server's memory.
-    pub fn with_max_connections(mut self, max: usize) -> Server {
+    /// Caps the connections open at once (default 10,000), handshakes
+    /// included: beyond it a new connection is accepted and closed at once,
+    /// and the server serves again when one ends. With the session's bound,
+    /// this bounds the server's memory.
+    pub fn with_max_connections(mut self, max: usize) -> Self {
         self.cap = ConnectionCap::new(max);
         self
     }
 
-    /// The address the server listens on.
+    /// The IP address the server listens on.
     ///
     /// # Errors
     ///
-    /// The operating system's error, if it cannot tell.
+    /// The operating system's error, or `Unsupported` on a Unix socket.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
     }
 
-    /// A handle that shuts this server down gracefully.
+    /// A handle that shuts this server down gracefully: no new connections;
+    /// handshakes under way are dropped; each session finishes the frame it
+    /// is receiving, flushes what it queued and closes.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         self.shutdown.clone()
     }
 
     /// Accepts connections until shut down, running a handler made by
-    /// `new_handler` for each; returns once every connection has ended.
+    /// `new_handler` for each connection once its acceptor step succeeded;
+    /// returns once every connection has ended.
     ///
-    /// Connections run as tasks spawned with [`async_std::task::spawn`].
-    pub async fn serve<F, H>(self, mut new_handler: F)
+    /// Connections run as tasks on the runtime `R`.
+    pub async fn serve<F, H>(self, new_handler: F)
     where
-        F: FnMut() -> H,
+        F: FnMut() -> H + Send + 'static,
         H: Handler + Send + 'static,
     {
+        let Server {
+            listener,
+            acceptor,
+            config,
+            cap,
+            shutdown,
+            runtime: _,
+        } = self;
+        let acceptor = Arc::new(acceptor);
+        let new_handler = Arc::new(Mutex::new(new_handler));
         // Every connection task holds a sender; the channel closes, and
         // `all_ended` completes, when the last of them has ended.
         let (alive, all_ended) = async_channel::bounded::<Infallible>(1);
         loop {
-            let shutdown = async {
-                self.shutdown.wait().await;
+            let stop = async {
+                shutdown.wait().await;
                 None
             };
-            let accept = async { Some(self.listener.accept().await) };
-            let Some(accepted) = future::or(shutdown, accept).await else {
+            let accept = async { Some(listener.accept().await) };
+            let Some(accepted) = future::or(stop, accept).await else {
                 break;
             };
             match accepted {
                 Ok((stream, peer)) => {
-                    let Some(slot) = self.cap.admit(&peer) else {
+                    let Some(slot) = cap.admit(&peer) else {
                         continue;
                     };
-                    let session = Session::new(new_handler(), self.config.clone()).with_peer(peer);
-                    let connection = serve_connection(stream, session, self.shutdown.clone());
-                    let alive = alive.clone();
-                    async_std::task::spawn(async move {
-                        let _alive = alive;
-                        let _slot = slot;
-                        if AssertUnwindSafe(connection).catch_unwind().await.is_err() {
-                            tracing::debug!("a connection's handler panicked");
-                        }
-                    });
+                    let connection = Connection {
+                        acceptor: Arc::clone(&acceptor),
+                        new_handler: Arc::clone(&new_handler),
+                        config: config.clone(),
+                        shutdown: shutdown.clone(),
+                        peer,
+                        _slot: slot,
+                        _alive: alive.clone(),
+                    };
+                    R::spawn(connection.run(stream));
                 }
                 Err(error) => {
                     let Some(pause) = accept::after_accept_error(&error) else {
                         continue;
                     };
-                    let shutdown = async {
-                        self.shutdown.wait().await;
+                    let stop = async {
+                        shutdown.wait().await;
                         true
                     };
                     let backoff = async {
                         Timer::after(pause).await;
                         false
                     };
-                    if future::or(shutdown, backoff).await {
+                    if future::or(stop, backoff).await {
                         break;
                     }
                 }
             }
         }
-        drop(self.listener);
+        drop(listener);
         drop(alive);
         // Nothing is ever sent: this returns once the channel has closed.
         let _closed = all_ended.recv().await;
     }
 }
 
-async fn serve_connection<H: Handler>(
-    stream: TcpStream,
-    session: Session<H>,
+/// One accepted connection, owned by its task.
+struct Connection<A, F> {
+    acceptor: Arc<A>,
+    new_handler: Arc<Mutex<F>>,
+    config: SessionConfig,
     shutdown: ShutdownHandle,
-) {
-    // Small frames must not wait for Nagle's algorithm; writes are already coalesced.
-    if let Err(error) = stream.set_nodelay(true) {
-        tracing::debug!(%error, "could not disable Nagle's algorithm");
+    peer: Option<SocketAddr>,
+    /// The connection's place under the cap, from accept to the end.
+    _slot: ConnectionSlot,
+    /// Keeps `serve` from returning while this connection lives.
+    _alive: async_channel::Sender<Infallible>,
+}
+
+impl<A, F> Connection<A, F> {
+    /// The acceptor step within the handshake timeout, then the session.
+    async fn run<S, H>(self, stream: S)
+    where
+        A: Acceptor<S>,
+        F: FnMut() -> H + Send + 'static,
+        H: Handler + Send + 'static,
+    {
+        let handshake = bounded_handshake(
+            self.acceptor.accept(stream),
+            &self.config,
+            self.shutdown.wait(),
+        );
+        let stream = match handshake.await {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::debug!(peer = ?self.peer, %error, "connection closed before its session");
+                return;
+            }
+        };
+        let session = AssertUnwindSafe(async {
+            let handler = {
+                let mut new_handler = self
+                    .new_handler
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner);
+                (*new_handler)()
+            };
+            let mut session = Session::new(handler, self.config.clone());
+            if let Some(peer) = self.peer {
+                session = session.with_peer(peer);
+            }
+            run_session(stream, session, self.shutdown.clone()).await;
+        });
+        if session.catch_unwind().await.is_err() {
+            tracing::debug!(peer = ?self.peer, "a connection's handler panicked");
+        }
     }
-    run_session(stream, session, shutdown).await;
+}
+
+/// Runs `handshake` within `config`'s handshake timeout, giving up when
+/// `shutdown` completes first.
+pub(crate) async fn bounded_handshake<S>(
+    handshake: impl Future<Output = io::Result<S>>,
+    config: &SessionConfig,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<S> {
+    let timeout = config.handshake_timeout;
+    let expired = async {
+        Timer::after(timeout).await;
+        Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("the handshake did not complete within {timeout:?}"),
+        ))
+    };
+    let stopped = async {
+        shutdown.await;
+        Err(io::Error::other("the server is shutting down"))
+    };
+    future::or(handshake, future::or(expired, stopped)).await
 }

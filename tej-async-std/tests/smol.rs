@@ -201,8 +201,9 @@ fn shutdown_handle_closes_a_smol_client() {
     });
 }
 
+#[cfg(feature = "async-std")]
 #[test]
-fn server_and_client_inside_smol_block_on() {
+fn async_std_server_and_client_inside_smol_block_on() {
     use tej_async_std::{Client, Server};
 
     run(async {
