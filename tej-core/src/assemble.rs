@@ -44,6 +44,40 @@ pub enum FileTarget {
     /// is removed, never reported.
     #[cfg(feature = "std")]
     SpoolDir(std::path::PathBuf),
+    /// As [`SpoolDir`](Self::SpoolDir), and every byte also goes to this
+    /// writer as it is spooled: a hasher, a progress meter. Its errors end
+    /// the connection like the spool file's.
+    ///
+    /// ```
+    /// use std::io::{self, Write};
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use std::sync::Arc;
+    /// use tej_core::{Connection, FileTarget, Handler};
+    ///
+    /// /// Counts the bytes of the file arriving, for a progress display.
+    /// struct Meter(Arc<AtomicU64>);
+    /// impl Write for Meter {
+    ///     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+    ///         self.0.fetch_add(data.len() as u64, Ordering::Relaxed);
+    ///         Ok(data.len())
+    ///     }
+    ///     fn flush(&mut self) -> io::Result<()> {
+    ///         Ok(())
+    ///     }
+    /// }
+    ///
+    /// struct Saver(Arc<AtomicU64>);
+    /// impl Handler for Saver {
+    ///     fn file_target(&mut self, _name: &str, _size: u64, _index: usize) -> FileTarget {
+    ///         FileTarget::SpoolDirWith("inbox".into(), Box::new(Meter(self.0.clone())))
+    ///     }
+    /// }
+    /// ```
+    #[cfg(feature = "std")]
+    SpoolDirWith(
+        std::path::PathBuf,
+        alloc::boxed::Box<dyn std::io::Write + Send>,
+    ),
 }
 
 impl core::fmt::Debug for FileTarget {
@@ -55,6 +89,12 @@ impl core::fmt::Debug for FileTarget {
             FileTarget::Writer(_) => f.write_str("Writer(..)"),
             #[cfg(feature = "std")]
             FileTarget::SpoolDir(dir) => f.debug_tuple("SpoolDir").field(dir).finish(),
+            #[cfg(feature = "std")]
+            FileTarget::SpoolDirWith(dir, _) => f
+                .debug_tuple("SpoolDirWith")
+                .field(dir)
+                .field(&"..")
+                .finish(),
         }
     }
 }
@@ -162,6 +202,11 @@ enum Destination {
     Writer(alloc::boxed::Box<dyn std::io::Write + Send>, u64),
     #[cfg(feature = "std")]
     Spool(crate::spool::SpoolFile),
+    #[cfg(feature = "std")]
+    SpoolWith(
+        crate::spool::SpoolFile,
+        alloc::boxed::Box<dyn std::io::Write + Send>,
+    ),
 }
 
 impl Destination {
@@ -179,6 +224,10 @@ impl Destination {
             FileTarget::SpoolDir(dir) => {
                 Destination::Spool(crate::spool::SpoolFile::create(&dir, name)?)
             }
+            #[cfg(feature = "std")]
+            FileTarget::SpoolDirWith(dir, observer) => {
+                Destination::SpoolWith(crate::spool::SpoolFile::create(&dir, name)?, observer)
+            }
         })
     }
 
@@ -193,6 +242,11 @@ impl Destination {
             }
             #[cfg(feature = "std")]
             Destination::Spool(spool) => spool.write(data)?,
+            #[cfg(feature = "std")]
+            Destination::SpoolWith(spool, observer) => {
+                spool.write(data)?;
+                observer.write_all(data)?;
+            }
         }
         Ok(())
     }
@@ -208,6 +262,12 @@ impl Destination {
             }
             #[cfg(feature = "std")]
             Destination::Spool(spool) => {
+                let (path, len) = spool.finish()?;
+                FileBody::Disk { path, len }
+            }
+            #[cfg(feature = "std")]
+            Destination::SpoolWith(spool, mut observer) => {
+                observer.flush()?;
                 let (path, len) = spool.finish()?;
                 FileBody::Disk { path, len }
             }

@@ -87,7 +87,7 @@ pub use frame::{File, FileBody, Frame, FrameBuilder};
 #[cfg(feature = "net")]
 pub use shutdown::ShutdownHandle;
 #[cfg(feature = "std")]
-pub use session::{BufferedSender, SendFuture, Sender};
+pub use session::{BufferedSender, NotWritten, SendFuture, SendProgress, Sender, Written};
 #[cfg(feature = "alloc")]
 pub use session::{
     Connection, DisconnectReason, FrameTimeout, Handler, ReadBuffer, SendError, Session,

@@ -818,3 +818,128 @@ fn file_open_takes_its_name_from_the_path() {
     assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn send_tracked_reports_bytes_as_they_are_written_and_the_end() {
+    let (handler, _) = Recorder::new();
+    let mut session = Session::new(handler, SessionConfig::default());
+    session.start(secs(0));
+    let sender = session.sender();
+    // A small frame first, untracked: tracking counts from its own start.
+    sender.send_blocking(Frame::message("before")).unwrap();
+    let frame = FrameBuilder::new(Status::DEFAULT)
+        .file("a.bin", vec![1u8; 10_000])
+        .file("b.bin", vec![2u8; 5_000])
+        .message("m")
+        .build();
+    let total = frame.encoded_len();
+    let progress = sender.send_tracked_blocking(frame.clone()).unwrap();
+    assert_eq!(progress.total(), total);
+    assert_eq!(progress.bytes_written(), 0);
+    assert_eq!(progress.outcome(), None);
+    assert_eq!(progress.file_written(0), Some((0, 10_000)));
+    assert_eq!(progress.file_written(2), None);
+    session.poll_queue(&noop_waker());
+
+    // Write in pieces of 4,000 bytes; the untracked frame goes first.
+    let before = Frame::message("before").encoded_len();
+    let mut written = 0u64;
+    let mut seen_partial = false;
+    while session.wants_write() {
+        let mut slices: [&[u8]; 16] = [&[]; 16];
+        let filled = session.transmit(&mut slices);
+        let available: usize = slices[..filled].iter().map(|s| s.len()).sum();
+        let step = available.min(4000);
+        session.advance(step);
+        written += step as u64;
+        let expected = written.saturating_sub(before).min(total);
+        assert_eq!(progress.bytes_written(), expected);
+        if expected > 0 && expected < total {
+            seen_partial = true;
+            assert_eq!(progress.outcome(), None);
+        }
+    }
+    assert!(seen_partial);
+    assert_eq!(progress.outcome(), Some(Ok(())));
+    assert_eq!(progress.file_written(0), Some((10_000, 10_000)));
+    assert_eq!(progress.file_written(1), Some((5_000, 5_000)));
+    assert_eq!(progress.wait_blocking(), Ok(()));
+
+    // A tracked frame cut by a failed connection reports how far it got,
+    // and the frame itself comes back from take_unsent.
+    let progress = sender.send_tracked_blocking(frame.clone()).unwrap();
+    let waiter = std::thread::spawn({
+        let progress = progress.clone();
+        move || progress.wait_blocking()
+    });
+    session.poll_queue(&noop_waker());
+    let mut slices: [&[u8]; 16] = [&[]; 16];
+    session.transmit(&mut slices);
+    session.advance(100);
+    session.handle_io_error(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+    let not_written = waiter.join().unwrap().unwrap_err();
+    assert_eq!((not_written.written, not_written.total), (100, total));
+    assert_eq!(sender.take_unsent(), vec![frame.clone()]);
+
+    // And on a closed connection, send_tracked hands the frame back at once.
+    match sender.send_tracked_blocking(frame.clone()) {
+        Err(SendError::Closed(back)) => assert_eq!(back, frame),
+        other => panic!("expected Closed, got {other:?}"),
+    }
+}
+
+/// A writer that keeps what it is given, for `SpoolDirWith`.
+#[derive(Clone, Default)]
+struct Tee(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Tee {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+struct TeeSpooler {
+    dir: std::path::PathBuf,
+    tee: Tee,
+    frames: Vec<Frame>,
+}
+
+impl Handler for TeeSpooler {
+    fn received(&mut self, _conn: &mut Connection<'_>, frame: Frame) {
+        self.frames.push(frame);
+    }
+    fn file_target(&mut self, _name: &str, _size: u64, _index: usize) -> FileTarget {
+        FileTarget::SpoolDirWith(self.dir.clone(), Box::new(self.tee.clone()))
+    }
+}
+
+#[test]
+fn spool_dir_with_sees_every_byte_as_it_is_spooled() {
+    let dir = scratch_dir("spool-with");
+    let tee = Tee::default();
+    let handler = TeeSpooler {
+        dir: dir.clone(),
+        tee: tee.clone(),
+        frames: Vec::new(),
+    };
+    let mut session = Session::new(handler, SessionConfig::default());
+    session.start(secs(0));
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let wire = FrameBuilder::new(Status::DEFAULT)
+        .file("x.bin", data.clone())
+        .build()
+        .encode_to_vec()
+        .unwrap();
+    // Half first: the writer has seen exactly the bytes spooled so far.
+    session.handle_input(&wire[..100_000], secs(1));
+    assert_eq!(tee.0.lock().unwrap().len(), 100_000 - 25);
+    session.handle_input(&wire[100_000..], secs(1));
+    assert_eq!(*tee.0.lock().unwrap(), data);
+    let frame = &session.handler().frames[0];
+    assert_eq!(std::fs::read(frame.files[0].path().unwrap()).unwrap(), data);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

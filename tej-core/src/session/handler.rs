@@ -15,6 +15,20 @@ use crate::session::error::DisconnectReason;
 /// Every method has a default that does nothing, so a handler implements
 /// only what it needs. The same handler runs unchanged on every adapter.
 ///
+/// # Where callbacks run
+///
+/// On the task or thread that drives the connection: a Tokio or async-std
+/// task (a runtime worker thread), the mio loop's thread (shared by every
+/// connection of that loop). A callback that blocks holds up its
+/// connection, and on mio every connection of the loop. Received files
+/// that a [`file_target`](Self::file_target) sends to disk
+/// ([`FileTarget::SpoolDir`]) are written there too, with blocking file
+/// I/O, a read buffer (256 KiB by default) at a time; so are files sent
+/// from disk, read in 256 KiB chunks. With a page cache that absorbs the
+/// writes this costs little; on slow disks, or where other connections
+/// must never wait on a disk, spool to a writer that hands the bytes to a
+/// thread of its own ([`FileTarget::Writer`]).
+///
 /// ```
 /// use tej_core::{Connection, Frame, Handler};
 ///

@@ -61,6 +61,8 @@ mod error;
 mod handler;
 mod outbox;
 mod outgoing;
+#[cfg(feature = "std")]
+mod progress;
 mod read_buffer;
 #[cfg(feature = "std")]
 mod run;
@@ -75,6 +77,8 @@ pub use config::{FrameTimeout, SessionConfig};
 pub use connection::Connection;
 pub use error::{DisconnectReason, SendError};
 pub use handler::Handler;
+#[cfg(feature = "std")]
+pub use progress::{NotWritten, SendProgress, Written};
 pub use read_buffer::ReadBuffer;
 #[cfg(feature = "std")]
 pub use send_queue::{BufferedSender, SendFuture, Sender};

@@ -50,6 +50,10 @@ pub(crate) struct Outbox {
     /// The send queue's frames among the bytes waiting.
     #[cfg(feature = "std")]
     unwritten: crate::session::unwritten::Unwritten,
+    /// Tracked frames (`send_tracked`) not yet written whole, with the
+    /// stream position where each starts.
+    #[cfg(feature = "std")]
+    progress: VecDeque<(u64, crate::session::progress::Tracker)>,
 }
 
 impl Outbox {
@@ -104,8 +108,12 @@ impl Outbox {
     /// Queues a frame from the send queue, remembered until written so
     /// that it can be handed back if the connection fails first.
     #[cfg(feature = "std")]
-    pub(crate) fn push_tracked(&mut self, frame: OutgoingFrame) {
+    pub(crate) fn push_tracked(&mut self, mut frame: OutgoingFrame) {
         let copy = frame.to_frame();
+        if let Some(tracker) = frame.progress.take() {
+            let start = self.written_total + self.pending_len;
+            self.progress.push_back((start, tracker));
+        }
         self.push(frame);
         let end = self.written_total + self.pending_len;
         self.unwritten.frame(end, copy);
@@ -200,6 +208,8 @@ impl Outbox {
         // Before any segment is recycled: a run written whole is no longer shared.
         #[cfg(feature = "std")]
         self.unwritten.written(self.written_total);
+        #[cfg(feature = "std")]
+        self.report_progress();
         while written > 0 {
             let Some(segment) = self.segments.front_mut() else {
                 let step = written.min(self.staging.len());
@@ -243,10 +253,29 @@ impl Outbox {
         }
     }
 
+    /// Tells tracked frames how much of them is written; forgets those
+    /// written whole.
+    #[cfg(feature = "std")]
+    fn report_progress(&mut self) {
+        while let Some((start, tracker)) = self.progress.front() {
+            if self.written_total <= *start {
+                return;
+            }
+            let done = self.written_total - start;
+            tracker.advance_to(done);
+            if done < tracker.total() {
+                return;
+            }
+            self.progress.pop_front();
+        }
+    }
+
     /// The send queue's frames not completely written, in order; forgotten
-    /// here. For a connection that ends with bytes still waiting.
+    /// here. For a connection that ends with bytes still waiting. Their
+    /// trackers report them not written.
     #[cfg(feature = "std")]
     pub(crate) fn take_unwritten(&mut self) -> alloc::vec::Vec<crate::frame::Frame> {
+        self.progress.clear();
         self.unwritten.take(self.written_total)
     }
 

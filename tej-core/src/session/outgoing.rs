@@ -66,6 +66,9 @@ pub(crate) struct OutgoingFrame {
     pub(crate) version: u8,
     pub(crate) files: Vec<OutgoingFile>,
     pub(crate) message: Option<Bytes>,
+    /// Who watches this frame's bytes leave, for `send_tracked`.
+    #[cfg(feature = "std")]
+    pub(crate) progress: Option<crate::session::progress::Tracker>,
 }
 
 impl OutgoingFrame {
@@ -118,6 +121,8 @@ impl OutgoingFrame {
             version: frame.version,
             files,
             message: frame.message,
+            #[cfg(feature = "std")]
+            progress: None,
         })
     }
 

@@ -37,6 +37,19 @@ impl Pending {
             .map_err(|(error, frame)| error.into_send_error(frame))
     }
 
+    /// Checks `frame` and opens its files, with `tracker` watching its
+    /// bytes leave: never encoded into a run, so its place on the stream
+    /// is known.
+    pub(crate) fn tracked(
+        frame: Frame,
+        tracker: crate::session::progress::Tracker,
+    ) -> Result<Pending, SendError> {
+        let mut prepared =
+            OutgoingFrame::prepare(frame).map_err(|(error, frame)| error.into_send_error(frame))?;
+        prepared.progress = Some(tracker);
+        Ok(Pending::Prepared(prepared))
+    }
+
     /// What the frame costs against the queue's bound: its bytes in memory.
     #[inline]
     pub(crate) fn cost(&self) -> usize {

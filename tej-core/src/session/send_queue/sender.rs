@@ -11,6 +11,7 @@ use bytes::BytesMut;
 
 use crate::frame::Frame;
 use crate::session::error::SendError;
+use crate::session::progress::{SendProgress, Tracker};
 use crate::session::run::{decode_run, small_frame_cost, RUN_LEN};
 
 use super::buffered::BufferedSender;
@@ -146,11 +147,74 @@ impl Sender {
     ///
     /// As [`try_send`](Self::try_send), except that it waits instead of
     /// returning [`SendError::Full`].
+    ///
+    /// # Cancel safety
+    ///
+    /// The frame is queued in one step, when the future completes: a
+    /// future dropped before then (in a `select!` branch that lost, say)
+    /// queued nothing, and the frame is dropped with it; never half a
+    /// frame. Once it completed, the frame is sent in order, or handed back
+    /// by [`take_unsent`](Self::take_unsent) if the connection ends first.
     pub fn send(&self, frame: Frame) -> SendFuture<'_> {
         SendFuture {
             sender: self,
             frame: Some(Pending::new(frame)),
             flush: Flush::Now,
+        }
+    }
+
+    /// Queues `frame` as [`send`](Self::send) does, and returns a handle
+    /// that watches its bytes leave: how many are written so far, and a
+    /// future for "written whole to the stream".
+    ///
+    /// ```no_run
+    /// # async fn run(sender: tej_core::Sender) -> Result<(), Box<dyn std::error::Error>> {
+    /// let frame = tej_core::FrameBuilder::new(tej_core::Status::DEFAULT)
+    ///     .add_file(tej_core::File::open("big.iso")?)
+    ///     .build();
+    /// let progress = sender.send_tracked(frame).await?;
+    /// // From any thread: progress.bytes_written() of progress.total().
+    /// progress.written().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send); the frame comes back in the error.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`send`](Self::send): dropped before it completes, the frame was
+    /// not queued (and is dropped with the future).
+    pub async fn send_tracked(&self, frame: Frame) -> Result<SendProgress, SendError> {
+        let (tracker, progress) = Tracker::new(&frame);
+        SendFuture {
+            sender: self,
+            frame: Some(Pending::tracked(frame, tracker)),
+            flush: Flush::Now,
+        }
+        .await?;
+        Ok(progress)
+    }
+
+    /// [`send_tracked`](Self::send_tracked), blocking the thread while the
+    /// queue is full. Not for the connection's own thread (a callback).
+    ///
+    /// # Errors
+    ///
+    /// As [`send_blocking`](Self::send_blocking).
+    pub fn send_tracked_blocking(&self, frame: Frame) -> Result<SendProgress, SendError> {
+        let (tracker, progress) = Tracker::new(&frame);
+        let mut pending = Pending::tracked(frame, tracker)?;
+        let mut queue = self.shared.lock();
+        loop {
+            match queue.try_push(pending, Flush::Now) {
+                Ok(()) => return Ok(progress),
+                Err(back) if queue.closed => return Err(SendError::Closed(back.into_frame())),
+                Err(back) => pending = back,
+            }
+            queue = self.wait_for_room(queue);
         }
     }
 
@@ -562,7 +626,8 @@ pub(crate) struct Exchange<'a> {
     pub(crate) spare: &'a mut Option<BytesMut>,
 }
 
-/// The future of [`Sender::send`].
+/// The future of [`Sender::send`] and [`Sender::feed`]. Cancel-safe: see
+/// [`Sender::send`].
 #[must_use = "futures do nothing unless polled"]
 pub struct SendFuture<'a> {
     sender: &'a Sender,

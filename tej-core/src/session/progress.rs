@@ -1,0 +1,211 @@
+//! Watching a frame's bytes leave: the [`SendProgress`] of
+//! [`Sender::send_tracked`](crate::Sender::send_tracked), fed by the outbox
+//! as the connection writes. A leaf: knows nothing of the queue or session.
+
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::future::Future;
+use core::pin::Pin;
+use core::sync::atomic::{AtomicU64, Ordering};
+use core::task::{Context, Poll, Waker};
+use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+
+use crate::frame::Frame;
+use crate::wire::{FILE_HEADER_FIXED_LEN, FRAME_HEADER_LEN};
+
+/// The connection ended before the whole frame was written. The frame
+/// itself is not lost: the connection's
+/// [`Sender::take_unsent`](crate::Sender::take_unsent) gives it back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the connection ended after {written} of the frame's {total} bytes were written")]
+pub struct NotWritten {
+    /// Bytes of the frame written to the stream before it ended.
+    pub written: u64,
+    /// The frame's length on the wire.
+    pub total: u64,
+}
+
+#[derive(Debug)]
+struct State {
+    written: AtomicU64,
+    total: u64,
+    /// Where each file's data starts in the frame, and its length.
+    files: Vec<(u64, u64)>,
+    end: Mutex<End>,
+    ended: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct End {
+    outcome: Option<Result<(), NotWritten>>,
+    waker: Option<Waker>,
+}
+
+impl State {
+    fn lock(&self) -> MutexGuard<'_, End> {
+        self.end.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// How much of one frame has been written to the connection's stream.
+///
+/// Returned by [`Sender::send_tracked`](crate::Sender::send_tracked). Bytes
+/// count as written when the stream took them (for TCP, the kernel's send
+/// buffer, not the peer's hands). Poll [`bytes_written`](Self::bytes_written)
+/// from any thread for a progress bar, or await [`written`](Self::written).
+#[derive(Debug, Clone)]
+pub struct SendProgress {
+    state: Arc<State>,
+}
+
+impl SendProgress {
+    /// The frame's length on the wire: headers, names, files and message.
+    pub fn total(&self) -> u64 {
+        self.state.total
+    }
+
+    /// Bytes of the frame written so far.
+    pub fn bytes_written(&self) -> u64 {
+        self.state.written.load(Ordering::Acquire)
+    }
+
+    /// For the frame's file `index`: its data bytes written so far and its
+    /// length; `None` if the frame has no such file.
+    pub fn file_written(&self, index: usize) -> Option<(u64, u64)> {
+        let &(start, len) = self.state.files.get(index)?;
+        let written = self.bytes_written().saturating_sub(start).min(len);
+        Some((written, len))
+    }
+
+    /// The outcome, once known: `Ok` when every byte was written.
+    pub fn outcome(&self) -> Option<Result<(), NotWritten>> {
+        self.state.lock().outcome
+    }
+
+    /// Completes when the whole frame has been written, or with
+    /// [`NotWritten`] when the connection ended first. One waiter at a
+    /// time: a later `written` (or a clone's) replaces an earlier one's
+    /// waker.
+    pub fn written(&self) -> Written<'_> {
+        Written { progress: self }
+    }
+
+    /// Blocks the thread until [`written`](Self::written) would complete.
+    ///
+    /// # Errors
+    ///
+    /// [`NotWritten`] when the connection ended first.
+    pub fn wait_blocking(&self) -> Result<(), NotWritten> {
+        let mut end = self.state.lock();
+        loop {
+            if let Some(outcome) = end.outcome {
+                return outcome;
+            }
+            end = self
+                .state
+                .ended
+                .wait(end)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+}
+
+/// The future of [`SendProgress::written`].
+#[derive(Debug)]
+#[must_use = "futures do nothing unless polled"]
+pub struct Written<'a> {
+    progress: &'a SendProgress,
+}
+
+impl Future for Written<'_> {
+    type Output = Result<(), NotWritten>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut end = self.progress.state.lock();
+        match end.outcome {
+            Some(outcome) => Poll::Ready(outcome),
+            None => {
+                match &end.waker {
+                    Some(waker) if waker.will_wake(cx.waker()) => {}
+                    _ => end.waker = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// The writing side of a [`SendProgress`], carried with its frame into the
+/// outbox. Dropped before the frame was written whole (the connection
+/// ended, the frame was handed back), it reports [`NotWritten`].
+#[derive(Debug)]
+pub(crate) struct Tracker {
+    state: Arc<State>,
+}
+
+impl Tracker {
+    /// A tracker for `frame` and the handle that watches it.
+    pub(crate) fn new(frame: &Frame) -> (Tracker, SendProgress) {
+        let mut offset = FRAME_HEADER_LEN as u64;
+        let files = frame
+            .files
+            .iter()
+            .map(|file| {
+                offset += (FILE_HEADER_FIXED_LEN + file.name.len()) as u64;
+                let start = offset;
+                offset += file.len();
+                (start, file.len())
+            })
+            .collect();
+        let state = Arc::new(State {
+            written: AtomicU64::new(0),
+            total: frame.encoded_len(),
+            files,
+            end: Mutex::new(End::default()),
+            ended: Condvar::new(),
+        });
+        let progress = SendProgress {
+            state: Arc::clone(&state),
+        };
+        (Tracker { state }, progress)
+    }
+
+    /// The frame's length on the wire.
+    pub(crate) fn total(&self) -> u64 {
+        self.state.total
+    }
+
+    /// `written` bytes of the frame are on the stream; the whole frame at
+    /// its total, which ends the tracking.
+    pub(crate) fn advance_to(&self, written: u64) {
+        let written = written.min(self.state.total);
+        self.state.written.fetch_max(written, Ordering::AcqRel);
+        if written == self.state.total {
+            self.end(Ok(()));
+        }
+    }
+
+    fn end(&self, outcome: Result<(), NotWritten>) {
+        let mut end = self.state.lock();
+        if end.outcome.is_some() {
+            return;
+        }
+        end.outcome = Some(outcome);
+        let waker = end.waker.take();
+        drop(end);
+        self.state.ended.notify_all();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+}
+
+impl Drop for Tracker {
+    fn drop(&mut self) {
+        let written = self.state.written.load(Ordering::Acquire);
+        self.end(Err(NotWritten {
+            written,
+            total: self.state.total,
+        }));
+    }
+}
