@@ -2,31 +2,36 @@
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
+#[cfg(unix)]
+use std::path::Path;
+use std::sync::Arc;
 use std::thread::JoinHandle;
+#[cfg(feature = "tls")]
+use std::time::{Duration, Instant};
 
-use mio::net::TcpStream;
 use mio::{Poll, Token};
-use tej_core::{Handler, Sender, Session, SessionConfig};
+use tej_core::{Handler, Sender, Session, SessionConfig, ShutdownHandle};
 
-use crate::driver::Driver;
-use crate::event_loop::{self, ShutdownHandle};
+use crate::driver::{Driver, Stream};
+use crate::event_loop;
 
 /// A TEJ connection made by this side, running its [`Handler`] on an event
-/// loop in a thread of its own.
+/// loop in a thread of its own, over TCP, a Unix socket, TLS or any
+/// [`Stream`].
 ///
 /// For many connections on one thread, or a connection on a loop of your
 /// own, use a [`Driver`].
 #[derive(Debug)]
 pub struct Client {
     sender: Sender,
-    peer_addr: SocketAddr,
-    local_addr: SocketAddr,
+    peer_addr: Option<SocketAddr>,
+    local_addr: Option<SocketAddr>,
     shutdown: ShutdownHandle,
     thread: JoinHandle<io::Result<()>>,
 }
 
 impl Client {
-    /// Connects to `addr` and runs `handler` with the default options.
+    /// Connects to `addr` over TCP and runs `handler` with the default options.
     ///
     /// # Errors
     ///
@@ -38,8 +43,8 @@ impl Client {
         Client::connect_with(addr, handler, SessionConfig::default())
     }
 
-    /// Connects to `addr` (blocking until connected) and runs `handler`
-    /// with `config` on a new thread.
+    /// Connects to `addr` over TCP (blocking until connected) and runs
+    /// `handler` with `config` on a new thread.
     ///
     /// # Errors
     ///
@@ -52,20 +57,108 @@ impl Client {
     where
         H: Handler + Send + 'static,
     {
-        let stream = std::net::TcpStream::connect(addr)?;
-        stream.set_nodelay(true)?;
+        Client::from_stream(connect_tcp(addr)?, handler, config)
+    }
+
+    /// Connects to the Unix socket at `path` (blocking until connected)
+    /// and runs `handler` with `config` on a new thread.
+    ///
+    /// # Errors
+    ///
+    /// The error of connecting, or of starting the loop.
+    #[cfg(unix)]
+    pub fn connect_unix<H>(
+        path: impl AsRef<Path>,
+        handler: H,
+        config: SessionConfig,
+    ) -> io::Result<Client>
+    where
+        H: Handler + Send + 'static,
+    {
+        let stream = std::os::unix::net::UnixStream::connect(path)?;
         stream.set_nonblocking(true)?;
-        let peer_addr = stream.peer_addr()?;
-        let local_addr = stream.local_addr()?;
-        let poll = Poll::new()?;
-        let shutdown = ShutdownHandle::new(&poll)?;
-        let session = Session::new(handler, config).with_peer(peer_addr);
+        Client::from_stream(mio::net::UnixStream::from_std(stream), handler, config)
+    }
+
+    /// Connects to `addr` over TCP, runs the TLS handshake with `tls`
+    /// (the server's certificate must be valid for `server_name`), and
+    /// then runs `handler` with `config` on a new thread. Blocks until the
+    /// handshake is done, for at most `config`'s
+    /// [`handshake_timeout`](SessionConfig::handshake_timeout); the
+    /// handler's first callback comes after it.
+    ///
+    /// # Errors
+    ///
+    /// The error of connecting or of starting the loop, or the handshake's:
+    /// an untrusted certificate is `InvalidData`, its message naming the
+    /// server and rustls's reason (such as
+    /// `invalid peer certificate: UnknownIssuer`); a handshake that ran
+    /// out of time is `TimedOut`.
+    #[cfg(feature = "tls")]
+    pub fn connect_tls<H>(
+        addr: impl ToSocketAddrs,
+        server_name: rustls::pki_types::ServerName<'static>,
+        tls: Arc<rustls::ClientConfig>,
+        handler: H,
+        config: SessionConfig,
+    ) -> io::Result<Client>
+    where
+        H: Handler + Send + 'static,
+    {
+        let name = server_name.to_str().into_owned();
+        let mut stream = crate::tls::TlsStream::client(connect_tcp(addr)?, server_name, tls)?;
+        let (mut poll, waker) = event_loop::new_poll()?;
+        handshake_blocking(&mut poll, &mut stream, config.handshake_timeout).map_err(|error| {
+            io::Error::new(
+                error.kind(),
+                format!("TLS handshake with {name} failed: {error}"),
+            )
+        })?;
+        Client::start(poll, waker, stream, handler, config)
+    }
+
+    /// Runs `handler` with `config` over an already-connected `stream`
+    /// of any kind (non-blocking), on a new thread. A stream that still
+    /// needs its handshake (a [`TlsStream`](crate::tls::TlsStream) just
+    /// made) runs it in the loop first: the handler's first callback comes
+    /// after it, and a failed handshake is [`join`](Self::join)'s error.
+    ///
+    /// # Errors
+    ///
+    /// The error of starting the loop.
+    pub fn from_stream<S, H>(stream: S, handler: H, config: SessionConfig) -> io::Result<Client>
+    where
+        S: Stream + 'static,
+        H: Handler + Send + 'static,
+    {
+        let (poll, waker) = event_loop::new_poll()?;
+        Client::start(poll, waker, stream, handler, config)
+    }
+
+    fn start<S, H>(
+        poll: Poll,
+        waker: Arc<mio::Waker>,
+        stream: S,
+        handler: H,
+        config: SessionConfig,
+    ) -> io::Result<Client>
+    where
+        S: Stream + 'static,
+        H: Handler + Send + 'static,
+    {
+        let peer_addr = stream.peer_addr();
+        let local_addr = stream.local_addr();
+        let shutdown = ShutdownHandle::new();
+        let mut session = Session::new(handler, config);
+        if let Some(peer) = peer_addr {
+            session = session.with_peer(peer);
+        }
         let sender = session.sender();
         let thread = std::thread::Builder::new()
             .name("tej-mio-client".into())
             .spawn({
                 let shutdown = shutdown.clone();
-                move || run_client(poll, TcpStream::from_std(stream), session, &shutdown)
+                move || run_client(poll, waker, stream, session, &shutdown)
             })?;
         Ok(Client {
             sender,
@@ -81,13 +174,15 @@ impl Client {
         self.sender.clone()
     }
 
-    /// The server's address.
-    pub fn peer_addr(&self) -> SocketAddr {
+    /// The server's IP address; `None` over a Unix socket or a stream
+    /// without one.
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
         self.peer_addr
     }
 
-    /// This side's address.
-    pub fn local_addr(&self) -> SocketAddr {
+    /// This side's IP address; `None` over a Unix socket or a stream
+    /// without one.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
         self.local_addr
     }
 
@@ -101,12 +196,19 @@ impl Client {
         self.shutdown.shutdown();
     }
 
+    /// The handle [`shutdown`](Self::shutdown) gives, to stop this
+    /// connection from anywhere.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
+    }
+
     /// Waits until the connection has ended and its handler's
     /// `disconnected` has run.
     ///
     /// # Errors
     ///
-    /// An error if the handler panicked, or if the loop failed (polling or
+    /// An error if the handler panicked, if the stream's handshake failed
+    /// (then no callback ran), or if the loop failed (polling or
     /// registering the socket).
     pub fn join(self) -> io::Result<()> {
         match self.thread.join() {
@@ -116,16 +218,68 @@ impl Client {
     }
 }
 
+/// A TCP connection to `addr`, made blocking, then non-blocking for mio.
+fn connect_tcp(addr: impl ToSocketAddrs) -> io::Result<mio::net::TcpStream> {
+    let stream = std::net::TcpStream::connect(addr)?;
+    stream.set_nodelay(true)?;
+    stream.set_nonblocking(true)?;
+    Ok(mio::net::TcpStream::from_std(stream))
+}
+
+/// Runs `stream`'s handshake on `poll` until done, failed or `timeout`.
+#[cfg(feature = "tls")]
+fn handshake_blocking<S: Stream>(
+    poll: &mut Poll,
+    stream: &mut S,
+    timeout: Duration,
+) -> io::Result<()> {
+    use mio::{Events, Interest};
+
+    const TOKEN: Token = Token(1);
+    poll.registry()
+        .register(stream, TOKEN, Interest::READABLE | Interest::WRITABLE)?;
+    let deadline = Instant::now() + timeout;
+    let mut events = Events::with_capacity(4);
+    let result = loop {
+        match stream.handshake() {
+            Ok(()) => break Ok(()),
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
+            Err(error) => break Err(error),
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "the handshake did not complete within the handshake timeout",
+            ));
+        }
+        match poll.poll(&mut events, Some(left)) {
+            Err(error) if error.kind() != io::ErrorKind::Interrupted => break Err(error),
+            _ => {}
+        }
+    };
+    poll.registry().deregister(stream)?;
+    result
+}
+
 /// The client's loop: runs until its one connection has ended.
-fn run_client<H: Handler>(
+fn run_client<S: Stream + 'static, H: Handler>(
     mut poll: Poll,
-    stream: TcpStream,
+    waker: Arc<mio::Waker>,
+    stream: S,
     session: Session<H>,
     shutdown: &ShutdownHandle,
 ) -> io::Result<()> {
-    let mut driver = Driver::<H>::new(Token(1)..Token(3), shutdown.waker());
+    let mut driver = Driver::<H>::new(Token(1)..Token(3), Arc::clone(&waker));
     driver.add_session(poll.registry(), stream, session)?;
-    event_loop::run(&mut poll, &mut driver, shutdown)?;
+    event_loop::run(&mut poll, &waker, &mut driver, shutdown)?;
+    if let Some((_, error)) = driver.take_handshake_errors().pop() {
+        return Err(io::Error::new(
+            error.kind(),
+            format!("the handshake failed: {error}"),
+        ));
+    }
     match driver.take_panics().pop() {
         Some(message) => Err(io::Error::other(format!(
             "the connection's handler panicked: {message}"

@@ -1,12 +1,15 @@
 //! The one poll loop a [`Server`](crate::Server) and a
-//! [`Client`](crate::Client) run, and the shutdown signal that stops it.
+//! [`Client`](crate::Client) run, woken at once by a
+//! [`ShutdownHandle`](crate::ShutdownHandle) given on any thread.
 
+use std::future::Future;
 use std::io;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Wake, Waker};
 
 use mio::{Events, Poll, Token};
-use tej_core::Handler;
+use tej_core::{Handler, ShutdownHandle};
 
 use crate::driver::Driver;
 
@@ -15,56 +18,35 @@ pub(crate) const WAKE_TOKEN: Token = Token(0);
 /// Readiness events taken per poll.
 const EVENTS_CAPACITY: usize = 1024;
 
-/// Stops a loop gracefully from anywhere: a server accepts no new
-/// connections, and each connection finishes the frame it is receiving,
-/// flushes what it queued and closes; then the loop returns
-/// ([`Server::run`](crate::Server::run), [`Client::join`](crate::Client::join)).
-#[derive(Debug, Clone)]
-pub struct ShutdownHandle {
-    inner: Arc<Signal>,
-}
+/// A std waker that wakes the poll: what the shutdown signal's future is
+/// polled with.
+struct PollWaker(Arc<mio::Waker>);
 
-#[derive(Debug)]
-struct Signal {
-    requested: AtomicBool,
-    waker: Arc<mio::Waker>,
-}
-
-impl ShutdownHandle {
-    /// A signal for the loop of `poll`, with the poll's one waker.
-    pub(crate) fn new(poll: &Poll) -> io::Result<ShutdownHandle> {
-        let waker = Arc::new(mio::Waker::new(poll.registry(), WAKE_TOKEN)?);
-        Ok(ShutdownHandle {
-            inner: Arc::new(Signal {
-                requested: AtomicBool::new(false),
-                waker,
-            }),
-        })
+impl Wake for PollWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
     }
 
-    /// The poll's waker, for the driver's senders.
-    pub(crate) fn waker(&self) -> Arc<mio::Waker> {
-        Arc::clone(&self.inner.waker)
-    }
-
-    /// Starts the graceful shutdown.
-    pub fn shutdown(&self) {
-        self.inner.requested.store(true, Ordering::Release);
-        if let Err(error) = self.inner.waker.wake() {
+    fn wake_by_ref(self: &Arc<Self>) {
+        if let Err(error) = self.0.wake() {
             tracing::error!(%error, "cannot wake the event loop");
         }
     }
+}
 
-    /// Whether shutdown has started.
-    pub fn is_shutdown(&self) -> bool {
-        self.inner.requested.load(Ordering::Acquire)
-    }
+/// A poll and its one waker.
+pub(crate) fn new_poll() -> io::Result<(Poll, Arc<mio::Waker>)> {
+    let poll = Poll::new()?;
+    let waker = Arc::new(mio::Waker::new(poll.registry(), WAKE_TOKEN)?);
+    Ok((poll, waker))
 }
 
 /// Polls and dispatches until the driver is done: it has no connection
-/// left and accepts none (it never listened, or shut down).
+/// left and accepts none (it never listened, or shut down). `shutdown`
+/// starts the driver's graceful shutdown, waking the poll through `waker`.
 pub(crate) fn run<H, F>(
     poll: &mut Poll,
+    waker: &Arc<mio::Waker>,
     driver: &mut Driver<H, F>,
     shutdown: &ShutdownHandle,
 ) -> io::Result<()>
@@ -73,9 +55,12 @@ where
     F: FnMut() -> H,
 {
     let mut events = Events::with_capacity(EVENTS_CAPACITY);
+    let mut signal = shutdown.wait();
+    let waker = Waker::from(Arc::new(PollWaker(Arc::clone(waker))));
+    let mut cx = Context::from_waker(&waker);
     let mut shutting_down = false;
     loop {
-        if !shutting_down && shutdown.is_shutdown() {
+        if !shutting_down && Pin::new(&mut signal).poll(&mut cx).is_ready() {
             shutting_down = true;
             driver.shutdown(poll.registry());
         }

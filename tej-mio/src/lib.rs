@@ -112,11 +112,14 @@ mod client;
 mod driver;
 mod event_loop;
 mod server;
+#[cfg(feature = "tls")]
+#[cfg_attr(docsrs, doc(cfg(feature = "tls")))]
+pub mod tls;
 
 pub use client::Client;
-pub use driver::{Driver, Stream};
-pub use event_loop::ShutdownHandle;
+pub use driver::{Driver, Listener, Stream};
 pub use server::Server;
+pub use tej_core::ShutdownHandle;
 
 pub use mio;
 pub use tej_core::{

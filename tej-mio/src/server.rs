@@ -2,28 +2,48 @@
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
+#[cfg(unix)]
+use std::path::Path;
+use std::path::PathBuf;
+use std::sync::Arc;
 
-use mio::net::TcpListener;
 use mio::{Poll, Token};
 use tej_core::accept::{self, DEFAULT_MAX_CONNECTIONS};
-use tej_core::{Handler, SessionConfig};
+use tej_core::{Handler, SessionConfig, ShutdownHandle};
 
-use crate::driver::Driver;
-use crate::event_loop::{self, ShutdownHandle};
+use crate::driver::{AnyListener, Driver, Listener};
+use crate::event_loop;
 
-/// A TEJ server on a mio event loop.
+/// A TEJ server on a mio event loop, over TCP, a Unix socket or any
+/// [`Listener`], with TLS on top if asked ([`with_tls`](Self::with_tls),
+/// feature `tls`).
 ///
 /// [`run`](Self::run) blocks the calling thread: it accepts connections and
 /// runs every one of them on that thread, each with its own [`Handler`]
 /// from the factory. Handlers need not be `Send`. A connection that fails,
 /// or whose handler panics, ends alone.
-#[derive(Debug)]
 pub struct Server {
     poll: Poll,
-    listener: TcpListener,
+    waker: Arc<mio::Waker>,
+    listener: Box<dyn AnyListener>,
     config: SessionConfig,
     max_connections: usize,
     shutdown: ShutdownHandle,
+    #[cfg(feature = "tls")]
+    tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut debug = f.debug_struct("Server");
+        debug
+            .field("local_addr", &self.listener.local_addr_any().ok())
+            .field("local_path", &self.listener.local_path_any())
+            .field("max_connections", &self.max_connections);
+        #[cfg(feature = "tls")]
+        debug.field("tls", &self.tls.is_some());
+        debug.finish_non_exhaustive()
+    }
 }
 
 impl Server {
@@ -35,28 +55,46 @@ impl Server {
     ///
     /// The error of resolving or binding.
     pub fn bind(addr: impl ToSocketAddrs) -> io::Result<Server> {
-        Server::from_listener(accept::listen_tcp(addr.to_socket_addrs()?)?)
+        let listener = accept::listen_tcp(addr.to_socket_addrs()?)?;
+        listener.set_nonblocking(true)?;
+        Server::from_listener(mio::net::TcpListener::from_std(listener))
     }
 
-    /// A server on a listener bound elsewhere.
+    /// Binds a Unix socket at `path`, which must not exist yet (a socket
+    /// file left by an earlier server must be removed first). The file
+    /// stays when the server ends.
     ///
     /// # Errors
     ///
-    /// The error of making the listener non-blocking or of creating the poll.
-    pub fn from_listener(listener: std::net::TcpListener) -> io::Result<Server> {
-        listener.set_nonblocking(true)?;
-        let poll = Poll::new()?;
-        let shutdown = ShutdownHandle::new(&poll)?;
+    /// The error of binding.
+    #[cfg(unix)]
+    pub fn bind_unix(path: impl AsRef<Path>) -> io::Result<Server> {
+        Server::from_listener(mio::net::UnixListener::bind(path)?)
+    }
+
+    /// A server on a listener made elsewhere: mio's `TcpListener` or
+    /// `UnixListener` (a `std` one converts with their `from_std`, after
+    /// `set_nonblocking(true)`), or any [`Listener`].
+    ///
+    /// # Errors
+    ///
+    /// The error of creating the poll.
+    pub fn from_listener<L: Listener + 'static>(listener: L) -> io::Result<Server> {
+        let (poll, waker) = event_loop::new_poll()?;
         Ok(Server {
             poll,
-            listener: TcpListener::from_std(listener),
+            waker,
+            listener: Box::new(listener),
             config: SessionConfig::default(),
             max_connections: DEFAULT_MAX_CONNECTIONS,
-            shutdown,
+            shutdown: ShutdownHandle::new(),
+            #[cfg(feature = "tls")]
+            tls: None,
         })
     }
 
-    /// Sets the options of every connection's session.
+    /// Sets the options of every connection's session (among them the
+    /// [`handshake_timeout`](SessionConfig::handshake_timeout) of TLS).
     pub fn with_config(mut self, config: SessionConfig) -> Server {
         self.config = config;
         self
@@ -65,29 +103,57 @@ impl Server {
     /// Caps the connections open at once (default 10,000): beyond it a
     /// new connection is accepted and closed at once, and the server serves
     /// again when one ends. With the session's bound, this bounds the
-    /// server's memory.
+    /// server's memory. A connection still in its TLS handshake counts.
     pub fn with_max_connections(mut self, max: usize) -> Server {
         self.max_connections = max;
         self
     }
 
-    /// The address the server listens on.
+    /// Serves every connection over TLS with `config` (feature `tls`):
+    /// whether client certificates are required, and which, is the
+    /// config's to say. The handshake must complete within the session's
+    /// [`handshake_timeout`](SessionConfig::handshake_timeout) from accept,
+    /// or the connection is closed; no handler is made before it is done.
+    #[cfg(feature = "tls")]
+    pub fn with_tls(mut self, config: Arc<rustls::ServerConfig>) -> Server {
+        self.tls = Some(config);
+        self
+    }
+
+    /// Stops this server with `shutdown` instead of a handle of its own:
+    /// one [`ShutdownHandle::new`] can stop several servers and clients.
+    pub fn with_shutdown(mut self, shutdown: ShutdownHandle) -> Server {
+        self.shutdown = shutdown;
+        self
+    }
+
+    /// The IP address the server listens on.
     ///
     /// # Errors
     ///
-    /// The operating system's error, if it cannot tell.
+    /// The operating system's error, if it cannot tell; `Unsupported` on
+    /// a Unix socket, which has a [`local_path`](Self::local_path) instead.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr()
+        self.listener.local_addr_any()
     }
 
-    /// A handle that shuts this server down gracefully from any thread.
+    /// The path of the Unix socket the server listens on, if it is one
+    /// bound to a path.
+    pub fn local_path(&self) -> Option<PathBuf> {
+        self.listener.local_path_any()
+    }
+
+    /// A handle that shuts this server down gracefully from any thread:
+    /// it accepts no more connections, each connection finishes the frame
+    /// it is receiving, flushes what it queued and closes (a connection
+    /// still in its handshake is closed), then [`run`](Self::run) returns.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         self.shutdown.clone()
     }
 
     /// Accepts connections and runs them on this thread until shut down,
-    /// with a handler made by `new_handler` for each; returns once every
-    /// connection has ended.
+    /// with a handler made by `new_handler` for each (once its TLS
+    /// handshake, if any, is done); returns once every connection has ended.
     ///
     /// # Errors
     ///
@@ -99,14 +165,25 @@ impl Server {
     {
         let Server {
             mut poll,
+            waker,
             listener,
             config,
             max_connections,
             shutdown,
+            #[cfg(feature = "tls")]
+            tls,
         } = self;
-        let mut driver = Driver::<H>::new(Token(1)..Token(usize::MAX), shutdown.waker())
-            .listen(poll.registry(), listener, config, new_handler)?
+        #[cfg(feature = "tls")]
+        let listener: Box<dyn AnyListener> = match tls {
+            Some(tls) => Box::new(crate::tls::TlsListener::new(
+                crate::driver::BoxListener(listener),
+                tls,
+            )),
+            None => listener,
+        };
+        let mut driver = Driver::<H>::new(Token(1)..Token(usize::MAX), Arc::clone(&waker))
+            .listen_any(poll.registry(), listener, config, new_handler)?
             .with_max_connections(max_connections);
-        event_loop::run(&mut poll, &mut driver, &shutdown)
+        event_loop::run(&mut poll, &waker, &mut driver, &shutdown)
     }
 }

@@ -1,8 +1,9 @@
-//! One connection: its stream, its session, its drive state and what is
-//! known of the stream's readiness.
+//! One connection: its stream, its session (made once the stream's
+//! handshake is done), its drive state and what is known of the stream's
+//! readiness.
 
 use std::io::{self, IoSlice, Read, Write};
-use std::net::Shutdown;
+use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
 use std::task::Waker;
 use std::time::Duration;
@@ -15,20 +16,73 @@ use tej_core::{Handler, ReadBuffer, Session};
 use super::wake::ConnWaker;
 
 /// A non-blocking stream a [`Driver`](crate::Driver) runs a connection
-/// over: mio's `TcpStream` and `UnixStream`, or a stream of your own that
-/// reports "not ready" as `WouldBlock` and readiness through its `Source`.
+/// over: mio's `TcpStream` and `UnixStream`, a
+/// [`TlsStream`](crate::tls::TlsStream) over either (feature `tls`), or a
+/// stream of your own that reports "not ready" as `WouldBlock` and its
+/// readiness through its [`Source`](mio::event::Source).
+///
+/// A stream may need a handshake before it carries the session's bytes
+/// (TLS does): the driver calls [`handshake`](Self::handshake) whenever the
+/// stream is ready until it succeeds, and only then makes the session's
+/// handler (for an accepted connection) and starts the session. A
+/// handshake that does not complete within
+/// [`SessionConfig::handshake_timeout`](tej_core::SessionConfig::handshake_timeout)
+/// closes the connection, and no handler callback runs for it.
 pub trait Stream: mio::event::Source + Read + Write + Send {
-    /// Ends this side's direction of the stream (a TCP FIN).
+    /// Ends this side's direction of the stream (a TCP FIN; for TLS, a
+    /// `close_notify` first).
     ///
     /// # Errors
     ///
     /// The operating system's error; `WouldBlock` while in progress.
     fn shutdown_write(&mut self) -> io::Result<()>;
+
+    /// Advances what must happen before the session's first byte, such as
+    /// a TLS handshake: `Ok(())` once done (at once for a plain stream).
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` while waiting for the peer or for room to write (see
+    /// [`wants_write`](Self::wants_write)); any other error fails the
+    /// handshake and the connection is closed.
+    fn handshake(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+
+    /// Whether a handshake is still in progress (false for a plain stream).
+    fn is_handshaking(&self) -> bool {
+        false
+    }
+
+    /// Whether the stream holds bytes of its own to write (TLS records
+    /// not yet on the socket): the driver then watches the socket for room
+    /// to write even when the session has nothing to send.
+    fn wants_write(&self) -> bool {
+        false
+    }
+
+    /// The peer's IP address, if the stream has one.
+    fn peer_addr(&self) -> Option<SocketAddr> {
+        None
+    }
+
+    /// This side's IP address, if the stream has one.
+    fn local_addr(&self) -> Option<SocketAddr> {
+        None
+    }
 }
 
 impl Stream for mio::net::TcpStream {
     fn shutdown_write(&mut self) -> io::Result<()> {
         self.shutdown(Shutdown::Write)
+    }
+
+    fn peer_addr(&self) -> Option<SocketAddr> {
+        mio::net::TcpStream::peer_addr(self).ok()
+    }
+
+    fn local_addr(&self) -> Option<SocketAddr> {
+        mio::net::TcpStream::local_addr(self).ok()
     }
 }
 
@@ -39,11 +93,58 @@ impl Stream for mio::net::UnixStream {
     }
 }
 
+impl<S: Stream + ?Sized> Stream for Box<S> {
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        (**self).shutdown_write()
+    }
+    fn handshake(&mut self) -> io::Result<()> {
+        (**self).handshake()
+    }
+    fn is_handshaking(&self) -> bool {
+        (**self).is_handshaking()
+    }
+    fn wants_write(&self) -> bool {
+        (**self).wants_write()
+    }
+    fn peer_addr(&self) -> Option<SocketAddr> {
+        (**self).peer_addr()
+    }
+    fn local_addr(&self) -> Option<SocketAddr> {
+        (**self).local_addr()
+    }
+}
+
+/// Where a connection's handshake stands after a try.
+pub(super) enum Handshake {
+    /// Done: the session may start.
+    Done,
+    /// Waiting for the peer (or for room to write), until the deadline.
+    Waiting,
+    /// Failed, timed out or cut by a shutdown: close the connection.
+    Failed(HandshakeFailure),
+}
+
+/// Why a handshake did not complete.
+pub(super) enum HandshakeFailure {
+    /// The stream's error (or the timeout).
+    Error(io::Error),
+    /// The driver shut down first.
+    Shutdown,
+}
+
 pub(super) struct Conn<H: Handler> {
-    pub(super) session: Session<H>,
+    /// `None` until the handshake is done, for an accepted connection; a
+    /// session added by the caller waits here unstarted meanwhile.
+    pub(super) session: Option<Session<H>>,
     stream: Box<dyn Stream>,
     drive: Drive,
     token: Token,
+    /// The peer's address, for a session made after the handshake.
+    pub(super) peer: Option<SocketAddr>,
+    /// While handshaking: when the handshake must be done by.
+    handshake_until: Option<Duration>,
+    /// Shut down before the handshake was done.
+    shutdown: bool,
     pub(super) waker: Waker,
     pub(super) wake_state: Arc<ConnWaker>,
     /// The stream may have bytes to read: cleared only by `WouldBlock`.
@@ -60,19 +161,30 @@ pub(super) struct Conn<H: Handler> {
     _slot: Option<ConnectionSlot>,
 }
 
+/// What a new connection starts with.
+pub(super) struct Opening<H: Handler> {
+    pub(super) session: Option<Session<H>>,
+    pub(super) stream: Box<dyn Stream>,
+    pub(super) peer: Option<SocketAddr>,
+    /// When the handshake must be done by.
+    pub(super) handshake_until: Duration,
+    pub(super) slot: Option<ConnectionSlot>,
+}
+
 impl<H: Handler> Conn<H> {
     pub(super) fn new(
-        session: Session<H>,
-        stream: Box<dyn Stream>,
+        opening: Opening<H>,
         token: Token,
         (waker, wake_state): (Waker, Arc<ConnWaker>),
-        slot: Option<ConnectionSlot>,
     ) -> Conn<H> {
         Conn {
-            session,
-            stream,
+            session: opening.session,
+            stream: opening.stream,
             drive: Drive::new(),
             token,
+            peer: opening.peer,
+            handshake_until: Some(opening.handshake_until),
+            shutdown: false,
             waker,
             wake_state,
             // Assume ready until the stream says otherwise.
@@ -81,7 +193,7 @@ impl<H: Handler> Conn<H> {
             writable_interest: false,
             deadline: None,
             scheduled: false,
-            _slot: slot,
+            _slot: opening.slot,
         }
     }
 
@@ -91,6 +203,11 @@ impl<H: Handler> Conn<H> {
 
     pub(super) fn stream(&mut self) -> &mut dyn Stream {
         &mut *self.stream
+    }
+
+    /// Whether the handshake is still to be done.
+    pub(super) fn is_handshaking(&self) -> bool {
+        self.handshake_until.is_some()
     }
 
     /// Records a readiness event.
@@ -104,43 +221,103 @@ impl<H: Handler> Conn<H> {
         self.drive.timer_fired(deadline);
     }
 
-    /// Runs the core's drive step over the stream.
+    /// Shuts the connection down gracefully: a running session finishes
+    /// the frame it is receiving; a handshake is cut.
+    pub(super) fn shutdown(&mut self) {
+        if self.is_handshaking() {
+            self.shutdown = true;
+        } else if let Some(session) = &mut self.session {
+            session.shutdown();
+        }
+    }
+
+    /// Tries the stream's handshake once more.
+    pub(super) fn handshake(&mut self, now: Duration) -> Handshake {
+        let Some(until) = self.handshake_until else {
+            return Handshake::Done;
+        };
+        if self.shutdown {
+            return Handshake::Failed(HandshakeFailure::Shutdown);
+        }
+        loop {
+            match self.stream.handshake() {
+                Ok(()) => {
+                    self.handshake_until = None;
+                    return Handshake::Done;
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    if now >= until {
+                        return Handshake::Failed(HandshakeFailure::Error(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "the handshake did not complete within the handshake timeout",
+                        )));
+                    }
+                    return Handshake::Waiting;
+                }
+                Err(error) => return Handshake::Failed(HandshakeFailure::Error(error)),
+            }
+        }
+    }
+
+    /// Runs the core's drive step over the stream (the session is there
+    /// once the handshake is done).
     pub(super) fn step(&mut self, buffer: &mut ReadBuffer, now: Duration) -> Step {
+        let Some(session) = self.session.as_mut() else {
+            return Step::Done;
+        };
+        if self.stream.wants_write() && self.write_ready {
+            // Bytes the stream queued on its own (a TLS alert or key
+            // update answered while reading): push them out. An error
+            // shows again in the drive's next read or write.
+            let _ = track(&mut self.write_ready, self.stream.flush());
+        }
         let mut io = Readiness {
             stream: &mut *self.stream,
             read_ready: &mut self.read_ready,
             write_ready: &mut self.write_ready,
         };
-        self.drive
-            .step(&mut self.session, &mut io, buffer, &self.waker, now)
+        self.drive.step(session, &mut io, buffer, &self.waker, now)
     }
 
     /// When the driver's timers must run this connection next.
     pub(super) fn poll_timeout(&self) -> Option<Duration> {
-        self.drive.poll_timeout(&self.session)
+        match (&self.session, self.handshake_until) {
+            (_, Some(until)) => Some(until),
+            (Some(session), None) => self.drive.poll_timeout(session),
+            (None, None) => None,
+        }
     }
 
-    /// `WRITABLE` only while the drive has something to write; false if
-    /// the registry refused (the session has failed: step it again).
-    pub(super) fn update_interest(&mut self, registry: &Registry) -> bool {
-        let wants_write = self.drive.wants_write(&self.session);
+    /// `WRITABLE` only while the drive or the stream has something to
+    /// write.
+    ///
+    /// # Errors
+    ///
+    /// The registry's: fail the handshake, or the session (step it again).
+    pub(super) fn update_interest(&mut self, registry: &Registry) -> io::Result<()> {
+        let drive_wants = match (&self.session, self.is_handshaking()) {
+            (Some(session), false) => self.drive.wants_write(session),
+            _ => false,
+        };
+        let wants_write = drive_wants || self.stream.wants_write();
         if wants_write == self.writable_interest {
-            return true;
+            return Ok(());
         }
         let interest = if wants_write {
             Interest::READABLE | Interest::WRITABLE
         } else {
             Interest::READABLE
         };
-        match registry.reregister(&mut *self.stream, self.token, interest) {
-            Ok(()) => {
-                self.writable_interest = wants_write;
-                true
-            }
-            Err(error) => {
-                self.session.handle_io_error(error);
-                false
-            }
+        registry.reregister(&mut *self.stream, self.token, interest)?;
+        self.writable_interest = wants_write;
+        Ok(())
+    }
+
+    /// Ends the session with `error` (it is running).
+    pub(super) fn fail(&mut self, error: io::Error) {
+        if let Some(session) = &mut self.session {
+            session.handle_io_error(error);
         }
     }
 }

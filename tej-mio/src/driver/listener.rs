@@ -1,17 +1,158 @@
-//! The accepting side of a driver: its socket, the handler factory, the
-//! connection cap and the rest after an accept error.
+//! The accepting side of a driver: the public [`Listener`] trait, and the
+//! driver's acceptor with its handler factory, the connection cap and the
+//! rest after an accept error.
 
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
-use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Registry, Token};
 use tej_core::accept::{self, ConnectionCap, ConnectionSlot};
 use tej_core::SessionConfig;
 
-pub(super) struct Listener<F> {
-    pub(super) socket: TcpListener,
+use super::conn::Stream;
+
+/// A non-blocking listener a [`Driver`](crate::Driver) or a
+/// [`Server`](crate::Server) accepts connections on: mio's `TcpListener`
+/// and `UnixListener`, a [`TlsListener`](crate::tls::TlsListener) over
+/// either (feature `tls`), or one of your own that reports "nothing to
+/// accept" as `WouldBlock` and its readiness through its
+/// [`Source`](mio::event::Source).
+pub trait Listener: mio::event::Source + Send {
+    /// The streams it accepts.
+    type Stream: Stream + 'static;
+
+    /// Accepts one connection, with the peer's IP address if it has one.
+    ///
+    /// # Errors
+    ///
+    /// `WouldBlock` when none is waiting; otherwise the operating
+    /// system's error (see
+    /// [`is_per_connection_error`](tej_core::accept::is_per_connection_error)
+    /// for which ones end only that connection).
+    fn accept(&mut self) -> io::Result<(Self::Stream, Option<SocketAddr>)>;
+
+    /// The IP address it listens on.
+    ///
+    /// # Errors
+    ///
+    /// The operating system's error; `Unsupported` for a listener without
+    /// an IP address (a Unix socket: see [`local_path`](Self::local_path)).
+    fn local_addr(&self) -> io::Result<SocketAddr>;
+
+    /// The file system path it listens on, for a Unix socket bound to one.
+    fn local_path(&self) -> Option<PathBuf> {
+        None
+    }
+}
+
+impl Listener for mio::net::TcpListener {
+    type Stream = mio::net::TcpStream;
+
+    /// Accepts a connection with Nagle's algorithm off: small frames must
+    /// not wait, and the driver already coalesces its writes.
+    fn accept(&mut self) -> io::Result<(mio::net::TcpStream, Option<SocketAddr>)> {
+        let (stream, peer) = mio::net::TcpListener::accept(self)?;
+        if let Err(error) = stream.set_nodelay(true) {
+            tracing::debug!(%error, "could not disable Nagle's algorithm");
+        }
+        Ok((stream, Some(peer)))
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        mio::net::TcpListener::local_addr(self)
+    }
+}
+
+#[cfg(unix)]
+impl Listener for mio::net::UnixListener {
+    type Stream = mio::net::UnixStream;
+
+    fn accept(&mut self) -> io::Result<(mio::net::UnixStream, Option<SocketAddr>)> {
+        let (stream, _) = mio::net::UnixListener::accept(self)?;
+        Ok((stream, None))
+    }
+
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        Err(no_ip_address())
+    }
+
+    fn local_path(&self) -> Option<PathBuf> {
+        let addr = mio::net::UnixListener::local_addr(self).ok()?;
+        addr.as_pathname().map(PathBuf::from)
+    }
+}
+
+/// The error of asking a Unix socket for its IP address.
+#[cfg(unix)]
+fn no_ip_address() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "a Unix socket has no IP address (see local_path)",
+    )
+}
+
+/// A [`Listener`] of any kind, its streams boxed.
+pub(crate) trait AnyListener: mio::event::Source + Send {
+    fn accept_any(&mut self) -> io::Result<(Box<dyn Stream>, Option<SocketAddr>)>;
+    fn local_addr_any(&self) -> io::Result<SocketAddr>;
+    fn local_path_any(&self) -> Option<PathBuf>;
+}
+
+impl<L: Listener> AnyListener for L {
+    fn accept_any(&mut self) -> io::Result<(Box<dyn Stream>, Option<SocketAddr>)> {
+        let (stream, peer) = self.accept()?;
+        Ok((Box::new(stream), peer))
+    }
+    fn local_addr_any(&self) -> io::Result<SocketAddr> {
+        self.local_addr()
+    }
+    fn local_path_any(&self) -> Option<PathBuf> {
+        self.local_path()
+    }
+}
+
+/// A boxed listener of any kind, itself a [`Listener`] (so that TLS can
+/// wrap whatever a server was given).
+#[cfg(feature = "tls")]
+pub(crate) struct BoxListener(pub(crate) Box<dyn AnyListener>);
+
+#[cfg(feature = "tls")]
+impl mio::event::Source for BoxListener {
+    fn register(&mut self, registry: &Registry, token: Token, interests: Interest) -> io::Result<()> {
+        self.0.register(registry, token, interests)
+    }
+    fn reregister(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
+        self.0.reregister(registry, token, interests)
+    }
+    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
+        self.0.deregister(registry)
+    }
+}
+
+#[cfg(feature = "tls")]
+impl Listener for BoxListener {
+    type Stream = Box<dyn Stream>;
+
+    fn accept(&mut self) -> io::Result<(Box<dyn Stream>, Option<SocketAddr>)> {
+        self.0.accept_any()
+    }
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.0.local_addr_any()
+    }
+    fn local_path(&self) -> Option<PathBuf> {
+        self.0.local_path_any()
+    }
+}
+
+pub(super) struct Acceptor<F> {
+    pub(super) socket: Box<dyn AnyListener>,
     pub(super) config: SessionConfig,
     pub(super) factory: F,
     pub(super) cap: ConnectionCap,
@@ -27,7 +168,7 @@ pub(super) struct Listener<F> {
 /// What one accept gave.
 pub(super) enum Accepted {
     /// A connection to serve, with its place under the cap.
-    Connection(TcpStream, SocketAddr, ConnectionSlot),
+    Connection(Box<dyn Stream>, Option<SocketAddr>, ConnectionSlot),
     /// A connection refused at the cap (already closed), or one that
     /// failed before it was accepted: accept the next.
     Skipped,
@@ -35,16 +176,16 @@ pub(super) enum Accepted {
     Done,
 }
 
-impl<F> Listener<F> {
+impl<F> Acceptor<F> {
     pub(super) fn new(
         registry: &Registry,
-        mut socket: TcpListener,
+        mut socket: Box<dyn AnyListener>,
         token: Token,
         config: SessionConfig,
         factory: F,
-    ) -> io::Result<Listener<F>> {
-        registry.register(&mut socket, token, Interest::READABLE)?;
-        Ok(Listener {
+    ) -> io::Result<Acceptor<F>> {
+        registry.register(&mut *socket, token, Interest::READABLE)?;
+        Ok(Acceptor {
             socket,
             config,
             factory,
@@ -63,7 +204,7 @@ impl<F> Listener<F> {
         if !self.registered {
             return Accepted::Done;
         }
-        match self.socket.accept() {
+        match self.socket.accept_any() {
             Ok((stream, peer)) => match self.cap.admit(&peer) {
                 Some(slot) => Accepted::Connection(stream, peer, slot),
                 None => Accepted::Skipped,
@@ -72,7 +213,7 @@ impl<F> Listener<F> {
             Err(error) => match accept::after_accept_error(&error) {
                 None => Accepted::Skipped,
                 Some(pause) => {
-                    if let Err(error) = registry.deregister(&mut self.socket) {
+                    if let Err(error) = registry.deregister(&mut *self.socket) {
                         tracing::debug!(%error, "could not deregister the listener");
                     }
                     self.registered = false;
@@ -94,7 +235,7 @@ impl<F> Listener<F> {
             return;
         }
         self.paused_until = None;
-        match registry.register(&mut self.socket, self.token, Interest::READABLE) {
+        match registry.register(&mut *self.socket, self.token, Interest::READABLE) {
             Ok(()) => {
                 self.registered = true;
                 self.ready = true;
@@ -109,7 +250,7 @@ impl<F> Listener<F> {
     /// Stops listening.
     pub(super) fn close(mut self, registry: &Registry) {
         if self.registered {
-            if let Err(error) = registry.deregister(&mut self.socket) {
+            if let Err(error) = registry.deregister(&mut *self.socket) {
                 tracing::debug!(%error, "could not deregister the listener");
             }
         }

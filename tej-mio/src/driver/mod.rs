@@ -19,16 +19,19 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::event::Event;
-use mio::net::TcpListener;
 use mio::{Interest, Registry, Token};
 use slab::Slab;
-use tej_core::accept::{panic_message, ConnectionSlot};
+use tej_core::accept::panic_message;
 use tej_core::drive::Step;
 use tej_core::{Handler, ReadBuffer, Session, SessionConfig};
 
-use conn::Conn;
+use conn::{Conn, Handshake, HandshakeFailure, Opening};
 pub use conn::Stream;
-use listener::{Accepted, Listener};
+#[cfg(feature = "tls")]
+pub(crate) use listener::BoxListener;
+pub(crate) use listener::AnyListener;
+pub use listener::Listener;
+use listener::{Accepted, Acceptor};
 use timers::Timers;
 use wake::{ConnWaker, WakeList};
 
@@ -158,12 +161,14 @@ pub struct Driver<H: Handler, F = fn() -> H> {
     buffer: ReadBuffer,
     /// The time origin of every session's `now`.
     origin: Instant,
-    listener: Option<Listener<F>>,
+    listener: Option<Acceptor<F>>,
     /// Scratch space for due timers and marked connections.
     due: Vec<(usize, Duration)>,
     marked: Vec<Arc<ConnWaker>>,
     /// Messages of handler panics, for the client to report.
     panics: Vec<String>,
+    /// Handshakes of added sessions that failed, for their owner to report.
+    handshake_errors: Vec<(Token, io::Error)>,
 }
 
 impl<H: Handler, F> fmt::Debug for Driver<H, F> {
@@ -177,7 +182,7 @@ impl<H: Handler, F> fmt::Debug for Driver<H, F> {
             .field("timers", &self.timers.len())
             .field(
                 "listener",
-                &self.listener.as_ref().map(|l| l.socket.local_addr()),
+                &self.listener.as_ref().map(|l| l.socket.local_addr_any()),
             )
             .finish_non_exhaustive()
     }
@@ -213,6 +218,7 @@ impl<H: Handler> Driver<H> {
             due: Vec::new(),
             marked: Vec::new(),
             panics: Vec::new(),
+            handshake_errors: Vec::new(),
         }
     }
 
@@ -225,20 +231,41 @@ impl<H: Handler> Driver<H> {
     /// 10,000 connections are served at once (see
     /// [`with_max_connections`](Driver::with_max_connections)).
     ///
+    /// A stream that needs a handshake (TLS: see
+    /// [`TlsListener`](crate::tls::TlsListener)) gets its handler only once
+    /// the handshake is done, within `config`'s
+    /// [`handshake_timeout`](SessionConfig::handshake_timeout) from
+    /// accept; until then it holds its place under the cap.
+    ///
     /// # Errors
     ///
     /// The error of registering the listener.
-    pub fn listen<G>(
+    pub fn listen<L, G>(
         self,
         registry: &Registry,
-        listener: TcpListener,
+        listener: L,
+        config: SessionConfig,
+        factory: G,
+    ) -> io::Result<Driver<H, G>>
+    where
+        L: Listener + 'static,
+        G: FnMut() -> H,
+    {
+        self.listen_any(registry, Box::new(listener), config, factory)
+    }
+
+    /// [`listen`](Self::listen) on a boxed listener of any kind.
+    pub(crate) fn listen_any<G>(
+        self,
+        registry: &Registry,
+        listener: Box<dyn AnyListener>,
         config: SessionConfig,
         factory: G,
     ) -> io::Result<Driver<H, G>>
     where
         G: FnMut() -> H,
     {
-        let listener = Listener::new(registry, listener, Token(self.first_token), config, factory)?;
+        let listener = Acceptor::new(registry, listener, Token(self.first_token), config, factory)?;
         Ok(Driver {
             first_token: self.first_token,
             capacity: self.capacity,
@@ -252,6 +279,7 @@ impl<H: Handler> Driver<H> {
             due: self.due,
             marked: self.marked,
             panics: self.panics,
+            handshake_errors: self.handshake_errors,
         })
     }
 }
@@ -276,6 +304,13 @@ impl<H: Handler, F: FnMut() -> H> Driver<H, F> {
     /// returns at once): until it is, reads and writes wait, and a failed
     /// connection ends the session with an I/O error.
     ///
+    /// A stream that needs a handshake (a
+    /// [`TlsStream`](crate::tls::TlsStream)) starts the session only once
+    /// the handshake is done, within the session's
+    /// [`handshake_timeout`](SessionConfig::handshake_timeout); if it
+    /// fails, the session is dropped without any callback and the error
+    /// is kept for [`take_handshake_errors`](Self::take_handshake_errors).
+    ///
     /// Returns the connection's token. The connection may already have
     /// ended when this returns (a handler that closes at once).
     ///
@@ -289,30 +324,44 @@ impl<H: Handler, F: FnMut() -> H> Driver<H, F> {
         stream: impl Stream + 'static,
         session: Session<H>,
     ) -> io::Result<Token> {
-        self.add(registry, Box::new(stream), session, None)
+        let handshake_until = self
+            .now()
+            .saturating_add(session.config().handshake_timeout);
+        let peer = stream.peer_addr();
+        self.add(
+            registry,
+            Opening {
+                session: Some(session),
+                stream: Box::new(stream),
+                peer,
+                handshake_until,
+                slot: None,
+            },
+        )
     }
 
-    fn add(
-        &mut self,
-        registry: &Registry,
-        mut stream: Box<dyn Stream>,
-        session: Session<H>,
-        cap_slot: Option<ConnectionSlot>,
-    ) -> io::Result<Token> {
+    /// The handshakes of sessions added with
+    /// [`add_session`](Self::add_session) that failed or timed out since
+    /// last asked, by the connection's token.
+    pub fn take_handshake_errors(&mut self) -> Vec<(Token, io::Error)> {
+        std::mem::take(&mut self.handshake_errors)
+    }
+
+    fn add(&mut self, registry: &Registry, mut opening: Opening<H>) -> io::Result<Token> {
         let entry = self.slots.vacant_entry();
         let slot = entry.key();
         if slot >= self.capacity {
             return Err(io::Error::other("no free token left in the driver's range"));
         }
         let token = Token(self.first_token + 1 + slot);
-        registry.register(&mut *stream, token, Interest::READABLE)?;
-        if session.config().read_buffer_len > self.buffer.max_len() {
-            self.buffer = ReadBuffer::new(session.config().read_buffer_len);
+        registry.register(&mut *opening.stream, token, Interest::READABLE)?;
+        if let Some(session) = &opening.session {
+            if session.config().read_buffer_len > self.buffer.max_len() {
+                self.buffer = ReadBuffer::new(session.config().read_buffer_len);
+            }
         }
         let waker = self.wakes.waker(slot);
-        entry.insert(Some(Box::new(Conn::new(
-            session, stream, token, waker, cap_slot,
-        ))));
+        entry.insert(Some(Box::new(Conn::new(opening, token, waker))));
         self.turn(registry, slot, |_| {});
         Ok(token)
     }
@@ -371,7 +420,7 @@ impl<H: Handler, F: FnMut() -> H> Driver<H, F> {
         if listener_ready || !self.run_queue.is_empty() {
             return Some(Duration::ZERO);
         }
-        let rest = self.listener.as_ref().and_then(Listener::paused_until);
+        let rest = self.listener.as_ref().and_then(Acceptor::paused_until);
         let next = [self.timers.next(), rest].into_iter().flatten().min()?;
         Some(next.saturating_sub(self.now()))
     }
@@ -420,7 +469,7 @@ impl<H: Handler, F: FnMut() -> H> Driver<H, F> {
         }
         let slots: Vec<usize> = self.slots.iter().map(|(slot, _)| slot).collect();
         for slot in slots {
-            self.turn(registry, slot, |conn| conn.session.shutdown());
+            self.turn(registry, slot, Conn::shutdown);
         }
     }
 
@@ -446,7 +495,7 @@ impl<H: Handler, F: FnMut() -> H> Driver<H, F> {
     ///
     /// The operating system's error, if it cannot tell.
     pub fn listener_addr(&self) -> Option<io::Result<std::net::SocketAddr>> {
-        self.listener.as_ref().map(|l| l.socket.local_addr())
+        self.listener.as_ref().map(|l| l.socket.local_addr_any())
     }
 
     /// Messages of the handler panics caught so far, taken.
@@ -458,9 +507,11 @@ impl<H: Handler, F: FnMut() -> H> Driver<H, F> {
         self.origin.elapsed()
     }
 
-    /// Runs `action` on one connection, then the core's drive step; then
-    /// re-arms its interest and timer, queues it if its budget ran out, and
-    /// drops it if it ended or its handler panicked.
+    /// Runs `action` on one connection, then its handshake while it has
+    /// one, then the core's drive step (making the session first, for an
+    /// accepted connection); then re-arms its interest and timer, queues it
+    /// if its budget ran out, and drops it if it ended, failed its
+    /// handshake or its handler panicked.
     fn turn(&mut self, registry: &Registry, slot: usize, action: impl FnOnce(&mut Conn<H>)) {
         let Some(mut conn) = self.slots.get_mut(slot).and_then(Option::take) else {
             return;
@@ -469,18 +520,50 @@ impl<H: Handler, F: FnMut() -> H> Driver<H, F> {
         let token = conn.token();
         let now = self.now();
         let buffer = &mut self.buffer;
+        let acceptor = self.listener.as_mut();
         // The connection moves into the closure: if its handler panics, it is
         // dropped while unwinding, and a session dropped then does not call
         // its handler again.
         let outcome = panic::catch_unwind(AssertUnwindSafe(move || {
             action(&mut conn);
-            let mut step = conn.step(buffer, now);
-            if step == Step::Pending && !conn.update_interest(registry) {
-                step = Step::Yield;
+            if conn.is_handshaking() {
+                match conn.handshake(now) {
+                    Handshake::Done => {}
+                    Handshake::Waiting => {
+                        return match conn.update_interest(registry) {
+                            Ok(()) => (conn, Turn::Handshaking),
+                            Err(error) => (conn, Turn::Failed(HandshakeFailure::Error(error))),
+                        };
+                    }
+                    Handshake::Failed(failure) => return (conn, Turn::Failed(failure)),
+                }
             }
-            (conn, step)
+            if conn.session.is_none() {
+                // An accepted connection, its handshake done: its handler now.
+                let Some(acceptor) = acceptor else {
+                    return (conn, Turn::Failed(HandshakeFailure::Shutdown));
+                };
+                let handler = (acceptor.factory)();
+                let mut session = Session::new(handler, acceptor.config.clone());
+                if let Some(peer) = conn.peer {
+                    session = session.with_peer(peer);
+                }
+                if session.config().read_buffer_len > buffer.max_len() {
+                    *buffer = ReadBuffer::new(session.config().read_buffer_len);
+                }
+                conn.session = Some(session);
+            }
+            let mut step = conn.step(buffer, now);
+            if step == Step::Pending {
+                if let Err(error) = conn.update_interest(registry) {
+                    // The session has failed: step it again.
+                    conn.fail(error);
+                    step = Step::Yield;
+                }
+            }
+            (conn, Turn::Stepped(step))
         }));
-        let (mut conn, step) = match outcome {
+        let (mut conn, turn) = match outcome {
             Ok(outcome) => outcome,
             Err(payload) => {
                 let message = panic_message(payload.as_ref());
@@ -492,6 +575,19 @@ impl<H: Handler, F: FnMut() -> H> Driver<H, F> {
                 self.panics.push(message);
                 self.release(slot, deadline);
                 return;
+            }
+        };
+        let step = match turn {
+            Turn::Stepped(step) => step,
+            Turn::Handshaking => Step::Pending,
+            Turn::Failed(failure) => {
+                if let HandshakeFailure::Error(error) = failure {
+                    tracing::debug!(token = token.0, peer = ?conn.peer, %error, "handshake failed; connection closed");
+                    if conn.session.is_some() {
+                        self.handshake_errors.push((token, error));
+                    }
+                }
+                Step::Done
             }
         };
         if step == Step::Done {
@@ -526,54 +622,43 @@ impl<H: Handler, F: FnMut() -> H> Driver<H, F> {
 
     /// Accepts what is waiting, up to the turn's budget.
     fn accept(&mut self, registry: &Registry) {
-        let Some(mut listener) = self.listener.take() else {
-            return;
-        };
-        listener.ready = false;
         let now = self.now();
         for _ in 0..MAX_ACCEPTS_PER_TURN {
+            let Some(listener) = self.listener.as_mut() else {
+                return;
+            };
+            listener.ready = false;
             match listener.accept(registry, now) {
                 Accepted::Connection(stream, peer, slot) => {
-                    self.open(registry, &mut listener, stream, peer, slot);
+                    let handshake_until = now.saturating_add(listener.config.handshake_timeout);
+                    let opening = Opening {
+                        session: None,
+                        stream,
+                        peer,
+                        handshake_until,
+                        slot: Some(slot),
+                    };
+                    if let Err(error) = self.add(registry, opening) {
+                        tracing::warn!(%error, ?peer, "cannot serve an accepted connection");
+                    }
                 }
                 Accepted::Skipped => {}
-                Accepted::Done => {
-                    self.listener = Some(listener);
-                    return;
-                }
+                Accepted::Done => return,
             }
         }
         // More may wait: come back after the others had their turn.
-        listener.ready = true;
-        self.listener = Some(listener);
+        if let Some(listener) = self.listener.as_mut() {
+            listener.ready = true;
+        }
     }
+}
 
-    /// Starts a session for an accepted connection.
-    fn open(
-        &mut self,
-        registry: &Registry,
-        listener: &mut Listener<F>,
-        stream: mio::net::TcpStream,
-        peer: std::net::SocketAddr,
-        slot: ConnectionSlot,
-    ) {
-        // Small frames must not wait for Nagle's algorithm; writes are already coalesced.
-        if let Err(error) = stream.set_nodelay(true) {
-            tracing::debug!(%error, "could not disable Nagle's algorithm");
-        }
-        let factory = &mut listener.factory;
-        let handler = match panic::catch_unwind(AssertUnwindSafe(factory)) {
-            Ok(handler) => handler,
-            Err(payload) => {
-                let message = panic_message(payload.as_ref());
-                tracing::error!(panic = %message, "the handler factory panicked; connection dropped");
-                self.panics.push(message);
-                return;
-            }
-        };
-        let session = Session::new(handler, listener.config.clone()).with_peer(peer);
-        if let Err(error) = self.add(registry, Box::new(stream), session, Some(slot)) {
-            tracing::warn!(%error, %peer, "cannot serve an accepted connection");
-        }
-    }
+/// How a connection's turn ended.
+enum Turn {
+    /// Its drive step ran.
+    Stepped(Step),
+    /// Its handshake waits for the stream.
+    Handshaking,
+    /// Its handshake failed: close it.
+    Failed(HandshakeFailure),
 }
