@@ -30,11 +30,11 @@ struct Quiet;
 impl Handler for Quiet {}
 
 async fn tej_round(payload: &Bytes) -> Duration {
-    let config = SessionConfig::default().limits(Limits {
-        max_file_size: u64::MAX,
-        max_frame_size: u64::MAX,
-        ..Limits::DEFAULT
-    });
+    let config = SessionConfig::default().limits(
+        Limits::DEFAULT
+            .max_file_size(u64::MAX)
+            .max_frame_size(u64::MAX),
+    );
     let server = Server::bind("127.0.0.1:0")
         .await
         .unwrap()

@@ -19,8 +19,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 /// succeeded: a stream it fails (or that times out) is closed, logged at
 /// debug, and no handler ever hears of it.
 ///
-/// With feature `tls`, [`tokio_rustls::TlsAcceptor`] is an `Acceptor`
-/// (see [`Server::with_tls`](crate::Server::with_tls)).
+/// With feature `tls`, `tokio_rustls::TlsAcceptor` is an `Acceptor`
+/// (see `Server::with_tls`).
 ///
 /// ```
 /// use std::io;

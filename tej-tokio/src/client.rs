@@ -116,7 +116,7 @@ impl Client {
 
     /// Runs `handler` with `config` over a stream already connected (and
     /// through any handshake of its own): one half of
-    /// [`tokio::io::duplex`], a stream from another library. Its
+    /// `tokio::io::duplex`, a stream from another library. Its
     /// [`peer_addr`](Self::peer_addr) and [`local_addr`](Self::local_addr)
     /// are `None`.
     ///
@@ -199,9 +199,7 @@ impl Client {
 
 /// A TCP connection to `addr` without Nagle's algorithm (writes are
 /// already coalesced), with its two addresses.
-async fn connect_tcp(
-    addr: impl ToSocketAddrs,
-) -> io::Result<(TcpStream, SocketAddr, SocketAddr)> {
+async fn connect_tcp(addr: impl ToSocketAddrs) -> io::Result<(TcpStream, SocketAddr, SocketAddr)> {
     let stream = TcpStream::connect(addr).await?;
     stream.set_nodelay(true)?;
     let peer_addr = stream.peer_addr()?;

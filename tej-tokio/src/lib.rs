@@ -1,10 +1,31 @@
 //! TEJ on Tokio: a [`Server`], a [`Client`], a cross-task [`Sender`], and a
-//! [`TejCodec`] for `Framed` streams.
+//! [`TejCodec`] for `Framed` streams, over any transport: TCP, Unix domain
+//! sockets, TLS (feature `tls`), or any Tokio byte stream of your own.
 //!
 //! All protocol logic lives in [`tej_core`]'s [`Session`](tej_core::Session);
-//! this crate moves bytes between a `TcpStream` and a session, arms its
-//! timers and wakes it when a [`Sender`] queues a frame. The same
-//! [`Handler`] runs unchanged on `tej-async-std` and `tej-mio`.
+//! this crate moves bytes between a stream and a session, arms its timers
+//! and wakes it when a [`Sender`] queues a frame. The same [`Handler`] runs
+//! unchanged on `tej-async-std` and `tej-mio`.
+//!
+//! - A [`Server`] takes its connections from a [`Listener`] (Tokio's
+//!   `TcpListener` by [`Server::bind`], `UnixListener` by
+//!   `Server::bind_unix`, or yours by [`Server::from_listener`]) and runs
+//!   an [`Acceptor`] handshake on each in the connection's own task
+//!   ([`Plain`]: none; TLS by `Server::with_tls`; yours by
+//!   [`Server::with_acceptor`]), within the session's
+//!   [`handshake_timeout`](SessionConfig::handshake_timeout) and under the
+//!   connection cap. A connection's handler is made only after its
+//!   handshake succeeded.
+//! - A [`Client`] connects over TCP ([`Client::connect`]), a Unix socket
+//!   (`Client::connect_unix`), TLS (`Client::connect_tls`), or runs over a
+//!   stream you connected ([`Client::from_stream`]).
+//! - [`run_session`] drives one session over any stream, for a loop of
+//!   your own.
+//! - One [`ShutdownHandle`] (the core's, shared by every adapter) stops a
+//!   server or a connection gracefully.
+//!
+//! When a session ends its stream is flushed and shut down: over TLS, the
+//! peer gets a close_notify.
 //!
 //! The reference implementation's server and client, translated:
 //!
@@ -48,6 +69,93 @@
 //!     serving.await?;
 //!     Ok(())
 //! }
+//! ```
+//!
+//! # TLS
+//!
+//! With feature `tls`, rustls (ring provider) through tokio-rustls; both
+//! are re-exported in module `tls`. The server below asks no client
+//! certificate; give its configuration a client verifier
+//! (`WebPkiClientVerifier`) to require one, and the client's
+//! `with_client_auth_cert` to present one.
+//!
+//! ```no_run
+//! # #[cfg(feature = "tls")]
+//! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//!
+//! use tej_tokio::tls::rustls::crypto::ring;
+//! use tej_tokio::tls::rustls::pki_types::pem::PemObject;
+//! use tej_tokio::tls::rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+//! use tej_tokio::tls::rustls::{ClientConfig, RootCertStore, ServerConfig};
+//! use tej_tokio::{Client, Frame, Handler, Server, SessionConfig};
+//!
+//! struct Quiet;
+//! impl Handler for Quiet {}
+//!
+//! // The server: its certificate chain and key.
+//! let chain = CertificateDer::pem_file_iter("server.pem")?.collect::<Result<Vec<_>, _>>()?;
+//! let key = PrivateKeyDer::from_pem_file("server.key")?;
+//! let server_tls = ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
+//!     .with_safe_default_protocol_versions()?
+//!     .with_no_client_auth()
+//!     .with_single_cert(chain, key)?;
+//! let server = Server::bind("127.0.0.1:8443").await?.with_tls(Arc::new(server_tls));
+//! let shutdown = server.shutdown_handle();
+//! let serving = tokio::spawn(server.serve(|| Quiet));
+//!
+//! // The client: the CA it trusts, and the name the certificate must bear.
+//! let mut roots = RootCertStore::empty();
+//! for ca in CertificateDer::pem_file_iter("ca.pem")? {
+//!     roots.add(ca?)?;
+//! }
+//! let client_tls = ClientConfig::builder_with_provider(Arc::new(ring::default_provider()))
+//!     .with_safe_default_protocol_versions()?
+//!     .with_root_certificates(roots)
+//!     .with_no_client_auth();
+//! let client = Client::connect_tls(
+//!     "127.0.0.1:8443",
+//!     ServerName::try_from("localhost")?,
+//!     Arc::new(client_tls),
+//!     Quiet,
+//!     SessionConfig::default(),
+//! )
+//! .await?; // An untrusted server fails here, with the reason.
+//! client.sender().send(Frame::message("over TLS")).await?;
+//! client.close();
+//! client.join().await?;
+//!
+//! shutdown.shutdown();
+//! serving.await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Unix domain sockets
+//!
+//! ```no_run
+//! # #[cfg(unix)]
+//! # async fn example() -> std::io::Result<()> {
+//! use tej_tokio::{Client, Frame, Handler, Server, SessionConfig};
+//!
+//! struct Quiet;
+//! impl Handler for Quiet {}
+//!
+//! let path = "/tmp/tej.sock";
+//! let _ = std::fs::remove_file(path); // a socket file left by an earlier run
+//! let server = Server::bind_unix(path).await?;
+//! let shutdown = server.shutdown_handle();
+//! let serving = tokio::spawn(server.serve(|| Quiet));
+//!
+//! let client = Client::connect_unix(path, Quiet, SessionConfig::default()).await?;
+//! client.sender().send(Frame::message("over a Unix socket")).await.expect("open");
+//! client.close();
+//! client.join().await?;
+//!
+//! shutdown.shutdown();
+//! serving.await?;
+//! # Ok(())
+//! # }
 //! ```
 
 mod acceptor;

@@ -55,9 +55,8 @@ pub trait Listener: Send + 'static {
     /// when the future is dropped before it completes. An error that
     /// [`tej_core::accept::is_per_connection_error`] calls per-connection
     /// is skipped at once; after any other the server pauses briefly.
-    fn accept(
-        &mut self,
-    ) -> impl Future<Output = io::Result<(Self::Io, Option<SocketAddr>)>> + Send;
+    fn accept(&mut self)
+        -> impl Future<Output = io::Result<(Self::Io, Option<SocketAddr>)>> + Send;
 
     /// The address this listener listens on.
     ///

@@ -17,7 +17,7 @@ use crate::listener::Listener;
 
 /// A TEJ server on Tokio, over any [`Listener`] (TCP by default, a Unix
 /// socket, your own), with any [`Acceptor`] handshake ([`Plain`] by
-/// default; TLS with [`with_tls`](Self::with_tls)).
+/// default; TLS with `with_tls`, feature `tls`).
 ///
 /// Each accepted connection runs in its own task: first its handshake,
 /// then a [`Handler`] from the factory given to [`serve`](Self::serve). A
@@ -67,9 +67,7 @@ impl Server<tokio::net::UnixListener> {
     pub async fn bind_unix(
         path: impl AsRef<std::path::Path>,
     ) -> io::Result<Server<tokio::net::UnixListener>> {
-        Ok(Server::from_listener(tokio::net::UnixListener::bind(
-            path,
-        )?))
+        Ok(Server::from_listener(tokio::net::UnixListener::bind(path)?))
     }
 }
 

@@ -104,11 +104,11 @@ fn spooling_a_large_file_keeps_peak_rss_bounded() {
     let started = Instant::now();
     runtime.block_on(async {
         let server = Server::bind("127.0.0.1:0").await.unwrap().with_config(
-            tej_tokio::SessionConfig::default().limits(tej_tokio::Limits {
-                max_file_size: u64::MAX,
-                max_frame_size: u64::MAX,
-                ..tej_tokio::Limits::DEFAULT
-            }),
+            tej_tokio::SessionConfig::default().limits(
+                tej_tokio::Limits::DEFAULT
+                    .max_file_size(u64::MAX)
+                    .max_frame_size(u64::MAX),
+            ),
         );
         let addr = server.local_addr().unwrap();
         let shutdown = server.shutdown_handle();
