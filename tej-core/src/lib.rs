@@ -57,6 +57,7 @@ pub mod decode;
 pub mod encode;
 pub mod error;
 pub mod limits;
+pub mod proxy;
 pub mod wire;
 
 #[cfg(feature = "std")]
@@ -78,6 +79,7 @@ pub use decode::{Decoded, Decoder, Event, MessageFrame};
 pub use encode::{FileRef, FrameRef};
 pub use error::{DecodeError, EncodeError, Field, LimitKind};
 pub use limits::Limits;
+pub use proxy::{ProxyDecoder, ProxyError, ProxyHeader};
 pub use wire::{Status, PROTOCOL_VERSION};
 
 #[cfg(feature = "alloc")]
