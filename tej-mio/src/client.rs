@@ -119,7 +119,7 @@ impl Client {
 
     /// Runs `handler` with `config` over an already-connected `stream`
     /// of any kind (non-blocking), on a new thread. A stream that still
-    /// needs its handshake (a [`TlsStream`](crate::tls::TlsStream) just
+    /// needs its handshake (a `tls::TlsStream` just
     /// made) runs it in the loop first: the handler's first callback comes
     /// after it, and a failed handshake is [`join`](Self::join)'s error.
     ///

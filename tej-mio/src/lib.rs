@@ -55,6 +55,126 @@
 //! }
 //! ```
 //!
+//! # Transports
+//!
+//! [`Server::bind`] and [`Client::connect`] speak plain TCP. A server also
+//! runs on a Unix socket ([`Server::bind_unix`]) or on any [`Listener`]
+//! ([`Server::from_listener`]), and a client on any connected [`Stream`]
+//! ([`Client::from_stream`]). Graceful shutdown, the connection cap and
+//! the callbacks are the same on every one.
+//!
+//! ```no_run
+//! # #[cfg(unix)]
+//! # fn main() -> std::io::Result<()> {
+//! use tej_mio::{Client, Connection, Frame, Handler, Server, SessionConfig, ShutdownHandle};
+//!
+//! /// Answers every frame with "ok".
+//! struct Ack;
+//!
+//! impl Handler for Ack {
+//!     fn received(&mut self, conn: &mut Connection<'_>, _frame: Frame) {
+//!         let _ = conn.send(Frame::message("ok"));
+//!     }
+//! }
+//!
+//! // The socket file must not exist yet; it stays after the server ends.
+//! let path = std::env::temp_dir().join("tej-example.sock");
+//! let _ = std::fs::remove_file(&path);
+//! // One signal of our own stops the server (and could stop others).
+//! let shutdown = ShutdownHandle::new();
+//! let server = Server::bind_unix(&path)?.with_shutdown(shutdown.clone());
+//! let serving = std::thread::spawn(move || server.run(|| Ack));
+//!
+//! let client = Client::connect_unix(&path, Ack, SessionConfig::default())?;
+//! assert_eq!(client.peer_addr(), None); // a Unix socket has no IP address
+//! client.sender().send_blocking(Frame::message("over a Unix socket")).expect("open");
+//! client.close();
+//! client.join()?;
+//!
+//! shutdown.shutdown();
+//! serving.join().expect("server thread")?;
+//! # Ok(())
+//! # }
+//! # #[cfg(not(unix))]
+//! # fn main() {}
+//! ```
+//!
+//! # TLS
+//!
+//! With the feature `tls`, `Server::with_tls` and `Client::connect_tls`
+//! run TLS with rustls's own connection types inside the event loop (see
+//! the `tls` module: `tls::TlsStream` over any stream,
+//! `tls::TlsListener` over any listener); `rustls`
+//! is re-exported as `tej_mio::tls::rustls`. Only the ring provider is
+//! compiled in: pass it when building a configuration. The handshake runs
+//! in the loop and must complete within
+//! [`SessionConfig::handshake_timeout`] (10 s by default) from accept; no
+//! handler is made or called before it has. Whether a client certificate
+//! is required is the `ServerConfig`'s to say (with rustls's
+//! `WebPkiClientVerifier`). On close, a `close_notify` is sent.
+//!
+//! ```no_run
+//! # #[cfg(feature = "tls")]
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//!
+//! use tej_mio::tls::rustls;
+//! use rustls::pki_types::pem::PemObject;
+//! use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+//! use tej_mio::{Client, Connection, Frame, Handler, Server, SessionConfig};
+//!
+//! /// Answers every frame with "ok".
+//! struct Ack;
+//!
+//! impl Handler for Ack {
+//!     fn received(&mut self, conn: &mut Connection<'_>, _frame: Frame) {
+//!         let _ = conn.send(Frame::message("ok"));
+//!     }
+//! }
+//!
+//! let provider = Arc::new(rustls::crypto::ring::default_provider());
+//!
+//! // The server: its certificate chain and key.
+//! let chain = CertificateDer::pem_file_iter("server.pem")?.collect::<Result<Vec<_>, _>>()?;
+//! let key = PrivateKeyDer::from_pem_file("server.key")?;
+//! let server_tls = rustls::ServerConfig::builder_with_provider(provider.clone())
+//!     .with_safe_default_protocol_versions()?
+//!     .with_no_client_auth()
+//!     .with_single_cert(chain, key)?;
+//! let server = Server::bind("127.0.0.1:8443")?.with_tls(Arc::new(server_tls));
+//! let shutdown = server.shutdown_handle();
+//! let serving = std::thread::spawn(move || server.run(|| Ack));
+//!
+//! // The client: trusts the CA that signed the server's certificate.
+//! let mut roots = rustls::RootCertStore::empty();
+//! for cert in CertificateDer::pem_file_iter("ca.pem")? {
+//!     roots.add(cert?)?;
+//! }
+//! let client_tls = rustls::ClientConfig::builder_with_provider(provider)
+//!     .with_safe_default_protocol_versions()?
+//!     .with_root_certificates(roots)
+//!     .with_no_client_auth();
+//! // Blocks until the handshake is done; an untrusted certificate fails
+//! // here, with rustls's reason in the error.
+//! let client = Client::connect_tls(
+//!     "127.0.0.1:8443",
+//!     ServerName::try_from("localhost")?,
+//!     Arc::new(client_tls),
+//!     Ack,
+//!     SessionConfig::default(),
+//! )?;
+//! client.sender().send_blocking(Frame::message("over TLS")).expect("open");
+//! client.close();
+//! client.join()?;
+//!
+//! shutdown.shutdown();
+//! serving.join().expect("server thread")?;
+//! # Ok(())
+//! # }
+//! # #[cfg(not(feature = "tls"))]
+//! # fn main() {}
+//! ```
+//!
 //! # Threads and sending
 //!
 //! A [`Server`] runs every connection on the thread that calls
@@ -84,8 +204,16 @@
 //!   connection of the loop, and writes with `write_vectored`, partial
 //!   writes included: the unwritten rest stays queued, in order.
 //! - **Interest.** A socket is registered for `READABLE` always and for
-//!   `WRITABLE` only while [`Drive::wants_write`](tej_core::drive::Drive::wants_write);
-//!   it is re-registered when that changes.
+//!   `WRITABLE` only while [`Drive::wants_write`](tej_core::drive::Drive::wants_write)
+//!   or the stream has bytes of its own to write ([`Stream::wants_write`]:
+//!   TLS records); it is re-registered when that changes.
+//! - **Handshakes.** A stream that needs one (TLS) runs it first: the
+//!   loop calls [`Stream::handshake`] on each of its events until it is
+//!   done, and only then makes the handler (for an accepted connection)
+//!   and starts the session, so `connected` is the first callback after
+//!   the handshake. Each handshake has a timer at
+//!   [`SessionConfig::handshake_timeout`] from accept; when it fires, or on
+//!   shutdown, the connection is closed without any callback.
 //! - **Backpressure.** The session stops taking input at a frame boundary
 //!   while too much waits to be written; the drive keeps the bytes it did
 //!   not take (at most one read) and offers them again, before reading,
@@ -95,7 +223,9 @@
 //!   do it is queued and the poll does not wait.
 //! - **Wake-ups.** Each session's [`Sender`] holds a `std::task::Waker`
 //!   that marks its connection and calls the poll's [`mio::Waker`]; the
-//!   loop then steps the marked connections.
+//!   loop then steps the marked connections. The [`ShutdownHandle`]'s
+//!   `wait()` future is polled with a waker that calls the same
+//!   [`mio::Waker`], so a shutdown from any thread wakes the loop at once.
 //! - **Timers.** Idle timeout, ping, frame deadline and close linger come
 //!   from [`Drive::poll_timeout`](tej_core::drive::Drive::poll_timeout),
 //!   kept in one ordered set of deadlines: the poll waits until the

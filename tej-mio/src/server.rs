@@ -15,7 +15,7 @@ use crate::driver::{AnyListener, Driver, Listener};
 use crate::event_loop;
 
 /// A TEJ server on a mio event loop, over TCP, a Unix socket or any
-/// [`Listener`], with TLS on top if asked ([`with_tls`](Self::with_tls),
+/// [`Listener`], with TLS on top if asked (`with_tls`,
 /// feature `tls`).
 ///
 /// [`run`](Self::run) blocks the calling thread: it accepts connections and

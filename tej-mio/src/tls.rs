@@ -212,7 +212,12 @@ impl<S: Stream> Write for TlsStream<S> {
 }
 
 impl<S: Stream> Source for TlsStream<S> {
-    fn register(&mut self, registry: &Registry, token: Token, interests: Interest) -> io::Result<()> {
+    fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
         self.io.register(registry, token, interests)
     }
 
@@ -325,7 +330,12 @@ impl<L: Listener> TlsListener<L> {
 }
 
 impl<L: Listener> Source for TlsListener<L> {
-    fn register(&mut self, registry: &Registry, token: Token, interests: Interest) -> io::Result<()> {
+    fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
         self.inner.register(registry, token, interests)
     }
 

@@ -67,7 +67,11 @@ fn server_tls(cert: &str, client_auth: bool) -> Arc<rustls::ServerConfig> {
         builder.with_no_client_auth()
     };
     let key_name = cert.replace(".pem", ".key");
-    Arc::new(builder.with_single_cert(certs(cert), key(&key_name)).unwrap())
+    Arc::new(
+        builder
+            .with_single_cert(certs(cert), key(&key_name))
+            .unwrap(),
+    )
 }
 
 /// The test client's config: trusts ca.pem; presents client.pem if `client_cert`.
@@ -211,7 +215,10 @@ fn round_trip(len: usize) {
     let answer = at_client.recv_timeout(PATIENCE * 3).unwrap();
     assert_eq!(text(&answer), "got up");
     assert_eq!(answer.files[0].name, "answer.bin");
-    assert!(bytes(&answer, 0) == pattern(len, 2), "the client got other bytes");
+    assert!(
+        bytes(&answer, 0) == pattern(len, 2),
+        "the client got other bytes"
+    );
 
     client.close();
     join(client).unwrap();
@@ -245,12 +252,18 @@ fn a_required_client_certificate_when_presented_is_served() {
         SessionConfig::default(),
     )
     .unwrap();
-    client.sender().send_blocking(Frame::message("mine")).unwrap();
+    client
+        .sender()
+        .send_blocking(Frame::message("mine"))
+        .unwrap();
     wait_until("the echo", || client_events.contains("echo: mine"));
     client.close();
     join(client).unwrap();
     wait_until("the server's disconnect", || server_events.len() == 3);
-    assert_eq!(server_events.snapshot()[..2], ["connected", "received mine files=0"]);
+    assert_eq!(
+        server_events.snapshot()[..2],
+        ["connected", "received mine files=0"]
+    );
     server.stop();
 }
 
@@ -280,7 +293,8 @@ fn a_missing_client_certificate_reaches_no_handler() {
                 "the client was served: {seen:?}"
             );
             assert!(
-                seen.last().is_some_and(|event| event.starts_with("disconnected")),
+                seen.last()
+                    .is_some_and(|event| event.starts_with("disconnected")),
                 "{seen:?}"
             );
         }
@@ -300,7 +314,11 @@ fn a_missing_client_certificate_reaches_no_handler() {
     client.close();
     join(client).unwrap();
     wait_until("the server's disconnect", || server_events.len() == 2);
-    assert_eq!(server.made(), 1, "a handler was made for the refused client");
+    assert_eq!(
+        server.made(),
+        1,
+        "a handler was made for the refused client"
+    );
     assert_eq!(server_events.snapshot()[0], "connected");
     server.stop();
 }
@@ -443,7 +461,10 @@ fn a_peer_that_stops_mid_handshake_is_cut_at_the_handshake_timeout() {
         SessionConfig::default(),
     )
     .unwrap();
-    client.sender().send_blocking(Frame::message("fast")).unwrap();
+    client
+        .sender()
+        .send_blocking(Frame::message("fast"))
+        .unwrap();
     wait_until("the echo", || events.contains("echo: fast"));
     assert!(started.elapsed() < timeout, "too slow to tell");
 
@@ -451,7 +472,10 @@ fn a_peer_that_stops_mid_handshake_is_cut_at_the_handshake_timeout() {
     let mut rest = Vec::new();
     let _ = stalled.sock.read_to_end(&mut rest);
     let cut = started.elapsed();
-    assert!(cut >= timeout - Duration::from_millis(50), "cut after {cut:?}");
+    assert!(
+        cut >= timeout - Duration::from_millis(50),
+        "cut after {cut:?}"
+    );
     assert!(cut < timeout + Duration::from_secs(5), "cut after {cut:?}");
     assert_eq!(server.made(), 1);
 
@@ -483,7 +507,7 @@ fn the_server_sends_close_notify_when_it_closes() {
     // end as UnexpectedEof.
     raw.read_to_end(&mut received)
         .expect("a clean TLS end of stream");
-    assert!(raw.conn.is_handshaking() == false);
+    assert!(!raw.conn.is_handshaking());
     let mut assembler = Assembler::new(Limits::DEFAULT);
     let assembled = assembler.decode(&received).unwrap();
     let frame = assembled.frame.expect("one whole frame");
@@ -499,11 +523,8 @@ fn a_client_over_a_tls_stream_of_its_own_on_a_unix_socket() {
     let path = dir.join("tls.sock");
     let _ = std::fs::remove_file(&path);
     let listener = tej_mio::mio::net::UnixListener::bind(&path).unwrap();
-    let server = Server::from_listener(TlsListener::new(
-        listener,
-        server_tls("server.pem", false),
-    ))
-    .unwrap();
+    let server =
+        Server::from_listener(TlsListener::new(listener, server_tls("server.pem", false))).unwrap();
     assert_eq!(server.local_path().as_deref(), Some(path.as_path()));
     let shutdown = server.shutdown_handle();
     let events = Events::default();
@@ -524,7 +545,10 @@ fn a_client_over_a_tls_stream_of_its_own_on_a_unix_socket() {
     let client =
         Client::from_stream(stream, Collect(seen.clone()), SessionConfig::default()).unwrap();
     assert_eq!(client.peer_addr(), None);
-    client.sender().send_blocking(Frame::message("unix")).unwrap();
+    client
+        .sender()
+        .send_blocking(Frame::message("unix"))
+        .unwrap();
     wait_until("the echo", || seen.contains("echo: unix"));
     client.close();
     join(client).unwrap();
@@ -580,7 +604,10 @@ fn shutdown_ends_tls_connections_and_cuts_handshakes() {
     assert!(rest.is_empty());
     join(client).unwrap();
     assert!(
-        events.snapshot().last().is_some_and(|e| e.starts_with("disconnected")),
+        events
+            .snapshot()
+            .last()
+            .is_some_and(|e| e.starts_with("disconnected")),
         "{:?}",
         events.snapshot()
     );

@@ -17,7 +17,7 @@ use super::wake::ConnWaker;
 
 /// A non-blocking stream a [`Driver`](crate::Driver) runs a connection
 /// over: mio's `TcpStream` and `UnixStream`, a
-/// [`TlsStream`](crate::tls::TlsStream) over either (feature `tls`), or a
+/// `tls::TlsStream` over either (feature `tls`), or a
 /// stream of your own that reports "not ready" as `WouldBlock` and its
 /// readiness through its [`Source`](mio::event::Source).
 ///

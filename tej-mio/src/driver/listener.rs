@@ -15,7 +15,7 @@ use super::conn::Stream;
 
 /// A non-blocking listener a [`Driver`](crate::Driver) or a
 /// [`Server`](crate::Server) accepts connections on: mio's `TcpListener`
-/// and `UnixListener`, a [`TlsListener`](crate::tls::TlsListener) over
+/// and `UnixListener`, a `tls::TlsListener` over
 /// either (feature `tls`), or one of your own that reports "nothing to
 /// accept" as `WouldBlock` and its readiness through its
 /// [`Source`](mio::event::Source).
@@ -120,7 +120,12 @@ pub(crate) struct BoxListener(pub(crate) Box<dyn AnyListener>);
 
 #[cfg(feature = "tls")]
 impl mio::event::Source for BoxListener {
-    fn register(&mut self, registry: &Registry, token: Token, interests: Interest) -> io::Result<()> {
+    fn register(
+        &mut self,
+        registry: &Registry,
+        token: Token,
+        interests: Interest,
+    ) -> io::Result<()> {
         self.0.register(registry, token, interests)
     }
     fn reregister(

@@ -25,11 +25,11 @@ use tej_core::accept::panic_message;
 use tej_core::drive::Step;
 use tej_core::{Handler, ReadBuffer, Session, SessionConfig};
 
-use conn::{Conn, Handshake, HandshakeFailure, Opening};
 pub use conn::Stream;
+use conn::{Conn, Handshake, HandshakeFailure, Opening};
+pub(crate) use listener::AnyListener;
 #[cfg(feature = "tls")]
 pub(crate) use listener::BoxListener;
-pub(crate) use listener::AnyListener;
 pub use listener::Listener;
 use listener::{Accepted, Acceptor};
 use timers::Timers;
@@ -232,7 +232,7 @@ impl<H: Handler> Driver<H> {
     /// [`with_max_connections`](Driver::with_max_connections)).
     ///
     /// A stream that needs a handshake (TLS: see
-    /// [`TlsListener`](crate::tls::TlsListener)) gets its handler only once
+    /// `tls::TlsListener`) gets its handler only once
     /// the handshake is done, within `config`'s
     /// [`handshake_timeout`](SessionConfig::handshake_timeout) from
     /// accept; until then it holds its place under the cap.
@@ -305,7 +305,7 @@ impl<H: Handler, F: FnMut() -> H> Driver<H, F> {
     /// connection ends the session with an I/O error.
     ///
     /// A stream that needs a handshake (a
-    /// [`TlsStream`](crate::tls::TlsStream)) starts the session only once
+    /// `tls::TlsStream`) starts the session only once
     /// the handshake is done, within the session's
     /// [`handshake_timeout`](SessionConfig::handshake_timeout); if it
     /// fails, the session is dropped without any callback and the error
