@@ -62,7 +62,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Acceptor<S> for Plain {
 }
 
 #[cfg(feature = "tls")]
-impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Acceptor<S> for futures_rustls::TlsAcceptor {
+impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Acceptor<S>
+    for futures_rustls::TlsAcceptor
+{
     type Stream = futures_rustls::server::TlsStream<S>;
 
     fn accept(&self, stream: S) -> impl Future<Output = io::Result<Self::Stream>> + Send {
@@ -71,7 +73,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send + 'static> Acceptor<S> for futures
 }
 
 /// A server's default acceptor: plain, or TLS after
-/// [`Server::with_tls`](crate::generic::Server::with_tls). One type for
+/// `Server::with_tls` (feature `tls`). One type for
 /// both, so that a server's type does not depend on whether it runs TLS.
 #[derive(Clone, Default)]
 pub enum ServerAcceptor {

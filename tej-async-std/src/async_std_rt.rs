@@ -46,8 +46,8 @@ impl Runtime for AsyncStd {
     }
 
     #[cfg(unix)]
-    fn connect_unix(path: PathBuf) -> impl Future<Output = io::Result<Self::UnixStream>> + Send {
-        async move { async_std::os::unix::net::UnixStream::connect(path).await }
+    async fn connect_unix(path: PathBuf) -> io::Result<Self::UnixStream> {
+        async_std::os::unix::net::UnixStream::connect(path).await
     }
 }
 
@@ -155,4 +155,3 @@ impl Client<AsyncStd> {
         Ok(Self::start(stream, peer, local, handler, config))
     }
 }
-

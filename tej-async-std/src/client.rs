@@ -193,7 +193,10 @@ fn describe_tls_error(error: io::Error, name: &str) -> io::Error {
     use rustls::{CertificateError, Error};
 
     let kind = error.kind();
-    let Some(tls) = error.get_ref().and_then(|inner| inner.downcast_ref::<Error>()) else {
+    let Some(tls) = error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<Error>())
+    else {
         return io::Error::new(kind, format!("TLS handshake with {name} failed: {error}"));
     };
     let reason = match tls {

@@ -18,8 +18,8 @@ pub use crate::async_std_rt::AsyncStd;
 pub use crate::smol::Smol;
 
 /// A runtime a [`Server`](crate::generic::Server) and a
-/// [`Client`](crate::generic::Client) can run on: [`AsyncStd`] (feature
-/// `async-std`) or [`Smol`] (feature `smol`).
+/// [`Client`](crate::generic::Client) can run on: `AsyncStd` (feature
+/// `async-std`) or `Smol` (feature `smol`).
 ///
 /// Sealed: the crate implements it for those two only. To run on another
 /// executor, drive connections with [`run_session`](crate::run_session).

@@ -5,7 +5,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_io::Timer;
-use tej_async_std::{Connection, DisconnectReason, Frame, Handler};
+use tej_async_std::{
+    Connection, DisconnectReason, FileTarget, Frame, FrameBuilder, Handler, Status,
+};
+
+#[cfg(feature = "tls")]
+pub mod tls;
 
 /// How long any one wait in a test may take.
 pub const WAIT_LIMIT: Duration = Duration::from_secs(10);
@@ -115,5 +120,95 @@ pub async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     while !done() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         Timer::after(Duration::from_millis(5)).await;
+    }
+}
+
+/// The files of a frame as (name, bytes), held in memory.
+pub type Files = Vec<(String, Vec<u8>)>;
+
+fn files_of(frame: &Frame) -> Files {
+    frame
+        .files
+        .iter()
+        .map(|file| {
+            let data = file.data().expect("files are kept in memory");
+            (file.name.clone(), data.to_vec())
+        })
+        .collect()
+}
+
+/// A frame carrying `files`.
+pub fn frame_with(files: &Files, message: &str) -> Frame {
+    let mut builder = FrameBuilder::new(Status::DEFAULT).message(message.to_string());
+    for (name, data) in files {
+        builder = builder.file(name.clone(), data.clone());
+    }
+    builder.build()
+}
+
+/// Records every frame's files and sends them back unchanged, with
+/// "echo: " before the message; logs to its [`Events`].
+pub struct FileEcho {
+    pub events: Events,
+    pub files: Arc<Mutex<Vec<Files>>>,
+}
+
+impl Handler for FileEcho {
+    fn connected(&mut self, _conn: &mut Connection<'_>) {
+        self.events.push("connected".into());
+    }
+    fn received(&mut self, conn: &mut Connection<'_>, frame: Frame) {
+        let files = files_of(&frame);
+        let message = message_text(&frame);
+        self.events
+            .push(format!("received {message} files={}", files.len()));
+        conn.send(frame_with(&files, &format!("echo: {message}")))
+            .unwrap();
+        self.files.lock().unwrap().push(files);
+    }
+    fn disconnected(&mut self, reason: DisconnectReason) {
+        self.events.push(format!("disconnected: {reason}"));
+    }
+    fn file_target(&mut self, _name: &str, _size: u64, _index: usize) -> FileTarget {
+        FileTarget::Memory
+    }
+}
+
+/// Deterministic bytes that differ from position to position.
+pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
+    (0..len)
+        .map(|i| (i as u32).wrapping_mul(2_654_435_761).rotate_left(7) as u8 ^ seed)
+        .collect()
+}
+
+/// A path for a Unix socket that does not exist yet.
+pub fn socket_path(tag: &str) -> std::path::PathBuf {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!(
+        "tej-async-std-{}-{tag}-{n}.sock",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&path);
+    path
+}
+
+/// Records every message and every frame's files it receives.
+pub struct CollectFiles {
+    pub events: Events,
+    pub files: Arc<Mutex<Vec<Files>>>,
+}
+
+impl Handler for CollectFiles {
+    fn received(&mut self, _conn: &mut Connection<'_>, frame: Frame) {
+        self.files.lock().unwrap().push(files_of(&frame));
+        self.events.push(message_text(&frame));
+    }
+    fn disconnected(&mut self, reason: DisconnectReason) {
+        self.events.push(format!("disconnected: {reason}"));
+    }
+    fn file_target(&mut self, _name: &str, _size: u64, _index: usize) -> FileTarget {
+        FileTarget::Memory
     }
 }
