@@ -86,8 +86,6 @@ pub use wire::{Status, PROTOCOL_VERSION};
 pub use assemble::{Assembled, Assembler, FileTarget};
 #[cfg(feature = "alloc")]
 pub use frame::{File, FileBody, Frame, FrameBuilder};
-#[cfg(feature = "net")]
-pub use shutdown::ShutdownHandle;
 #[cfg(feature = "std")]
 pub use session::{BufferedSender, NotWritten, SendFuture, SendProgress, Sender, Written};
 #[cfg(feature = "alloc")]
@@ -95,3 +93,5 @@ pub use session::{
     Connection, DisconnectReason, FrameTimeout, Handler, ReadBuffer, SendError, Session,
     SessionConfig,
 };
+#[cfg(feature = "net")]
+pub use shutdown::ShutdownHandle;

@@ -141,6 +141,7 @@ impl Limits {
     /// larger of the memory and stored bounds, frames unbounded, messages
     /// within both message and frame bounds. The session then checks each
     /// file against the bound of where its handler sends it.
+    #[cfg(feature = "alloc")]
     pub(crate) const fn for_session_decoder(self) -> Limits {
         let file = if self.max_file_size > self.max_stored_file_size {
             self.max_file_size

@@ -373,7 +373,7 @@ fn write_generated(path: &Path, len: u64) -> io::Result<()> {
 
 /// Hex SHA-256 of `data`.
 pub fn hex_sha256(data: &[u8]) -> String {
-    to_hex(&Sha256::digest(data))
+    hex::encode(Sha256::digest(data))
 }
 
 /// Hex SHA-256 of a file's content, read in chunks.
@@ -388,17 +388,8 @@ pub fn hash_file(path: &Path) -> io::Result<String> {
     loop {
         let read = file.read(&mut buffer)?;
         if read == 0 {
-            return Ok(to_hex(&hasher.finalize()));
+            return Ok(hex::encode(hasher.finalize()));
         }
         hasher.update(&buffer[..read]);
     }
-}
-
-fn to_hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut hex, byte| {
-            let _ = write!(hex, "{byte:02x}");
-            hex
-        })
 }

@@ -1,34 +1,49 @@
 //! One blocking facade over every adapter, so tools and tests can pick the
-//! runtime at run time and treat them alike.
+//! runtime, the transport (TCP or a Unix socket) and TLS at run time and
+//! treat them alike.
 
 use std::fmt;
+use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use tej_core::accept::DEFAULT_MAX_CONNECTIONS;
 use tej_core::{Handler, Sender, SessionConfig};
 
+use crate::tls::ClientTls;
+
 /// The adapters a server or client can run on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
 pub enum Runtime {
     /// `tej-tokio`.
     Tokio,
-    /// `tej-async-std` (which also runs on smol).
+    /// `tej-async-std` on async-std.
+    #[value(name = "async-std")]
     AsyncStd,
+    /// `tej-async-std` on smol (`tej_async_std::smol`).
+    Smol,
     /// `tej-mio`: a raw mio event loop on a thread of its own.
     Mio,
 }
 
 impl Runtime {
     /// Every runtime, in the order tools run them.
-    pub const ALL: &'static [Runtime] = &[Runtime::Tokio, Runtime::AsyncStd, Runtime::Mio];
+    pub const ALL: &'static [Runtime] = &[
+        Runtime::Tokio,
+        Runtime::AsyncStd,
+        Runtime::Smol,
+        Runtime::Mio,
+    ];
 
     /// The runtime's name on the command line.
     pub fn name(self) -> &'static str {
         match self {
             Runtime::Tokio => "tokio",
             Runtime::AsyncStd => "async-std",
+            Runtime::Smol => "smol",
             Runtime::Mio => "mio",
         }
     }
@@ -44,38 +59,90 @@ impl FromStr for Runtime {
     type Err = String;
 
     fn from_str(name: &str) -> Result<Self, Self::Err> {
-        Runtime::ALL
-            .iter()
-            .copied()
-            .find(|runtime| runtime.name() == name)
-            .ok_or_else(|| {
-                let names: Vec<_> = Runtime::ALL.iter().map(|runtime| runtime.name()).collect();
-                format!(
-                    "unknown runtime {name:?}; expected one of: {}",
-                    names.join(", ")
-                )
-            })
+        <Runtime as clap::ValueEnum>::from_str(name, false).map_err(|_| {
+            let names: Vec<_> = Runtime::ALL.iter().map(|runtime| runtime.name()).collect();
+            format!(
+                "unknown runtime {name:?}; expected one of: {}",
+                names.join(", ")
+            )
+        })
+    }
+}
+
+/// Where a server listens or a client connects: a TCP address, or a Unix
+/// domain socket's path (`unix:PATH` on the command line).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// TCP, `IP:PORT`.
+    Tcp(SocketAddr),
+    /// A Unix domain socket at this path.
+    Unix(PathBuf),
+}
+
+impl From<SocketAddr> for Endpoint {
+    fn from(addr: SocketAddr) -> Self {
+        Endpoint::Tcp(addr)
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Endpoint::Tcp(addr) => write!(f, "{addr}"),
+            Endpoint::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+impl FromStr for Endpoint {
+    type Err = String;
+
+    /// `unix:PATH`, or `HOST:PORT` resolved to its first address.
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if let Some(path) = text.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err("unix: needs a path, as in unix:/run/tej.sock".into());
+            }
+            return Ok(Endpoint::Unix(PathBuf::from(path)));
+        }
+        text.to_socket_addrs()
+            .map_err(|error| format!("cannot resolve {text:?}: {error}"))?
+            .next()
+            .map(Endpoint::Tcp)
+            .ok_or_else(|| format!("{text:?} resolves to no address"))
     }
 }
 
 /// A server running in the background on some runtime.
 pub struct RunningServer {
-    addr: SocketAddr,
+    endpoint: Endpoint,
     stop: Box<dyn FnOnce() + Send>,
 }
 
 impl fmt::Debug for RunningServer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RunningServer")
-            .field("addr", &self.addr)
+            .field("endpoint", &self.endpoint)
             .finish()
     }
 }
 
 impl RunningServer {
-    /// The address it listens on.
+    /// Where it listens: the bound address or socket path.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// The TCP address it listens on.
+    ///
+    /// # Panics
+    ///
+    /// For a server on a Unix socket: use [`endpoint`](Self::endpoint).
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        match &self.endpoint {
+            Endpoint::Tcp(addr) => *addr,
+            Endpoint::Unix(path) => panic!("the server listens on {}", path.display()),
+        }
     }
 
     /// Shuts it down gracefully and waits until every connection has ended.
@@ -126,17 +193,20 @@ impl RunningClient {
 
 /// What a server started by [`start_server_with`] does beyond each
 /// connection's [`SessionConfig`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct ServerOptions {
     /// The most connections open at once. One more is accepted and closed
     /// at once (nothing read, no handler made) until a connection ends.
     pub max_connections: usize,
+    /// Serve TLS with this configuration.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
 }
 
 impl Default for ServerOptions {
     fn default() -> Self {
         ServerOptions {
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            tls: None,
         }
     }
 }
@@ -149,7 +219,7 @@ impl Default for ServerOptions {
 /// The error of binding.
 pub fn start_server<F, H>(
     runtime: Runtime,
-    bind: SocketAddr,
+    bind: impl Into<Endpoint>,
     config: SessionConfig,
     factory: F,
 ) -> io::Result<RunningServer>
@@ -160,14 +230,14 @@ where
     start_server_with(runtime, bind, config, ServerOptions::default(), factory)
 }
 
-/// [`start_server`] with `options`.
+/// [`start_server`] with `options`. A Unix socket path must not exist yet.
 ///
 /// # Errors
 ///
 /// The error of binding.
 pub fn start_server_with<F, H>(
     runtime: Runtime,
-    bind: SocketAddr,
+    bind: impl Into<Endpoint>,
     config: SessionConfig,
     options: ServerOptions,
     factory: F,
@@ -176,50 +246,54 @@ where
     F: FnMut() -> H + Send + 'static,
     H: Handler + Send + 'static,
 {
+    let bind = bind.into();
     match runtime {
         Runtime::Tokio => {
             let executor = tokio_runtime()?;
-            let server = executor
-                .block_on(tej_tokio::Server::bind(bind))?
-                .with_config(config)
-                .with_max_connections(options.max_connections);
-            let addr = server.local_addr()?;
-            let shutdown = server.shutdown_handle();
-            let serving = executor.spawn(server.serve(factory));
-            Ok(RunningServer {
-                addr,
-                stop: Box::new(move || {
-                    shutdown.shutdown();
-                    let _ = executor.block_on(serving);
-                }),
-            })
+            match bind {
+                Endpoint::Tcp(addr) => {
+                    let server = executor.block_on(tej_tokio::Server::bind(addr))?;
+                    let endpoint = Endpoint::Tcp(server.local_addr()?);
+                    Ok(serve_tokio(
+                        executor, server, endpoint, config, options, factory,
+                    ))
+                }
+                Endpoint::Unix(path) => {
+                    let server = executor.block_on(tej_tokio::Server::bind_unix(&path))?;
+                    let endpoint = Endpoint::Unix(path);
+                    Ok(serve_tokio(
+                        executor, server, endpoint, config, options, factory,
+                    ))
+                }
+            }
         }
         Runtime::AsyncStd => {
-            let server = async_std::task::block_on(tej_async_std::Server::bind(bind))?
-                .with_config(config)
-                .with_max_connections(options.max_connections);
-            let addr = server.local_addr()?;
-            let shutdown = server.shutdown_handle();
-            let serving = async_std::task::spawn(server.serve(factory));
-            Ok(RunningServer {
-                addr,
-                stop: Box::new(move || {
-                    shutdown.shutdown();
-                    async_std::task::block_on(serving);
-                }),
-            })
+            serve_futures::<tej_async_std::runtime::AsyncStd, _, _>(bind, config, options, factory)
+        }
+        Runtime::Smol => {
+            serve_futures::<tej_async_std::runtime::Smol, _, _>(bind, config, options, factory)
         }
         Runtime::Mio => {
-            let server = tej_mio::Server::bind(bind)?
+            let (server, endpoint) = match bind {
+                Endpoint::Tcp(addr) => {
+                    let server = tej_mio::Server::bind(addr)?;
+                    let endpoint = Endpoint::Tcp(server.local_addr()?);
+                    (server, endpoint)
+                }
+                Endpoint::Unix(path) => (tej_mio::Server::bind_unix(&path)?, Endpoint::Unix(path)),
+            };
+            let mut server = server
                 .with_config(config)
                 .with_max_connections(options.max_connections);
-            let addr = server.local_addr()?;
+            if let Some(tls) = options.tls {
+                server = server.with_tls(tls);
+            }
             let shutdown = server.shutdown_handle();
             let serving = std::thread::Builder::new()
                 .name("tej-mio-server".into())
                 .spawn(move || server.run(factory))?;
             Ok(RunningServer {
-                addr,
+                endpoint,
                 stop: Box::new(move || {
                     shutdown.shutdown();
                     match serving.join() {
@@ -235,6 +309,118 @@ where
     }
 }
 
+fn serve_tokio<L, F, H>(
+    executor: tokio::runtime::Runtime,
+    server: tej_tokio::Server<L>,
+    endpoint: Endpoint,
+    config: SessionConfig,
+    options: ServerOptions,
+    factory: F,
+) -> RunningServer
+where
+    L: tej_tokio::Listener,
+    F: FnMut() -> H + Send + 'static,
+    H: Handler + Send + 'static,
+{
+    let server = server
+        .with_config(config)
+        .with_max_connections(options.max_connections);
+    let shutdown = server.shutdown_handle();
+    let serving = match options.tls {
+        Some(tls) => executor.spawn(server.with_tls(tls).serve(factory)),
+        None => executor.spawn(server.serve(factory)),
+    };
+    RunningServer {
+        endpoint,
+        stop: Box::new(move || {
+            shutdown.shutdown();
+            let _ = executor.block_on(serving);
+        }),
+    }
+}
+
+/// The futures-io runtimes of `tej-async-std`: how to run a future in
+/// the background.
+trait FuturesRuntime: tej_async_std::runtime::Runtime {
+    /// Runs `future` in the background; the closure waits for its end.
+    fn background(future: impl Future<Output = ()> + Send + 'static) -> Box<dyn FnOnce() + Send>;
+}
+
+impl FuturesRuntime for tej_async_std::runtime::AsyncStd {
+    fn background(future: impl Future<Output = ()> + Send + 'static) -> Box<dyn FnOnce() + Send> {
+        let task = async_std::task::spawn(future);
+        Box::new(move || async_std::task::block_on(task))
+    }
+}
+
+impl FuturesRuntime for tej_async_std::runtime::Smol {
+    fn background(future: impl Future<Output = ()> + Send + 'static) -> Box<dyn FnOnce() + Send> {
+        let task = smol::spawn(future);
+        Box::new(move || smol::block_on(task))
+    }
+}
+
+fn serve_futures<R, F, H>(
+    bind: Endpoint,
+    config: SessionConfig,
+    options: ServerOptions,
+    factory: F,
+) -> io::Result<RunningServer>
+where
+    R: FuturesRuntime,
+    F: FnMut() -> H + Send + 'static,
+    H: Handler + Send + 'static,
+{
+    type Generic<R, L> = tej_async_std::generic::Server<R, L>;
+    fn start<R, L, F, H>(
+        server: Generic<R, L>,
+        endpoint: Endpoint,
+        config: SessionConfig,
+        options: ServerOptions,
+        factory: F,
+    ) -> RunningServer
+    where
+        R: FuturesRuntime,
+        L: tej_async_std::Listener,
+        F: FnMut() -> H + Send + 'static,
+        H: Handler + Send + 'static,
+    {
+        let mut server = server
+            .with_config(config)
+            .with_max_connections(options.max_connections);
+        if let Some(tls) = options.tls {
+            server = server.with_tls(tls);
+        }
+        let shutdown = server.shutdown_handle();
+        let wait = R::background(server.serve(factory));
+        RunningServer {
+            endpoint,
+            stop: Box::new(move || {
+                shutdown.shutdown();
+                wait();
+            }),
+        }
+    }
+    match bind {
+        Endpoint::Tcp(addr) => {
+            let listener = tej_core::accept::listen_tcp([addr])?;
+            let server = Generic::<R, R::TcpListener>::from_listener(R::tcp_listener(listener)?);
+            let endpoint = Endpoint::Tcp(server.local_addr()?);
+            Ok(start(server, endpoint, config, options, factory))
+        }
+        Endpoint::Unix(path) => {
+            let server = Generic::<R, R::UnixListener>::bind_unix(&path)?;
+            Ok(start(
+                server,
+                Endpoint::Unix(path),
+                config,
+                options,
+                factory,
+            ))
+        }
+    }
+}
+
 /// Connects to `addr` on `runtime` and runs `handler`.
 ///
 /// # Errors
@@ -242,34 +428,120 @@ where
 /// The error of connecting.
 pub fn connect<H>(
     runtime: Runtime,
-    addr: SocketAddr,
+    addr: impl Into<Endpoint>,
     handler: H,
     config: SessionConfig,
 ) -> io::Result<RunningClient>
 where
     H: Handler + Send + 'static,
 {
+    connect_with(runtime, &addr.into(), None, handler, config)
+}
+
+/// Connects to `endpoint` on `runtime`, through TLS with `tls`, and runs
+/// `handler`.
+///
+/// # Errors
+///
+/// The error of connecting or of the TLS handshake (a one-line reason,
+/// such as an untrusted certificate).
+pub fn connect_with<H>(
+    runtime: Runtime,
+    endpoint: &Endpoint,
+    tls: Option<&ClientTls>,
+    handler: H,
+    config: SessionConfig,
+) -> io::Result<RunningClient>
+where
+    H: Handler + Send + 'static,
+{
+    if let (Endpoint::Unix(_), Some(_)) = (endpoint, tls) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "TLS over a Unix socket is not offered by this tool",
+        ));
+    }
     match runtime {
         Runtime::Tokio => {
             let executor = tokio_runtime()?;
-            let client =
-                executor.block_on(tej_tokio::Client::connect_with(addr, handler, config))?;
+            let client = executor.block_on(async {
+                match (endpoint, tls) {
+                    (Endpoint::Tcp(addr), None) => {
+                        tej_tokio::Client::connect_with(*addr, handler, config).await
+                    }
+                    (Endpoint::Tcp(addr), Some(tls)) => {
+                        tej_tokio::Client::connect_tls(
+                            *addr,
+                            tls.server_name.clone(),
+                            tls.config.clone(),
+                            handler,
+                            config,
+                        )
+                        .await
+                    }
+                    (Endpoint::Unix(path), _) => {
+                        tej_tokio::Client::connect_unix(path, handler, config).await
+                    }
+                }
+            })?;
             Ok(RunningClient {
                 sender: client.sender(),
                 join: Box::new(move || executor.block_on(client.join())),
             })
         }
         Runtime::AsyncStd => {
-            let client = async_std::task::block_on(tej_async_std::Client::connect_with(
-                addr, handler, config,
-            ))?;
+            use async_std::task::block_on;
+            type Client = tej_async_std::Client;
+            let client = block_on(async {
+                match (endpoint, tls) {
+                    (Endpoint::Tcp(addr), None) => {
+                        Client::connect_with(*addr, handler, config).await
+                    }
+                    (Endpoint::Tcp(addr), Some(tls)) => {
+                        let (name, tls) = (tls.server_name.clone(), tls.config.clone());
+                        Client::connect_tls(*addr, name, tls, handler, config).await
+                    }
+                    (Endpoint::Unix(path), _) => Client::connect_unix(path, handler, config).await,
+                }
+            })?;
             Ok(RunningClient {
                 sender: client.sender(),
-                join: Box::new(move || async_std::task::block_on(client.join())),
+                join: Box::new(move || block_on(client.join())),
+            })
+        }
+        Runtime::Smol => {
+            type Client = tej_async_std::smol::Client;
+            let client = smol::block_on(async {
+                match (endpoint, tls) {
+                    (Endpoint::Tcp(addr), None) => {
+                        Client::connect_with(*addr, handler, config).await
+                    }
+                    (Endpoint::Tcp(addr), Some(tls)) => {
+                        let (name, tls) = (tls.server_name.clone(), tls.config.clone());
+                        Client::connect_tls(*addr, name, tls, handler, config).await
+                    }
+                    (Endpoint::Unix(path), _) => Client::connect_unix(path, handler, config).await,
+                }
+            })?;
+            Ok(RunningClient {
+                sender: client.sender(),
+                join: Box::new(move || smol::block_on(client.join())),
             })
         }
         Runtime::Mio => {
-            let client = tej_mio::Client::connect_with(addr, handler, config)?;
+            let client = match (endpoint, tls) {
+                (Endpoint::Tcp(addr), None) => {
+                    tej_mio::Client::connect_with(*addr, handler, config)?
+                }
+                (Endpoint::Tcp(addr), Some(tls)) => tej_mio::Client::connect_tls(
+                    *addr,
+                    tls.server_name.clone(),
+                    tls.config.clone(),
+                    handler,
+                    config,
+                )?,
+                (Endpoint::Unix(path), _) => tej_mio::Client::connect_unix(path, handler, config)?,
+            };
             Ok(RunningClient {
                 sender: client.sender(),
                 join: Box::new(move || client.join()),

@@ -23,7 +23,7 @@ enum Command {
     /// and files (one large, streamed from disk), verify every byte by hash.
     Demo {
         /// Run on this runtime only (default: each in turn).
-        #[arg(long)]
+        #[arg(long, value_enum)]
         runtime: Option<Runtime>,
         /// Size of the large file, in MiB.
         #[arg(long, default_value_t = 256)]
@@ -59,11 +59,17 @@ struct BenchArgs {
     /// Number of request/response round trips.
     #[arg(long, default_value_t = 20_000)]
     round_trips: u64,
+    /// Size of the file sent from disk to disk (default: --size).
+    #[arg(long, value_parser = cli::parse_size)]
+    disk_size: Option<u64>,
+    /// Connections in the connection burst (0 skips it).
+    #[arg(long, default_value_t = 10_000)]
+    burst: usize,
     /// Interleaved rounds; medians are reported.
     #[arg(long, default_value_t = 3)]
     rounds: usize,
     /// Measure this runtime only (default: all).
-    #[arg(long, value_parser = cli::runtime_parser())]
+    #[arg(long, value_enum)]
     runtime: Option<Runtime>,
     /// Also measure the reference implementation (tej-protoc 0.2.4) when
     /// its Python package is installed.
@@ -110,6 +116,8 @@ fn bench(args: &BenchArgs) -> ExitCode {
         small_count: args.count,
         small_message_len: args.msg_size,
         round_trips: args.round_trips.max(1),
+        disk_size: args.disk_size.unwrap_or(args.size),
+        burst_connections: args.burst,
         rounds: args.rounds.max(1),
         runtimes: args
             .runtime
@@ -150,14 +158,9 @@ fn bench(args: &BenchArgs) -> ExitCode {
     } else {
         print!("{}", report.table());
         if let Some(python) = &python {
-            println!(
-                "python (tej-protoc 0.2.4) {:>10.2}  {:>5.2}   {:>14.0}  {:>5.2}",
-                python.large_gib_s,
-                python.large_gib_s / report.baseline.large_gib_s,
-                python.small_fps,
-                python.small_fps / report.baseline.small_fps
-            );
+            print!("{}", report.python_row(python));
         }
+        print!("{}", report.details());
     }
     ExitCode::SUCCESS
 }
@@ -181,7 +184,7 @@ fn serve(args: &ServeArgs) -> ExitCode {
     match cli::serve::run(args, &stopped) {
         Ok(()) => ExitCode::SUCCESS,
         Err(reason) => {
-            eprintln!("tej serve: {reason}");
+            eprintln!("tej serve: {reason:#}");
             ExitCode::FAILURE
         }
     }
@@ -192,7 +195,7 @@ fn send(args: &SendArgs) -> ExitCode {
     match cli::send::run(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(reason) => {
-            eprintln!("tej send: {reason}");
+            eprintln!("tej send: {reason:#}");
             // `--timeout` may leave the sending thread blocked: do not wait for it.
             std::process::exit(1);
         }

@@ -10,21 +10,9 @@ pub mod report;
 pub mod send;
 pub mod serve;
 
-use std::net::{SocketAddr, ToSocketAddrs};
 use std::time::Duration;
 
-use clap::builder::{PossibleValuesParser, TypedValueParser};
 use tej_core::Limits;
-
-use crate::runtime::Runtime;
-
-/// Parses a runtime name; `--help` lists every runtime in [`Runtime::ALL`].
-pub fn runtime_parser() -> impl TypedValueParser<Value = Runtime> {
-    PossibleValuesParser::new(Runtime::ALL.iter().map(|runtime| runtime.name())).map(|name| {
-        name.parse::<Runtime>()
-            .unwrap_or_else(|_| unreachable!("{name} is one of Runtime::ALL"))
-    })
-}
 
 /// Parses seconds, whole or fractional: `30`, `0.5`.
 ///
@@ -85,18 +73,6 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("{text:?} is too large"))
 }
 
-/// Resolves `HOST:PORT` (or `IP:PORT`) to its first address.
-///
-/// # Errors
-///
-/// A message naming the address when it does not resolve.
-pub fn resolve(addr: &str) -> Result<SocketAddr, String> {
-    addr.to_socket_addrs()
-        .map_err(|error| format!("cannot resolve {addr:?}: {error}"))?
-        .next()
-        .ok_or_else(|| format!("{addr:?} resolves to no address"))
-}
-
 /// What a peer may announce to `tej serve` before it is disconnected.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct LimitArgs {
@@ -138,15 +114,16 @@ impl LimitArgs {
 }
 
 /// Sends `tracing` logs (this tool's and the adapters') to stderr, at
-/// `default` level or the one named by `TEJ_LOG` (`error` .. `trace`).
+/// `default` level, or as `TEJ_LOG` says: a level (`debug`) or any
+/// `tracing_subscriber::EnvFilter` directive (`warn,tej_mio=trace`).
 pub fn init_logging(default: tracing::Level) {
-    let level = std::env::var("TEJ_LOG")
-        .ok()
-        .and_then(|level| level.trim().parse().ok())
-        .unwrap_or(default);
+    let filter = tracing_subscriber::EnvFilter::builder()
+        .with_default_directive(default.into())
+        .with_env_var("TEJ_LOG")
+        .from_env_lossy();
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
-        .with_max_level(level)
+        .with_env_filter(filter)
         .with_target(false)
         .try_init();
 }
@@ -184,16 +161,13 @@ mod tests {
     }
 
     #[test]
-    fn every_runtime_is_accepted() {
+    fn every_runtime_is_accepted_by_name() {
+        use crate::runtime::Runtime;
         for runtime in Runtime::ALL {
-            let parsed = runtime_parser()
-                .parse_ref(
-                    &clap::Command::new("t"),
-                    None,
-                    std::ffi::OsStr::new(runtime.name()),
-                )
-                .unwrap();
-            assert_eq!(parsed, *runtime);
+            assert_eq!(runtime.name().parse::<Runtime>(), Ok(*runtime));
+            let value = clap::ValueEnum::to_possible_value(runtime).unwrap();
+            assert_eq!(value.get_name(), runtime.name());
         }
+        assert!("tokyo".parse::<Runtime>().unwrap_err().contains("smol"));
     }
 }

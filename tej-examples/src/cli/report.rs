@@ -2,9 +2,9 @@
 //! (`--json`) or as readable text, and the per-file hashing behind it.
 //!
 //! Received files never sit in memory: [`FileSink`] sends each one either
-//! into a spool directory ([`FileTarget::SpoolDir`], hashed afterwards from
-//! disk) or through a SHA-256 hasher that keeps nothing but the digest
-//! ([`FileTarget::Writer`]).
+//! into a spool directory, hashed as it is spooled
+//! ([`FileTarget::SpoolDirWith`]), or through a SHA-256 hasher that keeps
+//! nothing but the digest ([`FileTarget::Writer`]).
 
 use std::fmt::Write as _;
 use std::io::{self, Write};
@@ -16,7 +16,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tej_core::{DisconnectReason, FileTarget, Frame};
 
-use crate::demo::{hash_file, hex_sha256};
+use crate::demo::hex_sha256;
 
 /// Longest message shown in the readable output; JSON carries it whole.
 const TEXT_MESSAGE_PREVIEW: usize = 400;
@@ -98,6 +98,17 @@ pub enum Event {
         /// Its size on the wire in bytes.
         bytes: u64,
     },
+    /// `tej send`: how much of a file has been written to the connection.
+    /// Printed for each file whenever another sixteenth of it, or 100 ms,
+    /// has gone out since the last line, and once at its end.
+    Progress {
+        /// The file's name as sent.
+        file: String,
+        /// Its bytes written so far (over every `--repeat` of the frame).
+        bytes: u64,
+        /// Its bytes in all.
+        total: u64,
+    },
     /// `tej send` is done: what went out and how fast.
     Summary {
         /// Frames sent (pings included).
@@ -158,6 +169,11 @@ impl Event {
             } => format!(
                 "queued frame {frame}: status {status}, {files} file(s), {}",
                 human_bytes(*bytes)
+            ),
+            Event::Progress { file, bytes, total } => format!(
+                "{file:?}: {} of {} sent",
+                human_bytes(*bytes),
+                human_bytes(*total)
             ),
             Event::Summary {
                 frames,
@@ -231,19 +247,9 @@ fn frame_text(what: &str, frame: &FrameReport) -> String {
     text
 }
 
-/// `1234567` as `1.2 MiB`.
+/// `1234567` as `1.18 MiB` ([`indicatif::HumanBytes`]).
 pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
+    indicatif::HumanBytes(bytes).to_string()
 }
 
 /// Where events go: stdout, as JSON lines or text, one whole line at a time.
@@ -279,7 +285,7 @@ impl HashingSink {
     fn finish(&self) -> (String, u64) {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let (hasher, len) = std::mem::take(&mut *state);
-        (to_hex(&hasher.finalize()), len)
+        (hex::encode(hasher.finalize()), len)
     }
 }
 
@@ -299,9 +305,10 @@ impl Write for HashingSink {
 /// Chooses where a connection's received files go, and reports them.
 ///
 /// With a save directory, files are spooled there by the core under a
-/// sanitised, unique name ([`FileTarget::SpoolDir`]) and hashed from disk
-/// once complete; without one, they stream through a hasher and are
-/// dropped. Either way no file is ever held in memory.
+/// sanitised, unique name and hashed on the way
+/// ([`FileTarget::SpoolDirWith`]), never read back; without one, they
+/// stream through a hasher and are dropped. Either way no file is ever
+/// held in memory.
 #[derive(Default)]
 pub struct FileSink {
     save_dir: Option<PathBuf>,
@@ -333,13 +340,11 @@ impl FileSink {
         if index == 0 {
             self.hashers.clear();
         }
+        let sink = HashingSink::default();
+        self.hashers.push(sink.clone());
         match &self.save_dir {
-            Some(dir) => FileTarget::SpoolDir(dir.clone()),
-            None => {
-                let sink = HashingSink::default();
-                self.hashers.push(sink.clone());
-                FileTarget::Writer(Box::new(sink))
-            }
+            Some(dir) => FileTarget::SpoolDirWith(dir.clone(), Box::new(sink)),
+            None => FileTarget::Writer(Box::new(sink)),
         }
     }
 
@@ -348,22 +353,20 @@ impl FileSink {
     ///
     /// # Errors
     ///
-    /// The error of reading a spooled file back to hash it.
+    /// None today (every file was hashed as it arrived); kept for sinks
+    /// that must read a file back.
     pub fn report(&mut self, peer: Option<SocketAddr>, frame: &Frame) -> io::Result<FrameReport> {
         let mut hashers = std::mem::take(&mut self.hashers).into_iter();
         let mut files = Vec::with_capacity(frame.files.len());
         for file in &frame.files {
-            let (sha256, saved_as) = match (file.path(), file.data()) {
-                (Some(path), _) => (hash_file(path)?, Some(path.display().to_string())),
-                (None, Some(data)) => (hex_sha256(data), None),
-                (None, None) => (
-                    hashers
-                        .next()
-                        .map(|sink| sink.finish().0)
-                        .unwrap_or_default(),
-                    None,
-                ),
+            // Every file went through `target`, so each has its hasher, in order.
+            let hashed = hashers.next().map(|sink| sink.finish().0);
+            let sha256 = match (hashed, file.data()) {
+                (Some(sha256), _) => sha256,
+                (None, Some(data)) => hex_sha256(data),
+                (None, None) => String::new(),
             };
+            let saved_as = file.path().map(|path| path.display().to_string());
             files.push(FileReport {
                 name: file.name.clone(),
                 size: file.len(),
@@ -382,15 +385,6 @@ impl FileSink {
             message_sha256: message.map(hex_sha256),
         })
     }
-}
-
-fn to_hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut hex, byte| {
-            let _ = write!(hex, "{byte:02x}");
-            hex
-        })
 }
 
 #[cfg(test)]
@@ -435,6 +429,44 @@ mod tests {
     #[test]
     fn sizes_read_well() {
         assert_eq!(human_bytes(12), "12 B");
-        assert_eq!(human_bytes(3 << 20), "3.0 MiB");
+        assert_eq!(human_bytes(3 << 20), "3.00 MiB");
+    }
+
+    #[test]
+    fn saved_files_are_hashed_as_they_are_spooled() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut sink = FileSink::new(Some(dir.path().to_path_buf()));
+        let FileTarget::SpoolDirWith(spool, mut writer) = sink.target(0) else {
+            panic!("a spool directory with a hasher")
+        };
+        assert_eq!(spool, dir.path());
+        writer.write_all(b"hello world\n").unwrap();
+        let mut frame = Frame::default();
+        let path = dir.path().join("x");
+        frame.files.push(tej_core::File {
+            name: "x".into(),
+            body: tej_core::FileBody::Disk {
+                path: path.clone(),
+                len: 12,
+            },
+        });
+        // Never read back: the file need not even exist for its report.
+        let report = sink.report(None, &frame).unwrap();
+        assert_eq!(report.files[0].sha256, hex_sha256(b"hello world\n"));
+        assert_eq!(report.files[0].saved_as, Some(path.display().to_string()));
+    }
+
+    #[test]
+    fn progress_lines_are_json_events() {
+        let line = Event::Progress {
+            file: "a.bin".into(),
+            bytes: 5,
+            total: 10,
+        }
+        .to_json();
+        assert_eq!(
+            line,
+            r#"{"event":"progress","file":"a.bin","bytes":5,"total":10}"#
+        );
     }
 }

@@ -1,33 +1,55 @@
 //! `tej send`: connect, send files and a message, print the replies.
 
-use std::io::IsTerminal;
+use std::io::{self, IsTerminal};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use tej_core::{
-    Connection, DisconnectReason, File, FileTarget, Frame, FrameBuilder, Handler, SessionConfig,
-    Status,
+    Connection, DisconnectReason, File, FileTarget, Frame, FrameBuilder, Handler, SendProgress,
+    SessionConfig, Status,
 };
 
+use super::parse_seconds;
 use super::report::{Event, FileSink, Printer};
-use super::{parse_seconds, resolve, runtime_parser};
-use crate::runtime::{self, Runtime};
+use crate::runtime::{self, Endpoint, Runtime};
+use crate::tls::{self, ClientTls};
 
 /// `tej send`: send one frame (or several) to a TEJ server.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SendArgs {
-    /// Server address, HOST:PORT
+    /// Server address: HOST:PORT, or unix:PATH for a Unix domain socket
     #[arg(value_name = "ADDR")]
     pub addr: String,
     /// Files to attach, streamed from disk, each under its file name
     #[arg(value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// Runtime to connect with
-    #[arg(long, value_parser = runtime_parser(), default_value_t = Runtime::Tokio)]
+    #[arg(long, value_enum, default_value_t = Runtime::Tokio)]
     pub runtime: Runtime,
+    /// Connect with TLS, verifying the server's certificate against the
+    /// system's root certificates, or --ca
+    #[arg(long, help_heading = "TLS")]
+    pub tls: bool,
+    /// With --tls: trust the CA certificates in this PEM file instead of
+    /// the system's
+    #[arg(long, value_name = "PEM", requires = "tls", help_heading = "TLS")]
+    pub ca: Option<PathBuf>,
+    /// With --tls: the name the server's certificate must carry [default:
+    /// the host of ADDR]
+    #[arg(long, value_name = "NAME", requires = "tls", help_heading = "TLS")]
+    pub server_name: Option<String>,
+    /// With --tls: present this certificate chain (PEM) to a server that
+    /// asks for one
+    #[arg(long, value_name = "PEM", requires_all = ["tls", "key"], help_heading = "TLS")]
+    pub cert: Option<PathBuf>,
+    /// With --cert: its private key (PEM)
+    #[arg(long, value_name = "PEM", requires = "cert", help_heading = "TLS")]
+    pub key: Option<PathBuf>,
     /// Custom status of the frame, 0..=127 (2 is a ping) [default: 0]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(0..=127))]
     pub status: Option<u8>,
@@ -66,7 +88,7 @@ pub struct SendArgs {
 ///
 /// A one-line reason for any failure: nothing to send, a file that cannot
 /// be read, a connection refused or ended early, replies missing, time up.
-pub fn run(args: &SendArgs) -> Result<(), String> {
+pub fn run(args: &SendArgs) -> anyhow::Result<()> {
     let Some(timeout) = args.timeout else {
         return send(args);
     };
@@ -77,14 +99,14 @@ pub fn run(args: &SendArgs) -> Result<(), String> {
         .spawn(move || {
             let _ = done.send(send(&worker_args));
         })
-        .map_err(|error| format!("cannot start a thread: {error}"))?;
+        .map_err(|error| anyhow::anyhow!("cannot start a thread: {error}"))?;
     match result.recv_timeout(timeout) {
         Ok(outcome) => outcome,
-        Err(RecvTimeoutError::Timeout) => Err(format!(
+        Err(RecvTimeoutError::Timeout) => Err(anyhow::anyhow!(
             "timed out after {:.1} s (--timeout)",
             timeout.as_secs_f64()
         )),
-        Err(RecvTimeoutError::Disconnected) => Err("the sending thread panicked".into()),
+        Err(RecvTimeoutError::Disconnected) => Err(anyhow::anyhow!("the sending thread panicked")),
     }
 }
 
@@ -152,12 +174,12 @@ struct Plan {
     files: Vec<(String, u64)>,
 }
 
-fn plan(args: &SendArgs) -> Result<Plan, String> {
+fn plan(args: &SendArgs) -> anyhow::Result<Plan> {
     let message = match (&args.message, &args.message_file) {
         (Some(text), _) => Some(text.clone().into_bytes()),
         (None, Some(path)) => Some(
             std::fs::read(path)
-                .map_err(|error| format!("cannot read {}: {error}", path.display()))?,
+                .map_err(|error| anyhow::anyhow!("cannot read {}: {error}", path.display()))?,
         ),
         (None, None) => None,
     };
@@ -169,7 +191,7 @@ fn plan(args: &SendArgs) -> Result<Plan, String> {
     let mut frames = Vec::new();
     let mut sizes = Vec::new();
     if !only_ping {
-        let status = Status::new(args.status.unwrap_or(0)).map_err(|error| error.to_string())?;
+        let status = Status::new(args.status.unwrap_or(0))?;
         sizes = files
             .iter()
             .map(|file: &File| (file.name.clone(), file.len()))
@@ -194,86 +216,184 @@ fn plan(args: &SendArgs) -> Result<Plan, String> {
 }
 
 /// A file to send, streamed from `path` under its file name.
-fn attach(path: &Path) -> Result<File, String> {
+fn attach(path: &Path) -> anyhow::Result<File> {
     let metadata = std::fs::metadata(path)
-        .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
+        .map_err(|error| anyhow::anyhow!("cannot read {}: {error}", path.display()))?;
     if !metadata.is_file() {
-        return Err(format!("{} is not a regular file", path.display()));
+        return Err(anyhow::anyhow!("{} is not a regular file", path.display()));
     }
-    let name = path
-        .file_name()
-        .ok_or_else(|| format!("{} has no file name", path.display()))?
-        .to_string_lossy()
-        .into_owned();
-    File::from_path(name, path).map_err(|error| format!("cannot read {}: {error}", path.display()))
+    File::open(path).map_err(|error| anyhow::anyhow!("cannot read {}: {error}", path.display()))
 }
 
-/// Progress bars, one per file, on a terminal only.
-///
-/// The session reports no per-byte progress for frames it sends, so a
-/// bar moves a frame at a time: when the server acknowledges a frame with
-/// a reply (`--wait-replies`), and to the end once the connection has
-/// flushed everything and closed.
+/// Progress bars, one per file, on a terminal only, moved per byte as the
+/// connection writes the file (over every `--repeat` of the frame).
 struct Bars {
     multi: MultiProgress,
-    bars: Vec<(ProgressBar, u64)>,
-    repeat: u64,
+    bars: Vec<ProgressBar>,
 }
 
 impl Bars {
     fn new(files: &[(String, u64)], repeat: u64) -> Bars {
         let multi = MultiProgress::new();
         let style = ProgressStyle::with_template(
-            "{spinner} {prefix:24!} [{bar:30}] {bytes:>10}/{total_bytes:10} {msg}",
+            "{spinner} {prefix:24!} [{bar:30}] {bytes:>10}/{total_bytes:10} {bytes_per_sec:>12} {msg}",
         )
         .unwrap_or_else(|_| ProgressStyle::default_bar())
         .progress_chars("=> ");
         let bars = files
             .iter()
             .map(|(name, size)| {
-                let total = size.saturating_mul(repeat);
                 let bar = multi.add(
-                    ProgressBar::new(total)
+                    ProgressBar::new(size.saturating_mul(repeat))
                         .with_style(style.clone())
                         .with_prefix(name.clone())
                         .with_message("sending"),
                 );
                 bar.enable_steady_tick(Duration::from_millis(120));
-                (bar, *size)
+                bar
             })
             .collect();
-        Bars {
-            multi,
-            bars,
-            repeat,
-        }
-    }
-
-    fn acknowledged(&self, frames: u64) {
-        let frames = frames.min(self.repeat);
-        for (bar, size) in &self.bars {
-            bar.set_position(size.saturating_mul(frames));
-            bar.set_message(format!("{frames}/{} acknowledged", self.repeat));
-        }
+        Bars { multi, bars }
     }
 
     fn flushing(&self) {
-        for (bar, _) in &self.bars {
-            bar.set_message("flushing");
+        for bar in &self.bars {
+            bar.set_message("closing");
         }
     }
 
     fn done(&self) {
-        for (bar, size) in &self.bars {
-            bar.set_position(size.saturating_mul(self.repeat));
+        for bar in &self.bars {
             bar.finish_with_message("sent");
         }
     }
 
     fn failed(&self) {
-        for (bar, _) in &self.bars {
+        for bar in &self.bars {
             bar.abandon_with_message("failed");
         }
+    }
+}
+
+/// How often the progress of the files being sent is looked at.
+const PROGRESS_TICK: Duration = Duration::from_millis(20);
+/// A file's `--json` progress line comes at least this often while it moves.
+const PROGRESS_EVERY: Duration = Duration::from_millis(100);
+
+/// Watches the frames' [`SendProgress`] on a thread of its own and moves
+/// the bars, or prints `progress` events with `--json`.
+struct ProgressReporter {
+    tracked: Arc<Mutex<Vec<SendProgress>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// One file's progress as last reported.
+struct FileProgress {
+    name: String,
+    total: u64,
+    reported: Option<(u64, Instant)>,
+}
+
+impl ProgressReporter {
+    fn start(
+        files: &[(String, u64)],
+        repeat: u64,
+        bars: Option<Vec<ProgressBar>>,
+        json: Option<Printer>,
+    ) -> io::Result<ProgressReporter> {
+        let tracked = Arc::new(Mutex::new(Vec::<SendProgress>::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut state: Vec<FileProgress> = files
+            .iter()
+            .map(|(name, size)| FileProgress {
+                name: name.clone(),
+                total: size.saturating_mul(repeat),
+                reported: None,
+            })
+            .collect();
+        let thread = std::thread::Builder::new()
+            .name("tej-progress".into())
+            .spawn({
+                let (tracked, stop) = (tracked.clone(), stop.clone());
+                move || loop {
+                    // Read before the last pass, so that pass sees the final bytes.
+                    let last = stop.load(Ordering::Acquire);
+                    let sent: Vec<u64> = {
+                        let tracked = tracked.lock().unwrap_or_else(PoisonError::into_inner);
+                        (0..state.len())
+                            .map(|index| {
+                                tracked
+                                    .iter()
+                                    .filter_map(|progress| progress.file_written(index))
+                                    .map(|(written, _)| written)
+                                    .sum()
+                            })
+                            .collect()
+                    };
+                    for (index, (file, bytes)) in state.iter_mut().zip(sent).enumerate() {
+                        if let Some(bars) = &bars {
+                            bars[index].set_position(bytes);
+                        }
+                        if let Some(printer) = &json {
+                            if file.due(bytes) {
+                                file.reported = Some((bytes, Instant::now()));
+                                printer.print(&Event::Progress {
+                                    file: file.name.clone(),
+                                    bytes,
+                                    total: file.total,
+                                });
+                            }
+                        }
+                    }
+                    if last {
+                        return;
+                    }
+                    std::thread::sleep(PROGRESS_TICK);
+                }
+            })?;
+        Ok(ProgressReporter {
+            tracked,
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    fn track(&self, progress: SendProgress) {
+        self.tracked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(progress);
+    }
+
+    /// Reports once more, with what is written by now, and stops.
+    fn finish(mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for ProgressReporter {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+    }
+}
+
+impl FileProgress {
+    /// Whether a line is due at `bytes`: the first, another sixteenth since
+    /// the last, 100 ms since the last while it moved, and the end, once.
+    fn due(&self, bytes: u64) -> bool {
+        let Some((last, at)) = self.reported else {
+            return true;
+        };
+        if bytes == last {
+            return false;
+        }
+        bytes == self.total
+            || bytes - last >= (self.total / 16).max(1)
+            || at.elapsed() >= PROGRESS_EVERY
     }
 }
 
@@ -281,7 +401,6 @@ impl Bars {
 struct Watch {
     printer: Printer,
     bars: Option<Bars>,
-    wait_replies: u64,
     replies: u64,
     ended: Option<DisconnectReason>,
 }
@@ -303,9 +422,6 @@ impl Watch {
                 self.print(&event);
                 if !ping {
                     self.replies += 1;
-                    if let (Some(bars), true) = (&self.bars, self.wait_replies > 0) {
-                        bars.acknowledged(self.replies);
-                    }
                 }
             }
             Seen::Disconnected(peer, reason) => {
@@ -329,12 +445,13 @@ impl Watch {
     }
 }
 
-fn send(args: &SendArgs) -> Result<(), String> {
+fn send(args: &SendArgs) -> anyhow::Result<()> {
     let Plan {
         frames,
         files: sizes,
     } = plan(args)?;
-    let addr = resolve(&args.addr)?;
+    let endpoint: Endpoint = args.addr.parse().map_err(anyhow::Error::msg)?;
+    let tls = client_tls(args)?;
     let printer = Printer { json: args.json };
     let (seen_tx, seen) = mpsc::channel();
     let handler = SendHandler {
@@ -342,17 +459,29 @@ fn send(args: &SendArgs) -> Result<(), String> {
         files: FileSink::new(None),
         seen: seen_tx,
     };
-    let client = runtime::connect(args.runtime, addr, handler, SessionConfig::default())
-        .map_err(|error| format!("cannot connect to {addr}: {error}"))?;
+    let client = runtime::connect_with(
+        args.runtime,
+        &endpoint,
+        tls.as_ref(),
+        handler,
+        SessionConfig::default(),
+    )
+    .map_err(|error| anyhow::anyhow!("cannot connect to {endpoint}: {error}"))?;
     let show_bars = !args.json && std::io::stdout().is_terminal() && !sizes.is_empty();
     let mut watch = Watch {
         printer,
         bars: show_bars.then(|| Bars::new(&sizes, args.repeat)),
-        wait_replies: args.wait_replies,
         replies: 0,
         ended: None,
     };
-    let outcome = transfer(args, client, frames, &seen, &mut watch);
+    let progress = ProgressReporter::start(
+        &sizes,
+        args.repeat,
+        watch.bars.as_ref().map(|bars| bars.bars.clone()),
+        args.json.then_some(printer),
+    )
+    .map_err(|error| anyhow::anyhow!("cannot start a thread: {error}"))?;
+    let outcome = transfer(args, client, frames, &seen, &mut watch, progress);
     if outcome.is_err() {
         if let Some(bars) = &watch.bars {
             bars.failed();
@@ -361,13 +490,37 @@ fn send(args: &SendArgs) -> Result<(), String> {
     outcome
 }
 
+/// The TLS settings of `--tls`, `--ca`, `--server-name`, `--cert`/`--key`.
+fn client_tls(args: &SendArgs) -> anyhow::Result<Option<ClientTls>> {
+    if !args.tls {
+        return Ok(None);
+    }
+    let identity = args.cert.as_deref().zip(args.key.as_deref());
+    let config = tls::client_config(args.ca.as_deref(), identity)?;
+    let name = match &args.server_name {
+        Some(name) => name.clone(),
+        None => host_of(&args.addr).to_string(),
+    };
+    Ok(Some(ClientTls {
+        config,
+        server_name: tls::server_name(&name)?,
+    }))
+}
+
+/// `example.com` of `example.com:4000`, `::1` of `[::1]:4000`.
+fn host_of(addr: &str) -> &str {
+    let host = addr.rsplit_once(':').map_or(addr, |(host, _port)| host);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
 fn transfer(
     args: &SendArgs,
     client: runtime::RunningClient,
     frames: Vec<Frame>,
     seen: &Receiver<Seen>,
     watch: &mut Watch,
-) -> Result<(), String> {
+    progress: ProgressReporter,
+) -> anyhow::Result<()> {
     let sender = client.sender();
     let count = frames.len() as u64;
     let total_bytes: u64 = frames.iter().map(Frame::encoded_len).sum();
@@ -379,13 +532,22 @@ fn transfer(
     let started = Instant::now();
     for (index, frame) in (1..).zip(frames) {
         let (status, files, bytes) = (frame.status.get(), frame.files.len(), frame.encoded_len());
-        if let Err(error) = sender.send_blocking(frame) {
+        let tracked = if files > 0 {
+            sender
+                .send_tracked_blocking(frame)
+                .map(|tracked| progress.track(tracked))
+        } else {
+            sender.send_blocking(frame)
+        };
+        if let Err(error) = tracked {
             watch.drain(seen);
             let why = match &watch.ended {
                 Some(reason) => reason.to_string(),
                 None => error.to_string(),
             };
-            return Err(format!("frame {index} of {count} was not sent: {why}"));
+            return Err(anyhow::anyhow!(
+                "frame {index} of {count} was not sent: {why}"
+            ));
         }
         if args.json {
             watch.print(&Event::Sent {
@@ -405,7 +567,7 @@ fn transfer(
                 continue;
             }
         }
-        return Err(format!(
+        return Err(anyhow::anyhow!(
             "got {} of {} replies: {}",
             watch.replies,
             args.wait_replies,
@@ -419,16 +581,20 @@ fn transfer(
     // `disconnected` has run, so its report is in the channel.
     let joined = client.close();
     let elapsed = started.elapsed();
+    // The last progress lines, with every byte written by now.
+    progress.finish();
     watch.drain(seen);
-    joined.map_err(|error| format!("the connection failed: {error}"))?;
+    joined.map_err(|error| anyhow::anyhow!("the connection failed: {error}"))?;
     let unsent = sender.take_unsent().len();
     match &watch.ended {
         Some(DisconnectReason::LocalClose) if unsent == 0 => {}
         Some(DisconnectReason::LocalClose) => {
-            return Err(format!("{unsent} frame(s) of {count} were not sent"));
+            return Err(anyhow::anyhow!(
+                "{unsent} frame(s) of {count} were not sent"
+            ));
         }
         _ => {
-            return Err(format!(
+            return Err(anyhow::anyhow!(
                 "the connection ended before everything was sent: {}",
                 watch.ended_reason()
             ))

@@ -11,8 +11,8 @@ use tej_core::{
 };
 
 use super::report::{Event, FileSink, Printer};
-use super::{parse_count, parse_seconds, parse_size, resolve, runtime_parser, LimitArgs};
-use crate::runtime::{self, Runtime, ServerOptions};
+use super::{parse_count, parse_seconds, parse_size, LimitArgs};
+use crate::runtime::{self, Endpoint, Runtime, ServerOptions};
 
 /// `--min-rate` when `--frame-timeout` is given alone: 64 KiB/s.
 pub const DEFAULT_MIN_RATE: u64 = 64 << 10;
@@ -20,13 +20,24 @@ pub const DEFAULT_MIN_RATE: u64 = 64 << 10;
 /// `tej serve`: accept TEJ connections and print what arrives.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
-    /// Address to listen on, such as 0.0.0.0:4000; port 0 picks a free port
-    /// (printed first)
+    /// Address to listen on, such as 0.0.0.0:4000 (port 0 picks a free
+    /// port, printed first), or unix:PATH for a Unix domain socket (the
+    /// path must not exist; it is removed on exit)
     #[arg(long, value_name = "ADDR")]
     pub bind: String,
     /// Runtime to serve on
-    #[arg(long, value_parser = runtime_parser(), default_value_t = Runtime::Tokio)]
+    #[arg(long, value_enum, default_value_t = Runtime::Tokio)]
     pub runtime: Runtime,
+    /// Serve TLS with this certificate chain (PEM, leaf first)
+    #[arg(long, value_name = "PEM", requires = "tls_key", help_heading = "TLS")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key (PEM) of --tls-cert
+    #[arg(long, value_name = "PEM", requires = "tls_cert", help_heading = "TLS")]
+    pub tls_key: Option<PathBuf>,
+    /// Require every client to present a certificate signed by a CA in
+    /// this PEM file
+    #[arg(long, value_name = "PEM", requires = "tls_cert", help_heading = "TLS")]
+    pub tls_client_ca: Option<PathBuf>,
     /// Save received files here (created if missing), each under a
     /// sanitised name that cannot leave the directory and never replaces
     /// a file; without it, files are hashed and discarded
@@ -90,11 +101,25 @@ impl ServeArgs {
             .frame_timeout(self.frame_timeout())
     }
 
-    /// The server's own options.
-    pub fn server_options(&self) -> ServerOptions {
-        ServerOptions {
+    /// The server's own options: the connection cap, and TLS from the
+    /// PEM files given.
+    ///
+    /// # Errors
+    ///
+    /// A one-line reason when a TLS file cannot be used.
+    pub fn server_options(&self) -> anyhow::Result<ServerOptions> {
+        let tls = match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::server_config(
+                cert,
+                key,
+                self.tls_client_ca.as_deref(),
+            )?),
+            _ => None,
+        };
+        Ok(ServerOptions {
             max_connections: self.max_connections,
-        }
+            tls,
+        })
     }
 }
 
@@ -156,25 +181,27 @@ impl Handler for ServeHandler {
 /// # Errors
 ///
 /// A one-line reason when the server cannot start.
-pub fn run(args: &ServeArgs, stop: &Receiver<()>) -> Result<(), String> {
-    let bind = resolve(&args.bind)?;
+pub fn run(args: &ServeArgs, stop: &Receiver<()>) -> anyhow::Result<()> {
+    let bind: Endpoint = args.bind.parse().map_err(anyhow::Error::msg)?;
+    let options = args.server_options()?;
     // Absolute, so that every `saved_as` reported is.
     let save_dir = match &args.save_dir {
         Some(dir) => Some(
             std::fs::create_dir_all(dir)
                 .and_then(|()| dir.canonicalize())
-                .map_err(|error| format!("cannot create {}: {error}", dir.display()))?,
+                .map_err(|error| anyhow::anyhow!("cannot create {}: {error}", dir.display()))?,
         ),
         None => None,
     };
     let printer = Printer { json: args.json };
     let reply = args.reply.clone();
     let spool = save_dir.clone();
+    let tls = options.tls.is_some();
     let server = runtime::start_server_with(
         args.runtime,
-        bind,
+        bind.clone(),
         args.session_config(),
-        args.server_options(),
+        options,
         move || ServeHandler {
             peer: None,
             files: FileSink::new(spool.clone()),
@@ -182,12 +209,13 @@ pub fn run(args: &ServeArgs, stop: &Receiver<()>) -> Result<(), String> {
             printer,
         },
     )
-    .map_err(|error| format!("cannot listen on {bind}: {error}"))?;
+    .map_err(|error| anyhow::anyhow!("cannot listen on {bind}: {error}"))?;
     printer.print(&Event::Listening {
-        addr: server.addr().to_string(),
+        addr: server.endpoint().to_string(),
     });
     tracing::info!(
-        addr = %server.addr(),
+        addr = %server.endpoint(),
+        tls,
         runtime = %args.runtime,
         save_dir = ?save_dir,
         max_connections = args.max_connections,
@@ -198,6 +226,10 @@ pub fn run(args: &ServeArgs, stop: &Receiver<()>) -> Result<(), String> {
     let _ = stop.recv();
     tracing::info!("shutting down: finishing the frames in progress");
     server.stop();
+    if let Endpoint::Unix(path) = &bind {
+        // Ours: bound above, where an existing path fails.
+        let _ = std::fs::remove_file(path);
+    }
     tracing::info!("stopped");
     Ok(())
 }
@@ -217,7 +249,9 @@ mod tests {
     fn defaults_cap_connections_and_time_no_frame() {
         let args = parse(&[]).unwrap();
         assert_eq!(args.max_connections, DEFAULT_MAX_CONNECTIONS);
-        assert_eq!(args.server_options(), ServerOptions::default());
+        let options = args.server_options().unwrap();
+        assert_eq!(options.max_connections, DEFAULT_MAX_CONNECTIONS);
+        assert!(options.tls.is_none());
         assert_eq!(args.frame_timeout(), None);
         assert_eq!(args.session_config().frame_timeout, None);
     }
@@ -233,7 +267,7 @@ mod tests {
             "1M",
         ])
         .unwrap();
-        assert_eq!(args.server_options().max_connections, 4);
+        assert_eq!(args.server_options().unwrap().max_connections, 4);
         let expected = FrameTimeout::new(Duration::from_millis(1500), 1 << 20);
         assert_eq!(args.session_config().frame_timeout, Some(expected));
 
