@@ -943,3 +943,31 @@ fn spool_dir_with_sees_every_byte_as_it_is_spooled() {
     assert_eq!(std::fs::read(frame.files[0].path().unwrap()).unwrap(), data);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+struct PeerProbe(Arc<Mutex<Vec<(Option<std::net::SocketAddr>, Option<std::net::SocketAddr>)>>>);
+
+impl Handler for PeerProbe {
+    fn connected(&mut self, conn: &mut Connection<'_>) {
+        self.0
+            .lock()
+            .unwrap()
+            .push((conn.peer_addr(), conn.proxy_addr()));
+    }
+}
+
+#[test]
+fn a_proxied_peer_is_reported_with_its_proxy() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let client: std::net::SocketAddr = "203.0.113.7:51000".parse().unwrap();
+    let balancer: std::net::SocketAddr = "127.0.0.1:40000".parse().unwrap();
+    let mut direct =
+        Session::new(PeerProbe(seen.clone()), SessionConfig::default()).with_peer(balancer);
+    direct.start(secs(0));
+    let mut proxied = Session::new(PeerProbe(seen.clone()), SessionConfig::default())
+        .with_proxied_peer(client, balancer);
+    proxied.start(secs(0));
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [(Some(balancer), None), (Some(client), Some(balancer))]
+    );
+}

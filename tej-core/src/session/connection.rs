@@ -11,6 +11,7 @@ pub struct Connection<'a> {
     pub(crate) close_requested: &'a mut bool,
     pub(crate) closing: bool,
     pub(crate) peer: Option<core::net::SocketAddr>,
+    pub(crate) proxy: Option<core::net::SocketAddr>,
     #[cfg(feature = "std")]
     pub(crate) sender: &'a crate::session::send_queue::Sender,
 }
@@ -19,6 +20,7 @@ impl core::fmt::Debug for Connection<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Connection")
             .field("peer", &self.peer)
+            .field("proxy", &self.proxy)
             .field("queued_bytes", &self.outbox.pending_len())
             .field("closing", &self.is_closing())
             .finish()
@@ -64,9 +66,18 @@ impl Connection<'_> {
         self.outbox.pending_len()
     }
 
-    /// The peer's address, when the adapter knows it.
+    /// The peer's address, when the adapter knows it. Behind a load
+    /// balancer that speaks the PROXY protocol, the client's address it
+    /// reported (see [`proxy_addr`](Self::proxy_addr)).
     pub fn peer_addr(&self) -> Option<core::net::SocketAddr> {
         self.peer
+    }
+
+    /// The address of the proxy or load balancer the connection came
+    /// through, when its PROXY protocol header named the real peer;
+    /// `None` for a direct connection.
+    pub fn proxy_addr(&self) -> Option<core::net::SocketAddr> {
+        self.proxy
     }
 
     /// A [`Sender`](crate::Sender) for this connection, to keep and use

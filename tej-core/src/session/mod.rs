@@ -103,6 +103,7 @@ struct Link {
     outbox: Outbox,
     close_requested: bool,
     peer: Option<core::net::SocketAddr>,
+    proxy: Option<core::net::SocketAddr>,
     #[cfg(feature = "std")]
     queue: send_queue::Receiver,
 }
@@ -114,6 +115,7 @@ impl Link {
             close_requested: &mut self.close_requested,
             closing,
             peer: self.peer,
+            proxy: self.proxy,
             #[cfg(feature = "std")]
             sender: self.queue.sender(),
         }
@@ -168,6 +170,7 @@ impl<H: Handler> Session<H> {
                 outbox: Outbox::default(),
                 close_requested: false,
                 peer: None,
+                proxy: None,
                 #[cfg(feature = "std")]
                 queue: send_queue::Receiver::new(config.send_queue_capacity),
             },
@@ -190,6 +193,19 @@ impl<H: Handler> Session<H> {
     /// Records the peer's address, for [`Connection::peer_addr`].
     pub fn with_peer(mut self, peer: core::net::SocketAddr) -> Self {
         self.link.peer = Some(peer);
+        self
+    }
+
+    /// Records that the connection came through the proxy at `proxy`,
+    /// whose PROXY protocol header named `peer` as the client: for
+    /// [`Connection::peer_addr`] and [`Connection::proxy_addr`].
+    pub fn with_proxied_peer(
+        mut self,
+        peer: core::net::SocketAddr,
+        proxy: core::net::SocketAddr,
+    ) -> Self {
+        self.link.peer = Some(peer);
+        self.link.proxy = Some(proxy);
         self
     }
 
