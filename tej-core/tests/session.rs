@@ -971,3 +971,16 @@ fn a_proxied_peer_is_reported_with_its_proxy() {
         [(Some(balancer), None), (Some(client), Some(balancer))]
     );
 }
+
+#[test]
+fn the_disconnect_reason_is_kept_once_closed() {
+    let (handler, _) = Recorder::new();
+    let mut session = Session::new(handler, SessionConfig::default());
+    session.start(secs(0));
+    assert!(session.disconnect_reason().is_none());
+    session.handle_eof(secs(1));
+    assert!(matches!(
+        session.disconnect_reason(),
+        Some(DisconnectReason::PeerClosed)
+    ));
+}

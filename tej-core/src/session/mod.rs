@@ -95,7 +95,8 @@ enum Lifecycle {
     New,
     Open,
     Closing(DisconnectReason),
-    Closed,
+    /// Ended, for this reason (given to `disconnected`).
+    Closed(DisconnectReason),
 }
 
 /// What callbacks reach through a [`Connection`]: everything but the handler.
@@ -209,6 +210,15 @@ impl<H: Handler> Session<H> {
         self
     }
 
+    /// Why the connection ended, once it has: the reason
+    /// [`Handler::disconnected`] was given.
+    pub fn disconnect_reason(&self) -> Option<&DisconnectReason> {
+        match &self.lifecycle {
+            Lifecycle::Closed(reason) => Some(reason),
+            _ => None,
+        }
+    }
+
     /// The options in force.
     pub fn config(&self) -> &SessionConfig {
         &self.config
@@ -273,13 +283,13 @@ impl<H: Handler> Session<H> {
 
     /// Whether bytes wait to be written: call [`transmit`](Self::transmit).
     pub fn wants_write(&self) -> bool {
-        !matches!(self.lifecycle, Lifecycle::Closed) && !self.link.outbox.is_empty()
+        !matches!(self.lifecycle, Lifecycle::Closed(_)) && !self.link.outbox.is_empty()
     }
 
     /// Whether the connection is over: [`Handler::disconnected`] has run and
     /// the adapter should close the socket.
     pub fn is_closed(&self) -> bool {
-        matches!(self.lifecycle, Lifecycle::Closed)
+        matches!(self.lifecycle, Lifecycle::Closed(_))
     }
 
     /// Whether the session is open: started, and neither closing nor closed.
@@ -468,7 +478,7 @@ impl<H: Handler> Session<H> {
                     self.finish();
                 }
             }
-            Lifecycle::New | Lifecycle::Closed => {}
+            Lifecycle::New | Lifecycle::Closed(_) => {}
         }
         self.pump();
     }
@@ -481,7 +491,7 @@ impl<H: Handler> Session<H> {
                 .flatten()
                 .min(),
             Lifecycle::Closing(_) => self.linger_deadline,
-            Lifecycle::New | Lifecycle::Closed => None,
+            Lifecycle::New | Lifecycle::Closed(_) => None,
         }
     }
 
@@ -489,7 +499,7 @@ impl<H: Handler> Session<H> {
     /// slices it filled. Write them (all or part, ideally in one vectored
     /// write), then call [`advance`](Self::advance) with the count written.
     pub fn transmit<'a>(&'a mut self, out: &mut [&'a [u8]]) -> usize {
-        if matches!(self.lifecycle, Lifecycle::Closed) {
+        if matches!(self.lifecycle, Lifecycle::Closed(_)) {
             return 0;
         }
         if let Err(error) = self.link.outbox.read_ahead() {
@@ -656,11 +666,12 @@ impl<H: Handler> Session<H> {
 
     /// Ends the session: `disconnected` runs, exactly once.
     fn finish(&mut self) {
-        let reason = match core::mem::replace(&mut self.lifecycle, Lifecycle::Closed) {
-            Lifecycle::Closing(reason) => reason,
-            Lifecycle::Closed => return,
+        let reason = match &self.lifecycle {
+            Lifecycle::Closing(reason) => reason.clone(),
+            Lifecycle::Closed(_) => return,
             Lifecycle::New | Lifecycle::Open => DisconnectReason::Dropped,
         };
+        self.lifecycle = Lifecycle::Closed(reason.clone());
         #[cfg(feature = "std")]
         self.link
             .queue
@@ -680,7 +691,7 @@ impl<H: Handler> Drop for Session<H> {
             self.link.queue.shut();
             return;
         }
-        if !matches!(self.lifecycle, Lifecycle::New | Lifecycle::Closed) {
+        if !matches!(self.lifecycle, Lifecycle::New | Lifecycle::Closed(_)) {
             self.finish();
         }
     }
