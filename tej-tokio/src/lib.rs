@@ -163,6 +163,7 @@ mod client;
 mod codec;
 mod driver;
 mod listener;
+mod proxy;
 mod server;
 #[cfg(feature = "tls")]
 pub mod tls;

@@ -14,6 +14,7 @@ use tokio_util::task::TaskTracker;
 use crate::acceptor::{Acceptor, Plain};
 use crate::driver::run_session;
 use crate::listener::Listener;
+use crate::proxy;
 
 /// A TEJ server on Tokio, over any [`Listener`] (TCP by default, a Unix
 /// socket, your own), with any [`Acceptor`] handshake ([`Plain`] by
@@ -28,6 +29,8 @@ pub struct Server<L = TcpListener, A = Plain> {
     config: SessionConfig,
     cap: ConnectionCap,
     shutdown: ShutdownHandle,
+    /// Read a PROXY header of at most this many bytes first.
+    proxy: Option<usize>,
 }
 
 impl<L: fmt::Debug, A> fmt::Debug for Server<L, A> {
@@ -38,6 +41,7 @@ impl<L: fmt::Debug, A> fmt::Debug for Server<L, A> {
             .field("config", &self.config)
             .field("cap", &self.cap)
             .field("shutdown", &self.shutdown)
+            .field("proxy_protocol", &self.proxy.is_some())
             .finish()
     }
 }
@@ -82,6 +86,7 @@ impl<L: Listener> Server<L> {
             config: SessionConfig::default(),
             cap: ConnectionCap::default(),
             shutdown: ShutdownHandle::new(),
+            proxy: None,
         }
     }
 
@@ -113,7 +118,29 @@ impl<L: Listener, A> Server<L, A> {
             config: self.config,
             cap: self.cap,
             shutdown: self.shutdown,
+            proxy: self.proxy,
         }
+    }
+
+    /// Expects every connection to open with a PROXY protocol header (v1
+    /// or v2, as HAProxy's `send-proxy`/`send-proxy-v2` write it), read
+    /// before anything else, TLS included, and never a byte past it.
+    ///
+    /// The client it names becomes the session's peer
+    /// ([`Connection::peer_addr`](tej_core::Connection::peer_addr)), the
+    /// balancer's address its
+    /// [`proxy_addr`](tej_core::Connection::proxy_addr). A connection
+    /// without a valid header (none, malformed, over
+    /// [`DEFAULT_MAX_LEN`](tej_core::proxy::DEFAULT_MAX_LEN) bytes, or not
+    /// complete within the
+    /// [`handshake_timeout`](SessionConfig::handshake_timeout)) is closed
+    /// with its reason logged at debug level and never reaches a handler:
+    /// only a balancer may connect. The balancer's own connections (v2
+    /// `LOCAL`) and connections closed before their first byte, which is
+    /// what health checks do, are closed quietly.
+    pub fn with_proxy_protocol(mut self) -> Server<L, A> {
+        self.proxy = Some(tej_core::proxy::DEFAULT_MAX_LEN);
+        self
     }
 
     /// Sets the options of every connection's session, including its
@@ -168,6 +195,7 @@ impl<L: Listener, A> Server<L, A> {
             config,
             cap,
             shutdown,
+            proxy,
         } = self;
         let new_handler = Arc::new(Mutex::new(new_handler));
         let connections = TaskTracker::new();
@@ -190,6 +218,7 @@ impl<L: Listener, A> Server<L, A> {
                         Arc::clone(&new_handler),
                         config.clone(),
                         shutdown.clone(),
+                        proxy,
                     ));
                 }
                 Err(error) => {
@@ -208,26 +237,41 @@ impl<L: Listener, A> Server<L, A> {
     }
 }
 
-/// One connection, in its own task: the handshake within the timeout,
-/// then the handler and its session. The slot is held throughout.
+/// One connection, in its own task: the PROXY header and the handshake
+/// within the timeout, then the handler and its session. The slot is held
+/// throughout.
+#[allow(clippy::too_many_arguments)]
 async fn serve_connection<S, A, F, H>(
-    stream: S,
+    mut stream: S,
     peer: Option<SocketAddr>,
     _slot: ConnectionSlot,
     acceptor: Arc<A>,
     new_handler: Arc<Mutex<F>>,
     config: SessionConfig,
     shutdown: ShutdownHandle,
+    proxy: Option<usize>,
 ) where
+    S: tokio::io::AsyncRead + Unpin,
     A: Acceptor<S>,
     F: FnMut() -> H,
     H: Handler,
 {
-    let handshake = tokio::time::timeout(config.handshake_timeout, acceptor.accept(stream));
-    let stream = tokio::select! {
+    let handshake = async {
+        let via = match proxy {
+            Some(max_len) => Some(proxy::read_header(&mut stream, max_len, peer).await?),
+            None => None,
+        };
+        Ok::<_, io::Error>((acceptor.accept(stream).await?, via))
+    };
+    let handshake = tokio::time::timeout(config.handshake_timeout, handshake);
+    let (stream, via) = tokio::select! {
         biased;
         done = handshake => match done {
-            Ok(Ok(stream)) => stream,
+            Ok(Ok(done)) => done,
+            Ok(Err(error)) if proxy::is_health_check(&error) => {
+                tracing::debug!(?peer, %error, "health check; connection closed");
+                return;
+            }
             Ok(Err(error)) => {
                 tracing::debug!(?peer, %error, "handshake failed; connection closed");
                 return;
@@ -253,7 +297,9 @@ async fn serve_connection<S, A, F, H>(
         (*new_handler)()
     };
     let mut session = Session::new(handler, config);
-    if let Some(peer) = peer {
+    if let Some(via) = via {
+        session = via.apply(session);
+    } else if let Some(peer) = peer {
         session = session.with_peer(peer);
     }
     run_session(stream, session, shutdown).await;
