@@ -221,6 +221,7 @@ mod async_std_rt;
 mod client;
 mod driver;
 mod listener;
+mod proxy;
 pub mod runtime;
 mod server;
 #[cfg(feature = "smol")]

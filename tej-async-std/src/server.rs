@@ -12,12 +12,14 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_io::Timer;
+use futures_io::AsyncRead;
 use futures_lite::{future, FutureExt};
 use tej_core::accept::{self, ConnectionCap, ConnectionSlot};
 use tej_core::{Handler, Session, SessionConfig, ShutdownHandle};
 
 use crate::acceptor::{Acceptor, ServerAcceptor};
 use crate::driver::run_session;
+use crate::proxy;
 use crate::runtime::Runtime;
 use crate::Listener;
 
@@ -38,6 +40,8 @@ pub struct Server<R: Runtime, L = <R as Runtime>::TcpListener, A = ServerAccepto
     config: SessionConfig,
     cap: ConnectionCap,
     shutdown: ShutdownHandle,
+    /// Read a PROXY header of at most this many bytes first.
+    proxy: Option<usize>,
     runtime: PhantomData<fn() -> R>,
 }
 
@@ -48,6 +52,7 @@ impl<R: Runtime, L, A: std::fmt::Debug> std::fmt::Debug for Server<R, L, A> {
             .field("config", &self.config)
             .field("cap", &self.cap)
             .field("shutdown", &self.shutdown)
+            .field("proxy_protocol", &self.proxy.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -85,6 +90,7 @@ impl<R: Runtime, L: Listener> Server<R, L> {
             config: SessionConfig::default(),
             cap: ConnectionCap::default(),
             shutdown: ShutdownHandle::new(),
+            proxy: None,
             runtime: PhantomData,
         }
     }
@@ -111,8 +117,30 @@ impl<R: Runtime, L: Listener, A: Acceptor<L::Io>> Server<R, L, A> {
             config: self.config,
             cap: self.cap,
             shutdown: self.shutdown,
+            proxy: self.proxy,
             runtime: PhantomData,
         }
+    }
+
+    /// Expects every connection to open with a PROXY protocol header (v1
+    /// or v2, as HAProxy's `send-proxy`/`send-proxy-v2` write it), read
+    /// before anything else, TLS included, and never a byte past it.
+    ///
+    /// The client it names becomes the session's peer
+    /// ([`Connection::peer_addr`](tej_core::Connection::peer_addr)), the
+    /// balancer's address its
+    /// [`proxy_addr`](tej_core::Connection::proxy_addr). A connection
+    /// without a valid header (none, malformed, over
+    /// [`DEFAULT_MAX_LEN`](tej_core::proxy::DEFAULT_MAX_LEN) bytes, or not
+    /// complete within the
+    /// [`handshake_timeout`](SessionConfig::handshake_timeout)) is closed
+    /// with its reason logged at debug level and never reaches a handler:
+    /// only a balancer may connect. The balancer's own connections (v2
+    /// `LOCAL`) and connections closed before their first byte, which is
+    /// what health checks do, are closed quietly.
+    pub fn with_proxy_protocol(mut self) -> Self {
+        self.proxy = Some(tej_core::proxy::DEFAULT_MAX_LEN);
+        self
     }
 
     /// Sets the options of every connection's session (and the handshake
@@ -163,6 +191,7 @@ impl<R: Runtime, L: Listener, A: Acceptor<L::Io>> Server<R, L, A> {
             config,
             cap,
             shutdown,
+            proxy,
             runtime: _,
         } = self;
         let acceptor = Arc::new(acceptor);
@@ -189,6 +218,7 @@ impl<R: Runtime, L: Listener, A: Acceptor<L::Io>> Server<R, L, A> {
                         new_handler: Arc::clone(&new_handler),
                         config: config.clone(),
                         shutdown: shutdown.clone(),
+                        proxy,
                         peer,
                         _slot: slot,
                         _alive: alive.clone(),
@@ -226,6 +256,8 @@ struct Connection<A, F> {
     new_handler: Arc<Mutex<F>>,
     config: SessionConfig,
     shutdown: ShutdownHandle,
+    /// Read a PROXY header of at most this many bytes first.
+    proxy: Option<usize>,
     peer: Option<SocketAddr>,
     /// The connection's place under the cap, from accept to the end.
     _slot: ConnectionSlot,
@@ -234,20 +266,29 @@ struct Connection<A, F> {
 }
 
 impl<A, F> Connection<A, F> {
-    /// The acceptor step within the handshake timeout, then the session.
-    async fn run<S, H>(self, stream: S)
+    /// The PROXY header and the acceptor step within the handshake
+    /// timeout, then the session.
+    async fn run<S, H>(self, mut stream: S)
     where
+        S: AsyncRead + Unpin,
         A: Acceptor<S>,
         F: FnMut() -> H + Send + 'static,
         H: Handler + Send + 'static,
     {
-        let handshake = bounded_handshake(
-            self.acceptor.accept(stream),
-            &self.config,
-            self.shutdown.wait(),
-        );
-        let stream = match handshake.await {
-            Ok(stream) => stream,
+        let steps = async {
+            let via = match self.proxy {
+                Some(max_len) => Some(proxy::read_header(&mut stream, max_len, self.peer).await?),
+                None => None,
+            };
+            Ok((self.acceptor.accept(stream).await?, via))
+        };
+        let handshake = bounded_handshake(steps, &self.config, self.shutdown.wait());
+        let (stream, via) = match handshake.await {
+            Ok(done) => done,
+            Err(error) if proxy::is_health_check(&error) => {
+                tracing::debug!(peer = ?self.peer, %error, "health check; connection closed");
+                return;
+            }
             Err(error) => {
                 tracing::debug!(peer = ?self.peer, %error, "connection closed before its session");
                 return;
@@ -262,7 +303,9 @@ impl<A, F> Connection<A, F> {
                 (*new_handler)()
             };
             let mut session = Session::new(handler, self.config.clone());
-            if let Some(peer) = self.peer {
+            if let Some(via) = via {
+                session = via.apply(session);
+            } else if let Some(peer) = self.peer {
                 session = session.with_peer(peer);
             }
             run_session(stream, session, self.shutdown.clone()).await;

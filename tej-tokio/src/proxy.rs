@@ -5,11 +5,10 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-
 use std::pin::Pin;
+
 use tej_core::proxy::{ProxyCommand, ProxyDecoder, ProxyError};
 use tej_core::{Handler, Session};
-
 use tokio::io::{AsyncRead, ReadBuf};
 
 /// Where a connection that passed the PROXY step comes from.
