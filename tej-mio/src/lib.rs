@@ -241,6 +241,7 @@
 mod client;
 mod driver;
 mod event_loop;
+pub mod proxy;
 mod server;
 #[cfg(feature = "tls")]
 #[cfg_attr(docsrs, doc(cfg(feature = "tls")))]

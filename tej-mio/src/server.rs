@@ -11,8 +11,9 @@ use mio::{Poll, Token};
 use tej_core::accept::{self, DEFAULT_MAX_CONNECTIONS};
 use tej_core::{Handler, SessionConfig, ShutdownHandle};
 
-use crate::driver::{AnyListener, Driver, Listener};
+use crate::driver::{AnyListener, BoxListener, Driver, Listener};
 use crate::event_loop;
+use crate::proxy::ProxyListener;
 
 /// A TEJ server on a mio event loop, over TCP, a Unix socket or any
 /// [`Listener`], with TLS on top if asked (`with_tls`,
@@ -29,6 +30,8 @@ pub struct Server {
     config: SessionConfig,
     max_connections: usize,
     shutdown: ShutdownHandle,
+    /// Read a PROXY header first on every connection.
+    proxy: bool,
     #[cfg(feature = "tls")]
     tls: Option<Arc<rustls::ServerConfig>>,
 }
@@ -39,7 +42,8 @@ impl std::fmt::Debug for Server {
         debug
             .field("local_addr", &self.listener.local_addr_any().ok())
             .field("local_path", &self.listener.local_path_any())
-            .field("max_connections", &self.max_connections);
+            .field("max_connections", &self.max_connections)
+            .field("proxy_protocol", &self.proxy);
         #[cfg(feature = "tls")]
         debug.field("tls", &self.tls.is_some());
         debug.finish_non_exhaustive()
@@ -88,6 +92,7 @@ impl Server {
             config: SessionConfig::default(),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             shutdown: ShutdownHandle::new(),
+            proxy: false,
             #[cfg(feature = "tls")]
             tls: None,
         })
@@ -117,6 +122,28 @@ impl Server {
     #[cfg(feature = "tls")]
     pub fn with_tls(mut self, config: Arc<rustls::ServerConfig>) -> Server {
         self.tls = Some(config);
+        self
+    }
+
+    /// Expects every connection to open with a PROXY protocol header (v1
+    /// or v2, as HAProxy's `send-proxy`/`send-proxy-v2` write it), read
+    /// in the event loop before anything else, TLS included, and never a
+    /// byte past it (see [`proxy`](crate::proxy)).
+    ///
+    /// The client it names becomes the session's peer
+    /// ([`Connection::peer_addr`](tej_core::Connection::peer_addr)), the
+    /// balancer's address its
+    /// [`proxy_addr`](tej_core::Connection::proxy_addr). A connection
+    /// without a valid header (none, malformed, over
+    /// [`DEFAULT_MAX_LEN`](tej_core::proxy::DEFAULT_MAX_LEN) bytes, or not
+    /// complete within the
+    /// [`handshake_timeout`](SessionConfig::handshake_timeout)) is closed
+    /// with its reason logged at debug level and never reaches a handler:
+    /// only a balancer may connect. The balancer's own connections (v2
+    /// `LOCAL`) and connections closed before their first byte, which is
+    /// what health checks do, are closed quietly.
+    pub fn with_proxy_protocol(mut self) -> Server {
+        self.proxy = true;
         self
     }
 
@@ -170,15 +197,19 @@ impl Server {
             config,
             max_connections,
             shutdown,
+            proxy,
             #[cfg(feature = "tls")]
             tls,
         } = self;
+        // The header comes first on the wire: PROXY under TLS.
+        let listener: Box<dyn AnyListener> = if proxy {
+            Box::new(ProxyListener::new(BoxListener(listener)))
+        } else {
+            listener
+        };
         #[cfg(feature = "tls")]
         let listener: Box<dyn AnyListener> = match tls {
-            Some(tls) => Box::new(crate::tls::TlsListener::new(
-                crate::driver::BoxListener(listener),
-                tls,
-            )),
+            Some(tls) => Box::new(crate::tls::TlsListener::new(BoxListener(listener), tls)),
             None => listener,
         };
         let mut driver = Driver::<H>::new(Token(1)..Token(usize::MAX), Arc::clone(&waker))

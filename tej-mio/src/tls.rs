@@ -301,6 +301,10 @@ impl<S: Stream> Stream for TlsStream<S> {
     fn local_addr(&self) -> Option<SocketAddr> {
         self.io.local_addr()
     }
+
+    fn proxy_addr(&self) -> Option<SocketAddr> {
+        self.io.proxy_addr()
+    }
 }
 
 /// A [`Listener`] whose connections are TLS: each accepted stream becomes

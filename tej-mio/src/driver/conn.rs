@@ -70,6 +70,14 @@ pub trait Stream: mio::event::Source + Read + Write + Send {
     fn local_addr(&self) -> Option<SocketAddr> {
         None
     }
+
+    /// The load balancer's address, when [`peer_addr`](Self::peer_addr)
+    /// is the client a PROXY protocol header named (a
+    /// [`ProxyStream`](crate::proxy::ProxyStream), once its header is
+    /// read); `None` otherwise.
+    fn proxy_addr(&self) -> Option<SocketAddr> {
+        None
+    }
 }
 
 impl Stream for mio::net::TcpStream {
@@ -111,6 +119,9 @@ impl<S: Stream + ?Sized> Stream for Box<S> {
     }
     fn local_addr(&self) -> Option<SocketAddr> {
         (**self).local_addr()
+    }
+    fn proxy_addr(&self) -> Option<SocketAddr> {
+        (**self).proxy_addr()
     }
 }
 

@@ -113,12 +113,10 @@ impl<L: Listener> AnyListener for L {
     }
 }
 
-/// A boxed listener of any kind, itself a [`Listener`] (so that TLS can
-/// wrap whatever a server was given).
-#[cfg(feature = "tls")]
+/// A boxed listener of any kind, itself a [`Listener`] (so that TLS or
+/// PROXY can wrap whatever a server was given).
 pub(crate) struct BoxListener(pub(crate) Box<dyn AnyListener>);
 
-#[cfg(feature = "tls")]
 impl mio::event::Source for BoxListener {
     fn register(
         &mut self,
@@ -141,7 +139,6 @@ impl mio::event::Source for BoxListener {
     }
 }
 
-#[cfg(feature = "tls")]
 impl Listener for BoxListener {
     type Stream = Box<dyn Stream>;
 

@@ -28,7 +28,6 @@ use tej_core::{Handler, ReadBuffer, Session, SessionConfig};
 pub use conn::Stream;
 use conn::{Conn, Handshake, HandshakeFailure, Opening};
 pub(crate) use listener::AnyListener;
-#[cfg(feature = "tls")]
 pub(crate) use listener::BoxListener;
 pub use listener::Listener;
 use listener::{Accepted, Acceptor};
@@ -545,7 +544,11 @@ impl<H: Handler, F: FnMut() -> H> Driver<H, F> {
                 };
                 let handler = (acceptor.factory)();
                 let mut session = Session::new(handler, acceptor.config.clone());
-                if let Some(peer) = conn.peer {
+                let stream = conn.stream();
+                if let (Some(peer), Some(proxy)) = (stream.peer_addr(), stream.proxy_addr()) {
+                    // The client a PROXY header named, through the balancer.
+                    session = session.with_proxied_peer(peer, proxy);
+                } else if let Some(peer) = conn.peer {
                     session = session.with_peer(peer);
                 }
                 if session.config().read_buffer_len > buffer.max_len() {
@@ -582,7 +585,11 @@ impl<H: Handler, F: FnMut() -> H> Driver<H, F> {
             Turn::Handshaking => Step::Pending,
             Turn::Failed(failure) => {
                 if let HandshakeFailure::Error(error) = failure {
-                    tracing::debug!(token = token.0, peer = ?conn.peer, %error, "handshake failed; connection closed");
+                    if crate::proxy::is_health_check(&error) {
+                        tracing::debug!(token = token.0, peer = ?conn.peer, %error, "health check; connection closed");
+                    } else {
+                        tracing::debug!(token = token.0, peer = ?conn.peer, %error, "handshake failed; connection closed");
+                    }
                     if conn.session.is_some() {
                         self.handshake_errors.push((token, error));
                     }
