@@ -1,33 +1,67 @@
 //! `tej bench`: every adapter against baselines measured in the same run.
 //!
-//! Workloads, each on loopback:
+//! Workloads, each on loopback, each against the plain thing at its best:
 //! - one large file from memory, the receiver discarding it (GiB/s), against
-//!   plain TCP moving the same bytes with the same buffer sizes;
+//!   plain TCP moving the same bytes: a sweep of write and read sizes
+//!   ([`LARGE_SWEEP`]), the best of which is the baseline;
 //! - many small frames in one direction through the callback API (frames/s),
 //!   fed through a `BufferedSender` as the baseline writes through a
 //!   `BufWriter`, against a minimal length-prefixed writer and reader with
 //!   buffered I/O; and the same frames with one `send_blocking` each;
-//! - request/response round trips on one connection (round trips/s).
+//! - request/response round trips on one connection (round trips/s), one
+//!   18-byte frame each way, against a blocking ping-pong of the same 18
+//!   bytes on plain sockets with `TCP_NODELAY`;
+//! - a file on disk (in the page cache) sent to a receiver that writes it
+//!   to disk (GiB/s): a client sending it with `File::open` to a server
+//!   spooling it (`FileTarget::SpoolDir`), against `std::io::copy` file →
+//!   socket (`sendfile`) and socket → file;
+//! - a burst of connections (seconds until the server has seen them all),
+//!   against a plain blocking accept loop.
+//!
+//! Where `iperf3` is installed it is run once too, for reference.
 //!
 //! Rounds are interleaved (baseline, then each adapter, per round) and the
 //! median is kept, so that a noisy neighbour hurts every contender alike.
 
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, SyncSender};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tej_core::{
-    Connection, FileTarget, Frame, FrameBuilder, Handler, Limits, SessionConfig, Status,
+    Connection, File, FileTarget, Frame, FrameBuilder, Handler, Limits, SessionConfig, Status,
 };
 
 use crate::runtime::{self, Runtime};
 
 /// The longest any one measurement may take before the bench gives up.
 const MEASUREMENT_TIMEOUT: Duration = Duration::from_secs(300);
-/// Buffer sizes shared by the adapters (their default read buffer) and the baselines.
+/// Buffer sizes shared by the adapters (their default read buffer) and the
+/// small-frame baseline.
 const READ_BUFFER_LEN: usize = 256 * 1024;
+/// The write and read sizes plain TCP is measured with; the best is the
+/// large-file baseline.
+pub const LARGE_SWEEP: &[usize] = &[256 * 1024, 1024 * 1024, 4 * 1024 * 1024];
+/// Bytes of one round trip's frame each way: a TEJ frame with no files and
+/// no message.
+pub const ROUND_TRIP_FRAME_LEN: usize = 18;
+/// The size of the disk workload's writes when it makes its file.
+const DISK_BUFFER_LEN: usize = 1024 * 1024;
+/// How plain sockets copy a file disk to disk: `std::io::copy` (`None`)
+/// and 1 MiB reads and writes; the best is the disk baseline.
+pub const DISK_SWEEP: &[Option<usize>] = &[None, Some(1024 * 1024)];
+/// Threads connecting in a burst.
+const BURST_THREADS: usize = 4;
+/// The burst size that gets the `burst_10k_s` key.
+const BURST_10K: usize = 10_000;
+/// Open files kept free of a burst's connections.
+const FD_HEADROOM: usize = 256;
+/// How long `iperf3` runs.
+const IPERF3_SECONDS: u32 = 3;
 
 /// What to measure.
 #[derive(Debug, Clone)]
@@ -40,6 +74,10 @@ pub struct BenchOptions {
     pub small_message_len: usize,
     /// Number of request/response round trips.
     pub round_trips: u64,
+    /// Size of the file sent from disk to disk, in bytes.
+    pub disk_size: u64,
+    /// Connections in the burst; 0 skips the burst.
+    pub burst_connections: usize,
     /// Interleaved rounds; the median is reported.
     pub rounds: usize,
     /// The adapters to measure.
@@ -57,11 +95,20 @@ pub struct AdapterFigures {
     pub small_fps: f64,
     /// Small frames per second with one `Sender::send_blocking` per frame.
     pub small_send_fps: f64,
-    /// Round trips per second.
+    /// Round trips per second, one 18-byte frame each way.
     pub rtt_per_s: f64,
+    /// A file sent from disk and spooled to disk, GiB/s.
+    pub disk_gib_s: f64,
+    /// Seconds until the server has seen every connection of the burst
+    /// (`None`: no burst measured).
+    pub burst_s: Option<f64>,
+    /// The kernel's listen-queue overflows counted during this adapter's
+    /// bursts (all rounds; `None` where `/proc/net/netstat` is unreadable).
+    pub burst_listen_overflows: Option<u64>,
 }
 
-/// The baselines' figures.
+/// The baselines' figures for the workloads the reference implementation
+/// also runs.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BaselineFigures {
     /// Plain TCP moving the large file's bytes, GiB/s.
@@ -70,38 +117,180 @@ pub struct BaselineFigures {
     pub small_fps: f64,
 }
 
+/// The plain-socket baselines of the other workloads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlainFigures {
+    /// Plain TCP per write/read size of [`LARGE_SWEEP`]: (size, GiB/s).
+    pub large_sweep: Vec<(usize, f64)>,
+    /// Blocking ping-pong of one 18-byte frame each way, round trips/s.
+    pub rtt_per_s: f64,
+    /// The best of [`disk_sweep`](Self::disk_sweep), GiB/s.
+    pub disk_gib_s: f64,
+    /// Disk to disk per way of copying of [`DISK_SWEEP`]: (`None` for
+    /// `std::io::copy` or the read/write size, GiB/s).
+    pub disk_sweep: Vec<(Option<usize>, f64)>,
+    /// A plain blocking accept loop, seconds for the burst (`None`: no burst).
+    pub burst_s: Option<f64>,
+    /// The kernel's listen-queue overflows counted during its bursts.
+    pub burst_listen_overflows: Option<u64>,
+    /// `iperf3` with 1 MiB writes, GiB/s (`None`: not installed or failed).
+    pub iperf3_gib_s: Option<f64>,
+    /// Why `iperf3` has no figure, when it has none.
+    pub iperf3_skipped: Option<String>,
+}
+
 /// Everything one run measured.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BenchReport {
-    /// The baselines.
+    /// The baselines of the large-file and small-frame workloads.
     pub baseline: BaselineFigures,
+    /// The other baselines.
+    pub plain: PlainFigures,
+    /// Connections in each burst (0: no burst).
+    pub burst_connections: usize,
     /// Each adapter, in the order measured.
     pub adapters: Vec<AdapterFigures>,
 }
 
+fn ratio_cell(figure: f64, baseline: f64) -> String {
+    format!("{:.2}", figure / baseline)
+}
+
+fn size_name(bytes: usize) -> String {
+    if bytes >= 1 << 20 && bytes & ((1 << 20) - 1) == 0 {
+        format!("{}MiB", bytes >> 20)
+    } else {
+        format!("{}KiB", bytes >> 10)
+    }
+}
+
 impl BenchReport {
-    /// A readable table with each adapter's ratio to its baseline.
+    /// A readable table with each adapter's ratio to its baseline: one line
+    /// of header, one for the baselines, one per adapter.
     pub fn table(&self) -> String {
         let mut out = String::new();
-        out.push_str(
-            "workload            large file GiB/s  ratio   small frames/s  ratio   send_blocking/s  ratio   round trips/s\n",
-        );
         out.push_str(&format!(
-            "baseline            {:>16.2}  {:>5}   {:>14.0}  {:>5}   {:>15}  {:>5}   {:>13}\n",
-            self.baseline.large_gib_s, "1.00", self.baseline.small_fps, "1.00", "-", "-", "-"
+            "{:<19} {:>16}  {:>5}   {:>14}  {:>5}   {:>15}  {:>5}   {:>13}  {:>5}   {:>10}  {:>5}   {:>7}\n",
+            "workload",
+            "large file GiB/s",
+            "ratio",
+            "small frames/s",
+            "ratio",
+            "send_blocking/s",
+            "ratio",
+            "round trips/s",
+            "ratio",
+            "disk GiB/s",
+            "ratio",
+            "burst s"
+        ));
+        let burst =
+            |seconds: Option<f64>| seconds.map_or_else(|| "-".into(), |s| format!("{s:.3}"));
+        out.push_str(&format!(
+            "{:<19} {:>16.2}  {:>5}   {:>14.0}  {:>5}   {:>15}  {:>5}   {:>13.0}  {:>5}   {:>10.2}  {:>5}   {:>7}\n",
+            "baseline",
+            self.baseline.large_gib_s,
+            "1.00",
+            self.baseline.small_fps,
+            "1.00",
+            "-",
+            "-",
+            self.plain.rtt_per_s,
+            "1.00",
+            self.plain.disk_gib_s,
+            "1.00",
+            burst(self.plain.burst_s)
         ));
         for adapter in &self.adapters {
             out.push_str(&format!(
-                "{:<19} {:>16.2}  {:>5.2}   {:>14.0}  {:>5.2}   {:>15.0}  {:>5.2}   {:>13.0}\n",
+                "{:<19} {:>16.2}  {:>5}   {:>14.0}  {:>5}   {:>15.0}  {:>5}   {:>13.0}  {:>5}   {:>10.2}  {:>5}   {:>7}\n",
                 adapter.runtime.name(),
                 adapter.large_gib_s,
-                adapter.large_gib_s / self.baseline.large_gib_s,
+                ratio_cell(adapter.large_gib_s, self.baseline.large_gib_s),
                 adapter.small_fps,
-                adapter.small_fps / self.baseline.small_fps,
+                ratio_cell(adapter.small_fps, self.baseline.small_fps),
                 adapter.small_send_fps,
-                adapter.small_send_fps / self.baseline.small_fps,
-                adapter.rtt_per_s
+                ratio_cell(adapter.small_send_fps, self.baseline.small_fps),
+                adapter.rtt_per_s,
+                ratio_cell(adapter.rtt_per_s, self.plain.rtt_per_s),
+                adapter.disk_gib_s,
+                ratio_cell(adapter.disk_gib_s, self.plain.disk_gib_s),
+                burst(adapter.burst_s)
             ));
+        }
+        out
+    }
+
+    /// The reference implementation's row for [`table`](Self::table).
+    pub fn python_row(&self, python: &BaselineFigures) -> String {
+        format!(
+            "{:<19} {:>16.2}  {:>5}   {:>14.0}  {:>5}\n",
+            "python (tej-protoc)",
+            python.large_gib_s,
+            ratio_cell(python.large_gib_s, self.baseline.large_gib_s),
+            python.small_fps,
+            ratio_cell(python.small_fps, self.baseline.small_fps),
+        )
+    }
+
+    /// What the baselines are made of, printed after the table: the plain
+    /// TCP sweep, `iperf3` (or why it was skipped), the burst's size and the
+    /// listen-queue overflows during each adapter's bursts.
+    pub fn details(&self) -> String {
+        let sweep: Vec<String> = self
+            .plain
+            .large_sweep
+            .iter()
+            .map(|(size, gib_s)| format!("{} {gib_s:.2}", size_name(*size)))
+            .collect();
+        let mut out = format!(
+            "plain TCP, GiB/s by write/read size (the best is the baseline): {}\n",
+            sweep.join(", ")
+        );
+        let disk: Vec<String> = self
+            .plain
+            .disk_sweep
+            .iter()
+            .map(|(how, gib_s)| match how {
+                None => format!("io::copy {gib_s:.2}"),
+                Some(size) => format!("{} {gib_s:.2}", size_name(*size)),
+            })
+            .collect();
+        out.push_str(&format!(
+            "plain disk to disk, GiB/s (the best is the baseline): {}\n",
+            disk.join(", ")
+        ));
+        match (self.plain.iperf3_gib_s, &self.plain.iperf3_skipped) {
+            (Some(gib_s), _) => out.push_str(&format!(
+                "iperf3 -l 1M -t {IPERF3_SECONDS}: {gib_s:.2} GiB/s ({:.2} of the baseline)\n",
+                gib_s / self.baseline.large_gib_s
+            )),
+            (None, Some(why)) => out.push_str(&format!("iperf3: skipped ({why})\n")),
+            (None, None) => out.push_str("iperf3: skipped\n"),
+        }
+        if self.burst_connections > 0 {
+            let count = |overflows: Option<u64>| {
+                overflows.map_or_else(|| "?".into(), |count| count.to_string())
+            };
+            let overflows: Vec<String> = std::iter::once(format!(
+                "baseline {}",
+                count(self.plain.burst_listen_overflows)
+            ))
+            .chain(self.adapters.iter().map(|adapter| {
+                format!(
+                    "{} {}",
+                    adapter.runtime.name(),
+                    count(adapter.burst_listen_overflows)
+                )
+            }))
+            .collect();
+            out.push_str(&format!(
+                "burst: {} connections; listen-queue overflows (all rounds): {}\n",
+                self.burst_connections,
+                overflows.join(", ")
+            ));
+        } else {
+            out.push_str("burst: skipped\n");
         }
         out
     }
@@ -112,20 +301,58 @@ impl BenchReport {
             .adapters
             .iter()
             .map(|adapter| {
-                (
-                    adapter.runtime.name().to_string(),
-                    serde_json::json!({
-                        "large_gib_s": adapter.large_gib_s,
-                        "large_ratio": adapter.large_gib_s / self.baseline.large_gib_s,
-                        "small_fps": adapter.small_fps,
-                        "small_ratio": adapter.small_fps / self.baseline.small_fps,
-                        "rtt_per_s": adapter.rtt_per_s,
-                    }),
-                )
+                let mut figures = serde_json::json!({
+                    "large_gib_s": adapter.large_gib_s,
+                    "large_ratio": adapter.large_gib_s / self.baseline.large_gib_s,
+                    "small_fps": adapter.small_fps,
+                    "small_ratio": adapter.small_fps / self.baseline.small_fps,
+                    "small_send_fps": adapter.small_send_fps,
+                    "small_send_ratio": adapter.small_send_fps / self.baseline.small_fps,
+                    "rtt_per_s": adapter.rtt_per_s,
+                    "rtt_ratio": adapter.rtt_per_s / self.plain.rtt_per_s,
+                    "disk_gib_s": adapter.disk_gib_s,
+                    "disk_ratio": adapter.disk_gib_s / self.plain.disk_gib_s,
+                    "burst_s": adapter.burst_s,
+                    "burst_listen_overflows": adapter.burst_listen_overflows,
+                });
+                if self.burst_connections == BURST_10K {
+                    figures["burst_10k_s"] = adapter.burst_s.into();
+                }
+                (adapter.runtime.name().to_string(), figures)
             })
             .collect();
+        let sweep: serde_json::Map<String, serde_json::Value> = self
+            .plain
+            .large_sweep
+            .iter()
+            .map(|(size, gib_s)| (size.to_string(), (*gib_s).into()))
+            .collect();
+        let disk_sweep: serde_json::Map<String, serde_json::Value> = self
+            .plain
+            .disk_sweep
+            .iter()
+            .map(|(how, gib_s)| {
+                let key = how.map_or_else(|| "io_copy".to_string(), |size| size.to_string());
+                (key, (*gib_s).into())
+            })
+            .collect();
+        let mut baseline = serde_json::json!({
+            "large_gib_s": self.baseline.large_gib_s,
+            "large_sweep_gib_s": sweep,
+            "small_fps": self.baseline.small_fps,
+            "rtt_per_s": self.plain.rtt_per_s,
+            "disk_gib_s": self.plain.disk_gib_s,
+            "disk_sweep_gib_s": disk_sweep,
+            "burst_s": self.plain.burst_s,
+            "burst_listen_overflows": self.plain.burst_listen_overflows,
+            "iperf3_gib_s": self.plain.iperf3_gib_s,
+        });
+        if self.burst_connections == BURST_10K {
+            baseline["burst_10k_s"] = self.plain.burst_s.into();
+        }
         serde_json::json!({
-            "baseline": {"large_gib_s": self.baseline.large_gib_s, "small_fps": self.baseline.small_fps},
+            "baseline": baseline,
+            "burst_connections": self.burst_connections,
             "adapters": adapters,
             "python": python.map(|python| serde_json::json!({
                 "large_gib_s": python.large_gib_s,
@@ -149,16 +376,50 @@ pub fn run(options: &BenchOptions, progress: &mut dyn FnMut(&str)) -> io::Result
     // The baseline writes the same borrowed slice every time; the same for
     // frames is a 'static message (leaked once) that each new frame borrows.
     let message: &'static [u8] = vec![0x5a; options.small_message_len].leak();
-    let mut baseline_large = Vec::new();
+    let work = WorkDir::create()?;
+    let source = work.path().join("source.bin");
+    write_cached_file(&source, options.disk_size)?;
+    let burst_connections = burst_within_fd_limit(options.burst_connections);
+    if burst_connections < options.burst_connections {
+        progress(&format!(
+            "the burst uses {burst_connections} connections, not {}: the limit on open files is too low (raise it with `ulimit -n`)",
+            options.burst_connections
+        ));
+    }
+    let mut baseline_sweep: Vec<Vec<f64>> = vec![Vec::new(); LARGE_SWEEP.len()];
     let mut baseline_small = Vec::new();
+    let mut baseline_rtt = Vec::new();
+    let mut baseline_disk: Vec<Vec<f64>> = vec![Vec::new(); DISK_SWEEP.len()];
+    let mut baseline_burst = Vec::new();
+    let mut baseline_overflows = Some(0);
     let mut per_adapter: Vec<Samples> = vec![Samples::default(); options.runtimes.len()];
     for round in 1..=options.rounds {
         progress(&format!("round {round}/{}: baseline", options.rounds));
-        baseline_large.push(gib_per_s(options.large_size, plain_tcp_large(&payload)?));
+        for (size, samples) in LARGE_SWEEP.iter().zip(&mut baseline_sweep) {
+            samples.push(gib_per_s(
+                options.large_size,
+                plain_tcp_large(&payload, *size)?,
+            ));
+        }
         baseline_small.push(per_s(
             options.small_count,
             length_prefixed_small(options.small_count, message)?,
         ));
+        baseline_rtt.push(per_s(
+            options.round_trips,
+            plain_ping_pong(options.round_trips)?,
+        ));
+        for (how, samples) in DISK_SWEEP.iter().zip(&mut baseline_disk) {
+            samples.push(gib_per_s(
+                options.disk_size,
+                plain_disk_copy(&source, work.path(), *how)?,
+            ));
+        }
+        if burst_connections > 0 {
+            let took =
+                counting_overflows(&mut baseline_overflows, || plain_burst(burst_connections))?;
+            baseline_burst.push(took.as_secs_f64());
+        }
         for (runtime, samples) in options.runtimes.iter().zip(&mut per_adapter) {
             progress(&format!("round {round}/{}: {runtime}", options.rounds));
             samples.large.push(gib_per_s(
@@ -177,13 +438,58 @@ pub fn run(options: &BenchOptions, progress: &mut dyn FnMut(&str)) -> io::Result
                 options.round_trips,
                 tej_round_trips(*runtime, options.round_trips)?,
             ));
+            samples.disk.push(gib_per_s(
+                options.disk_size,
+                tej_disk(*runtime, &source, &work.path().join(runtime.name()))?,
+            ));
+            if burst_connections > 0 {
+                let took = counting_overflows(&mut samples.overflows, || {
+                    tej_burst(*runtime, burst_connections)
+                })?;
+                samples.burst.push(took.as_secs_f64());
+            }
         }
     }
+    progress("iperf3");
+    let (iperf3_gib_s, iperf3_skipped) = match iperf3() {
+        Ok(gib_s) => (Some(gib_s), None),
+        Err(why) => (None, Some(why)),
+    };
+    let large_sweep: Vec<(usize, f64)> = LARGE_SWEEP
+        .iter()
+        .copied()
+        .zip(baseline_sweep.into_iter().map(median))
+        .collect();
+    let best_large = large_sweep
+        .iter()
+        .map(|(_, gib_s)| *gib_s)
+        .fold(0.0, f64::max);
+    let disk_sweep: Vec<(Option<usize>, f64)> = DISK_SWEEP
+        .iter()
+        .copied()
+        .zip(baseline_disk.into_iter().map(median))
+        .collect();
+    let best_disk = disk_sweep
+        .iter()
+        .map(|(_, gib_s)| *gib_s)
+        .fold(0.0, f64::max);
+    let measured_burst = burst_connections > 0;
     Ok(BenchReport {
         baseline: BaselineFigures {
-            large_gib_s: median(baseline_large),
+            large_gib_s: best_large,
             small_fps: median(baseline_small),
         },
+        plain: PlainFigures {
+            large_sweep,
+            rtt_per_s: median(baseline_rtt),
+            disk_gib_s: best_disk,
+            disk_sweep,
+            burst_s: measured_burst.then(|| median(baseline_burst)),
+            burst_listen_overflows: baseline_overflows.filter(|_| measured_burst),
+            iperf3_gib_s,
+            iperf3_skipped,
+        },
+        burst_connections,
         adapters: options
             .runtimes
             .iter()
@@ -194,18 +500,38 @@ pub fn run(options: &BenchOptions, progress: &mut dyn FnMut(&str)) -> io::Result
                 small_fps: median(samples.small),
                 small_send_fps: median(samples.small_send),
                 rtt_per_s: median(samples.rtt),
+                disk_gib_s: median(samples.disk),
+                burst_s: measured_burst.then(|| median(samples.burst)),
+                burst_listen_overflows: samples.overflows.filter(|_| measured_burst),
             })
             .collect(),
     })
 }
 
 /// One adapter's measurements, one per round.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 struct Samples {
     large: Vec<f64>,
     small: Vec<f64>,
     small_send: Vec<f64>,
     rtt: Vec<f64>,
+    disk: Vec<f64>,
+    burst: Vec<f64>,
+    overflows: Option<u64>,
+}
+
+impl Default for Samples {
+    fn default() -> Self {
+        Samples {
+            large: Vec::new(),
+            small: Vec::new(),
+            small_send: Vec::new(),
+            rtt: Vec::new(),
+            disk: Vec::new(),
+            burst: Vec::new(),
+            overflows: Some(0),
+        }
+    }
 }
 
 /// How the small-frame workload hands frames to the connection.
@@ -242,9 +568,105 @@ fn unbounded_config() -> SessionConfig {
     )
 }
 
-fn wait(done: &Receiver<()>, what: &str) -> io::Result<()> {
+fn wait<T>(done: &Receiver<T>, what: &str) -> io::Result<T> {
     done.recv_timeout(MEASUREMENT_TIMEOUT)
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("{what} did not finish")))
+}
+
+fn joined<T>(thread: std::thread::JoinHandle<io::Result<T>>, what: &str) -> io::Result<T> {
+    thread
+        .join()
+        .map_err(|_| io::Error::other(format!("{what} panicked")))?
+}
+
+/// A scratch directory for the disk workload, removed when dropped.
+struct WorkDir(PathBuf);
+
+impl WorkDir {
+    fn create() -> io::Result<WorkDir> {
+        let path = std::env::temp_dir().join(format!("tej-bench-{}", std::process::id()));
+        std::fs::create_dir_all(&path)?;
+        Ok(WorkDir(path))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Writes `len` bytes to `path`, then reads them once, so that the file
+/// sits in the page cache when it is sent.
+fn write_cached_file(path: &Path, len: u64) -> io::Result<()> {
+    let chunk: Vec<u8> = (0..DISK_BUFFER_LEN).map(|i| (i % 251) as u8).collect();
+    let mut file = BufWriter::new(std::fs::File::create(path)?);
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        file.write_all(&chunk[..n])?;
+        left -= n as u64;
+    }
+    file.into_inner().map_err(io::IntoInnerError::into_error)?;
+    let mut buffer = vec![0u8; DISK_BUFFER_LEN];
+    let mut file = std::fs::File::open(path)?;
+    while file.read(&mut buffer)? > 0 {}
+    Ok(())
+}
+
+/// The most connections a burst can use under this process's soft limit
+/// on open files (both ends live in this process, though each client end
+/// is closed at once): `connections`, or fewer where the limit is lower
+/// (`ulimit -n` raises it). Where the limit is unreadable, `connections`.
+fn burst_within_fd_limit(connections: usize) -> usize {
+    let soft = std::fs::read_to_string("/proc/self/limits")
+        .ok()
+        .and_then(|limits| {
+            let line = limits
+                .lines()
+                .find(|line| line.starts_with("Max open files"))?;
+            let soft = line.split_whitespace().nth(3)?;
+            Some(soft.parse::<usize>().unwrap_or(usize::MAX))
+        });
+    match soft {
+        Some(soft) => connections.min(soft.saturating_sub(FD_HEADROOM)),
+        None => connections,
+    }
+}
+
+/// Runs `measure`, adding the listen-queue overflows counted meanwhile to
+/// `sum` (which becomes `None` once a count is unreadable).
+fn counting_overflows(
+    sum: &mut Option<u64>,
+    measure: impl FnOnce() -> io::Result<Duration>,
+) -> io::Result<Duration> {
+    let before = listen_overflows();
+    let took = measure()?;
+    *sum = match (*sum, before, listen_overflows()) {
+        (Some(sum), Some(before), Some(after)) => Some(sum + after.saturating_sub(before)),
+        _ => None,
+    };
+    Ok(took)
+}
+
+/// `TcpExt: ListenOverflows` from `/proc/net/netstat` (whole machine).
+fn listen_overflows() -> Option<u64> {
+    let netstat = std::fs::read_to_string("/proc/net/netstat").ok()?;
+    let mut lines = netstat.lines();
+    while let (Some(names), Some(values)) = (lines.next(), lines.next()) {
+        if !names.starts_with("TcpExt:") {
+            continue;
+        }
+        let index = names
+            .split_whitespace()
+            .position(|name| name == "ListenOverflows")?;
+        return values.split_whitespace().nth(index)?.parse().ok();
+    }
+    None
 }
 
 /// Counts frames and file bytes; signals when `expected` frames have arrived.
@@ -267,32 +689,79 @@ impl Handler for Counter {
     }
 }
 
-/// Answers every frame with an empty frame.
+/// The round trips' frame: no files, no message.
+fn round_trip_frame() -> Frame {
+    Frame::new(Status::DEFAULT)
+}
+
+/// Answers every frame with a [`round_trip_frame`].
 struct Responder;
 
 impl Handler for Responder {
     fn received(&mut self, conn: &mut Connection<'_>, _frame: Frame) {
-        let _ = conn.send(Frame::new(Status::DEFAULT));
+        let _ = conn.send(round_trip_frame());
     }
 }
 
-/// Sends a request on connect and on every reply until `left` runs out.
+/// Sends a request on connect and on every reply. The first round trip
+/// warms up; the clock starts at its reply and stops `left` replies later.
 struct Requester {
     left: u64,
-    done: SyncSender<()>,
+    started: Option<Instant>,
+    done: SyncSender<Duration>,
 }
 
 impl Handler for Requester {
     fn connected(&mut self, conn: &mut Connection<'_>) {
-        let _ = conn.send(Frame::message("request"));
+        let _ = conn.send(round_trip_frame());
     }
 
     fn received(&mut self, conn: &mut Connection<'_>, _frame: Frame) {
+        let Some(started) = self.started else {
+            self.started = Some(Instant::now());
+            let _ = conn.send(round_trip_frame());
+            return;
+        };
         self.left -= 1;
         if self.left == 0 {
-            let _ = self.done.send(());
+            let _ = self.done.send(started.elapsed());
         } else {
-            let _ = conn.send(Frame::message("request"));
+            let _ = conn.send(round_trip_frame());
+        }
+    }
+}
+
+/// Spools every file to `dir`; sends each received frame's first file path.
+struct Spooler {
+    dir: PathBuf,
+    done: SyncSender<Option<PathBuf>>,
+}
+
+impl Handler for Spooler {
+    fn received(&mut self, _conn: &mut Connection<'_>, frame: Frame) {
+        let path = frame
+            .files
+            .first()
+            .and_then(|file| file.path().map(Path::to_path_buf));
+        let _ = self.done.send(path);
+    }
+
+    fn file_target(&mut self, _name: &str, _size: u64, _index: usize) -> FileTarget {
+        FileTarget::SpoolDir(self.dir.clone())
+    }
+}
+
+/// Counts connections as their sessions start; signals at `expected`.
+struct Arrival {
+    seen: Arc<AtomicUsize>,
+    expected: usize,
+    done: SyncSender<()>,
+}
+
+impl Handler for Arrival {
+    fn connected(&mut self, _conn: &mut Connection<'_>) {
+        if self.seen.fetch_add(1, Ordering::AcqRel) + 1 == self.expected {
+            let _ = self.done.send(());
         }
     }
 }
@@ -367,36 +836,138 @@ fn tej_small(
     Ok(took)
 }
 
+/// `count` round trips after one to warm up, timed by the client's handler.
 fn tej_round_trips(runtime: Runtime, count: u64) -> io::Result<Duration> {
     let server =
         runtime::start_server(runtime, loopback(), SessionConfig::default(), || Responder)?;
     let (done_tx, done) = mpsc::sync_channel(1);
-    let started = Instant::now();
     let client = runtime::connect(
         runtime,
         server.addr(),
         Requester {
             left: count,
+            started: None,
             done: done_tx,
         },
         SessionConfig::default(),
     )?;
-    wait(&done, "the round trips")?;
-    let took = started.elapsed();
+    let took = wait(&done, "the round trips")?;
     client.close()?;
     server.stop();
     Ok(took)
 }
 
-/// Plain TCP: one `write_all` of the buffer; the receiver reads it in
-/// `READ_BUFFER_LEN` pieces and drops them.
-fn plain_tcp_large(payload: &Bytes) -> io::Result<Duration> {
+/// The file at `source` sent from disk (`File::open`) to a server spooling
+/// it into `spool` (`FileTarget::SpoolDir`); timed until the server's
+/// handler has the spooled file.
+fn tej_disk(runtime: Runtime, source: &Path, spool: &Path) -> io::Result<Duration> {
+    let (done_tx, done) = mpsc::sync_channel(1);
+    let dir = spool.to_path_buf();
+    let server = runtime::start_server(runtime, loopback(), unbounded_config(), move || Spooler {
+        dir: dir.clone(),
+        done: done_tx.clone(),
+    })?;
+    let client = runtime::connect(runtime, server.addr(), Quiet, unbounded_config())?;
+    let frame = FrameBuilder::new(Status::DEFAULT)
+        .add_file(File::open(source)?)
+        .build();
+    let started = Instant::now();
+    client
+        .sender()
+        .send_blocking(frame)
+        .map_err(|error| io::Error::other(error.to_string()))?;
+    let spooled = wait(&done, "the file to disk")?;
+    let took = started.elapsed();
+    client.close()?;
+    server.stop();
+    let spooled = spooled.ok_or_else(|| io::Error::other("the file was not spooled"))?;
+    let len = std::fs::metadata(&spooled)?.len();
+    std::fs::remove_file(&spooled)?;
+    if len != std::fs::metadata(source)?.len() {
+        return Err(io::Error::other("the spooled file has the wrong length"));
+    }
+    Ok(took)
+}
+
+/// `connections` connects to a server on `runtime`, each closed at once,
+/// timed until every session has started.
+fn tej_burst(runtime: Runtime, connections: usize) -> io::Result<Duration> {
+    let (done_tx, done) = mpsc::sync_channel(1);
+    let seen = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&seen);
+    let server = runtime::start_server(runtime, loopback(), SessionConfig::default(), move || {
+        Arrival {
+            seen: Arc::clone(&counted),
+            expected: connections,
+            done: done_tx.clone(),
+        }
+    })?;
+    let took = burst(server.addr(), connections, &done);
+    server.stop();
+    took.map_err(|error| {
+        io::Error::new(
+            error.kind(),
+            format!(
+                "{runtime}: {error} ({} of {connections} seen)",
+                seen.load(Ordering::Acquire)
+            ),
+        )
+    })
+}
+
+/// Connects `connections` sockets to `addr` from [`BURST_THREADS`]
+/// threads, closing each at once; timed until `done` says the server has
+/// seen them all.
+fn burst(addr: SocketAddr, connections: usize, done: &Receiver<()>) -> io::Result<Duration> {
+    let started = Instant::now();
+    let connecting: Vec<_> = (0..BURST_THREADS)
+        .map(|thread| {
+            let share =
+                connections / BURST_THREADS + usize::from(thread < connections % BURST_THREADS);
+            std::thread::spawn(move || -> io::Result<()> {
+                for _ in 0..share {
+                    drop(TcpStream::connect(addr)?);
+                }
+                Ok(())
+            })
+        })
+        .collect();
+    for thread in connecting {
+        joined(thread, "a connecting thread")?;
+    }
+    wait(done, "the burst")?;
+    Ok(started.elapsed())
+}
+
+/// The burst against a blocking accept loop on a plain `TcpListener` with
+/// the adapters' backlog (`tej_core::accept::listen_tcp`; std's own
+/// `TcpListener::bind` listens with a backlog of 128, which overflows).
+fn plain_burst(connections: usize) -> io::Result<Duration> {
+    let listener = tej_core::accept::listen_tcp([loopback()])?;
+    listener.set_nonblocking(false)?;
+    let addr = listener.local_addr()?;
+    let (done_tx, done) = mpsc::sync_channel(1);
+    let accepting = std::thread::spawn(move || -> io::Result<()> {
+        for _ in 0..connections {
+            drop(listener.accept()?);
+        }
+        let _ = done_tx.send(());
+        Ok(())
+    });
+    let took = burst(addr, connections, &done)?;
+    joined(accepting, "the accept loop")?;
+    Ok(took)
+}
+
+/// Plain TCP: the payload written in `chunk`-byte `write_all`s; the
+/// receiver reads it in `chunk`-byte pieces and drops them.
+fn plain_tcp_large(payload: &Bytes, chunk: usize) -> io::Result<Duration> {
     let listener = TcpListener::bind(loopback())?;
     let addr = listener.local_addr()?;
     let expected = payload.len() as u64;
     let receiver = std::thread::spawn(move || -> io::Result<u64> {
         let (mut stream, _) = listener.accept()?;
-        let mut buffer = vec![0u8; READ_BUFFER_LEN];
+        let mut buffer = vec![0u8; chunk];
         let mut total = 0u64;
         while total < expected {
             let read = stream.read(&mut buffer)?;
@@ -410,15 +981,159 @@ fn plain_tcp_large(payload: &Bytes) -> io::Result<Duration> {
     let mut stream = TcpStream::connect(addr)?;
     stream.set_nodelay(true)?;
     let started = Instant::now();
-    stream.write_all(payload)?;
-    let received = receiver
-        .join()
-        .map_err(|_| io::Error::other("receiver panicked"))??;
+    for piece in payload.chunks(chunk) {
+        stream.write_all(piece)?;
+    }
+    let received = joined(receiver, "the receiver")?;
     let took = started.elapsed();
     if received != expected {
         return Err(io::Error::other("plain TCP lost bytes"));
     }
     Ok(took)
+}
+
+/// A blocking ping-pong on plain sockets with `TCP_NODELAY`: one
+/// [`ROUND_TRIP_FRAME_LEN`]-byte TEJ frame each way, `count` times after
+/// one to warm up.
+fn plain_ping_pong(count: u64) -> io::Result<Duration> {
+    let frame = round_trip_frame()
+        .encode_to_vec()
+        .map_err(|error| io::Error::other(error.to_string()))?;
+    if frame.len() != ROUND_TRIP_FRAME_LEN {
+        return Err(io::Error::other(format!(
+            "the round trip frame is {} bytes, not {ROUND_TRIP_FRAME_LEN}",
+            frame.len()
+        )));
+    }
+    let listener = TcpListener::bind(loopback())?;
+    let addr = listener.local_addr()?;
+    let reply = frame.clone();
+    let server = std::thread::spawn(move || -> io::Result<()> {
+        let (mut stream, _) = listener.accept()?;
+        stream.set_nodelay(true)?;
+        let mut request = [0u8; ROUND_TRIP_FRAME_LEN];
+        for _ in 0..=count {
+            stream.read_exact(&mut request)?;
+            stream.write_all(&reply)?;
+        }
+        Ok(())
+    });
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_nodelay(true)?;
+    let mut answer = [0u8; ROUND_TRIP_FRAME_LEN];
+    stream.write_all(&frame)?;
+    stream.read_exact(&mut answer)?;
+    let started = Instant::now();
+    for _ in 0..count {
+        stream.write_all(&frame)?;
+        stream.read_exact(&mut answer)?;
+    }
+    let took = started.elapsed();
+    joined(server, "the ping-pong server")?;
+    Ok(took)
+}
+
+/// Disk to disk on plain sockets. With `chunk` `None`, `std::io::copy`
+/// file → socket and socket → file (std documents `sendfile`/`splice` for
+/// such copies on Linux where it can; see BENCHMARKS.md for what it does
+/// here); with `Some(n)`, `n`-byte reads and `write_all`s on both sides.
+/// Timed from the connected socket until the file is written.
+fn plain_disk_copy(source: &Path, dir: &Path, chunk: Option<usize>) -> io::Result<Duration> {
+    fn copy_in_chunks(from: &mut impl Read, to: &mut impl Write, chunk: usize) -> io::Result<u64> {
+        let mut buffer = vec![0u8; chunk];
+        let mut total = 0u64;
+        loop {
+            let read = from.read(&mut buffer)?;
+            if read == 0 {
+                return Ok(total);
+            }
+            to.write_all(&buffer[..read])?;
+            total += read as u64;
+        }
+    }
+
+    let listener = TcpListener::bind(loopback())?;
+    let addr = listener.local_addr()?;
+    let target = dir.join("plain-copy.bin");
+    let written = target.clone();
+    let receiver = std::thread::spawn(move || -> io::Result<u64> {
+        let (mut stream, _) = listener.accept()?;
+        let mut file = std::fs::File::create(&written)?;
+        match chunk {
+            None => io::copy(&mut stream, &mut file),
+            Some(chunk) => copy_in_chunks(&mut stream, &mut file, chunk),
+        }
+    });
+    let mut file = std::fs::File::open(source)?;
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_nodelay(true)?;
+    let started = Instant::now();
+    let sent = match chunk {
+        None => io::copy(&mut file, &mut stream)?,
+        Some(chunk) => copy_in_chunks(&mut file, &mut stream, chunk)?,
+    };
+    drop(stream);
+    let copied = joined(receiver, "the disk receiver")?;
+    let took = started.elapsed();
+    std::fs::remove_file(&target)?;
+    if copied != sent || sent != std::fs::metadata(source)?.len() {
+        return Err(io::Error::other("the plain disk copy lost bytes"));
+    }
+    Ok(took)
+}
+
+/// `iperf3 -c` with 1 MiB writes against `iperf3 -s -1` on loopback, GiB/s;
+/// the error says why there is no figure.
+fn iperf3() -> Result<f64, String> {
+    use std::process::{Command, Stdio};
+
+    struct KillOnDrop(std::process::Child);
+    impl Drop for KillOnDrop {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    let installed = Command::new("iperf3")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !installed {
+        return Err("iperf3 is not installed".into());
+    }
+    let port = TcpListener::bind(loopback())
+        .and_then(|listener| listener.local_addr())
+        .map_err(|error| error.to_string())?
+        .port()
+        .to_string();
+    let _server = KillOnDrop(
+        Command::new("iperf3")
+            .args(["-s", "-1", "-p", &port])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|error| error.to_string())?,
+    );
+    let mut last = String::new();
+    for _ in 0..20 {
+        std::thread::sleep(Duration::from_millis(100));
+        let output = Command::new("iperf3")
+            .args(["-c", "127.0.0.1", "-p", &port, "-l", "1M", "-J"])
+            .args(["-t", &IPERF3_SECONDS.to_string()])
+            .stderr(Stdio::null())
+            .output()
+            .map_err(|error| error.to_string())?;
+        let report: serde_json::Value =
+            serde_json::from_slice(&output.stdout).map_err(|error| error.to_string())?;
+        if let Some(bits) = report["end"]["sum_received"]["bits_per_second"].as_f64() {
+            return Ok(bits / 8.0 / f64::from(1u32 << 30));
+        }
+        last = report["error"].as_str().unwrap_or("no figure").to_string();
+    }
+    Err(format!("iperf3 failed: {last}"))
 }
 
 /// The least a framed protocol can do: a u32 length and the bytes, through

@@ -1,6 +1,7 @@
-//! `tej bench` end to end, on workloads small enough for a debug build: the
-//! JSON object and the table have every figure, each adapter's ratios are
-//! its figures over the baseline's, and stdout holds nothing else.
+//! `tej bench` end to end, on workloads small enough for a debug build (a
+//! burst of 1,000 connections): the JSON object and the table have every
+//! figure, each adapter's ratios are its figures over the baseline's, and
+//! stdout holds nothing else.
 
 use std::io::Read;
 use std::process::{Command, Stdio};
@@ -22,6 +23,10 @@ fn bench(extra: &[&str]) -> String {
             "20000",
             "--round-trips",
             "50",
+            "--disk-size",
+            "4M",
+            "--burst",
+            "1000",
             "--rounds",
             "1",
         ])
@@ -73,69 +78,167 @@ fn assert_ratio(ratio: &Value, figure: f64, baseline: f64, what: &str) {
     );
 }
 
+/// Every runtime the facade knows, by name.
+fn runtime_names() -> Vec<&'static str> {
+    tej_examples::runtime::Runtime::ALL
+        .iter()
+        .map(|runtime| runtime.name())
+        .collect()
+}
+
 #[test]
 fn json_has_every_figure_and_nothing_else_on_stdout() {
     let stdout = bench(&["--json"]);
     let report: Value = serde_json::from_str(&stdout).expect("stdout is one JSON object");
-    let baseline_large = positive(&report["baseline"]["large_gib_s"], "baseline.large_gib_s");
-    let baseline_small = positive(&report["baseline"]["small_fps"], "baseline.small_fps");
+    let baseline = &report["baseline"];
+    let baseline_large = positive(&baseline["large_gib_s"], "baseline.large_gib_s");
+    let baseline_small = positive(&baseline["small_fps"], "baseline.small_fps");
+    let baseline_rtt = positive(&baseline["rtt_per_s"], "baseline.rtt_per_s");
+    let baseline_disk = positive(&baseline["disk_gib_s"], "baseline.disk_gib_s");
+    let disk_sweep = baseline["disk_sweep_gib_s"]
+        .as_object()
+        .expect("baseline.disk_sweep_gib_s is an object");
+    assert!(disk_sweep.contains_key("io_copy"), "{disk_sweep:?}");
+    let best_disk = disk_sweep
+        .iter()
+        .map(|(how, figure)| positive(figure, how))
+        .fold(0.0, f64::max);
+    assert_eq!(
+        baseline_disk, best_disk,
+        "the disk baseline is its sweep's best"
+    );
+    positive(&baseline["burst_s"], "baseline.burst_s");
+    // The large-file baseline is the best of the sweep, which has every size.
+    let sweep = baseline["large_sweep_gib_s"]
+        .as_object()
+        .expect("baseline.large_sweep_gib_s is an object");
+    let sizes: Vec<&str> = sweep.keys().map(String::as_str).collect();
+    for size in ["262144", "1048576", "4194304"] {
+        assert!(sizes.contains(&size), "no {size} in the sweep {sizes:?}");
+    }
+    let best = sweep
+        .iter()
+        .map(|(size, figure)| positive(figure, size))
+        .fold(0.0, f64::max);
+    assert_eq!(baseline_large, best, "the baseline is the sweep's best");
+    // Absent or a figure, never anything else.
+    let iperf3 = &baseline["iperf3_gib_s"];
+    if !iperf3.is_null() {
+        positive(iperf3, "baseline.iperf3_gib_s");
+    }
+    assert_eq!(report["burst_connections"], 1000);
+    assert!(
+        baseline.get("burst_10k_s").is_none(),
+        "burst_10k_s only for bursts of 10,000: {baseline}"
+    );
     let adapters = report["adapters"]
         .as_object()
         .expect("adapters is an object");
     let names: Vec<&str> = adapters.keys().map(String::as_str).collect();
-    assert_eq!(names.len(), 3, "{names:?}");
-    for name in ["tokio", "async-std", "mio"] {
+    assert_eq!(names.len(), runtime_names().len(), "{names:?}");
+    for name in runtime_names() {
         let adapter = &adapters[name];
-        let keys: Vec<&str> = adapter
+        let mut keys: Vec<&str> = adapter
             .as_object()
-            .unwrap()
+            .unwrap_or_else(|| panic!("no figures for {name}"))
             .keys()
             .map(String::as_str)
             .collect();
+        keys.sort_unstable();
         assert_eq!(
-            keys.len(),
-            5,
-            "{name}: {keys:?}, expected the five figures of the issue"
+            keys,
+            [
+                "burst_listen_overflows",
+                "burst_s",
+                "disk_gib_s",
+                "disk_ratio",
+                "large_gib_s",
+                "large_ratio",
+                "rtt_per_s",
+                "rtt_ratio",
+                "small_fps",
+                "small_ratio",
+                "small_send_fps",
+                "small_send_ratio",
+            ],
+            "{name}"
         );
         let large = positive(&adapter["large_gib_s"], "large_gib_s");
         let small = positive(&adapter["small_fps"], "small_fps");
-        positive(&adapter["rtt_per_s"], "rtt_per_s");
-        assert_ratio(
-            &adapter["large_ratio"],
-            large,
-            baseline_large,
-            "large_ratio",
+        let small_send = positive(&adapter["small_send_fps"], "small_send_fps");
+        let rtt = positive(&adapter["rtt_per_s"], "rtt_per_s");
+        let disk = positive(&adapter["disk_gib_s"], "disk_gib_s");
+        positive(&adapter["burst_s"], "burst_s");
+        let overflows = &adapter["burst_listen_overflows"];
+        assert!(
+            overflows.is_null() || overflows.is_u64(),
+            "{name}: burst_listen_overflows = {overflows}"
         );
-        assert_ratio(
-            &adapter["small_ratio"],
-            small,
-            baseline_small,
-            "small_ratio",
-        );
+        for (ratio, figure, baseline) in [
+            ("large_ratio", large, baseline_large),
+            ("small_ratio", small, baseline_small),
+            ("small_send_ratio", small_send, baseline_small),
+            ("rtt_ratio", rtt, baseline_rtt),
+            ("disk_ratio", disk, baseline_disk),
+        ] {
+            assert_ratio(
+                &adapter[ratio],
+                figure,
+                baseline,
+                &format!("{name}.{ratio}"),
+            );
+        }
     }
     assert!(report["python"].is_null(), "no --python, no python figures");
 }
 
 #[test]
-fn the_table_has_a_row_per_measured_adapter() {
+fn the_table_has_a_row_per_measured_adapter_then_the_details() {
     let stdout = bench(&["--runtime", "mio"]);
     let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 3, "header, baseline, mio:\n{stdout}");
+    assert_eq!(
+        lines.len(),
+        7,
+        "header, baseline, mio, sweep, disk sweep, iperf3, burst:\n{stdout}"
+    );
     for column in [
         "large file GiB/s",
         "small frames/s",
         "send_blocking/s",
         "round trips/s",
+        "disk GiB/s",
+        "burst s",
     ] {
         assert!(lines[0].contains(column), "no {column:?} in {:?}", lines[0]);
     }
-    assert!(lines[1].starts_with("baseline"));
-    let mio: Vec<&str> = lines[2].split_whitespace().collect();
-    assert_eq!(mio[0], "mio");
-    let figures: Vec<f64> = mio[1..]
-        .iter()
-        .map(|figure| figure.parse().expect("a number"))
-        .collect();
-    assert_eq!(figures.len(), 7, "{mio:?}");
-    assert!(figures.iter().all(|figure| *figure > 0.0), "{mio:?}");
+    for (line, name, figures) in [(lines[1], "baseline", 9), (lines[2], "mio", 11)] {
+        let cells: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!(cells[0], name, "{line}");
+        let numbers: Vec<f64> = cells[1..]
+            .iter()
+            .filter(|cell| **cell != "-")
+            .map(|cell| {
+                cell.parse()
+                    .unwrap_or_else(|_| panic!("{cell:?} in {line}"))
+            })
+            .collect();
+        assert_eq!(numbers.len(), figures, "{line}");
+        assert!(numbers.iter().all(|figure| *figure > 0.0), "{line}");
+    }
+    assert!(
+        lines[3].starts_with("plain TCP") && lines[3].contains("1MiB"),
+        "{}",
+        lines[3]
+    );
+    assert!(
+        lines[4].starts_with("plain disk") && lines[4].contains("io::copy"),
+        "{}",
+        lines[4]
+    );
+    assert!(lines[5].starts_with("iperf3"), "{}", lines[5]);
+    assert!(
+        lines[6].starts_with("burst: 1000 connections"),
+        "{}",
+        lines[6]
+    );
 }
