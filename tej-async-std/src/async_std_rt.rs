@@ -99,6 +99,12 @@ impl Client<AsyncStd> {
     /// # Errors
     ///
     /// The error of connecting.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping the future before it returns drops the
+    /// connection being made and the handler, before any callback ran and
+    /// before anything was sent. See [`Client`](Self#cancel-safety).
     pub async fn connect<H>(addr: impl ToSocketAddrs, handler: H) -> io::Result<Self>
     where
         H: Handler + Send + 'static,
@@ -112,6 +118,12 @@ impl Client<AsyncStd> {
     /// # Errors
     ///
     /// The error of connecting.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping the future before it returns drops the
+    /// connection being made and the handler, before any callback ran and
+    /// before anything was sent. See [`Client`](Self#cancel-safety).
     pub async fn connect_with<H>(
         addr: impl ToSocketAddrs,
         handler: H,
@@ -136,6 +148,12 @@ impl Client<AsyncStd> {
     ///
     /// The error of connecting, or of the handshake: an untrusted server
     /// certificate fails with a one-line reason saying so.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping the future before it returns drops the
+    /// connection being made and the handler, before any callback ran and
+    /// before anything was sent. See [`Client`](Self#cancel-safety).
     #[cfg(feature = "tls")]
     pub async fn connect_tls<H>(
         addr: impl ToSocketAddrs,

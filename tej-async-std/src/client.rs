@@ -11,13 +11,14 @@ use std::path::Path;
 
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_lite::FutureExt;
-use tej_core::{Handler, Sender, Session, SessionConfig, ShutdownHandle};
+use tej_core::{DisconnectReason, Handler, Sender, Session, SessionConfig, ShutdownHandle};
 
 use crate::driver::run_session;
 use crate::runtime::Runtime;
 
-/// The outcome of a connection's task: a panic's payload if its handler panicked.
-type TaskResult = Result<(), Box<dyn Any + Send>>;
+/// The outcome of a connection's task: why it ended, or a panic's payload
+/// if its handler panicked.
+type TaskResult = Result<DisconnectReason, Box<dyn Any + Send>>;
 
 /// A TEJ connection made by this side on runtime `R`, running its
 /// [`Handler`] in a task.
@@ -26,9 +27,22 @@ type TaskResult = Result<(), Box<dyn Any + Send>>;
 /// `tej_async_std::smol::Client` on smol, whose `connect`, `connect_with`
 /// and `connect_tls` take that runtime's address type.
 ///
-/// Dropping a `Client` does not end the connection: the task goes on until
-/// the connection ends (use [`close`](Self::close) or
-/// [`shutdown`](Self::shutdown) to end it).
+/// **Dropping a `Client` closes it gracefully**: as with
+/// [`close`](Self::close), the connection is asked to close once what is
+/// queued has been sent, without blocking the dropping thread; the task
+/// still runs to completion (the frames already queued are written, the
+/// handler's `disconnected` runs, the stream is closed). The [`Sender`]s
+/// taken from it do not keep the connection open. To keep the connection
+/// running without its `Client`, [`detach`](Self::detach) it; to wait for
+/// its end and learn why it ended, [`join`](Self::join) it.
+///
+/// # Cancel safety
+///
+/// The `connect*` futures are cancel-safe in the sense that nothing is
+/// half-sent: until one returns, no session runs, so dropping it drops the
+/// handler (no callback ran) and the connection being made. Dropping the
+/// [`join`](Self::join) future drops the `Client`, which closes the
+/// connection gracefully as above.
 pub struct Client<R: Runtime> {
     sender: Sender,
     peer_addr: Option<SocketAddr>,
@@ -37,7 +51,18 @@ pub struct Client<R: Runtime> {
     /// Gets the task's outcome; closed without one if the executor dropped
     /// the task.
     done: async_channel::Receiver<TaskResult>,
+    /// Whether [`detach`](Client::detach) let the connection run on.
+    detached: bool,
     runtime: PhantomData<fn() -> R>,
+}
+
+impl<R: Runtime> Drop for Client<R> {
+    /// Asks for a graceful close, unless detached: see [`Client`].
+    fn drop(&mut self) {
+        if !self.detached {
+            self.sender.close();
+        }
+    }
 }
 
 impl<R: Runtime> std::fmt::Debug for Client<R> {
@@ -69,6 +94,12 @@ impl<R: Runtime> Client<R> {
     /// # Errors
     ///
     /// The error of connecting.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping the future before it returns drops the
+    /// connection being made and the handler, before any callback ran and
+    /// before anything was sent. See [`Client`](Self#cancel-safety).
     #[cfg(unix)]
     pub async fn connect_unix<H>(
         path: impl AsRef<Path>,
@@ -113,6 +144,7 @@ impl<R: Runtime> Client<R> {
             local_addr,
             shutdown,
             done,
+            detached: false,
             runtime: PhantomData,
         }
     }
@@ -143,17 +175,41 @@ impl<R: Runtime> Client<R> {
         self.shutdown.shutdown();
     }
 
+    /// The handle [`shutdown`](Self::shutdown) uses, to stop this
+    /// connection from anywhere.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
+    }
+
+    /// Lets the connection run on without this `Client`: dropping it then
+    /// does not close the connection, which ends when the peer closes it,
+    /// on the returned [`Sender`]'s [`close`](Sender::close), or on a
+    /// [`ShutdownHandle`] taken before
+    /// ([`shutdown_handle`](Self::shutdown_handle)). Nothing waits for
+    /// its task any more.
+    pub fn detach(mut self) -> Sender {
+        self.detached = true;
+        self.sender.clone()
+    }
+
     /// Waits until the connection has ended and its handler's
     /// `disconnected` has run; the stream has been flushed and closed
-    /// (over TLS, `close_notify` sent).
+    /// (over TLS, `close_notify` sent). Tells why it ended: the
+    /// [`DisconnectReason`] the handler was given
+    /// ([`is_graceful`](DisconnectReason::is_graceful) when either side
+    /// closed it between frames).
+    ///
+    /// This does not close the connection: call [`close`](Self::close)
+    /// first to end it from this side. Dropping the future drops the
+    /// `Client`, which closes the connection gracefully.
     ///
     /// # Errors
     ///
     /// An error if the handler panicked, or if the executor dropped the
     /// connection's task before it ended.
-    pub async fn join(self) -> io::Result<()> {
+    pub async fn join(self) -> io::Result<DisconnectReason> {
         match self.done.recv().await {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(reason)) => Ok(reason),
             Ok(Err(panic)) => {
                 let message = tej_core::accept::panic_message(panic.as_ref());
                 Err(io::Error::other(format!(

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use async_io::Timer as AsyncTimer;
 use futures_io::{AsyncRead, AsyncWrite};
 use tej_core::drive::{pending_as_would_block as ready, Drive, Timer, Transport};
-use tej_core::{Handler, ReadBuffer, Session, ShutdownHandle};
+use tej_core::{DisconnectReason, Handler, ReadBuffer, Session, ShutdownHandle};
 
 /// Runs `session` over `stream` until the connection ends.
 ///
@@ -27,8 +27,25 @@ use tej_core::{Handler, ReadBuffer, Session, ShutdownHandle};
 /// closes. When this returns the session has run
 /// [`Handler::disconnected`], and the stream has been flushed and closed
 /// (for at most the session's
-/// [`close_linger`](tej_core::SessionConfig::close_linger)).
-pub async fn run_session<S, H>(stream: S, mut session: Session<H>, shutdown: ShutdownHandle)
+/// [`close_linger`](tej_core::SessionConfig::close_linger)), and this
+/// returns why the connection ended: the [`DisconnectReason`] the handler
+/// was given.
+///
+/// # Cancel safety
+///
+/// Not cancel-safe: dropping the future before it completes drops the
+/// session while open. The handler's `disconnected` then runs at once with
+/// [`DisconnectReason::Dropped`], the frame being received is discarded
+/// (with the files it spooled), frames queued or partly written are not
+/// sent (a [`Sender`](tej_core::Sender)'s
+/// [`take_unsent`](tej_core::Sender::take_unsent) gives them back), and
+/// the stream is dropped without being closed first. To end a connection,
+/// trigger `shutdown` or close a `Sender` and let this return.
+pub async fn run_session<S, H>(
+    stream: S,
+    mut session: Session<H>,
+    shutdown: ShutdownHandle,
+) -> DisconnectReason
 where
     S: AsyncRead + AsyncWrite + Unpin,
     H: Handler,
@@ -61,6 +78,11 @@ where
         })
     })
     .await;
+    // The drive ends once the session has closed: it has its reason.
+    session
+        .disconnect_reason()
+        .cloned()
+        .unwrap_or(DisconnectReason::Dropped)
 }
 
 /// A `futures-io` stream and an `async-io` timer as the core's

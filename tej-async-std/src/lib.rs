@@ -270,9 +270,12 @@ pub type Client = generic::Client<runtime::AsyncStd>;
 #[cfg(all(feature = "smol", not(feature = "async-std")))]
 pub use crate::smol::{Client, Server};
 
+// The same set from tej-core in every adapter.
 pub use tej_core::{
-    self, BufferedSender, Connection, DisconnectReason, File, FileTarget, Frame, FrameBuilder,
-    Handler, Limits, SendError, Sender, SessionConfig, ShutdownHandle, Status,
+    self, BufferedSender, Connection, DecodeError, DisconnectReason, EncodeError, Field, File,
+    FileBody, FileTarget, Frame, FrameBuilder, FrameTimeout, Handler, LimitKind, Limits,
+    NotWritten, SendError, SendFuture, SendProgress, Sender, Session, SessionConfig,
+    ShutdownHandle, Status, Written,
 };
 
 /// The README's examples, compiled as doctests so that they stay true.

@@ -180,6 +180,13 @@ impl<R: Runtime, L: Listener, A: Acceptor<L::Io>> Server<R, L, A> {
     /// returns once every connection has ended.
     ///
     /// Connections run as tasks on the runtime `R`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future stops accepting (the listener is closed) but
+    /// does not end the connections already accepted: each runs on in its
+    /// own task until it ends. Trigger the
+    /// [`shutdown_handle`](Self::shutdown_handle) to end them gracefully.
     pub async fn serve<F, H>(self, new_handler: F)
     where
         F: FnMut() -> H + Send + 'static,

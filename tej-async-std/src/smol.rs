@@ -137,6 +137,12 @@ impl generic::Client<Smol> {
     /// # Errors
     ///
     /// The error of connecting.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping the future before it returns drops the
+    /// connection being made and the handler, before any callback ran and
+    /// before anything was sent. See [`Client`](Self#cancel-safety).
     pub async fn connect<H>(addr: impl AsyncToSocketAddrs, handler: H) -> io::Result<Self>
     where
         H: Handler + Send + 'static,
@@ -150,6 +156,12 @@ impl generic::Client<Smol> {
     /// # Errors
     ///
     /// The error of connecting.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping the future before it returns drops the
+    /// connection being made and the handler, before any callback ran and
+    /// before anything was sent. See [`Client`](Self#cancel-safety).
     pub async fn connect_with<H>(
         addr: impl AsyncToSocketAddrs,
         handler: H,
@@ -174,6 +186,12 @@ impl generic::Client<Smol> {
     ///
     /// The error of connecting, or of the handshake: an untrusted server
     /// certificate fails with a one-line reason saying so.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping the future before it returns drops the
+    /// connection being made and the handler, before any callback ran and
+    /// before anything was sent. See [`Client`](Self#cancel-safety).
     #[cfg(feature = "tls")]
     pub async fn connect_tls<H>(
         addr: impl AsyncToSocketAddrs,

@@ -11,7 +11,8 @@ use common::{wait_until, Collect, Echo, Events, PerConnection, TEST_LIMIT, WAIT_
 use smol::{future, Async, Task, Timer};
 use tej_async_std::tej_core::Session;
 use tej_async_std::{
-    run_session, Frame, FrameBuilder, Sender, SessionConfig, ShutdownHandle, Status,
+    run_session, DisconnectReason, Frame, FrameBuilder, Sender, SessionConfig, ShutdownHandle,
+    Status,
 };
 
 /// Runs one test on smol, failing it if it takes longer than [`TEST_LIMIT`].
@@ -40,7 +41,7 @@ async fn smol_server(
     shutdown: ShutdownHandle,
     connections: PerConnection,
 ) {
-    let mut tasks: Vec<Task<()>> = Vec::new();
+    let mut tasks: Vec<Task<DisconnectReason>> = Vec::new();
     loop {
         let stop = async {
             shutdown.wait().await;
@@ -61,7 +62,10 @@ async fn smol_server(
 }
 
 /// A client on smol's `TcpStream`: its sender, its shutdown signal and its task.
-async fn smol_client(addr: SocketAddr, events: Events) -> (Sender, ShutdownHandle, Task<()>) {
+async fn smol_client(
+    addr: SocketAddr,
+    events: Events,
+) -> (Sender, ShutdownHandle, Task<DisconnectReason>) {
     let stream = smol::net::TcpStream::connect(addr).await.unwrap();
     stream.set_nodelay(true).unwrap();
     let peer = stream.peer_addr().unwrap();
@@ -100,7 +104,8 @@ fn run_session_on_smol_streams() {
         sender.send(Frame::ping()).await.unwrap();
         wait_until("100 echoes", || client_events.len() >= 100).await;
         sender.close();
-        bounded("the client to end", client).await;
+        let reason = bounded("the client to end", client).await;
+        assert!(matches!(reason, DisconnectReason::LocalClose), "{reason}");
         let server_events = connections.get(0).unwrap();
         wait_until("server disconnect", || server_events.ended()).await;
 

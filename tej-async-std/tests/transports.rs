@@ -593,6 +593,90 @@ macro_rules! suite {
                     assert_eq!(connections.count(), 1);
                 });
             }
+
+            #[test]
+            fn dropping_a_client_closes_it_after_what_is_queued() {
+                run(async {
+                    let server = Server::bind("127.0.0.1:0").await.unwrap();
+                    let addr = server.local_addr().unwrap();
+                    let shutdown = server.shutdown_handle();
+                    // A server that answers nothing: a peer still sending
+                    // when this side closes would see its close as a reset.
+                    let connections = PerConnection::default();
+                    let serving = spawn(server.serve({
+                        let connections = connections.clone();
+                        move || CollectFiles {
+                            events: connections.next(),
+                            files: Arc::default(),
+                        }
+                    }));
+
+                    let (handler, events, _received) = collector();
+                    // Room for every frame, so that they are all queued at once.
+                    let config = SessionConfig::default().send_queue_capacity(8 << 20);
+                    let client = Client::connect_with(addr, handler, config).await.unwrap();
+                    let sender = client.sender();
+                    let files: Files = vec![("data.bin".to_string(), pattern(64 * 1024, 3))];
+                    for i in 0..40 {
+                        sender
+                            .try_send(frame_with(&files, &format!("m{i}")))
+                            .unwrap();
+                    }
+                    drop(client);
+                    // A sender taken before does not keep the connection open.
+                    wait_until("the server to see the end", || {
+                        connections.get(0).is_some_and(|events| events.ended())
+                    })
+                    .await;
+                    let mut expected: Vec<String> = (0..40).map(|i| format!("m{i}")).collect();
+                    expected.push("disconnected: peer closed the connection".into());
+                    assert_eq!(connections.get(0).unwrap().snapshot(), expected);
+                    wait_until("the client to end", || events.ended()).await;
+                    assert_eq!(events.snapshot(), ["disconnected: closed locally"]);
+                    assert!(sender.is_closed());
+                    shutdown.shutdown();
+                    bounded("serve to return", serving).await;
+                });
+            }
+
+            #[test]
+            fn join_tells_why_and_detach_runs_on() {
+                run(async {
+                    let server = Server::bind("127.0.0.1:0").await.unwrap();
+                    let addr = server.local_addr().unwrap();
+                    let shutdown = server.shutdown_handle();
+                    let connections = PerConnection::default();
+                    let served = Arc::new(Mutex::new(Vec::new()));
+                    let serving = spawn(server.serve(echo_factory(&connections, &served)));
+
+                    // Closed by this side.
+                    let (handler, _events, _received) = collector();
+                    let client = Client::connect(addr, handler).await.unwrap();
+                    client.close();
+                    let reason = bounded("the client to end", client.join()).await.unwrap();
+                    assert!(
+                        matches!(reason, tej_async_std::DisconnectReason::LocalClose),
+                        "{reason}"
+                    );
+
+                    // Detached: runs on after its `Client` is gone.
+                    let (handler, events, _received) = collector();
+                    let client = Client::connect(addr, handler).await.unwrap();
+                    let sender = client.detach();
+                    sender.send(Frame::message("detached")).await.unwrap();
+                    wait_until("the echo", || events.contains("echo: detached")).await;
+                    assert!(!sender.is_closed());
+
+                    // Closed by the server: the detached client sees it too.
+                    shutdown.shutdown();
+                    bounded("serve to return", serving).await;
+                    wait_until("the client to end", || events.ended()).await;
+                    assert_eq!(
+                        events.snapshot().last().unwrap(),
+                        "disconnected: peer closed the connection"
+                    );
+                });
+            }
         }
     };
 }

@@ -35,6 +35,8 @@ fn main() -> std::io::Result<()> {
         .unwrap_or_else(|| "127.0.0.1:8000".into());
     async_std::task::block_on(async {
         let client = Client::connect(addr, Printer).await?;
-        client.join().await
+        let reason = client.join().await?;
+        println!("disconnected: {reason}");
+        Ok(())
     })
 }

@@ -36,5 +36,7 @@ fn main() -> std::io::Result<()> {
         .unwrap_or_else(|| "127.0.0.1:8000".into());
     // The connection's loop runs on a thread of its own.
     let client = Client::connect(addr, Printer)?;
-    client.join()
+    let reason = client.join()?;
+    println!("disconnected: {reason}");
+    Ok(())
 }

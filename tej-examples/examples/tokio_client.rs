@@ -35,5 +35,7 @@ async fn main() -> std::io::Result<()> {
         .nth(1)
         .unwrap_or_else(|| "127.0.0.1:8000".into());
     let client = Client::connect(addr, Printer).await?;
-    client.join().await
+    let reason = client.join().await?;
+    println!("disconnected: {reason}");
+    Ok(())
 }

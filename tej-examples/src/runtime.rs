@@ -11,7 +11,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use tej_core::accept::DEFAULT_MAX_CONNECTIONS;
-use tej_core::{Handler, Sender, SessionConfig};
+use tej_core::{DisconnectReason, Handler, Sender, SessionConfig};
 
 use crate::tls::ClientTls;
 
@@ -154,7 +154,7 @@ impl RunningServer {
 /// A client connection running in the background on some runtime.
 pub struct RunningClient {
     sender: Sender,
-    join: Box<dyn FnOnce() -> io::Result<()> + Send>,
+    join: Box<dyn FnOnce() -> io::Result<DisconnectReason> + Send>,
 }
 
 impl fmt::Debug for RunningClient {
@@ -171,22 +171,24 @@ impl RunningClient {
         self.sender.clone()
     }
 
-    /// Closes once everything queued is sent, and waits for the end.
+    /// Closes once everything queued is sent, waits for the end and tells
+    /// why it ended. (Dropping a `RunningClient` closes it the same way,
+    /// without waiting.)
     ///
     /// # Errors
     ///
     /// An error if the connection's handler panicked.
-    pub fn close(self) -> io::Result<()> {
+    pub fn close(self) -> io::Result<DisconnectReason> {
         self.sender.close();
         (self.join)()
     }
 
-    /// Waits for the connection to end, however it ends.
+    /// Waits for the connection to end, however it ends, and tells why.
     ///
     /// # Errors
     ///
     /// An error if the connection's handler panicked.
-    pub fn join(self) -> io::Result<()> {
+    pub fn join(self) -> io::Result<DisconnectReason> {
         (self.join)()
     }
 }

@@ -10,7 +10,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mio::{Poll, Token};
-use tej_core::{Handler, Sender, Session, SessionConfig, ShutdownHandle};
+use tej_core::{DisconnectReason, Handler, Sender, Session, SessionConfig, ShutdownHandle};
 
 use crate::driver::{Driver, Stream};
 use crate::event_loop;
@@ -21,13 +21,34 @@ use crate::event_loop;
 ///
 /// For many connections on one thread, or a connection on a loop of your
 /// own, use a [`Driver`].
+///
+/// **Dropping a `Client` closes it gracefully**: as with
+/// [`close`](Self::close), the connection is asked to close once what is
+/// queued has been sent, without blocking the dropping thread; its thread
+/// still runs to completion (the frames already queued are written, the
+/// handler's `disconnected` runs, the socket is shut down). The
+/// [`Sender`]s taken from it do not keep the connection open. To keep the
+/// connection running without its `Client`, [`detach`](Self::detach) it;
+/// to wait for its end and learn why it ended, [`join`](Self::join) it.
 #[derive(Debug)]
 pub struct Client {
     sender: Sender,
     peer_addr: Option<SocketAddr>,
     local_addr: Option<SocketAddr>,
     shutdown: ShutdownHandle,
-    thread: JoinHandle<io::Result<()>>,
+    /// Taken by [`join`](Client::join).
+    thread: Option<JoinHandle<io::Result<DisconnectReason>>>,
+    /// Whether [`detach`](Client::detach) let the connection run on.
+    detached: bool,
+}
+
+impl Drop for Client {
+    /// Asks for a graceful close, unless detached: see [`Client`].
+    fn drop(&mut self) {
+        if !self.detached {
+            self.sender.close();
+        }
+    }
 }
 
 impl Client {
@@ -165,7 +186,8 @@ impl Client {
             peer_addr,
             local_addr,
             shutdown,
-            thread,
+            thread: Some(thread),
+            detached: false,
         })
     }
 
@@ -202,16 +224,34 @@ impl Client {
         self.shutdown.clone()
     }
 
+    /// Lets the connection run on without this `Client`: dropping it then
+    /// does not close the connection, which ends when the peer closes it,
+    /// on the returned [`Sender`]'s [`close`](Sender::close), or on a
+    /// [`ShutdownHandle`] taken before
+    /// ([`shutdown_handle`](Self::shutdown_handle)). Nothing waits for
+    /// its thread any more.
+    pub fn detach(mut self) -> Sender {
+        self.detached = true;
+        self.sender.clone()
+    }
+
     /// Waits until the connection has ended and its handler's
-    /// `disconnected` has run.
+    /// `disconnected` has run, and tells why it ended: the
+    /// [`DisconnectReason`] the handler was given
+    /// ([`is_graceful`](DisconnectReason::is_graceful) when either side
+    /// closed it between frames).
+    ///
+    /// This does not close the connection: call [`close`](Self::close)
+    /// first to end it from this side.
     ///
     /// # Errors
     ///
     /// An error if the handler panicked, if the stream's handshake failed
     /// (then no callback ran), or if the loop failed (polling or
     /// registering the socket).
-    pub fn join(self) -> io::Result<()> {
-        match self.thread.join() {
+    pub fn join(mut self) -> io::Result<DisconnectReason> {
+        let thread = self.thread.take().expect("joined only once, by value");
+        match thread.join() {
             Ok(result) => result,
             Err(_) => Err(io::Error::other("the client's event loop panicked")),
         }
@@ -270,8 +310,9 @@ fn run_client<S: Stream + 'static, H: Handler>(
     stream: S,
     session: Session<H>,
     shutdown: &ShutdownHandle,
-) -> io::Result<()> {
+) -> io::Result<DisconnectReason> {
     let mut driver = Driver::<H>::new(Token(1)..Token(3), Arc::clone(&waker));
+    driver.keep_disconnect_reasons();
     driver.add_session(poll.registry(), stream, session)?;
     event_loop::run(&mut poll, &waker, &mut driver, shutdown)?;
     if let Some((_, error)) = driver.take_handshake_errors().pop() {
@@ -280,10 +321,13 @@ fn run_client<S: Stream + 'static, H: Handler>(
             format!("the handshake failed: {error}"),
         ));
     }
-    match driver.take_panics().pop() {
-        Some(message) => Err(io::Error::other(format!(
+    if let Some(message) = driver.take_panics().pop() {
+        return Err(io::Error::other(format!(
             "the connection's handler panicked: {message}"
-        ))),
-        None => Ok(()),
+        )));
+    }
+    match driver.take_disconnect_reasons().pop() {
+        Some((_, reason)) => Ok(reason),
+        None => Err(io::Error::other("the connection ended without a reason")),
     }
 }

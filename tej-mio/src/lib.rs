@@ -250,10 +250,12 @@ pub mod tls;
 pub use client::Client;
 pub use driver::{Driver, Listener, Stream};
 pub use server::Server;
-pub use tej_core::ShutdownHandle;
 
 pub use mio;
+// The same set from tej-core in every adapter.
 pub use tej_core::{
-    self, BufferedSender, Connection, DisconnectReason, File, FileTarget, Frame, FrameBuilder,
-    Handler, Limits, SendError, Sender, Session, SessionConfig, Status,
+    self, BufferedSender, Connection, DecodeError, DisconnectReason, EncodeError, Field, File,
+    FileBody, FileTarget, Frame, FrameBuilder, FrameTimeout, Handler, LimitKind, Limits,
+    NotWritten, SendError, SendFuture, SendProgress, Sender, Session, SessionConfig,
+    ShutdownHandle, Status, Written,
 };

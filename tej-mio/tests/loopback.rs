@@ -37,7 +37,8 @@ fn client_and_server_exchange_frames_in_order() {
     sender.send_blocking(Frame::ping()).unwrap();
     wait_until("200 echoes", || client_events.len() >= 200);
     client.close();
-    join(client).unwrap();
+    let reason = join(client).unwrap();
+    assert!(matches!(reason, DisconnectReason::LocalClose), "{reason}");
     wait_until("server disconnect", || {
         server_events
             .snapshot()
@@ -150,7 +151,9 @@ fn idle_timeout_and_graceful_shutdown() {
     wait_until("idle timeout", || {
         events.contains("disconnected: idle timeout")
     });
-    join(idle).unwrap();
+    let reason = join(idle).unwrap();
+    assert!(matches!(reason, DisconnectReason::PeerClosed), "{reason}");
+    assert!(reason.is_graceful());
 
     let busy_events = Events::default();
     let busy = Client::connect(server.addr, Collect(busy_events.clone())).unwrap();
@@ -494,4 +497,69 @@ fn handles_are_send_and_sync() {
     send_sync::<Client>();
     send::<tej_mio::Server>();
     send::<tej_mio::Driver<Echo>>();
+}
+
+#[test]
+fn dropping_a_client_closes_it_after_what_is_queued() {
+    let server_events = Events::default();
+    let server = Running::start(SessionConfig::default(), {
+        let events = server_events.clone();
+        // A server that answers nothing: a peer still sending when this
+        // side closes would see its close as a reset.
+        move || Collect(events.clone())
+    });
+    let client_events = Events::default();
+    // Room for every frame, so that they are all queued at once.
+    let config = SessionConfig::default().send_queue_capacity(8 << 20);
+    let client = Client::connect_with(server.addr, Collect(client_events.clone()), config).unwrap();
+    let sender = client.sender();
+    for i in 0..40 {
+        let frame = FrameBuilder::new(Status::DEFAULT)
+            .file("data.bin", vec![i as u8; 64 * 1024])
+            .message(format!("m{i}"))
+            .build();
+        sender.try_send(frame).unwrap();
+    }
+    drop(client);
+    // A sender taken before does not keep the connection open.
+    wait_until("the server to see the end", || {
+        server_events
+            .snapshot()
+            .last()
+            .is_some_and(|event| event.starts_with("disconnected"))
+    });
+    let mut expected: Vec<String> = (0..40).map(|i| format!("m{i}")).collect();
+    expected.push("disconnected: peer closed the connection".into());
+    assert_eq!(server_events.snapshot(), expected);
+    wait_until("the client to end", || {
+        client_events
+            .snapshot()
+            .last()
+            .is_some_and(|event| event.starts_with("disconnected"))
+    });
+    assert_eq!(client_events.snapshot(), ["disconnected: closed locally"]);
+    assert!(sender.is_closed());
+    server.stop();
+}
+
+#[test]
+fn a_detached_client_runs_on_until_closed() {
+    let server_events = Events::default();
+    let server = Running::start(SessionConfig::default(), {
+        let events = server_events.clone();
+        move || Echo(events.clone())
+    });
+    let client_events = Events::default();
+    let client = Client::connect(server.addr, Collect(client_events.clone())).unwrap();
+    let sender = client.detach();
+    sender
+        .send_blocking(Frame::message("after detach"))
+        .unwrap();
+    wait_until("the echo", || client_events.contains("echo: after detach"));
+    assert!(!sender.is_closed());
+    sender.close();
+    wait_until("the server to see the end", || {
+        server_events.contains("disconnected: peer closed the connection")
+    });
+    server.stop();
 }

@@ -4,7 +4,7 @@
 use std::io;
 use std::net::SocketAddr;
 
-use tej_core::{Handler, Sender, Session, SessionConfig, ShutdownHandle};
+use tej_core::{DisconnectReason, Handler, Sender, Session, SessionConfig, ShutdownHandle};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, ToSocketAddrs};
 use tokio::task::JoinHandle;
@@ -12,13 +12,41 @@ use tokio::task::JoinHandle;
 use crate::driver::run_session;
 
 /// A TEJ connection made by this side, running its [`Handler`] in a task.
+///
+/// **Dropping a `Client` closes it gracefully**: as with
+/// [`close`](Self::close), the connection is asked to close once what is
+/// queued has been sent, without blocking the dropping thread; the task
+/// still runs to completion (the frames already queued are written, the
+/// handler's `disconnected` runs, the stream is shut down). The
+/// [`Sender`]s taken from it do not keep the connection open. To keep the
+/// connection running without its `Client`, [`detach`](Self::detach) it;
+/// to wait for its end and learn why it ended, [`join`](Self::join) it.
+///
+/// # Cancel safety
+///
+/// The `connect*` futures are cancel-safe in the sense that nothing is
+/// half-sent: until one returns, no session runs, so dropping it drops the
+/// handler (no callback ran) and the connection being made. Dropping the
+/// [`join`](Self::join) future drops the `Client`, which closes the
+/// connection gracefully as above.
 #[derive(Debug)]
 pub struct Client {
     sender: Sender,
     peer_addr: Option<SocketAddr>,
     local_addr: Option<SocketAddr>,
     shutdown: ShutdownHandle,
-    task: JoinHandle<()>,
+    task: JoinHandle<DisconnectReason>,
+    /// Whether [`detach`](Client::detach) let the connection run on.
+    detached: bool,
+}
+
+impl Drop for Client {
+    /// Asks for a graceful close, unless detached: see [`Client`].
+    fn drop(&mut self) {
+        if !self.detached {
+            self.sender.close();
+        }
+    }
 }
 
 impl Client {
@@ -28,6 +56,12 @@ impl Client {
     /// # Errors
     ///
     /// The error of connecting.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping the future before it returns drops the
+    /// connection being made and the handler, before any callback ran and
+    /// before anything was sent. See [`Client`](Self#cancel-safety).
     pub async fn connect<H>(addr: impl ToSocketAddrs, handler: H) -> io::Result<Client>
     where
         H: Handler + Send + 'static,
@@ -40,6 +74,12 @@ impl Client {
     /// # Errors
     ///
     /// The error of connecting.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping the future before it returns drops the
+    /// connection being made and the handler, before any callback ran and
+    /// before anything was sent. See [`Client`](Self#cancel-safety).
     pub async fn connect_with<H>(
         addr: impl ToSocketAddrs,
         handler: H,
@@ -64,6 +104,12 @@ impl Client {
     /// # Errors
     ///
     /// The error of connecting.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping the future before it returns drops the
+    /// connection being made and the handler, before any callback ran and
+    /// before anything was sent. See [`Client`](Self#cancel-safety).
     #[cfg(unix)]
     pub async fn connect_unix<H>(
         path: impl AsRef<std::path::Path>,
@@ -92,6 +138,12 @@ impl Client {
     /// The error of connecting, or of the handshake, with a one-line reason
     /// (such as "the server's certificate is not trusted"); `TimedOut` if
     /// the handshake took too long.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping the future before it returns drops the
+    /// connection being made and the handler, before any callback ran and
+    /// before anything was sent. See [`Client`](Self#cancel-safety).
     #[cfg(feature = "tls")]
     pub async fn connect_tls<H>(
         addr: impl ToSocketAddrs,
@@ -155,6 +207,7 @@ impl Client {
             local_addr,
             shutdown,
             task,
+            detached: false,
         }
     }
 
@@ -185,15 +238,39 @@ impl Client {
         self.shutdown.shutdown();
     }
 
+    /// Lets the connection run on without this `Client`: dropping it then
+    /// does not close the connection, which ends when the peer closes it,
+    /// on the returned [`Sender`]'s [`close`](Sender::close), or on a
+    /// [`ShutdownHandle`] taken before
+    /// ([`shutdown_handle`](Self::shutdown_handle)). Nothing waits for
+    /// its task any more.
+    pub fn detach(mut self) -> Sender {
+        self.detached = true;
+        self.sender.clone()
+    }
+
+    /// The handle [`shutdown`](Self::shutdown) uses, to stop this
+    /// connection from anywhere.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
+    }
+
     /// Waits until the connection has ended, its handler's `disconnected`
     /// has run and the stream has been shut down (for TLS: close_notify
-    /// sent).
+    /// sent), and tells why it ended: the [`DisconnectReason`] the handler
+    /// was given ([`is_graceful`](DisconnectReason::is_graceful) when
+    /// either side closed it between frames).
+    ///
+    /// This does not close the connection: call [`close`](Self::close)
+    /// first to end it from this side. Dropping the future drops the
+    /// `Client`, which closes the connection gracefully.
     ///
     /// # Errors
     ///
-    /// An error if the handler panicked.
-    pub async fn join(self) -> io::Result<()> {
-        self.task.await.map_err(io::Error::other)
+    /// An error if the handler panicked, or if the task was cancelled
+    /// (its runtime shut down).
+    pub async fn join(mut self) -> io::Result<DisconnectReason> {
+        (&mut self.task).await.map_err(io::Error::other)
     }
 }
 

@@ -32,6 +32,8 @@ pub enum CodecError {
 /// let stream = tokio::net::TcpStream::connect("127.0.0.1:4000").await?;
 /// let mut framed = Framed::new(stream, TejCodec::default());
 /// framed.send(Frame::message("Hello")).await?;
+/// framed.feed(Frame::message("batched")).await?;
+/// framed.flush().await?;
 /// while let Some(frame) = framed.next().await {
 ///     println!("{:?}", frame?.message);
 /// }
@@ -80,18 +82,13 @@ impl Decoder for TejCodec {
     }
 }
 
+/// The one encoder, so that `SinkExt::send` and `SinkExt::flush` need no
+/// turbofish on a `Framed<_, TejCodec>`. To send a frame you keep, send a
+/// clone: its bodies are [`Bytes`](bytes::Bytes), cloned without copying.
 impl Encoder<Frame> for TejCodec {
     type Error = CodecError;
 
     fn encode(&mut self, frame: Frame, dst: &mut BytesMut) -> Result<(), CodecError> {
-        self.encode(&frame, dst)
-    }
-}
-
-impl Encoder<&Frame> for TejCodec {
-    type Error = CodecError;
-
-    fn encode(&mut self, frame: &Frame, dst: &mut BytesMut) -> Result<(), CodecError> {
         dst.reserve(usize::try_from(frame.encoded_len()).unwrap_or(0));
         frame.encode_to(dst)?;
         Ok(())

@@ -8,7 +8,7 @@ use std::task::Context;
 use std::time::Duration;
 
 use tej_core::drive::{pending_as_would_block as ready, Drive, Timer, Transport};
-use tej_core::{Handler, ReadBuffer, Session, ShutdownHandle};
+use tej_core::{DisconnectReason, Handler, ReadBuffer, Session, ShutdownHandle};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
@@ -23,8 +23,25 @@ const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 /// is queued is flushed, then the connection closes. When this returns the
 /// session has run [`Handler::disconnected`], and the stream has been
 /// flushed and shut down (for at most the session's
-/// [`close_linger`](tej_core::SessionConfig::close_linger)).
-pub async fn run_session<S, H>(stream: S, mut session: Session<H>, shutdown: ShutdownHandle)
+/// [`close_linger`](tej_core::SessionConfig::close_linger)), and this
+/// returns why the connection ended: the [`DisconnectReason`] the handler
+/// was given.
+///
+/// # Cancel safety
+///
+/// Not cancel-safe: dropping the future before it completes drops the
+/// session while open. The handler's `disconnected` then runs at once with
+/// [`DisconnectReason::Dropped`], the frame being received is discarded
+/// (with the files it spooled), frames queued or partly written are not
+/// sent (a [`Sender`](tej_core::Sender)'s
+/// [`take_unsent`](tej_core::Sender::take_unsent) gives them back), and
+/// the stream is dropped without a shutdown. To end a connection, trigger
+/// `shutdown` or close a `Sender` and let this return.
+pub async fn run_session<S, H>(
+    stream: S,
+    mut session: Session<H>,
+    shutdown: ShutdownHandle,
+) -> DisconnectReason
 where
     S: AsyncRead + AsyncWrite + Unpin,
     H: Handler,
@@ -54,6 +71,11 @@ where
         })
     })
     .await;
+    // The drive ends once the session has closed: it has its reason.
+    session
+        .disconnect_reason()
+        .cloned()
+        .unwrap_or(DisconnectReason::Dropped)
 }
 
 /// A Tokio stream and timer as the core's [`Transport`] and [`Timer`]:

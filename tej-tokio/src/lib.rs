@@ -175,7 +175,10 @@ pub use driver::run_session;
 pub use listener::Listener;
 pub use server::Server;
 
+// The same set from tej-core in every adapter.
 pub use tej_core::{
-    self, BufferedSender, Connection, DisconnectReason, File, FileTarget, Frame, FrameBuilder,
-    Handler, Limits, SendError, Sender, SessionConfig, ShutdownHandle, Status,
+    self, BufferedSender, Connection, DecodeError, DisconnectReason, EncodeError, Field, File,
+    FileBody, FileTarget, Frame, FrameBuilder, FrameTimeout, Handler, LimitKind, Limits,
+    NotWritten, SendError, SendFuture, SendProgress, Sender, Session, SessionConfig,
+    ShutdownHandle, Status, Written,
 };

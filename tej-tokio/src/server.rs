@@ -183,6 +183,13 @@ impl<L: Listener, A> Server<L, A> {
     ///
     /// `new_handler` is called in the connection's task, right after its
     /// handshake (one call at a time).
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future stops accepting (the listener is closed) but
+    /// does not end the connections already accepted: each runs on in its
+    /// own task until it ends. Trigger the
+    /// [`shutdown_handle`](Self::shutdown_handle) to end them gracefully.
     pub async fn serve<F, H>(self, new_handler: F)
     where
         A: Acceptor<L::Io>,

@@ -97,7 +97,8 @@ async fn client_and_server_exchange_frames_in_order() {
     sender.send(Frame::ping()).await.unwrap();
     wait_until("200 echoes", || client_events.snapshot().len() >= 200).await;
     client.close();
-    client.join().await.unwrap();
+    let reason = client.join().await.unwrap();
+    assert!(matches!(reason, DisconnectReason::LocalClose), "{reason}");
     wait_until("server disconnect", || {
         server_events
             .snapshot()
@@ -139,6 +140,11 @@ async fn codec_talks_to_the_server() {
     framed.send(Frame::message("via codec")).await.unwrap();
     let reply = framed.next().await.unwrap().unwrap();
     assert_eq!(reply, Frame::message("echo: via codec"));
+    // One `Encoder` impl: `feed` and `flush` need no turbofish.
+    framed.feed(Frame::message("fed")).await.unwrap();
+    framed.flush().await.unwrap();
+    let reply = framed.next().await.unwrap().unwrap();
+    assert_eq!(reply, Frame::message("echo: fed"));
     drop(framed);
     shutdown.shutdown();
     tokio::time::timeout(Duration::from_secs(10), serving)
@@ -170,7 +176,9 @@ async fn idle_timeout_and_graceful_shutdown() {
             .any(|e| e == "disconnected: idle timeout")
     })
     .await;
-    idle.join().await.unwrap();
+    let reason = idle.join().await.unwrap();
+    assert!(matches!(reason, DisconnectReason::PeerClosed), "{reason}");
+    assert!(reason.is_graceful());
 
     let busy_events = Events::default();
     let busy = Client::connect(addr, Collect(busy_events.clone()))
@@ -194,4 +202,105 @@ async fn idle_timeout_and_graceful_shutdown() {
             "disconnected: peer closed the connection".to_string()
         ]
     );
+}
+
+/// Serves `Echo` on a free port: its address, shutdown handle, task and events.
+async fn echo_server() -> (
+    std::net::SocketAddr,
+    tej_tokio::ShutdownHandle,
+    tokio::task::JoinHandle<()>,
+    Events,
+) {
+    let server = Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let shutdown = server.shutdown_handle();
+    let events = Events::default();
+    let serving = tokio::spawn(server.serve({
+        let events = events.clone();
+        move || Echo(events.clone())
+    }));
+    (addr, shutdown, serving, events)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_client_closes_it_after_what_is_queued() {
+    // A server that answers nothing: a peer still sending when this side
+    // closes would see its close as a reset.
+    let server = Server::bind("127.0.0.1:0").await.unwrap();
+    let addr = server.local_addr().unwrap();
+    let shutdown = server.shutdown_handle();
+    let server_events = Events::default();
+    let serving = tokio::spawn(server.serve({
+        let events = server_events.clone();
+        move || Collect(events.clone())
+    }));
+    let client_events = Events::default();
+    // Room for every frame, so that they are all queued at once.
+    let config = SessionConfig::default().send_queue_capacity(8 << 20);
+    let client = Client::connect_with(addr, Collect(client_events.clone()), config)
+        .await
+        .unwrap();
+    let sender = client.sender();
+    for i in 0..40 {
+        let frame = FrameBuilder::new(Status::DEFAULT)
+            .file("data.bin", vec![i as u8; 64 * 1024])
+            .message(format!("m{i}"))
+            .build();
+        sender.try_send(frame).unwrap();
+    }
+    drop(client);
+    // A sender taken before does not keep the connection open.
+    wait_until("the server to see the end", || {
+        server_events
+            .snapshot()
+            .last()
+            .is_some_and(|event| event.starts_with("disconnected"))
+    })
+    .await;
+    let mut expected: Vec<String> = (0..40).map(|i| format!("m{i}")).collect();
+    expected.push("disconnected: peer closed the connection".into());
+    assert_eq!(server_events.snapshot(), expected);
+    wait_until("the client to end", || {
+        client_events
+            .snapshot()
+            .last()
+            .is_some_and(|event| event.starts_with("disconnected"))
+    })
+    .await;
+    assert_eq!(client_events.snapshot(), ["disconnected: closed locally"]);
+    assert!(sender.is_closed());
+    shutdown.shutdown();
+    tokio::time::timeout(Duration::from_secs(10), serving)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_detached_client_runs_on_until_closed() {
+    let (addr, shutdown, serving, server_events) = echo_server().await;
+    let client_events = Events::default();
+    let client = Client::connect(addr, Collect(client_events.clone()))
+        .await
+        .unwrap();
+    let sender = client.detach();
+    sender.send(Frame::message("after detach")).await.unwrap();
+    wait_until("the echo", || {
+        client_events.snapshot() == ["echo: after detach".to_string()]
+    })
+    .await;
+    assert!(!sender.is_closed());
+    sender.close();
+    wait_until("the server to see the end", || {
+        server_events
+            .snapshot()
+            .last()
+            .is_some_and(|event| event == "disconnected: peer closed the connection")
+    })
+    .await;
+    shutdown.shutdown();
+    tokio::time::timeout(Duration::from_secs(10), serving)
+        .await
+        .unwrap()
+        .unwrap();
 }

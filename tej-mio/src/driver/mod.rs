@@ -23,7 +23,7 @@ use mio::{Interest, Registry, Token};
 use slab::Slab;
 use tej_core::accept::panic_message;
 use tej_core::drive::Step;
-use tej_core::{Handler, ReadBuffer, Session, SessionConfig};
+use tej_core::{DisconnectReason, Handler, ReadBuffer, Session, SessionConfig};
 
 pub use conn::Stream;
 use conn::{Conn, Handshake, HandshakeFailure, Opening};
@@ -168,6 +168,9 @@ pub struct Driver<H: Handler, F = fn() -> H> {
     panics: Vec<String>,
     /// Handshakes of added sessions that failed, for their owner to report.
     handshake_errors: Vec<(Token, io::Error)>,
+    /// Why each connection ended, by token, for the client to report; only
+    /// kept once asked for (a server's would grow without end).
+    reasons: Option<Vec<(Token, DisconnectReason)>>,
 }
 
 impl<H: Handler, F> fmt::Debug for Driver<H, F> {
@@ -218,6 +221,7 @@ impl<H: Handler> Driver<H> {
             marked: Vec::new(),
             panics: Vec::new(),
             handshake_errors: Vec::new(),
+            reasons: None,
         }
     }
 
@@ -279,6 +283,7 @@ impl<H: Handler> Driver<H> {
             marked: self.marked,
             panics: self.panics,
             handshake_errors: self.handshake_errors,
+            reasons: self.reasons,
         })
     }
 }
@@ -497,6 +502,20 @@ impl<H: Handler, F: FnMut() -> H> Driver<H, F> {
         self.listener.as_ref().map(|l| l.socket.local_addr_any())
     }
 
+    /// Keeps why each connection ended from now on, for
+    /// [`take_disconnect_reasons`](Self::take_disconnect_reasons).
+    pub(crate) fn keep_disconnect_reasons(&mut self) {
+        self.reasons.get_or_insert_with(Vec::new);
+    }
+
+    /// Why the connections that ended since last asked ended, by token.
+    pub(crate) fn take_disconnect_reasons(&mut self) -> Vec<(Token, DisconnectReason)> {
+        self.reasons
+            .as_mut()
+            .map(std::mem::take)
+            .unwrap_or_default()
+    }
+
     /// Messages of the handler panics caught so far, taken.
     pub(crate) fn take_panics(&mut self) -> Vec<String> {
         std::mem::take(&mut self.panics)
@@ -598,6 +617,12 @@ impl<H: Handler, F: FnMut() -> H> Driver<H, F> {
             }
         };
         if step == Step::Done {
+            if let Some(reasons) = &mut self.reasons {
+                let reason = conn.session.as_ref().and_then(Session::disconnect_reason);
+                if let Some(reason) = reason {
+                    reasons.push((token, reason.clone()));
+                }
+            }
             if let Err(error) = registry.deregister(conn.stream()) {
                 tracing::debug!(%error, "could not deregister a closed connection");
             }

@@ -143,7 +143,7 @@ impl Running {
 }
 
 /// Joins a client within [`PATIENCE`].
-pub fn join(client: Client) -> io::Result<()> {
+pub fn join(client: Client) -> io::Result<tej_mio::DisconnectReason> {
     let (done, result) = mpsc::channel();
     std::thread::spawn(move || {
         let _ = done.send(client.join());

@@ -1,0 +1,26 @@
+//! Every adapter re-exports the same items from tej-core at its root.
+
+#[allow(unused_imports)]
+use tej_mio::{
+    tej_core, BufferedSender, Connection, DecodeError, DisconnectReason, EncodeError, Field, File,
+    FileBody, FileTarget, Frame, FrameBuilder, FrameTimeout, Handler, LimitKind, Limits,
+    NotWritten, SendError, SendFuture, SendProgress, Sender, Session, SessionConfig,
+    ShutdownHandle, Status, Written,
+};
+
+#[test]
+fn the_core_items_are_the_core_s() {
+    fn same<T>(_: fn(T) -> T) {}
+    same::<tej_mio::DecodeError>(std::convert::identity::<tej_core::DecodeError>);
+    same::<tej_mio::LimitKind>(std::convert::identity::<tej_core::LimitKind>);
+    same::<tej_mio::Field>(std::convert::identity::<tej_core::Field>);
+    same::<tej_mio::Session<Box<dyn Handler>>>(
+        std::convert::identity::<tej_core::Session<Box<dyn Handler>>>,
+    );
+    same::<tej_mio::DisconnectReason>(std::convert::identity::<tej_core::DisconnectReason>);
+    same::<tej_mio::SendProgress>(std::convert::identity::<tej_core::SendProgress>);
+    same::<tej_mio::ShutdownHandle>(std::convert::identity::<tej_core::ShutdownHandle>);
+    same::<tej_mio::Limits>(std::convert::identity::<tej_core::Limits>);
+    let reason: Box<dyn std::error::Error + Send + Sync> = Box::new(DisconnectReason::PeerClosed);
+    assert_eq!(reason.to_string(), "peer closed the connection");
+}
