@@ -202,6 +202,11 @@ pub struct ServerOptions {
     pub max_connections: usize,
     /// Serve TLS with this configuration.
     pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// Expect a PROXY protocol header (v1 or v2) first on every connection,
+    /// before TLS: its client is each connection's peer; a connection
+    /// without one is closed before any handler (see
+    /// `tej_tokio::Server::with_proxy_protocol`).
+    pub proxy_protocol: bool,
 }
 
 impl Default for ServerOptions {
@@ -209,6 +214,7 @@ impl Default for ServerOptions {
         ServerOptions {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             tls: None,
+            proxy_protocol: false,
         }
     }
 }
@@ -287,6 +293,9 @@ where
             let mut server = server
                 .with_config(config)
                 .with_max_connections(options.max_connections);
+            if options.proxy_protocol {
+                server = server.with_proxy_protocol();
+            }
             if let Some(tls) = options.tls {
                 server = server.with_tls(tls);
             }
@@ -324,9 +333,12 @@ where
     F: FnMut() -> H + Send + 'static,
     H: Handler + Send + 'static,
 {
-    let server = server
+    let mut server = server
         .with_config(config)
         .with_max_connections(options.max_connections);
+    if options.proxy_protocol {
+        server = server.with_proxy_protocol();
+    }
     let shutdown = server.shutdown_handle();
     let serving = match options.tls {
         Some(tls) => executor.spawn(server.with_tls(tls).serve(factory)),
@@ -390,6 +402,9 @@ where
         let mut server = server
             .with_config(config)
             .with_max_connections(options.max_connections);
+        if options.proxy_protocol {
+            server = server.with_proxy_protocol();
+        }
         if let Some(tls) = options.tls {
             server = server.with_tls(tls);
         }

@@ -49,6 +49,13 @@ pub struct ServeArgs {
     /// Close a connection that receives nothing for this many seconds
     #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
     pub idle_timeout: Option<Duration>,
+    /// Expect a PROXY protocol header (v1 or v2, as HAProxy's
+    /// send-proxy/send-proxy-v2 write it) first on every connection, before
+    /// TLS: the client it names is the peer reported; a connection without
+    /// a valid one is closed unserved, and health checks are not reported.
+    /// Only for a server reachable through the balancer alone
+    #[arg(long)]
+    pub proxy_protocol: bool,
     /// Print one JSON object per line on stdout and nothing else:
     /// listening, connected, received, ping, disconnected
     #[arg(long)]
@@ -119,6 +126,7 @@ impl ServeArgs {
         Ok(ServerOptions {
             max_connections: self.max_connections,
             tls,
+            proxy_protocol: self.proxy_protocol,
         })
     }
 }
@@ -216,6 +224,7 @@ pub fn run(args: &ServeArgs, stop: &Receiver<()>) -> anyhow::Result<()> {
     tracing::info!(
         addr = %server.endpoint(),
         tls,
+        proxy_protocol = args.proxy_protocol,
         runtime = %args.runtime,
         save_dir = ?save_dir,
         max_connections = args.max_connections,
@@ -252,6 +261,14 @@ mod tests {
         let options = args.server_options().unwrap();
         assert_eq!(options.max_connections, DEFAULT_MAX_CONNECTIONS);
         assert!(options.tls.is_none());
+        assert!(!options.proxy_protocol);
+        assert!(
+            parse(&["--proxy-protocol"])
+                .unwrap()
+                .server_options()
+                .unwrap()
+                .proxy_protocol
+        );
         assert_eq!(args.frame_timeout(), None);
         assert_eq!(args.session_config().frame_timeout, None);
     }
