@@ -95,3 +95,8 @@ pub use session::{
 };
 #[cfg(feature = "net")]
 pub use shutdown::ShutdownHandle;
+
+/// The README's examples, compiled as doctests so that they stay true.
+#[cfg(all(doctest, feature = "std"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -182,3 +182,8 @@ pub use tej_core::{
     NotWritten, SendError, SendFuture, SendProgress, Sender, Session, SessionConfig,
     ShutdownHandle, Status, Written,
 };
+
+/// The README's examples, compiled as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
