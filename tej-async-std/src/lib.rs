@@ -2,7 +2,7 @@
 //! [`Sender`], and [`run_session`] for any `futures-io` stream, over TCP,
 //! Unix sockets, TLS (rustls) or a stream of your own.
 //!
-//! All protocol logic lives in [`tej_core`]'s [`Session`](tej_core::Session);
+//! All protocol logic lives in [`tej_core`]'s [`Session`];
 //! this crate moves bytes between a stream and a session, arms its timers
 //! and wakes it when a [`Sender`] queues a frame. The API is the one of
 //! `tej-tokio`, name for name, and the same [`Handler`] runs unchanged on

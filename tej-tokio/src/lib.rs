@@ -2,7 +2,7 @@
 //! [`TejCodec`] for `Framed` streams, over any transport: TCP, Unix domain
 //! sockets, TLS (feature `tls`), or any Tokio byte stream of your own.
 //!
-//! All protocol logic lives in [`tej_core`]'s [`Session`](tej_core::Session);
+//! All protocol logic lives in [`tej_core`]'s [`Session`];
 //! this crate moves bytes between a stream and a session, arms its timers
 //! and wakes it when a [`Sender`] queues a frame. The same [`Handler`] runs
 //! unchanged on `tej-async-std` and `tej-mio`.
