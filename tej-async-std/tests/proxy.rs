@@ -13,11 +13,14 @@ use async_io::Async;
 use futures_lite::AsyncReadExt;
 use tej_async_std::{Connection, DisconnectReason, Frame, FrameBuilder, Handler, Status};
 
+/// A connection's peer and proxy addresses.
+type Addrs = (Option<SocketAddr>, Option<SocketAddr>);
+
 /// What the server's handlers saw: `(peer, proxy)` per connection, frames.
 #[derive(Default, Clone)]
 struct Seen {
     made: Arc<AtomicUsize>,
-    connected: Arc<Mutex<Vec<(Option<SocketAddr>, Option<SocketAddr>)>>>,
+    connected: Arc<Mutex<Vec<Addrs>>>,
     frames: Arc<Mutex<Vec<Frame>>>,
 }
 
@@ -32,7 +35,7 @@ impl Seen {
     fn made(&self) -> usize {
         self.made.load(Ordering::SeqCst)
     }
-    fn connected(&self) -> Vec<(Option<SocketAddr>, Option<SocketAddr>)> {
+    fn connected(&self) -> Vec<Addrs> {
         self.connected.lock().unwrap().clone()
     }
 }

@@ -15,11 +15,14 @@ use tej_mio::{
     ShutdownHandle, Status,
 };
 
+/// A connection's peer and proxy addresses.
+type Addrs = (Option<SocketAddr>, Option<SocketAddr>);
+
 /// What the server's handlers saw: `(peer, proxy)` per connection, frames.
 #[derive(Default, Clone)]
 struct Seen {
     made: Arc<AtomicUsize>,
-    connected: Arc<Mutex<Vec<(Option<SocketAddr>, Option<SocketAddr>)>>>,
+    connected: Arc<Mutex<Vec<Addrs>>>,
     frames: Arc<Mutex<Vec<Frame>>>,
 }
 
@@ -27,7 +30,7 @@ impl Seen {
     fn made(&self) -> usize {
         self.made.load(Ordering::SeqCst)
     }
-    fn connected(&self) -> Vec<(Option<SocketAddr>, Option<SocketAddr>)> {
+    fn connected(&self) -> Vec<Addrs> {
         self.connected.lock().unwrap().clone()
     }
 }

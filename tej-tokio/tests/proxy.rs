@@ -21,11 +21,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
+/// A connection's peer and proxy addresses.
+type Addrs = (Option<SocketAddr>, Option<SocketAddr>);
+
 /// What the server's handlers saw: `peer proxy` per connection, frames.
 #[derive(Default, Clone)]
 struct Seen {
     made: Arc<AtomicUsize>,
-    connected: Arc<Mutex<Vec<(Option<SocketAddr>, Option<SocketAddr>)>>>,
+    connected: Arc<Mutex<Vec<Addrs>>>,
     frames: Arc<Mutex<Vec<Frame>>>,
 }
 
