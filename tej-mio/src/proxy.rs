@@ -8,7 +8,7 @@
 //!
 //! The header is read with [`tej_core::proxy::ProxyDecoder`]: exactly its
 //! bytes, never one of the session's, at most
-//! [`DEFAULT_MAX_LEN`](tej_core::proxy::DEFAULT_MAX_LEN) of them, within the
+//! [`DEFAULT_MAX_LEN`] of them, within the
 //! driver's [`handshake_timeout`](crate::SessionConfig::handshake_timeout).
 //! The client it names is the stream's [`Stream::peer_addr`], the balancer
 //! its [`Stream::proxy_addr`]; a stream without a valid header fails its
@@ -199,7 +199,7 @@ impl<L> fmt::Debug for ProxyListener<L> {
 
 impl<L: Listener> ProxyListener<L> {
     /// PROXY headers of at most
-    /// [`DEFAULT_MAX_LEN`](tej_core::proxy::DEFAULT_MAX_LEN) bytes on every
+    /// [`DEFAULT_MAX_LEN`] bytes on every
     /// connection `inner` accepts.
     pub fn new(inner: L) -> ProxyListener<L> {
         ProxyListener {
