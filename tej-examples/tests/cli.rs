@@ -66,7 +66,7 @@ impl Drop for Scratch {
 struct Serve {
     child: Child,
     lines: Receiver<String>,
-    addr: SocketAddr,
+    addr: String,
     seen: Vec<Value>,
     stderr: Arc<Mutex<String>>,
 }
@@ -77,8 +77,17 @@ impl Serve {
         I: IntoIterator<Item = S>,
         S: Into<OsString>,
     {
+        Serve::start_at(runtime, "127.0.0.1:0", args)
+    }
+
+    /// `tej serve --bind BIND`: TCP or `unix:PATH`.
+    fn start_at<I, S>(runtime: Runtime, bind: &str, args: I) -> Serve
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
         let mut child = tej()
-            .args(["serve", "--bind", "127.0.0.1:0", "--json", "--runtime"])
+            .args(["serve", "--bind", bind, "--json", "--runtime"])
             .arg(runtime.name())
             .args(args.into_iter().map(Into::into))
             .stdout(Stdio::piped())
@@ -106,7 +115,7 @@ impl Serve {
         let mut serve = Serve {
             child,
             lines,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            addr: String::new(),
             seen: Vec::new(),
             stderr,
         };
@@ -118,13 +127,23 @@ impl Serve {
             "the first line is exactly {{event, addr}}: {listening}"
         );
         assert_eq!(listening["event"], "listening");
-        serve.addr = listening["addr"].as_str().unwrap().parse().unwrap();
-        assert_ne!(serve.addr.port(), 0);
+        serve.addr = listening["addr"].as_str().unwrap().to_string();
+        if bind.starts_with("unix:") {
+            assert_eq!(serve.addr, bind);
+        } else {
+            let addr: SocketAddr = serve.addr.parse().unwrap();
+            assert_ne!(addr.port(), 0);
+        }
         serve
     }
 
     fn addr(&self) -> String {
-        self.addr.to_string()
+        self.addr.clone()
+    }
+
+    fn port(&self) -> u16 {
+        let addr: SocketAddr = self.addr.parse().expect("a TCP server");
+        addr.port()
     }
 
     /// The next stdout line, which must be one JSON object.
@@ -469,7 +488,7 @@ fn hostile_names_stay_inside_the_save_dir() {
             .zip(&contents)
             .map(|(name, data)| (*name, &data[..]))
             .collect();
-        let mut stream = TcpStream::connect(serve.addr).unwrap();
+        let mut stream = TcpStream::connect(serve.addr()).unwrap();
         stream.write_all(&raw_frame(0, &files, b"hostile")).unwrap();
         serve.expect("connected");
         let frame = serve.expect("received");
@@ -521,7 +540,7 @@ fn serve_reports_why_connections_end() {
     let mut serve = Serve::start(runtime, ["--idle-timeout", "0.5", "--max-file-size", "1K"]);
 
     // Status bit clear: a typed protocol error.
-    let mut stream = TcpStream::connect(serve.addr).unwrap();
+    let mut stream = TcpStream::connect(serve.addr()).unwrap();
     stream.write_all(&[0x00, 0x01]).unwrap();
     serve.expect("connected");
     let ended = serve.expect("disconnected");
@@ -536,7 +555,7 @@ fn serve_reports_why_connections_end() {
     drop(stream);
 
     // Silence: the idle timeout.
-    let stream = TcpStream::connect(serve.addr).unwrap();
+    let stream = TcpStream::connect(serve.addr()).unwrap();
     serve.expect("connected");
     let ended = serve.expect("disconnected");
     assert_eq!(ended["reason"], "idle timeout");
@@ -634,7 +653,7 @@ fn send_fails_with_a_one_line_reason() {
 fn serve_stops_gracefully_on_ctrl_c() {
     for &runtime in Runtime::ALL {
         let mut serve = Serve::start(runtime, std::iter::empty::<OsString>());
-        let mut stream = TcpStream::connect(serve.addr).unwrap();
+        let mut stream = TcpStream::connect(serve.addr()).unwrap();
         serve.expect("connected");
         let (status, rest) = serve.interrupt();
         assert!(status.success(), "exit {status}");
@@ -680,7 +699,7 @@ fn python_reference_client_sends_to_tej_serve() {
         });
         let mut client = python::ReferencePeer::client(
             &py,
-            serve.addr.port(),
+            serve.port(),
             [
                 "--send-on-connect",
                 &spec.to_string(),
@@ -723,5 +742,273 @@ fn every_subcommand_has_help() {
                 assert!(help.contains(runtime.name()), "{runtime} in {help}");
             }
         }
+    }
+}
+
+fn tls_file(name: &str) -> OsString {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/tls")
+        .join(name)
+        .into_os_string()
+}
+
+/// `tej serve --tls-*` and `tej send --tls --ca` on every runtime, the
+/// second client on another runtime; `--json` progress lines per file.
+#[test]
+fn tls_serve_and_send_on_every_runtime() {
+    for (index, &runtime) in Runtime::ALL.iter().enumerate() {
+        let other = Runtime::ALL[(index + 1) % Runtime::ALL.len()];
+        let scratch = Scratch::new(&format!("tls-{runtime}"));
+        let data = content(2 << 20, 11);
+        let path = scratch.file("secret.bin", &data);
+        let mut serve = Serve::start(
+            runtime,
+            [
+                OsString::from("--tls-cert"),
+                tls_file("server.pem"),
+                "--tls-key".into(),
+                tls_file("server.key"),
+                "--reply".into(),
+                "sealed".into(),
+            ],
+        );
+        for client in [runtime, other] {
+            let output = send([
+                OsString::from(serve.addr()),
+                path.clone().into(),
+                "--runtime".into(),
+                client.name().into(),
+                "--tls".into(),
+                "--ca".into(),
+                tls_file("ca.pem"),
+                "--wait-replies".into(),
+                "1".into(),
+                "--json".into(),
+            ]);
+            assert!(output.status.success(), "{client}: {}", describe(&output));
+            let lines = json_lines(&output);
+            assert_eq!(events(&lines, "received")[0]["message"], "sealed");
+            // Progress: per file, never backwards, ending at its size, once.
+            let progress = events(&lines, "progress");
+            assert!(!progress.is_empty(), "{lines:?}");
+            let mut last = 0;
+            for line in &progress {
+                assert_eq!(line["file"], "secret.bin");
+                assert_eq!(line["total"], data.len() as u64);
+                let bytes = line["bytes"].as_u64().unwrap();
+                assert!(bytes >= last, "{progress:?}");
+                last = bytes;
+            }
+            assert_eq!(last, data.len() as u64);
+            let ends = progress
+                .iter()
+                .filter(|line| line["bytes"] == data.len() as u64)
+                .count();
+            assert_eq!(ends, 1, "the end is printed once: {progress:?}");
+
+            serve.expect("connected");
+            let frame = serve.expect("received");
+            assert_file(&frame["files"][0], "secret.bin", &data);
+            let ended = serve.expect("disconnected");
+            assert_eq!(ended["reason"], "peer closed the connection");
+        }
+
+        // An untrusted certificate fails in one line; no frame gets through.
+        for ca in [tls_file("other-ca.pem"), OsString::new()] {
+            let mut args = vec![
+                OsString::from(serve.addr()),
+                "--runtime".into(),
+                runtime.name().into(),
+                "--message".into(),
+                "should not arrive".into(),
+                "--tls".into(),
+            ];
+            if !ca.is_empty() {
+                args.extend(["--ca".into(), ca]);
+            }
+            let output = send(args);
+            assert!(!output.status.success(), "{}", describe(&output));
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let lines: Vec<&str> = stderr.lines().collect();
+            assert_eq!(lines.len(), 1, "one line: {stderr}");
+            assert!(
+                lines[0].starts_with("tej send: ") && lines[0].contains("not trusted"),
+                "{runtime}: {stderr}"
+            );
+        }
+        // A plain TEJ client gets no frame through a TLS port.
+        let output = send([
+            OsString::from(serve.addr()),
+            "--runtime".into(),
+            runtime.name().into(),
+            "--message".into(),
+            "in the clear".into(),
+            "--wait-replies".into(),
+            "1".into(),
+        ]);
+        assert!(!output.status.success(), "{}", describe(&output));
+        let (status, rest) = serve.interrupt();
+        assert!(status.success());
+        assert!(
+            events(&rest, "received").is_empty() && events(&rest, "connected").is_empty(),
+            "nothing reached a handler: {rest:?}"
+        );
+    }
+}
+
+/// A client certificate required by `--tls-client-ca`: served with one,
+/// refused without.
+#[test]
+fn tls_client_certificates_are_required_when_asked() {
+    let runtime = Runtime::Mio;
+    let mut serve = Serve::start(
+        runtime,
+        [
+            OsString::from("--tls-cert"),
+            tls_file("server.pem"),
+            "--tls-key".into(),
+            tls_file("server.key"),
+            "--tls-client-ca".into(),
+            tls_file("ca.pem"),
+        ],
+    );
+    let base = [
+        OsString::from(serve.addr()),
+        "--message".into(),
+        "with identity".into(),
+        "--tls".into(),
+        "--ca".into(),
+        tls_file("ca.pem"),
+        "--server-name".into(),
+        "tej.test".into(),
+    ];
+    let mut with = base.to_vec();
+    with.extend([
+        "--cert".into(),
+        tls_file("client.pem"),
+        "--key".into(),
+        tls_file("client.key"),
+    ]);
+    let output = send(with);
+    assert!(output.status.success(), "{}", describe(&output));
+    serve.expect("connected");
+    assert_eq!(serve.expect("received")["message"], "with identity");
+    serve.expect("disconnected");
+
+    let output = send(base);
+    assert!(!output.status.success(), "{}", describe(&output));
+    let (_, rest) = serve.interrupt();
+    assert!(events(&rest, "received").is_empty(), "{rest:?}");
+}
+
+/// `--bind unix:PATH` and `tej send unix:PATH` on every runtime; the
+/// socket file is removed when the server stops.
+#[test]
+fn unix_sockets_on_every_runtime() {
+    for &runtime in Runtime::ALL {
+        let scratch = Scratch::new(&format!("unix-{runtime}"));
+        let socket = scratch.path().join("tej.sock");
+        let bind = format!("unix:{}", socket.display());
+        let data = content(300_000, 5);
+        let path = scratch.file("over-unix.bin", &data);
+        let mut serve = Serve::start_at(runtime, &bind, ["--reply", "local"]);
+        let output = send([
+            OsString::from(&bind),
+            path.into(),
+            "--runtime".into(),
+            runtime.name().into(),
+            "--wait-replies".into(),
+            "1".into(),
+            "--json".into(),
+        ]);
+        assert!(output.status.success(), "{}", describe(&output));
+        let lines = json_lines(&output);
+        assert_eq!(events(&lines, "received")[0]["message"], "local");
+        let connected = serve.expect("connected");
+        assert_eq!(
+            connected["peer"],
+            Value::Null,
+            "no IP peer on a Unix socket"
+        );
+        assert_file(
+            &serve.expect("received")["files"][0],
+            "over-unix.bin",
+            &data,
+        );
+        serve.expect("disconnected");
+        let (status, _) = serve.interrupt();
+        assert!(status.success());
+        assert!(!socket.exists(), "the socket file is removed on exit");
+    }
+}
+
+/// A TLS peer that is not ours: Python's `ssl` module speaks raw TEJ
+/// (frames written by hand in the script) to `tej serve --tls-*`, verifying
+/// the server's certificate against the test CA.
+#[test]
+fn python_ssl_client_speaks_raw_tej_to_tej_serve() {
+    let Some(py) = python::reference_python() else {
+        return;
+    };
+    const SCRIPT: &str = r#"
+import hashlib, json, socket, ssl, struct, sys
+port, ca = int(sys.argv[1]), sys.argv[2]
+context = ssl.create_default_context(cafile=ca)
+raw = socket.create_connection(("127.0.0.1", port), timeout=30)
+tls = context.wrap_socket(raw, server_hostname="localhost")
+data = bytes(range(256)) * 4096
+name = b"from-python.bin"
+message = b"hello over ssl"
+frame = bytes([0x80 | 9, 1]) + struct.pack(">Q", 1)
+frame += struct.pack(">H", len(name)) + name + struct.pack(">Q", len(data)) + data
+frame += struct.pack(">Q", len(message)) + message
+tls.sendall(frame)
+def read_exact(n):
+    out = b""
+    while len(out) < n:
+        chunk = tls.recv(n - len(out))
+        if not chunk:
+            raise EOFError("closed after %d of %d bytes" % (len(out), n))
+        out += chunk
+    return out
+head = read_exact(10)
+assert head[0] & 0x80, head
+count = struct.unpack(">Q", head[2:10])[0]
+assert count == 0, count
+length = struct.unpack(">Q", read_exact(8))[0]
+reply = read_exact(length)
+tls.unwrap()  # close_notify both ways
+print(json.dumps({"status": head[0] & 0x7f, "reply": reply.decode(), "sha256": hashlib.sha256(data).hexdigest(), "cipher": tls.cipher()[0] if tls.cipher() else None}))
+"#;
+    for &runtime in Runtime::ALL {
+        let mut serve = Serve::start(
+            runtime,
+            [
+                OsString::from("--tls-cert"),
+                tls_file("server.pem"),
+                "--tls-key".into(),
+                tls_file("server.key"),
+                "--reply".into(),
+                "ssl ok".into(),
+            ],
+        );
+        let output = Command::new(&py)
+            .args(["-c", SCRIPT, &serve.port().to_string()])
+            .arg(tls_file("ca.pem"))
+            .output()
+            .expect("python runs");
+        assert!(output.status.success(), "{runtime}: {}", describe(&output));
+        let result: Value = serde_json::from_slice(&output.stdout).unwrap();
+        assert_eq!(result["status"], 0, "{result}");
+        assert_eq!(result["reply"], "ssl ok");
+        serve.expect("connected");
+        let frame = serve.expect("received");
+        assert_eq!(frame["status"], 9);
+        assert_eq!(frame["message"], "hello over ssl");
+        assert_eq!(frame["files"][0]["name"], "from-python.bin");
+        assert_eq!(frame["files"][0]["size"], 256 * 4096);
+        assert_eq!(frame["files"][0]["sha256"], result["sha256"]);
+        let ended = serve.expect("disconnected");
+        assert_eq!(ended["kind"], "peer_closed", "{ended}");
     }
 }

@@ -474,14 +474,7 @@ fn send(args: &SendArgs) -> anyhow::Result<()> {
         replies: 0,
         ended: None,
     };
-    let progress = ProgressReporter::start(
-        &sizes,
-        args.repeat,
-        watch.bars.as_ref().map(|bars| bars.bars.clone()),
-        args.json.then_some(printer),
-    )
-    .map_err(|error| anyhow::anyhow!("cannot start a thread: {error}"))?;
-    let outcome = transfer(args, client, frames, &seen, &mut watch, progress);
+    let outcome = transfer(args, client, frames, &sizes, &seen, &mut watch);
     if outcome.is_err() {
         if let Some(bars) = &watch.bars {
             bars.failed();
@@ -517,9 +510,9 @@ fn transfer(
     args: &SendArgs,
     client: runtime::RunningClient,
     frames: Vec<Frame>,
+    sizes: &[(String, u64)],
     seen: &Receiver<Seen>,
     watch: &mut Watch,
-    progress: ProgressReporter,
 ) -> anyhow::Result<()> {
     let sender = client.sender();
     let count = frames.len() as u64;
@@ -529,6 +522,13 @@ fn transfer(
     if let Ok(first) = seen.recv() {
         watch.take(first);
     }
+    let progress = ProgressReporter::start(
+        sizes,
+        args.repeat,
+        watch.bars.as_ref().map(|bars| bars.bars.clone()),
+        args.json.then_some(watch.printer),
+    )
+    .map_err(|error| anyhow::anyhow!("cannot start a thread: {error}"))?;
     let started = Instant::now();
     for (index, frame) in (1..).zip(frames) {
         let (status, files, bytes) = (frame.status.get(), frame.files.len(), frame.encoded_len());
