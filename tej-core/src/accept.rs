@@ -15,8 +15,10 @@ pub const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 
 /// Pending connections the kernel queues before `accept`: the usual 128
-/// drops SYNs when a thousand clients connect at once.
-pub const LISTEN_BACKLOG: i32 = 1024;
+/// drops SYNs when a thousand clients connect at once, and a burst of ten
+/// thousand still overflowed 1,024 here. The kernel caps it at
+/// `net.core.somaxconn` (4,096 on current Linux).
+pub const LISTEN_BACKLOG: i32 = 4096;
 
 /// Whether an accept error concerns only the connection being accepted
 /// (it was aborted or reset before `accept` returned): the loop goes on at

@@ -197,6 +197,16 @@ impl Decoder {
         self.stream_offset
     }
 
+    /// Bytes of the file or message body being received that are still to
+    /// come; 0 outside a body. A reader may read up to this many bytes
+    /// knowing they are all payload.
+    pub fn body_remaining(&self) -> u64 {
+        match self.state {
+            State::FileData | State::MessageData => self.payload_left,
+            _ => 0,
+        }
+    }
+
     /// Whether the decoder sits between frames with nothing buffered: the
     /// stream may end here.
     pub fn is_between_frames(&self) -> bool {

@@ -358,7 +358,11 @@ impl Drive {
             }
             return true;
         }
-        match transport.read(buffer.space()) {
+        // Within a large body, read it in large pieces and nothing past it:
+        // what the session may leave unread stays within one normal read.
+        let body = session.body_remaining();
+        let bulk_len = session.config().bulk_read_len;
+        match transport.read(buffer.space_for_body(body, bulk_len)) {
             Ok(0) => {
                 session.handle_eof(now);
                 true
@@ -369,7 +373,7 @@ impl Drive {
                 if used < input.len() && session.is_open() {
                     self.unconsumed.extend_from_slice(&input[used..]);
                 }
-                buffer.record_read(read);
+                buffer.record_body_read(read, body, bulk_len);
                 true
             }
             Err(error) => self.on_error(session, error),

@@ -426,3 +426,83 @@ fn input_a_closing_session_leaves_is_dropped_not_kept() {
     assert_eq!(drive.unconsumed_len(), 0);
     assert!(peer.shut_down);
 }
+
+/// Records the size of every read the drive asks for.
+struct ReadSizes {
+    peer: Peer,
+    asked: Vec<usize>,
+}
+
+impl Transport for ReadSizes {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.asked.push(buf.len());
+        self.peer.read(buf)
+    }
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.peer.write_vectored(bufs)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.peer.flush()
+    }
+    fn shutdown(&mut self) -> io::Result<()> {
+        self.peer.shutdown()
+    }
+}
+
+#[test]
+fn a_large_body_is_read_in_bulk_pieces_never_past_its_end() {
+    let config = SessionConfig::default();
+    let body = 9 << 20;
+    let mut input = FrameBuilder::new(Status::DEFAULT)
+        .file("big.bin", vec![7u8; body])
+        .build()
+        .encode_to_vec()
+        .unwrap();
+    input.extend_from_slice(&frames(100));
+    let mut transport = ReadSizes {
+        peer: Peer {
+            input: input.clone(),
+            chunk: usize::MAX,
+            reading: true,
+            ..Peer::default()
+        },
+        asked: Vec::new(),
+    };
+    let handler = Replier::default();
+    let received = handler.received.clone();
+    let mut session = Session::new(handler, config.clone());
+    let mut drive = Drive::new();
+    let mut buffer = ReadBuffer::new(config.read_buffer_len);
+    for _ in 0..100_000 {
+        match drive.step(
+            &mut session,
+            &mut transport,
+            &mut buffer,
+            Waker::noop(),
+            secs(1),
+        ) {
+            Step::Yield => continue,
+            _ => break,
+        }
+    }
+    assert_eq!(*received.lock().unwrap(), 101);
+    let largest = *transport.asked.iter().max().unwrap();
+    assert_eq!(
+        largest, config.bulk_read_len,
+        "reads grow to the bulk size: {:?}",
+        transport.asked
+    );
+    // The body ends 25 bytes in plus its length: some read ended exactly there.
+    let body_end = 10 + 2 + 7 + 8 + body;
+    let mut offset = 0;
+    let mut ends = Vec::new();
+    for &asked in &transport.asked {
+        offset += asked.min(input.len() - offset);
+        ends.push(offset);
+    }
+    assert!(ends.contains(&body_end), "no read crossed the body's end");
+}
+
+fn secs(s: u64) -> Duration {
+    Duration::from_secs(s)
+}

@@ -944,7 +944,10 @@ fn spool_dir_with_sees_every_byte_as_it_is_spooled() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
-struct PeerProbe(Arc<Mutex<Vec<(Option<std::net::SocketAddr>, Option<std::net::SocketAddr>)>>>);
+/// The (peer, proxy) pairs `connected` saw.
+type PeerLog = Arc<Mutex<Vec<(Option<std::net::SocketAddr>, Option<std::net::SocketAddr>)>>>;
+
+struct PeerProbe(PeerLog);
 
 impl Handler for PeerProbe {
     fn connected(&mut self, conn: &mut Connection<'_>) {

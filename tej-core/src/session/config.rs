@@ -24,8 +24,15 @@ pub struct SessionConfig {
     pub outbox_high_water: usize,
     /// How long a closing connection may take to flush what it queued.
     pub close_linger: Duration,
-    /// Size of the buffer an adapter reads the socket into.
+    /// Size of the buffer an adapter reads the socket into. It starts at
+    /// 16 KiB and grows to this as reads fill it.
     pub read_buffer_len: usize,
+    /// Size the read buffer may grow to while a large file or message body
+    /// streams in: reads of that body (and of nothing past it) up to this
+    /// size, as the kernel's copies go fastest in large pieces. Back to
+    /// [`read_buffer_len`](Self::read_buffer_len) once bodies stop. Default
+    /// 2 MiB; at most [`read_buffer_len`](Self::read_buffer_len) to never grow.
+    pub bulk_read_len: usize,
     /// A deadline for every frame, against peers that send too slowly to
     /// ever finish one (see [`FrameTimeout`]). Off by default.
     pub frame_timeout: Option<FrameTimeout>,
@@ -98,6 +105,7 @@ impl Default for SessionConfig {
             outbox_high_water: 1 << 20,
             close_linger: Duration::from_secs(5),
             read_buffer_len: 256 * 1024,
+            bulk_read_len: 2 << 20,
             frame_timeout: None,
             handshake_timeout: Duration::from_secs(10),
         }
@@ -138,6 +146,12 @@ impl SessionConfig {
     /// Sets [`read_buffer_len`](Self::read_buffer_len).
     pub fn read_buffer_len(mut self, bytes: usize) -> Self {
         self.read_buffer_len = bytes;
+        self
+    }
+
+    /// Sets [`bulk_read_len`](Self::bulk_read_len).
+    pub fn bulk_read_len(mut self, bytes: usize) -> Self {
+        self.bulk_read_len = bytes;
         self
     }
 

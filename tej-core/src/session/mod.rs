@@ -30,8 +30,10 @@
 //! at most:
 //!
 //! ```text
-//!   read_buffer_len                 the buffer the stream is read into
-//! + read_buffer_len                 input read but not taken yet (Drive keeps it)
+//!   max(read_buffer_len,            the buffer the stream is read into (past
+//!       bulk_read_len)              read_buffer_len only while a large body streams in)
+//! + read_buffer_len                 input read but not taken yet (Drive keeps it;
+//!                                   reads within a body never go past it)
 //! + outbox_high_water + R           replies; R = what one callback sends
 //! + send_queue_capacity + F         frames queued by Senders; F = one frame
 //!                                   over the capacity (an empty queue takes any)
@@ -43,8 +45,9 @@
 //! holds in memory (files the handler keeps in memory, and the message);
 //! files spooled to disk, sent to a writer or discarded take constant
 //! memory whatever their size, and only their names count. With the
-//! defaults (256 KiB, 1 MiB, 256 KiB, [`Limits::DEFAULT`](crate::Limits::DEFAULT)) that is
-//! 1.75 MiB + R + F besides the frame being received, which the defaults
+//! defaults (2 MiB, 256 KiB, 1 MiB, 256 KiB, [`Limits::DEFAULT`](crate::Limits::DEFAULT)) that is
+//! 3.5 MiB + R + F besides the frame being received (1.75 MiB when no
+//! large body is streaming in), which the defaults
 //! let reach 1 GiB in memory plus 64 MiB of names (1,024 names of up to
 //! 65,535 bytes): lower `max_frame_size` (and `max_file_count` or
 //! `max_name_len`) for a server that keeps files in memory. `R` and `F`
@@ -208,6 +211,13 @@ impl<H: Handler> Session<H> {
         self.link.peer = Some(peer);
         self.link.proxy = Some(proxy);
         self
+    }
+
+    /// Bytes of the file or message body now arriving that are still to
+    /// come (0 between bodies): what a driver may read in one piece knowing
+    /// it is all payload, none of it past the frame's next boundary.
+    pub fn body_remaining(&self) -> u64 {
+        self.decoder.body_remaining()
     }
 
     /// Why the connection ended, once it has: the reason

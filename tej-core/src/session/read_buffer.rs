@@ -1,5 +1,6 @@
 //! The buffer an adapter reads a socket into: small while the connection is
-//! quiet, grown to the configured size once reads fill it.
+//! quiet, grown to the configured size once reads fill it, and larger still
+//! while a large body streams in.
 
 use alloc::vec;
 use alloc::vec::Vec;
@@ -8,24 +9,34 @@ use alloc::vec::Vec;
 const INITIAL_LEN: usize = 16 * 1024;
 /// How much a buffer grows when a read fills it.
 const GROWTH_FACTOR: usize = 4;
+/// Reads outside a large body before a buffer grown for bodies shrinks back:
+/// a loop that shares one buffer between a bulk connection and chatty ones
+/// does not reallocate on every turn.
+const SHRINK_AFTER: u32 = 16;
 
 /// A reused read buffer that starts at 16 KiB and grows (up to
 /// [`SessionConfig::read_buffer_len`](crate::SessionConfig::read_buffer_len))
 /// each time a read fills it, so a thousand idle connections cost little
-/// while a busy one soon reads in large pieces.
+/// while a busy one soon reads in large pieces. While a large body streams
+/// in ([`space_for_body`](Self::space_for_body)) it may grow further, to
+/// [`SessionConfig::bulk_read_len`](crate::SessionConfig::bulk_read_len),
+/// and it shrinks back once bodies stop.
 #[derive(Debug, Clone)]
 pub struct ReadBuffer {
     buffer: Vec<u8>,
     max_len: usize,
+    /// Reads in a row that were not of a large body.
+    small_reads: u32,
 }
 
 impl ReadBuffer {
-    /// A buffer that may grow to `max_len` bytes.
+    /// A buffer that may grow to `max_len` bytes outside large bodies.
     pub fn new(max_len: usize) -> ReadBuffer {
         let max_len = max_len.max(1);
         ReadBuffer {
             buffer: vec![0; INITIAL_LEN.min(max_len)],
             max_len,
+            small_reads: 0,
         }
     }
 
@@ -34,25 +45,63 @@ impl ReadBuffer {
         &mut self.buffer
     }
 
+    /// The space to read into when `body_remaining` bytes of a file or
+    /// message body are still to come
+    /// ([`Session::body_remaining`](crate::Session::body_remaining)): for a
+    /// body larger than [`max_len`](Self::max_len), at most that body's
+    /// rest and at most `bulk_len` (the buffer grows toward it as reads fill
+    /// it), so the read holds nothing past the body; otherwise the usual
+    /// space, the buffer shrinking back after a run of such reads.
+    pub fn space_for_body(&mut self, body_remaining: u64, bulk_len: usize) -> &mut [u8] {
+        let bulk = body_remaining > self.max_len as u64 && bulk_len > self.max_len;
+        if bulk {
+            self.small_reads = 0;
+            let want = usize::try_from(body_remaining).unwrap_or(usize::MAX);
+            let len = self.buffer.len().min(want);
+            return &mut self.buffer[..len];
+        }
+        if self.buffer.len() > self.max_len {
+            self.small_reads += 1;
+            if self.small_reads >= SHRINK_AFTER {
+                self.buffer = vec![0; self.max_len];
+                self.small_reads = 0;
+            }
+        }
+        let len = self.buffer.len().min(self.max_len);
+        &mut self.buffer[..len]
+    }
+
     /// The first `len` bytes, as read.
     pub fn filled(&self, len: usize) -> &[u8] {
         &self.buffer[..len.min(self.buffer.len())]
     }
 
     /// Records that a read returned `len` bytes; a read that filled the
-    /// buffer makes it grow for the next one.
+    /// buffer makes it grow for the next one, up to [`max_len`](Self::max_len).
     pub fn record_read(&mut self, len: usize) {
-        if len == self.buffer.len() && self.buffer.len() < self.max_len {
-            let grown = self
-                .buffer
-                .len()
-                .saturating_mul(GROWTH_FACTOR)
-                .min(self.max_len);
+        self.grow_after(len, self.max_len);
+    }
+
+    /// As [`record_read`](Self::record_read) for a read of
+    /// [`space_for_body`](Self::space_for_body)'s space: the buffer may grow
+    /// to `bulk_len` while large bodies stream in.
+    pub fn record_body_read(&mut self, len: usize, body_remaining: u64, bulk_len: usize) {
+        let limit = if body_remaining > self.max_len as u64 {
+            bulk_len.max(self.max_len)
+        } else {
+            self.max_len
+        };
+        self.grow_after(len, limit);
+    }
+
+    fn grow_after(&mut self, len: usize, limit: usize) {
+        if len == self.buffer.len() && self.buffer.len() < limit {
+            let grown = self.buffer.len().saturating_mul(GROWTH_FACTOR).min(limit);
             self.buffer.resize(grown, 0);
         }
     }
 
-    /// The size it may grow to.
+    /// The size it may grow to outside large bodies.
     pub fn max_len(&self) -> usize {
         self.max_len
     }
@@ -86,5 +135,34 @@ mod tests {
         assert_eq!(buffer.len(), 256 * 1024);
         assert_eq!(ReadBuffer::new(1000).len(), 1000);
         assert_eq!(ReadBuffer::new(0).len(), 1);
+    }
+
+    #[test]
+    fn grows_for_large_bodies_reads_none_past_them_and_shrinks_back() {
+        const BULK: usize = 2 << 20;
+        let mut buffer = ReadBuffer::new(256 * 1024);
+        // A small body: never past max_len.
+        assert_eq!(buffer.space_for_body(1000, BULK).len(), 16 * 1024);
+        // A large body: the buffer grows past max_len as reads fill it.
+        let mut remaining = 10u64 << 20;
+        for expected in [16 << 10, 64 << 10, 256 << 10, 1 << 20, 2 << 20, 2 << 20] {
+            let len = buffer.space_for_body(remaining, BULK).len();
+            assert_eq!(len, expected);
+            buffer.record_body_read(len, remaining, BULK);
+            remaining -= len as u64;
+        }
+        // Near the body's end, the space stops at it.
+        assert_eq!(buffer.space_for_body(300 * 1024, BULK).len(), 300 * 1024);
+        // Outside bodies: max_len at most, and the memory goes back after a run.
+        for _ in 0..15 {
+            assert_eq!(buffer.space_for_body(0, BULK).len(), 256 * 1024);
+            assert_eq!(buffer.len(), BULK);
+        }
+        assert_eq!(buffer.space_for_body(0, BULK).len(), 256 * 1024);
+        assert_eq!(buffer.len(), 256 * 1024);
+        // A bulk length at or below max_len never grows the buffer.
+        assert_eq!(buffer.space_for_body(10 << 20, 1000).len(), 256 * 1024);
+        buffer.record_body_read(256 * 1024, 10 << 20, 1000);
+        assert_eq!(buffer.len(), 256 * 1024);
     }
 }
