@@ -240,38 +240,5 @@ where
     let handshake = connector.connect(server_name, stream);
     crate::server::bounded_handshake(handshake, config, std::future::pending())
         .await
-        .map_err(|error| describe_tls_error(error, &name))
-}
-
-/// The error of a client handshake with `name`, in one line.
-#[cfg(feature = "tls")]
-fn describe_tls_error(error: io::Error, name: &str) -> io::Error {
-    use rustls::{CertificateError, Error};
-
-    let kind = error.kind();
-    let Some(tls) = error
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<Error>())
-    else {
-        return io::Error::new(kind, format!("TLS handshake with {name} failed: {error}"));
-    };
-    let reason = match tls {
-        Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
-            "the server's certificate is not trusted: it is not signed by a trusted certificate authority"
-                .to_string()
-        }
-        Error::InvalidCertificate(CertificateError::NotValidForName)
-        | Error::InvalidCertificate(CertificateError::NotValidForNameContext { .. }) => {
-            format!("the server's certificate is not trusted: it is not valid for the name {name}")
-        }
-        Error::InvalidCertificate(CertificateError::Expired)
-        | Error::InvalidCertificate(CertificateError::ExpiredContext { .. }) => {
-            "the server's certificate is not trusted: it has expired".to_string()
-        }
-        Error::InvalidCertificate(other) => {
-            format!("the server's certificate is not trusted: {other}")
-        }
-        other => other.to_string(),
-    };
-    io::Error::new(kind, format!("TLS handshake with {name} failed: {reason}"))
+        .map_err(|error| tej_core::tls::handshake_error(&name, error))
 }

@@ -74,6 +74,8 @@ pub mod session;
 pub mod shutdown;
 #[cfg(feature = "std")]
 pub mod spool;
+#[cfg(feature = "rustls")]
+pub mod tls;
 
 pub use decode::{Decoded, Decoder, Event, MessageFrame};
 pub use encode::{FileRef, FrameRef};

@@ -111,10 +111,10 @@ impl Client {
     /// # Errors
     ///
     /// The error of connecting or of starting the loop, or the handshake's:
-    /// an untrusted certificate is `InvalidData`, its message naming the
-    /// server and rustls's reason (such as
-    /// `invalid peer certificate: UnknownIssuer`); a handshake that ran
-    /// out of time is `TimedOut`.
+    /// an untrusted certificate is `InvalidData`, said in one line
+    /// (`TLS handshake with localhost failed: the server's certificate is
+    /// not trusted: ...`, as on every adapter); a handshake that ran out of
+    /// time is `TimedOut`.
     #[cfg(feature = "tls")]
     pub fn connect_tls<H>(
         addr: impl ToSocketAddrs,
@@ -129,12 +129,8 @@ impl Client {
         let name = server_name.to_str().into_owned();
         let mut stream = crate::tls::TlsStream::client(connect_tcp(addr)?, server_name, tls)?;
         let (mut poll, waker) = event_loop::new_poll()?;
-        handshake_blocking(&mut poll, &mut stream, config.handshake_timeout).map_err(|error| {
-            io::Error::new(
-                error.kind(),
-                format!("TLS handshake with {name} failed: {error}"),
-            )
-        })?;
+        handshake_blocking(&mut poll, &mut stream, config.handshake_timeout)
+            .map_err(|error| tej_core::tls::handshake_error(&name, error))?;
         Client::start(poll, waker, stream, handler, config)
     }
 

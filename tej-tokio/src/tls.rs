@@ -40,7 +40,7 @@ where
     let handshake = TlsConnector::from(tls).connect(server_name, stream);
     match tokio::time::timeout(config.handshake_timeout, handshake).await {
         Ok(Ok(stream)) => Ok(stream),
-        Ok(Err(error)) => Err(handshake_error(&name, error)),
+        Ok(Err(error)) => Err(tej_core::tls::handshake_error(&name, error)),
         Err(_) => Err(io::Error::new(
             io::ErrorKind::TimedOut,
             format!(
@@ -49,41 +49,4 @@ where
             ),
         )),
     }
-}
-
-/// `error` from a client's handshake with `name`, said in one line: why
-/// the server was refused (its certificate is not trusted, not valid for
-/// that name, expired) or what went wrong.
-fn handshake_error(name: &str, error: io::Error) -> io::Error {
-    let reason = match error
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-    {
-        Some(rustls::Error::InvalidCertificate(certificate)) => {
-            use rustls::CertificateError as E;
-            let why = match certificate {
-                E::UnknownIssuer | E::BadSignature => {
-                    "the server's certificate is not trusted (not signed by a trusted CA)"
-                }
-                E::NotValidForName | E::NotValidForNameContext { .. } => {
-                    "the server's certificate is not valid for this name"
-                }
-                E::Expired | E::ExpiredContext { .. } => "the server's certificate has expired",
-                E::NotValidYet | E::NotValidYetContext { .. } => {
-                    "the server's certificate is not valid yet"
-                }
-                E::Revoked => "the server's certificate has been revoked",
-                _ => "the server's certificate was refused",
-            };
-            format!("{why}: {error}")
-        }
-        Some(rustls::Error::AlertReceived(alert)) => {
-            format!("the server refused the handshake (alert {alert:?})")
-        }
-        _ => error.to_string(),
-    };
-    io::Error::new(
-        error.kind(),
-        format!("TLS handshake with {name} failed: {reason}"),
-    )
 }
