@@ -137,6 +137,11 @@ enum Closing {
     No,
     /// Flushing and shutting the stream down, until the deadline.
     Until(Duration),
+    /// Shut down; reading and dropping what the peer still sends until it
+    /// closes its side, until the deadline: closing a socket with unread
+    /// input resets the connection, and a reset can destroy what the peer
+    /// has not read of ours yet.
+    Draining(Duration),
     /// Closed, or given up.
     Done,
 }
@@ -247,7 +252,7 @@ impl Drive {
         session.start(now);
         for _ in 0..MAX_ROUNDS_PER_STEP {
             if session.is_closed() {
-                return self.close(session, transport, now);
+                return self.close(session, transport, buffer, now);
             }
             if session.poll_timeout().is_some_and(|due| due <= now) {
                 session.handle_timeout(now);
@@ -274,7 +279,7 @@ impl Drive {
     pub fn poll_timeout<H: Handler>(&self, session: &Session<H>) -> Option<Duration> {
         match self.closing {
             Closing::No => session.poll_timeout(),
-            Closing::Until(deadline) => Some(deadline),
+            Closing::Until(deadline) | Closing::Draining(deadline) => Some(deadline),
             Closing::Done => None,
         }
     }
@@ -380,6 +385,40 @@ impl Drive {
         }
     }
 
+    /// After the shutdown: reads and drops input until the peer's end of
+    /// stream (done), an error (done), the deadline (done), or nothing to
+    /// read now (pending).
+    fn drain<T: Transport + ?Sized>(
+        &mut self,
+        transport: &mut T,
+        buffer: &mut ReadBuffer,
+        now: Duration,
+        deadline: Duration,
+    ) -> Step {
+        if now >= deadline {
+            self.closing = Closing::Done;
+            return Step::Done;
+        }
+        for _ in 0..MAX_ROUNDS_PER_STEP {
+            match transport.read(buffer.space()) {
+                // The peer has closed its side (or is gone): done.
+                Ok(0) => {
+                    self.closing = Closing::Done;
+                    return Step::Done;
+                }
+                Ok(_) => {}
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Step::Pending,
+                Err(_) => {
+                    self.closing = Closing::Done;
+                    return Step::Done;
+                }
+            }
+        }
+        // The peer is still sending: let other work run, then go on.
+        Step::Yield
+    }
+
     /// Maps a read, write or flush error; true if anything happened.
     fn on_error<H: Handler>(&mut self, session: &mut Session<H>, error: io::Error) -> bool {
         match error.kind() {
@@ -403,6 +442,7 @@ impl Drive {
         &mut self,
         session: &Session<H>,
         transport: &mut T,
+        buffer: &mut ReadBuffer,
         now: Duration,
     ) -> Step {
         self.unconsumed = Vec::new();
@@ -414,6 +454,7 @@ impl Drive {
             }
             Closing::No => now.saturating_add(session.config().close_linger),
             Closing::Until(deadline) => deadline,
+            Closing::Draining(deadline) => return self.drain(transport, buffer, now, deadline),
         };
         self.closing = Closing::Until(deadline);
         if now >= deadline {
@@ -426,8 +467,8 @@ impl Drive {
             } else {
                 match transport.shutdown() {
                     Ok(()) => {
-                        self.closing = Closing::Done;
-                        return Step::Done;
+                        self.closing = Closing::Draining(deadline);
+                        return self.drain(transport, buffer, now, deadline);
                     }
                     Err(error) => Err(error),
                 }

@@ -422,9 +422,57 @@ fn input_a_closing_session_leaves_is_dropped_not_kept() {
         &mut buffer,
         Duration::ZERO,
     );
-    assert_eq!(step, Step::Done);
+    // Shut down; the rest of the peer's input is read and dropped (a close
+    // with unread input would reset the connection), until its end.
+    assert_eq!(step, Step::Pending);
     assert_eq!(drive.unconsumed_len(), 0);
     assert!(peer.shut_down);
+    assert_eq!(peer.offset, peer.input.len(), "everything sent was drained");
+    assert!(!drive.wants_write(&session));
+    assert_eq!(
+        drive.poll_timeout(&session),
+        Some(SessionConfig::default().close_linger)
+    );
+    peer.input.extend_from_slice(&frames(10));
+    peer.eof = true;
+    assert_eq!(
+        drive.step(
+            &mut session,
+            &mut peer,
+            &mut buffer,
+            Waker::noop(),
+            Duration::ZERO
+        ),
+        Step::Done
+    );
+    assert_eq!(peer.offset, peer.input.len());
+}
+
+#[test]
+fn a_peer_that_never_closes_its_side_is_let_go_at_the_linger() {
+    let config = SessionConfig::default().close_linger(Duration::from_secs(2));
+    let mut session = Session::new(Quiet::default(), config);
+    let sender = session.sender();
+    let mut buffer = ReadBuffer::new(1024);
+    let mut drive = Drive::new();
+    let mut peer = Peer {
+        reading: true,
+        chunk: 1024,
+        ..Peer::default()
+    };
+    sender.close();
+    let now = Duration::from_secs(1);
+    assert_eq!(
+        run(&mut drive, &mut session, &mut peer, &mut buffer, now),
+        Step::Pending
+    );
+    assert!(peer.shut_down);
+    assert_eq!(drive.poll_timeout(&session), Some(Duration::from_secs(3)));
+    drive.timer_fired(Duration::from_secs(3));
+    assert_eq!(
+        drive.step(&mut session, &mut peer, &mut buffer, Waker::noop(), now),
+        Step::Done
+    );
 }
 
 /// Records the size of every read the drive asks for.
