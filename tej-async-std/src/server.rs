@@ -292,7 +292,7 @@ impl<A, F> Connection<A, F> {
         let handshake = bounded_handshake(steps, &self.config, self.shutdown.wait());
         let (stream, via) = match handshake.await {
             Ok(done) => done,
-            Err(error) if proxy::is_health_check(&error) => {
+            Err(error) if tej_core::proxy::is_health_check(&error) => {
                 tracing::debug!(peer = ?self.peer, %error, "health check; connection closed");
                 return;
             }
@@ -310,8 +310,8 @@ impl<A, F> Connection<A, F> {
                 (*new_handler)()
             };
             let mut session = Session::new(handler, self.config.clone());
-            if let Some(via) = via {
-                session = via.apply(session);
+            if let Some((peer, proxy)) = via {
+                session = session.with_addresses(peer, proxy);
             } else if let Some(peer) = self.peer {
                 session = session.with_peer(peer);
             }

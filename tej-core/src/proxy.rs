@@ -180,6 +180,103 @@ impl ProxyHeader {
     }
 }
 
+/// What a connection's PROXY header, or its failure, means for the
+/// connection: the policy every adapter's server applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admission {
+    /// Serve it: `peer` is the session's peer (the client the header
+    /// names, or the real peer for a header without addresses: v1
+    /// `UNKNOWN`, v2 `UNSPEC`), `proxy` the balancer's own address when the
+    /// header named a client.
+    Serve {
+        /// The client.
+        peer: Option<SocketAddr>,
+        /// The balancer, when the header named a client.
+        proxy: Option<SocketAddr>,
+    },
+    /// A health check: the balancer's own connection (v2 `LOCAL`) or a
+    /// connection closed before its first byte. Close it quietly; it is
+    /// not an error.
+    HealthCheck(&'static str),
+    /// No valid header: close it, and make no handler (anyone could
+    /// otherwise claim any address).
+    Refuse(ProxyError),
+}
+
+impl Admission {
+    /// The admission of a connection from `real_peer` (the balancer) whose
+    /// header reading ended with `read`: [`ProxyDecoder::push`]'s header or
+    /// error, or [`ProxyDecoder::finish`]'s at end of stream.
+    pub fn of(read: Result<&ProxyHeader, ProxyError>, real_peer: Option<SocketAddr>) -> Admission {
+        match read {
+            Ok(header) => match (header.command, header.source()) {
+                (ProxyCommand::Local, _) => Admission::HealthCheck(
+                    "PROXY LOCAL: the balancer's own connection (a health check)",
+                ),
+                (ProxyCommand::Proxied, Some(source)) => Admission::Serve {
+                    peer: Some(source),
+                    proxy: real_peer,
+                },
+                (ProxyCommand::Proxied, None) => Admission::Serve {
+                    peer: real_peer,
+                    proxy: None,
+                },
+            },
+            Err(ProxyError::Truncated { received: 0 }) => {
+                Admission::HealthCheck("closed before a PROXY header (a TCP health check)")
+            }
+            Err(error) => Admission::Refuse(error),
+        }
+    }
+
+    /// For an adapter's handshake step: `Ok((peer, proxy))` to serve, or
+    /// an error: `ConnectionAborted` for a health check (tell it by
+    /// [`is_health_check`]), `UnexpectedEof` for a header cut short,
+    /// `InvalidData` for one refused.
+    ///
+    /// # Errors
+    ///
+    /// As above, for every admission but [`Admission::Serve`].
+    #[cfg(feature = "std")]
+    pub fn into_result(self) -> std::io::Result<(Option<SocketAddr>, Option<SocketAddr>)> {
+        use std::io::{Error, ErrorKind};
+        match self {
+            Admission::Serve { peer, proxy } => Ok((peer, proxy)),
+            Admission::HealthCheck(what) => {
+                Err(Error::new(ErrorKind::ConnectionAborted, HealthCheck(what)))
+            }
+            Admission::Refuse(error @ ProxyError::Truncated { .. }) => {
+                Err(Error::new(ErrorKind::UnexpectedEof, error))
+            }
+            Admission::Refuse(error) => Err(Error::new(ErrorKind::InvalidData, error)),
+        }
+    }
+}
+
+/// The error [`Admission::into_result`] gives a health check.
+#[cfg(feature = "std")]
+#[derive(Debug)]
+struct HealthCheck(&'static str);
+
+#[cfg(feature = "std")]
+impl core::fmt::Display for HealthCheck {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+#[cfg(feature = "std")]
+impl std::error::Error for HealthCheck {}
+
+/// Whether `error` is a health check's, from [`Admission::into_result`]:
+/// the connection is closed quietly, not reported as a failure.
+#[cfg(feature = "std")]
+pub fn is_health_check(error: &std::io::Error) -> bool {
+    error
+        .get_ref()
+        .is_some_and(|inner| inner.is::<HealthCheck>())
+}
+
 /// A field of a v1 line, for error reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum V1Field {

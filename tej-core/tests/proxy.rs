@@ -984,3 +984,68 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn admission_serves_proxied_clients_and_quietly_closes_health_checks() {
+    use tej_core::proxy::{is_health_check, Admission};
+    let balancer: std::net::SocketAddr = "10.0.0.2:40000".parse().unwrap();
+    let read = |bytes: &[u8]| {
+        let mut decoder = ProxyDecoder::default();
+        let mut at = 0;
+        loop {
+            if at == bytes.len() {
+                return decoder.finish();
+            }
+            let take = decoder.wanted().min(bytes.len() - at);
+            match decoder.push(&bytes[at..at + take]) {
+                Ok(Some(header)) => return Ok(header),
+                Ok(None) => at += take,
+                Err(error) => return Err(error),
+            }
+        }
+    };
+    let tcp4 = read(b"PROXY TCP4 192.0.2.1 198.51.100.1 56324 443\r\n");
+    assert_eq!(
+        Admission::of(tcp4.as_ref().map_err(|e| *e), Some(balancer)),
+        Admission::Serve {
+            peer: Some("192.0.2.1:56324".parse().unwrap()),
+            proxy: Some(balancer)
+        }
+    );
+    let unknown = read(b"PROXY UNKNOWN\r\n");
+    assert_eq!(
+        Admission::of(unknown.as_ref().map_err(|e| *e), Some(balancer)),
+        Admission::Serve {
+            peer: Some(balancer),
+            proxy: None
+        }
+    );
+    let mut local = b"\r\n\r\n\x00\r\nQUIT\n".to_vec();
+    local.extend_from_slice(&[0x20, 0x00, 0x00, 0x00]);
+    let local = read(&local);
+    let admission = Admission::of(local.as_ref().map_err(|e| *e), Some(balancer));
+    assert!(
+        matches!(admission, Admission::HealthCheck(_)),
+        "{admission:?}"
+    );
+    let error = admission.into_result().unwrap_err();
+    assert!(is_health_check(&error));
+    assert_eq!(error.kind(), std::io::ErrorKind::ConnectionAborted);
+
+    let bare = read(b"");
+    let admission = Admission::of(bare.as_ref().map_err(|e| *e), Some(balancer));
+    assert!(matches!(admission, Admission::HealthCheck(_)));
+
+    let garbage = read(b"GET / HTTP/1.1\r\n\r\n");
+    let admission = Admission::of(garbage.as_ref().map_err(|e| *e), Some(balancer));
+    assert!(matches!(admission, Admission::Refuse(_)));
+    let error = admission.into_result().unwrap_err();
+    assert!(!is_health_check(&error));
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidData);
+
+    let cut = read(b"PROXY TCP4 192.0");
+    let error = Admission::of(cut.as_ref().map_err(|e| *e), Some(balancer))
+        .into_result()
+        .unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::UnexpectedEof);
+}

@@ -21,7 +21,7 @@ use std::path::PathBuf;
 
 use mio::event::Source;
 use mio::{Interest, Registry, Token};
-use tej_core::proxy::{ProxyCommand, ProxyDecoder, ProxyError, DEFAULT_MAX_LEN};
+use tej_core::proxy::{Admission, ProxyDecoder, DEFAULT_MAX_LEN};
 
 use crate::{Listener, Stream};
 
@@ -71,7 +71,7 @@ impl<S: Stream> ProxyStream<S> {
             return Ok(());
         };
         let mut buf = [0u8; 256];
-        let header = loop {
+        let read = loop {
             let want = decoder.wanted().min(buf.len());
             let n = match self.inner.read(&mut buf[..want]) {
                 Ok(n) => n,
@@ -84,19 +84,15 @@ impl<S: Stream> ProxyStream<S> {
                 decoder.push(&buf[..n])
             };
             match pushed {
-                Ok(Some(header)) => break header,
+                Ok(Some(header)) => break Ok(header),
                 Ok(None) => {}
-                Err(error) => return Err(refusal(error)),
+                Err(error) => break Err(error),
             }
         };
-        if header.command == ProxyCommand::Local {
-            return Err(io::Error::new(
-                io::ErrorKind::ConnectionAborted,
-                HealthCheck("PROXY LOCAL: the balancer's own connection (a health check)"),
-            ));
-        }
+        let (peer, proxy) =
+            Admission::of(read.as_ref().map_err(|error| *error), self.real_peer).into_result()?;
         // v1 UNKNOWN and v2 UNSPEC carry no client: the real peer stands.
-        self.source = header.source();
+        self.source = proxy.and(peer);
         self.decoder = None;
         Ok(())
     }
@@ -255,38 +251,5 @@ impl<L: Listener> Listener for ProxyListener<L> {
 
     fn local_path(&self) -> Option<PathBuf> {
         self.inner.local_path()
-    }
-}
-
-/// Why a connection was closed quietly while its header was read: the
-/// balancer's own connection (v2 `LOCAL`) or a connection closed before
-/// its first byte, both what a health check does.
-#[derive(Debug)]
-struct HealthCheck(&'static str);
-
-impl fmt::Display for HealthCheck {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0)
-    }
-}
-
-impl std::error::Error for HealthCheck {}
-
-/// Whether a handshake error is a health check's (closed quietly).
-pub(crate) fn is_health_check(error: &io::Error) -> bool {
-    error
-        .get_ref()
-        .is_some_and(|inner| inner.is::<HealthCheck>())
-}
-
-/// The `io::Error` of a header the decoder refused.
-fn refusal(error: ProxyError) -> io::Error {
-    match error {
-        ProxyError::Truncated { received: 0 } => io::Error::new(
-            io::ErrorKind::ConnectionAborted,
-            HealthCheck("closed before a PROXY header (a TCP health check)"),
-        ),
-        ProxyError::Truncated { .. } => io::Error::new(io::ErrorKind::UnexpectedEof, error),
-        _ => io::Error::new(io::ErrorKind::InvalidData, error),
     }
 }

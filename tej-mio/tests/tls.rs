@@ -342,7 +342,9 @@ fn an_untrusted_server_certificate_fails_the_client_with_the_reason() {
     assert_eq!(error.kind(), io::ErrorKind::InvalidData);
     let message = error.to_string();
     assert!(
-        message.starts_with("TLS handshake with localhost failed: the server's certificate is not trusted"),
+        message.starts_with(
+            "TLS handshake with localhost failed: the server's certificate is not trusted"
+        ),
         "{message}"
     );
     assert_eq!(message.lines().count(), 1, "{message}");

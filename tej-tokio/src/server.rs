@@ -275,7 +275,7 @@ async fn serve_connection<S, A, F, H>(
         biased;
         done = handshake => match done {
             Ok(Ok(done)) => done,
-            Ok(Err(error)) if proxy::is_health_check(&error) => {
+            Ok(Err(error)) if tej_core::proxy::is_health_check(&error) => {
                 tracing::debug!(?peer, %error, "health check; connection closed");
                 return;
             }
@@ -304,8 +304,8 @@ async fn serve_connection<S, A, F, H>(
         (*new_handler)()
     };
     let mut session = Session::new(handler, config);
-    if let Some(via) = via {
-        session = via.apply(session);
+    if let Some((peer, proxy)) = via {
+        session = session.with_addresses(peer, proxy);
     } else if let Some(peer) = peer {
         session = session.with_peer(peer);
     }

@@ -200,6 +200,19 @@ impl<H: Handler> Session<H> {
         self
     }
 
+    /// Records the peer's address and the proxy it came through, when
+    /// known: what a server's PROXY protocol step gives
+    /// ([`proxy::Admission`](crate::proxy::Admission)).
+    pub fn with_addresses(
+        mut self,
+        peer: Option<core::net::SocketAddr>,
+        proxy: Option<core::net::SocketAddr>,
+    ) -> Self {
+        self.link.peer = peer;
+        self.link.proxy = proxy;
+        self
+    }
+
     /// Records that the connection came through the proxy at `proxy`,
     /// whose PROXY protocol header named `peer` as the client: for
     /// [`Connection::peer_addr`] and [`Connection::proxy_addr`].

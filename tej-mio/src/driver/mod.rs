@@ -604,7 +604,7 @@ impl<H: Handler, F: FnMut() -> H> Driver<H, F> {
             Turn::Handshaking => Step::Pending,
             Turn::Failed(failure) => {
                 if let HandshakeFailure::Error(error) = failure {
-                    if crate::proxy::is_health_check(&error) {
+                    if tej_core::proxy::is_health_check(&error) {
                         tracing::debug!(token = token.0, peer = ?conn.peer, %error, "health check; connection closed");
                     } else {
                         tracing::debug!(token = token.0, peer = ?conn.peer, %error, "handshake failed; connection closed");
