@@ -16,7 +16,10 @@
 //!   spooling it (`FileTarget::SpoolDir`), against `std::io::copy` file →
 //!   socket (`sendfile`) and socket → file;
 //! - a burst of connections (seconds until the server has seen them all),
-//!   against a plain blocking accept loop.
+//!   against a plain blocking accept loop;
+//! - the large file again over TLS (rustls with ring, the test certificates
+//!   of `testdata/tls` built into the binary), against the same adapter's
+//!   plain large file in the same run.
 //!
 //! Where `iperf3` is installed it is run once too, for reference.
 //!
@@ -91,6 +94,8 @@ pub struct AdapterFigures {
     pub runtime: Runtime,
     /// Large-file throughput, GiB/s.
     pub large_gib_s: f64,
+    /// The same large file over TLS (rustls, ring), GiB/s.
+    pub tls_large_gib_s: f64,
     /// Small frames per second, fed through a [`tej_core::BufferedSender`].
     pub small_fps: f64,
     /// Small frames per second with one `Sender::send_blocking` per frame.
@@ -170,10 +175,12 @@ impl BenchReport {
     pub fn table(&self) -> String {
         let mut out = String::new();
         out.push_str(&format!(
-            "{:<19} {:>16}  {:>5}   {:>14}  {:>5}   {:>15}  {:>5}   {:>13}  {:>5}   {:>10}  {:>5}   {:>7}\n",
+            "{:<19} {:>16}  {:>5}   {:>9}  {:>9}   {:>14}  {:>5}   {:>15}  {:>5}   {:>13}  {:>5}   {:>10}  {:>5}   {:>7}\n",
             "workload",
             "large file GiB/s",
             "ratio",
+            "TLS GiB/s",
+            "TLS/plain",
             "small frames/s",
             "ratio",
             "send_blocking/s",
@@ -187,10 +194,12 @@ impl BenchReport {
         let burst =
             |seconds: Option<f64>| seconds.map_or_else(|| "-".into(), |s| format!("{s:.3}"));
         out.push_str(&format!(
-            "{:<19} {:>16.2}  {:>5}   {:>14.0}  {:>5}   {:>15}  {:>5}   {:>13.0}  {:>5}   {:>10.2}  {:>5}   {:>7}\n",
+            "{:<19} {:>16.2}  {:>5}   {:>9}  {:>9}   {:>14.0}  {:>5}   {:>15}  {:>5}   {:>13.0}  {:>5}   {:>10.2}  {:>5}   {:>7}\n",
             "baseline",
             self.baseline.large_gib_s,
             "1.00",
+            "-",
+            "-",
             self.baseline.small_fps,
             "1.00",
             "-",
@@ -203,10 +212,12 @@ impl BenchReport {
         ));
         for adapter in &self.adapters {
             out.push_str(&format!(
-                "{:<19} {:>16.2}  {:>5}   {:>14.0}  {:>5}   {:>15.0}  {:>5}   {:>13.0}  {:>5}   {:>10.2}  {:>5}   {:>7}\n",
+                "{:<19} {:>16.2}  {:>5}   {:>9.2}  {:>9}   {:>14.0}  {:>5}   {:>15.0}  {:>5}   {:>13.0}  {:>5}   {:>10.2}  {:>5}   {:>7}\n",
                 adapter.runtime.name(),
                 adapter.large_gib_s,
                 ratio_cell(adapter.large_gib_s, self.baseline.large_gib_s),
+                adapter.tls_large_gib_s,
+                ratio_cell(adapter.tls_large_gib_s, adapter.large_gib_s),
                 adapter.small_fps,
                 ratio_cell(adapter.small_fps, self.baseline.small_fps),
                 adapter.small_send_fps,
@@ -304,6 +315,8 @@ impl BenchReport {
                 let mut figures = serde_json::json!({
                     "large_gib_s": adapter.large_gib_s,
                     "large_ratio": adapter.large_gib_s / self.baseline.large_gib_s,
+                    "tls_large_gib_s": adapter.tls_large_gib_s,
+                    "tls_ratio": adapter.tls_large_gib_s / adapter.large_gib_s,
                     "small_fps": adapter.small_fps,
                     "small_ratio": adapter.small_fps / self.baseline.small_fps,
                     "small_send_fps": adapter.small_send_fps,
@@ -368,6 +381,7 @@ impl BenchReport {
 ///
 /// A workload that failed or did not finish in time.
 pub fn run(options: &BenchOptions, progress: &mut dyn FnMut(&str)) -> io::Result<BenchReport> {
+    smol_threads_per_side();
     let payload = Bytes::from(
         (0..options.large_size)
             .map(|i| (i % 251) as u8)
@@ -377,6 +391,7 @@ pub fn run(options: &BenchOptions, progress: &mut dyn FnMut(&str)) -> io::Result
     // frames is a 'static message (leaked once) that each new frame borrows.
     let message: &'static [u8] = vec![0x5a; options.small_message_len].leak();
     let work = WorkDir::create()?;
+    let tls = BenchTls::new(work.path())?;
     let source = work.path().join("source.bin");
     write_cached_file(&source, options.disk_size)?;
     let burst_connections = burst_within_fd_limit(options.burst_connections);
@@ -425,6 +440,10 @@ pub fn run(options: &BenchOptions, progress: &mut dyn FnMut(&str)) -> io::Result
             samples.large.push(gib_per_s(
                 options.large_size,
                 tej_large(*runtime, &payload)?,
+            ));
+            samples.tls_large.push(gib_per_s(
+                options.large_size,
+                tej_large_tls(*runtime, &payload, &tls)?,
             ));
             samples.small.push(per_s(
                 options.small_count,
@@ -497,6 +516,7 @@ pub fn run(options: &BenchOptions, progress: &mut dyn FnMut(&str)) -> io::Result
             .map(|(runtime, samples)| AdapterFigures {
                 runtime: *runtime,
                 large_gib_s: median(samples.large),
+                tls_large_gib_s: median(samples.tls_large),
                 small_fps: median(samples.small),
                 small_send_fps: median(samples.small_send),
                 rtt_per_s: median(samples.rtt),
@@ -508,10 +528,28 @@ pub fn run(options: &BenchOptions, progress: &mut dyn FnMut(&str)) -> io::Result
     })
 }
 
+/// Threads of smol's global executor when `SMOL_THREADS` is not set: one
+/// per side of a connection, as the baselines (a thread per socket) and
+/// mio (an event loop per side) have.
+pub const SMOL_THREADS: usize = 2;
+
+/// Gives smol's global executor [`SMOL_THREADS`] threads unless the
+/// environment chose a number. smol's default is one thread, which runs
+/// both ends of every bench connection: the large file's send and receive
+/// copies and the spool's file writes take turns on one core (measured
+/// side by side: disk to disk 0.56 → 1.67 of the plain copy, large file
+/// 0.62–0.83 → 0.83–0.89 with two). Called before anything starts smol.
+fn smol_threads_per_side() {
+    if std::env::var_os("SMOL_THREADS").is_none() {
+        std::env::set_var("SMOL_THREADS", SMOL_THREADS.to_string());
+    }
+}
+
 /// One adapter's measurements, one per round.
 #[derive(Debug, Clone)]
 struct Samples {
     large: Vec<f64>,
+    tls_large: Vec<f64>,
     small: Vec<f64>,
     small_send: Vec<f64>,
     rtt: Vec<f64>,
@@ -524,6 +562,7 @@ impl Default for Samples {
     fn default() -> Self {
         Samples {
             large: Vec::new(),
+            tls_large: Vec::new(),
             small: Vec::new(),
             small_send: Vec::new(),
             rtt: Vec::new(),
@@ -786,6 +825,83 @@ fn tej_large(runtime: Runtime, payload: &Bytes) -> io::Result<Duration> {
         .send_blocking(frame)
         .map_err(|error| io::Error::other(error.to_string()))?;
     wait(&done, "the large file")?;
+    let took = started.elapsed();
+    client.close()?;
+    server.stop();
+    Ok(took)
+}
+
+/// The test certificates of `testdata/tls`, built into the binary so that
+/// `tej bench` runs from anywhere: a CA and a server certificate for
+/// `localhost`/`127.0.0.1` signed by it. For measuring only.
+const TLS_CA_PEM: &[u8] = include_bytes!("../../testdata/tls/ca.pem");
+const TLS_SERVER_PEM: &[u8] = include_bytes!("../../testdata/tls/server.pem");
+const TLS_SERVER_KEY: &[u8] = include_bytes!("../../testdata/tls/server.key");
+
+/// The TLS configurations of the TLS large-file workload: rustls with ring,
+/// as `tej serve --tls-*` and `tej send --tls` build them
+/// ([`crate::tls`]), from the built-in certificates (written to the
+/// bench's scratch directory for those functions to read).
+struct BenchTls {
+    server: Arc<rustls::ServerConfig>,
+    client: crate::tls::ClientTls,
+}
+
+impl BenchTls {
+    fn new(dir: &Path) -> io::Result<BenchTls> {
+        let tls_dir = dir.join("tls");
+        std::fs::create_dir_all(&tls_dir)?;
+        let ca = tls_dir.join("ca.pem");
+        let cert = tls_dir.join("server.pem");
+        let key = tls_dir.join("server.key");
+        std::fs::write(&ca, TLS_CA_PEM)?;
+        std::fs::write(&cert, TLS_SERVER_PEM)?;
+        std::fs::write(&key, TLS_SERVER_KEY)?;
+        let failed = |error: anyhow::Error| io::Error::other(format!("{error:#}"));
+        Ok(BenchTls {
+            server: crate::tls::server_config(&cert, &key, None).map_err(failed)?,
+            client: crate::tls::ClientTls {
+                config: crate::tls::client_config(Some(&ca), None).map_err(failed)?,
+                server_name: crate::tls::server_name("localhost").map_err(failed)?,
+            },
+        })
+    }
+}
+
+/// [`tej_large`] over TLS: the same frame, the same discarding receiver.
+fn tej_large_tls(runtime: Runtime, payload: &Bytes, tls: &BenchTls) -> io::Result<Duration> {
+    let (done_tx, done) = mpsc::sync_channel(1);
+    let options = runtime::ServerOptions {
+        tls: Some(Arc::clone(&tls.server)),
+        ..runtime::ServerOptions::default()
+    };
+    let server = runtime::start_server_with(
+        runtime,
+        loopback(),
+        unbounded_config(),
+        options,
+        move || Counter {
+            expected: 1,
+            frames: 0,
+            done: done_tx.clone(),
+        },
+    )?;
+    let client = runtime::connect_with(
+        runtime,
+        server.endpoint(),
+        Some(&tls.client),
+        Quiet,
+        unbounded_config(),
+    )?;
+    let frame = FrameBuilder::new(Status::DEFAULT)
+        .file("large.bin", payload.clone())
+        .build();
+    let started = Instant::now();
+    client
+        .sender()
+        .send_blocking(frame)
+        .map_err(|error| io::Error::other(error.to_string()))?;
+    wait(&done, "the large file over TLS")?;
     let took = started.elapsed();
     client.close()?;
     server.stop();

@@ -160,10 +160,20 @@ fn json_has_every_figure_and_nothing_else_on_stdout() {
                 "small_ratio",
                 "small_send_fps",
                 "small_send_ratio",
+                "tls_large_gib_s",
+                "tls_ratio",
             ],
             "{name}"
         );
         let large = positive(&adapter["large_gib_s"], "large_gib_s");
+        let tls = positive(&adapter["tls_large_gib_s"], "tls_large_gib_s");
+        // TLS against the same adapter's plain large file.
+        assert_ratio(
+            &adapter["tls_ratio"],
+            tls,
+            large,
+            &format!("{name}.tls_ratio"),
+        );
         let small = positive(&adapter["small_fps"], "small_fps");
         let small_send = positive(&adapter["small_send_fps"], "small_send_fps");
         let rtt = positive(&adapter["rtt_per_s"], "rtt_per_s");
@@ -203,6 +213,7 @@ fn the_table_has_a_row_per_measured_adapter_then_the_details() {
     );
     for column in [
         "large file GiB/s",
+        "TLS GiB/s",
         "small frames/s",
         "send_blocking/s",
         "round trips/s",
@@ -211,7 +222,7 @@ fn the_table_has_a_row_per_measured_adapter_then_the_details() {
     ] {
         assert!(lines[0].contains(column), "no {column:?} in {:?}", lines[0]);
     }
-    for (line, name, figures) in [(lines[1], "baseline", 9), (lines[2], "mio", 11)] {
+    for (line, name, figures) in [(lines[1], "baseline", 9), (lines[2], "mio", 13)] {
         let cells: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(cells[0], name, "{line}");
         let numbers: Vec<f64> = cells[1..]
