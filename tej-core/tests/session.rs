@@ -521,7 +521,8 @@ fn dropping_an_open_session_reports_dropped() {
 
 #[test]
 fn files_stream_from_disk_and_spool_to_disk() {
-    let dir = scratch_dir("spool-roundtrip");
+    let scratch = scratch_dir("spool-roundtrip");
+    let dir = scratch.path().to_path_buf();
     let source = dir.join("source.bin");
     let content: Vec<u8> = (0..1_000_000u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
@@ -568,12 +569,13 @@ fn files_stream_from_disk_and_spool_to_disk() {
         );
         assert_eq!(std::fs::read(path).unwrap(), content);
     }
-    std::fs::remove_dir_all(&dir).unwrap();
+    scratch.close().unwrap();
 }
 
 #[test]
 fn a_file_cut_short_is_removed_not_reported() {
-    let dir = scratch_dir("spool-cut");
+    let scratch = scratch_dir("spool-cut");
+    let dir = scratch.path().to_path_buf();
     let (mut handler, log) = Recorder::new();
     handler.spool_dir = Some(dir.clone());
     let mut session = Session::new(handler, SessionConfig::default());
@@ -603,12 +605,13 @@ fn a_file_cut_short_is_removed_not_reported() {
         0,
         "no partial file and no file of an unfinished frame is left"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
+    scratch.close().unwrap();
 }
 
 #[test]
 fn a_file_that_shrank_before_sending_ends_the_connection() {
-    let dir = scratch_dir("shrank");
+    let scratch = scratch_dir("shrank");
+    let dir = scratch.path().to_path_buf();
     let source = dir.join("shrinks.bin");
     std::fs::write(&source, vec![5u8; 10_000]).unwrap();
     let file = File::from_path("shrinks.bin", &source).unwrap();
@@ -629,17 +632,18 @@ fn a_file_that_shrank_before_sending_ends_the_connection() {
         Some(Seen::Disconnected(reason)) => assert!(reason.starts_with("storage:"), "{reason}"),
         other => panic!("{other:?}"),
     }
-    std::fs::remove_dir_all(&dir).unwrap();
+    scratch.close().unwrap();
 
     let missing = File::from_path("gone", dir.join("missing"));
     assert!(missing.is_err());
 }
 
-fn scratch_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("tej-core-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh, empty directory, removed with what it holds when dropped.
+fn scratch_dir(name: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("tej-core-{name}-"))
+        .tempdir()
+        .unwrap()
 }
 
 fn noop_waker() -> std::task::Waker {
@@ -732,7 +736,8 @@ fn size_limits_bound_memory_and_stored_files_only_when_asked() {
     );
 
     // Spooled: the same frame passes whole, bytes and all.
-    let dir = scratch_dir("limits-stored");
+    let scratch = scratch_dir("limits-stored");
+    let dir = scratch.path().to_path_buf();
     let (mut handler, log) = Recorder::new();
     handler.spool_dir = Some(dir.clone());
     let mut session = Session::new(handler, SessionConfig::default().limits(limits));
@@ -786,7 +791,7 @@ fn size_limits_bound_memory_and_stored_files_only_when_asked() {
             "protocol: frame size in memory 1600 exceeds the limit of 1500 at offset 832".into()
         )
     );
-    std::fs::remove_dir_all(&dir).unwrap();
+    scratch.close().unwrap();
 }
 
 #[test]
@@ -805,7 +810,8 @@ fn disconnect_reason_is_an_error_that_crosses_threads() {
 
 #[test]
 fn file_open_takes_its_name_from_the_path() {
-    let dir = scratch_dir("file-open");
+    let scratch = scratch_dir("file-open");
+    let dir = scratch.path().to_path_buf();
     let path = dir.join("report.txt");
     std::fs::write(&path, b"twelve bytes").unwrap();
     let file = File::open(&path).unwrap();
@@ -816,7 +822,7 @@ fn file_open_takes_its_name_from_the_path() {
     assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
     let missing = File::open(dir.join("missing.txt")).unwrap_err();
     assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
-    std::fs::remove_dir_all(&dir).unwrap();
+    scratch.close().unwrap();
 }
 
 #[test]
@@ -919,7 +925,8 @@ impl Handler for TeeSpooler {
 
 #[test]
 fn spool_dir_with_sees_every_byte_as_it_is_spooled() {
-    let dir = scratch_dir("spool-with");
+    let scratch = scratch_dir("spool-with");
+    let dir = scratch.path().to_path_buf();
     let tee = Tee::default();
     let handler = TeeSpooler {
         dir: dir.clone(),
@@ -941,7 +948,7 @@ fn spool_dir_with_sees_every_byte_as_it_is_spooled() {
     assert_eq!(*tee.0.lock().unwrap(), data);
     let frame = &session.handler().frames[0];
     assert_eq!(std::fs::read(frame.files[0].path().unwrap()).unwrap(), data);
-    std::fs::remove_dir_all(&dir).unwrap();
+    scratch.close().unwrap();
 }
 
 /// The (peer, proxy) pairs `connected` saw.

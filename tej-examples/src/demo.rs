@@ -55,15 +55,15 @@ impl From<io::Error> for DemoError {
 ///
 /// The first thing that did not arrive intact, or an I/O failure.
 pub fn run(options: &DemoOptions, out: &mut impl Write) -> Result<(), DemoError> {
+    std::fs::create_dir_all(&options.work_dir)?;
     for &runtime in &options.runtimes {
-        let dir = options
-            .work_dir
-            .join(format!("tej-demo-{}-{runtime}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir)?;
-        let result = run_on(runtime, &dir, options.large_file_mib, out);
-        let _ = std::fs::remove_dir_all(&dir);
-        result?;
+        // A fresh directory, removed with its files when dropped (on an
+        // error too).
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("tej-demo-{runtime}-"))
+            .tempdir_in(&options.work_dir)?;
+        run_on(runtime, dir.path(), options.large_file_mib, out)?;
+        dir.close()?;
     }
     writeln!(out, "\nall checks passed")?;
     Ok(())

@@ -34,31 +34,33 @@ fn tej() -> Command {
 }
 
 /// A scratch directory, removed when dropped.
-struct Scratch(PathBuf);
+struct Scratch {
+    /// Its canonical path, as the tools report it.
+    path: PathBuf,
+    _dir: tempfile::TempDir,
+}
 
 impl Scratch {
     fn new(name: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("tej-cli-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir.canonicalize().unwrap())
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("tej-cli-{name}-"))
+            .tempdir()
+            .unwrap();
+        Scratch {
+            path: dir.path().canonicalize().unwrap(),
+            _dir: dir,
+        }
     }
 
     fn path(&self) -> &Path {
-        &self.0
+        &self.path
     }
 
     fn file(&self, name: &str, data: &[u8]) -> PathBuf {
-        let path = self.0.join(name);
+        let path = self.path.join(name);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, data).unwrap();
         path
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 

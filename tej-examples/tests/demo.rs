@@ -4,11 +4,14 @@ use std::process::Command;
 
 #[test]
 fn demo_passes_and_reports_every_step() {
-    let work_dir = std::env::temp_dir().join(format!("tej-demo-test-{}", std::process::id()));
-    std::fs::create_dir_all(&work_dir).unwrap();
+    let scratch = tempfile::Builder::new()
+        .prefix("tej-demo-test-")
+        .tempdir()
+        .unwrap();
+    let work_dir = scratch.path();
     let output = Command::new(env!("CARGO_BIN_EXE_tej"))
         .args(["demo", "--large-file-mib", "8", "--work-dir"])
-        .arg(&work_dir)
+        .arg(work_dir)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -30,9 +33,9 @@ fn demo_passes_and_reports_every_step() {
     }
     assert!(stdout.contains("8 MiB disk to disk, sha256 verified"));
     assert_eq!(
-        std::fs::read_dir(&work_dir).unwrap().count(),
+        std::fs::read_dir(work_dir).unwrap().count(),
         0,
         "the demo removes its files"
     );
-    std::fs::remove_dir_all(&work_dir).unwrap();
+    scratch.close().unwrap();
 }

@@ -952,7 +952,7 @@ const RESET_REASON_PREFIX: &str = "I/O error: ";
 /// server reports the cut and removes every file of the unfinished frame.
 fn client_cut_mid_file(runtime: Runtime) {
     let dir = scratch_dir("client-cut");
-    let spool = dir.join("spool");
+    let spool = dir.path().join("spool");
     let record = Record::default();
     let mut handler = digest_echo(&record);
     handler.spool_dir = Some(spool.clone());
@@ -1000,7 +1000,7 @@ fn client_cut_mid_file(runtime: Runtime) {
     assert_eq!(dir_entries(&spool).len(), 2, "the probe's two files");
     assert_no_runtime_panic();
     server.stop();
-    std::fs::remove_dir_all(&dir).unwrap();
+    dir.close().unwrap();
 }
 
 /// A raw server sends half of a large file to a tej client, then closes
@@ -1009,7 +1009,9 @@ fn server_cut_mid_file(runtime: Runtime) {
     let dir = scratch_dir("server-cut");
     let frame = cut_frame();
     for abort in [false, true] {
-        let spool = dir.join(if abort { "spool-reset" } else { "spool-close" });
+        let spool = dir
+            .path()
+            .join(if abort { "spool-reset" } else { "spool-close" });
         let listener = TcpListener::bind(loopback()).unwrap();
         let addr = listener.local_addr().unwrap();
         let (cut_now, cut_signal) = mpsc::channel::<()>();
@@ -1065,7 +1067,7 @@ fn server_cut_mid_file(runtime: Runtime) {
         assert_eq!(record.files_started(), 2);
     }
     assert_no_runtime_panic();
-    std::fs::remove_dir_all(&dir).unwrap();
+    dir.close().unwrap();
 }
 
 /// Instantiates every scenario per runtime name. A name `Runtime::ALL`

@@ -522,10 +522,11 @@ fn the_server_sends_close_notify_when_it_closes() {
 
 #[test]
 fn a_client_over_a_tls_stream_of_its_own_on_a_unix_socket() {
-    let dir = std::env::temp_dir().join(format!("tej-mio-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("tls.sock");
-    let _ = std::fs::remove_file(&path);
+    let dir = tempfile::Builder::new()
+        .prefix("tej-mio-tls-")
+        .tempdir()
+        .unwrap();
+    let path = dir.path().join("tls.sock");
     let listener = tej_mio::mio::net::UnixListener::bind(&path).unwrap();
     let server =
         Server::from_listener(TlsListener::new(listener, server_tls("server.pem", false))).unwrap();
@@ -560,7 +561,7 @@ fn a_client_over_a_tls_stream_of_its_own_on_a_unix_socket() {
     shutdown.shutdown();
     wait_until("the server to stop", || thread.is_finished());
     thread.join().unwrap().unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
+    dir.close().unwrap();
 }
 
 /// Records its disconnect reason.

@@ -14,10 +14,11 @@ use tej_mio::{Client, Frame, FrameBuilder, Server, SessionConfig, ShutdownHandle
 #[cfg(unix)]
 #[test]
 fn a_unix_socket_round_trip() {
-    let dir = std::env::temp_dir().join(format!("tej-mio-unix-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("tej.sock");
-    let _ = std::fs::remove_file(&path);
+    let dir = tempfile::Builder::new()
+        .prefix("tej-mio-unix-")
+        .tempdir()
+        .unwrap();
+    let path = dir.path().join("tej.sock");
 
     let server = Server::bind_unix(&path).unwrap();
     assert_eq!(server.local_path().as_deref(), Some(path.as_path()));
@@ -56,7 +57,7 @@ fn a_unix_socket_round_trip() {
     shutdown.shutdown();
     wait_until("the server to stop", || thread.is_finished());
     thread.join().unwrap().unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
+    dir.close().unwrap();
 }
 
 #[test]

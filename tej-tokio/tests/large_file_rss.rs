@@ -88,8 +88,11 @@ fn spooling_a_large_file_keeps_peak_rss_bounded() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(256);
     let len = mib << 20;
-    let dir = std::env::temp_dir().join(format!("tej-large-file-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
+    let scratch = tempfile::Builder::new()
+        .prefix("tej-large-file-")
+        .tempdir()
+        .unwrap();
+    let dir = scratch.path().to_path_buf();
     std::fs::create_dir_all(dir.join("spool")).unwrap();
     let source = dir.join("source.bin");
     write_pattern_file(&source, len);
@@ -161,5 +164,5 @@ fn spooling_a_large_file_keeps_peak_rss_bounded() {
         "peak RSS {rss_after} bytes exceeds {RSS_CEILING} while moving {len} bytes"
     );
     assert!(rss_after < len / 4, "peak RSS must not grow with the file");
-    std::fs::remove_dir_all(&dir).unwrap();
+    scratch.close().unwrap();
 }

@@ -14,24 +14,19 @@ use tej_tokio::{
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
 use tokio::sync::mpsc;
 
-/// A socket path of its own for each test, removed first and when dropped.
+/// A socket path of its own for each test, in a fresh directory removed
+/// (with the socket) when dropped.
 #[cfg(unix)]
-struct SocketPath(std::path::PathBuf);
+struct SocketPath(std::path::PathBuf, #[allow(dead_code)] tempfile::TempDir);
 
 #[cfg(unix)]
 impl SocketPath {
     fn new(test: &str) -> SocketPath {
-        let path =
-            std::env::temp_dir().join(format!("tej-tokio-{}-{test}.sock", std::process::id()));
-        let _ = std::fs::remove_file(&path);
-        SocketPath(path)
-    }
-}
-
-#[cfg(unix)]
-impl Drop for SocketPath {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("tej-tokio-{test}-"))
+            .tempdir()
+            .unwrap();
+        SocketPath(dir.path().join("tej.sock"), dir)
     }
 }
 

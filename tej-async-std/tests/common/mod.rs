@@ -181,17 +181,15 @@ pub fn pattern(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
-/// A path for a Unix socket that does not exist yet.
-pub fn socket_path(tag: &str) -> std::path::PathBuf {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static NEXT: AtomicUsize = AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let path = std::env::temp_dir().join(format!(
-        "tej-async-std-{}-{tag}-{n}.sock",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_file(&path);
-    path
+/// A path for a Unix socket that does not exist yet, in a fresh directory
+/// removed (with the socket) when the returned guard is dropped.
+pub fn socket_path(tag: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("tej-async-std-{tag}-"))
+        .tempdir()
+        .unwrap();
+    let path = dir.path().join("tej.sock");
+    (dir, path)
 }
 
 /// Records every message and every frame's files it receives.

@@ -66,17 +66,13 @@ pub fn digest_echo(record: &Record) -> Recorder {
     handler
 }
 
-/// A fresh, empty directory under the system's temp dir.
-pub fn scratch_dir(what: &str) -> std::path::PathBuf {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "tej-hostile-{}-{what}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh, empty directory under the system's temp dir, removed with
+/// what it holds when dropped.
+pub fn scratch_dir(what: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(&format!("tej-hostile-{what}-"))
+        .tempdir()
+        .unwrap()
 }
 
 /// Files in `dir` (none if it does not exist).

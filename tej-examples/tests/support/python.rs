@@ -34,7 +34,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -143,14 +143,6 @@ fn check_reference(python: &Path) -> Result<(), String> {
     .map(drop)
 }
 
-fn unique_suffix() -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{}-{nanos}", std::process::id())
-}
-
 /// Removes leftovers of builds that crashed more than an hour ago.
 fn clean_stale_builds(target: &Path) {
     let Ok(entries) = std::fs::read_dir(target) else {
@@ -222,10 +214,12 @@ fn provision() -> Result<PathBuf, String> {
     clean_stale_builds(&target);
 
     let base = find_base_python()?;
-    let tmp = target.join(format!("interop-venv.tmp-{}", unique_suffix()));
-    let result = build_venv(&base, &tmp).and_then(|()| publish(&tmp, &venv));
-    let _ = std::fs::remove_dir_all(&tmp);
-    result?;
+    // Removed when dropped, unless published (renamed) by then.
+    let tmp = tempfile::Builder::new()
+        .prefix("interop-venv.tmp-")
+        .tempdir_in(&target)
+        .map_err(|e| format!("cannot create a directory in {}: {e}", target.display()))?;
+    build_venv(&base, tmp.path()).and_then(|()| publish(tmp.path(), &venv))?;
     check_reference(&python)?;
     Ok(python)
 }
@@ -263,9 +257,13 @@ fn publish(tmp: &Path, venv: &Path) -> Result<(), String> {
             return Ok(());
         }
         // A broken venv is in the way: move it aside (atomically), then retry.
-        let stale = venv.with_file_name(format!("interop-venv.stale-{}", unique_suffix()));
-        if std::fs::rename(venv, &stale).is_ok() {
-            let _ = std::fs::remove_dir_all(&stale);
+        // Into a fresh directory next to it, removed (with it) when dropped.
+        let parent = venv.parent().expect("venv dir has a parent");
+        if let Ok(stale) = tempfile::Builder::new()
+            .prefix("interop-venv.stale-")
+            .tempdir_in(parent)
+        {
+            let _ = std::fs::rename(venv, stale.path().join("venv"));
         }
         thread::sleep(Duration::from_millis(100));
     }
