@@ -530,12 +530,15 @@ fn transfer(
     )
     .map_err(|error| anyhow::anyhow!("cannot start a thread: {error}"))?;
     let started = Instant::now();
+    // The frames with files, to wait for before closing.
+    let mut writing = Vec::new();
     for (index, frame) in (1..).zip(frames) {
         let (status, files, bytes) = (frame.status.get(), frame.files.len(), frame.encoded_len());
         let tracked = if files > 0 {
-            sender
-                .send_tracked_blocking(frame)
-                .map(|tracked| progress.track(tracked))
+            sender.send_tracked_blocking(frame).map(|tracked| {
+                writing.push(tracked.clone());
+                progress.track(tracked);
+            })
         } else {
             sender.send_blocking(frame)
         };
@@ -573,6 +576,12 @@ fn transfer(
             args.wait_replies,
             watch.ended_reason()
         ));
+    }
+    // A closing connection flushes what it queued for at most its
+    // `close_linger` (5 s): large files must be written (or the connection
+    // have ended) before it is asked to close.
+    for tracked in &writing {
+        let _ = tracked.wait_blocking();
     }
     if let Some(bars) = &watch.bars {
         bars.flushing();
