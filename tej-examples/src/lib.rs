@@ -7,4 +7,5 @@ pub mod bench;
 pub mod cli;
 pub mod demo;
 pub mod runtime;
+pub mod spool_latency;
 pub mod tls;
