@@ -994,3 +994,34 @@ fn the_disconnect_reason_is_kept_once_closed() {
         Some(DisconnectReason::PeerClosed)
     ));
 }
+
+#[test]
+fn a_closing_session_keeps_flushing_while_bytes_go_out() {
+    let (mut handler, log) = Recorder::new();
+    handler.greet = Some(Frame::message(vec![9u8; 1 << 20]));
+    let config = SessionConfig::default().close_linger(secs(5));
+    let mut session = Session::new(handler, config);
+    session.start(secs(0));
+    session.close();
+    // 64 KiB every 3 s: slow, but never 5 s without a byte.
+    let mut now = secs(0);
+    for _ in 0..10 {
+        now += secs(3);
+        session.handle_timeout(now);
+        assert!(
+            session.is_closing() && !session.is_closed(),
+            "cut at {now:?}"
+        );
+        let mut slices: [&[u8]; 4] = [&[]; 4];
+        session.transmit(&mut slices);
+        session.advance_at(64 * 1024, now);
+        assert_eq!(session.poll_timeout(), Some(now + secs(5)));
+    }
+    // Then the peer stops reading: given up 5 s after the last byte.
+    session.handle_timeout(now + secs(5));
+    assert!(session.is_closed());
+    assert_eq!(
+        seen(&log).last(),
+        Some(&Seen::Disconnected("local-close".into()))
+    );
+}

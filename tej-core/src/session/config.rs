@@ -22,7 +22,11 @@ pub struct SessionConfig {
     /// Bytes waiting to be written above which the session stops reading
     /// and stops taking frames from the send queue.
     pub outbox_high_water: usize,
-    /// How long a closing connection may take to flush what it queued.
+    /// How long a closing connection may go without writing a byte before
+    /// it gives up flushing what it queued (a peer that stopped reading):
+    /// while bytes go out, a large last file is flushed however long it
+    /// takes. Also bounds, once the session has ended, the stream's flush,
+    /// shutdown and the wait for the peer's end of stream.
     pub close_linger: Duration,
     /// Size of the buffer an adapter reads the socket into. It starts at
     /// 16 KiB and grows to this as reads fill it.

@@ -547,6 +547,17 @@ impl<H: Handler> Session<H> {
 
     /// Records that `written` bytes from [`transmit`](Self::transmit) went out.
     pub fn advance(&mut self, written: usize) {
+        self.advance_at(written, self.now);
+    }
+
+    /// As [`advance`](Self::advance), at `now`: a closing session that
+    /// writes keeps flushing for another
+    /// [`close_linger`](SessionConfig::close_linger) from here.
+    pub fn advance_at(&mut self, written: usize, now: Duration) {
+        self.now = self.now.max(now);
+        if written > 0 && self.linger_deadline.is_some() {
+            self.linger_deadline = Some(self.now.saturating_add(self.config.close_linger));
+        }
         self.link.outbox.advance(written);
         self.pump();
     }
