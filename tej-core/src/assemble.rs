@@ -331,6 +331,19 @@ impl core::fmt::Debug for PartialFrame {
 }
 
 impl PartialFrame {
+    /// Whether the file being received goes to storage (a writer or a
+    /// spool file): writing its bytes is blocking I/O.
+    #[cfg(feature = "std")]
+    pub(crate) fn is_storing(&self) -> bool {
+        matches!(
+            self.file,
+            Some((
+                _,
+                Destination::Writer(..) | Destination::Spool(_) | Destination::SpoolWith(..)
+            ))
+        )
+    }
+
     /// Whether a frame is in progress.
     pub(crate) fn is_started(&self) -> bool {
         self.frame.is_some()

@@ -1025,3 +1025,51 @@ fn a_closing_session_keeps_flushing_while_bytes_go_out() {
         Some(&Seen::Disconnected("local-close".into()))
     );
 }
+
+#[test]
+fn does_file_io_while_a_body_goes_to_disk_or_a_file_is_sent_from_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let wire = FrameBuilder::new(Status::DEFAULT)
+        .file("x.bin", vec![1u8; 100_000])
+        .build()
+        .encode_to_vec()
+        .unwrap();
+    // In memory: no file I/O.
+    let (handler, _) = Recorder::new();
+    let mut session = Session::new(handler, SessionConfig::default());
+    session.start(secs(0));
+    session.handle_input(&wire[..50_000], secs(1));
+    assert!(!session.does_file_io());
+    // Spooled: file I/O until the body ends.
+    let (mut handler, _) = Recorder::new();
+    handler.spool_dir = Some(dir.path().to_path_buf());
+    let mut session = Session::new(handler, SessionConfig::default());
+    session.start(secs(0));
+    session.handle_input(&wire[..50_000], secs(1));
+    assert!(session.does_file_io());
+    session.handle_input(&wire[50_000..], secs(1));
+    assert!(!session.does_file_io());
+    // Sending a file from disk: file I/O until it is written.
+    let path = dir.path().join("out.bin");
+    std::fs::write(&path, vec![2u8; 10_000]).unwrap();
+    let (handler, _) = Recorder::new();
+    let mut session = Session::new(handler, SessionConfig::default());
+    session.start(secs(0));
+    session
+        .sender()
+        .try_send(
+            FrameBuilder::new(Status::DEFAULT)
+                .add_file(File::open(&path).unwrap())
+                .build(),
+        )
+        .unwrap();
+    session.poll_queue(&noop_waker());
+    assert!(session.does_file_io());
+    while session.wants_write() {
+        let mut slices: [&[u8]; 8] = [&[]; 8];
+        let filled = session.transmit(&mut slices);
+        let len: usize = slices[..filled].iter().map(|s| s.len()).sum();
+        session.advance(len);
+    }
+    assert!(!session.does_file_io());
+}

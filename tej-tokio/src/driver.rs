@@ -37,6 +37,16 @@ const NEVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 /// [`take_unsent`](tej_core::Sender::take_unsent) gives them back), and
 /// the stream is dropped without a shutdown. To end a connection, trigger
 /// `shutdown` or close a `Sender` and let this return.
+///
+/// # Blocking file I/O
+///
+/// Files received into a spool directory or a writer, and files sent from
+/// disk, are written and read by the session itself
+/// ([`Session::does_file_io`]). On Tokio's multi-thread runtime those
+/// steps run inside [`tokio::task::block_in_place`], so a disk that
+/// stalls (write-back throttling) holds up this connection only: the
+/// runtime moves its other tasks to another thread. On the current-thread
+/// runtime they run in place.
 pub async fn run_session<S, H>(
     stream: S,
     mut session: Session<H>,
@@ -53,6 +63,9 @@ where
     let mut timer = Box::pin(tokio::time::sleep_until(origin + NEVER));
     let mut shutdown = shutdown.wait();
     let mut shutdown_seen = false;
+    let can_block_in_place = tokio::runtime::Handle::try_current().is_ok_and(|runtime| {
+        runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+    });
     poll_fn(|cx| {
         if !shutdown_seen && Pin::new(&mut shutdown).poll(cx).is_ready() {
             shutdown_seen = true;
@@ -66,9 +79,14 @@ where
             origin,
             cx,
         };
-        drive.poll(&mut session, &mut io, &mut buffer, &waker, || {
-            origin.elapsed()
-        })
+        let now = || origin.elapsed();
+        if can_block_in_place && session.does_file_io() {
+            tokio::task::block_in_place(|| {
+                drive.poll(&mut session, &mut io, &mut buffer, &waker, now)
+            })
+        } else {
+            drive.poll(&mut session, &mut io, &mut buffer, &waker, now)
+        }
     })
     .await;
     // The drive ends once the session has closed: it has its reason.

@@ -226,6 +226,16 @@ impl<H: Handler> Session<H> {
         self
     }
 
+    /// Whether the next steps may do blocking file I/O: a body being
+    /// received goes to a spool file or a writer, or a file on disk is
+    /// being sent. An executor whose threads must not block (Tokio's
+    /// multi-thread runtime, through `block_in_place`) can move such steps
+    /// off its async threads; tej-tokio does.
+    #[cfg(feature = "std")]
+    pub fn does_file_io(&self) -> bool {
+        self.partial.is_storing() || self.link.outbox.reads_files()
+    }
+
     /// Bytes of the file or message body now arriving that are still to
     /// come (0 between bodies): what a driver may read in one piece knowing
     /// it is all payload, none of it past the frame's next boundary.
