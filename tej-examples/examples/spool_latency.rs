@@ -13,11 +13,10 @@
 //! `FileTarget::SpoolDir`), `writer-thread` (`FileTarget::Writer` with
 //! the example's `WriterThread`) or `discard` (no disk, for comparison).
 //!
-//! Measured on 2 CPUs (medians of 3 runs, p50 / p99 / max): alone
-//! 0.07 / 0.6 / 15 ms; during the uploads, `spool-dir` 1.4 / 166 / 2000 ms,
-//! `writer-thread` 0.1 / 142 / 2900 ms, `discard` 0.9 / 7 / 14 ms. The
-//! stalls are the disk's (write-back throttling), and a bounded queue to a
-//! writer thread passes them on to the connection; see the README.
+//! Measured on 2 CPUs (medians of 5 runs, p50 / p99 / max): alone
+//! 0.06 / 0.3 / 4 ms; during the uploads, `spool-dir`, with tej-tokio
+//! running file I/O steps in `block_in_place`, 0.09 / 8.4 / 33 ms (before
+//! that: 0.31 / 31.8 / 1690 ms). See the README.
 
 use clap::ValueEnum;
 use tej_examples::spool_latency::{run, upload_data, Latency, Options, Target};
