@@ -37,12 +37,6 @@ use crate::session::{Handler, ReadBuffer, Session};
 const MAX_ROUNDS_PER_STEP: usize = 32;
 /// Slices in one vectored write.
 const MAX_IO_SLICES: usize = 64;
-/// Bytes offered to one write. A large body in memory is otherwise offered
-/// whole, and the kernel copies as much as the socket takes in one call
-/// (up to 14 MiB seen with `strace`): plain TCP on loopback moves 1 GiB in
-/// 1 MiB or 4 MiB writes at 2.8–2.9 GiB/s, in 16 MiB or 64 MiB writes at
-/// 2.3 (medians of 5; BENCHMARKS.md).
-const MAX_WRITE_LEN: usize = 1024 * 1024;
 
 /// A byte stream that never blocks: an operation that cannot proceed now
 /// fails with [`io::ErrorKind::WouldBlock`] and has arranged for the
@@ -104,23 +98,6 @@ pub fn pending_as_would_block<T>(poll: Poll<io::Result<T>>) -> io::Result<T> {
         Poll::Ready(result) => result,
         Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
     }
-}
-
-/// Fills `out` with the first `limit` bytes of `offered` (at least one
-/// byte of the first slice); returns how many slices it filled.
-fn capped_io_slices<'a>(offered: &[&'a [u8]], limit: usize, out: &mut [IoSlice<'a>]) -> usize {
-    let mut budget = limit.max(1);
-    let mut count = 0;
-    for (slot, slice) in out.iter_mut().zip(offered) {
-        if budget == 0 {
-            break;
-        }
-        let take = slice.len().min(budget);
-        *slot = IoSlice::new(&slice[..take]);
-        budget -= take;
-        count += 1;
-    }
-    count
 }
 
 /// A one-shot timer of an async runtime, for [`Drive::poll`].
@@ -331,15 +308,13 @@ impl Drive {
         transport: &mut T,
         now: Duration,
     ) -> bool {
-        let mut offered: [&[u8]; MAX_IO_SLICES] = [&[]; MAX_IO_SLICES];
-        let filled = session.transmit(&mut offered);
+        let mut slices = [IoSlice::new(&[]); MAX_IO_SLICES];
+        let filled = session.transmit_io_slices(&mut slices);
         if filled == 0 {
             // Nothing to offer after all: a file to send failed and closed the session.
             return true;
         }
-        let mut slices = [IoSlice::new(&[]); MAX_IO_SLICES];
-        let count = capped_io_slices(&offered[..filled], MAX_WRITE_LEN, &mut slices);
-        match transport.write_vectored(&slices[..count]) {
+        match transport.write_vectored(&slices[..filled]) {
             Ok(0) => {
                 // The stream takes no more bytes: it will not take these.
                 self.fail(session, io::ErrorKind::WriteZero.into());
@@ -510,33 +485,5 @@ impl Drive {
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::capped_io_slices;
-    use std::io::IoSlice;
-
-    fn lens(offered: &[&[u8]], limit: usize) -> std::vec::Vec<usize> {
-        let mut out = [IoSlice::new(&[]); 8];
-        let count = capped_io_slices(offered, limit, &mut out);
-        out[..count].iter().map(|slice| slice.len()).collect()
-    }
-
-    #[test]
-    fn a_write_offers_at_most_the_limit_in_order() {
-        let (a, b, c) = ([1u8; 10], [2u8; 20], [3u8; 30]);
-        let offered: [&[u8]; 3] = [&a, &b, &c];
-        assert_eq!(lens(&offered, 100), [10, 20, 30]);
-        assert_eq!(lens(&offered, 60), [10, 20, 30]);
-        assert_eq!(lens(&offered, 25), [10, 15]);
-        assert_eq!(lens(&offered, 10), [10]);
-        assert_eq!(lens(&offered, 5), [5]);
-        // Never nothing: at least a byte of the first slice.
-        assert_eq!(lens(&offered, 0), [1]);
-        let mut out = [IoSlice::new(&[]); 2];
-        assert_eq!(capped_io_slices(&offered, 100, &mut out), 2);
-        assert_eq!(&*out[1], &b[..]);
     }
 }

@@ -11,12 +11,10 @@ use crate::session::outgoing::{OutgoingBody, OutgoingFrame};
 /// Payloads up to this size are copied next to their headers: one copy is
 /// cheaper than one more slice in a vectored write.
 const COPY_THRESHOLD: usize = 4096;
-/// Chunk read from a file on disk per refill, and so the most one write
-/// of it offers: plain TCP on loopback moves 1 GiB in 256 KiB writes at
-/// 2.4 GiB/s and in 1 MiB writes at 2.9 (medians of 5; BENCHMARKS.md). The
-/// chunk is freed when the file is sent: an idle connection keeps none.
+/// Chunk read from a file on disk per refill. The chunk is freed when the
+/// file is sent: an idle connection keeps none.
 #[cfg(feature = "std")]
-const DISK_CHUNK_LEN: usize = 1024 * 1024;
+const DISK_CHUNK_LEN: usize = 256 * 1024;
 
 /// A run of outgoing bytes.
 enum Segment {
