@@ -236,12 +236,21 @@ fn sha256(data: &[u8]) -> String {
 }
 
 impl Peer {
-    async fn connect(frontend: SocketAddr) -> std::io::Result<Peer> {
+    /// Connects from `source` (a loopback address of the phase's own: on
+    /// loopback the kernel reuses ports still in TIME_WAIT, and a port one
+    /// phase's client had could otherwise come back as another's).
+    async fn connect(frontend: SocketAddr, source: [u8; 4]) -> std::io::Result<Peer> {
         let track = Arc::new(Track::default());
-        let client = Client::connect(frontend, Acks(Arc::clone(&track))).await?;
-        let local = client
-            .local_addr()
-            .expect("a TCP client has a local address");
+        let socket = tokio::net::TcpSocket::new_v4()?;
+        socket.bind(SocketAddr::from((source, 0)))?;
+        let stream = socket.connect(frontend).await?;
+        stream.set_nodelay(true)?;
+        let local = stream.local_addr()?;
+        let client = Client::from_stream(
+            stream,
+            Acks(Arc::clone(&track)),
+            tej_tokio::SessionConfig::default(),
+        );
         Ok(Peer {
             client,
             local,
@@ -400,7 +409,9 @@ fn a_fleet_behind_haproxy_serves_everyone_and_survives_losing_a_backend() {
                 .map(|i| {
                     let id = wave * 100 + i;
                     tokio::spawn(async move {
-                        let mut peer = Peer::connect(frontend).await.expect("connect");
+                        // A source address per wave, as per phase below.
+                        let source = [127, 0, 1, wave as u8 + 1];
+                        let mut peer = Peer::connect(frontend, source).await.expect("connect");
                         for n in 0..2 {
                             assert!(peer.send(id, n, 2, WAIT).await, "client {id} unanswered");
                         }
@@ -461,7 +472,9 @@ fn a_fleet_behind_haproxy_serves_everyone_and_survives_losing_a_backend() {
             .map(|i| {
                 let id = 1000 + i;
                 tokio::spawn(async move {
-                    let mut peer = Peer::connect(frontend).await.expect("connect");
+                    let mut peer = Peer::connect(frontend, [127, 0, 0, 2])
+                        .await
+                        .expect("connect");
                     assert!(peer.send(id, 0, 1, WAIT).await, "holder {id} unanswered");
                     (id, peer)
                 })
@@ -489,7 +502,7 @@ fn a_fleet_behind_haproxy_serves_everyone_and_survives_losing_a_backend() {
             let id = 2000 + i;
             tasks.push(tokio::spawn(async move {
                 let start = Instant::now();
-                let Ok(mut peer) = Peer::connect(frontend).await else {
+                let Ok(mut peer) = Peer::connect(frontend, [127, 0, 0, 3]).await else {
                     return (start, None, None);
                 };
                 let answered = peer.send(id, 0, 1, Duration::from_secs(5)).await;
