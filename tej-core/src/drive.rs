@@ -137,10 +137,13 @@ enum Closing {
     No,
     /// Flushing and shutting the stream down, until the deadline.
     Until(Duration),
-    /// Shut down; reading and dropping what the peer still sends until it
-    /// closes its side, until the deadline: closing a socket with unread
-    /// input resets the connection, and a reset can destroy what the peer
-    /// has not read of ours yet.
+    /// Shut down; reading and dropping what has arrived from the peer
+    /// (until nothing more is there, its end of stream, or the deadline):
+    /// closing a socket with unread input resets the connection, and a
+    /// reset can destroy what the peer has not read of ours yet. Not
+    /// waiting for the peer's end of stream: not every stream's shutdown
+    /// half-closes (futures-io's `poll_close` on async-io's sockets only
+    /// flushes), so the peer may never send it.
     Draining(Duration),
     /// Closed, or given up.
     Done,
@@ -386,9 +389,9 @@ impl Drive {
         }
     }
 
-    /// After the shutdown: reads and drops input until the peer's end of
-    /// stream (done), an error (done), the deadline (done), or nothing to
-    /// read now (pending).
+    /// After the shutdown: reads and drops the input that has arrived, until
+    /// none is left, the peer's end of stream, an error or the deadline
+    /// (done); a peer still sending gets another turn (yield).
     fn drain<T: Transport + ?Sized>(
         &mut self,
         transport: &mut T,
@@ -409,7 +412,10 @@ impl Drive {
                 }
                 Ok(_) => {}
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Step::Pending,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    self.closing = Closing::Done;
+                    return Step::Done;
+                }
                 Err(_) => {
                     self.closing = Closing::Done;
                     return Step::Done;

@@ -211,10 +211,17 @@ fn malformed_attacks() -> Vec<Attack> {
             "protocol error: message size 9223372036854775808 exceeds the limit of 67108864 at offset 10",
         ),
         Attack::new(
-            "name length 65535",
-            Wire::default().byte(0x80).byte(1).u64(1).u16(u16::MAX).0,
-            false,
-            "protocol error: file name length 65535 exceeds the limit of 1024 at offset 10",
+            // Within the defaults (the wire's longest name), then cut short.
+            "name length 65535, 3 bytes of it, end of stream",
+            Wire::default()
+                .byte(0x80)
+                .byte(1)
+                .u64(1)
+                .u16(u16::MAX)
+                .bytes(b"abc")
+                .0,
+            true,
+            "protocol error: stream ended inside the file name at offset 15",
         ),
         // Names.
         Attack::new(
@@ -1128,5 +1135,6 @@ macro_rules! hostile {
 hostile! {
     tokio: "tokio";
     async_std: "async-std";
+    smol: "smol";
     mio: "mio";
 }
