@@ -257,9 +257,6 @@ impl Drive {
             if session.is_closed() {
                 return self.close(session, transport, buffer, now);
             }
-            if session.poll_timeout().is_some_and(|due| due <= now) {
-                session.handle_timeout(now);
-            }
             session.poll_queue(waker);
             let mut progress = false;
             if session.wants_write() {
@@ -269,6 +266,13 @@ impl Drive {
             }
             if session.wants_read() {
                 progress |= self.read(session, transport, buffer, now);
+            }
+            // Timers after I/O: input that arrived while this task waited
+            // for its turn counts before an idle or frame deadline that
+            // passed meanwhile.
+            if session.poll_timeout().is_some_and(|due| due <= now) {
+                session.handle_timeout(now);
+                progress = true;
             }
             if !progress && !session.is_closed() {
                 return Step::Pending;

@@ -532,3 +532,34 @@ fn a_large_body_is_read_in_bulk_pieces_never_past_its_end() {
 fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }
+
+#[test]
+fn input_that_waited_for_its_turn_counts_before_a_passed_idle_deadline() {
+    let config = SessionConfig::default().idle_timeout(Some(Duration::from_secs(1)));
+    let handler = Replier::default();
+    let received = handler.received.clone();
+    let mut session = Session::new(handler, config);
+    let mut buffer = ReadBuffer::new(64 * 1024);
+    let mut drive = Drive::new();
+    let mut peer = Peer {
+        chunk: usize::MAX,
+        reading: true,
+        ..Peer::default()
+    };
+    assert_eq!(
+        run(&mut drive, &mut session, &mut peer, &mut buffer, secs(0)),
+        Step::Pending
+    );
+    // A frame arrived at 0.9 s, but the task only runs at 1.5 s: past the
+    // idle deadline, with the input waiting.
+    peer.input.extend_from_slice(&EMPTY_FRAME);
+    run(
+        &mut drive,
+        &mut session,
+        &mut peer,
+        &mut buffer,
+        Duration::from_millis(1500),
+    );
+    assert_eq!(*received.lock().unwrap(), 1);
+    assert!(session.is_open(), "the input counted before the deadline");
+}
