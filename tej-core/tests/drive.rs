@@ -553,13 +553,14 @@ fn input_that_waited_for_its_turn_counts_before_a_passed_idle_deadline() {
     // A frame arrived at 0.9 s, but the task only runs at 1.5 s: past the
     // idle deadline, with the input waiting.
     peer.input.extend_from_slice(&EMPTY_FRAME);
-    run(
+    let step = run(
         &mut drive,
         &mut session,
         &mut peer,
         &mut buffer,
         Duration::from_millis(1500),
     );
+    assert_eq!(step, Step::Pending);
     assert_eq!(*received.lock().unwrap(), 1);
     assert!(session.is_open(), "the input counted before the deadline");
 }
