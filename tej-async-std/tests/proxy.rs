@@ -228,6 +228,10 @@ macro_rules! suite {
                     wire.extend_from_slice(&sample().encode_to_vec().unwrap());
                     stream.write_all(&wire).await.unwrap();
                     assert_eq!(round_trip(stream, &[]).await, sample());
+                    // Both frames reach the handler (a shutdown right away
+                    // could otherwise stop before the second is read).
+                    let frames = running.seen.frames.clone();
+                    wait_for(|| frames.lock().unwrap().len() == 2).await;
                     let seen = running.stop().await;
                     assert_eq!(seen.frames.lock().unwrap().len(), 2);
                     assert_eq!(

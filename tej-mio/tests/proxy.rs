@@ -212,6 +212,10 @@ fn a_v2_header_with_the_first_frame_in_the_same_write_loses_no_byte() {
     wire.extend_from_slice(&sample().encode_to_vec().unwrap());
     stream.write_all(&wire).unwrap();
     assert_eq!(round_trip(into_mio(stream)), sample());
+    // Both frames reach the handler (a shutdown right away could
+    // otherwise stop before the second is read).
+    let frames = running.seen.frames.clone();
+    wait_for(|| frames.lock().unwrap().len() == 2);
     let seen = running.stop();
     assert_eq!(seen.frames.lock().unwrap().len(), 2);
     assert_eq!(

@@ -204,6 +204,10 @@ async fn a_v2_header_with_the_first_frame_in_the_same_write_loses_no_byte() {
     stream.write_all(&wire).await.unwrap();
     let back = round_trip(stream, &[]).await;
     assert_eq!(back, sample());
+    // Both frames reach the handler (a shutdown right away could
+    // otherwise stop before the second is read).
+    let frames = running.seen.frames.clone();
+    wait_for(|| frames.lock().unwrap().len() == 2).await;
     let seen = running.stop().await;
     assert_eq!(seen.frames.lock().unwrap().len(), 2);
     assert_eq!(
