@@ -231,5 +231,6 @@ macro_rules! hostile_fds {
 hostile_fds! {
     tokio: "tokio";
     async_std: "async-std";
+    smol: "smol";
     mio: "mio";
 }

@@ -478,5 +478,6 @@ macro_rules! hostile_load {
 hostile_load! {
     tokio: "tokio";
     async_std: "async-std";
+    smol: "smol";
     mio: "mio";
 }

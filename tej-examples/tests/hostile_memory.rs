@@ -805,5 +805,6 @@ macro_rules! hostile_memory {
 hostile_memory! {
     tokio: "tokio";
     async_std: "async-std";
+    smol: "smol";
     mio: "mio";
 }
