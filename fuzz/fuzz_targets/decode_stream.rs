@@ -37,22 +37,19 @@ impl<'a> Input<'a> {
 
 fn limits(tight: bool) -> Limits {
     if tight {
-        Limits {
-            max_file_count: 8,
-            max_name_len: 64,
-            max_file_size: 4096,
-            max_message_size: 4096,
-            max_frame_size: 8192,
-        }
+        Limits::DEFAULT
+            .max_file_count(8)
+            .max_name_len(64)
+            .max_file_size(4096)
+            .max_message_size(4096)
+            .max_frame_size(8192)
     } else {
         // Generous but bounded, so the fuzzer's malloc limit catches any
         // allocation sized by an announced length.
-        Limits {
-            max_file_size: 1 << 40,
-            max_message_size: 1 << 40,
-            max_frame_size: 1 << 40,
-            ..Limits::DEFAULT
-        }
+        Limits::DEFAULT
+            .max_file_size(1 << 40)
+            .max_message_size(1 << 40)
+            .max_frame_size(1 << 40)
     }
 }
 

@@ -109,13 +109,14 @@ impl Handler for Checker {
 
 fn config() -> SessionConfig {
     SessionConfig::default()
-        .limits(Limits {
-            max_file_count: 16,
-            max_name_len: 128,
-            max_file_size: 1 << 16,
-            max_message_size: 1 << 16,
-            max_frame_size: 1 << 17,
-        })
+        .limits(
+            Limits::DEFAULT
+                .max_file_count(16)
+                .max_name_len(128)
+                .max_file_size(1 << 16)
+                .max_message_size(1 << 16)
+                .max_frame_size(1 << 17),
+        )
         .idle_timeout(Some(Duration::from_millis(5_000)))
         .ping_interval(Some(Duration::from_millis(700)))
         .send_queue_capacity(1 << 16)
