@@ -49,6 +49,10 @@ impl Runtime for AsyncStd {
     async fn connect_unix(path: PathBuf) -> io::Result<Self::UnixStream> {
         async_std::os::unix::net::UnixStream::connect(path).await
     }
+    fn prepare_tcp(stream: &TcpStream) -> (Option<SocketAddr>, Option<SocketAddr>) {
+        no_delay(stream.set_nodelay(true));
+        (stream.peer_addr().ok(), stream.local_addr().ok())
+    }
 }
 
 impl Listener for TcpListener {
@@ -133,10 +137,7 @@ impl Client<AsyncStd> {
         H: Handler + Send + 'static,
     {
         let stream = TcpStream::connect(addr).await?;
-        no_delay(stream.set_nodelay(true));
-        let peer = stream.peer_addr().ok();
-        let local = stream.local_addr().ok();
-        Ok(Self::start(stream, peer, local, handler, config))
+        Ok(Self::start_tcp(stream, handler, config))
     }
 
     /// Connects over TCP to `addr`, completes a TLS handshake for
@@ -166,10 +167,6 @@ impl Client<AsyncStd> {
         H: Handler + Send + 'static,
     {
         let stream = TcpStream::connect(addr).await?;
-        no_delay(stream.set_nodelay(true));
-        let peer = stream.peer_addr().ok();
-        let local = stream.local_addr().ok();
-        let stream = generic::tls_handshake(stream, server_name, tls, &config).await?;
-        Ok(Self::start(stream, peer, local, handler, config))
+        Self::start_tls(stream, server_name, tls, handler, config).await
     }
 }

@@ -113,6 +113,33 @@ impl<R: Runtime> Client<R> {
         Ok(Client::start(stream, None, None, handler, config))
     }
 
+    /// Starts the session over a connected TCP stream of `R`.
+    pub(crate) fn start_tcp<H>(stream: R::TcpStream, handler: H, config: SessionConfig) -> Self
+    where
+        H: Handler + Send + 'static,
+    {
+        let (peer, local) = R::prepare_tcp(&stream);
+        Client::start(stream, peer, local, handler, config)
+    }
+
+    /// Runs the client's TLS handshake over a connected TCP stream of `R`,
+    /// then starts the session over it.
+    #[cfg(feature = "tls")]
+    pub(crate) async fn start_tls<H>(
+        stream: R::TcpStream,
+        server_name: rustls::pki_types::ServerName<'static>,
+        tls: std::sync::Arc<rustls::ClientConfig>,
+        handler: H,
+        config: SessionConfig,
+    ) -> io::Result<Self>
+    where
+        H: Handler + Send + 'static,
+    {
+        let (peer, local) = R::prepare_tcp(&stream);
+        let stream = tls_handshake(stream, server_name, tls, &config).await?;
+        Ok(Client::start(stream, peer, local, handler, config))
+    }
+
     /// Starts the session over a connected stream in a task on `R`.
     pub(crate) fn start<S, H>(
         stream: S,

@@ -231,8 +231,6 @@ pub mod smol;
 /// use them through the faces [`Server`]/[`Client`] (async-std) and
 /// `smol::Server`/`smol::Client`.
 pub mod generic {
-    #[cfg(feature = "tls")]
-    pub(crate) use crate::client::tls_handshake;
     pub use crate::client::Client;
     pub use crate::server::Server;
 }

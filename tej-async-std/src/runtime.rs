@@ -56,6 +56,12 @@ pub trait Runtime: sealed::Sealed + Send + Sync + Sized + 'static {
     /// Connects to the Unix socket at `path`.
     #[cfg(unix)]
     fn connect_unix(path: PathBuf) -> impl Future<Output = io::Result<Self::UnixStream>> + Send;
+
+    /// Readies a connected TCP stream (Nagle's algorithm off) and tells its
+    /// peer and local addresses.
+    fn prepare_tcp(
+        stream: &Self::TcpStream,
+    ) -> (Option<std::net::SocketAddr>, Option<std::net::SocketAddr>);
 }
 
 pub(crate) mod sealed {

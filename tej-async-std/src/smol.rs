@@ -87,6 +87,10 @@ impl Runtime for Smol {
     fn connect_unix(path: PathBuf) -> impl Future<Output = io::Result<Self::UnixStream>> + Send {
         ::smol::net::unix::UnixStream::connect(path)
     }
+    fn prepare_tcp(stream: &TcpStream) -> (Option<SocketAddr>, Option<SocketAddr>) {
+        no_delay(stream.set_nodelay(true));
+        (stream.peer_addr().ok(), stream.local_addr().ok())
+    }
 }
 
 impl Listener for TcpListener {
@@ -171,10 +175,7 @@ impl generic::Client<Smol> {
         H: Handler + Send + 'static,
     {
         let stream = TcpStream::connect(addr).await?;
-        no_delay(stream.set_nodelay(true));
-        let peer = stream.peer_addr().ok();
-        let local = stream.local_addr().ok();
-        Ok(Self::start(stream, peer, local, handler, config))
+        Ok(Self::start_tcp(stream, handler, config))
     }
 
     /// Connects over TCP to `addr`, completes a TLS handshake for
@@ -204,10 +205,6 @@ impl generic::Client<Smol> {
         H: Handler + Send + 'static,
     {
         let stream = TcpStream::connect(addr).await?;
-        no_delay(stream.set_nodelay(true));
-        let peer = stream.peer_addr().ok();
-        let local = stream.local_addr().ok();
-        let stream = generic::tls_handshake(stream, server_name, tls, &config).await?;
-        Ok(Self::start(stream, peer, local, handler, config))
+        Self::start_tls(stream, server_name, tls, handler, config).await
     }
 }
