@@ -176,6 +176,12 @@ impl<S: Stream> Stream for ProxyStream<S> {
     fn local_addr(&self) -> Option<SocketAddr> {
         self.inner.local_addr()
     }
+
+    /// The inner stream's: the header is read to its exact length, so no
+    /// read of the session's comes from a buffer of this stream's own.
+    fn short_io_drains(&self) -> bool {
+        self.inner.short_io_drains()
+    }
 }
 
 /// A [`Listener`] whose connections open with a PROXY header: each

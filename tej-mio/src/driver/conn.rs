@@ -78,11 +78,46 @@ pub trait Stream: mio::event::Source + Read + Write + Send {
     fn proxy_addr(&self) -> Option<SocketAddr> {
         None
     }
+
+    /// Whether a read that returns fewer bytes than asked for shows that
+    /// the operating system has no more to give now, and a write that
+    /// takes fewer than offered that it has no more room: the driver then
+    /// waits for the next readiness event instead of trying again and
+    /// getting `WouldBlock` (one system call saved per read, as tokio
+    /// does). True only for a stream whose reads come straight from a
+    /// socket under an edge-triggered selector (mio's TCP and Unix streams
+    /// on epoll and kqueue); a stream that buffers, such as TLS, keeps the
+    /// default, `false`.
+    fn short_io_drains(&self) -> bool {
+        false
+    }
 }
+
+/// Whether mio's selector here is edge-triggered epoll or kqueue, where a
+/// short read or write shows the socket drained or full (the platforms
+/// tokio applies the same rule on).
+const EDGE_TRIGGERED: bool = cfg!(all(
+    not(mio_unsupported_force_poll_poll),
+    any(
+        target_os = "android",
+        target_os = "illumos",
+        target_os = "linux",
+        target_os = "dragonfly",
+        target_os = "freebsd",
+        target_os = "ios",
+        target_os = "macos",
+        target_os = "netbsd",
+        target_os = "openbsd",
+    )
+));
 
 impl Stream for mio::net::TcpStream {
     fn shutdown_write(&mut self) -> io::Result<()> {
         self.shutdown(Shutdown::Write)
+    }
+
+    fn short_io_drains(&self) -> bool {
+        EDGE_TRIGGERED
     }
 
     fn peer_addr(&self) -> Option<SocketAddr> {
@@ -98,6 +133,10 @@ impl Stream for mio::net::TcpStream {
 impl Stream for mio::net::UnixStream {
     fn shutdown_write(&mut self) -> io::Result<()> {
         self.shutdown(Shutdown::Write)
+    }
+
+    fn short_io_drains(&self) -> bool {
+        EDGE_TRIGGERED
     }
 }
 
@@ -122,6 +161,9 @@ impl<S: Stream + ?Sized> Stream for Box<S> {
     }
     fn proxy_addr(&self) -> Option<SocketAddr> {
         (**self).proxy_addr()
+    }
+    fn short_io_drains(&self) -> bool {
+        (**self).short_io_drains()
     }
 }
 
@@ -158,10 +200,18 @@ pub(super) struct Conn<H: Handler> {
     shutdown: bool,
     pub(super) waker: Waker,
     pub(super) wake_state: Arc<ConnWaker>,
-    /// The stream may have bytes to read: cleared only by `WouldBlock`.
+    /// The stream may have bytes to read: cleared by `WouldBlock`, or by a
+    /// short read where that shows it drained.
     read_ready: bool,
-    /// The stream may take bytes: cleared only by `WouldBlock`.
+    /// The stream may take bytes: cleared by `WouldBlock`, or by a short
+    /// write where that shows it full.
     write_ready: bool,
+    /// An event said the peer closed its side (or the stream failed): a
+    /// short read no longer shows the stream drained, since no further
+    /// event will come; reads go on until the end or `WouldBlock`.
+    read_closed: bool,
+    /// The same for writing.
+    write_closed: bool,
     /// Whether `WRITABLE` is part of the registered interest.
     writable_interest: bool,
     /// The deadline this connection has in the driver's timers.
@@ -201,6 +251,8 @@ impl<H: Handler> Conn<H> {
             // Assume ready until the stream says otherwise.
             read_ready: true,
             write_ready: true,
+            read_closed: false,
+            write_closed: false,
             writable_interest: false,
             deadline: None,
             scheduled: false,
@@ -222,9 +274,12 @@ impl<H: Handler> Conn<H> {
     }
 
     /// Records a readiness event.
-    pub(super) fn ready(&mut self, readable: bool, writable: bool) {
-        self.read_ready |= readable;
-        self.write_ready |= writable;
+    pub(super) fn ready(&mut self, event: &mio::event::Event) {
+        let failed = event.is_error();
+        self.read_closed |= event.is_read_closed() || failed;
+        self.write_closed |= event.is_write_closed() || failed;
+        self.read_ready |= event.is_readable() || self.read_closed;
+        self.write_ready |= event.is_writable() || self.write_closed;
     }
 
     /// The timer of `deadline` fired.
@@ -284,6 +339,8 @@ impl<H: Handler> Conn<H> {
             let _ = track(&mut self.write_ready, self.stream.flush());
         }
         let mut io = Readiness {
+            read_drains: self.stream.short_io_drains() && !self.read_closed,
+            write_drains: self.stream.short_io_drains() && !self.write_closed,
             stream: &mut *self.stream,
             read_ready: &mut self.read_ready,
             write_ready: &mut self.write_ready,
@@ -338,6 +395,11 @@ impl<H: Handler> Conn<H> {
 /// event says the stream is ready again (mio's readiness is edge-triggered).
 struct Readiness<'a> {
     stream: &'a mut dyn Stream,
+    /// A short read shows the stream drained ([`Stream::short_io_drains`],
+    /// and no close was seen).
+    read_drains: bool,
+    /// A short write shows the stream full.
+    write_drains: bool,
     read_ready: &'a mut bool,
     write_ready: &'a mut bool,
 }
@@ -359,14 +421,26 @@ impl Transport for Readiness<'_> {
         if !*self.read_ready {
             return would_block();
         }
-        track(self.read_ready, self.stream.read(buf))
+        let result = track(self.read_ready, self.stream.read(buf));
+        if self.read_drains && matches!(result, Ok(n) if 0 < n && n < buf.len()) {
+            *self.read_ready = false;
+        }
+        result
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
         if !*self.write_ready {
             return would_block();
         }
-        track(self.write_ready, self.stream.write_vectored(bufs))
+        let result = track(self.write_ready, self.stream.write_vectored(bufs));
+        if self.write_drains {
+            if let Ok(n) = result {
+                if 0 < n && n < bufs.iter().map(|buf| buf.len()).sum() {
+                    *self.write_ready = false;
+                }
+            }
+        }
+        result
     }
 
     fn flush(&mut self) -> io::Result<()> {

@@ -389,10 +389,7 @@ impl<H: Handler, F: FnMut() -> H> Driver<H, F> {
             // A connection that ended earlier in this batch of events.
             return true;
         };
-        conn.ready(
-            event.is_readable() || event.is_read_closed() || event.is_error(),
-            event.is_writable() || event.is_write_closed() || event.is_error(),
-        );
+        conn.ready(event);
         self.turn(registry, slot, |_| {});
         true
     }
