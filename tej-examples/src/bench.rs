@@ -54,9 +54,55 @@ pub const LARGE_SWEEP: &[usize] = &[256 * 1024, 1024 * 1024, 4 * 1024 * 1024];
 pub const ROUND_TRIP_FRAME_LEN: usize = 18;
 /// The size of the disk workload's writes when it makes its file.
 const DISK_BUFFER_LEN: usize = 1024 * 1024;
-/// How plain sockets copy a file disk to disk: `std::io::copy` (`None`)
-/// and 1 MiB reads and writes; the best is the disk baseline.
-pub const DISK_SWEEP: &[Option<usize>] = &[None, Some(1024 * 1024)];
+/// How plain sockets copy a file disk to disk; the best is the disk
+/// baseline.
+#[cfg(target_os = "linux")]
+pub const DISK_SWEEP: &[DiskCopy] = &[
+    DiskCopy::StdCopy,
+    DiskCopy::Chunks(1024 * 1024),
+    DiskCopy::Kernel,
+];
+/// How plain sockets copy a file disk to disk; the best is the disk
+/// baseline.
+#[cfg(not(target_os = "linux"))]
+pub const DISK_SWEEP: &[DiskCopy] = &[DiskCopy::StdCopy, DiskCopy::Chunks(1024 * 1024)];
+
+/// One way plain sockets copy a file disk to disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskCopy {
+    /// `std::io::copy` file → socket and socket → file. (std uses no
+    /// `sendfile` from a file to a socket, since later changes to the file
+    /// could show in what is sent, and no `splice` from a socket to a file:
+    /// 8 KiB reads and writes.)
+    StdCopy,
+    /// Reads and `write_all`s of this many bytes on both sides.
+    Chunks(usize),
+    /// The kernel moves the bytes: `sendfile(2)` from the file to the
+    /// socket, `splice(2)` from the socket through a pipe into the file.
+    #[cfg(target_os = "linux")]
+    Kernel,
+}
+
+impl DiskCopy {
+    /// Its key in `baseline.disk_sweep_gib_s`.
+    pub fn key(self) -> String {
+        match self {
+            DiskCopy::StdCopy => "io_copy".into(),
+            DiskCopy::Chunks(size) => size.to_string(),
+            #[cfg(target_os = "linux")]
+            DiskCopy::Kernel => "sendfile_splice".into(),
+        }
+    }
+
+    fn name(self) -> String {
+        match self {
+            DiskCopy::StdCopy => "io::copy".into(),
+            DiskCopy::Chunks(size) => size_name(size),
+            #[cfg(target_os = "linux")]
+            DiskCopy::Kernel => "sendfile+splice".into(),
+        }
+    }
+}
 /// Threads connecting in a burst.
 const BURST_THREADS: usize = 4;
 /// The burst size that gets the `burst_10k_s` key.
@@ -85,6 +131,10 @@ pub struct BenchOptions {
     pub rounds: usize,
     /// The adapters to measure.
     pub runtimes: Vec<Runtime>,
+    /// Where the disk workload's files go: a scratch directory is made
+    /// inside it and removed at the end (`None`: the system's temporary
+    /// directory).
+    pub work_dir: Option<PathBuf>,
 }
 
 /// One adapter's figures.
@@ -131,9 +181,8 @@ pub struct PlainFigures {
     pub rtt_per_s: f64,
     /// The best of [`disk_sweep`](Self::disk_sweep), GiB/s.
     pub disk_gib_s: f64,
-    /// Disk to disk per way of copying of [`DISK_SWEEP`]: (`None` for
-    /// `std::io::copy` or the read/write size, GiB/s).
-    pub disk_sweep: Vec<(Option<usize>, f64)>,
+    /// Disk to disk per way of copying of [`DISK_SWEEP`], GiB/s.
+    pub disk_sweep: Vec<(DiskCopy, f64)>,
     /// A plain blocking accept loop, seconds for the burst (`None`: no burst).
     pub burst_s: Option<f64>,
     /// The kernel's listen-queue overflows counted during its bursts.
@@ -262,10 +311,7 @@ impl BenchReport {
             .plain
             .disk_sweep
             .iter()
-            .map(|(how, gib_s)| match how {
-                None => format!("io::copy {gib_s:.2}"),
-                Some(size) => format!("{} {gib_s:.2}", size_name(*size)),
-            })
+            .map(|(how, gib_s)| format!("{} {gib_s:.2}", how.name()))
             .collect();
         out.push_str(&format!(
             "plain disk to disk, GiB/s (the best is the baseline): {}\n",
@@ -344,10 +390,7 @@ impl BenchReport {
             .plain
             .disk_sweep
             .iter()
-            .map(|(how, gib_s)| {
-                let key = how.map_or_else(|| "io_copy".to_string(), |size| size.to_string());
-                (key, (*gib_s).into())
-            })
+            .map(|(how, gib_s)| (how.key(), (*gib_s).into()))
             .collect();
         let mut baseline = serde_json::json!({
             "large_gib_s": self.baseline.large_gib_s,
@@ -390,7 +433,12 @@ pub fn run(options: &BenchOptions, progress: &mut dyn FnMut(&str)) -> io::Result
     // The baseline writes the same borrowed slice every time; the same for
     // frames is a 'static message (leaked once) that each new frame borrows.
     let message: &'static [u8] = vec![0x5a; options.small_message_len].leak();
-    let work = WorkDir::create()?;
+    let work = match &options.work_dir {
+        Some(dir) => tempfile::Builder::new()
+            .prefix("tej-bench-")
+            .tempdir_in(dir)?,
+        None => tempfile::Builder::new().prefix("tej-bench-").tempdir()?,
+    };
     let tls = BenchTls::new(work.path())?;
     let source = work.path().join("source.bin");
     write_cached_file(&source, options.disk_size)?;
@@ -425,10 +473,10 @@ pub fn run(options: &BenchOptions, progress: &mut dyn FnMut(&str)) -> io::Result
             plain_ping_pong(options.round_trips)?,
         ));
         for (how, samples) in DISK_SWEEP.iter().zip(&mut baseline_disk) {
-            samples.push(gib_per_s(
-                options.disk_size,
-                plain_disk_copy(&source, work.path(), *how)?,
-            ));
+            samples.push(gib_per_s(options.disk_size, {
+                settle_page_cache();
+                plain_disk_copy(&source, work.path(), *how)?
+            }));
         }
         if burst_connections > 0 {
             let took =
@@ -457,10 +505,10 @@ pub fn run(options: &BenchOptions, progress: &mut dyn FnMut(&str)) -> io::Result
                 options.round_trips,
                 tej_round_trips(*runtime, options.round_trips)?,
             ));
-            samples.disk.push(gib_per_s(
-                options.disk_size,
-                tej_disk(*runtime, &source, &work.path().join(runtime.name()))?,
-            ));
+            samples.disk.push(gib_per_s(options.disk_size, {
+                settle_page_cache();
+                tej_disk(*runtime, &source, &work.path().join(runtime.name()))?
+            }));
             if burst_connections > 0 {
                 let took = counting_overflows(&mut samples.overflows, || {
                     tej_burst(*runtime, burst_connections)
@@ -483,7 +531,7 @@ pub fn run(options: &BenchOptions, progress: &mut dyn FnMut(&str)) -> io::Result
         .iter()
         .map(|(_, gib_s)| *gib_s)
         .fold(0.0, f64::max);
-    let disk_sweep: Vec<(Option<usize>, f64)> = DISK_SWEEP
+    let disk_sweep: Vec<(DiskCopy, f64)> = DISK_SWEEP
         .iter()
         .copied()
         .zip(baseline_disk.into_iter().map(median))
@@ -616,27 +664,6 @@ fn joined<T>(thread: std::thread::JoinHandle<io::Result<T>>, what: &str) -> io::
     thread
         .join()
         .map_err(|_| io::Error::other(format!("{what} panicked")))?
-}
-
-/// A scratch directory for the disk workload, removed when dropped.
-struct WorkDir(PathBuf);
-
-impl WorkDir {
-    fn create() -> io::Result<WorkDir> {
-        let path = std::env::temp_dir().join(format!("tej-bench-{}", std::process::id()));
-        std::fs::create_dir_all(&path)?;
-        Ok(WorkDir(path))
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for WorkDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// Writes `len` bytes to `path`, then reads them once, so that the file
@@ -1149,12 +1176,18 @@ fn plain_ping_pong(count: u64) -> io::Result<Duration> {
     Ok(took)
 }
 
-/// Disk to disk on plain sockets. With `chunk` `None`, `std::io::copy`
-/// file → socket and socket → file (std documents `sendfile`/`splice` for
-/// such copies on Linux where it can; see BENCHMARKS.md for what it does
-/// here); with `Some(n)`, `n`-byte reads and `write_all`s on both sides.
-/// Timed from the connected socket until the file is written.
-fn plain_disk_copy(source: &Path, dir: &Path, chunk: Option<usize>) -> io::Result<Duration> {
+/// Writes every dirty page back before a disk-to-disk copy (not timed), so
+/// that no copy pays for the writeback of the ones before it: without it,
+/// whichever copies came after a few GiB of writes ran into the kernel's
+/// dirty-page throttling, and the order decided the ratios.
+fn settle_page_cache() {
+    #[cfg(target_os = "linux")]
+    rustix::fs::sync();
+}
+
+/// Disk to disk on plain sockets, copied `how`. Timed from the connected
+/// socket until the file is written.
+fn plain_disk_copy(source: &Path, dir: &Path, how: DiskCopy) -> io::Result<Duration> {
     fn copy_in_chunks(from: &mut impl Read, to: &mut impl Write, chunk: usize) -> io::Result<u64> {
         let mut buffer = vec![0u8; chunk];
         let mut total = 0u64;
@@ -1175,18 +1208,22 @@ fn plain_disk_copy(source: &Path, dir: &Path, chunk: Option<usize>) -> io::Resul
     let receiver = std::thread::spawn(move || -> io::Result<u64> {
         let (mut stream, _) = listener.accept()?;
         let mut file = std::fs::File::create(&written)?;
-        match chunk {
-            None => io::copy(&mut stream, &mut file),
-            Some(chunk) => copy_in_chunks(&mut stream, &mut file, chunk),
+        match how {
+            DiskCopy::StdCopy => io::copy(&mut stream, &mut file),
+            DiskCopy::Chunks(chunk) => copy_in_chunks(&mut stream, &mut file, chunk),
+            #[cfg(target_os = "linux")]
+            DiskCopy::Kernel => kernel::splice_to_file(&stream, &file),
         }
     });
     let mut file = std::fs::File::open(source)?;
     let mut stream = TcpStream::connect(addr)?;
     stream.set_nodelay(true)?;
     let started = Instant::now();
-    let sent = match chunk {
-        None => io::copy(&mut file, &mut stream)?,
-        Some(chunk) => copy_in_chunks(&mut file, &mut stream, chunk)?,
+    let sent = match how {
+        DiskCopy::StdCopy => io::copy(&mut file, &mut stream)?,
+        DiskCopy::Chunks(chunk) => copy_in_chunks(&mut file, &mut stream, chunk)?,
+        #[cfg(target_os = "linux")]
+        DiskCopy::Kernel => kernel::sendfile_to_socket(&file, &stream)?,
     };
     drop(stream);
     let copied = joined(receiver, "the disk receiver")?;
@@ -1196,6 +1233,52 @@ fn plain_disk_copy(source: &Path, dir: &Path, chunk: Option<usize>) -> io::Resul
         return Err(io::Error::other("the plain disk copy lost bytes"));
     }
     Ok(took)
+}
+
+/// The kernel's own copies for the disk baseline, through rustix.
+#[cfg(target_os = "linux")]
+mod kernel {
+    use std::fs::File;
+    use std::io;
+    use std::net::TcpStream;
+
+    use rustix::pipe::{fcntl_setpipe_size, pipe, splice, SpliceFlags};
+
+    /// Most bytes one call moves.
+    const PIECE: usize = 1 << 20;
+
+    /// The whole file to the socket with `sendfile(2)`.
+    pub(super) fn sendfile_to_socket(file: &File, socket: &TcpStream) -> io::Result<u64> {
+        let mut offset = 0u64;
+        loop {
+            let sent = rustix::fs::sendfile(socket, file, Some(&mut offset), PIECE)?;
+            if sent == 0 {
+                return Ok(offset);
+            }
+        }
+    }
+
+    /// Everything the socket delivers until its end, into the file, with
+    /// `splice(2)` through a pipe (a 1 MiB pipe where the kernel allows).
+    pub(super) fn splice_to_file(socket: &TcpStream, file: &File) -> io::Result<u64> {
+        let (pipe_out, pipe_in) = pipe()?;
+        let pipe_len = fcntl_setpipe_size(&pipe_in, PIECE).unwrap_or(64 * 1024);
+        let mut total = 0u64;
+        loop {
+            let moved = splice(socket, None, &pipe_in, None, pipe_len, SpliceFlags::MOVE)?;
+            if moved == 0 {
+                return Ok(total);
+            }
+            let mut left = moved;
+            while left > 0 {
+                match splice(&pipe_out, None, file, None, left, SpliceFlags::MOVE)? {
+                    0 => return Err(io::ErrorKind::WriteZero.into()),
+                    spliced => left -= spliced,
+                }
+            }
+            total += moved as u64;
+        }
+    }
 }
 
 /// `iperf3 -c` with 1 MiB writes against `iperf3 -s -1` on loopback, GiB/s;
@@ -1345,21 +1428,24 @@ pub fn python_figures(
     python: &std::path::Path,
     options: &BenchOptions,
 ) -> io::Result<BaselineFigures> {
-    let script = std::env::temp_dir().join(format!("tej-python-bench-{}.py", std::process::id()));
-    std::fs::write(&script, PYTHON_BENCH)?;
+    let script = tempfile::Builder::new()
+        .prefix("tej-python-bench-")
+        .suffix(".py")
+        .tempfile()?;
+    std::fs::write(script.path(), PYTHON_BENCH)?;
     let mut large = Vec::new();
     let mut small = Vec::new();
     for _ in 0..options.rounds {
         let took = python_run(
             python,
-            &script,
+            script.path(),
             1,
             &["--large", &options.large_size.to_string()],
         )?;
         large.push(gib_per_s(options.large_size, took));
         let took = python_run(
             python,
-            &script,
+            script.path(),
             options.small_count,
             &[
                 "--small",
@@ -1370,7 +1456,6 @@ pub fn python_figures(
         )?;
         small.push(per_s(options.small_count, took));
     }
-    let _ = std::fs::remove_file(&script);
     Ok(BaselineFigures {
         large_gib_s: median(large),
         small_fps: median(small),

@@ -71,6 +71,11 @@ struct BenchArgs {
     /// Measure this runtime only (default: all).
     #[arg(long, value_enum)]
     runtime: Option<Runtime>,
+    /// Where the disk-to-disk workload writes its files (default: the
+    /// system's temporary directory). Its figures are the file system's as
+    /// much as ours: a tmpfs such as /dev/shm shows the copying alone.
+    #[arg(long)]
+    work_dir: Option<PathBuf>,
     /// Also measure the reference implementation (tej-protoc 0.2.4) when
     /// its Python package is installed.
     #[arg(long)]
@@ -122,6 +127,7 @@ fn bench(args: &BenchArgs) -> ExitCode {
         runtimes: args
             .runtime
             .map_or_else(|| Runtime::ALL.to_vec(), |runtime| vec![runtime]),
+        work_dir: args.work_dir.clone(),
     };
     let report = match bench::run(&options, &mut |step| eprintln!("tej bench: {step}")) {
         Ok(report) => report,
