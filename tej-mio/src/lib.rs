@@ -198,11 +198,16 @@
 //!
 //! - **Readiness.** mio's readiness is edge-triggered, so the loop keeps,
 //!   per connection, whether the socket may be readable and writable; an
-//!   event sets them, only `WouldBlock` clears them, and a read or write
-//!   ruled out by them fails with `WouldBlock` without a system call. The
-//!   drive reads until `WouldBlock` into one buffer shared by every
-//!   connection of the loop, and writes with `write_vectored`, partial
-//!   writes included: the unwritten rest stays queued, in order.
+//!   event sets them, `WouldBlock` clears them, and a read or write ruled
+//!   out by them fails with `WouldBlock` without a system call. On a
+//!   stream whose [`Stream::short_io_drains`] says so (TCP and Unix
+//!   sockets on epoll and kqueue), a read that returns less than asked
+//!   clears readability too, and a short write writability, as tokio
+//!   does: that saves one system call per round trip. Once an event has
+//!   said the peer closed, reads go on to the end of the stream. The drive
+//!   reads into one buffer shared by every connection of the loop, and
+//!   writes with `write_vectored`, partial writes included: the unwritten
+//!   rest stays queued, in order.
 //! - **Interest.** A socket is registered for `READABLE` always and for
 //!   `WRITABLE` only while [`Drive::wants_write`](tej_core::drive::Drive::wants_write)
 //!   or the stream has bytes of its own to write ([`Stream::wants_write`]:
