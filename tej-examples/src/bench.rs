@@ -507,11 +507,11 @@ pub fn run(options: &BenchOptions, progress: &mut dyn FnMut(&str)) -> io::Result
             progress(&format!("round {round}/{}: {runtime}", options.rounds));
             samples.large.push(gib_per_s(
                 options.large_size,
-                tej_large(*runtime, &payload)?,
+                tej_large(*runtime, &payload, None)?,
             ));
             samples.tls_large.push(gib_per_s(
                 options.large_size,
-                tej_large_tls(*runtime, &payload, &tls)?,
+                tej_large(*runtime, &payload, Some(&tls))?,
             ));
             samples.small.push(per_s(
                 options.small_count,
@@ -855,14 +855,32 @@ impl Handler for Arrival {
 struct Quiet;
 impl Handler for Quiet {}
 
-fn tej_large(runtime: Runtime, payload: &Bytes) -> io::Result<Duration> {
+/// One large file from memory to a discarding receiver, over TLS with
+/// `tls`; timed until the server's handler has the frame.
+fn tej_large(runtime: Runtime, payload: &Bytes, tls: Option<&BenchTls>) -> io::Result<Duration> {
     let (done_tx, done) = mpsc::sync_channel(1);
-    let server = runtime::start_server(runtime, loopback(), unbounded_config(), move || Counter {
-        expected: 1,
-        frames: 0,
-        done: done_tx.clone(),
-    })?;
-    let client = runtime::connect(runtime, server.addr(), Quiet, unbounded_config())?;
+    let options = runtime::ServerOptions {
+        tls: tls.map(|tls| Arc::clone(&tls.server)),
+        ..runtime::ServerOptions::default()
+    };
+    let server = runtime::start_server_with(
+        runtime,
+        loopback(),
+        unbounded_config(),
+        options,
+        move || Counter {
+            expected: 1,
+            frames: 0,
+            done: done_tx.clone(),
+        },
+    )?;
+    let client = runtime::connect_with(
+        runtime,
+        server.endpoint(),
+        tls.map(|tls| &tls.client),
+        Quiet,
+        unbounded_config(),
+    )?;
     let frame = FrameBuilder::new(Status::DEFAULT)
         .file("large.bin", payload.clone())
         .build();
@@ -913,46 +931,6 @@ impl BenchTls {
             },
         })
     }
-}
-
-/// [`tej_large`] over TLS: the same frame, the same discarding receiver.
-fn tej_large_tls(runtime: Runtime, payload: &Bytes, tls: &BenchTls) -> io::Result<Duration> {
-    let (done_tx, done) = mpsc::sync_channel(1);
-    let options = runtime::ServerOptions {
-        tls: Some(Arc::clone(&tls.server)),
-        ..runtime::ServerOptions::default()
-    };
-    let server = runtime::start_server_with(
-        runtime,
-        loopback(),
-        unbounded_config(),
-        options,
-        move || Counter {
-            expected: 1,
-            frames: 0,
-            done: done_tx.clone(),
-        },
-    )?;
-    let client = runtime::connect_with(
-        runtime,
-        server.endpoint(),
-        Some(&tls.client),
-        Quiet,
-        unbounded_config(),
-    )?;
-    let frame = FrameBuilder::new(Status::DEFAULT)
-        .file("large.bin", payload.clone())
-        .build();
-    let started = Instant::now();
-    client
-        .sender()
-        .send_blocking(frame)
-        .map_err(|error| io::Error::other(error.to_string()))?;
-    wait(&done, "the large file over TLS")?;
-    let took = started.elapsed();
-    client.close()?;
-    server.stop();
-    Ok(took)
 }
 
 fn tej_small(
