@@ -3,7 +3,7 @@
 //! system (`deploy/haproxy.cfg` as it is: TCP mode, `send-proxy-v2`, health
 //! checks every 200 ms), all on loopback.
 //!
-//! 1. 300 clients in waves of 100 connected at once, each sending two
+//! 1. 300 clients connected at once, each sending two
 //!    frames with two files: every client is served by exactly one
 //!    backend, which reports its `peer` as the client's own local address
 //!    and every file with the SHA-256 the client computed.
@@ -401,38 +401,48 @@ fn a_fleet_behind_haproxy_serves_everyone_and_survives_losing_a_backend() {
         .build()
         .unwrap();
 
-    // 1. 300 clients, 100 connected at once, two frames of two files each.
+    // 1. 300 clients connected at once, two frames of two files each.
     let mut served: Vec<(SocketAddr, Vec<(Sent, bool)>)> = Vec::new();
-    for wave in 0..3u64 {
-        let peers = runtime.block_on(async {
-            let tasks: Vec<_> = (0..100u64)
-                .map(|i| {
-                    let id = wave * 100 + i;
-                    tokio::spawn(async move {
-                        // A source address per wave, as per phase below.
-                        let source = [127, 0, 1, wave as u8 + 1];
-                        let mut peer = Peer::connect(frontend, source).await.expect("connect");
-                        for n in 0..2 {
-                            assert!(peer.send(id, n, 2, WAIT).await, "client {id} unanswered");
-                        }
-                        peer
-                    })
+    let peers = runtime.block_on(async {
+        let tasks: Vec<_> = (0..300u64)
+            .map(|id| {
+                tokio::spawn(async move {
+                    // A source address of this phase's own (see Peer::connect).
+                    let mut peer = Peer::connect(frontend, [127, 0, 1, 1])
+                        .await
+                        .expect("connect");
+                    for n in 0..2 {
+                        assert!(peer.send(id, n, 2, WAIT).await, "client {id} unanswered");
+                    }
+                    peer
                 })
-                .collect();
-            let mut peers = Vec::new();
-            for task in tasks {
-                peers.push(task.await.expect("a client task"));
-            }
-            peers
-        });
-        // All 100 were connected at once: close them together.
-        runtime.block_on(async {
-            for peer in peers {
-                let local = peer.local;
-                served.push((local, peer.close().await));
-            }
-        });
-    }
+            })
+            .collect();
+        let mut peers = Vec::new();
+        for task in tasks {
+            peers.push(task.await.expect("a client task"));
+        }
+        peers
+    });
+    // Every client is still connected here: all 300 are at once.
+    wait_until("300 connections reported", || {
+        backends
+            .iter()
+            .map(|b| b.events("connected").len())
+            .sum::<usize>()
+            >= 300
+    });
+    let concurrent: usize = backends
+        .iter()
+        .map(|b| b.events("connected").len() - b.events("disconnected").len())
+        .sum();
+    assert_eq!(concurrent, 300, "clients connected at once");
+    runtime.block_on(async {
+        for peer in peers {
+            let local = peer.local;
+            served.push((local, peer.close().await));
+        }
+    });
     wait_until("300 disconnections reported", || {
         backends
             .iter()
@@ -454,7 +464,8 @@ fn a_fleet_behind_haproxy_serves_everyone_and_survives_losing_a_backend() {
     }
     let files: usize = received.values().map(|frames| frames.len() * 2).sum();
     println!(
-        "phase 1: {} clients served, {} frames, {files} files verified by SHA-256; per backend {per_backend:?}",
+        "phase 1: {} clients served ({concurrent} connected at once), {} frames, {files} files \
+         verified by SHA-256; per backend {per_backend:?}",
         served.len(),
         served.len() * 2
     );
