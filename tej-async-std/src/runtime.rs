@@ -74,7 +74,5 @@ pub(crate) mod sealed {
 pub(crate) fn std_unix_listener(
     path: &std::path::Path,
 ) -> io::Result<std::os::unix::net::UnixListener> {
-    let listener = std::os::unix::net::UnixListener::bind(path)?;
-    listener.set_nonblocking(true)?;
-    Ok(listener)
+    tej_core::accept::listen_unix(path)
 }

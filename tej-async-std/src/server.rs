@@ -67,12 +67,14 @@ impl<R: Runtime> Server<R> {
 
 #[cfg(unix)]
 impl<R: Runtime> Server<R, R::UnixListener> {
-    /// Binds a Unix-domain socket at `path`. The file must not exist yet;
-    /// it is left behind when the server stops.
+    /// Binds a Unix socket at `path` (backlog 4,096). The socket file is
+    /// left in place when the server ends; binding again replaces such a
+    /// stale one, never one a live server listens on
+    /// ([`tej_core::accept::listen_unix`]).
     ///
     /// # Errors
     ///
-    /// The error of binding.
+    /// The error of binding (`AddrInUse` if a server listens at `path`).
     pub fn bind_unix(path: impl AsRef<Path>) -> io::Result<Self> {
         Ok(Server::from_listener(R::bind_unix(
             path.as_ref().to_path_buf(),

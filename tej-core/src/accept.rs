@@ -237,3 +237,94 @@ pub fn listen_tcp(
         std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address to bind to")
     }))
 }
+
+/// A non-blocking Unix domain socket listener at `path`, with a backlog of
+/// [`LISTEN_BACKLOG`].
+///
+/// A socket file is not removed when its listener is dropped, so a server
+/// that stopped leaves one behind. Binding replaces such a stale socket
+/// (one that refuses connections: nobody listens on it); it never replaces
+/// a socket a live server accepts on, nor anything that is not a socket
+/// (both fail with `AddrInUse`). Telling the two apart connects to the
+/// socket once, so a live server there sees a connection open and close.
+///
+/// # Errors
+///
+/// The error of binding, or of removing a stale socket.
+#[cfg(all(feature = "net", unix))]
+pub fn listen_unix(path: &std::path::Path) -> std::io::Result<std::os::unix::net::UnixListener> {
+    use socket2::{Domain, SockAddr, Socket, Type};
+    use std::io::ErrorKind;
+    use std::os::unix::fs::FileTypeExt;
+
+    let listen = || -> std::io::Result<std::os::unix::net::UnixListener> {
+        let socket = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+        socket.bind(&SockAddr::unix(path)?)?;
+        socket.listen(LISTEN_BACKLOG)?;
+        socket.set_nonblocking(true)?;
+        Ok(std::os::fd::OwnedFd::from(socket).into())
+    };
+    match listen() {
+        Err(error) if error.kind() == ErrorKind::AddrInUse => {
+            let is_socket = std::fs::symlink_metadata(path)
+                .is_ok_and(|metadata| metadata.file_type().is_socket());
+            let stale = is_socket
+                && std::os::unix::net::UnixStream::connect(path)
+                    .is_err_and(|refused| refused.kind() == ErrorKind::ConnectionRefused);
+            if !stale {
+                return Err(error);
+            }
+            tracing::debug!(path = %path.display(), "replacing a stale Unix socket");
+            std::fs::remove_file(path)?;
+            listen()
+        }
+        bound => bound,
+    }
+}
+
+#[cfg(all(test, feature = "net", unix))]
+mod tests {
+    use super::listen_unix;
+    use std::io::ErrorKind;
+
+    #[test]
+    fn a_stale_unix_socket_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tej.sock");
+        let first = listen_unix(&path).unwrap();
+        drop(first);
+        assert!(path.exists(), "a dropped listener leaves its file");
+        let second = listen_unix(&path).expect("the stale socket replaced");
+        // The new listener is the one at the path: a client reaches it.
+        let client = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        second.set_nonblocking(false).unwrap();
+        let (accepted, _) = second.accept().unwrap();
+        assert_eq!(
+            accepted.peer_addr().unwrap().as_pathname(),
+            client.local_addr().unwrap().as_pathname()
+        );
+    }
+
+    #[test]
+    fn a_live_unix_socket_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tej.sock");
+        let live = listen_unix(&path).unwrap();
+        let error = listen_unix(&path).expect_err("a live server's socket");
+        assert_eq!(error.kind(), ErrorKind::AddrInUse);
+        // Still the live server's: it accepts.
+        let _client = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        live.set_nonblocking(false).unwrap();
+        live.accept().unwrap();
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_socket_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notes.txt");
+        std::fs::write(&path, b"mine").unwrap();
+        let error = listen_unix(&path).expect_err("not a socket");
+        assert_eq!(error.kind(), ErrorKind::AddrInUse);
+        assert_eq!(std::fs::read(&path).unwrap(), b"mine");
+    }
+}

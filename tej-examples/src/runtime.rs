@@ -238,7 +238,8 @@ where
     start_server_with(runtime, bind, config, ServerOptions::default(), factory)
 }
 
-/// [`start_server`] with `options`. A Unix socket path must not exist yet.
+/// [`start_server`] with `options`. A stale Unix socket file at the path (nobody
+/// listens on it) is replaced.
 ///
 /// # Errors
 ///

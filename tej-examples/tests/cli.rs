@@ -909,8 +909,9 @@ fn tls_client_certificates_are_required_when_asked() {
     assert!(events(&rest, "received").is_empty(), "{rest:?}");
 }
 
-/// `--bind unix:PATH` and `tej send unix:PATH` on every runtime; the
-/// socket file is removed when the server stops.
+/// `--bind unix:PATH` and `tej send unix:PATH` on every runtime: a stale
+/// socket file (a server that died) is replaced, a live server's is not,
+/// and the socket file is removed when the server stops.
 #[test]
 fn unix_sockets_on_every_runtime() {
     for &runtime in Runtime::ALL {
@@ -919,6 +920,8 @@ fn unix_sockets_on_every_runtime() {
         let bind = format!("unix:{}", socket.display());
         let data = content(300_000, 5);
         let path = scratch.file("over-unix.bin", &data);
+        // What a killed server leaves behind: a socket nobody listens on.
+        drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
         let mut serve = Serve::start_at(runtime, &bind, ["--reply", "local"]);
         let output = send([
             OsString::from(&bind),
@@ -944,6 +947,16 @@ fn unix_sockets_on_every_runtime() {
             &data,
         );
         serve.expect("disconnected");
+        // A second server finds this one live (by connecting once) and
+        // leaves its socket alone.
+        let second = tej()
+            .args(["serve", "--bind", &bind, "--runtime", runtime.name()])
+            .output()
+            .unwrap();
+        assert!(!second.status.success(), "a second server on a live socket");
+        let said = String::from_utf8_lossy(&second.stderr);
+        assert!(said.contains("Address already in use"), "{said}");
+        let _probe = serve.expect("connected");
         let (status, _) = serve.interrupt();
         assert!(status.success());
         assert!(!socket.exists(), "the socket file is removed on exit");

@@ -77,9 +77,9 @@
 //!     }
 //! }
 //!
-//! // The socket file must not exist yet; it stays after the server ends.
+//! // The socket file stays after the server ends; binding again replaces
+//! // it (a live server's socket is never replaced).
 //! let path = std::env::temp_dir().join("tej-example.sock");
-//! let _ = std::fs::remove_file(&path);
 //! // One signal of our own stops the server (and could stop others).
 //! let shutdown = ShutdownHandle::new();
 //! let server = Server::bind_unix(&path)?.with_shutdown(shutdown.clone());

@@ -64,16 +64,18 @@ impl Server {
         Server::from_listener(mio::net::TcpListener::from_std(listener))
     }
 
-    /// Binds a Unix socket at `path`, which must not exist yet (a socket
-    /// file left by an earlier server must be removed first). The file
-    /// stays when the server ends.
+    /// Binds a Unix socket at `path` (backlog 4,096). The socket file is
+    /// left in place when the server ends; binding again replaces such a
+    /// stale one, never one a live server listens on
+    /// ([`tej_core::accept::listen_unix`]).
     ///
     /// # Errors
     ///
-    /// The error of binding.
+    /// The error of binding (`AddrInUse` if a server listens at `path`).
     #[cfg(unix)]
     pub fn bind_unix(path: impl AsRef<Path>) -> io::Result<Server> {
-        Server::from_listener(mio::net::UnixListener::bind(path)?)
+        let listener = tej_core::accept::listen_unix(path.as_ref())?;
+        Server::from_listener(mio::net::UnixListener::from_std(listener))
     }
 
     /// A server on a listener made elsewhere: mio's `TcpListener` or

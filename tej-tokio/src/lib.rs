@@ -142,7 +142,7 @@
 //! impl Handler for Quiet {}
 //!
 //! let path = "/tmp/tej.sock";
-//! let _ = std::fs::remove_file(path); // a socket file left by an earlier run
+//! // A socket file left by an earlier run is replaced; a live server's is not.
 //! let server = Server::bind_unix(path).await?;
 //! let shutdown = server.shutdown_handle();
 //! let serving = tokio::spawn(server.serve(|| Quiet));

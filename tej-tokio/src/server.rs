@@ -61,17 +61,21 @@ impl Server {
 
 #[cfg(unix)]
 impl Server<tokio::net::UnixListener> {
-    /// Binds a Unix domain socket at `path`. The socket file is left in
-    /// place when the server ends; binding fails with `AddrInUse` while
-    /// it exists, so remove a stale one first.
+    /// Binds a Unix domain socket at `path` (backlog 4,096). The socket
+    /// file is left in place when the server ends; binding again replaces
+    /// such a stale one, never one a live server listens on
+    /// ([`tej_core::accept::listen_unix`]).
     ///
     /// # Errors
     ///
-    /// The error of binding.
+    /// The error of binding (`AddrInUse` if a server listens at `path`).
     pub async fn bind_unix(
         path: impl AsRef<std::path::Path>,
     ) -> io::Result<Server<tokio::net::UnixListener>> {
-        Ok(Server::from_listener(tokio::net::UnixListener::bind(path)?))
+        let listener = tej_core::accept::listen_unix(path.as_ref())?;
+        Ok(Server::from_listener(tokio::net::UnixListener::from_std(
+            listener,
+        )?))
     }
 }
 

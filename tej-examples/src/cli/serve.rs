@@ -21,8 +21,8 @@ pub const DEFAULT_MIN_RATE: u64 = 64 << 10;
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServeArgs {
     /// Address to listen on, such as 0.0.0.0:4000 (port 0 picks a free
-    /// port, printed first), or unix:PATH for a Unix domain socket (the
-    /// path must not exist; it is removed on exit)
+    /// port, printed first), or unix:PATH for a Unix domain socket (a
+    /// stale socket file left there is replaced; removed on exit)
     #[arg(long, value_name = "ADDR")]
     pub bind: String,
     /// Runtime to serve on
@@ -236,7 +236,7 @@ pub fn run(args: &ServeArgs, stop: &Receiver<()>) -> anyhow::Result<()> {
     tracing::info!("shutting down: finishing the frames in progress");
     server.stop();
     if let Endpoint::Unix(path) = &bind {
-        // Ours: bound above, where an existing path fails.
+        // Ours: bound above, where a live server's socket fails.
         let _ = std::fs::remove_file(path);
     }
     tracing::info!("stopped");
