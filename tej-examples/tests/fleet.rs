@@ -437,6 +437,18 @@ fn a_fleet_behind_haproxy_serves_everyone_and_survives_losing_a_backend() {
         .map(|b| b.events("connected").len() - b.events("disconnected").len())
         .sum();
     assert_eq!(concurrent, 300, "clients connected at once");
+    // Each backend reports the client as `peer` and HAProxy as `proxy`.
+    for backend in &backends {
+        for event in backend.events("connected") {
+            let address = |key: &str| -> SocketAddr {
+                let text = event[key].as_str();
+                text.and_then(|text| text.parse().ok())
+                    .unwrap_or_else(|| panic!("{}: no {key} in {event}", backend.name))
+            };
+            assert_eq!(address("peer").ip().to_string(), "127.0.1.1", "{event}");
+            assert_eq!(address("proxy").ip().to_string(), "127.0.0.1", "{event}");
+        }
+    }
     runtime.block_on(async {
         for peer in peers {
             let local = peer.local;

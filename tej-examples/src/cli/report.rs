@@ -68,8 +68,13 @@ pub enum Event {
     },
     /// A connection opened.
     Connected {
-        /// The peer's address.
+        /// The peer's address: with `--proxy-protocol`, the client the
+        /// balancer's PROXY header named.
         peer: Option<String>,
+        /// With `--proxy-protocol`, the balancer's own address (the
+        /// connection's other end); absent for a direct connection.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        proxy: Option<String>,
     },
     /// A frame (any status but 2) arrived.
     Received(FrameReport),
@@ -155,7 +160,10 @@ impl Event {
         let peer_of = |peer: &Option<String>| peer.clone().unwrap_or_else(|| "?".into());
         match self {
             Event::Listening { addr } => format!("listening on {addr}; Ctrl-C to stop"),
-            Event::Connected { peer } => format!("{} connected", peer_of(peer)),
+            Event::Connected { peer, proxy } => match proxy {
+                Some(proxy) => format!("{} connected (through {proxy})", peer_of(peer)),
+                None => format!("{} connected", peer_of(peer)),
+            },
             Event::Received(frame) => frame_text("received", frame),
             Event::Ping(frame) => frame_text("ping", frame),
             Event::Disconnected { peer, reason, .. } => {

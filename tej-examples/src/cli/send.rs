@@ -417,6 +417,7 @@ impl Watch {
         match seen {
             Seen::Connected(peer) => self.print(&Event::Connected {
                 peer: peer.map(|peer| peer.to_string()),
+                proxy: None,
             }),
             Seen::Frame { event, ping } => {
                 self.print(&event);

@@ -157,6 +157,7 @@ impl Handler for ServeHandler {
         self.peer = conn.peer_addr();
         self.printer.print(&Event::Connected {
             peer: self.peer.map(|peer| peer.to_string()),
+            proxy: conn.proxy_addr().map(|proxy| proxy.to_string()),
         });
     }
 
