@@ -268,9 +268,15 @@ pub fn listen_unix(path: &std::path::Path) -> std::io::Result<std::os::unix::net
         Err(error) if error.kind() == ErrorKind::AddrInUse => {
             let is_socket = std::fs::symlink_metadata(path)
                 .is_ok_and(|metadata| metadata.file_type().is_socket());
+            // Without waiting: a live server with a full backlog says
+            // `WouldBlock`, and is live.
+            let probe = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+            probe.set_nonblocking(true)?;
             let stale = is_socket
-                && std::os::unix::net::UnixStream::connect(path)
+                && probe
+                    .connect(&SockAddr::unix(path)?)
                     .is_err_and(|refused| refused.kind() == ErrorKind::ConnectionRefused);
+            drop(probe);
             if !stale {
                 return Err(error);
             }
@@ -316,6 +322,38 @@ mod tests {
         let _client = std::os::unix::net::UnixStream::connect(&path).unwrap();
         live.set_nonblocking(false).unwrap();
         live.accept().unwrap();
+    }
+
+    #[test]
+    fn a_live_unix_socket_with_a_full_backlog_is_kept_without_waiting() {
+        use socket2::{Domain, SockAddr, Socket, Type};
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tej.sock");
+        let live = Socket::new(Domain::UNIX, Type::STREAM, None).unwrap();
+        live.bind(&SockAddr::unix(&path).unwrap()).unwrap();
+        live.listen(0).unwrap();
+        // Fill its backlog: connects that nobody accepts.
+        let mut waiting = std::vec::Vec::new();
+        loop {
+            let client = Socket::new(Domain::UNIX, Type::STREAM, None).unwrap();
+            client.set_nonblocking(true).unwrap();
+            match client.connect(&SockAddr::unix(&path).unwrap()) {
+                Ok(()) => waiting.push(client),
+                Err(error) if error.kind() == ErrorKind::WouldBlock => break,
+                Err(error) => panic!("{error}"),
+            }
+            assert!(waiting.len() < 1000, "the backlog never filled");
+        }
+        let (done, result) = std::sync::mpsc::channel();
+        let probed = path.clone();
+        std::thread::spawn(move || done.send(listen_unix(&probed).map(drop)));
+        let error = result
+            .recv_timeout(std::time::Duration::from_secs(10))
+            .expect("binding waited on a full backlog")
+            .expect_err("a live server's socket");
+        assert_eq!(error.kind(), ErrorKind::AddrInUse);
+        drop(live);
     }
 
     #[test]
