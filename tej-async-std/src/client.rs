@@ -113,6 +113,38 @@ impl<R: Runtime> Client<R> {
         Ok(Client::start(stream, None, None, handler, config))
     }
 
+    /// Connects to the Unix-domain socket at `path`, completes a TLS
+    /// handshake for `server_name` with `tls` (within the config's
+    /// [`handshake_timeout`](SessionConfig::handshake_timeout)), then runs
+    /// `handler` with `config`. A path names no host, so `server_name` is
+    /// whatever name the server's certificate is for.
+    ///
+    /// # Errors
+    ///
+    /// The error of connecting, or of the handshake: an untrusted server
+    /// certificate fails with a one-line reason saying so.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping the future before it returns drops the
+    /// connection being made and the handler, before any callback ran and
+    /// before anything was sent. See [`Client`](Self#cancel-safety).
+    #[cfg(all(unix, feature = "tls"))]
+    pub async fn connect_unix_tls<H>(
+        path: impl AsRef<Path>,
+        server_name: rustls::pki_types::ServerName<'static>,
+        tls: std::sync::Arc<rustls::ClientConfig>,
+        handler: H,
+        config: SessionConfig,
+    ) -> io::Result<Self>
+    where
+        H: Handler + Send + 'static,
+    {
+        let stream = R::connect_unix(path.as_ref().to_path_buf()).await?;
+        let stream = tls_handshake(stream, server_name, tls, &config).await?;
+        Ok(Client::start(stream, None, None, handler, config))
+    }
+
     /// Starts the session over a connected TCP stream of `R`.
     pub(crate) fn start_tcp<H>(stream: R::TcpStream, handler: H, config: SessionConfig) -> Self
     where

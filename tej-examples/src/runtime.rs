@@ -473,12 +473,6 @@ pub fn connect_with<H>(
 where
     H: Handler + Send + 'static,
 {
-    if let (Endpoint::Unix(_), Some(_)) = (endpoint, tls) {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "TLS over a Unix socket is not offered by this tool",
-        ));
-    }
     match runtime {
         Runtime::Tokio => {
             let executor = tokio_runtime()?;
@@ -497,8 +491,18 @@ where
                         )
                         .await
                     }
-                    (Endpoint::Unix(path), _) => {
+                    (Endpoint::Unix(path), None) => {
                         tej_tokio::Client::connect_unix(path, handler, config).await
+                    }
+                    (Endpoint::Unix(path), Some(tls)) => {
+                        tej_tokio::Client::connect_unix_tls(
+                            path,
+                            tls.server_name.clone(),
+                            tls.config.clone(),
+                            handler,
+                            config,
+                        )
+                        .await
                     }
                 }
             })?;
@@ -519,7 +523,13 @@ where
                         let (name, tls) = (tls.server_name.clone(), tls.config.clone());
                         Client::connect_tls(*addr, name, tls, handler, config).await
                     }
-                    (Endpoint::Unix(path), _) => Client::connect_unix(path, handler, config).await,
+                    (Endpoint::Unix(path), None) => {
+                        Client::connect_unix(path, handler, config).await
+                    }
+                    (Endpoint::Unix(path), Some(tls)) => {
+                        let (name, tls) = (tls.server_name.clone(), tls.config.clone());
+                        Client::connect_unix_tls(path, name, tls, handler, config).await
+                    }
                 }
             })?;
             Ok(RunningClient {
@@ -538,7 +548,13 @@ where
                         let (name, tls) = (tls.server_name.clone(), tls.config.clone());
                         Client::connect_tls(*addr, name, tls, handler, config).await
                     }
-                    (Endpoint::Unix(path), _) => Client::connect_unix(path, handler, config).await,
+                    (Endpoint::Unix(path), None) => {
+                        Client::connect_unix(path, handler, config).await
+                    }
+                    (Endpoint::Unix(path), Some(tls)) => {
+                        let (name, tls) = (tls.server_name.clone(), tls.config.clone());
+                        Client::connect_unix_tls(path, name, tls, handler, config).await
+                    }
                 }
             })?;
             Ok(RunningClient {
@@ -558,7 +574,16 @@ where
                     handler,
                     config,
                 )?,
-                (Endpoint::Unix(path), _) => tej_mio::Client::connect_unix(path, handler, config)?,
+                (Endpoint::Unix(path), None) => {
+                    tej_mio::Client::connect_unix(path, handler, config)?
+                }
+                (Endpoint::Unix(path), Some(tls)) => tej_mio::Client::connect_unix_tls(
+                    path,
+                    tls.server_name.clone(),
+                    tls.config.clone(),
+                    handler,
+                    config,
+                )?,
             };
             Ok(RunningClient {
                 sender: client.sender(),

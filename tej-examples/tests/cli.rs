@@ -963,6 +963,61 @@ fn unix_sockets_on_every_runtime() {
     }
 }
 
+/// TLS over a Unix socket on every runtime: a Unix path names no host,
+/// so `tej send --tls` asks for `--server-name` (one line) rather than
+/// checking the certificate against the word "unix"; given it, the frame
+/// arrives.
+#[test]
+fn tls_over_unix_sockets_on_every_runtime() {
+    for &runtime in Runtime::ALL {
+        let scratch = Scratch::new(&format!("tls-unix-{runtime}"));
+        let socket = scratch.path().join("tej-tls.sock");
+        let bind = format!("unix:{}", socket.display());
+        let mut serve = Serve::start_at(
+            runtime,
+            &bind,
+            [
+                OsString::from("--tls-cert"),
+                tls_file("server.pem"),
+                "--tls-key".into(),
+                tls_file("server.key"),
+                "--reply".into(),
+                "sealed".into(),
+            ],
+        );
+        let base = [
+            OsString::from(&bind),
+            "--runtime".into(),
+            runtime.name().into(),
+            "--message".into(),
+            "over TLS over a Unix socket".into(),
+            "--wait-replies".into(),
+            "1".into(),
+            "--tls".into(),
+            "--ca".into(),
+            tls_file("ca.pem"),
+        ];
+        let unnamed = send(base.clone());
+        assert!(!unnamed.status.success(), "{}", describe(&unnamed));
+        let said = String::from_utf8_lossy(&unnamed.stderr);
+        assert!(said.contains("needs --server-name"), "{said}");
+        assert_eq!(said.trim_end().lines().count(), 1, "{said}");
+
+        let mut named = base.to_vec();
+        named.extend(["--server-name".into(), "tej.test".into()]);
+        let output = send(named);
+        assert!(output.status.success(), "{}", describe(&output));
+        serve.expect("connected");
+        assert_eq!(
+            serve.expect("received")["message"],
+            "over TLS over a Unix socket"
+        );
+        serve.expect("disconnected");
+        let (status, _) = serve.interrupt();
+        assert!(status.success());
+    }
+}
+
 /// A TLS peer that is not ours: Python's `ssl` module speaks raw TEJ
 /// (frames written by hand in the script) to `tej serve --tls-*`, verifying
 /// the server's certificate against the test CA.

@@ -126,8 +126,51 @@ impl Client {
     where
         H: Handler + Send + 'static,
     {
+        Client::start_tls(connect_tcp(addr)?, server_name, tls, handler, config)
+    }
+
+    /// Connects to the Unix socket at `path`, runs the TLS handshake with
+    /// `tls` (the server's certificate must be valid for `server_name`:
+    /// a path names no host), and then runs `handler` with `config` on a
+    /// new thread: [`connect_tls`](Self::connect_tls) over a Unix socket,
+    /// blocking as it does.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect_tls`](Self::connect_tls).
+    #[cfg(all(unix, feature = "tls"))]
+    pub fn connect_unix_tls<H>(
+        path: impl AsRef<Path>,
+        server_name: rustls::pki_types::ServerName<'static>,
+        tls: Arc<rustls::ClientConfig>,
+        handler: H,
+        config: SessionConfig,
+    ) -> io::Result<Client>
+    where
+        H: Handler + Send + 'static,
+    {
+        let stream = std::os::unix::net::UnixStream::connect(path)?;
+        stream.set_nonblocking(true)?;
+        let stream = mio::net::UnixStream::from_std(stream);
+        Client::start_tls(stream, server_name, tls, handler, config)
+    }
+
+    /// Runs the TLS handshake over `stream` (blocking, within the
+    /// handshake timeout), then starts the client's loop.
+    #[cfg(feature = "tls")]
+    fn start_tls<S, H>(
+        stream: S,
+        server_name: rustls::pki_types::ServerName<'static>,
+        tls: Arc<rustls::ClientConfig>,
+        handler: H,
+        config: SessionConfig,
+    ) -> io::Result<Client>
+    where
+        S: Stream + 'static,
+        H: Handler + Send + 'static,
+    {
         let name = server_name.to_str().into_owned();
-        let mut stream = crate::tls::TlsStream::client(connect_tcp(addr)?, server_name, tls)?;
+        let mut stream = crate::tls::TlsStream::client(stream, server_name, tls)?;
         let (mut poll, waker) = event_loop::new_poll()?;
         handshake_blocking(&mut poll, &mut stream, config.handshake_timeout)
             .map_err(|error| tej_core::tls::handshake_error(&name, error))?;

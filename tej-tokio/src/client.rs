@@ -166,6 +166,35 @@ impl Client {
         ))
     }
 
+    /// Connects to the Unix domain socket at `path`, runs a TLS handshake
+    /// verifying the server as `server_name` with `tls`, then runs
+    /// `handler` with `config`: [`connect_tls`](Self::connect_tls) over a
+    /// Unix socket. A path names no host, so `server_name` is whatever
+    /// name the server's certificate is for.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect_tls`](Self::connect_tls).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe, as [`connect_tls`](Self::connect_tls).
+    #[cfg(all(unix, feature = "tls"))]
+    pub async fn connect_unix_tls<H>(
+        path: impl AsRef<std::path::Path>,
+        server_name: rustls::pki_types::ServerName<'static>,
+        tls: std::sync::Arc<rustls::ClientConfig>,
+        handler: H,
+        config: SessionConfig,
+    ) -> io::Result<Client>
+    where
+        H: Handler + Send + 'static,
+    {
+        let stream = tokio::net::UnixStream::connect(path).await?;
+        let stream = crate::tls::client_handshake(stream, server_name, tls, &config).await?;
+        Ok(Client::spawn(stream, None, None, handler, config))
+    }
+
     /// Runs `handler` with `config` over a stream already connected (and
     /// through any handshake of its own): one half of
     /// `tokio::io::duplex`, a stream from another library. Its

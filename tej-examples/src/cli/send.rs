@@ -40,7 +40,7 @@ pub struct SendArgs {
     #[arg(long, value_name = "PEM", requires = "tls", help_heading = "TLS")]
     pub ca: Option<PathBuf>,
     /// With --tls: the name the server's certificate must carry [default:
-    /// the host of ADDR]
+    /// the host of ADDR; required with unix:PATH]
     #[arg(long, value_name = "NAME", requires = "tls", help_heading = "TLS")]
     pub server_name: Option<String>,
     /// With --tls: present this certificate chain (PEM) to a server that
@@ -493,6 +493,11 @@ fn client_tls(args: &SendArgs) -> anyhow::Result<Option<ClientTls>> {
     let config = tls::client_config(args.ca.as_deref(), identity)?;
     let name = match &args.server_name {
         Some(name) => name.clone(),
+        None if args.addr.starts_with("unix:") => {
+            return Err(anyhow::anyhow!(
+            "--tls over a Unix socket needs --server-name (a name the server's certificate is for)"
+        ))
+        }
         None => host_of(&args.addr).to_string(),
     };
     Ok(Some(ClientTls {
