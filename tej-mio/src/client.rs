@@ -96,9 +96,7 @@ impl Client {
     where
         H: Handler + Send + 'static,
     {
-        let stream = std::os::unix::net::UnixStream::connect(path)?;
-        stream.set_nonblocking(true)?;
-        Client::from_stream(mio::net::UnixStream::from_std(stream), handler, config)
+        Client::from_stream(connect_unix(path.as_ref())?, handler, config)
     }
 
     /// Connects to `addr` over TCP, runs the TLS handshake with `tls`
@@ -149,10 +147,13 @@ impl Client {
     where
         H: Handler + Send + 'static,
     {
-        let stream = std::os::unix::net::UnixStream::connect(path)?;
-        stream.set_nonblocking(true)?;
-        let stream = mio::net::UnixStream::from_std(stream);
-        Client::start_tls(stream, server_name, tls, handler, config)
+        Client::start_tls(
+            connect_unix(path.as_ref())?,
+            server_name,
+            tls,
+            handler,
+            config,
+        )
     }
 
     /// Runs the TLS handshake over `stream` (blocking, within the
@@ -303,6 +304,15 @@ fn connect_tcp(addr: impl ToSocketAddrs) -> io::Result<mio::net::TcpStream> {
     stream.set_nodelay(true)?;
     stream.set_nonblocking(true)?;
     Ok(mio::net::TcpStream::from_std(stream))
+}
+
+/// A Unix socket connection to `path`, made blocking, then non-blocking
+/// for mio.
+#[cfg(unix)]
+fn connect_unix(path: &Path) -> io::Result<mio::net::UnixStream> {
+    let stream = std::os::unix::net::UnixStream::connect(path)?;
+    stream.set_nonblocking(true)?;
+    Ok(mio::net::UnixStream::from_std(stream))
 }
 
 /// Runs `stream`'s handshake on `poll` until done, failed or `timeout`.
