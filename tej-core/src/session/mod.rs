@@ -57,6 +57,14 @@
 //! plus the drive's buffers. A server bounds its whole memory with its
 //! connection cap ([`accept::ConnectionCap`](crate::accept::ConnectionCap),
 //! 10,000 by default) times this.
+//!
+//! What runs before and below the session adds a fixed amount, not one the
+//! peer sizes: a PROXY protocol header is read into at most
+//! [`proxy::DEFAULT_MAX_LEN`](crate::proxy::DEFAULT_MAX_LEN) (4 KiB) before
+//! the session starts; a TLS stream holds rustls's buffers within rustls's
+//! defaults, 64 KiB of records waiting to be sent, 16 KiB of decrypted
+//! input waiting to be read, and the record (16 KiB and a few bytes) or
+//! handshake message (at most 64 KiB) being received.
 
 mod config;
 mod connection;
