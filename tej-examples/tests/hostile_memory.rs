@@ -1,5 +1,6 @@
 //! What a hostile peer can make `tej serve` hold, on every adapter (issue
-//! 13): peers that elicit large replies and never read them, more
+//! 13): peers that elicit large replies and never read them (over TCP and
+//! over TLS), more
 //! connections than the server takes, and a peer that drips one frame
 //! while another sends a large file at full speed under a frame timeout.
 //!
@@ -317,9 +318,57 @@ fn connect(addr: SocketAddr) -> TcpStream {
     stream
 }
 
+/// What the scenario's peers speak to `tej serve`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    Tcp,
+    /// TLS with the test certificates (`testdata/tls`).
+    Tls,
+}
+
+impl Transport {
+    /// `tej serve`'s options for this transport.
+    fn serve_args(self) -> Vec<OsString> {
+        match self {
+            Transport::Tcp => Vec::new(),
+            Transport::Tls => vec![
+                "--tls-cert".into(),
+                testdata("server.pem").into(),
+                "--tls-key".into(),
+                testdata("server.key").into(),
+            ],
+        }
+    }
+}
+
+fn testdata(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../testdata/tls")
+        .join(name)
+}
+
+/// A rustls client for the test server, before any byte is sent.
+fn tls_client() -> rustls::ClientConnection {
+    let config = tej_examples::tls::client_config(Some(&testdata("ca.pem")), None).unwrap();
+    let name = tej_examples::tls::server_name("localhost").unwrap();
+    rustls::ClientConnection::new(config, name).unwrap()
+}
+
+/// A byte stream to the server, plain or TLS.
+trait Stream: Read + Write + Send {}
+impl<T: Read + Write + Send> Stream for T {}
+
+fn connect_over(addr: SocketAddr, transport: Transport) -> Box<dyn Stream> {
+    let stream = connect(addr);
+    match transport {
+        Transport::Tcp => Box::new(stream),
+        Transport::Tls => Box::new(rustls::StreamOwned::new(tls_client(), stream)),
+    }
+}
+
 /// Sends one empty frame on `stream` and reads one frame back: the reply,
 /// whose message must be `expected`.
-fn exchange(stream: &mut TcpStream, expected: &[u8]) -> io::Result<()> {
+fn exchange(stream: &mut dyn Stream, expected: &[u8]) -> io::Result<()> {
     stream.write_all(&EMPTY_FRAME)?;
     let mut assembler = Assembler::new(Limits::default());
     let frame = read_frame(stream, &mut assembler, &mut Vec::new())?;
@@ -334,10 +383,10 @@ fn exchange(stream: &mut TcpStream, expected: &[u8]) -> io::Result<()> {
 
 /// A well-behaved client: connects, sends one frame, reads the reply whole
 /// and closes. Returns how long that took.
-fn good_client(served: &mut Served, expected: &[u8], when: &str) -> Duration {
+fn good_client(served: &mut Served, transport: Transport, expected: &[u8], when: &str) -> Duration {
     let started = Instant::now();
-    let mut stream = connect(served.addr);
-    if let Err(error) = exchange(&mut stream, expected) {
+    let mut stream = connect_over(served.addr, transport);
+    if let Err(error) = exchange(&mut *stream, expected) {
         served.fail(&format!(
             "a well-behaved client was not served {when}: {error}"
         ));
@@ -392,12 +441,24 @@ fn reply_text() -> String {
 /// One attacker: a small receive buffer, then as many empty frames as the
 /// server takes, for at most [`WRITE_PHASE`]. Returns the open connection
 /// (never read) and how many bytes it wrote.
-fn never_reading_peer(addr: SocketAddr) -> (TcpStream, usize) {
+fn never_reading_peer(addr: SocketAddr, transport: Transport) -> (NeverRead, usize) {
     let socket = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
     socket.set_recv_buffer_size(PEER_RECV_BUFFER).unwrap();
     socket.connect(&addr.into()).expect("connect");
     socket.set_write_timeout(Some(WRITE_STALL)).unwrap();
     let mut stream: TcpStream = socket.into();
+    let mut tls = match transport {
+        Transport::Tcp => None,
+        Transport::Tls => {
+            // The handshake reads; after it, nothing is ever read again.
+            stream.set_read_timeout(Some(WAIT)).unwrap();
+            let mut conn = tls_client();
+            while conn.is_handshaking() {
+                conn.complete_io(&mut stream).expect("the TLS handshake");
+            }
+            Some(conn)
+        }
+    };
     // A whole number of frames, so that any offset into it is a frame's.
     let chunk: Vec<u8> = EMPTY_FRAME.repeat(1000);
     let total = FRAMES_PER_PEER * EMPTY_FRAME.len();
@@ -406,7 +467,17 @@ fn never_reading_peer(addr: SocketAddr) -> (TcpStream, usize) {
     while written < total && Instant::now() < deadline {
         let at = written % chunk.len();
         let end = chunk.len().min(at + (total - written));
-        match stream.write(&chunk[at..end]) {
+        let wrote = match &mut tls {
+            None => stream.write(&chunk[at..end]),
+            // Encrypt, then write the records without ever reading.
+            Some(conn) => conn.writer().write(&chunk[at..end]).and_then(|wrote| {
+                while conn.wants_write() {
+                    conn.write_tls(&mut stream)?;
+                }
+                Ok(wrote)
+            }),
+        };
+        match wrote {
             Ok(0) => break,
             Ok(wrote) => written += wrote,
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
@@ -414,27 +485,33 @@ fn never_reading_peer(addr: SocketAddr) -> (TcpStream, usize) {
             Err(_) => break,
         }
     }
-    (stream, written)
+    ((stream, tls), written)
 }
 
-fn never_reading_peers(runtime: Runtime) {
+/// A never-reading peer's connection, kept open: the socket, and its TLS
+/// state when it speaks TLS.
+type NeverRead = (TcpStream, Option<rustls::ClientConnection>);
+
+fn never_reading_peers(runtime: Runtime, transport: Transport) {
     let _alone = ONE_AT_A_TIME
         .lock()
         .unwrap_or_else(|poison| poison.into_inner());
     let reply = reply_text();
-    let mut served = Served::start(runtime, ["--reply", reply.as_str()]);
+    let mut args = vec![OsString::from("--reply"), reply.clone().into()];
+    args.extend(transport.serve_args());
+    let mut served = Served::start(runtime, args);
     let addr = served.addr;
     let baseline = served.memory().expect("the server runs");
     let started = Instant::now();
-    let peers: Vec<JoinHandle<(TcpStream, usize)>> = (0..PEERS)
+    let peers: Vec<JoinHandle<(NeverRead, usize)>> = (0..PEERS)
         .map(|peer| {
             std::thread::Builder::new()
                 .name(format!("hostile-never-reading-{peer}"))
-                .spawn(move || never_reading_peer(addr))
+                .spawn(move || never_reading_peer(addr, transport))
                 .unwrap()
         })
         .collect();
-    let peers: Vec<(TcpStream, usize)> = peers
+    let peers: Vec<(NeverRead, usize)> = peers
         .into_iter()
         .map(|peer| peer.join().expect("an attacker failed"))
         .collect();
@@ -454,7 +531,7 @@ fn never_reading_peers(runtime: Runtime) {
         .max(served.peak_sampled_kib());
     let events = served.events();
     eprintln!(
-        "hostile_memory: runtime={runtime} peers={PEERS} peak_rss_mib={:.0} ({}; VmRSS {:.1} \
+        "hostile_memory: runtime={runtime} transport={transport:?} peers={PEERS} peak_rss_mib={:.0} ({}; VmRSS {:.1} \
          MiB before; {frames_written} frames written in {write_phase:?}, {} connections \
          accepted, {} frames received and answered with {} KiB each)",
         mib(peak_kib),
@@ -495,15 +572,25 @@ fn never_reading_peers(runtime: Runtime) {
 
     // The attackers hold their connections, unread: a good client is
     // served meanwhile.
-    let among_attackers = good_client(&mut served, reply.as_bytes(), "among the attackers");
-    eprintln!("hostile_memory: runtime={runtime} a good client served in {among_attackers:?} among the attackers");
+    let among_attackers = good_client(
+        &mut served,
+        transport,
+        reply.as_bytes(),
+        "among the attackers",
+    );
+    eprintln!("hostile_memory: runtime={runtime} transport={transport:?} a good client served in {among_attackers:?} among the attackers");
 
     // The attackers go; the server notices every one and still serves.
     drop(peers);
     served.wait_for("every attacker's end", |events| {
         count(events, "disconnected") > PEERS
     });
-    good_client(&mut served, reply.as_bytes(), "after the attackers left");
+    good_client(
+        &mut served,
+        transport,
+        reply.as_bytes(),
+        "after the attackers left",
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -782,7 +869,13 @@ macro_rules! hostile_memory {
                 #[test]
                 fn never_reading_peers() {
                     if let Some(runtime) = runtime_named($name) {
-                        super::never_reading_peers(runtime);
+                        super::never_reading_peers(runtime, Transport::Tcp);
+                    }
+                }
+                #[test]
+                fn never_reading_peers_over_tls() {
+                    if let Some(runtime) = runtime_named($name) {
+                        super::never_reading_peers(runtime, Transport::Tls);
                     }
                 }
                 #[test]

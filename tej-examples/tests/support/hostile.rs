@@ -329,7 +329,7 @@ pub fn frames_in(bytes: &[u8]) -> Vec<Frame> {
 /// Reads exactly one frame from `stream` with `assembler` (keeping any
 /// bytes that follow it in `pending`).
 pub fn read_frame(
-    stream: &mut TcpStream,
+    stream: &mut (impl Read + ?Sized),
     assembler: &mut Assembler,
     pending: &mut Vec<u8>,
 ) -> io::Result<Frame> {
