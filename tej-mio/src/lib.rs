@@ -243,6 +243,36 @@
 //!   handler's panic is caught and ends its own connection only.
 #![forbid(unsafe_code)]
 
+/// Implements mio's `Source` for a wrapper by handing every call to the
+/// source in its field `$field`: `source_via!(Wrapper<S>, inner, S: Bound)`.
+macro_rules! source_via {
+    ($wrapper:ty, $field:tt $(, $param:ident: $bound:path)?) => {
+        impl$(<$param: $bound>)? mio::event::Source for $wrapper {
+            fn register(
+                &mut self,
+                registry: &mio::Registry,
+                token: mio::Token,
+                interests: mio::Interest,
+            ) -> std::io::Result<()> {
+                self.$field.register(registry, token, interests)
+            }
+
+            fn reregister(
+                &mut self,
+                registry: &mio::Registry,
+                token: mio::Token,
+                interests: mio::Interest,
+            ) -> std::io::Result<()> {
+                self.$field.reregister(registry, token, interests)
+            }
+
+            fn deregister(&mut self, registry: &mio::Registry) -> std::io::Result<()> {
+                self.$field.deregister(registry)
+            }
+        }
+    };
+}
+
 mod client;
 mod driver;
 mod event_loop;

@@ -19,8 +19,6 @@ use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use mio::event::Source;
-use mio::{Interest, Registry, Token};
 use tej_core::proxy::{Admission, ProxyDecoder, DEFAULT_MAX_LEN};
 
 use crate::{Listener, Stream};
@@ -119,29 +117,7 @@ impl<S: Stream> Write for ProxyStream<S> {
     }
 }
 
-impl<S: Stream> Source for ProxyStream<S> {
-    fn register(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interests: Interest,
-    ) -> io::Result<()> {
-        self.inner.register(registry, token, interests)
-    }
-
-    fn reregister(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interests: Interest,
-    ) -> io::Result<()> {
-        self.inner.reregister(registry, token, interests)
-    }
-
-    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
-        self.inner.deregister(registry)
-    }
-}
+source_via!(ProxyStream<S>, inner, S: Stream);
 
 impl<S: Stream> Stream for ProxyStream<S> {
     fn shutdown_write(&mut self) -> io::Result<()> {
@@ -216,29 +192,7 @@ impl<L: Listener> ProxyListener<L> {
     }
 }
 
-impl<L: Listener> Source for ProxyListener<L> {
-    fn register(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interests: Interest,
-    ) -> io::Result<()> {
-        self.inner.register(registry, token, interests)
-    }
-
-    fn reregister(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interests: Interest,
-    ) -> io::Result<()> {
-        self.inner.reregister(registry, token, interests)
-    }
-
-    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
-        self.inner.deregister(registry)
-    }
-}
+source_via!(ProxyListener<L>, inner, L: Listener);
 
 impl<L: Listener> Listener for ProxyListener<L> {
     type Stream = ProxyStream<L::Stream>;

@@ -22,8 +22,6 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use mio::event::Source;
-use mio::{Interest, Registry, Token};
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerConnection};
 
@@ -211,29 +209,7 @@ impl<S: Stream> Write for TlsStream<S> {
     }
 }
 
-impl<S: Stream> Source for TlsStream<S> {
-    fn register(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interests: Interest,
-    ) -> io::Result<()> {
-        self.io.register(registry, token, interests)
-    }
-
-    fn reregister(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interests: Interest,
-    ) -> io::Result<()> {
-        self.io.reregister(registry, token, interests)
-    }
-
-    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
-        self.io.deregister(registry)
-    }
-}
+source_via!(TlsStream<S>, io, S: Stream);
 
 impl<S: Stream> Stream for TlsStream<S> {
     /// Sends `close_notify` (once), writes what is left, then shuts the
@@ -333,29 +309,7 @@ impl<L: Listener> TlsListener<L> {
     }
 }
 
-impl<L: Listener> Source for TlsListener<L> {
-    fn register(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interests: Interest,
-    ) -> io::Result<()> {
-        self.inner.register(registry, token, interests)
-    }
-
-    fn reregister(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interests: Interest,
-    ) -> io::Result<()> {
-        self.inner.reregister(registry, token, interests)
-    }
-
-    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
-        self.inner.deregister(registry)
-    }
-}
+source_via!(TlsListener<L>, inner, L: Listener);
 
 impl<L: Listener> Listener for TlsListener<L> {
     type Stream = TlsStream<L::Stream>;

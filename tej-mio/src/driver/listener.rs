@@ -117,27 +117,7 @@ impl<L: Listener> AnyListener for L {
 /// PROXY can wrap whatever a server was given).
 pub(crate) struct BoxListener(pub(crate) Box<dyn AnyListener>);
 
-impl mio::event::Source for BoxListener {
-    fn register(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interests: Interest,
-    ) -> io::Result<()> {
-        self.0.register(registry, token, interests)
-    }
-    fn reregister(
-        &mut self,
-        registry: &Registry,
-        token: Token,
-        interests: Interest,
-    ) -> io::Result<()> {
-        self.0.reregister(registry, token, interests)
-    }
-    fn deregister(&mut self, registry: &Registry) -> io::Result<()> {
-        self.0.deregister(registry)
-    }
-}
+source_via!(BoxListener, 0);
 
 impl Listener for BoxListener {
     type Stream = Box<dyn Stream>;
