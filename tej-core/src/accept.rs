@@ -270,14 +270,14 @@ pub fn listen_unix(path: &std::path::Path) -> std::io::Result<std::os::unix::net
                 .is_ok_and(|metadata| metadata.file_type().is_socket());
             // Without waiting: a live server with a full backlog says
             // `WouldBlock`, and is live.
-            let probe = Socket::new(Domain::UNIX, Type::STREAM, None)?;
-            probe.set_nonblocking(true)?;
-            let stale = is_socket
-                && probe
+            let refuses = || -> std::io::Result<bool> {
+                let probe = Socket::new(Domain::UNIX, Type::STREAM, None)?;
+                probe.set_nonblocking(true)?;
+                Ok(probe
                     .connect(&SockAddr::unix(path)?)
-                    .is_err_and(|refused| refused.kind() == ErrorKind::ConnectionRefused);
-            drop(probe);
-            if !stale {
+                    .is_err_and(|refused| refused.kind() == ErrorKind::ConnectionRefused))
+            };
+            if !(is_socket && refuses()?) {
                 return Err(error);
             }
             tracing::debug!(path = %path.display(), "replacing a stale Unix socket");

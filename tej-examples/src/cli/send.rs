@@ -452,7 +452,7 @@ fn send(args: &SendArgs) -> anyhow::Result<()> {
         files: sizes,
     } = plan(args)?;
     let endpoint: Endpoint = args.addr.parse().map_err(anyhow::Error::msg)?;
-    let tls = client_tls(args)?;
+    let tls = client_tls(args, &endpoint)?;
     let printer = Printer { json: args.json };
     let (seen_tx, seen) = mpsc::channel();
     let handler = SendHandler {
@@ -485,20 +485,20 @@ fn send(args: &SendArgs) -> anyhow::Result<()> {
 }
 
 /// The TLS settings of `--tls`, `--ca`, `--server-name`, `--cert`/`--key`.
-fn client_tls(args: &SendArgs) -> anyhow::Result<Option<ClientTls>> {
+fn client_tls(args: &SendArgs, endpoint: &Endpoint) -> anyhow::Result<Option<ClientTls>> {
     if !args.tls {
         return Ok(None);
     }
     let identity = args.cert.as_deref().zip(args.key.as_deref());
     let config = tls::client_config(args.ca.as_deref(), identity)?;
-    let name = match &args.server_name {
-        Some(name) => name.clone(),
-        None if args.addr.starts_with("unix:") => {
+    let name = match (&args.server_name, endpoint) {
+        (Some(name), _) => name.clone(),
+        (None, Endpoint::Unix(_)) => {
             return Err(anyhow::anyhow!(
             "--tls over a Unix socket needs --server-name (a name the server's certificate is for)"
         ))
         }
-        None => host_of(&args.addr).to_string(),
+        (None, Endpoint::Tcp(_)) => host_of(&args.addr).to_string(),
     };
     Ok(Some(ClientTls {
         config,
