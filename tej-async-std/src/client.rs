@@ -11,7 +11,8 @@ use std::path::Path;
 
 use futures_io::{AsyncRead, AsyncWrite};
 use futures_lite::FutureExt;
-use tej_core::{DisconnectReason, Handler, Sender, Session, SessionConfig, ShutdownHandle};
+use tej_core::{DisconnectReason, Handler, Sender, Session, SessionConfig};
+use tej_net::ShutdownHandle;
 
 use crate::driver::run_session;
 use crate::runtime::Runtime;
@@ -270,7 +271,7 @@ impl<R: Runtime> Client<R> {
         match self.done.recv().await {
             Ok(Ok(reason)) => Ok(reason),
             Ok(Err(panic)) => {
-                let message = tej_core::accept::panic_message(panic.as_ref());
+                let message = tej_net::accept::panic_message(panic.as_ref());
                 Err(io::Error::other(format!(
                     "the connection's handler panicked: {message}"
                 )))
@@ -299,5 +300,5 @@ where
     let handshake = connector.connect(server_name, stream);
     crate::server::bounded_handshake(handshake, config, std::future::pending())
         .await
-        .map_err(|error| tej_core::tls::handshake_error(&name, error))
+        .map_err(|error| tej_net::tls::handshake_error(&name, error))
 }

@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 
 use async_io::Timer as AsyncTimer;
 use futures_io::{AsyncRead, AsyncWrite};
-use tej_core::drive::{pending_as_would_block as ready, Drive, Timer, Transport};
-use tej_core::{DisconnectReason, Handler, ReadBuffer, Session, ShutdownHandle};
+use tej_core::{DisconnectReason, Handler, Session};
+use tej_net::drive::{pending_as_would_block as ready, Drive, Timer, Transport};
+use tej_net::{ReadBuffer, ShutdownHandle};
 
 /// Runs `session` over `stream` until the connection ends.
 ///

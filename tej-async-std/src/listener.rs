@@ -44,7 +44,7 @@ pub trait Listener: Send + Sync + 'static {
     /// Waits for the next connection: its stream and, when it has one, the
     /// peer's IP address (`None` for a Unix socket).
     ///
-    /// An error is handled as [`tej_core::accept::after_accept_error`]
+    /// An error is handled as [`tej_net::accept::after_accept_error`]
     /// says: the server goes on at once after an error about one
     /// connection, and pauses briefly after any other.
     fn accept(&self) -> impl Future<Output = io::Result<(Self::Io, Option<SocketAddr>)>> + Send;

@@ -74,5 +74,5 @@ pub(crate) mod sealed {
 pub(crate) fn std_unix_listener(
     path: &std::path::Path,
 ) -> io::Result<std::os::unix::net::UnixListener> {
-    tej_core::accept::listen_unix(path)
+    tej_net::accept::listen_unix(path)
 }

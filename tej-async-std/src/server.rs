@@ -14,8 +14,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_io::Timer;
 use futures_io::AsyncRead;
 use futures_lite::{future, FutureExt};
-use tej_core::accept::{self, ConnectionCap, ConnectionSlot};
-use tej_core::{Handler, Session, SessionConfig, ShutdownHandle};
+use tej_core::{Handler, Session, SessionConfig};
+use tej_net::accept::{self, ConnectionCap, ConnectionSlot};
+use tej_net::ShutdownHandle;
 
 use crate::acceptor::{Acceptor, ServerAcceptor};
 use crate::driver::run_session;
@@ -70,7 +71,7 @@ impl<R: Runtime> Server<R, R::UnixListener> {
     /// Binds a Unix socket at `path` (backlog 4,096). The socket file is
     /// left in place when the server ends; binding again replaces such a
     /// stale one, never one a live server listens on
-    /// ([`tej_core::accept::listen_unix`]).
+    /// ([`tej_net::accept::listen_unix`]).
     ///
     /// # Errors
     ///
@@ -294,7 +295,7 @@ impl<A, F> Connection<A, F> {
         let handshake = bounded_handshake(steps, &self.config, self.shutdown.wait());
         let (stream, via) = match handshake.await {
             Ok(done) => done,
-            Err(error) if tej_core::proxy::is_health_check(&error) => {
+            Err(error) if tej_net::proxy::is_health_check(&error) => {
                 tracing::debug!(peer = ?self.peer, %error, "health check; connection closed");
                 return;
             }

@@ -60,22 +60,14 @@ pub mod limits;
 pub mod proxy;
 pub mod wire;
 
-#[cfg(feature = "std")]
-pub mod accept;
 #[cfg(feature = "alloc")]
 pub mod assemble;
-#[cfg(feature = "std")]
-pub mod drive;
 #[cfg(feature = "alloc")]
 pub mod frame;
 #[cfg(feature = "alloc")]
 pub mod session;
-#[cfg(feature = "net")]
-pub mod shutdown;
 #[cfg(feature = "std")]
 pub mod spool;
-#[cfg(feature = "rustls")]
-pub mod tls;
 
 pub use decode::{Decoded, Decoder, Event, MessageFrame};
 pub use encode::{FileRef, FrameRef};
@@ -92,11 +84,8 @@ pub use frame::{File, FileBody, Frame, FrameBuilder};
 pub use session::{BufferedSender, NotWritten, SendFuture, SendProgress, Sender, Written};
 #[cfg(feature = "alloc")]
 pub use session::{
-    Connection, DisconnectReason, FrameTimeout, Handler, ReadBuffer, SendError, Session,
-    SessionConfig,
+    Connection, DisconnectReason, FrameTimeout, Handler, SendError, Session, SessionConfig,
 };
-#[cfg(feature = "net")]
-pub use shutdown::ShutdownHandle;
 
 /// The README's examples, compiled as doctests so that they stay true.
 #[cfg(all(doctest, feature = "std"))]

@@ -228,53 +228,6 @@ impl Admission {
             Err(error) => Admission::Refuse(error),
         }
     }
-
-    /// For an adapter's handshake step: `Ok((peer, proxy))` to serve, or
-    /// an error: `ConnectionAborted` for a health check (tell it by
-    /// [`is_health_check`]), `UnexpectedEof` for a header cut short,
-    /// `InvalidData` for one refused.
-    ///
-    /// # Errors
-    ///
-    /// As above, for every admission but [`Admission::Serve`].
-    #[cfg(feature = "std")]
-    pub fn into_result(self) -> std::io::Result<(Option<SocketAddr>, Option<SocketAddr>)> {
-        use std::io::{Error, ErrorKind};
-        match self {
-            Admission::Serve { peer, proxy } => Ok((peer, proxy)),
-            Admission::HealthCheck(what) => {
-                Err(Error::new(ErrorKind::ConnectionAborted, HealthCheck(what)))
-            }
-            Admission::Refuse(error @ ProxyError::Truncated { .. }) => {
-                Err(Error::new(ErrorKind::UnexpectedEof, error))
-            }
-            Admission::Refuse(error) => Err(Error::new(ErrorKind::InvalidData, error)),
-        }
-    }
-}
-
-/// The error [`Admission::into_result`] gives a health check.
-#[cfg(feature = "std")]
-#[derive(Debug)]
-struct HealthCheck(&'static str);
-
-#[cfg(feature = "std")]
-impl core::fmt::Display for HealthCheck {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.write_str(self.0)
-    }
-}
-
-#[cfg(feature = "std")]
-impl std::error::Error for HealthCheck {}
-
-/// Whether `error` is a health check's, from [`Admission::into_result`]:
-/// the connection is closed quietly, not reported as a failure.
-#[cfg(feature = "std")]
-pub fn is_health_check(error: &std::io::Error) -> bool {
-    error
-        .get_ref()
-        .is_some_and(|inner| inner.is::<HealthCheck>())
 }
 
 /// A field of a v1 line, for error reports.

@@ -1081,10 +1081,10 @@ fn burst(addr: SocketAddr, connections: usize, done: &Receiver<()>) -> io::Resul
 }
 
 /// The burst against a blocking accept loop on a plain `TcpListener` with
-/// the adapters' backlog (`tej_core::accept::listen_tcp`; std's own
+/// the adapters' backlog (`tej_net::accept::listen_tcp`; std's own
 /// `TcpListener::bind` listens with a backlog of 128, which overflows).
 fn plain_burst(connections: usize) -> io::Result<Duration> {
-    let listener = tej_core::accept::listen_tcp([loopback()])?;
+    let listener = tej_net::accept::listen_tcp([loopback()])?;
     listener.set_nonblocking(false)?;
     let addr = listener.local_addr()?;
     let (done_tx, done) = mpsc::sync_channel(1);

@@ -10,8 +10,8 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use tej_core::accept::DEFAULT_MAX_CONNECTIONS;
 use tej_core::{DisconnectReason, Handler, Sender, SessionConfig};
+use tej_net::accept::DEFAULT_MAX_CONNECTIONS;
 
 use crate::tls::ClientTls;
 
@@ -421,7 +421,7 @@ where
     }
     match bind {
         Endpoint::Tcp(addr) => {
-            let listener = tej_core::accept::listen_tcp([addr])?;
+            let listener = tej_net::accept::listen_tcp([addr])?;
             let server = Generic::<R, R::TcpListener>::from_listener(R::tcp_listener(listener)?);
             let endpoint = Endpoint::Tcp(server.local_addr()?);
             Ok(start(server, endpoint, config, options, factory))

@@ -10,7 +10,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mio::{Poll, Token};
-use tej_core::{DisconnectReason, Handler, Sender, Session, SessionConfig, ShutdownHandle};
+use tej_core::{DisconnectReason, Handler, Sender, Session, SessionConfig};
+use tej_net::ShutdownHandle;
 
 use crate::driver::{Driver, Stream};
 use crate::event_loop;
@@ -174,7 +175,7 @@ impl Client {
         let mut stream = crate::tls::TlsStream::client(stream, server_name, tls)?;
         let (mut poll, waker) = event_loop::new_poll()?;
         handshake_blocking(&mut poll, &mut stream, config.handshake_timeout)
-            .map_err(|error| tej_core::tls::handshake_error(&name, error))?;
+            .map_err(|error| tej_net::tls::handshake_error(&name, error))?;
         Client::start(poll, waker, stream, handler, config)
     }
 

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::task::{Context, Wake, Waker};
 
 use mio::{Events, Poll, Token};
-use tej_core::{Handler, ShutdownHandle};
+use tej_core::Handler;
+use tej_net::ShutdownHandle;
 
 use crate::driver::Driver;
 

@@ -193,7 +193,7 @@
 //!
 //! # How the loop works
 //!
-//! The drive loop itself is `tej-core`'s [`Drive`](tej_core::drive::Drive),
+//! The drive loop itself is `tej-core`'s [`Drive`](tej_net::drive::Drive),
 //! the same one every adapter runs; this crate maps mio onto it.
 //!
 //! - **Readiness.** mio's readiness is edge-triggered, so the loop keeps,
@@ -209,7 +209,7 @@
 //!   writes with `write_vectored`, partial writes included: the unwritten
 //!   rest stays queued, in order.
 //! - **Interest.** A socket is registered for `READABLE` always and for
-//!   `WRITABLE` only while [`Drive::wants_write`](tej_core::drive::Drive::wants_write)
+//!   `WRITABLE` only while [`Drive::wants_write`](tej_net::drive::Drive::wants_write)
 //!   or the stream has bytes of its own to write ([`Stream::wants_write`]:
 //!   TLS records); it is re-registered when that changes.
 //! - **Handshakes.** A stream that needs one (TLS) runs it first: the
@@ -232,7 +232,7 @@
 //!   `wait()` future is polled with a waker that calls the same
 //!   [`mio::Waker`], so a shutdown from any thread wakes the loop at once.
 //! - **Timers.** Idle timeout, ping, frame deadline and close linger come
-//!   from [`Drive::poll_timeout`](tej_core::drive::Drive::poll_timeout),
+//!   from [`Drive::poll_timeout`](tej_net::drive::Drive::poll_timeout),
 //!   kept in one ordered set of deadlines: the poll waits until the
 //!   earliest. Time is the [`Duration`](std::time::Duration) since the loop
 //!   started.
@@ -291,9 +291,10 @@ pub use mio;
 pub use tej_core::{
     self, BufferedSender, Connection, DecodeError, DisconnectReason, EncodeError, Field, File,
     FileBody, FileTarget, Frame, FrameBuilder, FrameTimeout, Handler, LimitKind, Limits,
-    NotWritten, SendError, SendFuture, SendProgress, Sender, Session, SessionConfig,
-    ShutdownHandle, Status, Written,
+    NotWritten, SendError, SendFuture, SendProgress, Sender, Session, SessionConfig, Status,
+    Written,
 };
+pub use tej_net::{self, ShutdownHandle};
 
 /// The README's examples, compiled as doctests so that they stay true.
 #[cfg(doctest)]

@@ -6,7 +6,7 @@
 //! puts one under everything else (under TLS: the header comes first on
 //! the wire).
 //!
-//! The header is read with [`tej_core::proxy::ProxyDecoder`]: exactly its
+//! The header is read with [`tej_net::proxy::HeaderRead`]: exactly its
 //! bytes, never one of the session's, at most
 //! [`DEFAULT_MAX_LEN`] of them, within the
 //! driver's [`handshake_timeout`](crate::SessionConfig::handshake_timeout).
@@ -19,7 +19,8 @@ use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use tej_core::proxy::{Admission, ProxyDecoder, DEFAULT_MAX_LEN};
+use tej_core::proxy::DEFAULT_MAX_LEN;
+use tej_net::proxy::HeaderRead;
 
 use crate::{Listener, Stream};
 
@@ -28,8 +29,8 @@ use crate::{Listener, Stream};
 /// handshake (TLS over a `ProxyStream` reads the header first).
 pub struct ProxyStream<S> {
     inner: S,
-    /// `Some` until the header is read.
-    decoder: Option<ProxyDecoder>,
+    /// `Some` until the header is read (boxed: gone once read).
+    header: Option<Box<HeaderRead>>,
     /// The accepted connection's own peer: the balancer.
     real_peer: Option<SocketAddr>,
     /// The client the header named, if it named one.
@@ -39,7 +40,7 @@ pub struct ProxyStream<S> {
 impl<S> fmt::Debug for ProxyStream<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ProxyStream")
-            .field("header_read", &self.decoder.is_none())
+            .field("header_read", &self.header.is_none())
             .field("real_peer", &self.real_peer)
             .field("source", &self.source)
             .finish_non_exhaustive()
@@ -52,7 +53,7 @@ impl<S: Stream> ProxyStream<S> {
     pub fn new(inner: S, real_peer: Option<SocketAddr>, max_len: usize) -> ProxyStream<S> {
         ProxyStream {
             inner,
-            decoder: Some(ProxyDecoder::new(max_len)),
+            header: Some(Box::new(HeaderRead::new(max_len, real_peer))),
             real_peer,
             source: None,
         }
@@ -65,33 +66,22 @@ impl<S: Stream> ProxyStream<S> {
 
     /// Reads what the header still needs, never more.
     fn read_header(&mut self) -> io::Result<()> {
-        let Some(decoder) = &mut self.decoder else {
+        let Some(header) = &mut self.header else {
             return Ok(());
         };
-        let mut buf = [0u8; 256];
-        let read = loop {
-            let want = decoder.wanted().min(buf.len());
-            let n = match self.inner.read(&mut buf[..want]) {
+        let (peer, proxy) = loop {
+            let n = match self.inner.read(header.buf()) {
                 Ok(n) => n,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
                 Err(error) => return Err(error),
             };
-            let pushed = if n == 0 {
-                decoder.finish().map(Some)
-            } else {
-                decoder.push(&buf[..n])
-            };
-            match pushed {
-                Ok(Some(header)) => break Ok(header),
-                Ok(None) => {}
-                Err(error) => break Err(error),
+            if let Some(result) = header.filled(n) {
+                break result?;
             }
         };
-        let (peer, proxy) =
-            Admission::of(read.as_ref().map_err(|error| *error), self.real_peer).into_result()?;
         // v1 UNKNOWN and v2 UNSPEC carry no client: the real peer stands.
         self.source = proxy.and(peer);
-        self.decoder = None;
+        self.header = None;
         Ok(())
     }
 }
@@ -131,7 +121,7 @@ impl<S: Stream> Stream for ProxyStream<S> {
     }
 
     fn is_handshaking(&self) -> bool {
-        self.decoder.is_some() || self.inner.is_handshaking()
+        self.header.is_some() || self.inner.is_handshaking()
     }
 
     fn wants_write(&self) -> bool {

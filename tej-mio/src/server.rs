@@ -8,8 +8,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use mio::{Poll, Token};
-use tej_core::accept::{self, DEFAULT_MAX_CONNECTIONS};
-use tej_core::{Handler, SessionConfig, ShutdownHandle};
+use tej_core::{Handler, SessionConfig};
+use tej_net::accept::{self, DEFAULT_MAX_CONNECTIONS};
+use tej_net::ShutdownHandle;
 
 use crate::driver::{AnyListener, BoxListener, Driver, Listener};
 use crate::event_loop;
@@ -67,14 +68,14 @@ impl Server {
     /// Binds a Unix socket at `path` (backlog 4,096). The socket file is
     /// left in place when the server ends; binding again replaces such a
     /// stale one, never one a live server listens on
-    /// ([`tej_core::accept::listen_unix`]).
+    /// ([`tej_net::accept::listen_unix`]).
     ///
     /// # Errors
     ///
     /// The error of binding (`AddrInUse` if a server listens at `path`).
     #[cfg(unix)]
     pub fn bind_unix(path: impl AsRef<Path>) -> io::Result<Server> {
-        let listener = tej_core::accept::listen_unix(path.as_ref())?;
+        let listener = tej_net::accept::listen_unix(path.as_ref())?;
         Server::from_listener(mio::net::UnixListener::from_std(listener))
     }
 

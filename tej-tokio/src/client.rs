@@ -4,7 +4,8 @@
 use std::io;
 use std::net::SocketAddr;
 
-use tej_core::{DisconnectReason, Handler, Sender, Session, SessionConfig, ShutdownHandle};
+use tej_core::{DisconnectReason, Handler, Sender, Session, SessionConfig};
+use tej_net::ShutdownHandle;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpStream, ToSocketAddrs};
 use tokio::task::JoinHandle;

@@ -7,8 +7,9 @@ use std::pin::Pin;
 use std::task::Context;
 use std::time::Duration;
 
-use tej_core::drive::{pending_as_would_block as ready, Drive, Timer, Transport};
-use tej_core::{DisconnectReason, Handler, ReadBuffer, Session, ShutdownHandle};
+use tej_core::{DisconnectReason, Handler, Session};
+use tej_net::drive::{pending_as_would_block as ready, Drive, Timer, Transport};
+use tej_net::{ReadBuffer, ShutdownHandle};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 

@@ -179,9 +179,10 @@ pub use server::Server;
 pub use tej_core::{
     self, BufferedSender, Connection, DecodeError, DisconnectReason, EncodeError, Field, File,
     FileBody, FileTarget, Frame, FrameBuilder, FrameTimeout, Handler, LimitKind, Limits,
-    NotWritten, SendError, SendFuture, SendProgress, Sender, Session, SessionConfig,
-    ShutdownHandle, Status, Written,
+    NotWritten, SendError, SendFuture, SendProgress, Sender, Session, SessionConfig, Status,
+    Written,
 };
+pub use tej_net::{self, ShutdownHandle};
 
 /// The README's examples, compiled as doctests so that they stay true.
 #[cfg(doctest)]

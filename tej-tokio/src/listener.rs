@@ -53,7 +53,7 @@ pub trait Listener: Send + 'static {
     /// The server polls this against its shutdown signal and drops it when
     /// shutdown wins, so it must be cancel-safe: no connection may be lost
     /// when the future is dropped before it completes. An error that
-    /// [`tej_core::accept::is_per_connection_error`] calls per-connection
+    /// [`tej_net::accept::is_per_connection_error`] calls per-connection
     /// is skipped at once; after any other the server pauses briefly.
     fn accept(&mut self)
         -> impl Future<Output = io::Result<(Self::Io, Option<SocketAddr>)>> + Send;

@@ -6,8 +6,9 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use tej_core::accept::{self, ConnectionCap, ConnectionSlot};
-use tej_core::{Handler, Session, SessionConfig, ShutdownHandle};
+use tej_core::{Handler, Session, SessionConfig};
+use tej_net::accept::{self, ConnectionCap, ConnectionSlot};
+use tej_net::ShutdownHandle;
 use tokio::net::{TcpListener, ToSocketAddrs};
 use tokio_util::task::TaskTracker;
 
@@ -64,7 +65,7 @@ impl Server<tokio::net::UnixListener> {
     /// Binds a Unix domain socket at `path` (backlog 4,096). The socket
     /// file is left in place when the server ends; binding again replaces
     /// such a stale one, never one a live server listens on
-    /// ([`tej_core::accept::listen_unix`]).
+    /// ([`tej_net::accept::listen_unix`]).
     ///
     /// # Errors
     ///
@@ -72,7 +73,7 @@ impl Server<tokio::net::UnixListener> {
     pub async fn bind_unix(
         path: impl AsRef<std::path::Path>,
     ) -> io::Result<Server<tokio::net::UnixListener>> {
-        let listener = tej_core::accept::listen_unix(path.as_ref())?;
+        let listener = tej_net::accept::listen_unix(path.as_ref())?;
         Ok(Server::from_listener(tokio::net::UnixListener::from_std(
             listener,
         )?))
@@ -279,7 +280,7 @@ async fn serve_connection<S, A, F, H>(
         biased;
         done = handshake => match done {
             Ok(Ok(done)) => done,
-            Ok(Err(error)) if tej_core::proxy::is_health_check(&error) => {
+            Ok(Err(error)) if tej_net::proxy::is_health_check(&error) => {
                 tracing::debug!(?peer, %error, "health check; connection closed");
                 return;
             }

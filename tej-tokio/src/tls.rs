@@ -40,7 +40,7 @@ where
     let handshake = TlsConnector::from(tls).connect(server_name, stream);
     match tokio::time::timeout(config.handshake_timeout, handshake).await {
         Ok(Ok(stream)) => Ok(stream),
-        Ok(Err(error)) => Err(tej_core::tls::handshake_error(&name, error)),
+        Ok(Err(error)) => Err(tej_net::tls::handshake_error(&name, error)),
         Err(_) => Err(io::Error::new(
             io::ErrorKind::TimedOut,
             format!(

@@ -19,7 +19,7 @@ fn the_core_items_are_the_core_s() {
     );
     same::<tej_tokio::DisconnectReason>(std::convert::identity::<tej_core::DisconnectReason>);
     same::<tej_tokio::SendProgress>(std::convert::identity::<tej_core::SendProgress>);
-    same::<tej_tokio::ShutdownHandle>(std::convert::identity::<tej_core::ShutdownHandle>);
+    same::<tej_tokio::ShutdownHandle>(std::convert::identity::<tej_net::ShutdownHandle>);
     same::<tej_tokio::Limits>(std::convert::identity::<tej_core::Limits>);
     let reason: Box<dyn std::error::Error + Send + Sync> = Box::new(DisconnectReason::PeerClosed);
     assert_eq!(reason.to_string(), "peer closed the connection");

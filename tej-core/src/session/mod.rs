@@ -2,7 +2,7 @@
 //!
 //! An adapter owns the socket, the clock and the timers; the session owns
 //! everything the protocol means. The loop around it is written once, in
-//! [`Drive`](crate::drive::Drive) (with `std`); an adapter without `std`
+//! `tej_net::drive::Drive` (the std crate beside this one); an adapter without `std`
 //! runs the same steps itself:
 //!
 //! 1. [`Session::start`] once, then repeatedly:
@@ -55,7 +55,7 @@
 //! [`queued_bytes`](Session::queued_bytes) (in memory, for frames whose
 //! files are in memory) plus [`receiving_bytes`](Session::receiving_bytes)
 //! plus the drive's buffers. A server bounds its whole memory with its
-//! connection cap ([`accept::ConnectionCap`](crate::accept::ConnectionCap),
+//! connection cap (`tej_net::accept::ConnectionCap`,
 //! 10,000 by default) times this.
 //!
 //! What runs before and below the session adds a fixed amount, not one the
@@ -74,7 +74,6 @@ mod outbox;
 mod outgoing;
 #[cfg(feature = "std")]
 mod progress;
-mod read_buffer;
 #[cfg(feature = "std")]
 mod run;
 #[cfg(feature = "std")]
@@ -90,7 +89,6 @@ pub use error::{DisconnectReason, SendError};
 pub use handler::Handler;
 #[cfg(feature = "std")]
 pub use progress::{NotWritten, SendProgress, Written};
-pub use read_buffer::ReadBuffer;
 #[cfg(feature = "std")]
 pub use send_queue::{BufferedSender, SendFuture, Sender};
 
@@ -366,7 +364,7 @@ impl<H: Handler> Session<H> {
     ///   [`outbox_high_water`](SessionConfig::outbox_high_water) bytes, the
     ///   session stops at that frame boundary. Keep the rest and offer it
     ///   again once [`wants_read`](Self::wants_read) is true (after writes
-    ///   drained the outbox). [`Drive`](crate::drive::Drive) does this.
+    ///   drained the outbox). `tej_net::drive::Drive` does this.
     /// - **Closing.** The session started closing part-way (a protocol
     ///   error, a handler's close, a graceful shutdown): the rest is not for
     ///   this session.

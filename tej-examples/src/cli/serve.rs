@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
-use tej_core::accept::DEFAULT_MAX_CONNECTIONS;
 use tej_core::{
     Connection, DisconnectReason, FileTarget, Frame, FrameTimeout, Handler, SessionConfig,
 };
+use tej_net::accept::DEFAULT_MAX_CONNECTIONS;
 
 use super::report::{Event, FileSink, Printer};
 use super::{parse_count, parse_seconds, parse_size, LimitArgs};

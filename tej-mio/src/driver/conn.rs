@@ -9,9 +9,10 @@ use std::task::Waker;
 use std::time::Duration;
 
 use mio::{Interest, Registry, Token};
-use tej_core::accept::ConnectionSlot;
-use tej_core::drive::{Drive, Step, Transport};
-use tej_core::{Handler, ReadBuffer, Session};
+use tej_core::{Handler, Session};
+use tej_net::accept::ConnectionSlot;
+use tej_net::drive::{Drive, Step, Transport};
+use tej_net::ReadBuffer;
 
 use super::wake::ConnWaker;
 

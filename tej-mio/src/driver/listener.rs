@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use mio::{Interest, Registry, Token};
-use tej_core::accept::{self, ConnectionCap, ConnectionSlot};
 use tej_core::SessionConfig;
+use tej_net::accept::{self, ConnectionCap, ConnectionSlot};
 
 use super::conn::Stream;
 
@@ -29,7 +29,7 @@ pub trait Listener: mio::event::Source + Send {
     ///
     /// `WouldBlock` when none is waiting; otherwise the operating
     /// system's error (see
-    /// [`is_per_connection_error`](tej_core::accept::is_per_connection_error)
+    /// [`is_per_connection_error`](tej_net::accept::is_per_connection_error)
     /// for which ones end only that connection).
     fn accept(&mut self) -> io::Result<(Self::Stream, Option<SocketAddr>)>;
 

@@ -3,7 +3,7 @@
 //!
 //! Split by concern: [`conn`] (one connection and its readiness),
 //! [`listener`], [`timers`], [`wake`] (the list `Sender`s mark); the
-//! drive loop itself is the core's [`Drive`](tej_core::drive::Drive).
+//! drive loop itself is the core's [`Drive`](tej_net::drive::Drive).
 
 mod conn;
 mod listener;
@@ -21,9 +21,10 @@ use std::time::{Duration, Instant};
 use mio::event::Event;
 use mio::{Interest, Registry, Token};
 use slab::Slab;
-use tej_core::accept::panic_message;
-use tej_core::drive::Step;
-use tej_core::{DisconnectReason, Handler, ReadBuffer, Session, SessionConfig};
+use tej_core::{DisconnectReason, Handler, Session, SessionConfig};
+use tej_net::accept::panic_message;
+use tej_net::drive::Step;
+use tej_net::ReadBuffer;
 
 pub use conn::Stream;
 use conn::{Conn, Handshake, HandshakeFailure, Opening};
@@ -294,7 +295,7 @@ impl<H: Handler, F: FnMut() -> H> Driver<H, F> {
     /// and accepting serves again when one ends. No effect without a listener.
     pub fn with_max_connections(mut self, max: usize) -> Self {
         if let Some(listener) = &mut self.listener {
-            listener.cap = tej_core::accept::ConnectionCap::new(max);
+            listener.cap = tej_net::accept::ConnectionCap::new(max);
         }
         self
     }
@@ -601,7 +602,7 @@ impl<H: Handler, F: FnMut() -> H> Driver<H, F> {
             Turn::Handshaking => Step::Pending,
             Turn::Failed(failure) => {
                 if let HandshakeFailure::Error(error) = failure {
-                    if tej_core::proxy::is_health_check(&error) {
+                    if tej_net::proxy::is_health_check(&error) {
                         tracing::debug!(token = token.0, peer = ?conn.peer, %error, "health check; connection closed");
                     } else {
                         tracing::debug!(token = token.0, peer = ?conn.peer, %error, "handshake failed; connection closed");

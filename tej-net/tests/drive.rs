@@ -7,11 +7,12 @@ use std::task::Waker;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tej_core::drive::{Drive, Step, Transport};
 use tej_core::{
-    Connection, DisconnectReason, Frame, FrameBuilder, FrameTimeout, Handler, ReadBuffer, Session,
+    Connection, DisconnectReason, Frame, FrameBuilder, FrameTimeout, Handler, Session,
     SessionConfig, Status,
 };
+use tej_net::drive::{Drive, Step, Transport};
+use tej_net::ReadBuffer;
 
 /// The smallest frame: no files, no message.
 const EMPTY_FRAME: [u8; 18] = [0x80, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];

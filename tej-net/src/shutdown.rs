@@ -21,7 +21,7 @@ use event_listener::{Event, EventListener, Listener};
 /// [`wait_blocking`](Self::wait_blocking) blocks a thread.
 ///
 /// ```
-/// use tej_core::ShutdownHandle;
+/// use tej_net::ShutdownHandle;
 ///
 /// let shutdown = ShutdownHandle::new();
 /// let remote = shutdown.clone();

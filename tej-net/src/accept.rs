@@ -3,7 +3,6 @@
 //! the connection cap, and (with the `net` feature) the listening socket.
 
 use core::time::Duration;
-use std::string::{String, ToString};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -27,7 +26,7 @@ pub const LISTEN_BACKLOG: i32 = 4096;
 ///
 /// ```
 /// use std::io::{Error, ErrorKind};
-/// use tej_core::accept::is_per_connection_error;
+/// use tej_net::accept::is_per_connection_error;
 ///
 /// assert!(is_per_connection_error(&Error::from(ErrorKind::ConnectionAborted)));
 /// assert!(!is_per_connection_error(&Error::from_raw_os_error(24))); // EMFILE
@@ -43,7 +42,7 @@ pub fn is_per_connection_error(error: &std::io::Error) -> bool {
 
 /// The cap on a server's open connections, shared by its accept loop and
 /// its connections: a server's whole memory is at most the cap times one
-/// connection's bound (see [`Session`](crate::Session)).
+/// connection's bound (see [`Session`](tej_core::Session)).
 ///
 /// The accept loop asks for a [`ConnectionSlot`] for each connection it
 /// accepts; the connection keeps it until it ends. At the cap the new
@@ -51,7 +50,7 @@ pub fn is_per_connection_error(error: &std::io::Error) -> bool {
 /// so the kernel's backlog does not fill with clients waiting in vain.
 ///
 /// ```
-/// use tej_core::accept::ConnectionCap;
+/// use tej_net::accept::ConnectionCap;
 ///
 /// let cap = ConnectionCap::new(1);
 /// let slot = cap.try_acquire().unwrap();
@@ -154,7 +153,6 @@ impl ConnectionCap {
     }
 }
 
-#[cfg(feature = "net")]
 impl ConnectionCap {
     /// [`try_acquire`](Self::try_acquire) for a connection from `peer`,
     /// logging a refusal (a warning the first time at the cap, then debug
@@ -176,7 +174,6 @@ impl ConnectionCap {
 
 /// What an accept loop does after `error`, logged here: `None` to go on at
 /// once (the error concerned one connection), or the pause to take first.
-#[cfg(feature = "net")]
 pub fn after_accept_error(error: &std::io::Error) -> Option<Duration> {
     if is_per_connection_error(error) {
         tracing::debug!(%error, "a connection failed before it was accepted");
@@ -211,7 +208,6 @@ pub fn panic_message(payload: &(dyn core::any::Any + Send)) -> String {
 /// # Errors
 ///
 /// The last address's error, or `InvalidInput` if there was none.
-#[cfg(feature = "net")]
 pub fn listen_tcp(
     addrs: impl IntoIterator<Item = std::net::SocketAddr>,
 ) -> std::io::Result<std::net::TcpListener> {
@@ -251,7 +247,7 @@ pub fn listen_tcp(
 /// # Errors
 ///
 /// The error of binding, or of removing a stale socket.
-#[cfg(all(feature = "net", unix))]
+#[cfg(unix)]
 pub fn listen_unix(path: &std::path::Path) -> std::io::Result<std::os::unix::net::UnixListener> {
     use socket2::{Domain, SockAddr, Socket, Type};
     use std::io::ErrorKind;
@@ -288,7 +284,7 @@ pub fn listen_unix(path: &std::path::Path) -> std::io::Result<std::os::unix::net
     }
 }
 
-#[cfg(all(test, feature = "net", unix))]
+#[cfg(all(test, unix))]
 mod tests {
     use super::listen_unix;
     use std::io::ErrorKind;
@@ -334,7 +330,7 @@ mod tests {
         live.bind(&SockAddr::unix(&path).unwrap()).unwrap();
         live.listen(0).unwrap();
         // Fill its backlog: connects that nobody accepts.
-        let mut waiting = std::vec::Vec::new();
+        let mut waiting = Vec::new();
         loop {
             let client = Socket::new(Domain::UNIX, Type::STREAM, None).unwrap();
             client.set_nonblocking(true).unwrap();

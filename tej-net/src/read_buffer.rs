@@ -2,9 +2,6 @@
 //! quiet, grown to the configured size once reads fill it, and larger still
 //! while a large body streams in.
 
-use alloc::vec;
-use alloc::vec::Vec;
-
 /// Where a read buffer starts: an idle connection costs no more than this.
 const INITIAL_LEN: usize = 16 * 1024;
 /// How much a buffer grows when a read fills it.
@@ -15,11 +12,11 @@ const GROWTH_FACTOR: usize = 4;
 const SHRINK_AFTER: u32 = 16;
 
 /// A reused read buffer that starts at 16 KiB and grows (up to
-/// [`SessionConfig::read_buffer_len`](crate::SessionConfig::read_buffer_len))
+/// [`SessionConfig::read_buffer_len`](tej_core::SessionConfig::read_buffer_len))
 /// each time a read fills it, so a thousand idle connections cost little
 /// while a busy one soon reads in large pieces. While a large body streams
 /// in ([`space_for_body`](Self::space_for_body)) it may grow further, to
-/// [`SessionConfig::bulk_read_len`](crate::SessionConfig::bulk_read_len),
+/// [`SessionConfig::bulk_read_len`](tej_core::SessionConfig::bulk_read_len),
 /// and it shrinks back once bodies stop.
 #[derive(Debug, Clone)]
 pub struct ReadBuffer {
@@ -47,7 +44,7 @@ impl ReadBuffer {
 
     /// The space to read into when `body_remaining` bytes of a file or
     /// message body are still to come
-    /// ([`Session::body_remaining`](crate::Session::body_remaining)): for a
+    /// ([`Session::body_remaining`](tej_core::Session::body_remaining)): for a
     /// body larger than [`max_len`](Self::max_len), at most that body's
     /// rest and at most `bulk_len` (the buffer grows toward it as reads fill
     /// it), so the read holds nothing past the body; otherwise the usual

@@ -2,7 +2,6 @@
 //! handshake said in one line.
 
 use std::io;
-use std::string::{String, ToString};
 
 /// `error`, from a client's TLS handshake with the server `name`, said in
 /// one line: `TLS handshake with NAME failed: REASON`, where the reason
@@ -12,7 +11,7 @@ use std::string::{String, ToString};
 ///
 /// ```
 /// use std::io;
-/// use tej_core::tls::handshake_error;
+/// use tej_net::tls::handshake_error;
 ///
 /// let refused = io::Error::new(
 ///     io::ErrorKind::InvalidData,

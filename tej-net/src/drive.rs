@@ -29,9 +29,10 @@
 use std::io::{self, IoSlice};
 use std::task::{Poll, Waker};
 use std::time::Duration;
-use std::vec::Vec;
 
-use crate::session::{Handler, ReadBuffer, Session};
+use tej_core::{Handler, Session};
+
+use crate::ReadBuffer;
 
 /// Rounds of writing and reading in one [`Drive::step`] before it yields.
 const MAX_ROUNDS_PER_STEP: usize = 32;
@@ -118,7 +119,7 @@ pub trait Timer {
 pub enum Step {
     /// Nothing more can happen now: wait for the stream (it returned
     /// `WouldBlock` and arranged a wake-up), for the waker (a
-    /// [`Sender`](crate::Sender) queued a frame), or for the timer at
+    /// [`Sender`](tej_core::Sender) queued a frame), or for the timer at
     /// [`Drive::poll_timeout`].
     Pending,
     /// The step's budget is spent with work left: let other connections
@@ -154,7 +155,7 @@ enum Closing {
 ///
 /// The bytes a session leaves (it stopped at a frame boundary because its
 /// outbox was over the high-water mark) are kept here, at most one read's
-/// worth ([`read_buffer_len`](crate::SessionConfig::read_buffer_len)), and
+/// worth ([`read_buffer_len`](tej_core::SessionConfig::read_buffer_len)), and
 /// offered again before the stream is read once the session
 /// [`wants_read`](Session::wants_read) again.
 #[derive(Debug)]

@@ -1,0 +1,31 @@
+//! `tej-net`: the I/O every TEJ adapter shares, written once beside the
+//! sans-IO [`tej_core`].
+//!
+//! `tej-core` decides everything the protocol means; this crate moves the
+//! bytes for it on any runtime, as `rustls-util` does for rustls and `quinn`
+//! for `quinn-proto`:
+//!
+//! - [`drive`]: the loop that maps a non-blocking stream's reads, writes and
+//!   timers onto a [`Session`](tej_core::Session), over the [`ReadBuffer`];
+//! - [`accept`]: the listening socket every server binds, the connection
+//!   cap, and what a server does with a panicking handler;
+//! - [`shutdown`]: the [`ShutdownHandle`] every adapter shares;
+//! - [`proxy`]: the PROXY protocol admission as an `io::Result`, for an
+//!   adapter's handshake step;
+//! - [`tls`] (feature `rustls`): rustls errors said in one line.
+//!
+//! Adapters (`tej-tokio`, `tej-async-std`, `tej-mio`) map a runtime onto
+//! these; nothing here knows which runtime runs it.
+#![forbid(unsafe_code)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod accept;
+pub mod drive;
+pub mod proxy;
+mod read_buffer;
+pub mod shutdown;
+#[cfg(feature = "rustls")]
+pub mod tls;
+
+pub use read_buffer::ReadBuffer;
+pub use shutdown::ShutdownHandle;
