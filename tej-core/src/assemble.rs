@@ -24,7 +24,7 @@ const MAX_FILES_RESERVED_AHEAD: u64 = 64;
 
 /// The error of a file destination: a local storage failure.
 #[cfg(feature = "std")]
-pub type StorageError = std::io::Error;
+pub use crate::storage::StorageError;
 /// The error of a file destination; without `std` there is none.
 #[cfg(not(feature = "std"))]
 pub type StorageError = core::convert::Infallible;
@@ -36,48 +36,16 @@ pub enum FileTarget {
     Memory,
     /// Nowhere: the bytes are dropped, the frame reports only the length.
     Discard,
-    /// Into this writer as they arrive; the frame reports only the length.
+    /// Into this writer as they arrive, flushed when the file's last byte
+    /// arrived; the frame reports only the length. A file cut short leaves
+    /// in the writer what arrived of it.
     #[cfg(feature = "std")]
     Writer(alloc::boxed::Box<dyn std::io::Write + Send>),
-    /// Into a new file in this directory (created if missing), under a
-    /// sanitised unique name; the frame reports its path. A file cut short
-    /// is removed, never reported.
+    /// Into this sink (a spool directory: `tej_net::spool::to_dir`), which
+    /// also says what the frame reports; see [`FileSink`](crate::storage::FileSink)
+    /// for when each of its methods runs.
     #[cfg(feature = "std")]
-    SpoolDir(std::path::PathBuf),
-    /// As [`SpoolDir`](Self::SpoolDir), and every byte also goes to this
-    /// writer as it is spooled: a hasher, a progress meter. Its errors end
-    /// the connection like the spool file's.
-    ///
-    /// ```
-    /// use std::io::{self, Write};
-    /// use std::sync::atomic::{AtomicU64, Ordering};
-    /// use std::sync::Arc;
-    /// use tej_core::{Connection, FileTarget, Handler};
-    ///
-    /// /// Counts the bytes of the file arriving, for a progress display.
-    /// struct Meter(Arc<AtomicU64>);
-    /// impl Write for Meter {
-    ///     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-    ///         self.0.fetch_add(data.len() as u64, Ordering::Relaxed);
-    ///         Ok(data.len())
-    ///     }
-    ///     fn flush(&mut self) -> io::Result<()> {
-    ///         Ok(())
-    ///     }
-    /// }
-    ///
-    /// struct Saver(Arc<AtomicU64>);
-    /// impl Handler for Saver {
-    ///     fn file_target(&mut self, _name: &str, _size: u64, _index: usize) -> FileTarget {
-    ///         FileTarget::SpoolDirWith("inbox".into(), Box::new(Meter(self.0.clone())))
-    ///     }
-    /// }
-    /// ```
-    #[cfg(feature = "std")]
-    SpoolDirWith(
-        std::path::PathBuf,
-        alloc::boxed::Box<dyn std::io::Write + Send>,
-    ),
+    Sink(alloc::boxed::Box<dyn crate::storage::FileSink>),
 }
 
 impl core::fmt::Debug for FileTarget {
@@ -88,13 +56,7 @@ impl core::fmt::Debug for FileTarget {
             #[cfg(feature = "std")]
             FileTarget::Writer(_) => f.write_str("Writer(..)"),
             #[cfg(feature = "std")]
-            FileTarget::SpoolDir(dir) => f.debug_tuple("SpoolDir").field(dir).finish(),
-            #[cfg(feature = "std")]
-            FileTarget::SpoolDirWith(dir, _) => f
-                .debug_tuple("SpoolDirWith")
-                .field(dir)
-                .field(&"..")
-                .finish(),
+            FileTarget::Sink(_) => f.write_str("Sink(..)"),
         }
     }
 }
@@ -199,18 +161,11 @@ enum Destination {
     Memory(Vec<u8>),
     Count(u64),
     #[cfg(feature = "std")]
-    Writer(alloc::boxed::Box<dyn std::io::Write + Send>, u64),
-    #[cfg(feature = "std")]
-    Spool(crate::spool::SpoolFile),
-    #[cfg(feature = "std")]
-    SpoolWith(
-        crate::spool::SpoolFile,
-        alloc::boxed::Box<dyn std::io::Write + Send>,
-    ),
+    Sink(alloc::boxed::Box<dyn crate::storage::FileSink>),
 }
 
 impl Destination {
-    // Without `std` there is no spool file to name.
+    // Without `std` there is no sink to name the file to.
     #[cfg_attr(not(feature = "std"), allow(unused_variables))]
     fn open(target: FileTarget, name: &str, size: u64) -> Result<Destination, StorageError> {
         Ok(match target {
@@ -219,14 +174,16 @@ impl Destination {
             }
             FileTarget::Discard => Destination::Count(0),
             #[cfg(feature = "std")]
-            FileTarget::Writer(writer) => Destination::Writer(writer, 0),
+            FileTarget::Writer(writer) => Destination::Sink(alloc::boxed::Box::new(
+                crate::storage::WriterSink::new(writer),
+            )),
             #[cfg(feature = "std")]
-            FileTarget::SpoolDir(dir) => {
-                Destination::Spool(crate::spool::SpoolFile::create(&dir, name)?)
-            }
-            #[cfg(feature = "std")]
-            FileTarget::SpoolDirWith(dir, observer) => {
-                Destination::SpoolWith(crate::spool::SpoolFile::create(&dir, name)?, observer)
+            FileTarget::Sink(mut sink) => {
+                if let Err(error) = sink.start(name, size) {
+                    sink.abandon();
+                    return Err(error);
+                }
+                Destination::Sink(sink)
             }
         })
     }
@@ -236,42 +193,9 @@ impl Destination {
             Destination::Memory(buffer) => buffer.extend_from_slice(data),
             Destination::Count(len) => *len += data.len() as u64,
             #[cfg(feature = "std")]
-            Destination::Writer(writer, len) => {
-                writer.write_all(data)?;
-                *len += data.len() as u64;
-            }
-            #[cfg(feature = "std")]
-            Destination::Spool(spool) => spool.write(data)?,
-            #[cfg(feature = "std")]
-            Destination::SpoolWith(spool, observer) => {
-                spool.write(data)?;
-                observer.write_all(data)?;
-            }
+            Destination::Sink(sink) => sink.write(data)?,
         }
         Ok(())
-    }
-
-    fn finish(self) -> Result<FileBody, StorageError> {
-        Ok(match self {
-            Destination::Memory(buffer) => FileBody::Memory(buffer.into()),
-            Destination::Count(len) => FileBody::Delivered { len },
-            #[cfg(feature = "std")]
-            Destination::Writer(mut writer, len) => {
-                writer.flush()?;
-                FileBody::Delivered { len }
-            }
-            #[cfg(feature = "std")]
-            Destination::Spool(spool) => {
-                let (path, len) = spool.finish()?;
-                FileBody::Disk { path, len }
-            }
-            #[cfg(feature = "std")]
-            Destination::SpoolWith(spool, mut observer) => {
-                observer.flush()?;
-                let (path, len) = spool.finish()?;
-                FileBody::Disk { path, len }
-            }
-        })
     }
 }
 
@@ -302,6 +226,10 @@ impl From<StorageError> for ApplyError {
 pub(crate) struct PartialFrame {
     frame: Option<Frame>,
     file: Option<(String, Destination)>,
+    /// The sinks of this frame's finished files, kept until the frame is
+    /// whole so that an abandoned frame can undo them.
+    #[cfg(feature = "std")]
+    landed: Vec<alloc::boxed::Box<dyn crate::storage::FileSink>>,
     message: BytesMut,
     /// Announced bytes of this frame going to memory, and elsewhere.
     in_memory: u64,
@@ -331,17 +259,11 @@ impl core::fmt::Debug for PartialFrame {
 }
 
 impl PartialFrame {
-    /// Whether the file being received goes to storage (a writer or a
-    /// spool file): writing its bytes is blocking I/O.
+    /// Whether the file being received goes to a sink whose writes may
+    /// block (a writer, a spool file).
     #[cfg(feature = "std")]
     pub(crate) fn is_storing(&self) -> bool {
-        matches!(
-            self.file,
-            Some((
-                _,
-                Destination::Writer(..) | Destination::Spool(_) | Destination::SpoolWith(..)
-            ))
-        )
+        matches!(&self.file, Some((_, Destination::Sink(sink))) if sink.blocks())
     }
 
     /// Whether a frame is in progress.
@@ -434,7 +356,7 @@ impl PartialFrame {
             }
             Event::FileEnd => {
                 if let Some((name, destination)) = self.file.take() {
-                    let body = destination.finish()?;
+                    let body = self.finish(destination)?;
                     self.frame
                         .get_or_insert_with(|| Frame::new(Status::DEFAULT))
                         .files
@@ -457,6 +379,9 @@ impl PartialFrame {
             }
             Event::MessageData(data) => self.message.extend_from_slice(data),
             Event::FrameEnd => {
+                // The frame is whole: its files are the receiver's now.
+                #[cfg(feature = "std")]
+                self.landed.clear();
                 let mut done = self.frame.take().unwrap_or_default();
                 let message = self.message.split().freeze();
                 done.message = (!message.is_empty()).then_some(message);
@@ -464,6 +389,25 @@ impl PartialFrame {
             }
         }
         Ok(None)
+    }
+
+    /// Ends the current file's body: what the frame reports for it.
+    fn finish(&mut self, destination: Destination) -> Result<FileBody, StorageError> {
+        Ok(match destination {
+            Destination::Memory(buffer) => FileBody::Memory(buffer.into()),
+            Destination::Count(len) => FileBody::Delivered { len },
+            #[cfg(feature = "std")]
+            Destination::Sink(mut sink) => match sink.finish() {
+                Ok(body) => {
+                    self.landed.push(sink);
+                    body
+                }
+                Err(error) => {
+                    sink.abandon();
+                    return Err(error);
+                }
+            },
+        })
     }
 
     /// Counts a file of `size` bytes going to `target` against its bounds.
@@ -497,14 +441,12 @@ impl PartialFrame {
 #[cfg(feature = "std")]
 impl Drop for PartialFrame {
     fn drop(&mut self) {
-        let Some(frame) = self.frame.take() else {
-            return;
-        };
-        for file in frame.files {
-            if let Some(path) = file.path() {
-                // Best effort: the frame is being abandoned either way.
-                let _ = std::fs::remove_file(path);
-            }
+        // A frame that never completed is never reported: undo its files.
+        if let Some((_, Destination::Sink(sink))) = &mut self.file {
+            sink.abandon();
+        }
+        for sink in &mut self.landed {
+            sink.abandon();
         }
     }
 }

@@ -10,7 +10,7 @@ use crate::error::EncodeError;
 use crate::wire::{Status, FRAME_HEADER_LEN, MESSAGE_HEADER_LEN, PROTOCOL_VERSION};
 
 /// Where a file's bytes are.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum FileBody {
     /// In memory.
@@ -21,16 +21,31 @@ pub enum FileBody {
         /// Its length in bytes.
         len: u64,
     },
-    /// In a file on disk: a received file spooled there, or a file to send
-    /// that a session streams from disk in chunks.
+    /// Somewhere a [`FileSource`](crate::storage::FileSource) reads it
+    /// from: a received file spooled to disk, or a file to send that a
+    /// session streams in chunks.
     #[cfg(feature = "std")]
-    Disk {
-        /// The file's path.
-        path: std::path::PathBuf,
-        /// Its length in bytes.
-        len: u64,
-    },
+    Source(alloc::sync::Arc<dyn crate::storage::FileSource>),
 }
+
+impl PartialEq for FileBody {
+    /// Bodies in memory by their bytes, delivered ones by length, sources by
+    /// identity or by the same path and length.
+    fn eq(&self, other: &FileBody) -> bool {
+        match (self, other) {
+            (FileBody::Memory(a), FileBody::Memory(b)) => a == b,
+            (FileBody::Delivered { len: a }, FileBody::Delivered { len: b }) => a == b,
+            #[cfg(feature = "std")]
+            (FileBody::Source(a), FileBody::Source(b)) => {
+                alloc::sync::Arc::ptr_eq(a, b)
+                    || (a.path().is_some() && a.path() == b.path() && a.len() == b.len())
+            }
+            _ => false,
+        }
+    }
+}
+
+impl Eq for FileBody {}
 
 impl FileBody {
     /// The body's length in bytes.
@@ -39,7 +54,7 @@ impl FileBody {
             FileBody::Memory(data) => data.len() as u64,
             FileBody::Delivered { len } => *len,
             #[cfg(feature = "std")]
-            FileBody::Disk { len, .. } => *len,
+            FileBody::Source(source) => source.len(),
         }
     }
 
@@ -67,53 +82,17 @@ impl File {
         }
     }
 
-    /// A file on disk, sent by streaming it from `path`. Its length is read
-    /// now, so a file that grows later is sent as it was.
-    ///
-    /// # Errors
-    ///
-    /// The error of reading `path`'s metadata.
+    /// A file whose bytes `source` gives when its frame is sent (a file on
+    /// disk: `tej_net::file::open`).
     #[cfg(feature = "std")]
-    pub fn from_path(
+    pub fn from_source(
         name: impl Into<String>,
-        path: impl Into<std::path::PathBuf>,
-    ) -> std::io::Result<Self> {
-        let path = path.into();
-        let len = std::fs::metadata(&path)?.len();
-        Ok(File {
+        source: impl crate::storage::FileSource + 'static,
+    ) -> Self {
+        File {
             name: name.into(),
-            body: FileBody::Disk { path, len },
-        })
-    }
-
-    /// A file on disk named after the last component of `path` (its file
-    /// name, as the peer will see it), sent by streaming it from `path`.
-    ///
-    /// ```no_run
-    /// # fn main() -> std::io::Result<()> {
-    /// let file = tej_core::File::open("reports/2026.pdf")?;
-    /// assert_eq!(file.name, "2026.pdf");
-    /// # Ok(())
-    /// # }
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// `InvalidInput` if `path` has no file name (such as `/` or `..`) or
-    /// the name is not UTF-8; otherwise the error of reading its metadata.
-    #[cfg(feature = "std")]
-    pub fn open(path: impl AsRef<std::path::Path>) -> std::io::Result<Self> {
-        let path = path.as_ref();
-        let name = path
-            .file_name()
-            .and_then(|name| name.to_str())
-            .ok_or_else(|| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    alloc::format!("{} has no UTF-8 file name to send it under", path.display()),
-                )
-            })?;
-        File::from_path(name, path)
+            body: FileBody::Source(alloc::sync::Arc::new(source)),
+        }
     }
 
     /// The data length in bytes.
@@ -138,7 +117,7 @@ impl File {
     #[cfg(feature = "std")]
     pub fn path(&self) -> Option<&std::path::Path> {
         match &self.body {
-            FileBody::Disk { path, .. } => Some(path),
+            FileBody::Source(source) => source.path(),
             _ => None,
         }
     }

@@ -67,7 +67,7 @@ pub mod frame;
 #[cfg(feature = "alloc")]
 pub mod session;
 #[cfg(feature = "std")]
-pub mod spool;
+pub mod storage;
 
 pub use decode::{Decoded, Decoder, Event, MessageFrame};
 pub use encode::{FileRef, FrameRef};

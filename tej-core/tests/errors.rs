@@ -762,14 +762,12 @@ fn encoder_buffer_too_small() {
 
 #[test]
 fn encoder_refuses_bodies_not_in_memory() {
-    // A file on disk is streamed by a session; a body delivered elsewhere on
-    // receipt has no bytes here. Neither can be encoded in memory, and the
-    // output is left untouched.
-    let on_disk = File::from_path(
-        "Cargo.toml",
-        concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"),
-    )
-    .expect("the manifest exists");
+    // A file from a source is streamed by a session; a body delivered
+    // elsewhere on receipt has no bytes here. Neither can be encoded in
+    // memory, and the output is left untouched.
+    let store = common::store::MemStore::default();
+    store.put("source", b"on disk, say".to_vec());
+    let on_disk = store.file("source", "source");
     assert!(!on_disk.is_empty());
     let delivered = File {
         name: "gone".into(),

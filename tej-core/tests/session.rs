@@ -4,6 +4,8 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::store::MemStore;
+
 use tej_core::{
     Connection, DecodeError, DisconnectReason, Field, File, FileTarget, Frame, FrameBuilder,
     Handler, SendError, Session, SessionConfig, Status,
@@ -20,14 +22,16 @@ enum Seen {
 
 type Log = Arc<Mutex<Vec<Seen>>>;
 
-/// Records callbacks; optionally answers, closes or spools.
+mod common;
+
+/// Records callbacks; optionally answers, closes or stores files.
 #[derive(Default)]
 struct Recorder {
     log: Log,
     greet: Option<Frame>,
     reply: Option<Frame>,
     close_after: Option<usize>,
-    spool_dir: Option<std::path::PathBuf>,
+    store: Option<MemStore>,
     received: usize,
 }
 
@@ -76,8 +80,8 @@ impl Handler for Recorder {
     }
 
     fn file_target(&mut self, _name: &str, _size: u64, _index: usize) -> FileTarget {
-        match &self.spool_dir {
-            Some(dir) => FileTarget::SpoolDir(dir.clone()),
+        match &self.store {
+            Some(store) => store.target(),
             None => FileTarget::Memory,
         }
     }
@@ -520,26 +524,24 @@ fn dropping_an_open_session_reports_dropped() {
 }
 
 #[test]
-fn files_stream_from_disk_and_spool_to_disk() {
-    let scratch = scratch_dir("spool-roundtrip");
-    let dir = scratch.path().to_path_buf();
-    let source = dir.join("source.bin");
+fn files_stream_from_a_source_and_into_a_sink() {
     let content: Vec<u8> = (0..1_000_000u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
         .collect();
-    std::fs::write(&source, &content).unwrap();
-    let spool = dir.join("received");
+    let outbox = MemStore::default();
+    outbox.put("source.bin", content.clone());
+    let inbox = MemStore::default();
 
     let (mut server_handler, server_log) = Recorder::new();
-    server_handler.spool_dir = Some(spool.clone());
+    server_handler.store = Some(inbox.clone());
     let (client_handler, _) = Recorder::new();
     let mut server = Session::new(server_handler, SessionConfig::default());
     let mut client = Session::new(client_handler, SessionConfig::default());
     server.start(secs(0));
     client.start(secs(0));
     let frame = FrameBuilder::new(Status::DEFAULT)
-        .add_file(File::from_path("../escape.bin", &source).unwrap())
-        .add_file(File::from_path("../escape.bin", &source).unwrap())
+        .add_file(outbox.file("../escape.bin", "source.bin"))
+        .add_file(outbox.file("../escape.bin", "source.bin"))
         .message("two copies")
         .build();
     client.sender().try_send(frame).unwrap();
@@ -551,33 +553,26 @@ fn files_stream_from_disk_and_spool_to_disk() {
         panic!("expected a frame, got {log:?}");
     };
     assert_eq!(received.message.as_deref(), Some(&b"two copies"[..]));
+    assert_eq!(
+        received.files[0].name, "../escape.bin",
+        "the name is reported as sent"
+    );
     let paths: Vec<_> = received
         .files
         .iter()
         .map(|file| file.path().unwrap().to_owned())
         .collect();
-    assert_eq!(
-        received.files[0].name, "../escape.bin",
-        "the name is reported as sent"
-    );
-    assert_ne!(paths[0], paths[1], "colliding names get distinct files");
+    assert_ne!(paths[0], paths[1], "each file has its own sink");
     for path in &paths {
-        assert_eq!(
-            path.parent().unwrap(),
-            spool,
-            "spooled inside the directory"
-        );
-        assert_eq!(std::fs::read(path).unwrap(), content);
+        assert_eq!(inbox.read(path).unwrap(), content);
     }
-    scratch.close().unwrap();
 }
 
 #[test]
 fn a_file_cut_short_is_removed_not_reported() {
-    let scratch = scratch_dir("spool-cut");
-    let dir = scratch.path().to_path_buf();
+    let store = MemStore::default();
     let (mut handler, log) = Recorder::new();
-    handler.spool_dir = Some(dir.clone());
+    handler.store = Some(store.clone());
     let mut session = Session::new(handler, SessionConfig::default());
     session.start(secs(0));
     let wire = FrameBuilder::new(Status::DEFAULT)
@@ -587,11 +582,7 @@ fn a_file_cut_short_is_removed_not_reported() {
         .encode_to_vec()
         .unwrap();
     session.handle_input(&wire[..50_000], secs(1));
-    assert_eq!(
-        std::fs::read_dir(&dir).unwrap().count(),
-        2,
-        "both files being written"
-    );
+    assert_eq!(store.count(), 2, "both files being written");
     session.handle_eof(secs(2));
     assert_eq!(
         seen(&log),
@@ -601,20 +592,18 @@ fn a_file_cut_short_is_removed_not_reported() {
         ]
     );
     assert_eq!(
-        std::fs::read_dir(&dir).unwrap().count(),
+        store.count(),
         0,
         "no partial file and no file of an unfinished frame is left"
     );
-    scratch.close().unwrap();
 }
 
 #[test]
 fn a_file_that_shrank_before_sending_ends_the_connection() {
-    let scratch = scratch_dir("shrank");
-    let dir = scratch.path().to_path_buf();
-    let source = dir.join("shrinks.bin");
-    std::fs::write(&source, vec![5u8; 10_000]).unwrap();
-    let file = File::from_path("shrinks.bin", &source).unwrap();
+    let store = MemStore::default();
+    store.put("shrinks.bin", vec![5u8; 10_000]);
+    let file = store.file("shrinks.bin", "shrinks.bin");
+    store.put("shrinks.bin", vec![5u8; 10]);
     let (handler, log) = Recorder::new();
     let mut session = Session::new(handler, SessionConfig::default());
     session.start(secs(0));
@@ -623,7 +612,6 @@ fn a_file_that_shrank_before_sending_ends_the_connection() {
         .try_send(FrameBuilder::new(Status::DEFAULT).add_file(file).build())
         .unwrap();
     session.poll_queue(&noop_waker());
-    std::fs::write(&source, vec![5u8; 10]).unwrap();
     let mut slices: [&[u8]; 8] = [&[]; 8];
     let filled = session.transmit(&mut slices);
     assert_eq!(filled, 0);
@@ -632,18 +620,6 @@ fn a_file_that_shrank_before_sending_ends_the_connection() {
         Some(Seen::Disconnected(reason)) => assert!(reason.starts_with("storage:"), "{reason}"),
         other => panic!("{other:?}"),
     }
-    scratch.close().unwrap();
-
-    let missing = File::from_path("gone", dir.join("missing"));
-    assert!(missing.is_err());
-}
-
-/// A fresh, empty directory, removed with what it holds when dropped.
-fn scratch_dir(name: &str) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(&format!("tej-core-{name}-"))
-        .tempdir()
-        .unwrap()
 }
 
 fn noop_waker() -> std::task::Waker {
@@ -735,11 +711,10 @@ fn size_limits_bound_memory_and_stored_files_only_when_asked() {
         )
     );
 
-    // Spooled: the same frame passes whole, bytes and all.
-    let scratch = scratch_dir("limits-stored");
-    let dir = scratch.path().to_path_buf();
+    // Stored: the same frame passes whole, bytes and all.
+    let store = MemStore::default();
     let (mut handler, log) = Recorder::new();
-    handler.spool_dir = Some(dir.clone());
+    handler.store = Some(store.clone());
     let mut session = Session::new(handler, SessionConfig::default().limits(limits));
     session.start(secs(0));
     assert_eq!(session.handle_input(&wire, secs(1)), wire.len());
@@ -750,13 +725,13 @@ fn size_limits_bound_memory_and_stored_files_only_when_asked() {
     let sizes: Vec<u64> = frame.files.iter().map(File::len).collect();
     assert_eq!(sizes, [1200, 900]);
     assert_eq!(
-        std::fs::read(frame.files[0].path().unwrap()).unwrap(),
+        store.read(frame.files[0].path().unwrap()).unwrap(),
         vec![1u8; 1200]
     );
 
-    // Spooled under an explicit stored bound: the frame's total is refused.
+    // Stored under an explicit stored bound: the frame's total is refused.
     let (mut handler, log) = Recorder::new();
-    handler.spool_dir = Some(dir.clone());
+    handler.store = Some(store.clone());
     let stored = limits.max_stored_frame_size(2000);
     let mut session = Session::new(handler, SessionConfig::default().limits(stored));
     session.start(secs(0));
@@ -768,11 +743,7 @@ fn size_limits_bound_memory_and_stored_files_only_when_asked() {
         )
     );
     // The file of the refused frame was removed with it.
-    assert_eq!(
-        std::fs::read_dir(&dir).unwrap().count(),
-        2,
-        "only the passed frame's files"
-    );
+    assert_eq!(store.count(), 2, "only the passed frame's files");
 
     // In memory, two files within max_file_size but over max_frame_size together.
     let pair = FrameBuilder::new(Status::DEFAULT)
@@ -791,7 +762,6 @@ fn size_limits_bound_memory_and_stored_files_only_when_asked() {
             "protocol: frame size in memory 1600 exceeds the limit of 1500 at offset 832".into()
         )
     );
-    scratch.close().unwrap();
 }
 
 #[test]
@@ -806,23 +776,6 @@ fn disconnect_reason_is_an_error_that_crosses_threads() {
     assert!(DisconnectReason::LocalClose.is_graceful());
     let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(DisconnectReason::IdleTimeout);
     assert_eq!(boxed.to_string(), "idle timeout");
-}
-
-#[test]
-fn file_open_takes_its_name_from_the_path() {
-    let scratch = scratch_dir("file-open");
-    let dir = scratch.path().to_path_buf();
-    let path = dir.join("report.txt");
-    std::fs::write(&path, b"twelve bytes").unwrap();
-    let file = File::open(&path).unwrap();
-    assert_eq!(file.name, "report.txt");
-    assert_eq!(file.len(), 12);
-    assert_eq!(file.path(), Some(path.as_path()));
-    let error = File::open("/").unwrap_err();
-    assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
-    let missing = File::open(dir.join("missing.txt")).unwrap_err();
-    assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
-    scratch.close().unwrap();
 }
 
 #[test]
@@ -892,63 +845,6 @@ fn send_tracked_reports_bytes_as_they_are_written_and_the_end() {
         Err(SendError::Closed(back)) => assert_eq!(back, frame),
         other => panic!("expected Closed, got {other:?}"),
     }
-}
-
-/// A writer that keeps what it is given, for `SpoolDirWith`.
-#[derive(Clone, Default)]
-struct Tee(Arc<Mutex<Vec<u8>>>);
-
-impl std::io::Write for Tee {
-    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(data);
-        Ok(data.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-struct TeeSpooler {
-    dir: std::path::PathBuf,
-    tee: Tee,
-    frames: Vec<Frame>,
-}
-
-impl Handler for TeeSpooler {
-    fn received(&mut self, _conn: &mut Connection<'_>, frame: Frame) {
-        self.frames.push(frame);
-    }
-    fn file_target(&mut self, _name: &str, _size: u64, _index: usize) -> FileTarget {
-        FileTarget::SpoolDirWith(self.dir.clone(), Box::new(self.tee.clone()))
-    }
-}
-
-#[test]
-fn spool_dir_with_sees_every_byte_as_it_is_spooled() {
-    let scratch = scratch_dir("spool-with");
-    let dir = scratch.path().to_path_buf();
-    let tee = Tee::default();
-    let handler = TeeSpooler {
-        dir: dir.clone(),
-        tee: tee.clone(),
-        frames: Vec::new(),
-    };
-    let mut session = Session::new(handler, SessionConfig::default());
-    session.start(secs(0));
-    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
-    let wire = FrameBuilder::new(Status::DEFAULT)
-        .file("x.bin", data.clone())
-        .build()
-        .encode_to_vec()
-        .unwrap();
-    // Half first: the writer has seen exactly the bytes spooled so far.
-    session.handle_input(&wire[..100_000], secs(1));
-    assert_eq!(tee.0.lock().unwrap().len(), 100_000 - 25);
-    session.handle_input(&wire[100_000..], secs(1));
-    assert_eq!(*tee.0.lock().unwrap(), data);
-    let frame = &session.handler().frames[0];
-    assert_eq!(std::fs::read(frame.files[0].path().unwrap()).unwrap(), data);
-    scratch.close().unwrap();
 }
 
 /// The (peer, proxy) pairs `connected` saw.
@@ -1027,8 +923,8 @@ fn a_closing_session_keeps_flushing_while_bytes_go_out() {
 }
 
 #[test]
-fn does_file_io_while_a_body_goes_to_disk_or_a_file_is_sent_from_it() {
-    let dir = tempfile::tempdir().unwrap();
+fn does_file_io_while_a_body_goes_to_a_sink_or_a_file_is_sent_from_a_source() {
+    let store = MemStore::default();
     let wire = FrameBuilder::new(Status::DEFAULT)
         .file("x.bin", vec![1u8; 100_000])
         .build()
@@ -1040,18 +936,17 @@ fn does_file_io_while_a_body_goes_to_disk_or_a_file_is_sent_from_it() {
     session.start(secs(0));
     session.handle_input(&wire[..50_000], secs(1));
     assert!(!session.does_file_io());
-    // Spooled: file I/O until the body ends.
+    // Into a sink: file I/O until the body ends.
     let (mut handler, _) = Recorder::new();
-    handler.spool_dir = Some(dir.path().to_path_buf());
+    handler.store = Some(store.clone());
     let mut session = Session::new(handler, SessionConfig::default());
     session.start(secs(0));
     session.handle_input(&wire[..50_000], secs(1));
     assert!(session.does_file_io());
     session.handle_input(&wire[50_000..], secs(1));
     assert!(!session.does_file_io());
-    // Sending a file from disk: file I/O until it is written.
-    let path = dir.path().join("out.bin");
-    std::fs::write(&path, vec![2u8; 10_000]).unwrap();
+    // Sending a file from a source: file I/O until it is written.
+    store.put("out.bin", vec![2u8; 10_000]);
     let (handler, _) = Recorder::new();
     let mut session = Session::new(handler, SessionConfig::default());
     session.start(secs(0));
@@ -1059,7 +954,7 @@ fn does_file_io_while_a_body_goes_to_disk_or_a_file_is_sent_from_it() {
         .sender()
         .try_send(
             FrameBuilder::new(Status::DEFAULT)
-                .add_file(File::open(&path).unwrap())
+                .add_file(store.file("out.bin", "out.bin"))
                 .build(),
         )
         .unwrap();

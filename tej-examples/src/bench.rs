@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tej_core::{
-    Connection, File, FileTarget, Frame, FrameBuilder, Handler, Limits, SessionConfig, Status,
+    Connection, FileTarget, Frame, FrameBuilder, Handler, Limits, SessionConfig, Status,
 };
 
 use crate::runtime::{self, Runtime};
@@ -833,7 +833,7 @@ impl Handler for Spooler {
     }
 
     fn file_target(&mut self, _name: &str, _size: u64, _index: usize) -> FileTarget {
-        FileTarget::SpoolDir(self.dir.clone())
+        tej_net::spool::to_dir(self.dir.clone())
     }
 }
 
@@ -1010,7 +1010,7 @@ fn tej_disk(runtime: Runtime, source: &Path, spool: &Path) -> io::Result<Duratio
     })?;
     let client = runtime::connect(runtime, server.addr(), Quiet, unbounded_config())?;
     let frame = FrameBuilder::new(Status::DEFAULT)
-        .add_file(File::open(source)?)
+        .add_file(tej_net::file::open(source)?)
         .build();
     let started = Instant::now();
     client

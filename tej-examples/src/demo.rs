@@ -98,7 +98,7 @@ impl Handler for DemoServer {
     }
 
     fn file_target(&mut self, _name: &str, _size: u64, _index: usize) -> FileTarget {
-        FileTarget::SpoolDir(self.spool.clone())
+        tej_net::spool::to_dir(self.spool.clone())
     }
 }
 
@@ -229,7 +229,7 @@ fn run_on(
     let started = Instant::now();
     send(
         FrameBuilder::new(Status::DEFAULT)
-            .add_file(File::from_path("large.bin", &large_path)?)
+            .add_file(tej_net::file::from_path("large.bin", &large_path)?)
             .message("one large file")
             .build(),
     )?;

@@ -161,15 +161,15 @@ struct Spooler {
 impl Handler for Spooler {
     fn file_target(&mut self, name: &str, _size: u64, _index: usize) -> FileTarget {
         match self.target {
-            Target::SpoolDir => FileTarget::SpoolDir(self.dir.clone()),
+            Target::SpoolDir => tej_net::spool::to_dir(self.dir.clone()),
             Target::Discard => FileTarget::Discard,
             Target::WriterThread => {
                 // The uploads' names are distinct.
-                let path = self.dir.join(tej_core::spool::sanitize_file_name(name));
+                let path = self.dir.join(tej_net::spool::sanitize_file_name(name));
                 match std::fs::File::create_new(path).and_then(WriterThread::spawn) {
                     Ok(writer) => FileTarget::Writer(Box::new(writer)),
                     // The spool directory reports the same error its way.
-                    Err(_) => FileTarget::SpoolDir(self.dir.clone()),
+                    Err(_) => tej_net::spool::to_dir(self.dir.clone()),
                 }
             }
         }

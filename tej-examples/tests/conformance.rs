@@ -12,7 +12,7 @@ use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
 use recorder::{hex_sha256, Record, Recorder, Seen};
-use tej_core::{Assembler, File, Frame, FrameBuilder, Limits, SendError, SessionConfig, Status};
+use tej_core::{Assembler, Frame, FrameBuilder, Limits, SendError, SessionConfig, Status};
 use tej_examples::runtime::{self, Endpoint, RunningClient, RunningServer, Runtime, ServerOptions};
 use tej_examples::tls::{self, ClientTls};
 
@@ -524,7 +524,7 @@ fn large_file_to_disk(s: Setup) {
         .sender()
         .send_blocking(
             FrameBuilder::new(Status::DEFAULT)
-                .add_file(File::from_path("large.bin", &source).unwrap())
+                .add_file(tej_net::file::from_path("large.bin", &source).unwrap())
                 .message("large")
                 .build(),
         )

@@ -12,6 +12,8 @@
 //! - [`shutdown`]: the [`ShutdownHandle`] every adapter shares;
 //! - [`proxy`]: the PROXY protocol admission as an `io::Result`, for an
 //!   adapter's handshake step;
+//! - [`file`] and [`spool`]: files on disk to send, and received files
+//!   spooled to a directory, through the core's file traits;
 //! - [`tls`] (feature `rustls`): rustls errors said in one line.
 //!
 //! Adapters (`tej-tokio`, `tej-async-std`, `tej-mio`) map a runtime onto
@@ -21,9 +23,11 @@
 
 pub mod accept;
 pub mod drive;
+pub mod file;
 pub mod proxy;
 mod read_buffer;
 pub mod shutdown;
+pub mod spool;
 #[cfg(feature = "rustls")]
 pub mod tls;
 

@@ -10,9 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tej_tokio::{
-    Client, Connection, File, FileTarget, Frame, FrameBuilder, Handler, Server, Status,
-};
+use tej_tokio::{Client, Connection, FileTarget, Frame, FrameBuilder, Handler, Server, Status};
 
 /// The bound the issue sets for receiving a 4 GiB file.
 const RSS_CEILING: u64 = 64 << 20;
@@ -28,7 +26,7 @@ impl Handler for Spooler {
     }
 
     fn file_target(&mut self, _name: &str, _size: u64, _index: usize) -> FileTarget {
-        FileTarget::SpoolDir(self.dir.clone())
+        tej_net::spool::to_dir(self.dir.clone())
     }
 }
 
@@ -125,7 +123,7 @@ fn spooling_a_large_file_keeps_peak_rss_bounded() {
         }));
         let client = Client::connect(addr, Quiet).await.unwrap();
         let frame = FrameBuilder::new(Status::DEFAULT)
-            .add_file(File::from_path("large.bin", &source).unwrap())
+            .add_file(tej_net::file::from_path("large.bin", &source).unwrap())
             .message("large")
             .build();
         client.sender().send(frame).await.unwrap();

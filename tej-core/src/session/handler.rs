@@ -21,16 +21,15 @@ use crate::session::error::DisconnectReason;
 /// task (a runtime worker thread), the mio loop's thread (shared by every
 /// connection of that loop). A callback that blocks holds up its
 /// connection, and on mio every connection of the loop. Received files
-/// that a [`file_target`](Self::file_target) sends to disk
-/// ([`FileTarget::SpoolDir`]) are written there too, with blocking file
-/// I/O, a read at a time; so are files sent from disk, read in 256 KiB
+/// that a [`file_target`](Self::file_target) sends to a sink
+/// ([`FileTarget::Sink`], such as a spool directory) are written there
+/// too, a read at a time; so are files sent from a source, read in 256 KiB
 /// chunks. [`Session::does_file_io`](crate::Session::does_file_io) says
-/// when a step will do such I/O: tej-tokio then runs it in
+/// when a step may block on such I/O: tej-tokio then runs it in
 /// `block_in_place` on the multi-thread runtime, so a disk that stalls on
-/// write-back holds up that connection only (measured: a small client's
-/// p99 round trip during two 1 GiB uploads fell from 32 ms to 8 ms). On
-/// the other adapters it runs in place; where other connections must
-/// never wait on a disk, serve uploads from a runtime of their own.
+/// write-back holds up that connection only. On the other adapters it runs
+/// in place; where other connections must never wait on a disk, serve
+/// uploads from a runtime of their own.
 ///
 /// ```
 /// use tej_core::{Connection, Frame, Handler};

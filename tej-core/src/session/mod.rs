@@ -154,6 +154,9 @@ pub struct Session<H: Handler> {
     frame_started: Option<Duration>,
     /// When the frame now arriving must be complete (see [`FrameTimeout`]).
     frame_deadline: Option<Duration>,
+    /// A handler callback is running: if the session is dropped meanwhile,
+    /// the handler panicked and must not be called again.
+    in_handler: bool,
     /// Entries just taken from the send queue, reused to spare an allocation.
     #[cfg(feature = "std")]
     taken: alloc::vec::Vec<send_queue::Queued>,
@@ -195,6 +198,7 @@ impl<H: Handler> Session<H> {
             frame_begin: 0,
             frame_started: None,
             frame_deadline: None,
+            in_handler: false,
             #[cfg(feature = "std")]
             taken: alloc::vec::Vec::new(),
         }
@@ -292,7 +296,9 @@ impl<H: Handler> Session<H> {
             .config
             .ping_interval
             .map(|interval| now.saturating_add(interval));
+        self.in_handler = true;
         self.handler.connected(&mut self.link.connection(false));
+        self.in_handler = false;
         self.after_callbacks();
     }
 
@@ -409,11 +415,13 @@ impl<H: Handler> Session<H> {
             };
             let frame_ended = matches!(event, Event::FrameEnd);
             let handler = &mut self.handler;
+            self.in_handler = true;
             let applied = self.partial.apply(
                 event,
                 Some(&self.config.limits),
                 &mut |name, size, index| handler.file_target(name, size, index),
             );
+            self.in_handler = false;
             match applied {
                 Ok(Some(frame)) => self.deliver(frame),
                 Ok(None) => {}
@@ -609,11 +617,13 @@ impl<H: Handler> Session<H> {
         self.frame_begin = self.decoder.stream_offset();
         self.frame_started = None;
         let mut conn = self.link.connection(false);
+        self.in_handler = true;
         if frame.is_ping() {
             self.handler.ping_received(&mut conn, frame);
         } else {
             self.handler.received(&mut conn, frame);
         }
+        self.in_handler = false;
         self.after_callbacks();
     }
 
@@ -728,7 +738,9 @@ impl<H: Handler> Session<H> {
             .shut_with_unwritten(self.link.outbox.take_unwritten());
         // Dropping an unfinished frame removes the files it spooled.
         self.partial = PartialFrame::default();
+        self.in_handler = true;
         self.handler.disconnected(reason);
+        self.in_handler = false;
     }
 }
 
@@ -736,8 +748,8 @@ impl<H: Handler> Drop for Session<H> {
     fn drop(&mut self) {
         // A handler that panicked must not be called again while unwinding;
         // its senders still learn that the connection is gone.
-        #[cfg(feature = "std")]
-        if std::thread::panicking() {
+        if self.in_handler {
+            #[cfg(feature = "std")]
             self.link.queue.shut();
             return;
         }

@@ -1,5 +1,5 @@
 //! Bytes waiting to be sent: headers and small payloads coalesced in one
-//! buffer, large payloads kept by reference, files on disk read in chunks.
+//! buffer, large payloads kept by reference, file sources read in chunks.
 
 use alloc::collections::VecDeque;
 
@@ -11,17 +11,17 @@ use crate::session::outgoing::{OutgoingBody, OutgoingFrame};
 /// Payloads up to this size are copied next to their headers: one copy is
 /// cheaper than one more slice in a vectored write.
 const COPY_THRESHOLD: usize = 4096;
-/// Chunk read from a file on disk per refill. The chunk is freed when the
+/// Chunk read from a file source per refill. The chunk is freed when the
 /// file is sent: an idle connection keeps none.
 #[cfg(feature = "std")]
-const DISK_CHUNK_LEN: usize = 256 * 1024;
+const SOURCE_CHUNK_LEN: usize = 256 * 1024;
 
 /// A run of outgoing bytes.
 enum Segment {
     Memory(Bytes),
     #[cfg(feature = "std")]
-    Disk {
-        file: std::fs::File,
+    Source {
+        reader: alloc::boxed::Box<dyn std::io::Read + Send>,
         /// Bytes of this file not yet sent (including any read ahead).
         remaining: u64,
     },
@@ -35,13 +35,13 @@ pub(crate) struct Outbox {
     staging: BytesMut,
     /// Bytes held in memory (segments and staging), for backpressure.
     memory_len: usize,
-    /// Every byte waiting, in memory or on disk.
+    /// Every byte waiting, in memory or in a source.
     pending_len: u64,
-    /// Read-ahead of the first disk segment, and how much of it is sent.
+    /// Read-ahead of the first source segment, and how much of it is sent.
     #[cfg(feature = "std")]
-    disk_chunk: alloc::vec::Vec<u8>,
+    source_chunk: alloc::vec::Vec<u8>,
     #[cfg(feature = "std")]
-    disk_chunk_sent: usize,
+    source_chunk_sent: usize,
     /// The buffer of a written segment that can hold a run of small frames,
     /// for the send queue to reuse.
     #[cfg(feature = "std")]
@@ -63,13 +63,13 @@ impl Outbox {
         self.pending_len == 0
     }
 
-    /// Whether a file on disk is among the bytes waiting: sending it reads
-    /// the file, blocking I/O.
+    /// Whether a file source is among the bytes waiting: sending it reads
+    /// the source, which may block.
     #[cfg(feature = "std")]
     pub(crate) fn reads_files(&self) -> bool {
         self.segments
             .iter()
-            .any(|segment| matches!(segment, Segment::Disk { .. }))
+            .any(|segment| matches!(segment, Segment::Source { .. }))
     }
 
     /// Bytes waiting that are held in memory.
@@ -99,11 +99,12 @@ impl Outbox {
             match file.body {
                 OutgoingBody::Memory(data) => self.push_payload(data),
                 #[cfg(feature = "std")]
-                OutgoingBody::Disk { file, len, .. } => {
+                OutgoingBody::Source { reader, source } => {
+                    let len = source.len();
                     if len > 0 {
                         self.seal_staging();
-                        self.segments.push_back(Segment::Disk {
-                            file,
+                        self.segments.push_back(Segment::Source {
+                            reader,
                             remaining: len,
                         });
                     }
@@ -162,7 +163,7 @@ impl Outbox {
         }
     }
 
-    /// Reads the next chunk of a file on disk when one is due, so that
+    /// Reads the next chunk of a file source when one is due, so that
     /// [`fill`](Self::fill) can offer it.
     ///
     /// # Errors
@@ -170,7 +171,7 @@ impl Outbox {
     /// A file being sent could not be read, or is shorter than announced.
     pub(crate) fn read_ahead(&mut self) -> Result<(), crate::assemble::StorageError> {
         #[cfg(feature = "std")]
-        self.read_disk_chunk()?;
+        self.read_source_chunk()?;
         Ok(())
     }
 
@@ -185,9 +186,9 @@ impl Outbox {
             let slice: &[u8] = match segment {
                 Segment::Memory(bytes) => bytes,
                 #[cfg(feature = "std")]
-                Segment::Disk { .. } => {
-                    // Only the first disk segment has its chunk loaded.
-                    let chunk = &self.disk_chunk[self.disk_chunk_sent..];
+                Segment::Source { .. } => {
+                    // Only the first source segment has its chunk loaded.
+                    let chunk = &self.source_chunk[self.source_chunk_sent..];
                     if let Some(slot) = slots.next() {
                         *slot = chunk;
                         filled += 1;
@@ -244,15 +245,15 @@ impl Outbox {
                     }
                 }
                 #[cfg(feature = "std")]
-                Segment::Disk { remaining, .. } => {
-                    let step = written.min(self.disk_chunk.len() - self.disk_chunk_sent);
-                    self.disk_chunk_sent += step;
+                Segment::Source { remaining, .. } => {
+                    let step = written.min(self.source_chunk.len() - self.source_chunk_sent);
+                    self.source_chunk_sent += step;
                     *remaining -= step as u64;
                     written -= step;
                     if *remaining == 0 {
                         self.segments.pop_front();
-                        self.disk_chunk = alloc::vec::Vec::new();
-                        self.disk_chunk_sent = 0;
+                        self.source_chunk = alloc::vec::Vec::new();
+                        self.source_chunk_sent = 0;
                     }
                     if step == 0 {
                         // More than was offered: nothing sensible left to advance.
@@ -308,28 +309,28 @@ impl Outbox {
         &mut self.spare_run
     }
 
-    /// Loads the next chunk of the first disk segment if everything read of it was sent.
+    /// Loads the next chunk of the first source segment if everything read of it was sent.
     #[cfg(feature = "std")]
-    fn read_disk_chunk(&mut self) -> std::io::Result<()> {
+    fn read_source_chunk(&mut self) -> std::io::Result<()> {
         use std::io::Read;
 
-        if self.disk_chunk_sent < self.disk_chunk.len() {
+        if self.source_chunk_sent < self.source_chunk.len() {
             return Ok(());
         }
         let Some((file, remaining)) = self.segments.iter_mut().find_map(|segment| match segment {
-            Segment::Disk { file, remaining } => Some((file, *remaining)),
+            Segment::Source { reader, remaining } => Some((reader, *remaining)),
             Segment::Memory(_) => None,
         }) else {
             return Ok(());
         };
-        let want = remaining.min(DISK_CHUNK_LEN as u64) as usize;
-        self.disk_chunk.resize(want, 0);
-        self.disk_chunk_sent = 0;
+        let want = remaining.min(SOURCE_CHUNK_LEN as u64) as usize;
+        self.source_chunk.resize(want, 0);
+        self.source_chunk_sent = 0;
         let mut filled = 0;
         while filled < want {
-            match file.read(&mut self.disk_chunk[filled..]) {
+            match file.read(&mut self.source_chunk[filled..]) {
                 Ok(0) => {
-                    self.disk_chunk.clear();
+                    self.source_chunk.clear();
                     return Err(std::io::Error::new(
                         std::io::ErrorKind::UnexpectedEof,
                         "a file being sent is shorter than announced",
@@ -338,7 +339,7 @@ impl Outbox {
                 Ok(n) => filled += n,
                 Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(error) => {
-                    self.disk_chunk.clear();
+                    self.source_chunk.clear();
                     return Err(error);
                 }
             }

@@ -1,4 +1,4 @@
-//! Frames checked and made ready to send: names validated, files on disk opened.
+//! Frames checked and made ready to send: names validated, file sources opened.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -11,10 +11,10 @@ use crate::frame::{FileBody, Frame};
 use crate::session::error::SendError;
 use crate::wire::{Status, FILE_HEADER_FIXED_LEN, MIN_FRAME_LEN};
 
-/// What a queued frame costs against a send bound for each file on disk:
-/// its bytes are not in memory, but its open descriptor is a resource.
+/// What a queued frame costs against a send bound for each file from a
+/// source: its bytes are not in memory, but an open source is a resource.
 #[cfg(feature = "std")]
-const DISK_FILE_COST: usize = 64 * 1024;
+const SOURCE_FILE_COST: usize = 64 * 1024;
 
 /// Why a frame could not be prepared for sending.
 #[derive(Debug)]
@@ -38,10 +38,9 @@ impl PrepareError {
 pub(crate) enum OutgoingBody {
     Memory(Bytes),
     #[cfg(feature = "std")]
-    Disk {
-        file: std::fs::File,
-        len: u64,
-        path: std::path::PathBuf,
+    Source {
+        reader: alloc::boxed::Box<dyn std::io::Read + Send>,
+        source: alloc::sync::Arc<dyn crate::storage::FileSource>,
     },
 }
 
@@ -50,7 +49,7 @@ impl OutgoingBody {
         match self {
             OutgoingBody::Memory(data) => data.len() as u64,
             #[cfg(feature = "std")]
-            OutgoingBody::Disk { len, .. } => *len,
+            OutgoingBody::Source { source, .. } => source.len(),
         }
     }
 }
@@ -72,7 +71,7 @@ pub(crate) struct OutgoingFrame {
 }
 
 impl OutgoingFrame {
-    /// Validates `frame` and opens its files on disk. On error the frame is
+    /// Validates `frame` and opens its file sources. On error the frame is
     /// handed back untouched, so nothing the caller gave is lost.
     pub(crate) fn prepare(frame: Frame) -> Result<OutgoingFrame, (PrepareError, Frame)> {
         for file in &frame.files {
@@ -87,8 +86,8 @@ impl OutgoingFrame {
         let mut opened = Vec::new();
         #[cfg(feature = "std")]
         for file in &frame.files {
-            if let FileBody::Disk { path, .. } = &file.body {
-                match std::fs::File::open(path) {
+            if let FileBody::Source(source) = &file.body {
+                match source.open() {
                     Ok(handle) => opened.push(handle),
                     Err(error) => return Err((PrepareError::Open(error), frame)),
                 }
@@ -103,8 +102,8 @@ impl OutgoingFrame {
                 let body = match file.body {
                     FileBody::Memory(data) => OutgoingBody::Memory(data),
                     #[cfg(feature = "std")]
-                    FileBody::Disk { len, path } => match opened.next() {
-                        Some(file) => OutgoingBody::Disk { file, len, path },
+                    FileBody::Source(source) => match opened.next() {
+                        Some(reader) => OutgoingBody::Source { reader, source },
                         None => OutgoingBody::Memory(Bytes::new()),
                     },
                     // Refused above.
@@ -126,8 +125,7 @@ impl OutgoingFrame {
         })
     }
 
-    /// A copy of the frame as the caller gave it: payloads are shared, files
-    /// on disk named by their paths.
+    /// A copy of the frame as the caller gave it: payloads and sources shared.
     #[cfg(feature = "std")]
     pub(crate) fn to_frame(&self) -> Frame {
         let files = self
@@ -137,10 +135,7 @@ impl OutgoingFrame {
                 name: file.name.clone(),
                 body: match &file.body {
                     OutgoingBody::Memory(data) => FileBody::Memory(data.clone()),
-                    OutgoingBody::Disk { len, path, .. } => FileBody::Disk {
-                        path: path.clone(),
-                        len: *len,
-                    },
+                    OutgoingBody::Source { source, .. } => FileBody::Source(source.clone()),
                 },
             })
             .collect();
@@ -163,7 +158,7 @@ impl OutgoingFrame {
                 body: match file.body {
                     OutgoingBody::Memory(data) => FileBody::Memory(data),
                     #[cfg(feature = "std")]
-                    OutgoingBody::Disk { len, path, .. } => FileBody::Disk { path, len },
+                    OutgoingBody::Source { source, .. } => FileBody::Source(source),
                 },
             })
             .collect();
@@ -202,7 +197,7 @@ impl OutgoingFrame {
                     + match &file.body {
                         OutgoingBody::Memory(data) => data.len(),
                         #[cfg(feature = "std")]
-                        OutgoingBody::Disk { .. } => DISK_FILE_COST,
+                        OutgoingBody::Source { .. } => SOURCE_FILE_COST,
                     }
             })
             .sum();

@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod store;
+
 use tej_core::{Assembler, DecodeError, Decoder, Event, Frame};
 
 /// An owned copy of an [`Event`], with payload pieces kept as they came.

@@ -222,7 +222,8 @@ fn attach(path: &Path) -> anyhow::Result<File> {
     if !metadata.is_file() {
         return Err(anyhow::anyhow!("{} is not a regular file", path.display()));
     }
-    File::open(path).map_err(|error| anyhow::anyhow!("cannot read {}: {error}", path.display()))
+    tej_net::file::open(path)
+        .map_err(|error| anyhow::anyhow!("cannot read {}: {error}", path.display()))
 }
 
 /// Progress bars, one per file, on a terminal only, moved per byte as the

@@ -257,7 +257,7 @@ impl Handler for Recorder {
             .files_started
             .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         match &self.spool_dir {
-            Some(dir) => tej_core::FileTarget::SpoolDir(dir.clone()),
+            Some(dir) => tej_net::spool::to_dir(dir.clone()),
             None => tej_core::FileTarget::Memory,
         }
     }

@@ -168,9 +168,10 @@ impl Sender {
     /// future for "written whole to the stream".
     ///
     /// ```no_run
-    /// # async fn run(sender: tej_core::Sender) -> Result<(), Box<dyn std::error::Error>> {
+    /// # async fn run(sender: tej_core::Sender, big_iso: tej_core::File) -> Result<(), Box<dyn std::error::Error>> {
+    /// // A file on disk (`tej_net::file::open("big.iso")`), say.
     /// let frame = tej_core::FrameBuilder::new(tej_core::Status::DEFAULT)
-    ///     .add_file(tej_core::File::open("big.iso")?)
+    ///     .add_file(big_iso)
     ///     .build();
     /// let progress = sender.send_tracked(frame).await?;
     /// // From any thread: progress.bytes_written() of progress.total().

@@ -1,0 +1,194 @@
+//! Files on disk through a session: sent from `tej_net::file`, received
+//! into `tej_net::spool`, with what only a disk can show (names that stay
+//! inside the directory, files removed from it, a file that changed).
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tej_core::{
+    Connection, DisconnectReason, FileTarget, Frame, FrameBuilder, Handler, Session, SessionConfig,
+    Status,
+};
+
+/// Keeps what it receives and how it ended; spools to `dir`, with `tee`
+/// watching the bytes when given.
+#[derive(Default)]
+struct Spooler {
+    dir: std::path::PathBuf,
+    tee: Option<Tee>,
+    frames: Vec<Frame>,
+    ended: Option<DisconnectReason>,
+}
+
+impl Handler for Spooler {
+    fn received(&mut self, _conn: &mut Connection<'_>, frame: Frame) {
+        self.frames.push(frame);
+    }
+    fn disconnected(&mut self, reason: DisconnectReason) {
+        self.ended = Some(reason);
+    }
+    fn file_target(&mut self, _name: &str, _size: u64, _index: usize) -> FileTarget {
+        match &self.tee {
+            Some(tee) => tej_net::spool::to_dir_with(self.dir.clone(), Box::new(tee.clone())),
+            None => tej_net::spool::to_dir(self.dir.clone()),
+        }
+    }
+}
+
+/// A writer that keeps what it is given.
+#[derive(Clone, Default)]
+struct Tee(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Tee {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn spooler(dir: &std::path::Path) -> Session<Spooler> {
+    let mut session = Session::new(
+        Spooler {
+            dir: dir.to_path_buf(),
+            ..Spooler::default()
+        },
+        SessionConfig::default(),
+    );
+    session.start(Duration::ZERO);
+    session
+}
+
+/// Everything `from` has to write, into `to`.
+fn transfer<A: Handler, B: Handler>(from: &mut Session<A>, to: &mut Session<B>) {
+    while from.wants_write() {
+        let mut slices: [&[u8]; 16] = [&[]; 16];
+        let filled = from.transmit(&mut slices);
+        let bytes: Vec<u8> = slices[..filled].concat();
+        if bytes.is_empty() {
+            break;
+        }
+        let used = to.handle_input(&bytes, Duration::ZERO);
+        from.advance(used);
+    }
+}
+
+fn noop_waker() -> std::task::Waker {
+    std::task::Waker::noop().clone()
+}
+
+#[test]
+fn files_stream_from_disk_and_spool_inside_the_directory_under_distinct_names() {
+    let scratch = tempfile::tempdir().unwrap();
+    let source = scratch.path().join("source.bin");
+    let content: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&source, &content).unwrap();
+    let spool = scratch.path().join("received");
+
+    let mut client = Session::new(Spooler::default(), SessionConfig::default());
+    client.start(Duration::ZERO);
+    let mut server = spooler(&spool);
+    let frame = FrameBuilder::new(Status::DEFAULT)
+        .add_file(tej_net::file::from_path("../escape.bin", &source).unwrap())
+        .add_file(tej_net::file::from_path("../escape.bin", &source).unwrap())
+        .build();
+    client.sender().try_send(frame).unwrap();
+    client.poll_queue(&noop_waker());
+    transfer(&mut client, &mut server);
+
+    let received = &server.handler().frames[0];
+    assert_eq!(received.files[0].name, "../escape.bin", "reported as sent");
+    let paths: Vec<_> = received
+        .files
+        .iter()
+        .map(|file| file.path().unwrap().to_owned())
+        .collect();
+    assert_ne!(paths[0], paths[1], "colliding names get distinct files");
+    for path in &paths {
+        assert_eq!(path.parent().unwrap(), spool, "inside the directory");
+        assert_eq!(std::fs::read(path).unwrap(), content);
+    }
+}
+
+#[test]
+fn the_files_of_a_frame_cut_short_are_removed_from_the_directory() {
+    let scratch = tempfile::tempdir().unwrap();
+    let mut session = spooler(scratch.path());
+    let wire = FrameBuilder::new(Status::DEFAULT)
+        .file("done.bin", vec![1u8; 1000])
+        .file("cut.bin", vec![2u8; 100_000])
+        .build()
+        .encode_to_vec()
+        .unwrap();
+    session.handle_input(&wire[..50_000], Duration::ZERO);
+    assert_eq!(std::fs::read_dir(scratch.path()).unwrap().count(), 2);
+    session.handle_eof(Duration::ZERO);
+    assert!(session.handler().frames.is_empty());
+    assert_eq!(
+        std::fs::read_dir(scratch.path()).unwrap().count(),
+        0,
+        "no partial file and no file of an unfinished frame is left"
+    );
+}
+
+#[test]
+fn a_file_truncated_after_it_was_queued_ends_the_connection() {
+    let scratch = tempfile::tempdir().unwrap();
+    let source = scratch.path().join("shrinks.bin");
+    std::fs::write(&source, vec![5u8; 10_000]).unwrap();
+    let file = tej_net::file::from_path("shrinks.bin", &source).unwrap();
+    let mut session = spooler(scratch.path());
+    session
+        .sender()
+        .try_send(FrameBuilder::new(Status::DEFAULT).add_file(file).build())
+        .unwrap();
+    session.poll_queue(&noop_waker());
+    std::fs::write(&source, vec![5u8; 10]).unwrap();
+    let mut slices: [&[u8]; 8] = [&[]; 8];
+    assert_eq!(session.transmit(&mut slices), 0);
+    assert!(session.is_closed());
+    assert!(matches!(
+        session.handler().ended,
+        Some(DisconnectReason::Storage(_))
+    ));
+    assert!(tej_net::file::from_path("gone", scratch.path().join("missing")).is_err());
+}
+
+#[test]
+fn file_open_takes_its_name_from_the_path() {
+    let scratch = tempfile::tempdir().unwrap();
+    let path = scratch.path().join("report.txt");
+    std::fs::write(&path, b"twelve bytes").unwrap();
+    let file = tej_net::file::open(&path).unwrap();
+    assert_eq!(file.name, "report.txt");
+    assert_eq!(file.len(), 12);
+    assert_eq!(file.path(), Some(path.as_path()));
+    let error = tej_net::file::open("/").unwrap_err();
+    assert_eq!(error.kind(), std::io::ErrorKind::InvalidInput);
+    let missing = tej_net::file::open(scratch.path().join("missing.txt")).unwrap_err();
+    assert_eq!(missing.kind(), std::io::ErrorKind::NotFound);
+}
+
+#[test]
+fn to_dir_with_sees_every_byte_as_it_is_spooled() {
+    let scratch = tempfile::tempdir().unwrap();
+    let tee = Tee::default();
+    let mut session = spooler(scratch.path());
+    session.handler_mut().tee = Some(tee.clone());
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let wire = FrameBuilder::new(Status::DEFAULT)
+        .file("x.bin", data.clone())
+        .build()
+        .encode_to_vec()
+        .unwrap();
+    // Half first: the writer has seen exactly the bytes spooled so far.
+    session.handle_input(&wire[..100_000], Duration::ZERO);
+    assert_eq!(tee.0.lock().unwrap().len(), 100_000 - 25);
+    session.handle_input(&wire[100_000..], Duration::ZERO);
+    assert_eq!(*tee.0.lock().unwrap(), data);
+    let frame = &session.handler().frames[0];
+    assert_eq!(std::fs::read(frame.files[0].path().unwrap()).unwrap(), data);
+}
