@@ -1,14 +1,20 @@
 //! Typed errors: what was wrong, and where in the stream.
 
-use thiserror::Error;
-
 /// A status value outside `0..=127`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Error)]
-#[error("custom status {value} is out of range (0..=127)")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct InvalidStatus {
     /// The rejected value.
     pub value: u8,
 }
+
+impl core::fmt::Display for InvalidStatus {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let InvalidStatus { value } = self;
+        write!(f, "custom status {value} is out of range (0..=127)")
+    }
+}
+
+impl core::error::Error for InvalidStatus {}
 
 /// The field of a frame, for error reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -89,11 +95,10 @@ impl core::fmt::Display for LimitKind {
 ///
 /// After an error the decoder is poisoned and returns the same error again:
 /// the stream cannot be resynchronised, so the connection must be closed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Error)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum DecodeError {
     /// The first byte of a frame has its top bit clear.
-    #[error("status bit is 0 in first byte {byte:#04x} of a frame at offset {offset}")]
     StatusBitClear {
         /// The byte that was read.
         byte: u8,
@@ -102,7 +107,6 @@ pub enum DecodeError {
     },
     /// A file name is not valid UTF-8 (the reference implementation writes
     /// non-ASCII names with a character count, which ends here).
-    #[error("file {file_index} has a name that is not UTF-8 (valid up to byte {valid_up_to}) at offset {offset}")]
     InvalidFileName {
         /// The file's index in its frame, from 0.
         file_index: u64,
@@ -112,7 +116,6 @@ pub enum DecodeError {
         offset: u64,
     },
     /// A length is above the configured limit.
-    #[error("{limit} {value} exceeds the limit of {max} at offset {offset}")]
     LimitExceeded {
         /// Which limit.
         limit: LimitKind,
@@ -124,13 +127,25 @@ pub enum DecodeError {
         offset: u64,
     },
     /// The stream ended inside a frame.
-    #[error("stream ended inside the {field} at offset {offset}")]
     UnexpectedEof {
         /// The field that was being read.
         field: Field,
         /// How many bytes the stream had in all.
         offset: u64,
     },
+}
+
+impl core::error::Error for DecodeError {}
+
+impl core::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            DecodeError::StatusBitClear { byte, offset } => write!(f, "status bit is 0 in first byte {byte:#04x} of a frame at offset {offset}"),
+            DecodeError::InvalidFileName { file_index, valid_up_to, offset } => write!(f, "file {file_index} has a name that is not UTF-8 (valid up to byte {valid_up_to}) at offset {offset}"),
+            DecodeError::LimitExceeded { limit, value, max, offset } => write!(f, "{limit} {value} exceeds the limit of {max} at offset {offset}"),
+            DecodeError::UnexpectedEof { field, offset } => write!(f, "stream ended inside the {field} at offset {offset}"),
+        }
+    }
 }
 
 impl DecodeError {
@@ -146,17 +161,15 @@ impl DecodeError {
 }
 
 /// Why a frame or header could not be encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Error)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum EncodeError {
     /// A file name longer than the wire's 65535 bytes.
-    #[error("file name is {len} bytes; the wire allows at most 65535")]
     NameTooLong {
         /// The name's length in bytes.
         len: usize,
     },
     /// The output buffer is too small.
-    #[error("output buffer holds {available} bytes but {needed} are needed")]
     BufferTooSmall {
         /// Bytes the encoding needs.
         needed: u64,
@@ -165,6 +178,25 @@ pub enum EncodeError {
     },
     /// A file's body is not in memory: a file on disk can be streamed by a
     /// session; a body that was delivered elsewhere on receipt cannot be sent.
-    #[error("a file body is not in memory; only a session can stream a file on disk")]
     BodyNotInMemory,
+}
+
+impl core::error::Error for EncodeError {}
+
+impl core::fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            EncodeError::NameTooLong { len } => {
+                write!(f, "file name is {len} bytes; the wire allows at most 65535")
+            }
+            EncodeError::BufferTooSmall { needed, available } => write!(
+                f,
+                "output buffer holds {available} bytes but {needed} are needed"
+            ),
+            EncodeError::BodyNotInMemory => write!(
+                f,
+                "a file body is not in memory; only a session can stream a file on disk"
+            ),
+        }
+    }
 }

@@ -11,9 +11,11 @@
 //! - with the `alloc` feature, the whole-frame model ([`Frame`],
 //!   [`FrameBuilder`]) and the [`Assembler`] that builds frames from events.
 //!
-//! The crate is `#![no_std]` whatever the features; `alloc` brings in the
-//! allocator-backed types and `std` (the default) adds what needs the
-//! standard library.
+//! The crate is `#![no_std]` whatever the features, and opens no file,
+//! socket or thread: its default build depends on `heapless` and `nom`
+//! only. `alloc` brings in the allocator-backed types and `std` the
+//! cross-thread [`Sender`] and the [`storage`] traits through which file
+//! bodies reach a session; the I/O around it is in `tej-net`.
 //!
 //! ```
 //! use tej_core::{Decoder, Event, FrameRef, FileRef, Limits, Status};

@@ -70,8 +70,6 @@
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use core::str::FromStr;
 
-use thiserror::Error;
-
 /// The 12 bytes every v2 header starts with.
 pub const V2_SIGNATURE: [u8; 12] = [
     0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A,
@@ -255,11 +253,10 @@ impl core::fmt::Display for V1Field {
 }
 
 /// Why bytes are not a valid PROXY header (or why the decoder refused them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Error)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum ProxyError {
     /// The bytes are neither a v1 `PROXY ` line nor the v2 signature.
-    #[error("not a PROXY protocol header (byte {offset} is {byte:#04x})")]
     NotProxy {
         /// Position of the first byte that does not match.
         offset: usize,
@@ -267,32 +264,26 @@ pub enum ProxyError {
         byte: u8,
     },
     /// No CRLF within the v1 bound (107 bytes, or a smaller `max_len`).
-    #[error("PROXY v1 line longer than {max} bytes")]
     V1TooLong {
         /// The bound.
         max: usize,
     },
     /// The v1 protocol is not `TCP4`, `TCP6` or `UNKNOWN`.
-    #[error("PROXY v1 line has an unknown protocol (expected TCP4, TCP6 or UNKNOWN)")]
     V1BadProtocol,
     /// A v1 address is missing, malformed, or of the wrong family.
-    #[error("PROXY v1 line has a missing or malformed {field}")]
     V1BadAddress {
         /// Which address.
         field: V1Field,
     },
     /// A v1 port is missing, not decimal, or above 65535.
-    #[error("PROXY v1 line has a missing or malformed {field}")]
     V1BadPort {
         /// Which port.
         field: V1Field,
     },
     /// A v1 line with a CR not followed by LF, a bare LF, or anything
     /// between the destination port and the CRLF.
-    #[error("PROXY v1 line does not end with CRLF where it should")]
     V1BadLineEnd,
     /// The v2 length announces more than `max_len` bytes in all.
-    #[error("PROXY v2 header of {len} bytes exceeds the limit of {max}")]
     V2TooLong {
         /// The announced total length, fixed part included.
         len: usize,
@@ -300,26 +291,22 @@ pub enum ProxyError {
         max: usize,
     },
     /// The v2 version nibble is not 2.
-    #[error("unsupported PROXY v2 version {version}")]
     V2Version {
         /// The version nibble.
         version: u8,
     },
     /// The v2 command nibble is neither `LOCAL` (0) nor `PROXY` (1).
-    #[error("unsupported PROXY v2 command {command:#x}")]
     V2Command {
         /// The command nibble.
         command: u8,
     },
     /// The v2 family/protocol byte of a `PROXY` header is not one the spec
     /// defines.
-    #[error("unsupported PROXY v2 address family/protocol {family:#04x}")]
     V2Family {
         /// The byte.
         family: u8,
     },
     /// The v2 length is shorter than the family's address block.
-    #[error("PROXY v2 address block of {len} bytes is too short for family {family:#04x} (needs {needed})")]
     V2AddressTooShort {
         /// The family/protocol byte.
         family: u8,
@@ -330,13 +317,11 @@ pub enum ProxyError {
     },
     /// A v2 TLV overruns the header, or its header is cut short, or a CRC32c
     /// TLV is not 4 bytes long.
-    #[error("malformed PROXY v2 TLV at byte {offset}")]
     V2BadTlv {
         /// Position of the TLV's type byte.
         offset: usize,
     },
     /// The `PP2_TYPE_CRC32C` TLV does not match the header.
-    #[error("PROXY v2 CRC32c mismatch (header says {expected:#010x}, computed {computed:#010x})")]
     V2Checksum {
         /// The value in the TLV.
         expected: u32,
@@ -345,20 +330,42 @@ pub enum ProxyError {
     },
     /// The stream ended before the header did. `received == 0` is a bare
     /// connect-and-close (a TCP health check), not a malformed header.
-    #[error("connection closed after {received} bytes of a PROXY header")]
     Truncated {
         /// Bytes received.
         received: usize,
     },
     /// The caller pushed more bytes than [`ProxyDecoder::wanted`] allowed
     /// (a bug in the caller: those bytes may belong to the session).
-    #[error("pushed {pushed} bytes to the PROXY decoder, which wanted {wanted}")]
     Overfed {
         /// Bytes pushed.
         pushed: usize,
         /// Bytes wanted.
         wanted: usize,
     },
+}
+
+impl core::error::Error for ProxyError {}
+
+impl core::fmt::Display for ProxyError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ProxyError::NotProxy { offset, byte } => write!(f, "not a PROXY protocol header (byte {offset} is {byte:#04x})"),
+            ProxyError::V1TooLong { max } => write!(f, "PROXY v1 line longer than {max} bytes"),
+            ProxyError::V1BadProtocol => write!(f, "PROXY v1 line has an unknown protocol (expected TCP4, TCP6 or UNKNOWN)"),
+            ProxyError::V1BadAddress { field } => write!(f, "PROXY v1 line has a missing or malformed {field}"),
+            ProxyError::V1BadPort { field } => write!(f, "PROXY v1 line has a missing or malformed {field}"),
+            ProxyError::V1BadLineEnd => write!(f, "PROXY v1 line does not end with CRLF where it should"),
+            ProxyError::V2TooLong { len, max } => write!(f, "PROXY v2 header of {len} bytes exceeds the limit of {max}"),
+            ProxyError::V2Version { version } => write!(f, "unsupported PROXY v2 version {version}"),
+            ProxyError::V2Command { command } => write!(f, "unsupported PROXY v2 command {command:#x}"),
+            ProxyError::V2Family { family } => write!(f, "unsupported PROXY v2 address family/protocol {family:#04x}"),
+            ProxyError::V2AddressTooShort { family, len, needed } => write!(f, "PROXY v2 address block of {len} bytes is too short for family {family:#04x} (needs {needed})"),
+            ProxyError::V2BadTlv { offset } => write!(f, "malformed PROXY v2 TLV at byte {offset}"),
+            ProxyError::V2Checksum { expected, computed } => write!(f, "PROXY v2 CRC32c mismatch (header says {expected:#010x}, computed {computed:#010x})"),
+            ProxyError::Truncated { received } => write!(f, "connection closed after {received} bytes of a PROXY header"),
+            ProxyError::Overfed { pushed, wanted } => write!(f, "pushed {pushed} bytes to the PROXY decoder, which wanted {wanted}"),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy)]

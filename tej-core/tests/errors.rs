@@ -939,3 +939,22 @@ fn decode_error_offset_accessor() {
     let offsets: Vec<u64> = errors.iter().map(DecodeError::offset).collect();
     assert_eq!(offsets, [1, 2, 3, 4]);
 }
+
+#[test]
+fn a_send_error_is_one_short_line_whatever_the_frame() {
+    let frame = FrameBuilder::new(Status::DEFAULT)
+        .file("big.bin", vec![7u8; 1 << 20])
+        .message("hello")
+        .build();
+    let error = tej_core::SendError::Closed(frame);
+    let debug = format!("{error:?}");
+    assert_eq!(
+        debug, "Closed { status: 0, files: 1, message_len: 5 }",
+        "named by status and sizes, not by its bytes"
+    );
+    assert_eq!(error.to_string(), "the connection is closed");
+    let invalid = tej_core::SendError::Invalid(EncodeError::BodyNotInMemory, Frame::default());
+    let source = std::error::Error::source(&invalid).expect("the encode error");
+    assert_eq!(source.to_string(), EncodeError::BodyNotInMemory.to_string());
+    assert!(!format!("{invalid:?}").contains('\n'));
+}

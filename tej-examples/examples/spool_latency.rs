@@ -4,13 +4,13 @@
 //! `cargo run --release -p tej-examples --example spool_latency [RUNS] [MiB]`
 //!
 //! The server runs on a multi-thread Tokio runtime of 2 worker threads (as
-//! `tej serve` builds it), spooling files with `FileTarget::SpoolDir`; the
+//! `tej serve` builds it), spooling files with `tej_net::spool::to_dir`; the
 //! small client and the uploaders each run on a current-thread runtime on
 //! a thread of their own. Each run measures the small client alone for 3
 //! seconds, then during the uploads; the summary is the median of each
 //! figure over the runs (3 by default). `SPOOL_LATENCY_TARGET` picks where
 //! the server puts the files: `spool-dir` (the default,
-//! `FileTarget::SpoolDir`), `writer-thread` (`FileTarget::Writer` with
+//! `tej_net::spool::to_dir`), `writer-thread` (`FileTarget::Writer` with
 //! the example's `WriterThread`) or `discard` (no disk, for comparison).
 //!
 //! Measured on 2 CPUs (medians of 5 runs, p50 / p99 / max): alone

@@ -13,7 +13,7 @@
 //!   bytes on plain sockets with `TCP_NODELAY`;
 //! - a file on disk (in the page cache) sent to a receiver that writes it
 //!   to disk (GiB/s): a client sending it with `File::open` to a server
-//!   spooling it (`FileTarget::SpoolDir`), against `std::io::copy` file →
+//!   spooling it (`tej_net::spool::to_dir`), against `std::io::copy` file →
 //!   socket (`sendfile`) and socket → file;
 //! - a burst of connections (seconds until the server has seen them all),
 //!   against a plain blocking accept loop;
@@ -998,8 +998,8 @@ fn tej_round_trips(runtime: Runtime, count: u64) -> io::Result<Duration> {
     Ok(took)
 }
 
-/// The file at `source` sent from disk (`File::open`) to a server spooling
-/// it into `spool` (`FileTarget::SpoolDir`); timed until the server's
+/// The file at `source` sent from disk (`tej_net::file::open`) to a server spooling
+/// it into `spool` (`tej_net::spool::to_dir`); timed until the server's
 /// handler has the spooled file.
 fn tej_disk(runtime: Runtime, source: &Path, spool: &Path) -> io::Result<Duration> {
     let (done_tx, done) = mpsc::sync_channel(1);

@@ -48,7 +48,7 @@ pub struct Options {
 /// Where the server puts the uploaded files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Target {
-    /// [`FileTarget::SpoolDir`]: written by the connection's task.
+    /// [`tej_net::spool::to_dir`]: written by the connection's task.
     SpoolDir,
     /// [`FileTarget::Writer`] with a [`WriterThread`]: each file written on
     /// a thread of its own, at most a few MiB on their way to it.

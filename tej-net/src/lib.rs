@@ -12,7 +12,7 @@
 //! - [`shutdown`]: the [`ShutdownHandle`] every adapter shares;
 //! - [`proxy`]: the PROXY protocol admission as an `io::Result`, for an
 //!   adapter's handshake step;
-//! - [`file`] and [`spool`]: files on disk to send, and received files
+//! - [`file`](mod@file) and [`spool`]: files on disk to send, and received files
 //!   spooled to a directory, through the core's file traits;
 //! - [`tls`] (feature `rustls`): rustls errors said in one line.
 //!

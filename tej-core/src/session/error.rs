@@ -76,24 +76,73 @@ impl DisconnectReason {
 }
 
 /// Why a frame was not queued. The frame comes back in every case, so
-/// nothing handed to a send is silently lost.
-#[derive(Debug, thiserror::Error)]
+/// nothing handed to a send is silently lost. Its `Debug` names the frame
+/// by status and sizes, never by its bytes.
 #[non_exhaustive]
 pub enum SendError {
     /// The connection is closed or closing.
-    #[error("the connection is closed")]
     Closed(Frame),
     /// The send queue is at its bound (from `try_send` only).
-    #[error("the send queue is full")]
     Full(Frame),
     /// The frame cannot be encoded (a name over 65535 bytes, or a body that
     /// is not in memory or on disk).
-    #[error("the frame cannot be encoded: {0}")]
     Invalid(EncodeError, Frame),
     /// A file to send could not be opened.
     #[cfg(feature = "std")]
-    #[error("cannot open a file to send: {0}")]
     File(std::io::Error, Frame),
+}
+
+impl core::fmt::Debug for SendError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let (kind, frame) = match self {
+            SendError::Closed(frame) => ("Closed", frame),
+            SendError::Full(frame) => ("Full", frame),
+            SendError::Invalid(_, frame) => ("Invalid", frame),
+            #[cfg(feature = "std")]
+            SendError::File(_, frame) => ("File", frame),
+        };
+        let mut out = f.debug_struct(kind);
+        match self {
+            SendError::Invalid(error, _) => {
+                out.field("error", error);
+            }
+            #[cfg(feature = "std")]
+            SendError::File(error, _) => {
+                out.field("error", error);
+            }
+            _ => {}
+        }
+        out.field("status", &frame.status.get())
+            .field("files", &frame.files.len())
+            .field(
+                "message_len",
+                &frame.message.as_ref().map_or(0, |message| message.len()),
+            )
+            .finish()
+    }
+}
+
+impl core::error::Error for SendError {
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            SendError::Invalid(error, _) => Some(error),
+            #[cfg(feature = "std")]
+            SendError::File(error, _) => Some(error),
+            _ => None,
+        }
+    }
+}
+
+impl core::fmt::Display for SendError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            SendError::Closed(_) => write!(f, "the connection is closed"),
+            SendError::Full(_) => write!(f, "the send queue is full"),
+            SendError::Invalid(inner, _) => write!(f, "the frame cannot be encoded: {inner}"),
+            #[cfg(feature = "std")]
+            SendError::File(inner, _) => write!(f, "cannot open a file to send: {inner}"),
+        }
+    }
 }
 
 impl SendError {

@@ -16,14 +16,25 @@ use crate::wire::{FILE_HEADER_FIXED_LEN, FRAME_HEADER_LEN};
 /// The connection ended before the whole frame was written. The frame
 /// itself is not lost: the connection's
 /// [`Sender::take_unsent`](crate::Sender::take_unsent) gives it back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("the connection ended after {written} of the frame's {total} bytes were written")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NotWritten {
     /// Bytes of the frame written to the stream before it ended.
     pub written: u64,
     /// The frame's length on the wire.
     pub total: u64,
 }
+
+impl core::fmt::Display for NotWritten {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let NotWritten { written, total } = self;
+        write!(
+            f,
+            "the connection ended after {written} of the frame's {total} bytes were written"
+        )
+    }
+}
+
+impl core::error::Error for NotWritten {}
 
 #[derive(Debug)]
 struct State {

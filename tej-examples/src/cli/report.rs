@@ -3,7 +3,7 @@
 //!
 //! Received files never sit in memory: [`FileSink`] sends each one either
 //! into a spool directory, hashed as it is spooled
-//! ([`FileTarget::SpoolDirWith`]), or through a SHA-256 hasher that keeps
+//! ([`tej_net::spool::to_dir_with`]), or through a SHA-256 hasher that keeps
 //! nothing but the digest ([`FileTarget::Writer`]).
 
 use std::fmt::Write as _;
@@ -314,7 +314,7 @@ impl Write for HashingSink {
 ///
 /// With a save directory, files are spooled there by the core under a
 /// sanitised, unique name and hashed on the way
-/// ([`FileTarget::SpoolDirWith`]), never read back; without one, they
+/// ([`tej_net::spool::to_dir_with`]), never read back; without one, they
 /// stream through a hasher and are dropped. Either way no file is ever
 /// held in memory.
 #[derive(Default)]
