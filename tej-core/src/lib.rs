@@ -66,6 +66,8 @@ pub mod accept;
 pub mod assemble;
 #[cfg(feature = "std")]
 pub mod drive;
+#[cfg(feature = "embedded-io")]
+pub mod embedded;
 #[cfg(feature = "alloc")]
 pub mod frame;
 #[cfg(feature = "alloc")]
