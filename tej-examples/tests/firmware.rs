@@ -622,7 +622,10 @@ fn firmware_refuses_whole_frames_beyond_its_limits() {
     for (what, wire, error) in cases {
         let mut board = Board::boot(&elf);
         board.expect_ready();
-        board.stream.write_all(&wire).expect("write the whole frame");
+        board
+            .stream
+            .write_all(&wire)
+            .expect("write the whole frame");
         let refusal = board.next_frame();
         assert_eq!(refusal.status.get(), REFUSED, "{what}: {refusal:?}");
         let message =
@@ -639,7 +642,10 @@ fn firmware_refuses_whole_frames_beyond_its_limits() {
             printed.contains(&format!("tej-firmware: refused: cannot decode: {error}")),
             "{what}: {printed}"
         );
-        println!("{what} ({} bytes sent at once): {message:?}, QEMU {status}", wire.len());
+        println!(
+            "{what} ({} bytes sent at once): {message:?}, QEMU {status}",
+            wire.len()
+        );
     }
 }
 
