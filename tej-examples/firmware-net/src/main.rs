@@ -135,6 +135,11 @@ fn main() -> ! {
     let t0 = pin!(connection(&net, 0, h0, b0));
     let t1 = pin!(connection(&net, 1, h1, b1));
     let t2 = pin!(connection(&net, 2, h2, b2));
+    hprintln!(
+        "tej-firmware-net: connection tasks {} x {} bytes on the stack",
+        SLOTS,
+        core::mem::size_of_val(&*t0)
+    );
     let mut tasks = [t0, t1, t2];
     let mut cx = Context::from_waker(Waker::noop());
     hprintln!("tej-firmware-net: listening");
