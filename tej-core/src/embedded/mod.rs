@@ -20,6 +20,8 @@
 //!   header and payload by payload, never copied into a frame-sized buffer;
 //! - **pings answered**: a frame of status 2 is answered with an empty ping
 //!   once it has been received whole (the caller still sees its events).
+//!   Against a peer that answers pings too, turn it off on one side
+//!   (`answer_pings(false)`), or the two would ping each other forever.
 //!
 //! Names are kept in the endpoint, up to [`NAME_CAPACITY`] bytes: the
 //! endpoint lowers [`Limits::max_name_len`] to that if it is higher.
