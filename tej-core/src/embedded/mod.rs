@@ -2,8 +2,8 @@
 //! firmware puts on its UART or its TCP socket (embassy-net's `TcpSocket`,
 //! a smoltcp socket, a HAL's serial port).
 //!
-//! [`blocking::Endpoint`] runs over [`embedded_io::Read`] and
-//! [`embedded_io::Write`] (feature `embedded-io`), [`asynch::Endpoint`]
+//! `blocking::Endpoint` runs over [`embedded_io::Read`] and
+//! [`embedded_io::Write`] (feature `embedded-io`), `asynch::Endpoint`
 //! over their `embedded_io_async` counterparts (feature `embedded-io-async`).
 //! Both keep the session's rules:
 //!
