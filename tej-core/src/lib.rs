@@ -64,6 +64,8 @@ pub mod wire;
 
 #[cfg(feature = "alloc")]
 pub mod assemble;
+#[cfg(feature = "embedded-io")]
+pub mod embedded;
 #[cfg(feature = "alloc")]
 pub mod frame;
 #[cfg(feature = "alloc")]

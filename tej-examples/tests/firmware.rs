@@ -9,10 +9,12 @@
 //! - an echo (status 6, the same files and message) of every golden frame
 //!   that fits the firmware's limits and of random frames up to those
 //!   limits, sent in random splits with small pauses, some back to back;
+//! - a ping (status 2) answered with a ping;
 //! - status 3 answered with status 4, then QEMU's exit status 0;
-//! - for each kind of frame beyond the limits, sent only up to the length
-//!   that exceeds them: a status-7 frame naming the error, then a failing
-//!   exit status;
+//! - for each kind of frame beyond the limits, sent whole and at once, as a
+//!   real peer sends it: a status-7 frame naming the error (the firmware
+//!   reads the rest before it exits, so the refusal is not lost to a
+//!   reset), then a failing exit status;
 //! - the footprint: the ELF's `.text` is at most 16 KiB.
 //!
 //! Where `qemu-system-arm` or the `thumbv7em-none-eabihf` target is missing
@@ -42,6 +44,7 @@ const MAX_FILES: usize = 4;
 const MAX_NAME_LEN: usize = 64;
 const MAX_FILE_LEN: usize = 1024;
 const MAX_MESSAGE_LEN: usize = 1024;
+const PING: u8 = 2;
 const QUIT: u8 = 3;
 const BYE: u8 = 4;
 const READY: u8 = 5;
@@ -197,11 +200,11 @@ impl Rng {
         }
     }
 
-    /// A frame within the firmware's limits, of any status but 3.
+    /// A frame within the firmware's limits, of any status but 2 and 3.
     fn frame(&mut self) -> Frame {
         let status = loop {
             let status = self.below(128) as u8;
-            if status != QUIT {
+            if status != QUIT && status != PING {
                 break status;
             }
         };
@@ -448,7 +451,7 @@ fn unhex(text: &str) -> Vec<u8> {
         .collect()
 }
 
-/// The golden frames that fit the firmware's limits (and are not status 3):
+/// The golden frames that fit the firmware's limits (and are not status 2 or 3):
 /// their wire bytes and content.
 fn golden() -> Vec<(String, Vec<u8>, Content)> {
     let json: Value = serde_json::from_str(FIXTURE).expect("fixture is JSON");
@@ -470,7 +473,8 @@ fn golden() -> Vec<(String, Vec<u8>, Content)> {
                 .iter()
                 .all(|(name, data)| name.len() <= MAX_NAME_LEN && data.len() <= MAX_FILE_LEN)
             && message.as_ref().is_none_or(|m| m.len() <= MAX_MESSAGE_LEN);
-        if fits && expect["status"].as_u64() != Some(u64::from(QUIT)) {
+        let status = expect["status"].as_u64();
+        if fits && status != Some(u64::from(QUIT)) && status != Some(u64::from(PING)) {
             let name = vector["name"].as_str().expect("name").to_owned();
             let wire = unhex(vector["wire_hex"].as_str().expect("wire_hex"));
             fitting.push((name, wire, (files, message)));
@@ -529,6 +533,17 @@ fn firmware_echoes_golden_and_random_frames_then_exits_cleanly() {
         sent += batch.len();
     }
 
+    // A ping, carrying a file even, is answered with an empty ping.
+    let ping = FrameBuilder::new(Status::PING)
+        .file("probe", "x")
+        .build()
+        .encode_to_vec()
+        .unwrap();
+    board.send_split(&ping, &mut rng);
+    let pong = board.next_frame();
+    assert_eq!(pong.status.get(), PING, "the answer to a ping: {pong:?}");
+    assert!(pong.files.is_empty() && pong.message.is_none(), "{pong:?}");
+
     board.send_split(
         &FrameBuilder::new(Status::new(QUIT).unwrap())
             .message("stop")
@@ -561,50 +576,56 @@ fn firmware_echoes_golden_and_random_frames_then_exits_cleanly() {
 }
 
 #[test]
-fn firmware_refuses_frames_beyond_its_limits() {
+fn firmware_refuses_whole_frames_beyond_its_limits() {
     let Some(elf) = firmware() else { return };
-    let mut rng = Rng::from_env();
-    let u64be = |n: u64| n.to_be_bytes();
-    let header = |files: u64| [&[0x80, 0x01][..], &u64be(files)].concat();
-    // Each frame stops right after the length that exceeds a limit: the
-    // refusal must come without any of the bytes that length announces.
+    let frame = |files: Vec<(String, Vec<u8>)>, message: Vec<u8>| {
+        let mut builder = FrameBuilder::new(Status::DEFAULT);
+        for (name, data) in files {
+            builder = builder.file(name, data);
+        }
+        if !message.is_empty() {
+            builder = builder.message(message);
+        }
+        builder.build().encode_to_vec().unwrap()
+    };
+    let file = |name: &str, len: usize| (name.to_owned(), vec![0x5a; len]);
+    // Each frame is sent whole and at once, as a real peer sends it: the
+    // refusal comes from the length that exceeds a limit, and must still
+    // reach the host after the firmware has read the rest.
     let cases: [(&str, Vec<u8>, &str); 5] = [
         (
             "five files",
-            header(5),
+            frame((0..5).map(|_| file("f", 10)).collect(), b"five".to_vec()),
             "file count 5 exceeds the limit of 4 at offset 2",
         ),
         (
             "a 65-byte name",
-            [header(1), 65u16.to_be_bytes().to_vec()].concat(),
+            frame(vec![file(&"n".repeat(65), 100)], Vec::new()),
             "file name length 65 exceeds the limit of 64 at offset 10",
         ),
         (
             "a 2 KiB file",
-            [
-                header(1),
-                3u16.to_be_bytes().to_vec(),
-                b"big".to_vec(),
-                u64be(2048).to_vec(),
-            ]
-            .concat(),
+            frame(vec![file("big", 2048)], b"after the file".to_vec()),
             "file size 2048 exceeds the limit of 1024 at offset 15",
         ),
         (
             "a 2 KiB message",
-            [header(0), u64be(2048).to_vec()].concat(),
+            frame(Vec::new(), vec![b'm'; 2048]),
             "message size 2048 exceeds the limit of 1024 at offset 10",
         ),
         (
             "a status byte without its top bit",
-            vec![0x05],
+            [&[0x05][..], &frame(vec![file("f", 40)], Vec::new())[1..]].concat(),
             "status bit is 0 in first byte 0x05 of a frame at offset 0",
         ),
     ];
     for (what, wire, error) in cases {
         let mut board = Board::boot(&elf);
         board.expect_ready();
-        board.send_split(&wire, &mut rng);
+        board
+            .stream
+            .write_all(&wire)
+            .expect("write the whole frame");
         let refusal = board.next_frame();
         assert_eq!(refusal.status.get(), REFUSED, "{what}: {refusal:?}");
         let message =
@@ -621,7 +642,10 @@ fn firmware_refuses_frames_beyond_its_limits() {
             printed.contains(&format!("tej-firmware: refused: cannot decode: {error}")),
             "{what}: {printed}"
         );
-        println!("{what}: {message:?}, QEMU {status}");
+        println!(
+            "{what} ({} bytes sent at once): {message:?}, QEMU {status}",
+            wire.len()
+        );
     }
 }
 

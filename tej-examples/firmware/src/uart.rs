@@ -4,7 +4,8 @@
 //! The only `unsafe` in the firmware lives here: volatile reads and writes
 //! of the UART's 32-bit registers. QEMU's model has a one-byte buffer each
 //! way; while the receive buffer is full QEMU takes no more input from the
-//! host, so polling loses no byte, however fast the host sends.
+//! host, so polling loses no byte, however fast the host sends. The UART is
+//! an [`embedded_io`] stream, for tej-core's endpoint.
 #![allow(unsafe_code)]
 
 use core::sync::atomic::{AtomicBool, Ordering};
@@ -105,5 +106,32 @@ impl Uart0 {
             }
         }
         len
+    }
+}
+
+impl embedded_io::ErrorType for Uart0 {
+    type Error = core::convert::Infallible;
+}
+
+impl embedded_io::Read for Uart0 {
+    /// Waits for at least one byte, then takes those that follow without a
+    /// wait (as [`Uart0::read_some`]).
+    fn read(&mut self, buf: &mut [u8]) -> Result<usize, Self::Error> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        Ok(self.read_some(buf))
+    }
+}
+
+impl embedded_io::Write for Uart0 {
+    fn write(&mut self, buf: &[u8]) -> Result<usize, Self::Error> {
+        self.write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> Result<(), Self::Error> {
+        Uart0::flush(self);
+        Ok(())
     }
 }

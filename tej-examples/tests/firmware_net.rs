@@ -1,0 +1,754 @@
+//! `tej-firmware-net` (`tej-examples/firmware-net`) on a Cortex-M4 in QEMU
+//! (`mps2-an386`), smoltcp over the LAN9118, reached through QEMU's
+//! user-mode network (`hostfwd` from 127.0.0.1 to the guest's port 7000).
+//!
+//! The test builds the firmware itself (`cargo build --release` in its
+//! folder, into `<workspace>/target/firmware-net`), boots it and checks:
+//!
+//! - the ready frame (status 5) on two connections open at once;
+//! - the answer (status 6) to golden frames and to random frames sent in
+//!   random splits on both: one `NAME<TAB>SIZE<TAB>SHA256HEX` line per file,
+//!   then the message's, each hash checked here;
+//! - a ping answered with a ping;
+//! - each kind of frame beyond the limits, sent whole and at once on a new
+//!   connection: a status-7 frame naming the error, then the end of that
+//!   connection (not a reset), while the other connection still works;
+//! - a 16 MiB upload, its hash checked and its throughput printed;
+//! - `tej send ADDR FILES… --wait-replies 1` from every runtime, and with
+//!   `--wait-replies 2` the answer's hashes;
+//! - status 3 answered with status 4, then QEMU's exit status 0;
+//! - the footprint: `.text` at most 96 KiB, RAM at most 96 KiB.
+//!
+//! Where `qemu-system-arm` or the `thumbv7em-none-eabihf` target is missing
+//! each test prints `SKIP: <reason>` and passes, unless
+//! `TEJ_REQUIRE_FIRMWARE=1` or `TEJ_REQUIRE_INTEROP=1` (as in CI), which
+//! turn the skip into a failure. `TEJ_FIRMWARE_SEED` picks the random seed.
+
+use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver};
+use std::sync::OnceLock;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use tej_core::{Assembler, Frame, FrameBuilder, Limits, Status};
+use tej_examples::runtime::Runtime;
+
+/// The golden frames tej-core's own tests use.
+const FIXTURE: &str = include_str!("../../tej-core/tests/fixtures/reference-frames.json");
+
+const QEMU: &str = "qemu-system-arm";
+const TARGET: &str = "thumbv7em-none-eabihf";
+
+// The firmware's limits (its `service::MAX_*`) and statuses.
+const MAX_FILES: usize = 8;
+const MAX_NAME_LEN: usize = 64;
+const MAX_FILE_LEN: usize = 16 << 20;
+const MAX_MESSAGE_LEN: usize = 4 << 10;
+const PING: u8 = 2;
+const QUIT: u8 = 3;
+const BYE: u8 = 4;
+const READY: u8 = 5;
+const ANSWER: u8 = 6;
+const REFUSED: u8 = 7;
+
+/// The footprint budgets of issue 24.
+const TEXT_BUDGET: u64 = 96 * 1024;
+const RAM_BUDGET: u64 = 96 * 1024;
+
+/// Random frames per connection.
+const RANDOM_FRAMES: usize = 12;
+const BOOT_TIMEOUT: Duration = Duration::from_secs(30);
+const FRAME_TIMEOUT: Duration = Duration::from_secs(60);
+const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+fn required() -> bool {
+    ["TEJ_REQUIRE_FIRMWARE", "TEJ_REQUIRE_INTEROP"]
+        .iter()
+        .any(|name| {
+            matches!(
+                std::env::var(name).as_deref().map(str::trim),
+                Ok("1") | Ok("true") | Ok("yes")
+            )
+        })
+}
+
+/// The firmware ELF, built once per test binary; `None` after printing
+/// `SKIP: <reason>` when QEMU or the target is missing (a panic instead
+/// when the firmware tests are required). A failing build always panics.
+fn firmware() -> Option<PathBuf> {
+    static ELF: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    match ELF.get_or_init(build) {
+        Ok(elf) => Some(elf.clone()),
+        Err(reason) => {
+            if required() {
+                panic!("the firmware tests are required (TEJ_REQUIRE_FIRMWARE or TEJ_REQUIRE_INTEROP) but cannot run: {reason}");
+            }
+            let test = thread::current().name().unwrap_or("?").to_owned();
+            let _ = writeln!(std::io::stderr(), "SKIP: {reason} (in {test})");
+            None
+        }
+    }
+}
+
+fn build() -> Result<PathBuf, String> {
+    let qemu = Command::new(QEMU)
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output();
+    if !qemu.is_ok_and(|output| output.status.success()) {
+        return Err(format!(
+            "{QEMU} is not on PATH (Debian: apt-get install qemu-system-arm)"
+        ));
+    }
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let sysroot = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|error| format!("cannot run rustc: {error}"))?;
+    let sysroot = String::from_utf8_lossy(&sysroot.stdout).trim().to_owned();
+    if !Path::new(&sysroot)
+        .join("lib/rustlib")
+        .join(TARGET)
+        .is_dir()
+    {
+        return Err(format!(
+            "the {TARGET} target is not installed (rustup target add {TARGET})"
+        ));
+    }
+    let root = workspace_root();
+    let target_dir = root.join("target").join("firmware-net");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let output = Command::new(cargo)
+        .args(["build", "--release", "--quiet"])
+        .current_dir(root.join("tej-examples").join("firmware-net"))
+        .env("CARGO_TARGET_DIR", &target_dir)
+        // Flags meant for the host would replace the firmware's own
+        // (its linker script) from .cargo/config.toml.
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("CARGO_BUILD_TARGET")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run cargo to build the firmware");
+    assert!(
+        output.status.success(),
+        "building the firmware failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(target_dir
+        .join(TARGET)
+        .join("release")
+        .join("tej-firmware-net"))
+}
+
+/// A small deterministic PRNG (splitmix64).
+struct Rng(u64);
+
+impl Rng {
+    fn from_env() -> Rng {
+        let seed = std::env::var("TEJ_FIRMWARE_SEED")
+            .ok()
+            .and_then(|seed| seed.trim().parse().ok())
+            .unwrap_or(0x7e1_f1f2);
+        println!("random seed {seed} (set TEJ_FIRMWARE_SEED to change it)");
+        Rng(seed)
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    /// A length up to `max`, often an edge: 0, `max`, or small.
+    fn len(&mut self, max: usize) -> usize {
+        match self.below(5) {
+            0 => 0,
+            1 => max,
+            2 => self.below(17).min(max),
+            _ => self.below(max + 1),
+        }
+    }
+
+    fn bytes(&mut self, max: usize) -> Vec<u8> {
+        let len = self.len(max);
+        (0..len).map(|_| self.next() as u8).collect()
+    }
+
+    /// A UTF-8 name of at most `max` bytes, without tabs or newlines.
+    fn name(&mut self, max: usize) -> String {
+        let len = self.len(max);
+        let mut name = String::new();
+        loop {
+            let c = ['a', 'Z', '7', '.', '/', '-', ' ', 'é', '漢', '🦀'][self.below(10)];
+            if name.len() + c.len_utf8() > len {
+                return name;
+            }
+            name.push(c);
+        }
+    }
+
+    /// A frame within the firmware's limits (files of up to 64 KiB), of
+    /// any status but 2 and 3.
+    fn frame(&mut self) -> Frame {
+        let status = loop {
+            let status = self.below(128) as u8;
+            if status != QUIT && status != PING {
+                break status;
+            }
+        };
+        let mut builder =
+            FrameBuilder::new(Status::new(status).unwrap()).version(self.next() as u8);
+        for _ in 0..self.below(MAX_FILES + 1) {
+            builder = builder.file(self.name(MAX_NAME_LEN), self.bytes(64 << 10));
+        }
+        let message = self.bytes(MAX_MESSAGE_LEN);
+        if !message.is_empty() {
+            builder = builder.message(message);
+        }
+        builder.build()
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// The answer the firmware owes for `files` and `message`.
+fn expected_answer(files: &[(String, Vec<u8>)], message: Option<&[u8]>) -> String {
+    let mut answer = String::new();
+    for (name, data) in files {
+        let hash = hex(&Sha256::digest(data));
+        answer += &format!("{name}\t{}\t{hash}\n", data.len());
+    }
+    let message = message.unwrap_or_default();
+    let hash = hex(&Sha256::digest(message));
+    answer + &format!("message\t{}\t{hash}\n", message.len())
+}
+
+fn answer_for(frame: &Frame) -> String {
+    let files: Vec<(String, Vec<u8>)> = frame
+        .files
+        .iter()
+        .map(|file| (file.name.clone(), file.data().expect("in memory").to_vec()))
+        .collect();
+    expected_answer(&files, frame.message.as_deref())
+}
+
+/// QEMU running the firmware, killed when dropped; what the firmware prints
+/// arrives line by line.
+struct Qemu {
+    child: Child,
+    port: u16,
+    lines: Receiver<String>,
+    printed: String,
+    stderr: Option<JoinHandle<String>>,
+}
+
+impl Qemu {
+    fn start(elf: &Path) -> Qemu {
+        // A free port for the forward: taken, noted and given back.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free loopback port")
+            .port();
+        let mut child = Command::new(QEMU)
+            .args(["-machine", "mps2-an386", "-cpu", "cortex-m4"])
+            .args(["-nographic", "-monitor", "none"])
+            .args(["-semihosting-config", "enable=on,target=native"])
+            .arg("-nic")
+            .arg(format!(
+                "user,model=lan9118,hostfwd=tcp:127.0.0.1:{port}-:7000"
+            ))
+            .arg("-kernel")
+            .arg(elf)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start qemu-system-arm");
+        let (send, lines) = mpsc::channel();
+        let stdout = child.stdout.take().expect("piped stdout");
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if send.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = child.stderr.take().map(|mut pipe| {
+            thread::spawn(move || {
+                let mut text = String::new();
+                let _ = pipe.read_to_string(&mut text);
+                text
+            })
+        });
+        Qemu {
+            child,
+            port,
+            lines,
+            printed: String::new(),
+            stderr,
+        }
+    }
+
+    fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Waits for a line the firmware prints that contains `text`.
+    fn expect_line(&mut self, text: &str) -> String {
+        let deadline = Instant::now() + FRAME_TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.printed += &line;
+                    self.printed.push('\n');
+                    if line.contains(text) {
+                        return line;
+                    }
+                }
+                Err(_) => panic!("the firmware did not print {text:?}:\n{}", self.printed),
+            }
+        }
+    }
+
+    /// Waits for QEMU to exit; its status and everything printed.
+    fn wait(&mut self) -> (ExitStatus, String) {
+        let deadline = Instant::now() + EXIT_TIMEOUT;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("poll qemu") {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "QEMU did not exit within {EXIT_TIMEOUT:?}"
+            );
+            thread::sleep(Duration::from_millis(10));
+        };
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(1)) {
+            self.printed += &line;
+            self.printed.push('\n');
+        }
+        let stderr = self
+            .stderr
+            .take()
+            .map(|handle| handle.join().unwrap_or_default())
+            .unwrap_or_default();
+        // QEMU's LAN9118 drops a packet when its receive FIFO is full, as a
+        // real one does, and says so; TCP sends it again.
+        let (dropped, other): (Vec<&str>, Vec<&str>) = stderr
+            .lines()
+            .partition(|line| line.contains("Slirp: Failed to send packet"));
+        assert!(other.is_empty(), "QEMU wrote to stderr: {stderr}");
+        if !dropped.is_empty() {
+            println!(
+                "packets dropped by the LAN9118 model (receive FIFO full): {}",
+                dropped.len()
+            );
+        }
+        (status, self.printed.clone())
+    }
+}
+
+impl Drop for Qemu {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One TCP connection to the firmware.
+struct Conn {
+    stream: TcpStream,
+    assembler: Assembler,
+    unread: Vec<u8>,
+}
+
+impl Conn {
+    /// Connects and reads the ready frame; retried until the firmware
+    /// listens (QEMU takes the host's connection before the guest does).
+    fn open(qemu: &Qemu) -> Conn {
+        let deadline = Instant::now() + BOOT_TIMEOUT;
+        loop {
+            if let Ok(stream) = TcpStream::connect(qemu.addr()) {
+                stream.set_nodelay(true).unwrap();
+                stream
+                    .set_read_timeout(Some(Duration::from_millis(200)))
+                    .unwrap();
+                let mut conn = Conn {
+                    stream,
+                    assembler: Assembler::new(Limits::default()),
+                    unread: Vec::new(),
+                };
+                if let Ok(Some(ready)) = conn.try_frame(Duration::from_secs(5)) {
+                    assert_eq!(ready.status.get(), READY, "first frame: {ready:?}");
+                    let message =
+                        String::from_utf8_lossy(ready.message.as_deref().unwrap_or_default());
+                    assert!(message.contains("ready"), "{message}");
+                    return conn;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no ready frame within {BOOT_TIMEOUT:?}"
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// The next frame; `Ok(None)` when the connection ended cleanly first.
+    fn try_frame(&mut self, timeout: Duration) -> std::io::Result<Option<Frame>> {
+        let deadline = Instant::now() + timeout;
+        let mut buf = [0u8; 64 << 10];
+        loop {
+            let assembled = self
+                .assembler
+                .decode(&self.unread)
+                .map_err(|error| std::io::Error::new(ErrorKind::InvalidData, error))?;
+            self.unread.drain(..assembled.consumed);
+            if let Some(frame) = assembled.frame {
+                return Ok(Some(frame));
+            }
+            match self.stream.read(&mut buf) {
+                Ok(0) => return Ok(None),
+                Ok(n) => self.unread.extend_from_slice(&buf[..n]),
+                Err(error)
+                    if matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) =>
+                {
+                    if Instant::now() >= deadline {
+                        return Err(error);
+                    }
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    fn frame(&mut self) -> Frame {
+        match self.try_frame(FRAME_TIMEOUT) {
+            Ok(Some(frame)) => frame,
+            Ok(None) => panic!("the firmware closed the connection before a frame"),
+            Err(error) => panic!("no frame from the firmware: {error}"),
+        }
+    }
+
+    /// Sends `bytes` in random pieces.
+    fn send_split(&mut self, bytes: &[u8], rng: &mut Rng) {
+        let largest = [1, 7, 100, 1460, 5000, bytes.len()][rng.below(6)];
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let len = 1 + rng.below(largest.min(rest.len()));
+            self.stream.write_all(&rest[..len]).expect("write");
+            rest = &rest[len..];
+        }
+    }
+
+    /// Sends `frame` and checks the answer's lines.
+    fn exchange(&mut self, what: &str, frame: &Frame, rng: &mut Rng) {
+        self.send_split(&frame.encode_to_vec().expect("encode"), rng);
+        let answer = self.frame();
+        assert_eq!(answer.status.get(), ANSWER, "{what}: {answer:?}");
+        assert!(answer.files.is_empty(), "{what}");
+        let text = String::from_utf8_lossy(answer.message.as_deref().unwrap_or_default());
+        assert_eq!(text, answer_for(frame), "{what}");
+    }
+}
+
+fn unhex(text: &str) -> Vec<u8> {
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex digit"))
+        .collect()
+}
+
+/// The golden frames, as frames.
+fn golden() -> Vec<(String, Frame)> {
+    let json: Value = serde_json::from_str(FIXTURE).expect("fixture is JSON");
+    let mut assembler = Assembler::new(Limits::default());
+    json.as_array()
+        .expect("an array")
+        .iter()
+        .map(|vector| {
+            let wire = unhex(vector["wire_hex"].as_str().expect("wire_hex"));
+            let assembled = assembler.decode(&wire).expect("golden frames decode");
+            let name = vector["name"].as_str().expect("name").to_owned();
+            (name, assembled.frame.expect("a whole frame"))
+        })
+        .collect()
+}
+
+fn quit(qemu: &mut Qemu, conn: &mut Conn, rng: &mut Rng) {
+    let stop = FrameBuilder::new(Status::new(QUIT).unwrap())
+        .message("stop")
+        .build();
+    conn.send_split(&stop.encode_to_vec().unwrap(), rng);
+    let bye = conn.frame();
+    assert_eq!(bye.status.get(), BYE, "the answer to status 3: {bye:?}");
+    let (status, printed) = qemu.wait();
+    assert!(
+        status.success(),
+        "QEMU's exit status after status 3: {status}\n{printed}"
+    );
+}
+
+#[test]
+fn firmware_net_serves_two_connections_hashes_refuses_and_quits() {
+    let Some(elf) = firmware() else { return };
+    let mut rng = Rng::from_env();
+    let mut qemu = Qemu::start(&elf);
+    let mut a = Conn::open(&qemu);
+    let mut b = Conn::open(&qemu);
+    println!("{}", qemu.expect_line("connection tasks"));
+
+    // Golden frames on one, random ones on both, interleaved.
+    for (name, frame) in golden() {
+        match frame.status.get() {
+            PING => {
+                a.send_split(&frame.encode_to_vec().unwrap(), &mut rng);
+                let pong = a.frame();
+                assert_eq!(pong.status.get(), PING, "{name}: {pong:?}");
+            }
+            QUIT => {}
+            _ => a.exchange(&name, &frame, &mut rng),
+        }
+    }
+    for i in 0..RANDOM_FRAMES {
+        a.exchange(&format!("random {i} on a"), &rng.frame(), &mut rng);
+        b.exchange(&format!("random {i} on b"), &rng.frame(), &mut rng);
+    }
+    let at_limits = {
+        let mut builder = FrameBuilder::new(Status::MAX);
+        for i in 0..MAX_FILES {
+            let name = format!("{i}{}", "n".repeat(MAX_NAME_LEN - 1));
+            builder = builder.file(name, vec![i as u8; 1000 + i]);
+        }
+        builder.message(vec![b'm'; MAX_MESSAGE_LEN]).build()
+    };
+    b.exchange("a frame at the limits", &at_limits, &mut rng);
+
+    // Frames beyond the limits, each whole and at once on a new connection:
+    // refused, that connection closed, the other still served.
+    let file = |name: &str, len: usize| (name.to_owned(), vec![0x5a; len]);
+    let frame = |files: Vec<(String, Vec<u8>)>, message: Vec<u8>| {
+        let mut builder = FrameBuilder::new(Status::DEFAULT);
+        for (name, data) in files {
+            builder = builder.file(name, data);
+        }
+        if !message.is_empty() {
+            builder = builder.message(message);
+        }
+        builder.build().encode_to_vec().unwrap()
+    };
+    let cases: [(&str, Vec<u8>, String); 4] = [
+        (
+            "nine files",
+            frame((0..9).map(|_| file("f", 100)).collect(), Vec::new()),
+            "file count 9 exceeds the limit of 8 at offset 2".into(),
+        ),
+        (
+            "a 65-byte name",
+            frame(vec![file(&"n".repeat(65), 5000)], Vec::new()),
+            "file name length 65 exceeds the limit of 64 at offset 10".into(),
+        ),
+        (
+            "a message of 4 KiB and 1 byte",
+            frame(Vec::new(), vec![b'm'; MAX_MESSAGE_LEN + 1]),
+            format!(
+                "message size {} exceeds the limit of {MAX_MESSAGE_LEN} at offset 10",
+                MAX_MESSAGE_LEN + 1
+            ),
+        ),
+        (
+            "a file of 16 MiB and 1 byte",
+            frame(vec![file("big", MAX_FILE_LEN + 1)], b"after".to_vec()),
+            format!(
+                "file size {} exceeds the limit of {MAX_FILE_LEN} at offset 15",
+                MAX_FILE_LEN + 1
+            ),
+        ),
+    ];
+    for (what, wire, error) in cases {
+        let mut c = Conn::open(&qemu);
+        let writer = {
+            let mut stream = c.stream.try_clone().unwrap();
+            let wire = wire.clone();
+            thread::spawn(move || stream.write_all(&wire))
+        };
+        let refusal = c.frame();
+        assert_eq!(refusal.status.get(), REFUSED, "{what}: {refusal:?}");
+        let message = String::from_utf8_lossy(refusal.message.as_deref().unwrap_or_default());
+        assert_eq!(
+            message,
+            format!("refused: cannot decode: {error}"),
+            "{what}"
+        );
+        writer.join().unwrap().expect("the whole frame is taken");
+        match c.try_frame(FRAME_TIMEOUT) {
+            Ok(None) => {}
+            other => panic!("{what}: the connection must end cleanly: {other:?}"),
+        }
+        qemu.expect_line(&format!("refused: cannot decode: {error}"));
+        println!("{what} ({} bytes sent at once): {message:?}", wire.len());
+        a.exchange(&format!("after {what}"), &rng.frame(), &mut rng);
+    }
+
+    // A 16 MiB file streams through, hashed on the way.
+    let data: Vec<u8> = (0..MAX_FILE_LEN as u64)
+        .map(|i| (i.wrapping_mul(0x9e37_79b9) >> 13) as u8)
+        .collect();
+    let upload = FrameBuilder::new(Status::DEFAULT)
+        .file("upload.bin", data)
+        .message("16 MiB")
+        .build();
+    let started = Instant::now();
+    b.exchange("16 MiB upload", &upload, &mut rng);
+    let seconds = started.elapsed().as_secs_f64();
+    println!(
+        "16 MiB upload into tej-firmware-net, hashed on the device: {seconds:.2} s, {:.1} MiB/s",
+        16.0 / seconds
+    );
+
+    quit(&mut qemu, &mut a, &mut rng);
+}
+
+#[test]
+fn firmware_net_takes_tej_send_from_every_runtime() {
+    let Some(elf) = firmware() else { return };
+    let mut rng = Rng::from_env();
+    let mut qemu = Qemu::start(&elf);
+    // Waits until the firmware listens.
+    let mut control = Conn::open(&qemu);
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<(String, Vec<u8>)> = vec![
+        ("small.txt".into(), b"hello firmware\n".to_vec()),
+        (
+            "data.bin".into(),
+            (0..300_000u32).map(|i| (i * 7) as u8).collect(),
+        ),
+    ];
+    let paths: Vec<PathBuf> = files
+        .iter()
+        .map(|(name, data)| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, data).unwrap();
+            path
+        })
+        .collect();
+    let answer = expected_answer(&files, None);
+    for &runtime in Runtime::ALL {
+        for replies in ["1", "2"] {
+            let output = Command::new(env!("CARGO_BIN_EXE_tej"))
+                .arg("send")
+                .arg(qemu.addr())
+                .args(&paths)
+                .args(["--wait-replies", replies, "--runtime", runtime.name()])
+                .args(["--json", "--timeout", "60"])
+                .stdin(Stdio::null())
+                .output()
+                .expect("run tej send");
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            assert!(
+                output.status.success(),
+                "tej send --runtime {runtime} --wait-replies {replies}: {}\n{stdout}\n{}",
+                output.status,
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let received: Vec<Value> = stdout
+                .lines()
+                .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+                .filter(|line| line["event"] == "received")
+                .collect();
+            assert_eq!(received[0]["status"], READY, "{runtime}: {stdout}");
+            if replies == "2" {
+                assert_eq!(received[1]["status"], ANSWER, "{runtime}: {stdout}");
+                assert_eq!(received[1]["message"], answer.as_str(), "{runtime}");
+            }
+            // The firmware finished with this connection before the next.
+            qemu.expect_line("closed by the peer after 1 frames");
+            println!("tej send --runtime {runtime} --wait-replies {replies}: ok");
+        }
+    }
+    quit(&mut qemu, &mut control, &mut rng);
+}
+
+/// An ELF32 little-endian file's sections: (name, size).
+fn elf_sections(elf: &[u8]) -> Vec<(String, u64)> {
+    let u16_at = |at: usize| u16::from_le_bytes(elf[at..at + 2].try_into().unwrap());
+    let u32_at = |at: usize| u32::from_le_bytes(elf[at..at + 4].try_into().unwrap());
+    assert_eq!(&elf[..4], b"\x7fELF", "an ELF file");
+    assert_eq!((elf[4], elf[5]), (1, 1), "ELF32, little endian");
+    let (offset, entry_size, count, names) = (
+        u32_at(0x20) as usize,
+        usize::from(u16_at(0x2e)),
+        usize::from(u16_at(0x30)),
+        usize::from(u16_at(0x32)),
+    );
+    let header = |i: usize| offset + i * entry_size;
+    let names_at = u32_at(header(names) + 16) as usize;
+    (0..count)
+        .map(|i| {
+            let start = names_at + u32_at(header(i)) as usize;
+            let end = start + elf[start..].iter().position(|&b| b == 0).unwrap();
+            let name = String::from_utf8_lossy(&elf[start..end]).into_owned();
+            (name, u64::from(u32_at(header(i) + 20)))
+        })
+        .collect()
+}
+
+#[test]
+fn firmware_net_footprint_fits_the_budget() {
+    let Some(elf) = firmware() else { return };
+    let sections = elf_sections(&std::fs::read(&elf).expect("read the ELF"));
+    let size = |name: &str| {
+        sections
+            .iter()
+            .find(|(section, _)| section == name)
+            .map_or(0, |&(_, size)| size)
+    };
+    // The connections' futures live on the stack: the firmware says how large.
+    let mut qemu = Qemu::start(&elf);
+    let line = qemu.expect_line("connection tasks");
+    let tasks: u64 = line
+        .split_whitespace()
+        .filter_map(|word| word.parse::<u64>().ok())
+        .product();
+    let flash = size(".vector_table") + size(".text") + size(".rodata") + size(".data");
+    let ram = size(".data") + size(".bss") + size(".uninit") + tasks;
+    println!("tej-firmware-net footprint ({}):", elf.display());
+    for name in [".vector_table", ".text", ".rodata", ".data", ".bss"] {
+        println!("  {name:14} {:6} bytes", size(name));
+    }
+    println!("  flash          {flash:6} bytes (.vector_table + .text + .rodata + .data)");
+    println!("  tasks          {tasks:6} bytes ({line})");
+    println!("  RAM            {ram:6} bytes (.data + .bss + the connections' futures)");
+    assert!(size(".text") > 0, "the ELF has a .text section");
+    assert!(
+        size(".text") <= TEXT_BUDGET,
+        ".text is {} bytes, over the budget of {TEXT_BUDGET}",
+        size(".text")
+    );
+    assert!(
+        ram <= RAM_BUDGET,
+        "RAM is {ram} bytes, over the budget of {RAM_BUDGET}"
+    );
+}
