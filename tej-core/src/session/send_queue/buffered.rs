@@ -7,7 +7,8 @@ use crate::frame::Frame;
 use crate::session::error::SendError;
 use crate::session::run::{encode_small, small_frame_cost};
 
-use super::sender::{HandedOver, Sender};
+use super::queue::HandedOver;
+use super::sender::Sender;
 
 /// Feeds frames to one connection in batches: small frames (no files, a
 /// message of at most 4 KiB) are encoded into a buffer of this handle's own,
@@ -41,9 +42,17 @@ pub struct BufferedSender {
     batch_len: usize,
 }
 
+impl Sender {
+    /// A handle that batches small frames on the caller's side, as
+    /// `BufWriter` does bytes; see [`BufferedSender`].
+    pub fn buffered(&self) -> BufferedSender {
+        BufferedSender::new(self.clone())
+    }
+}
+
 impl BufferedSender {
     pub(crate) fn new(sender: Sender) -> BufferedSender {
-        let batch_len = sender.batch_len();
+        let batch_len = sender.shared.batch_len();
         BufferedSender {
             sender,
             batch: BytesMut::new(),
@@ -137,7 +146,7 @@ impl BufferedSender {
             return true;
         }
         let batch = core::mem::take(&mut self.batch);
-        self.received(self.sender.push_run_blocking(batch, self.batch_len))
+        self.received(self.sender.shared.push_run_blocking(batch, self.batch_len))
     }
 
     async fn hand_over(&mut self) -> bool {
@@ -145,9 +154,12 @@ impl BufferedSender {
             return true;
         }
         let mut slot = Some(core::mem::take(&mut self.batch));
-        let handed =
-            core::future::poll_fn(|cx| self.sender.poll_push_run(&mut slot, self.batch_len, cx))
-                .await;
+        let handed = core::future::poll_fn(|cx| {
+            self.sender
+                .shared
+                .poll_push_run(&mut slot, self.batch_len, cx)
+        })
+        .await;
         self.received(handed)
     }
 
@@ -165,7 +177,9 @@ impl BufferedSender {
 impl Drop for BufferedSender {
     fn drop(&mut self) {
         if !self.batch.is_empty() {
-            self.sender.push_run_now(core::mem::take(&mut self.batch));
+            self.sender
+                .shared
+                .push_run_now(core::mem::take(&mut self.batch));
         }
     }
 }

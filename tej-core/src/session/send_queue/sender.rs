@@ -5,65 +5,17 @@ use alloc::vec::Vec;
 use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll, Waker};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::{Condvar, Mutex};
 
 use bytes::BytesMut;
 
 use crate::frame::Frame;
 use crate::session::error::SendError;
 use crate::session::progress::{SendProgress, Tracker};
-use crate::session::run::{decode_run, small_frame_cost, RUN_LEN};
+use crate::session::run::small_frame_cost;
 
-use super::buffered::BufferedSender;
 use super::entries::{Entries, Pending, Queued};
-
-struct Queue {
-    frames: Entries,
-    /// Sum of the queued frames' memory costs.
-    cost: usize,
-    capacity: usize,
-    /// The connection is gone: nothing more is accepted.
-    closed: bool,
-    close_requested: bool,
-    /// The connection's driver, woken when a frame arrives while it is parked.
-    driver: Option<Waker>,
-    /// The driver found nothing to do and will not look at the queue again
-    /// unless woken. While it is busy writing it comes back by itself, so
-    /// frames queued then cost no wake-up.
-    driver_parked: bool,
-    /// A sender asked for what is queued to go out now; cleared once the
-    /// driver has taken everything. Frames only fed wait for this, for a
-    /// close, or for [`FEED_BATCH`] bytes to accumulate.
-    flush_requested: bool,
-    /// Async senders waiting for room.
-    waiting: Vec<Waker>,
-    /// Frames handed to the connection that it never finished writing,
-    /// given back when it ended; they come before the queued ones.
-    unwritten: Vec<Frame>,
-    /// Frames a buffered sender had batched when the connection had already
-    /// ended: they come after the queued ones.
-    refused: Vec<Frame>,
-    /// Threads blocked in `send_blocking`, so that the condvar is signalled
-    /// only when someone waits on it.
-    blocked_threads: usize,
-}
-
-/// Bytes of fed frames that make the driver take them without a flush:
-/// enough to fill a large write, few enough to keep the pipeline moving.
-const FEED_BATCH: usize = 256 * 1024;
-
-struct Shared {
-    queue: Mutex<Queue>,
-    room: Condvar,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Queue> {
-        // A panic in another sender cannot leave the queue inconsistent:
-        // every update is made whole under the lock.
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
+use super::queue::{Flush, Queue, Shared};
 
 /// Pushes frames onto one connection from any thread or task, at any time.
 ///
@@ -76,7 +28,7 @@ impl Shared {
 /// never interleave on the wire.
 #[derive(Clone)]
 pub struct Sender {
-    shared: Arc<Shared>,
+    pub(super) shared: Arc<Shared>,
 }
 
 impl core::fmt::Debug for Sender {
@@ -215,7 +167,7 @@ impl Sender {
                 Err(back) if queue.closed => return Err(SendError::Closed(back.into_frame())),
                 Err(back) => pending = back,
             }
-            queue = self.wait_for_room(queue);
+            queue = self.shared.wait_for_room(queue);
         }
     }
 
@@ -292,7 +244,7 @@ impl Sender {
                     queue.pushed(cost, flush);
                     return Ok(());
                 }
-                queue = self.wait_for_room(queue);
+                queue = self.shared.wait_for_room(queue);
             }
         }
         let mut pending = Pending::new(frame)?;
@@ -303,20 +255,8 @@ impl Sender {
                 Err(back) if queue.closed => return Err(SendError::Closed(back.into_frame())),
                 Err(back) => pending = back,
             }
-            queue = self.wait_for_room(queue);
+            queue = self.shared.wait_for_room(queue);
         }
-    }
-
-    /// Blocks until the driver takes frames or the connection ends.
-    fn wait_for_room<'a>(&'a self, mut queue: MutexGuard<'a, Queue>) -> MutexGuard<'a, Queue> {
-        queue.blocked_threads += 1;
-        let mut queue = self
-            .shared
-            .room
-            .wait(queue)
-            .unwrap_or_else(PoisonError::into_inner);
-        queue.blocked_threads -= 1;
-        queue
     }
 
     /// Asks the connection to close once what is queued has been sent.
@@ -354,58 +294,6 @@ impl Sender {
         frames.extend(queue.frames.drain_frames());
         frames.append(&mut queue.refused);
         frames
-    }
-
-    /// A handle that batches small frames on the caller's side, as
-    /// `BufWriter` does bytes; see [`BufferedSender`].
-    pub fn buffered(&self) -> BufferedSender {
-        BufferedSender::new(self.clone())
-    }
-
-    /// The size of a buffered sender's batch: a run, or the whole queue if
-    /// that is smaller.
-    pub(crate) fn batch_len(&self) -> usize {
-        RUN_LEN.min(self.shared.lock().capacity).max(1)
-    }
-
-    /// Hands a batch of encoded small frames to the queue, waiting for room.
-    pub(crate) fn push_run_blocking(&self, run: BytesMut, next_len: usize) -> HandedOver {
-        let mut slot = Some(run);
-        let mut queue = self.shared.lock();
-        loop {
-            if let Some(handed) = queue.push_run(&mut slot, next_len) {
-                return handed;
-            }
-            queue = self.wait_for_room(queue);
-        }
-    }
-
-    /// As [`push_run_blocking`](Self::push_run_blocking), for a task.
-    pub(crate) fn poll_push_run(
-        &self,
-        slot: &mut Option<BytesMut>,
-        next_len: usize,
-        cx: &mut Context<'_>,
-    ) -> Poll<HandedOver> {
-        let mut queue = self.shared.lock();
-        match queue.push_run(slot, next_len) {
-            Some(handed) => Poll::Ready(handed),
-            None => {
-                queue.wake_when_room(cx.waker());
-                Poll::Pending
-            }
-        }
-    }
-
-    /// Hands a batch over at once, beyond the queue's bound if need be (by
-    /// at most one batch): for a buffered sender being dropped.
-    pub(crate) fn push_run_now(&self, run: BytesMut) {
-        let mut queue = self.shared.lock();
-        if queue.closed {
-            queue.refuse_run(run);
-        } else {
-            queue.enqueue_run(run, Flush::Now);
-        }
     }
 }
 
@@ -510,107 +398,6 @@ impl Receiver {
         drop(queue);
         self.sender.shared.room.notify_all();
     }
-}
-
-impl Queue {
-    /// Queues the batch in `slot` if it fits, or refuses it for good if the
-    /// connection has ended; `None` (the batch left in `slot`) while full.
-    fn push_run(&mut self, slot: &mut Option<BytesMut>, next_len: usize) -> Option<HandedOver> {
-        let Some(run) = slot.take() else {
-            return Some(HandedOver::Queued(BytesMut::new()));
-        };
-        if self.closed {
-            self.refuse_run(run);
-            return Some(HandedOver::Refused);
-        }
-        if !self.admits(run.len()) {
-            *slot = Some(run);
-            return None;
-        }
-        self.enqueue_run(run, Flush::Later);
-        Some(HandedOver::Queued(self.frames.take_spare(next_len)))
-    }
-
-    fn enqueue_run(&mut self, run: BytesMut, flush: Flush) {
-        let cost = run.len();
-        self.frames.push_run(run, cost);
-        self.pushed(cost, flush);
-    }
-
-    /// Registers a task waiting for room, once.
-    fn wake_when_room(&mut self, waker: &Waker) {
-        if !self.waiting.iter().any(|waiter| waiter.will_wake(waker)) {
-            self.waiting.push(waker.clone());
-        }
-    }
-
-    /// Keeps a batch's frames for `take_unsent`: the connection has ended.
-    fn refuse_run(&mut self, run: BytesMut) {
-        decode_run(&run, &mut self.refused);
-    }
-
-    #[inline]
-    fn try_push(&mut self, pending: Pending, flush: Flush) -> Result<(), Pending> {
-        let cost = pending.cost();
-        if self.closed || !self.admits(cost) {
-            return Err(pending);
-        }
-        self.frames.push(pending, cost);
-        self.pushed(cost, flush);
-        Ok(())
-    }
-
-    /// Whether a frame costing `cost` fits now. One frame always fits an
-    /// empty queue, however large.
-    #[inline]
-    fn admits(&self, cost: usize) -> bool {
-        self.frames.is_empty() || self.cost.saturating_add(cost) <= self.capacity
-    }
-
-    /// Accounts for a frame just queued and wakes the driver if it is due.
-    #[inline]
-    fn pushed(&mut self, cost: usize, flush: Flush) {
-        self.cost += cost;
-        if flush == Flush::Now {
-            self.flush_requested = true;
-        }
-        if self.is_due() {
-            self.wake_parked_driver();
-        }
-    }
-
-    /// Whether the driver should take what is queued now.
-    fn is_due(&self) -> bool {
-        self.flush_requested
-            || self.close_requested
-            || self.cost >= FEED_BATCH.min(self.capacity / 2).max(1)
-    }
-
-    fn wake_parked_driver(&mut self) {
-        if self.driver_parked {
-            if let Some(driver) = &self.driver {
-                driver.wake_by_ref();
-                self.driver_parked = false;
-            }
-        }
-    }
-}
-
-/// What became of a buffered sender's batch.
-pub(crate) enum HandedOver {
-    /// In the queue; here is a buffer for the next batch.
-    Queued(BytesMut),
-    /// The connection has ended: the frames wait for `take_unsent`.
-    Refused,
-}
-
-/// Whether a queued frame asks for the queue to be written now.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Flush {
-    /// `send`: write it as soon as possible.
-    Now,
-    /// `feed`: it may wait for more.
-    Later,
 }
 
 /// What the driver's side brings to [`Sender::exchange`].
