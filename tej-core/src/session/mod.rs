@@ -68,6 +68,7 @@
 
 mod config;
 mod connection;
+mod deadlines;
 mod error;
 mod handler;
 mod outbox;
@@ -96,6 +97,7 @@ use crate::assemble::{ApplyError, PartialFrame, StorageError};
 use crate::decode::{Decoder, Event};
 use crate::error::DecodeError;
 use crate::frame::Frame;
+use deadlines::{Deadlines, Due};
 use outbox::Outbox;
 use outgoing::OutgoingFrame;
 
@@ -145,15 +147,7 @@ pub struct Session<H: Handler> {
     /// Close at the next frame boundary (graceful shutdown).
     shutdown_requested: bool,
     now: Duration,
-    idle_deadline: Option<Duration>,
-    next_ping: Option<Duration>,
-    linger_deadline: Option<Duration>,
-    /// Stream offset where the frame now arriving began.
-    frame_begin: u64,
-    /// When the frame now arriving began, if one is part-way.
-    frame_started: Option<Duration>,
-    /// When the frame now arriving must be complete (see [`FrameTimeout`]).
-    frame_deadline: Option<Duration>,
+    deadlines: Deadlines,
     /// A handler callback is running: if the session is dropped meanwhile,
     /// the handler panicked and must not be called again.
     in_handler: bool,
@@ -192,12 +186,7 @@ impl<H: Handler> Session<H> {
             lifecycle: Lifecycle::New,
             shutdown_requested: false,
             now: Duration::ZERO,
-            idle_deadline: None,
-            next_ping: None,
-            linger_deadline: None,
-            frame_begin: 0,
-            frame_started: None,
-            frame_deadline: None,
+            deadlines: Deadlines::default(),
             in_handler: false,
             #[cfg(feature = "std")]
             taken: alloc::vec::Vec::new(),
@@ -291,11 +280,7 @@ impl<H: Handler> Session<H> {
         }
         self.now = now;
         self.lifecycle = Lifecycle::Open;
-        self.idle_deadline = self.idle_deadline_from(now);
-        self.next_ping = self
-            .config
-            .ping_interval
-            .map(|interval| now.saturating_add(interval));
+        self.deadlines.open(now, &self.config);
         self.in_handler = true;
         self.handler.connected(&mut self.link.connection(false));
         self.in_handler = false;
@@ -380,7 +365,7 @@ impl<H: Handler> Session<H> {
             return 0;
         }
         if !input.is_empty() {
-            self.idle_deadline = self.idle_deadline_from(now);
+            self.deadlines.received(now, &self.config);
         }
         let mut consumed = 0;
         loop {
@@ -453,30 +438,11 @@ impl<H: Handler> Session<H> {
                 break;
             }
         }
-        self.track_frame_deadline(now);
+        let in_progress = self.frame_in_progress();
+        self.deadlines
+            .track_frame(now, &self.config, in_progress, self.decoder.stream_offset());
         self.pump();
         consumed
-    }
-
-    /// Starts, moves or ends the deadline of the frame now arriving.
-    fn track_frame_deadline(&mut self, now: Duration) {
-        let Some(rule) = self.config.frame_timeout else {
-            return;
-        };
-        if !self.frame_in_progress() {
-            self.frame_started = None;
-            self.frame_deadline = None;
-            return;
-        }
-        let start = *self.frame_started.get_or_insert(now);
-        let received = self.decoder.stream_offset() - self.frame_begin;
-        self.frame_deadline = Some(rule.deadline(start, received));
-    }
-
-    fn idle_deadline_from(&self, now: Duration) -> Option<Duration> {
-        self.config
-            .idle_timeout
-            .map(|timeout| now.saturating_add(timeout))
     }
 
     /// The peer closed its side of the connection (a read returned 0).
@@ -505,23 +471,14 @@ impl<H: Handler> Session<H> {
     pub fn handle_timeout(&mut self, now: Duration) {
         self.now = now;
         match self.lifecycle {
-            Lifecycle::Open => {
-                if self.idle_deadline.is_some_and(|deadline| now >= deadline) {
-                    self.begin_close(DisconnectReason::IdleTimeout);
-                } else if self.frame_deadline.is_some_and(|deadline| now >= deadline) {
-                    self.begin_close(DisconnectReason::FrameTimeout);
-                } else if let (Some(due), Some(interval)) =
-                    (self.next_ping, self.config.ping_interval)
-                {
-                    if now >= due {
-                        self.queue_own(Frame::ping());
-                        // Catch up without a burst after a long stall.
-                        self.next_ping = Some(now.max(due).saturating_add(interval));
-                    }
-                }
-            }
+            Lifecycle::Open => match self.deadlines.due(now, &self.config) {
+                Some(Due::Idle) => self.begin_close(DisconnectReason::IdleTimeout),
+                Some(Due::Frame) => self.begin_close(DisconnectReason::FrameTimeout),
+                Some(Due::Ping) => self.queue_own(Frame::ping()),
+                None => {}
+            },
             Lifecycle::Closing(_) => {
-                if self.linger_deadline.is_some_and(|deadline| now >= deadline) {
+                if self.deadlines.linger_over(now) {
                     self.finish();
                 }
             }
@@ -533,11 +490,8 @@ impl<H: Handler> Session<H> {
     /// When [`handle_timeout`](Self::handle_timeout) must next be called, if ever.
     pub fn poll_timeout(&self) -> Option<Duration> {
         match self.lifecycle {
-            Lifecycle::Open => [self.idle_deadline, self.next_ping, self.frame_deadline]
-                .into_iter()
-                .flatten()
-                .min(),
-            Lifecycle::Closing(_) => self.linger_deadline,
+            Lifecycle::Open => self.deadlines.next_open(),
+            Lifecycle::Closing(_) => self.deadlines.next_closing(),
             Lifecycle::New | Lifecycle::Closed(_) => None,
         }
     }
@@ -579,8 +533,8 @@ impl<H: Handler> Session<H> {
     /// [`close_linger`](SessionConfig::close_linger) from here.
     pub fn advance_at(&mut self, written: usize, now: Duration) {
         self.now = self.now.max(now);
-        if written > 0 && self.linger_deadline.is_some() {
-            self.linger_deadline = Some(self.now.saturating_add(self.config.close_linger));
+        if written > 0 {
+            self.deadlines.wrote(self.now, &self.config);
         }
         self.link.outbox.advance(written);
         self.pump();
@@ -614,8 +568,7 @@ impl<H: Handler> Session<H> {
     #[inline(always)]
     fn deliver(&mut self, frame: Frame) {
         // The next frame's bytes start here; a deadline for this one ends.
-        self.frame_begin = self.decoder.stream_offset();
-        self.frame_started = None;
+        self.deadlines.frame_delivered(self.decoder.stream_offset());
         let mut conn = self.link.connection(false);
         self.in_handler = true;
         if frame.is_ping() {
@@ -643,7 +596,7 @@ impl<H: Handler> Session<H> {
     fn begin_close(&mut self, reason: DisconnectReason) {
         if matches!(self.lifecycle, Lifecycle::New | Lifecycle::Open) {
             self.lifecycle = Lifecycle::Closing(reason);
-            self.linger_deadline = Some(self.now.saturating_add(self.config.close_linger));
+            self.deadlines.closing(self.now, &self.config);
         }
     }
 
