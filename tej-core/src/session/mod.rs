@@ -20,51 +20,26 @@
 //! Time is a parameter: `now` is a [`Duration`] since any fixed origin the
 //! adapter picks (its start, say), and must not go backwards.
 //!
-//! # Memory: what a peer can make a connection hold
+//! # Memory
 //!
-//! The session takes input only while its outbox holds less than
-//! [`outbox_high_water`](SessionConfig::outbox_high_water) bytes, and stops
-//! at the frame boundary where replies sent from callbacks cross it; a
-//! frame part-way is read to its end, its bytes going to the assembler. So
-//! whatever a peer sends, and however little it reads, one connection holds
-//! at most:
+//! Whatever a peer sends, and however little it reads, one connection
+//! holds at most
 //!
 //! ```text
-//!   max(read_buffer_len,            the buffer the stream is read into (past
-//!       bulk_read_len)              read_buffer_len only while a large body streams in)
-//! + read_buffer_len                 input read but not taken yet (Drive keeps it;
-//!                                   reads within a body never go past it)
-//! + outbox_high_water + R           replies; R = what one callback sends
-//! + send_queue_capacity + F         frames queued by Senders; F = one frame
-//!                                   over the capacity (an empty queue takes any)
-//! + A                               the frame being received (Limits)
+//! max(read_buffer_len, bulk_read_len) + read_buffer_len
+//!   + outbox_high_water + R + send_queue_capacity + F + A
 //! ```
 //!
-//! where `A` is at most `max_frame_size + max_file_count × max_name_len`
-//! plus a few dozen bytes per file: `max_frame_size` bounds what the frame
-//! holds in memory (files the handler keeps in memory, and the message);
-//! files spooled to disk, sent to a writer or discarded take constant
-//! memory whatever their size, and only their names count. With the
-//! defaults (2 MiB, 256 KiB, 1 MiB, 256 KiB, [`Limits::DEFAULT`](crate::Limits::DEFAULT)) that is
-//! 3.5 MiB + R + F besides the frame being received (1.75 MiB when no
-//! large body is streaming in), which the defaults
-//! let reach 1 GiB in memory plus 64 MiB of names (1,024 names of up to
-//! 65,535 bytes): lower `max_frame_size` (and `max_file_count` or
-//! `max_name_len`) for a server that keeps files in memory. `R` and `F`
-//! are this side's own frames, never sized by the peer. The memory one connection holds is
-//! [`queued_bytes`](Session::queued_bytes) (in memory, for frames whose
-//! files are in memory) plus [`receiving_bytes`](Session::receiving_bytes)
-//! plus the drive's buffers. A server bounds its whole memory with its
-//! connection cap (`tej_net::accept::ConnectionCap`,
-//! 10,000 by default) times this.
-//!
-//! What runs before and below the session adds a fixed amount, not one the
-//! peer sizes: a PROXY protocol header is read into at most
-//! [`proxy::DEFAULT_MAX_LEN`](crate::proxy::DEFAULT_MAX_LEN) (4 KiB) before
-//! the session starts; a TLS stream holds rustls's buffers within rustls's
-//! defaults, 64 KiB of records waiting to be sent, 16 KiB of decrypted
-//! input waiting to be read, and the record (16 KiB and a few bytes) or
-//! handshake message (at most 64 KiB) being received.
+//! where `R` is what one callback sends, `F` one frame over the send
+//! queue's capacity (both this side's own frames) and `A` the frame being
+//! received, at most `max_frame_size + max_file_count × max_name_len` plus
+//! a few dozen bytes per file. The derivation, the defaults' figures and
+//! what a PROXY header or TLS adds are in [`memory`].
+
+/// What a peer can make a connection hold, and why: the derivation of the
+/// formula in the [module docs](self).
+#[doc = include_str!("memory.md")]
+pub mod memory {}
 
 mod config;
 mod connection;
