@@ -1,7 +1,9 @@
 //! The `tej` command-line tool's building blocks, shared with the
 //! cross-runtime tests: a blocking facade over every adapter, transport
-//! and TLS ([`runtime`], [`tls`]), the demo ([`demo`]), and `tej serve` /
-//! `tej send` ([`cli`]).
+//! and TLS ([`runtime`], [`tls`]), the subcommands ([`cli`]: `tej serve`,
+//! `tej send`, `tej demo`, `tej bench`), the demo ([`demo`]), the bench's
+//! workloads and baselines ([`bench`](mod@bench)) and the spool latency measurement
+//! ([`spool_latency`]).
 
 pub mod bench;
 pub mod cli;

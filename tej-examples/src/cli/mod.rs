@@ -1,11 +1,17 @@
-//! `tej serve` and `tej send`: a server that prints what it receives and a
-//! client that sends files and messages, on any runtime of the
-//! [`runtime`](crate::runtime) facade.
+//! The `tej` subcommands, one module each as cargo lays out its commands:
+//! its `clap` arguments (whose doc comments are the `--help` text) and an
+//! `exec` that the binary calls. [`serve`] prints what it receives and
+//! [`send`] sends files and messages, on any runtime of the
+//! [`runtime`](crate::runtime) facade; both print [`report::Event`]s, as
+//! text or (`--json`) one JSON object per line. [`demo`] and
+//! [`bench`](mod@bench) run [`crate::demo`] and
+//! [`crate::bench`](mod@crate::bench).
 //!
-//! Both print [`report::Event`]s, as text or (`--json`) as one JSON object
-//! per line. The argument types here are the commands' `clap` definitions;
-//! their doc comments are the `--help` text.
+//! This module holds what several commands share: the parsers of sizes,
+//! counts and seconds, the limit arguments and the logging setup.
 
+pub mod bench;
+pub mod demo;
 pub mod report;
 pub mod send;
 pub mod serve;

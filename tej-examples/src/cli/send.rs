@@ -1,8 +1,12 @@
 //! `tej send`: connect, send files and a message, print the replies.
+//!
+//! Its arguments ([`SendArgs`]), the client ([`run`]) and how the binary
+//! runs it ([`exec`]), side by side as cargo keeps each command in a file.
 
 use std::io::{self, IsTerminal};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -107,6 +111,20 @@ pub fn run(args: &SendArgs) -> anyhow::Result<()> {
             timeout.as_secs_f64()
         )),
         Err(RecvTimeoutError::Disconnected) => Err(anyhow::anyhow!("the sending thread panicked")),
+    }
+}
+
+/// `tej send` as the binary runs it: logs warnings only, prints why it
+/// failed and exits 1 at once.
+pub fn exec(args: &SendArgs) -> ExitCode {
+    super::init_logging(tracing::Level::WARN);
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(reason) => {
+            eprintln!("tej send: {reason:#}");
+            // `--timeout` may leave the sending thread blocked: do not wait for it.
+            std::process::exit(1);
+        }
     }
 }
 

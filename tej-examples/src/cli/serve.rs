@@ -1,7 +1,11 @@
 //! `tej serve`: a server that prints every connection and frame it sees.
+//!
+//! Its arguments ([`ServeArgs`]), the server ([`run`]) and how the binary
+//! runs it ([`exec`]), side by side as cargo keeps each command in a file.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
@@ -242,6 +246,33 @@ pub fn run(args: &ServeArgs, stop: &Receiver<()>) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// `tej serve` as the binary runs it: logs at info level, stops gracefully
+/// on the first Ctrl-C (at once on the second), prints why it failed.
+pub fn exec(args: &ServeArgs) -> ExitCode {
+    super::init_logging(tracing::Level::INFO);
+    let (stop, stopped) = std::sync::mpsc::channel();
+    let signals = std::sync::atomic::AtomicUsize::new(0);
+    let installed = ctrlc::set_handler(move || {
+        if signals.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            eprintln!("tej serve: stopping (Ctrl-C again to stop at once)");
+            let _ = stop.send(());
+        } else {
+            std::process::exit(130);
+        }
+    });
+    if let Err(error) = installed {
+        eprintln!("tej serve: cannot handle Ctrl-C: {error}");
+        return ExitCode::FAILURE;
+    }
+    match run(args, &stopped) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(reason) => {
+            eprintln!("tej serve: {reason:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 #[cfg(test)]

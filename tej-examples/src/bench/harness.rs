@@ -1,0 +1,85 @@
+//! What every workload shares: the clock arithmetic (rates, medians), a
+//! loopback address, an unbounded session configuration, waiting for a
+//! measurement with a timeout, and the two handlers most workloads use
+//! (a frame counter and one that does nothing). The lowest layer of the
+//! bench: it imports no other bench module.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::mpsc::{Receiver, SyncSender};
+use std::time::Duration;
+
+use tej_core::{Connection, FileTarget, Frame, Handler, Limits, SessionConfig};
+
+/// The longest any one measurement may take before the bench gives up.
+const MEASUREMENT_TIMEOUT: Duration = Duration::from_secs(300);
+
+pub(super) fn size_name(bytes: usize) -> String {
+    if bytes >= 1 << 20 && bytes & ((1 << 20) - 1) == 0 {
+        format!("{}MiB", bytes >> 20)
+    } else {
+        format!("{}KiB", bytes >> 10)
+    }
+}
+
+pub(super) fn gib_per_s(bytes: u64, took: Duration) -> f64 {
+    bytes as f64 / took.as_secs_f64() / f64::from(1u32 << 30)
+}
+
+pub(super) fn per_s(count: u64, took: Duration) -> f64 {
+    count as f64 / took.as_secs_f64()
+}
+
+pub(super) fn median(mut samples: Vec<f64>) -> f64 {
+    samples.sort_by(f64::total_cmp);
+    samples.get(samples.len() / 2).copied().unwrap_or(0.0)
+}
+
+pub(super) fn loopback() -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, 0))
+}
+
+pub(super) fn unbounded_config() -> SessionConfig {
+    SessionConfig::default().limits(
+        Limits::DEFAULT
+            .max_file_size(u64::MAX)
+            .max_frame_size(u64::MAX),
+    )
+}
+
+pub(super) fn wait<T>(done: &Receiver<T>, what: &str) -> io::Result<T> {
+    done.recv_timeout(MEASUREMENT_TIMEOUT)
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("{what} did not finish")))
+}
+
+pub(super) fn joined<T>(
+    thread: std::thread::JoinHandle<io::Result<T>>,
+    what: &str,
+) -> io::Result<T> {
+    thread
+        .join()
+        .map_err(|_| io::Error::other(format!("{what} panicked")))?
+}
+
+/// Counts frames and file bytes; signals when `expected` frames have arrived.
+pub(super) struct Counter {
+    pub(super) expected: u64,
+    pub(super) frames: u64,
+    pub(super) done: SyncSender<()>,
+}
+
+impl Handler for Counter {
+    fn received(&mut self, _conn: &mut Connection<'_>, _frame: Frame) {
+        self.frames += 1;
+        if self.frames == self.expected {
+            let _ = self.done.send(());
+        }
+    }
+
+    fn file_target(&mut self, _name: &str, _size: u64, _index: usize) -> FileTarget {
+        FileTarget::Discard
+    }
+}
+
+pub(super) struct Quiet;
+impl Handler for Quiet {}

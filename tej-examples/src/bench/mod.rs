@@ -1,0 +1,54 @@
+//! `tej bench`: every adapter against baselines measured in the same run.
+//!
+//! Workloads, each on loopback, each against the plain thing at its best:
+//! - one large file from memory, the receiver discarding it (GiB/s), against
+//!   plain TCP moving the same bytes: a sweep of write and read sizes
+//!   ([`LARGE_SWEEP`]), the best of which is the baseline;
+//! - many small frames in one direction through the callback API (frames/s),
+//!   fed through a `BufferedSender` as the baseline writes through a
+//!   `BufWriter`, against a minimal length-prefixed writer and reader with
+//!   buffered I/O; and the same frames with one `send_blocking` each;
+//! - request/response round trips on one connection (round trips/s), one
+//!   18-byte frame each way, against a blocking ping-pong of the same 18
+//!   bytes on plain sockets with `TCP_NODELAY`;
+//! - a file on disk (in the page cache) sent to a receiver that writes it
+//!   to disk (GiB/s): a client sending it with `File::open` to a server
+//!   spooling it (`tej_net::spool::to_dir`), against `std::io::copy` file →
+//!   socket (`sendfile`) and socket → file;
+//! - a burst of connections (seconds until the server has seen them all),
+//!   against a plain blocking accept loop;
+//! - the large file again over TLS (rustls with ring, the test certificates
+//!   of `testdata/tls` built into the binary), against the same adapter's
+//!   plain large file in the same run.
+//!
+//! Where `iperf3` is installed it is run once too, for reference.
+//!
+//! Rounds are interleaved (baseline, then each adapter, per round) and the
+//! median is kept, so that a noisy neighbour hurts every contender alike.
+//!
+//! One file per workload, each with its adapter run and its plain baseline
+//! side by side (`large`, `small`, `round_trip`, `disk`, `burst`,
+//! with `tls` the large file's TLS configurations), one per outside
+//! reference (`iperf3`, `python`), `rounds` running them all and
+//! `report` showing the result. Imports go one way: `harness` at the
+//! bottom, the workloads above it, then `report`, `rounds`, `python`.
+
+mod burst;
+mod disk;
+mod harness;
+mod iperf3;
+mod large;
+mod python;
+mod report;
+mod round_trip;
+mod rounds;
+mod small;
+mod tls;
+
+pub use burst::BURSTS_PER_ROUND;
+pub use disk::{DiskCopy, DISK_SWEEP};
+pub use large::LARGE_SWEEP;
+pub use python::{find_reference_python, python_figures};
+pub use report::{AdapterFigures, BaselineFigures, BenchReport, PlainFigures};
+pub use round_trip::ROUND_TRIP_FRAME_LEN;
+pub use rounds::{run, BenchOptions, SMOL_THREADS};
