@@ -12,30 +12,27 @@
 //!
 //! | feature | gives |
 //! | --- | --- |
-//! | `async-std` (default) | [`Server`] and [`Client`] on async-std: its sockets, tasks spawned with `async_std::task::spawn` |
-//! | `smol` | `smol::Server` and `smol::Client` on smol: `async-net`'s sockets (`smol::net`), tasks spawned with `smol::spawn` |
+//! | `async-std` (default) | [`async_std::Server`] and [`async_std::Client`] on async-std (also at the crate root): its sockets, tasks spawned with `async_std::task::spawn` |
+//! | `smol` | [`smol::Server`] and [`smol::Client`] on smol: `async-net`'s sockets (`smol::net`), tasks spawned with `smol::spawn` |
 //! | `tls` | `Server::with_tls`, `Client::connect_tls` and the `tls` module, re-exporting `rustls` (ring provider) and `futures-rustls` |
 //!
-//! For smol alone, depend on
+//! The features are additive: each runtime's types live under its own
+//! path, and the root's `Server` and `Client` are async-std's whenever
+//! they exist. For smol alone, depend on
 //! `tej-async-std = { version = "0.1", default-features = false, features = ["smol"] }`
 //! (add `"tls"` for TLS): async-std is then not in the dependency tree.
-//! With only `smol` on, the top-level `Server` and `Client` are smol's too
-//! (the same types as `smol::Server` and `smol::Client`). Code meant for
-//! smol should still name them `tej_async_std::smol::{Server, Client}`:
-//! should another crate in the build turn the `async-std` feature on, the
-//! top-level names become async-std's.
 //!
-//! Both faces are aliases of one implementation, [`generic::Server`] and
-//! [`generic::Client`], over a [`Runtime`](runtime::Runtime) that says how
-//! to spawn a task and which socket types to use. A server accepts from any
+//! Both faces are aliases of one implementation, `tej-net`'s
+//! [`Server`](tej_net::Server) and [`Client`](tej_net::Client), on the
+//! runtime markers [`AsyncStd`] and [`Smol`] (`tej_net::runtime::Runtime`
+//! implementations: how to spawn a task, which sockets and timer to use,
+//! how to poll a `futures-io` stream). A server accepts from any
 //! [`Listener`] (TCP or Unix of either runtime, or your own) and passes
 //! each connection through an [`Acceptor`] (plain, TLS, or your own) in
 //! the connection's own task, within
 //! [`SessionConfig::handshake_timeout`], before it makes the connection's
-//! handler. The driver is written against the `futures-io`
-//! `AsyncRead`/`AsyncWrite` traits and times with `async_io::Timer`, which
-//! async-std and smol share; [`run_session`] runs one connection on any
-//! executor.
+//! handler. [`run_session`] runs one connection over any `futures-io`
+//! stream on either executor.
 //!
 //! Graceful shutdown uses [`ShutdownHandle`], the one type every TEJ
 //! adapter shares.
@@ -215,25 +212,11 @@ async fn tls(server_tls: ServerConfig, client_tls: ClientConfig) -> std::io::Res
 //! }
 //! ```
 
-mod acceptor;
 #[cfg(feature = "async-std")]
-mod async_std_rt;
-mod client;
-mod driver;
-mod listener;
-mod proxy;
+pub mod async_std;
 pub mod runtime;
-mod server;
 #[cfg(feature = "smol")]
 pub mod smol;
-
-/// The server and client written once over a [`Runtime`](runtime::Runtime);
-/// use them through the faces [`Server`]/[`Client`] (async-std) and
-/// `smol::Server`/`smol::Client`.
-pub mod generic {
-    pub use crate::client::Client;
-    pub use crate::server::Server;
-}
 
 /// TLS with rustls: the crates this adapter uses, re-exported so that
 /// configurations are built with the same versions.
@@ -247,26 +230,37 @@ pub mod tls {
     pub use rustls;
 }
 
-pub use acceptor::{Acceptor, MaybeTls, Plain, ServerAcceptor};
-pub use driver::run_session;
-pub use listener::Listener;
-
-/// A TEJ server on async-std: [`generic::Server`] with async-std's sockets,
-/// connections in tasks spawned with `async_std::task::spawn`. `L` is the
-/// listener: async-std's `TcpListener` unless made with
-/// [`bind_unix`](generic::Server::bind_unix) or
-/// [`from_listener`](generic::Server::from_listener).
+/// The async-std faces at the root: only with the `async-std` feature, and
+/// always async-std's (smol's are under [`smol`]).
 #[cfg(feature = "async-std")]
-pub type Server<L = async_std::net::TcpListener, A = ServerAcceptor> =
-    generic::Server<runtime::AsyncStd, L, A>;
+pub use crate::async_std::{Client, Server};
+pub use tej_net::{Acceptor, Listener, Plain};
 
-/// A TEJ connection made by this side on async-std: [`generic::Client`]
-/// with async-std's sockets and spawner.
 #[cfg(feature = "async-std")]
-pub type Client = generic::Client<runtime::AsyncStd>;
+pub use crate::async_std::AsyncStd;
+#[cfg(feature = "smol")]
+pub use crate::smol::Smol;
 
-#[cfg(all(feature = "smol", not(feature = "async-std")))]
-pub use crate::smol::{Client, Server};
+/// Runs `session` over `stream`, any `futures-io` byte stream, until the
+/// connection ends: `tej-net`'s [`run_session`](tej_net::run_session),
+/// whose docs say what it guarantees. Its timers are `async-io`'s, which
+/// async-std and smol both drive, so it runs on either executor.
+#[cfg(any(feature = "async-std", feature = "smol"))]
+pub async fn run_session<S, H>(
+    stream: S,
+    session: Session<H>,
+    shutdown: ShutdownHandle,
+) -> DisconnectReason
+where
+    S: futures_io::AsyncRead + futures_io::AsyncWrite + Unpin,
+    H: Handler,
+{
+    #[cfg(feature = "async-std")]
+    type Either = crate::async_std::AsyncStd;
+    #[cfg(not(feature = "async-std"))]
+    type Either = crate::smol::Smol;
+    tej_net::run_session::<Either, S, H>(stream, session, shutdown).await
+}
 
 // The same set from tej-core in every adapter.
 pub use tej_core::{

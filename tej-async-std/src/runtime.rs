@@ -1,78 +1,205 @@
-//! The runtimes [`Server`](crate::generic::Server) and
-//! [`Client`](crate::generic::Client) run on: what differs between
-//! async-std and smol (spawning a task, the socket types), behind one
-//! trait. Everything else is written once.
+//! What async-std and smol share as `tej-net` runtimes: `futures-io`
+//! streams, `async-io` timers and `futures-rustls`, implemented once for
+//! each runtime's marker by one macro.
 
-use std::future::Future;
 use std::io;
-#[cfg(unix)]
-use std::path::PathBuf;
+#[cfg(feature = "tls")]
+use std::io::IoSlice;
+use std::net::SocketAddr;
+#[cfg(feature = "tls")]
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Instant;
 
-use futures_io::{AsyncRead, AsyncWrite};
-
-use crate::Listener;
+#[cfg(feature = "tls")]
+use tej_net::runtime::PollIo;
+use tej_net::runtime::Sleep;
 
 #[cfg(feature = "async-std")]
-pub use crate::async_std_rt::AsyncStd;
+pub use crate::async_std::AsyncStd;
 #[cfg(feature = "smol")]
 pub use crate::smol::Smol;
 
-/// A runtime a [`Server`](crate::generic::Server) and a
-/// [`Client`](crate::generic::Client) can run on: `AsyncStd` (feature
-/// `async-std`) or `Smol` (feature `smol`).
-///
-/// Sealed: the crate implements it for those two only. To run on another
-/// executor, drive connections with [`run_session`](crate::run_session).
-pub trait Runtime: sealed::Sealed + Send + Sync + Sized + 'static {
-    /// The runtime's TCP listener.
-    type TcpListener: Listener;
-    /// The runtime's TCP stream.
-    type TcpStream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
-    /// The runtime's Unix-socket listener.
-    #[cfg(unix)]
-    type UnixListener: Listener;
-    /// The runtime's Unix-socket stream.
-    #[cfg(unix)]
-    type UnixStream: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+/// `async-io`'s timer, which both async-std and smol drive.
+#[derive(Debug)]
+pub struct Timer(async_io::Timer);
 
-    /// Runs `task` to completion on the runtime's executor, detached.
-    fn spawn<F: Future<Output = ()> + Send + 'static>(task: F);
-
-    /// The runtime's listener on a bound, listening, non-blocking socket.
-    ///
-    /// # Errors
-    ///
-    /// The error of registering the socket with the reactor.
-    fn tcp_listener(listener: std::net::TcpListener) -> io::Result<Self::TcpListener>;
-
-    /// A Unix-socket listener bound at `path`.
-    ///
-    /// # Errors
-    ///
-    /// The error of binding.
-    #[cfg(unix)]
-    fn bind_unix(path: PathBuf) -> io::Result<Self::UnixListener>;
-
-    /// Connects to the Unix socket at `path`.
-    #[cfg(unix)]
-    fn connect_unix(path: PathBuf) -> impl Future<Output = io::Result<Self::UnixStream>> + Send;
-
-    /// Readies a connected TCP stream (Nagle's algorithm off) and tells its
-    /// peer and local addresses.
-    fn prepare_tcp(
-        stream: &Self::TcpStream,
-    ) -> (Option<std::net::SocketAddr>, Option<std::net::SocketAddr>);
+impl Timer {
+    pub(crate) fn never() -> Timer {
+        Timer(async_io::Timer::never())
+    }
 }
 
-pub(crate) mod sealed {
-    /// Keeps [`Runtime`](super::Runtime) to this crate's runtimes.
-    pub trait Sealed {}
+impl Sleep for Timer {
+    fn reset(&mut self, deadline: Instant) {
+        self.0.set_at(deadline);
+    }
+
+    fn poll_expired(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        std::future::Future::poll(std::pin::Pin::new(&mut self.0), cx).map(drop)
+    }
 }
 
-/// Binds a Unix listener with the standard library, ready for a reactor.
+/// Disables Nagle's algorithm (writes are already coalesced), logging a
+/// failure; returns the stream's two addresses.
+pub(crate) fn prepare(
+    no_delay: io::Result<()>,
+    peer: io::Result<SocketAddr>,
+    local: io::Result<SocketAddr>,
+) -> (Option<SocketAddr>, Option<SocketAddr>) {
+    if let Err(error) = no_delay {
+        tracing::debug!(%error, "could not disable Nagle's algorithm");
+    }
+    (peer.ok(), local.ok())
+}
+
+/// The error of asking a Unix listener for an IP address.
 #[cfg(unix)]
-pub(crate) fn std_unix_listener(
-    path: &std::path::Path,
-) -> io::Result<std::os::unix::net::UnixListener> {
-    tej_net::accept::listen_unix(path)
+pub(crate) fn unix_has_no_ip() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "a Unix socket listener has no IP address",
+    )
 }
+
+/// A stream runtime `R` polls, as `futures-io`'s traits: what a client's
+/// TLS stream runs over.
+#[cfg(feature = "tls")]
+#[derive(Debug)]
+pub struct Polled<R, S> {
+    stream: S,
+    runtime: std::marker::PhantomData<fn() -> R>,
+}
+
+#[cfg(feature = "tls")]
+impl<R, S> Polled<R, S> {
+    pub(crate) fn new(stream: S) -> Self {
+        Polled {
+            stream,
+            runtime: std::marker::PhantomData,
+        }
+    }
+}
+
+#[cfg(feature = "tls")]
+impl<R: PollIo<S>, S: Unpin> futures_io::AsyncRead for Polled<R, S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        R::poll_read(&mut self.get_mut().stream, cx, buf)
+    }
+}
+
+#[cfg(feature = "tls")]
+impl<R: PollIo<S>, S: Unpin> futures_io::AsyncWrite for Polled<R, S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        R::poll_write_vectored(&mut self.get_mut().stream, cx, &[IoSlice::new(buf)])
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        R::poll_write_vectored(&mut self.get_mut().stream, cx, bufs)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        R::poll_flush(&mut self.get_mut().stream, cx)
+    }
+
+    fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        R::poll_close(&mut self.get_mut().stream, cx)
+    }
+}
+
+/// Implements, for runtime marker `$runtime`, what every `futures-io`
+/// runtime shares: polling any `futures-io` stream, and with `tls` the
+/// `futures-rustls` acceptor and client handshake.
+macro_rules! futures_io_runtime {
+    ($runtime:ty) => {
+        impl<S> tej_net::runtime::PollIo<S> for $runtime
+        where
+            S: futures_io::AsyncRead + futures_io::AsyncWrite + Unpin,
+        {
+            fn poll_read(
+                stream: &mut S,
+                cx: &mut std::task::Context<'_>,
+                buf: &mut [u8],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                std::pin::Pin::new(stream).poll_read(cx, buf)
+            }
+
+            fn poll_write_vectored(
+                stream: &mut S,
+                cx: &mut std::task::Context<'_>,
+                bufs: &[std::io::IoSlice<'_>],
+            ) -> std::task::Poll<std::io::Result<usize>> {
+                std::pin::Pin::new(stream).poll_write_vectored(cx, bufs)
+            }
+
+            fn poll_flush(
+                stream: &mut S,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::pin::Pin::new(stream).poll_flush(cx)
+            }
+
+            fn poll_close(
+                stream: &mut S,
+                cx: &mut std::task::Context<'_>,
+            ) -> std::task::Poll<std::io::Result<()>> {
+                std::pin::Pin::new(stream).poll_close(cx)
+            }
+        }
+
+        #[cfg(feature = "tls")]
+        impl tej_net::runtime::TlsRuntime for $runtime {
+            type TlsAcceptor = futures_rustls::TlsAcceptor;
+            type TlsStream<S: Send + Unpin + 'static> =
+                futures_rustls::client::TlsStream<$crate::runtime::Polled<$runtime, S>>;
+
+            fn tls_acceptor(
+                config: std::sync::Arc<rustls::ServerConfig>,
+            ) -> futures_rustls::TlsAcceptor {
+                futures_rustls::TlsAcceptor::from(config)
+            }
+
+            fn tls_connect<S>(
+                stream: S,
+                server_name: rustls::pki_types::ServerName<'static>,
+                config: std::sync::Arc<rustls::ClientConfig>,
+            ) -> impl std::future::Future<Output = std::io::Result<Self::TlsStream<S>>> + Send
+            where
+                Self: tej_net::runtime::PollIo<S>,
+                S: Send + Unpin + 'static,
+            {
+                futures_rustls::TlsConnector::from(config)
+                    .connect(server_name, $crate::runtime::Polled::new(stream))
+            }
+        }
+
+        #[cfg(feature = "tls")]
+        impl<S> tej_net::Acceptor<$runtime, S> for futures_rustls::TlsAcceptor
+        where
+            S: futures_io::AsyncRead + futures_io::AsyncWrite + Unpin + Send + 'static,
+        {
+            type Stream = futures_rustls::server::TlsStream<S>;
+
+            fn accept(
+                &self,
+                stream: S,
+            ) -> impl std::future::Future<Output = std::io::Result<Self::Stream>> + Send {
+                futures_rustls::TlsAcceptor::accept(self, stream)
+            }
+        }
+    };
+}
+
+pub(crate) use futures_io_runtime;

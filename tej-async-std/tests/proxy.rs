@@ -155,22 +155,25 @@ macro_rules! suite {
                 }
             }
 
-            #[allow(unused_mut)]
             async fn start(timeout: Duration, tls: bool) -> Running {
                 let config = SessionConfig::default().handshake_timeout(timeout);
-                let mut server = <$Server>::bind("127.0.0.1:0")
+                let server = <$Server>::bind("127.0.0.1:0")
                     .await
                     .unwrap()
                     .with_config(config)
                     .with_proxy_protocol();
-                #[cfg(feature = "tls")]
-                if tls {
-                    server = server.with_tls(crate::common::tls::server());
-                }
                 assert!(cfg!(feature = "tls") || !tls);
                 let addr = server.local_addr().unwrap();
                 let shutdown = server.shutdown_handle();
                 let seen = Seen::default();
+                #[cfg(feature = "tls")]
+                let serving = if tls {
+                    let server = server.with_tls(crate::common::tls::server());
+                    Box::new($spawn(server.serve(seen.factory())))
+                } else {
+                    Box::new($spawn(server.serve(seen.factory())))
+                };
+                #[cfg(not(feature = "tls"))]
                 let serving = Box::new($spawn(server.serve(seen.factory())));
                 Running {
                     addr,

@@ -521,7 +521,7 @@ macro_rules! suite {
             fn unix_round_trip_and_graceful_shutdown() {
                 run(async {
                     let (_socket_dir, path) = socket_path(stringify!($face));
-                    let server = Server::bind_unix(&path).unwrap();
+                    let server = Server::bind_unix(&path).await.unwrap();
                     let error = server.local_addr().unwrap_err();
                     assert_eq!(error.kind(), std::io::ErrorKind::Unsupported);
                     let shutdown = server.shutdown_handle();

@@ -12,6 +12,8 @@ use std::sync::Arc;
 
 use tej_core::{DisconnectReason, Handler, Sender, SessionConfig};
 use tej_net::accept::DEFAULT_MAX_CONNECTIONS;
+use tej_net::runtime::{PollIo, Resolve, Runtime as NetRuntime, TlsRuntime};
+use tej_net::{Acceptor, Listener};
 
 use crate::tls::ClientTls;
 
@@ -257,31 +259,11 @@ where
 {
     let bind = bind.into();
     match runtime {
-        Runtime::Tokio => {
-            let executor = tokio_runtime()?;
-            match bind {
-                Endpoint::Tcp(addr) => {
-                    let server = executor.block_on(tej_tokio::Server::bind(addr))?;
-                    let endpoint = Endpoint::Tcp(server.local_addr()?);
-                    Ok(serve_tokio(
-                        executor, server, endpoint, config, options, factory,
-                    ))
-                }
-                Endpoint::Unix(path) => {
-                    let server = executor.block_on(tej_tokio::Server::bind_unix(&path))?;
-                    let endpoint = Endpoint::Unix(path);
-                    Ok(serve_tokio(
-                        executor, server, endpoint, config, options, factory,
-                    ))
-                }
-            }
-        }
+        Runtime::Tokio => serve_async::<tej_tokio::Tokio, _, _>(bind, config, options, factory),
         Runtime::AsyncStd => {
-            serve_futures::<tej_async_std::runtime::AsyncStd, _, _>(bind, config, options, factory)
+            serve_async::<tej_async_std::AsyncStd, _, _>(bind, config, options, factory)
         }
-        Runtime::Smol => {
-            serve_futures::<tej_async_std::runtime::Smol, _, _>(bind, config, options, factory)
-        }
+        Runtime::Smol => serve_async::<tej_async_std::Smol, _, _>(bind, config, options, factory),
         Runtime::Mio => {
             let (server, endpoint) = match bind {
                 Endpoint::Tcp(addr) => {
@@ -321,82 +303,135 @@ where
     }
 }
 
-fn serve_tokio<L, F, H>(
-    executor: tokio::runtime::Runtime,
-    server: tej_tokio::Server<L>,
-    endpoint: Endpoint,
-    config: SessionConfig,
-    options: ServerOptions,
-    factory: F,
-) -> RunningServer
-where
-    L: tej_tokio::Listener,
-    F: FnMut() -> H + Send + 'static,
-    H: Handler + Send + 'static,
-{
-    let mut server = server
-        .with_config(config)
-        .with_max_connections(options.max_connections);
-    if options.proxy_protocol {
-        server = server.with_proxy_protocol();
-    }
-    let shutdown = server.shutdown_handle();
-    let serving = match options.tls {
-        Some(tls) => executor.spawn(server.with_tls(tls).serve(factory)),
-        None => executor.spawn(server.serve(factory)),
-    };
-    RunningServer {
-        endpoint,
-        stop: Box::new(move || {
-            shutdown.shutdown();
-            let _ = executor.block_on(serving);
-        }),
-    }
-}
-
-/// The futures-io runtimes of `tej-async-std`: how to run a future in
-/// the background.
-trait FuturesRuntime: tej_async_std::runtime::Runtime {
+/// How the facade runs an async runtime's futures: to completion, or in
+/// the background until a closure waits for them.
+trait Executor: Sized + Send + 'static {
+    /// The executor, started if it has to be.
+    fn start() -> io::Result<Self>;
+    /// Runs `future` to completion.
+    fn block_on<T>(&self, future: impl Future<Output = T>) -> T;
     /// Runs `future` in the background; the closure waits for its end.
-    fn background(future: impl Future<Output = ()> + Send + 'static) -> Box<dyn FnOnce() + Send>;
+    fn background(
+        self,
+        future: impl Future<Output = ()> + Send + 'static,
+    ) -> Box<dyn FnOnce() + Send>;
 }
 
-impl FuturesRuntime for tej_async_std::runtime::AsyncStd {
-    fn background(future: impl Future<Output = ()> + Send + 'static) -> Box<dyn FnOnce() + Send> {
+impl Executor for tokio::runtime::Runtime {
+    fn start() -> io::Result<Self> {
+        tokio_runtime()
+    }
+    fn block_on<T>(&self, future: impl Future<Output = T>) -> T {
+        tokio::runtime::Runtime::block_on(self, future)
+    }
+    fn background(
+        self,
+        future: impl Future<Output = ()> + Send + 'static,
+    ) -> Box<dyn FnOnce() + Send> {
+        let task = self.spawn(future);
+        Box::new(move || {
+            let _ = self.block_on(task);
+        })
+    }
+}
+
+/// async-std's global executor.
+struct AsyncStdExecutor;
+
+impl Executor for AsyncStdExecutor {
+    fn start() -> io::Result<Self> {
+        Ok(AsyncStdExecutor)
+    }
+    fn block_on<T>(&self, future: impl Future<Output = T>) -> T {
+        async_std::task::block_on(future)
+    }
+    fn background(
+        self,
+        future: impl Future<Output = ()> + Send + 'static,
+    ) -> Box<dyn FnOnce() + Send> {
         let task = async_std::task::spawn(future);
         Box::new(move || async_std::task::block_on(task))
     }
 }
 
-impl FuturesRuntime for tej_async_std::runtime::Smol {
-    fn background(future: impl Future<Output = ()> + Send + 'static) -> Box<dyn FnOnce() + Send> {
+/// smol's global executor.
+struct SmolExecutor;
+
+impl Executor for SmolExecutor {
+    fn start() -> io::Result<Self> {
+        Ok(SmolExecutor)
+    }
+    fn block_on<T>(&self, future: impl Future<Output = T>) -> T {
+        smol::block_on(future)
+    }
+    fn background(
+        self,
+        future: impl Future<Output = ()> + Send + 'static,
+    ) -> Box<dyn FnOnce() + Send> {
         let task = smol::spawn(future);
         Box::new(move || smol::block_on(task))
     }
 }
 
-fn serve_futures<R, F, H>(
+/// An async runtime of `tej-net`'s, with what the facade needs of it:
+/// every stream it serves and connects over, plain and TLS.
+trait AsyncRuntime:
+    TlsRuntime
+    + Resolve<SocketAddr>
+    + PollIo<<Self as NetRuntime>::TcpStream>
+    + PollIo<<Self as NetRuntime>::UnixStream>
+    + PollIo<<Self as TlsRuntime>::TlsStream<<Self as NetRuntime>::TcpStream>>
+    + PollIo<<Self as TlsRuntime>::TlsStream<<Self as NetRuntime>::UnixStream>>
+    + PollIo<TcpIo<Self>>
+    + PollIo<UnixIo<Self>>
+    + PollIo<<Self::TlsAcceptor as Acceptor<Self, TcpIo<Self>>>::Stream>
+    + PollIo<<Self::TlsAcceptor as Acceptor<Self, UnixIo<Self>>>::Stream>
+where
+    Self::TlsAcceptor: Acceptor<Self, TcpIo<Self>> + Acceptor<Self, UnixIo<Self>>,
+{
+    /// The runtime's executor.
+    type Executor: Executor;
+}
+
+type TcpIo<R> = <<R as NetRuntime>::TcpListener as Listener<R>>::Io;
+type UnixIo<R> = <<R as NetRuntime>::UnixListener as Listener<R>>::Io;
+
+impl AsyncRuntime for tej_tokio::Tokio {
+    type Executor = tokio::runtime::Runtime;
+}
+
+impl AsyncRuntime for tej_async_std::AsyncStd {
+    type Executor = AsyncStdExecutor;
+}
+
+impl AsyncRuntime for tej_async_std::Smol {
+    type Executor = SmolExecutor;
+}
+
+fn serve_async<R, F, H>(
     bind: Endpoint,
     config: SessionConfig,
     options: ServerOptions,
     factory: F,
 ) -> io::Result<RunningServer>
 where
-    R: FuturesRuntime,
+    R: AsyncRuntime,
+    R::TlsAcceptor: Acceptor<R, TcpIo<R>> + Acceptor<R, UnixIo<R>>,
     F: FnMut() -> H + Send + 'static,
     H: Handler + Send + 'static,
 {
-    type Generic<R, L> = tej_async_std::generic::Server<R, L>;
     fn start<R, L, F, H>(
-        server: Generic<R, L>,
+        executor: R::Executor,
+        server: tej_net::Server<R, L>,
         endpoint: Endpoint,
         config: SessionConfig,
         options: ServerOptions,
         factory: F,
     ) -> RunningServer
     where
-        R: FuturesRuntime,
-        L: tej_async_std::Listener,
+        R: AsyncRuntime + PollIo<L::Io> + PollIo<<R::TlsAcceptor as Acceptor<R, L::Io>>::Stream>,
+        R::TlsAcceptor: Acceptor<R, TcpIo<R>> + Acceptor<R, UnixIo<R>> + Acceptor<R, L::Io>,
+        L: Listener<R>,
         F: FnMut() -> H + Send + 'static,
         H: Handler + Send + 'static,
     {
@@ -406,11 +441,11 @@ where
         if options.proxy_protocol {
             server = server.with_proxy_protocol();
         }
-        if let Some(tls) = options.tls {
-            server = server.with_tls(tls);
-        }
         let shutdown = server.shutdown_handle();
-        let wait = R::background(server.serve(factory));
+        let wait = match options.tls {
+            Some(tls) => executor.background(server.with_tls(tls).serve(factory)),
+            None => executor.background(server.serve(factory)),
+        };
         RunningServer {
             endpoint,
             stop: Box::new(move || {
@@ -419,16 +454,18 @@ where
             }),
         }
     }
+    let executor = R::Executor::start()?;
     match bind {
         Endpoint::Tcp(addr) => {
-            let listener = tej_net::accept::listen_tcp([addr])?;
-            let server = Generic::<R, R::TcpListener>::from_listener(R::tcp_listener(listener)?);
+            let server = executor.block_on(tej_net::Server::<R>::bind(addr))?;
             let endpoint = Endpoint::Tcp(server.local_addr()?);
-            Ok(start(server, endpoint, config, options, factory))
+            Ok(start(executor, server, endpoint, config, options, factory))
         }
         Endpoint::Unix(path) => {
-            let server = Generic::<R, R::UnixListener>::bind_unix(&path)?;
+            let server =
+                executor.block_on(tej_net::Server::<R, R::UnixListener>::bind_unix(&path))?;
             Ok(start(
+                executor,
                 server,
                 Endpoint::Unix(path),
                 config,
@@ -437,6 +474,40 @@ where
             ))
         }
     }
+}
+
+/// Connects to `endpoint` on `R`, through TLS with `tls`, and runs `handler`.
+fn connect_async<R, H>(
+    endpoint: &Endpoint,
+    tls: Option<&ClientTls>,
+    handler: H,
+    config: SessionConfig,
+) -> io::Result<RunningClient>
+where
+    R: AsyncRuntime,
+    R::TlsAcceptor: Acceptor<R, TcpIo<R>> + Acceptor<R, UnixIo<R>>,
+    H: Handler + Send + 'static,
+{
+    type Client<R> = tej_net::Client<R>;
+    let executor = R::Executor::start()?;
+    let client = executor.block_on(async {
+        match (endpoint, tls) {
+            (Endpoint::Tcp(addr), None) => Client::<R>::connect_with(*addr, handler, config).await,
+            (Endpoint::Tcp(addr), Some(tls)) => {
+                let (name, tls) = (tls.server_name.clone(), tls.config.clone());
+                Client::<R>::connect_tls(*addr, name, tls, handler, config).await
+            }
+            (Endpoint::Unix(path), None) => Client::<R>::connect_unix(path, handler, config).await,
+            (Endpoint::Unix(path), Some(tls)) => {
+                let (name, tls) = (tls.server_name.clone(), tls.config.clone());
+                Client::<R>::connect_unix_tls(path, name, tls, handler, config).await
+            }
+        }
+    })?;
+    Ok(RunningClient {
+        sender: client.sender(),
+        join: Box::new(move || executor.block_on(client.join())),
+    })
 }
 
 /// Connects to `addr` on `runtime` and runs `handler`.
@@ -474,94 +545,11 @@ where
     H: Handler + Send + 'static,
 {
     match runtime {
-        Runtime::Tokio => {
-            let executor = tokio_runtime()?;
-            let client = executor.block_on(async {
-                match (endpoint, tls) {
-                    (Endpoint::Tcp(addr), None) => {
-                        tej_tokio::Client::connect_with(*addr, handler, config).await
-                    }
-                    (Endpoint::Tcp(addr), Some(tls)) => {
-                        tej_tokio::Client::connect_tls(
-                            *addr,
-                            tls.server_name.clone(),
-                            tls.config.clone(),
-                            handler,
-                            config,
-                        )
-                        .await
-                    }
-                    (Endpoint::Unix(path), None) => {
-                        tej_tokio::Client::connect_unix(path, handler, config).await
-                    }
-                    (Endpoint::Unix(path), Some(tls)) => {
-                        tej_tokio::Client::connect_unix_tls(
-                            path,
-                            tls.server_name.clone(),
-                            tls.config.clone(),
-                            handler,
-                            config,
-                        )
-                        .await
-                    }
-                }
-            })?;
-            Ok(RunningClient {
-                sender: client.sender(),
-                join: Box::new(move || executor.block_on(client.join())),
-            })
-        }
+        Runtime::Tokio => connect_async::<tej_tokio::Tokio, _>(endpoint, tls, handler, config),
         Runtime::AsyncStd => {
-            use async_std::task::block_on;
-            type Client = tej_async_std::Client;
-            let client = block_on(async {
-                match (endpoint, tls) {
-                    (Endpoint::Tcp(addr), None) => {
-                        Client::connect_with(*addr, handler, config).await
-                    }
-                    (Endpoint::Tcp(addr), Some(tls)) => {
-                        let (name, tls) = (tls.server_name.clone(), tls.config.clone());
-                        Client::connect_tls(*addr, name, tls, handler, config).await
-                    }
-                    (Endpoint::Unix(path), None) => {
-                        Client::connect_unix(path, handler, config).await
-                    }
-                    (Endpoint::Unix(path), Some(tls)) => {
-                        let (name, tls) = (tls.server_name.clone(), tls.config.clone());
-                        Client::connect_unix_tls(path, name, tls, handler, config).await
-                    }
-                }
-            })?;
-            Ok(RunningClient {
-                sender: client.sender(),
-                join: Box::new(move || block_on(client.join())),
-            })
+            connect_async::<tej_async_std::AsyncStd, _>(endpoint, tls, handler, config)
         }
-        Runtime::Smol => {
-            type Client = tej_async_std::smol::Client;
-            let client = smol::block_on(async {
-                match (endpoint, tls) {
-                    (Endpoint::Tcp(addr), None) => {
-                        Client::connect_with(*addr, handler, config).await
-                    }
-                    (Endpoint::Tcp(addr), Some(tls)) => {
-                        let (name, tls) = (tls.server_name.clone(), tls.config.clone());
-                        Client::connect_tls(*addr, name, tls, handler, config).await
-                    }
-                    (Endpoint::Unix(path), None) => {
-                        Client::connect_unix(path, handler, config).await
-                    }
-                    (Endpoint::Unix(path), Some(tls)) => {
-                        let (name, tls) = (tls.server_name.clone(), tls.config.clone());
-                        Client::connect_unix_tls(path, name, tls, handler, config).await
-                    }
-                }
-            })?;
-            Ok(RunningClient {
-                sender: client.sender(),
-                join: Box::new(move || smol::block_on(client.join())),
-            })
-        }
+        Runtime::Smol => connect_async::<tej_async_std::Smol, _>(endpoint, tls, handler, config),
         Runtime::Mio => {
             let client = match (endpoint, tls) {
                 (Endpoint::Tcp(addr), None) => {

@@ -14,7 +14,10 @@
 //!   adapter's handshake step;
 //! - [`file`](mod@file) and [`spool`]: files on disk to send, and received files
 //!   spooled to a directory, through the core's file traits;
-//! - [`tls`] (feature `rustls`): rustls errors said in one line.
+//! - [`tls`] (feature `rustls`): rustls errors said in one line;
+//! - the async [`Server`] and [`Client`], written once over a small
+//!   [`runtime::Runtime`] trait that `tej-tokio` and `tej-async-std`
+//!   implement, with [`run_session`] for a connection of one's own.
 //!
 //! Adapters (`tej-tokio`, `tej-async-std`, `tej-mio`) map a runtime onto
 //! these; nothing here knows which runtime runs it.
@@ -22,14 +25,23 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod accept;
+mod client;
 pub mod drive;
 pub mod file;
+mod listener;
 pub mod proxy;
 mod read_buffer;
+pub mod run;
+pub mod runtime;
+mod server;
 pub mod shutdown;
 pub mod spool;
 #[cfg(feature = "rustls")]
 pub mod tls;
 
+pub use client::Client;
+pub use listener::{Acceptor, Listener, Plain};
 pub use read_buffer::ReadBuffer;
+pub use run::run_session;
+pub use server::Server;
 pub use shutdown::ShutdownHandle;

@@ -157,23 +157,96 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! # A listener and an acceptor of your own
+//!
+//! A [`Listener`] hands the server its connections; an [`Acceptor`] runs
+//! a handshake on each before its session. Both are `tej-net`'s traits,
+//! implemented for the [`Tokio`] runtime:
+//!
+//! ```
+//! use std::io;
+//! use std::net::SocketAddr;
+//! use tej_tokio::{Acceptor, Listener, Tokio};
+//! use tokio::io::{AsyncRead, AsyncReadExt, DuplexStream};
+//! use tokio::sync::mpsc;
+//!
+//! /// Serves the in-memory streams sent down a channel.
+//! struct Channel(mpsc::Receiver<DuplexStream>);
+//!
+//! impl Listener<Tokio> for Channel {
+//!     type Io = DuplexStream;
+//!     type Addr = &'static str;
+//!
+//!     async fn accept(&mut self) -> io::Result<(DuplexStream, Option<SocketAddr>)> {
+//!         match self.0.recv().await {
+//!             Some(stream) => Ok((stream, None)),
+//!             // Every sender is gone: nothing more will come.
+//!             None => std::future::pending().await,
+//!         }
+//!     }
+//!
+//!     fn local_addr(&self) -> io::Result<&'static str> {
+//!         Ok("in memory")
+//!     }
+//! }
+//!
+//! /// Admits a peer only if it first says the password.
+//! struct Password(&'static [u8]);
+//!
+//! impl<S: AsyncRead + Unpin + Send + 'static> Acceptor<Tokio, S> for Password {
+//!     type Stream = S;
+//!
+//!     async fn accept(&self, mut stream: S) -> io::Result<S> {
+//!         let mut said = vec![0; self.0.len()];
+//!         stream.read_exact(&mut said).await?;
+//!         if said == self.0 {
+//!             Ok(stream)
+//!         } else {
+//!             Err(io::Error::new(io::ErrorKind::PermissionDenied, "wrong password"))
+//!         }
+//!     }
+//! }
+//!
+//! let (_streams, incoming) = mpsc::channel(8);
+//! let server = tej_tokio::Server::from_listener(Channel(incoming))
+//!     .with_acceptor(Password(b"open sesame\n"));
+//! assert_eq!(server.local_addr().unwrap(), "in memory");
+//! ```
 
-mod acceptor;
-mod client;
 mod codec;
-mod driver;
-mod listener;
-mod proxy;
-mod server;
+mod runtime;
 #[cfg(feature = "tls")]
 pub mod tls;
 
-pub use acceptor::{Acceptor, Plain};
-pub use client::Client;
 pub use codec::{CodecError, TejCodec};
-pub use driver::run_session;
-pub use listener::Listener;
-pub use server::Server;
+pub use runtime::{Timer, Tokio};
+pub use tej_net::{Acceptor, Listener, Plain};
+
+/// A TEJ server on Tokio: `tej-net`'s [`Server`](tej_net::Server) on
+/// [`Tokio`], over any [`Listener`] (Tokio's `TcpListener` by default) and
+/// any [`Acceptor`] ([`Plain`] by default).
+pub type Server<L = tokio::net::TcpListener, A = Plain> = tej_net::Server<Tokio, L, A>;
+
+/// A TEJ connection made by this side on Tokio: `tej-net`'s
+/// [`Client`](tej_net::Client) on [`Tokio`].
+pub type Client = tej_net::Client<Tokio>;
+
+/// Runs `session` over `stream`, any Tokio byte stream, until the
+/// connection ends: `tej-net`'s [`run_session`](tej_net::run_session) on
+/// [`Tokio`], whose docs say what it guarantees. On Tokio's multi-thread
+/// runtime, steps that do blocking file I/O run in `block_in_place`.
+pub async fn run_session<S, H>(
+    stream: S,
+    session: Session<H>,
+    shutdown: ShutdownHandle,
+) -> DisconnectReason
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+    H: Handler,
+{
+    tej_net::run_session::<Tokio, S, H>(stream, session, shutdown).await
+}
 
 // The same set from tej-core in every adapter.
 pub use tej_core::{

@@ -12,12 +12,17 @@
 //! [`run_session`](crate::run_session). When a session ends its stream is
 //! shut down, which sends TLS's close_notify.
 
-use std::io;
+use std::future::Future;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 
-use rustls::pki_types::ServerName;
-use tej_core::SessionConfig;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tej_net::runtime::{PollIo, TlsRuntime};
+use tej_net::Acceptor;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use crate::Tokio;
 
 pub use rustls;
 pub use tokio_rustls;
@@ -25,28 +30,91 @@ pub use tokio_rustls::client::TlsStream as ClientTlsStream;
 pub use tokio_rustls::server::TlsStream as ServerTlsStream;
 pub use tokio_rustls::{TlsAcceptor, TlsConnector};
 
-/// The client's side of a TLS handshake over `stream`, within the
-/// session's handshake timeout, its failure given a one-line reason.
-pub(crate) async fn client_handshake<S>(
-    stream: S,
-    server_name: ServerName<'static>,
-    tls: Arc<rustls::ClientConfig>,
-    config: &SessionConfig,
-) -> io::Result<ClientTlsStream<S>>
+impl TlsRuntime for Tokio {
+    type TlsAcceptor = TlsAcceptor;
+    type TlsStream<S: Send + Unpin + 'static> = ClientTlsStream<Polled<S>>;
+
+    fn tls_acceptor(config: Arc<rustls::ServerConfig>) -> TlsAcceptor {
+        TlsAcceptor::from(config)
+    }
+
+    fn tls_connect<S>(
+        stream: S,
+        server_name: rustls::pki_types::ServerName<'static>,
+        config: Arc<rustls::ClientConfig>,
+    ) -> impl Future<Output = io::Result<ClientTlsStream<Polled<S>>>> + Send
+    where
+        Self: PollIo<S>,
+        S: Send + Unpin + 'static,
+    {
+        TlsConnector::from(config).connect(server_name, Polled(stream))
+    }
+}
+
+/// A stream Tokio polls, as Tokio's I/O traits: what a client's TLS
+/// stream runs over.
+#[derive(Debug)]
+pub struct Polled<S>(S);
+
+impl<S: Unpin> AsyncRead for Polled<S>
 where
-    S: AsyncRead + AsyncWrite + Unpin,
+    Tokio: PollIo<S>,
 {
-    let name = server_name.to_str().into_owned();
-    let handshake = TlsConnector::from(tls).connect(server_name, stream);
-    match tokio::time::timeout(config.handshake_timeout, handshake).await {
-        Ok(Ok(stream)) => Ok(stream),
-        Ok(Err(error)) => Err(tej_net::tls::handshake_error(&name, error)),
-        Err(_) => Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            format!(
-                "TLS handshake with {name} failed: no answer within {:?}",
-                config.handshake_timeout
-            ),
-        )),
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let n = ready!(Tokio::poll_read(
+            &mut self.get_mut().0,
+            cx,
+            buf.initialize_unfilled()
+        ))?;
+        buf.advance(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
+impl<S: Unpin> AsyncWrite for Polled<S>
+where
+    Tokio: PollIo<S>,
+{
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Tokio::poll_write_vectored(&mut self.get_mut().0, cx, &[IoSlice::new(buf)])
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Tokio::poll_write_vectored(&mut self.get_mut().0, cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Tokio::poll_flush(&mut self.get_mut().0, cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Tokio::poll_close(&mut self.get_mut().0, cx)
+    }
+}
+
+impl<S> Acceptor<Tokio, S> for TlsAcceptor
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Stream = ServerTlsStream<S>;
+
+    fn accept(&self, stream: S) -> impl Future<Output = io::Result<Self::Stream>> + Send {
+        TlsAcceptor::accept(self, stream)
     }
 }

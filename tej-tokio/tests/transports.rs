@@ -139,7 +139,7 @@ async fn a_client_from_a_duplex_stream_talks_to_run_session() {
 /// A listener of in-memory streams sent down a channel.
 struct Channel(mpsc::Receiver<DuplexStream>);
 
-impl Listener for Channel {
+impl Listener<tej_tokio::Tokio> for Channel {
     type Io = DuplexStream;
     type Addr = &'static str;
 
@@ -158,7 +158,7 @@ impl Listener for Channel {
 /// Admits a peer only once it has said the password.
 struct Password(&'static [u8]);
 
-impl<S> Acceptor<S> for Password
+impl<S> Acceptor<tej_tokio::Tokio, S> for Password
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {

@@ -1,7 +1,9 @@
 //! The accept loop, written once for every runtime, listener and
-//! acceptor: one task, one acceptor step and one session per connection.
+//! acceptor: one task per connection, its PROXY header and handshake, then
+//! one handler and one session.
 
 use std::convert::Infallible;
+use std::fmt;
 use std::future::Future;
 use std::io;
 use std::marker::PhantomData;
@@ -11,31 +13,31 @@ use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use async_io::Timer;
-use futures_io::AsyncRead;
 use futures_lite::{future, FutureExt};
 use tej_core::{Handler, Session, SessionConfig};
-use tej_net::accept::{self, ConnectionCap, ConnectionSlot};
-use tej_net::ShutdownHandle;
 
-use crate::acceptor::{Acceptor, ServerAcceptor};
-use crate::driver::run_session;
-use crate::proxy;
-use crate::runtime::Runtime;
-use crate::Listener;
+use crate::accept::{self, ConnectionCap, ConnectionSlot};
+use crate::listener::{Acceptor, Listener, Plain};
+use crate::proxy::HeaderRead;
+use crate::run::run_session;
+use crate::runtime::{self, PollIo, Resolve, Runtime};
+use crate::ShutdownHandle;
 
-/// A TEJ server on runtime `R`, accepting from listener `L`, each
-/// connection passed through acceptor `A` (plain or TLS by default).
+/// A TEJ server on runtime `R`, accepting from listener `L` (TCP by
+/// default, a Unix socket, your own), each connection passed through
+/// acceptor `A` ([`Plain`] by default; TLS with `with_tls`).
 ///
-/// Name it through its faces: `tej_async_std::Server` on async-std and
-/// `tej_async_std::smol::Server` on smol.
+/// Name it through its runtime's face: `tej_tokio::Server`,
+/// `tej_async_std::Server`, `tej_async_std::smol::Server`.
 ///
-/// Each accepted connection runs in its own task: first the acceptor step
-/// (the TLS handshake), bounded by
+/// Each accepted connection runs in its own task, under the connection
+/// cap: first its PROXY header (with
+/// [`with_proxy_protocol`](Self::with_proxy_protocol)) and its acceptor
+/// step (the TLS handshake), together bounded by
 /// [`SessionConfig::handshake_timeout`]; then a [`Handler`] from the
-/// factory given to [`serve`](Self::serve) is made and the session runs.
-/// A connection that fails, or whose handler panics, ends alone.
-pub struct Server<R: Runtime, L = <R as Runtime>::TcpListener, A = ServerAcceptor> {
+/// factory given to [`serve`](Self::serve) is made and the session runs. A
+/// connection that fails, or whose handler panics, ends alone.
+pub struct Server<R: Runtime, L = <R as Runtime>::TcpListener, A = Plain> {
     listener: L,
     acceptor: A,
     config: SessionConfig,
@@ -46,10 +48,11 @@ pub struct Server<R: Runtime, L = <R as Runtime>::TcpListener, A = ServerAccepto
     runtime: PhantomData<fn() -> R>,
 }
 
-impl<R: Runtime, L, A: std::fmt::Debug> std::fmt::Debug for Server<R, L, A> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl<R: Runtime, L, A> fmt::Debug for Server<R, L, A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Server")
-            .field("acceptor", &self.acceptor)
+            .field("runtime", &std::any::type_name::<R>())
+            .field("acceptor", &std::any::type_name::<A>())
             .field("config", &self.config)
             .field("cap", &self.cap)
             .field("shutdown", &self.shutdown)
@@ -59,37 +62,45 @@ impl<R: Runtime, L, A: std::fmt::Debug> std::fmt::Debug for Server<R, L, A> {
 }
 
 impl<R: Runtime> Server<R> {
-    /// A server on a TCP listener bound to the first of `addrs` that binds.
-    pub(crate) fn bind_addrs(addrs: impl IntoIterator<Item = SocketAddr>) -> io::Result<Self> {
-        let listener = accept::listen_tcp(addrs)?;
+    /// Binds a TCP listener to `addr` (the first of its addresses that
+    /// binds; backlog 4,096, `SO_REUSEADDR`). Port 0 picks a free port:
+    /// see [`local_addr`](Self::local_addr).
+    ///
+    /// # Errors
+    ///
+    /// The error of resolving or binding.
+    pub async fn bind<T>(addr: T) -> io::Result<Self>
+    where
+        R: Resolve<T>,
+    {
+        let listener = accept::listen_tcp(R::resolve(addr).await?)?;
         Ok(Server::from_listener(R::tcp_listener(listener)?))
     }
 }
 
 #[cfg(unix)]
 impl<R: Runtime> Server<R, R::UnixListener> {
-    /// Binds a Unix socket at `path` (backlog 4,096). The socket file is
-    /// left in place when the server ends; binding again replaces such a
-    /// stale one, never one a live server listens on
-    /// ([`tej_net::accept::listen_unix`]).
+    /// Binds a Unix domain socket at `path` (backlog 4,096). The socket
+    /// file is left in place when the server ends; binding again replaces
+    /// such a stale one, never one a live server listens on
+    /// ([`accept::listen_unix`]).
     ///
     /// # Errors
     ///
     /// The error of binding (`AddrInUse` if a server listens at `path`).
-    pub fn bind_unix(path: impl AsRef<Path>) -> io::Result<Self> {
-        Ok(Server::from_listener(R::bind_unix(
-            path.as_ref().to_path_buf(),
-        )?))
+    pub async fn bind_unix(path: impl AsRef<Path>) -> io::Result<Self> {
+        let listener = accept::listen_unix(path.as_ref())?;
+        Ok(Server::from_listener(R::unix_listener(listener)?))
     }
 }
 
-impl<R: Runtime, L: Listener> Server<R, L> {
+impl<R: Runtime, L: Listener<R>> Server<R, L> {
     /// A server on any [`Listener`]: one bound elsewhere, a Unix socket,
     /// a listener of your own.
     pub fn from_listener(listener: L) -> Self {
         Server {
             listener,
-            acceptor: ServerAcceptor::Plain,
+            acceptor: Plain,
             config: SessionConfig::default(),
             cap: ConnectionCap::default(),
             shutdown: ShutdownHandle::new(),
@@ -97,23 +108,28 @@ impl<R: Runtime, L: Listener> Server<R, L> {
             runtime: PhantomData,
         }
     }
+}
 
-    /// Serves TLS: each connection completes a rustls handshake with
-    /// `config` (within [`SessionConfig::handshake_timeout`]) before its
-    /// handler is made. Client certificates are verified as `config` says.
-    /// The handshake runs in the connection's task and counts under the
-    /// connection cap.
-    #[cfg(feature = "tls")]
-    pub fn with_tls(mut self, config: Arc<rustls::ServerConfig>) -> Self {
-        self.acceptor = ServerAcceptor::Tls(futures_rustls::TlsAcceptor::from(config));
-        self
+#[cfg(feature = "rustls")]
+impl<R: runtime::TlsRuntime, L: Listener<R>> Server<R, L> {
+    /// Runs a TLS handshake on every connection before its session, with
+    /// `config` (whose client-certificate verifier decides whether clients
+    /// must present a certificate). The handshake counts under the
+    /// connection cap and must end within the session's
+    /// [`handshake_timeout`](SessionConfig::handshake_timeout).
+    ///
+    /// Build `config` with the ring provider, for instance
+    /// `ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))`,
+    /// then `.with_safe_default_protocol_versions()`.
+    pub fn with_tls(self, config: Arc<rustls::ServerConfig>) -> Server<R, L, R::TlsAcceptor> {
+        self.with_acceptor(R::tls_acceptor(config))
     }
 }
 
-impl<R: Runtime, L: Listener, A: Acceptor<L::Io>> Server<R, L, A> {
-    /// Replaces the acceptor step every connection goes through before its
-    /// session starts (for a preamble of your own).
-    pub fn with_acceptor<B: Acceptor<L::Io>>(self, acceptor: B) -> Server<R, L, B> {
+impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
+    /// Runs `acceptor`'s handshake on every connection before its session,
+    /// in place of the current one (see [`Acceptor`]).
+    pub fn with_acceptor<B>(self, acceptor: B) -> Server<R, L, B> {
         Server {
             listener: self.listener,
             acceptor,
@@ -146,8 +162,8 @@ impl<R: Runtime, L: Listener, A: Acceptor<L::Io>> Server<R, L, A> {
         self
     }
 
-    /// Sets the options of every connection's session (and the handshake
-    /// timeout).
+    /// Sets the options of every connection's session, including its
+    /// [`handshake_timeout`](SessionConfig::handshake_timeout).
     pub fn with_config(mut self, config: SessionConfig) -> Self {
         self.config = config;
         self
@@ -162,27 +178,30 @@ impl<R: Runtime, L: Listener, A: Acceptor<L::Io>> Server<R, L, A> {
         self
     }
 
-    /// The IP address the server listens on.
+    /// The address the server listens on: a [`SocketAddr`] for TCP, the
+    /// socket's address for a Unix listener.
     ///
     /// # Errors
     ///
-    /// The operating system's error, or `Unsupported` on a Unix socket.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+    /// The operating system's error, if it cannot tell.
+    pub fn local_addr(&self) -> io::Result<L::Addr> {
         self.listener.local_addr()
     }
 
-    /// A handle that shuts this server down gracefully: no new connections;
-    /// handshakes under way are dropped; each session finishes the frame it
-    /// is receiving, flushes what it queued and closes.
+    /// A handle that shuts this server down gracefully: no new connections
+    /// are accepted, handshakes under way are abandoned, each session
+    /// finishes the frame it is receiving, flushes what it queued and
+    /// closes; then [`serve`](Self::serve) returns.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         self.shutdown.clone()
     }
 
     /// Accepts connections until shut down, running a handler made by
-    /// `new_handler` for each connection once its acceptor step succeeded;
+    /// `new_handler` for each connection whose handshake succeeded;
     /// returns once every connection has ended.
     ///
-    /// Connections run as tasks on the runtime `R`.
+    /// `new_handler` is called in the connection's task, right after its
+    /// handshake (one call at a time). Connections run as tasks on `R`.
     ///
     /// # Cancel safety
     ///
@@ -192,11 +211,13 @@ impl<R: Runtime, L: Listener, A: Acceptor<L::Io>> Server<R, L, A> {
     /// [`shutdown_handle`](Self::shutdown_handle) to end them gracefully.
     pub async fn serve<F, H>(self, new_handler: F)
     where
+        R: PollIo<L::Io> + PollIo<A::Stream>,
+        A: Acceptor<R, L::Io>,
         F: FnMut() -> H + Send + 'static,
         H: Handler + Send + 'static,
     {
         let Server {
-            listener,
+            mut listener,
             acceptor,
             config,
             cap,
@@ -232,6 +253,7 @@ impl<R: Runtime, L: Listener, A: Acceptor<L::Io>> Server<R, L, A> {
                         peer,
                         _slot: slot,
                         _alive: alive.clone(),
+                        runtime: PhantomData::<fn() -> R>,
                     };
                     R::spawn(connection.run(stream));
                 }
@@ -244,7 +266,7 @@ impl<R: Runtime, L: Listener, A: Acceptor<L::Io>> Server<R, L, A> {
                         true
                     };
                     let backoff = async {
-                        Timer::after(pause).await;
+                        runtime::sleep::<R>(pause).await;
                         false
                     };
                     if future::or(stop, backoff).await {
@@ -261,7 +283,7 @@ impl<R: Runtime, L: Listener, A: Acceptor<L::Io>> Server<R, L, A> {
 }
 
 /// One accepted connection, owned by its task.
-struct Connection<A, F> {
+struct Connection<R, A, F> {
     acceptor: Arc<A>,
     new_handler: Arc<Mutex<F>>,
     config: SessionConfig,
@@ -273,29 +295,38 @@ struct Connection<A, F> {
     _slot: ConnectionSlot,
     /// Keeps `serve` from returning while this connection lives.
     _alive: async_channel::Sender<Infallible>,
+    runtime: PhantomData<fn() -> R>,
 }
 
-impl<A, F> Connection<A, F> {
+impl<R: Runtime, A, F> Connection<R, A, F> {
     /// The PROXY header and the acceptor step within the handshake
-    /// timeout, then the session.
+    /// timeout, then the handler and its session.
     async fn run<S, H>(self, mut stream: S)
     where
-        S: AsyncRead + Unpin,
-        A: Acceptor<S>,
+        R: PollIo<S> + PollIo<A::Stream>,
+        A: Acceptor<R, S>,
         F: FnMut() -> H + Send + 'static,
         H: Handler + Send + 'static,
     {
         let steps = async {
             let via = match self.proxy {
-                Some(max_len) => Some(proxy::read_header(&mut stream, max_len, self.peer).await?),
+                Some(max_len) => {
+                    let mut header = HeaderRead::new(max_len, self.peer);
+                    loop {
+                        let n = runtime::read::<R, S>(&mut stream, header.buf()).await?;
+                        if let Some(result) = header.filled(n) {
+                            break Some(result?);
+                        }
+                    }
+                }
                 None => None,
             };
             Ok((self.acceptor.accept(stream).await?, via))
         };
-        let handshake = bounded_handshake(steps, &self.config, self.shutdown.wait());
+        let handshake = bounded_handshake::<R, _>(steps, &self.config, self.shutdown.wait());
         let (stream, via) = match handshake.await {
             Ok(done) => done,
-            Err(error) if tej_net::proxy::is_health_check(&error) => {
+            Err(error) if crate::proxy::is_health_check(&error) => {
                 tracing::debug!(peer = ?self.peer, %error, "health check; connection closed");
                 return;
             }
@@ -304,8 +335,10 @@ impl<A, F> Connection<A, F> {
                 return;
             }
         };
+        let peer = self.acceptor.peer_addr(&stream).or(self.peer);
         let session = AssertUnwindSafe(async {
             let handler = {
+                // A factory that panicked once is still the user's to call.
                 let mut new_handler = self
                     .new_handler
                     .lock()
@@ -315,27 +348,29 @@ impl<A, F> Connection<A, F> {
             let mut session = Session::new(handler, self.config.clone());
             if let Some((peer, proxy)) = via {
                 session = session.with_addresses(peer, proxy);
-            } else if let Some(peer) = self.peer {
+            } else if let Some(peer) = peer {
                 session = session.with_peer(peer);
             }
-            run_session(stream, session, self.shutdown.clone()).await;
+            run_session::<R, _, _>(stream, session, self.shutdown.clone()).await;
         });
+        // The session's `Drop` has not called the handler again; the
+        // connection ends alone.
         if session.catch_unwind().await.is_err() {
-            tracing::debug!(peer = ?self.peer, "a connection's handler panicked");
+            tracing::debug!(?peer, "a connection's handler panicked");
         }
     }
 }
 
 /// Runs `handshake` within `config`'s handshake timeout, giving up when
 /// `shutdown` completes first.
-pub(crate) async fn bounded_handshake<S>(
-    handshake: impl Future<Output = io::Result<S>>,
+pub(crate) async fn bounded_handshake<R: Runtime, T>(
+    handshake: impl Future<Output = io::Result<T>>,
     config: &SessionConfig,
     shutdown: impl Future<Output = ()>,
-) -> io::Result<S> {
+) -> io::Result<T> {
     let timeout = config.handshake_timeout;
     let expired = async {
-        Timer::after(timeout).await;
+        runtime::sleep::<R>(timeout).await;
         Err(io::Error::new(
             io::ErrorKind::TimedOut,
             format!("the handshake did not complete within {timeout:?}"),
