@@ -12,7 +12,7 @@ use ::async_std::net::{TcpListener, TcpStream, ToSocketAddrs};
 #[cfg(unix)]
 use ::async_std::os::unix::net::{UnixListener, UnixStream};
 use tej_net::runtime::{Resolve, Runtime};
-use tej_net::{Listener, Plain};
+use tej_net::Plain;
 
 use crate::runtime::{prepare, Timer};
 
@@ -22,7 +22,7 @@ use crate::runtime::{prepare, Timer};
 pub struct AsyncStd;
 
 /// A TEJ server on async-std: `tej-net`'s [`Server`](tej_net::Server) on
-/// [`AsyncStd`], over any [`Listener`] (async-std's `TcpListener` by
+/// [`AsyncStd`], over any [`Listener`](tej_net::Listener) (async-std's `TcpListener` by
 /// default) and any [`Acceptor`](tej_net::Acceptor) ([`Plain`] by default).
 pub type Server<L = TcpListener, A = Plain> = tej_net::Server<AsyncStd, L, A>;
 
@@ -30,7 +30,13 @@ pub type Server<L = TcpListener, A = Plain> = tej_net::Server<AsyncStd, L, A>;
 /// [`Client`](tej_net::Client) on [`AsyncStd`].
 pub type Client = tej_net::Client<AsyncStd>;
 
-crate::runtime::futures_io_runtime!(AsyncStd);
+crate::runtime::futures_io_runtime!(
+    AsyncStd,
+    TcpListener,
+    TcpStream,
+    ::async_std::os::unix::net::UnixListener,
+    ::async_std::os::unix::net::UnixStream
+);
 
 impl Runtime for AsyncStd {
     type Sleep = Timer;
@@ -83,35 +89,5 @@ where
 {
     async fn resolve(addr: A) -> io::Result<Vec<SocketAddr>> {
         Ok(addr.to_socket_addrs().await?.collect())
-    }
-}
-
-impl Listener<AsyncStd> for TcpListener {
-    type Io = TcpStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> io::Result<(TcpStream, Option<SocketAddr>)> {
-        let (stream, peer) = TcpListener::accept(self).await?;
-        prepare(stream.set_nodelay(true), Ok(peer), Ok(peer));
-        Ok((stream, Some(peer)))
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        TcpListener::local_addr(self)
-    }
-}
-
-#[cfg(unix)]
-impl Listener<AsyncStd> for UnixListener {
-    type Io = UnixStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> io::Result<(UnixStream, Option<SocketAddr>)> {
-        let (stream, _path) = UnixListener::accept(self).await?;
-        Ok((stream, None))
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        Err(crate::runtime::unix_has_no_ip())
     }
 }

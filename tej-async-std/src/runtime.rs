@@ -120,10 +120,45 @@ impl<R: PollIo<S>, S: Unpin> futures_io::AsyncWrite for Polled<R, S> {
 }
 
 /// Implements, for runtime marker `$runtime`, what every `futures-io`
-/// runtime shares: polling any `futures-io` stream, and with `tls` the
-/// `futures-rustls` acceptor and client handshake.
+/// runtime shares: polling any `futures-io` stream, accepting from its TCP
+/// and Unix listeners, and with `tls` the `futures-rustls` acceptor and
+/// client handshake.
 macro_rules! futures_io_runtime {
-    ($runtime:ty) => {
+    ($runtime:ty, $tcp_listener:ty, $tcp_stream:ty, $unix_listener:ty, $unix_stream:ty) => {
+        impl tej_net::Listener<$runtime> for $tcp_listener {
+            type Io = $tcp_stream;
+            type Addr = std::net::SocketAddr;
+
+            async fn accept(
+                &mut self,
+            ) -> std::io::Result<($tcp_stream, Option<std::net::SocketAddr>)> {
+                let (stream, peer) = <$tcp_listener>::accept(self).await?;
+                $crate::runtime::prepare(stream.set_nodelay(true), Ok(peer), Ok(peer));
+                Ok((stream, Some(peer)))
+            }
+
+            fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+                <$tcp_listener>::local_addr(self)
+            }
+        }
+
+        #[cfg(unix)]
+        impl tej_net::Listener<$runtime> for $unix_listener {
+            type Io = $unix_stream;
+            type Addr = std::net::SocketAddr;
+
+            async fn accept(
+                &mut self,
+            ) -> std::io::Result<($unix_stream, Option<std::net::SocketAddr>)> {
+                let (stream, _path) = <$unix_listener>::accept(self).await?;
+                Ok((stream, None))
+            }
+
+            fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+                Err($crate::runtime::unix_has_no_ip())
+            }
+        }
+
         impl<S> tej_net::runtime::PollIo<S> for $runtime
         where
             S: futures_io::AsyncRead + futures_io::AsyncWrite + Unpin,

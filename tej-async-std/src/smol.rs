@@ -39,7 +39,7 @@ use std::path::PathBuf;
 use ::smol::net::unix::{UnixListener, UnixStream};
 use ::smol::net::{AsyncToSocketAddrs, TcpListener, TcpStream};
 use tej_net::runtime::{Resolve, Runtime};
-use tej_net::{Listener, Plain};
+use tej_net::Plain;
 
 use crate::runtime::{prepare, Timer};
 
@@ -49,7 +49,7 @@ use crate::runtime::{prepare, Timer};
 pub struct Smol;
 
 /// A TEJ server on smol: `tej-net`'s [`Server`](tej_net::Server) on
-/// [`Smol`], over any [`Listener`] (smol's `TcpListener` by default) and
+/// [`Smol`], over any [`Listener`](tej_net::Listener) (smol's `TcpListener` by default) and
 /// any [`Acceptor`](tej_net::Acceptor) ([`Plain`] by default).
 pub type Server<L = TcpListener, A = Plain> = tej_net::Server<Smol, L, A>;
 
@@ -57,7 +57,13 @@ pub type Server<L = TcpListener, A = Plain> = tej_net::Server<Smol, L, A>;
 /// [`Client`](tej_net::Client) on [`Smol`].
 pub type Client = tej_net::Client<Smol>;
 
-crate::runtime::futures_io_runtime!(Smol);
+crate::runtime::futures_io_runtime!(
+    Smol,
+    TcpListener,
+    TcpStream,
+    ::smol::net::unix::UnixListener,
+    ::smol::net::unix::UnixStream
+);
 
 impl Runtime for Smol {
     type Sleep = Timer;
@@ -109,35 +115,5 @@ where
 {
     async fn resolve(addr: A) -> io::Result<Vec<SocketAddr>> {
         Ok(addr.to_socket_addrs().await?.collect())
-    }
-}
-
-impl Listener<Smol> for TcpListener {
-    type Io = TcpStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> io::Result<(TcpStream, Option<SocketAddr>)> {
-        let (stream, peer) = TcpListener::accept(self).await?;
-        prepare(stream.set_nodelay(true), Ok(peer), Ok(peer));
-        Ok((stream, Some(peer)))
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        TcpListener::local_addr(self)
-    }
-}
-
-#[cfg(unix)]
-impl Listener<Smol> for UnixListener {
-    type Io = UnixStream;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> io::Result<(UnixStream, Option<SocketAddr>)> {
-        let (stream, _path) = UnixListener::accept(self).await?;
-        Ok((stream, None))
-    }
-
-    fn local_addr(&self) -> io::Result<SocketAddr> {
-        Err(crate::runtime::unix_has_no_ip())
     }
 }
