@@ -36,6 +36,7 @@
 //!
 //! Graceful shutdown uses [`ShutdownHandle`], the one type every TEJ
 //! adapter shares.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![cfg_attr(
     feature = "async-std",
     doc = r#"

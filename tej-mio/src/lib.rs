@@ -241,6 +241,7 @@
 //!   `tracing` and the listener rests for 100 ms. Beyond
 //!   [`Server::with_max_connections`] a new connection is closed at once. A
 //!   handler's panic is caught and ends its own connection only.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 
 /// Implements mio's `Source` for a wrapper by handing every call to the

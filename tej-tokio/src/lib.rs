@@ -213,6 +213,7 @@
 //!     .with_acceptor(Password(b"open sesame\n"));
 //! assert_eq!(server.local_addr().unwrap(), "in memory");
 //! ```
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod codec;
 mod runtime;
