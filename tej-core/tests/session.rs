@@ -95,6 +95,7 @@ fn reason_name(reason: &DisconnectReason) -> String {
         }
         DisconnectReason::Protocol(error) => format!("protocol: {error}"),
         DisconnectReason::IdleTimeout => "idle-timeout".into(),
+        DisconnectReason::StallTimeout => "stall".into(),
         DisconnectReason::LocalClose => "local-close".into(),
         DisconnectReason::Io(error) => format!("io: {error}"),
         DisconnectReason::Storage(error) => format!("storage: {error}"),
@@ -281,6 +282,48 @@ fn idle_timeout_closes_when_nothing_arrives() {
         seen(&server_log).last(),
         Some(&Seen::Disconnected("idle-timeout".into()))
     );
+}
+
+#[test]
+fn stall_timeout_counts_bytes_moving_either_way() {
+    let (handler, log) = Recorder::new();
+    let config = SessionConfig::default().stall_timeout(Some(secs(10)));
+    let mut client = Session::new(handler, config);
+    client.start(secs(0));
+    assert_eq!(client.poll_timeout(), Some(secs(10)));
+    // An upload the peer keeps taking: every write moves the deadline,
+    // though nothing arrives.
+    let big = FrameBuilder::new(Status::DEFAULT)
+        .file("big.bin", vec![7u8; 100_000])
+        .build();
+    client.sender().try_send(big).unwrap();
+    client.poll_queue(&noop_waker());
+    for second in [8, 16, 24] {
+        client.handle_timeout(secs(second));
+        assert!(client.is_open(), "still sending at {second} s");
+        let mut slices: [&[u8]; 4] = [&[]; 4];
+        let filled = client.transmit(&mut slices);
+        assert!(filled > 0);
+        let n = slices[0].len().min(1000);
+        client.advance_at(n, secs(second));
+        assert_eq!(client.poll_timeout(), Some(secs(second + 10)));
+    }
+    // The peer stops taking bytes (a silent path): nothing moves.
+    client.handle_timeout(secs(33));
+    assert!(client.is_open());
+    client.handle_timeout(secs(34));
+    assert!(!client.is_open());
+    // Input moves it too: a fresh session that hears from its peer.
+    let (handler, _) = Recorder::new();
+    let mut quiet = Session::new(
+        handler,
+        SessionConfig::default().stall_timeout(Some(secs(10))),
+    );
+    quiet.start(secs(0));
+    quiet.handle_input(&Frame::ping().encode_to_vec().unwrap(), secs(9));
+    assert_eq!(quiet.poll_timeout(), Some(secs(19)));
+    drop(client);
+    assert_eq!(seen(&log).last(), Some(&Seen::Disconnected("stall".into())));
 }
 
 #[test]

@@ -13,6 +13,13 @@ pub struct SessionConfig {
     pub limits: Limits,
     /// Close the connection when nothing is received for this long.
     pub idle_timeout: Option<Duration>,
+    /// Close the connection when no byte moved either way for this long:
+    /// nothing received and nothing written. Unlike the idle timeout, an
+    /// upload keeps it alive as long as the peer takes its bytes, so a dead
+    /// peer or a silent path is noticed whichever side is sending; a peer
+    /// that stays silent longer than this while it works must send pings.
+    /// Off by default.
+    pub stall_timeout: Option<Duration>,
     /// Send an empty status-2 frame this often.
     pub ping_interval: Option<Duration>,
     /// Bytes of frames a [`Sender`](crate::Sender) may queue before it waits. The default,
@@ -111,6 +118,7 @@ impl Default for SessionConfig {
             read_buffer_len: 256 * 1024,
             bulk_read_len: 2 << 20,
             frame_timeout: None,
+            stall_timeout: None,
             handshake_timeout: Duration::from_secs(10),
         }
     }
@@ -126,6 +134,12 @@ impl SessionConfig {
     /// Sets [`idle_timeout`](Self::idle_timeout).
     pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.idle_timeout = timeout;
+        self
+    }
+
+    /// Sets [`stall_timeout`](Self::stall_timeout).
+    pub fn stall_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.stall_timeout = timeout;
         self
     }
 

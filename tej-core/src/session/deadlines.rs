@@ -11,6 +11,8 @@ use super::config::SessionConfig;
 pub(super) enum Due {
     /// Nothing arrived for `idle_timeout`.
     Idle,
+    /// No byte moved either way for `stall_timeout`.
+    Stall,
     /// The frame being received missed its deadline.
     Frame,
     /// A ping is to be sent.
@@ -20,6 +22,7 @@ pub(super) enum Due {
 #[derive(Debug, Default)]
 pub(super) struct Deadlines {
     idle: Option<Duration>,
+    stall: Option<Duration>,
     ping: Option<Duration>,
     linger: Option<Duration>,
     /// Stream offset where the frame now arriving began.
@@ -39,10 +42,19 @@ impl Deadlines {
             .map(|interval| now.saturating_add(interval));
     }
 
-    /// Input arrived at `now`: the idle clock starts again.
+    /// Input arrived at `now`: the idle and stall clocks start again.
     pub(super) fn received(&mut self, now: Duration, config: &SessionConfig) {
         self.idle = config
             .idle_timeout
+            .map(|timeout| now.saturating_add(timeout));
+        self.moved(now, config);
+    }
+
+    /// Bytes moved at `now` (in, or out to the stream): the stall clock
+    /// starts again.
+    pub(super) fn moved(&mut self, now: Duration, config: &SessionConfig) {
+        self.stall = config
+            .stall_timeout
             .map(|timeout| now.saturating_add(timeout));
     }
 
@@ -79,6 +91,9 @@ impl Deadlines {
         if self.idle.is_some_and(|deadline| now >= deadline) {
             return Some(Due::Idle);
         }
+        if self.stall.is_some_and(|deadline| now >= deadline) {
+            return Some(Due::Stall);
+        }
         if self.frame.is_some_and(|deadline| now >= deadline) {
             return Some(Due::Frame);
         }
@@ -113,7 +128,7 @@ impl Deadlines {
 
     /// The earliest deadline of an open session.
     pub(super) fn next_open(&self) -> Option<Duration> {
-        [self.idle, self.ping, self.frame]
+        [self.idle, self.stall, self.ping, self.frame]
             .into_iter()
             .flatten()
             .min()

@@ -15,6 +15,10 @@ pub enum DisconnectReason {
     Protocol(DecodeError),
     /// Nothing was received for the configured idle timeout.
     IdleTimeout,
+    /// No byte moved either way for the configured
+    /// [`stall_timeout`](crate::SessionConfig::stall_timeout): a dead peer
+    /// or a silent path.
+    StallTimeout,
     /// A frame did not arrive in the time its
     /// [`FrameTimeout`](crate::FrameTimeout) allowed: the peer sent it too
     /// slowly.
@@ -38,6 +42,9 @@ impl core::fmt::Display for DisconnectReason {
             DisconnectReason::PeerClosed => f.write_str("peer closed the connection"),
             DisconnectReason::Protocol(error) => write!(f, "protocol error: {error}"),
             DisconnectReason::IdleTimeout => f.write_str("idle timeout"),
+            DisconnectReason::StallTimeout => f.write_str(
+                "stall timeout: nothing arrived and nothing could be sent (a dead peer or a silent path)",
+            ),
             DisconnectReason::FrameTimeout => {
                 f.write_str("frame timeout: the peer sent a frame below the minimum rate")
             }

@@ -448,6 +448,7 @@ impl<H: Handler> Session<H> {
         match self.lifecycle {
             Lifecycle::Open => match self.deadlines.due(now, &self.config) {
                 Some(Due::Idle) => self.begin_close(DisconnectReason::IdleTimeout),
+                Some(Due::Stall) => self.begin_close(DisconnectReason::StallTimeout),
                 Some(Due::Frame) => self.begin_close(DisconnectReason::FrameTimeout),
                 Some(Due::Ping) => self.queue_own(Frame::ping()),
                 None => {}
@@ -510,6 +511,7 @@ impl<H: Handler> Session<H> {
         self.now = self.now.max(now);
         if written > 0 {
             self.deadlines.wrote(self.now, &self.config);
+            self.deadlines.moved(self.now, &self.config);
         }
         self.link.outbox.advance(written);
         self.pump();

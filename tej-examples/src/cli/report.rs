@@ -205,6 +205,7 @@ pub fn reason_kind(reason: &DisconnectReason) -> &'static str {
         DisconnectReason::PeerClosed => "peer_closed",
         DisconnectReason::Protocol(_) => "protocol",
         DisconnectReason::IdleTimeout => "idle_timeout",
+        DisconnectReason::StallTimeout => "stall_timeout",
         DisconnectReason::FrameTimeout => "frame_timeout",
         DisconnectReason::LocalClose => "local_close",
         DisconnectReason::Io(_) => "io",

@@ -80,6 +80,21 @@ pub struct SendArgs {
     /// Give up, and fail, if everything is not done within this many seconds
     #[arg(long, value_name = "SECS", value_parser = parse_seconds)]
     pub timeout: Option<Duration>,
+    /// Give up, and fail, once nothing has arrived and nothing could be
+    /// sent for this many seconds: a dead server or a silent path. A server
+    /// that works longer than this before it answers must send pings. 0
+    /// waits for ever (the library's own default: `SessionConfig`'s
+    /// `stall_timeout` is off, its idle timeout and pings too)
+    #[arg(long, value_name = "SECS", default_value = "45", value_parser = seconds_or_zero)]
+    pub stall_timeout: Duration,
+}
+
+/// A number of seconds, or 0 for none.
+fn seconds_or_zero(text: &str) -> Result<Duration, String> {
+    match text.trim() {
+        "0" => Ok(Duration::ZERO),
+        _ => parse_seconds(text),
+    }
 }
 
 /// Sends what `args` asks for and prints the replies and a summary.
@@ -484,7 +499,8 @@ fn send(args: &SendArgs) -> anyhow::Result<()> {
         &endpoint,
         tls.as_ref(),
         handler,
-        SessionConfig::default(),
+        SessionConfig::default()
+            .stall_timeout((!args.stall_timeout.is_zero()).then_some(args.stall_timeout)),
     )
     .map_err(|error| anyhow::anyhow!("cannot connect to {endpoint}: {error}"))?;
     let show_bars = !args.json && std::io::stdout().is_terminal() && !sizes.is_empty();
