@@ -2,24 +2,56 @@
 //! [`embedded_io_async::Write`]: embassy-net's `TcpSocket`, a smoltcp socket
 //! behind a small adapter, an async UART.
 //!
-//! What a firmware author writes to serve TEJ on embassy-net (its
-//! `TcpSocket` implements both traits); the function below is generic over
-//! them, so that this example compiles without embassy:
+//! What a firmware author writes to serve TEJ on embassy-net, whose
+//! `TcpSocket` implements both traits: the lines of
+//! `tej-examples/embassy-net/src/lib.rs`, compiled for thumbv7em in CI
+//! against embassy-net 0.9 (features `tcp`, `proto-ipv4`,
+//! `medium-ethernet`). Here `serve`, generic over the traits, compiles on
+//! the host without embassy; the embassy-net lines are comments:
 //!
 //! ```no_run
 //! use tej_core::embedded::asynch::Endpoint;
 //! use tej_core::embedded::Error;
 //! use tej_core::{Event, FrameRef, Limits, Status};
 //!
+//! // use embassy_net::tcp::TcpSocket;
+//! // use embassy_net::Stack;
+//! // use embassy_time::Duration;
+//! // use static_cell::ConstStaticCell;
+//! //
+//! // /// The TCP port served.
+//! // pub const PORT: u16 = 7000;
+//! //
+//! // // 10 KiB of RAM for the connection: the socket's receive and send buffers,
+//! // // and the endpoint's.
+//! // static RX: ConstStaticCell<[u8; 4096]> = ConstStaticCell::new([0; 4096]);
+//! // static TX: ConstStaticCell<[u8; 4096]> = ConstStaticCell::new([0; 4096]);
+//! // static BUFFER: ConstStaticCell<[u8; 2048]> = ConstStaticCell::new([0; 2048]);
+//! //
+//! // /// Serves TEJ on port [`PORT`] of `stack`, one connection at a time, for
+//! // /// ever; the firmware spawns it once the stack is up.
+//! // pub async fn run(stack: Stack<'_>) -> ! {
+//! //     let (rx, tx, buffer) = (RX.take(), TX.take(), BUFFER.take());
+//! //     loop {
+//! //         let mut socket = TcpSocket::new(stack, rx, tx);
+//! //         // A peer silent this long is dropped, so that the next can connect.
+//! //         socket.set_timeout(Some(Duration::from_secs(30)));
+//! //         if socket.accept(PORT).await.is_ok() {
+//! //             // Ends when the peer closes, sends what is not TEJ or goes away.
+//! //             let _ = serve(&mut socket, buffer).await;
+//! //         }
+//! //         socket.close();
+//! //         let _ = socket.flush().await;
+//! //     }
+//! // }
+//!
 //! /// Answers every frame with the number of file bytes it carried.
-//! async fn serve<S>(socket: S) -> Result<(), Error<S::Error>>
+//! async fn serve<S>(socket: S, buffer: &mut [u8]) -> Result<(), Error<S::Error>>
 //! where
 //!     S: embedded_io_async::Read + embedded_io_async::Write,
 //! {
-//!     // 2 KiB of RAM for the whole connection: files of any size stream through.
-//!     let mut buffer = [0u8; 2048];
 //!     let limits = Limits::DEFAULT.max_file_count(8).max_name_len(64);
-//!     let mut endpoint = Endpoint::new(socket, &mut buffer, limits);
+//!     let mut endpoint = Endpoint::new(socket, buffer, limits);
 //!     let mut received = 0u64;
 //!     while let Some(event) = endpoint.next_event().await? {
 //!         match event {
@@ -37,12 +69,7 @@
 //!     Ok(())
 //! }
 //!
-//! // With embassy-net, after the stack is up:
-//! //
-//! //     let mut socket = embassy_net::tcp::TcpSocket::new(stack, &mut rx, &mut tx);
-//! //     socket.accept(7000).await?;
-//! //     serve(socket).await?;
-//!
+//! /// `n` in decimal ASCII, at the end of `out`.
 //! fn decimal(mut n: u64, out: &mut [u8; 20]) -> &[u8] {
 //!     let mut at = out.len();
 //!     loop {
