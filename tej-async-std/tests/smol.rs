@@ -131,7 +131,7 @@ fn run_session_on_smol_streams() {
             .send(Frame::message("before shutdown"))
             .await
             .unwrap();
-        wait_until("echo", || busy_events.len() > 0).await;
+        wait_until("echo", || !busy_events.is_empty()).await;
         shutdown.shutdown();
         bounded("the server to stop", serving).await;
         bounded("the busy client to end", busy).await;
@@ -176,7 +176,7 @@ fn shutdown_handle_closes_a_smol_client() {
         let client_shutdown = ShutdownHandle::new();
         let client = smol::spawn(run_session(stream, session, client_shutdown.clone()));
         sender.send(Frame::message("hello")).await.unwrap();
-        wait_until("echo", || events.len() > 0).await;
+        wait_until("echo", || !events.is_empty()).await;
         client_shutdown.shutdown();
         bounded("the client to end", client).await;
         assert_eq!(
@@ -222,7 +222,7 @@ fn async_std_server_and_client_inside_smol_block_on() {
             .send(Frame::message("on smol"))
             .await
             .unwrap();
-        wait_until("echo", || events.len() > 0).await;
+        wait_until("echo", || !events.is_empty()).await;
         client.close();
         bounded("the client to end", client.join()).await.unwrap();
         assert_eq!(

@@ -727,7 +727,7 @@ fn a_64_mib_file_round_trips_both_ways(s: Setup) {
     let sent = FrameSummary::of(&frame);
     client.sender().send_blocking(frame).unwrap();
     client_record.wait_until("the file back", WAIT * 2, |seen| seen.len() >= 2);
-    assert_eq!(server_record.received(), [sent.clone()]);
+    assert_eq!(server_record.received(), std::slice::from_ref(&sent));
     assert_eq!(client_record.received(), [sent]);
     client.close().unwrap();
     server.stop();
@@ -1358,9 +1358,11 @@ fn the_server_sends_close_notify_when_a_session_ends(s: Setup) {
     );
     stopping.join().unwrap();
 
-    let mut handler = Recorder::default();
-    handler.greeting = vec![Frame::message("bye")];
-    handler.close_on_connect = true;
+    let handler = Recorder {
+        greeting: vec![Frame::message("bye")],
+        close_on_connect: true,
+        ..Recorder::default()
+    };
     let server = serve(s, SessionConfig::default(), handler);
     let mut tls = raw(s, &server);
     tls.set_read_timeout(WAIT);
