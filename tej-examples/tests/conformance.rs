@@ -1093,7 +1093,7 @@ fn a_missing_client_certificate_reaches_no_handler(s: Setup) {
         Recorder::new(&refused_record),
         SessionConfig::default(),
     ) {
-        Err(error) => assert!(error.to_string().contains("TLS"), "{error}"),
+        Err(error) => assert!(error.to_string().contains("TLS handshake"), "{error}"),
         Ok(client) => {
             let _ = client.sender().try_send(Frame::message("let me in"));
             client.join().unwrap();
