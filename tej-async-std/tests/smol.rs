@@ -1,19 +1,21 @@
 //! The same driver on smol alone: `run_session` over smol's `TcpStream` and
 //! `Async<std::net::TcpStream>`, on smol's executor, with no async-std in sight.
 
-mod common;
-
 use std::future::Future;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::time::Duration;
 
-use common::{wait_until, Collect, Echo, Events, PerConnection, TEST_LIMIT, WAIT_LIMIT};
 use smol::{future, Async, Task, Timer};
 use tej_async_std::tej_core::Session;
 use tej_async_std::{
     run_session, DisconnectReason, Frame, FrameBuilder, Sender, SessionConfig, ShutdownHandle,
     Status,
 };
+use tej_test_support::handlers::{Collect, Echo, Events, PerConnection};
+use tej_test_support::peer::{eventually as wait_until, within as bounded};
+
+/// How long a whole test may take.
+const TEST_LIMIT: Duration = Duration::from_secs(60);
 
 /// Runs one test on smol, failing it if it takes longer than [`TEST_LIMIT`].
 fn run(test: impl Future<Output = ()>) {
@@ -21,15 +23,6 @@ fn run(test: impl Future<Output = ()>) {
         Timer::after(TEST_LIMIT).await;
         panic!("the test timed out");
     }));
-}
-
-/// Awaits `future`, failing if it takes longer than [`WAIT_LIMIT`].
-async fn bounded<T>(what: &str, future: impl Future<Output = T>) -> T {
-    future::or(future, async {
-        Timer::after(WAIT_LIMIT).await;
-        panic!("timed out waiting for {what}");
-    })
-    .await
 }
 
 /// A hand-rolled server on smol: accepts on `Async<TcpListener>`, runs each
@@ -138,7 +131,7 @@ fn run_session_on_smol_streams() {
             .send(Frame::message("before shutdown"))
             .await
             .unwrap();
-        wait_until("echo", || busy_events.len() > 0).await;
+        wait_until("echo", || !busy_events.is_empty()).await;
         shutdown.shutdown();
         bounded("the server to stop", serving).await;
         bounded("the busy client to end", busy).await;
@@ -183,7 +176,7 @@ fn shutdown_handle_closes_a_smol_client() {
         let client_shutdown = ShutdownHandle::new();
         let client = smol::spawn(run_session(stream, session, client_shutdown.clone()));
         sender.send(Frame::message("hello")).await.unwrap();
-        wait_until("echo", || events.len() > 0).await;
+        wait_until("echo", || !events.is_empty()).await;
         client_shutdown.shutdown();
         bounded("the client to end", client).await;
         assert_eq!(
@@ -229,7 +222,7 @@ fn async_std_server_and_client_inside_smol_block_on() {
             .send(Frame::message("on smol"))
             .await
             .unwrap();
-        wait_until("echo", || events.len() > 0).await;
+        wait_until("echo", || !events.is_empty()).await;
         client.close();
         bounded("the client to end", client.join()).await.unwrap();
         assert_eq!(

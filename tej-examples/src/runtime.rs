@@ -156,15 +156,30 @@ impl RunningServer {
 /// A client connection running in the background on some runtime.
 pub struct RunningClient {
     sender: Sender,
-    join: Box<dyn FnOnce() -> io::Result<DisconnectReason> + Send>,
+    peer_addr: Option<SocketAddr>,
+    local_addr: Option<SocketAddr>,
+    /// `None` once joined or detached.
+    client: Option<Box<dyn Connected>>,
 }
 
 impl fmt::Debug for RunningClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RunningClient")
             .field("sender", &self.sender)
+            .field("peer_addr", &self.peer_addr)
             .finish()
     }
+}
+
+/// An adapter's client, with what it needs to run: its executor.
+trait Connected: Send {
+    /// The adapter's `Client::shutdown`.
+    fn shutdown(&self);
+    /// The adapter's `Client::join`, run to completion.
+    fn join(self: Box<Self>) -> io::Result<DisconnectReason>;
+    /// The adapter's `Client::detach` (`detach`) or its drop (`!detach`);
+    /// the connection runs on, on an executor kept alive until it ends.
+    fn release(self: Box<Self>, detach: bool);
 }
 
 impl RunningClient {
@@ -173,16 +188,39 @@ impl RunningClient {
         self.sender.clone()
     }
 
+    /// The server's address (`None` over a Unix socket).
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.peer_addr
+    }
+
+    /// This side's address (`None` over a Unix socket).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local_addr
+    }
+
     /// Closes once everything queued is sent, waits for the end and tells
-    /// why it ended. (Dropping a `RunningClient` closes it the same way,
-    /// without waiting.)
+    /// why it ended. (Dropping a `RunningClient` drops the adapter's
+    /// `Client`, which closes it the same way, without waiting.)
     ///
     /// # Errors
     ///
     /// An error if the connection's handler panicked.
     pub fn close(self) -> io::Result<DisconnectReason> {
         self.sender.close();
-        (self.join)()
+        self.join()
+    }
+
+    /// Ends the connection at once (the adapter's `Client::shutdown`),
+    /// waits for the end and tells why it ended.
+    ///
+    /// # Errors
+    ///
+    /// An error if the connection's handler panicked.
+    pub fn shutdown(self) -> io::Result<DisconnectReason> {
+        if let Some(client) = &self.client {
+            client.shutdown();
+        }
+        self.join()
     }
 
     /// Waits for the connection to end, however it ends, and tells why.
@@ -190,8 +228,25 @@ impl RunningClient {
     /// # Errors
     ///
     /// An error if the connection's handler panicked.
-    pub fn join(self) -> io::Result<DisconnectReason> {
-        (self.join)()
+    pub fn join(mut self) -> io::Result<DisconnectReason> {
+        self.client.take().expect("joined once").join()
+    }
+
+    /// Lets the connection run on (the adapter's `Client::detach`) until
+    /// the peer closes it or the returned sender's `close`.
+    pub fn detach(mut self) -> Sender {
+        if let Some(client) = self.client.take() {
+            client.release(true);
+        }
+        self.sender.clone()
+    }
+}
+
+impl Drop for RunningClient {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            client.release(false);
+        }
     }
 }
 
@@ -315,6 +370,11 @@ trait Executor: Sized + Send + 'static {
         self,
         future: impl Future<Output = ()> + Send + 'static,
     ) -> Box<dyn FnOnce() + Send>;
+    /// Keeps the executor running tasks until the connection of `sender`
+    /// has ended (a global executor always does).
+    fn keep_alive(self, sender: Sender) {
+        let _ = sender;
+    }
 }
 
 impl Executor for tokio::runtime::Runtime {
@@ -332,6 +392,18 @@ impl Executor for tokio::runtime::Runtime {
         Box::new(move || {
             let _ = self.block_on(task);
         })
+    }
+    fn keep_alive(self, sender: Sender) {
+        // Dropping a tokio runtime drops its tasks: this one goes once the
+        // connection is over and its stream has had a moment to shut down.
+        std::thread::spawn(move || {
+            self.block_on(async {
+                while !sender.is_closed() {
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            })
+        });
     }
 }
 
@@ -506,8 +578,56 @@ where
     })?;
     Ok(RunningClient {
         sender: client.sender(),
-        join: Box::new(move || executor.block_on(client.join())),
+        peer_addr: client.peer_addr(),
+        local_addr: client.local_addr(),
+        client: Some(Box::new(AsyncClient { executor, client })),
     })
+}
+
+/// An async runtime's client and its executor.
+struct AsyncClient<R: AsyncRuntime>
+where
+    R::TlsAcceptor: Acceptor<R, TcpIo<R>> + Acceptor<R, UnixIo<R>>,
+{
+    executor: R::Executor,
+    client: tej_net::Client<R>,
+}
+
+impl<R: AsyncRuntime> Connected for AsyncClient<R>
+where
+    R::TlsAcceptor: Acceptor<R, TcpIo<R>> + Acceptor<R, UnixIo<R>>,
+{
+    fn shutdown(&self) {
+        self.client.shutdown();
+    }
+    fn join(self: Box<Self>) -> io::Result<DisconnectReason> {
+        let AsyncClient { executor, client } = *self;
+        executor.block_on(client.join())
+    }
+    fn release(self: Box<Self>, detach: bool) {
+        let AsyncClient { executor, client } = *self;
+        let sender = client.sender();
+        if detach {
+            client.detach();
+        } else {
+            drop(client);
+        }
+        executor.keep_alive(sender);
+    }
+}
+
+impl Connected for tej_mio::Client {
+    fn shutdown(&self) {
+        tej_mio::Client::shutdown(self);
+    }
+    fn join(self: Box<Self>) -> io::Result<DisconnectReason> {
+        tej_mio::Client::join(*self)
+    }
+    fn release(self: Box<Self>, detach: bool) {
+        if detach {
+            let _ = tej_mio::Client::detach(*self);
+        }
+    }
 }
 
 /// Connects to `addr` on `runtime` and runs `handler`.
@@ -575,7 +695,9 @@ where
             };
             Ok(RunningClient {
                 sender: client.sender(),
-                join: Box::new(move || client.join()),
+                peer_addr: client.peer_addr(),
+                local_addr: client.local_addr(),
+                client: Some(Box::new(client)),
             })
         }
     }

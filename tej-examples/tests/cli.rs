@@ -5,8 +5,7 @@
 //! Every test talks over loopback only and is bounded in time: each wait
 //! has a deadline and `tej send` runs with `--timeout`.
 
-#[path = "support/python.rs"]
-mod python;
+use tej_test_support::python;
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;

@@ -1,20 +1,22 @@
-//! One conformance suite for every adapter: each scenario is written once
-//! against the blocking facade in `tej_examples::runtime` and instantiated
-//! per runtime, per cross-runtime pair and per transport (TCP, Unix
-//! sockets, TLS) by `conformance!` below.
+//! The test matrix: every scenario is written once against the blocking
+//! facade in `tej_examples::runtime` and instantiated per runtime, per
+//! cross-runtime pair and per transport (TCP, Unix sockets, TLS) by
+//! `matrix!` below. Scenarios about both sides run on every setup; those
+//! about a server alone (raw peers, PROXY, TLS handshakes) on each runtime
+//! per transport.
 
-#[path = "support/recorder.rs"]
-mod recorder;
-
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::os::unix::net::UnixStream;
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-use recorder::{hex_sha256, Record, Recorder, Seen};
-use tej_core::{Assembler, Frame, FrameBuilder, Limits, SendError, SessionConfig, Status};
+use tej_core::{
+    Assembler, DisconnectReason, Frame, FrameBuilder, Limits, SendError, SessionConfig, Status,
+};
 use tej_examples::runtime::{self, Endpoint, RunningClient, RunningServer, Runtime, ServerOptions};
-use tej_examples::tls::{self, ClientTls};
+use tej_examples::tls::ClientTls;
+use tej_test_support::peer::{pattern, text, Peer, Raw};
+use tej_test_support::recorder::{hex_sha256, FrameSummary, Record, Recorder, Seen};
+use tej_test_support::{proxy, tls as certs};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -34,16 +36,37 @@ struct Setup {
     net: Net,
 }
 
-fn testdata(name: &str) -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../testdata/tls")
-        .join(name)
+/// A client's TLS: trusting ca.pem, presenting client.pem if `cert`.
+fn client_tls_with(cert: bool) -> ClientTls {
+    ClientTls {
+        config: certs::client_with(cert),
+        server_name: certs::localhost(),
+    }
 }
 
 fn client_tls() -> ClientTls {
-    ClientTls {
-        config: tls::client_config(Some(&testdata("ca.pem")), None).unwrap(),
-        server_name: tls::server_name("localhost").unwrap(),
+    client_tls_with(false)
+}
+
+/// What a scenario's server is started with beyond its session config.
+#[derive(Clone)]
+struct Options {
+    /// Over TLS: the certificate (`server`, `other-server`) and whether
+    /// client certificates are required.
+    cert: &'static str,
+    client_auth: bool,
+    proxy_protocol: bool,
+    max_connections: Option<usize>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            cert: "server",
+            client_auth: false,
+            proxy_protocol: false,
+            max_connections: None,
+        }
     }
 }
 
@@ -58,12 +81,20 @@ impl TestServer {
         self.server.endpoint()
     }
 
+    fn addr(&self) -> SocketAddr {
+        self.server.addr()
+    }
+
     fn stop(self) {
         self.server.stop();
     }
 }
 
 fn serve(s: Setup, config: SessionConfig, handler: Recorder) -> TestServer {
+    serve_with(s, config, Options::default(), handler)
+}
+
+fn serve_with(s: Setup, config: SessionConfig, options: Options, handler: Recorder) -> TestServer {
     let (bind, dir) = match s.net {
         Net::Tcp | Net::Tls => (SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into(), None),
         Net::Unix => {
@@ -71,16 +102,28 @@ fn serve(s: Setup, config: SessionConfig, handler: Recorder) -> TestServer {
             (Endpoint::Unix(dir.path().join("tej.sock")), Some(dir))
         }
     };
-    let options = ServerOptions {
-        tls: (s.net == Net::Tls).then(|| {
-            tls::server_config(&testdata("server.pem"), &testdata("server.key"), None).unwrap()
-        }),
+    let mut server_options = ServerOptions {
+        tls: (s.net == Net::Tls).then(|| certs::server_with(options.cert, options.client_auth)),
+        proxy_protocol: options.proxy_protocol,
         ..ServerOptions::default()
     };
+    if let Some(max) = options.max_connections {
+        server_options.max_connections = max;
+    }
     let server =
-        runtime::start_server_with(s.server, bind, config, options, move || handler.clone())
+        runtime::start_server_with(s.server, bind, config, server_options, handler.factory())
             .expect("server starts");
     TestServer { server, _dir: dir }
+}
+
+fn try_connect(
+    s: Setup,
+    server: &TestServer,
+    tls: Option<ClientTls>,
+    handler: Recorder,
+    config: SessionConfig,
+) -> io::Result<RunningClient> {
+    runtime::connect_with(s.client, server.endpoint(), tls.as_ref(), handler, config)
 }
 
 fn connect(
@@ -90,75 +133,30 @@ fn connect(
     config: SessionConfig,
 ) -> RunningClient {
     let tls = (s.net == Net::Tls).then(client_tls);
-    runtime::connect_with(s.client, server.endpoint(), tls.as_ref(), handler, config)
-        .expect("client connects")
+    try_connect(s, server, tls, handler, config).expect("client connects")
 }
 
 /// A raw byte stream to the server, over the scenario's transport.
-enum Raw {
-    Tcp(TcpStream),
-    Unix(UnixStream),
-    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
-}
-
-impl Raw {
-    fn connect(s: Setup, server: &TestServer) -> Raw {
-        match server.endpoint() {
-            Endpoint::Unix(path) => Raw::Unix(UnixStream::connect(path).unwrap()),
-            Endpoint::Tcp(addr) => {
-                let tcp = TcpStream::connect(addr).unwrap();
-                if s.net == Net::Tls {
-                    let tls = client_tls();
-                    let mut conn =
-                        rustls::ClientConnection::new(tls.config, tls.server_name).unwrap();
-                    let mut tcp = tcp;
-                    // The server makes no handler before the handshake: finish it.
-                    while conn.is_handshaking() {
-                        conn.complete_io(&mut tcp).unwrap();
-                    }
-                    Raw::Tls(Box::new(rustls::StreamOwned::new(conn, tcp)))
-                } else {
-                    Raw::Tcp(tcp)
-                }
-            }
-        }
-    }
-
-    fn set_read_timeout(&self, timeout: Duration) {
-        match self {
-            Raw::Tcp(stream) => stream.set_read_timeout(Some(timeout)).unwrap(),
-            Raw::Unix(stream) => stream.set_read_timeout(Some(timeout)).unwrap(),
-            Raw::Tls(stream) => stream.sock.set_read_timeout(Some(timeout)).unwrap(),
-        }
+fn raw(s: Setup, server: &TestServer) -> Raw {
+    match (server.endpoint(), s.net) {
+        (Endpoint::Unix(path), _) => Raw::unix(path),
+        (Endpoint::Tcp(addr), Net::Tls) => Raw::tls(*addr),
+        (Endpoint::Tcp(addr), _) => Raw::tcp(*addr),
     }
 }
 
-impl Read for Raw {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Raw::Tcp(stream) => stream.read(buf),
-            Raw::Unix(stream) => stream.read(buf),
-            Raw::Tls(stream) => stream.read(buf),
-        }
-    }
+/// A raw TCP connection (never TLS) to a server on TCP.
+fn raw_tcp(server: &TestServer) -> TcpStream {
+    let stream = TcpStream::connect(server.addr()).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    stream
 }
 
-impl Write for Raw {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Raw::Tcp(stream) => stream.write(buf),
-            Raw::Unix(stream) => stream.write(buf),
-            Raw::Tls(stream) => stream.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Raw::Tcp(stream) => stream.flush(),
-            Raw::Unix(stream) => stream.flush(),
-            Raw::Tls(stream) => stream.flush(),
-        }
-    }
+/// Reads until the server closes (a reset counts); what it sent.
+fn until_closed(stream: &mut impl Read) -> Vec<u8> {
+    let mut got = Vec::new();
+    let _ = stream.read_to_end(&mut got);
+    got
 }
 
 fn numbered(prefix: &str, i: usize) -> Frame {
@@ -166,6 +164,28 @@ fn numbered(prefix: &str, i: usize) -> Frame {
         .file(format!("{prefix}-{i}.bin"), vec![i as u8; i * 37 % 5000])
         .message(format!("{prefix}-{i}"))
         .build()
+}
+
+/// Frames with files of every size class (none, empty, small, several
+/// MiB, odd), each byte depending on its place.
+fn sample_frames() -> Vec<Frame> {
+    vec![
+        Frame::message("just a message"),
+        FrameBuilder::new(Status::DEFAULT)
+            .file("empty.bin", Vec::new())
+            .file("small.txt", &b"hello world\n"[..])
+            .message("two files")
+            .build(),
+        FrameBuilder::new(Status::DEFAULT)
+            .file("big.bin", pattern(3 << 20, 7))
+            .file("odd.bin", pattern(65_537, 200))
+            .file("é.txt", pattern(1_000_003, 9))
+            .message("large")
+            .build(),
+        FrameBuilder::new(Status::DEFAULT)
+            .file("last.bin", pattern(1000, 1))
+            .build(),
+    ]
 }
 
 fn texts(record: &Record) -> Vec<String> {
@@ -180,11 +200,48 @@ fn ended(seen: &[Seen]) -> bool {
     matches!(seen.last(), Some(Seen::Disconnected(_)))
 }
 
+fn connections(seen: &[Seen]) -> usize {
+    seen.iter().filter(|seen| **seen == Seen::Connected).count()
+}
+
+fn echoing(record: &Record) -> Recorder {
+    let mut handler = Recorder::new(record);
+    handler.echo = true;
+    handler
+}
+
+fn mirroring(record: &Record) -> Recorder {
+    let mut handler = Recorder::new(record);
+    handler.mirror = true;
+    handler
+}
+
+/// Sends "hello" and waits for its echo: the client is served.
+fn assert_served(client: &RunningClient, record: &Record, tag: &str) {
+    let before = record.received().len();
+    client
+        .sender()
+        .send_blocking(Frame::message(tag.to_string()))
+        .unwrap();
+    record.wait_until("the echo", WAIT, |seen| {
+        seen.iter()
+            .filter(|seen| matches!(seen, Seen::Received(_)))
+            .count()
+            > before
+    });
+    assert_eq!(
+        record.received().last().unwrap().message_text(),
+        format!("echo: {tag}")
+    );
+}
+
 /// `connected`, then every frame in order (pings to `ping_received`), then
-/// `disconnected` once, on both sides.
+/// `disconnected` once, on both sides; each side's addresses; the reason
+/// `close` gives, and a sender closed after it.
 fn callback_order(s: Setup) {
+    const COUNT: usize = 200;
     let server_record = Record::default();
-    let server = serve(s, SessionConfig::default(), Recorder::new(&server_record));
+    let server = serve(s, SessionConfig::default(), echoing(&server_record));
     let client_record = Record::default();
     let client = connect(
         s,
@@ -192,15 +249,27 @@ fn callback_order(s: Setup) {
         Recorder::new(&client_record),
         SessionConfig::default(),
     );
+    match server.endpoint() {
+        Endpoint::Tcp(addr) => {
+            assert_eq!(client.peer_addr(), Some(*addr));
+            assert_eq!(client.local_addr().map(|local| local.ip()), Some(addr.ip()));
+        }
+        Endpoint::Unix(_) => {
+            assert_eq!(client.peer_addr(), None);
+            assert_eq!(client.local_addr(), None);
+        }
+    }
     let sender = client.sender();
-    for i in 0..50 {
+    for i in 0..COUNT {
         sender.send_blocking(numbered("c", i)).unwrap();
         if i % 10 == 0 {
             sender.send_blocking(Frame::ping()).unwrap();
         }
     }
-    server_record.wait_until("50 frames", WAIT, |seen| seen.len() >= 1 + 50 + 5);
-    client.close().unwrap();
+    client_record.wait_until("the echoes", WAIT, |seen| seen.len() > COUNT);
+    let reason = client.close().unwrap();
+    assert!(matches!(reason, DisconnectReason::LocalClose), "{reason}");
+    assert!(sender.is_closed());
     let seen = server_record.wait_until("disconnect", WAIT, ended);
 
     assert_eq!(seen[0], Seen::Connected);
@@ -213,21 +282,37 @@ fn callback_order(s: Setup) {
                     format!("c-{expected_frames}"),
                     "at {i}"
                 );
+                assert_eq!(frame.files.len(), 1);
                 expected_frames += 1;
             }
             Seen::Ping(frame) => assert_eq!(frame.status, 2),
             other => panic!("unexpected {other:?}"),
         }
     }
-    assert_eq!(expected_frames, 50);
+    assert_eq!(expected_frames, COUNT);
     assert_eq!(
         seen.last(),
         Some(&Seen::Disconnected("peer closed the connection".into()))
     );
-    assert_eq!(
-        client_record.snapshot(),
-        vec![Seen::Connected, Seen::Disconnected("closed locally".into())]
-    );
+    let mut expected = vec![Seen::Connected];
+    let echoes = client_record.received();
+    assert_eq!(echoes.len(), COUNT);
+    for (i, echo) in echoes.into_iter().enumerate() {
+        assert_eq!(echo.message_text(), format!("echo: c-{i}"));
+        expected.push(Seen::Received(echo));
+    }
+    expected.push(Seen::Disconnected("closed locally".into()));
+    assert_eq!(client_record.snapshot(), expected);
+    let addrs = server_record.addrs();
+    assert_eq!(addrs.len(), 1);
+    match s.net {
+        Net::Unix => assert_eq!(addrs[0], (None, None)),
+        Net::Tcp | Net::Tls => {
+            let (peer, proxy) = addrs[0];
+            assert_eq!(peer.map(|peer| peer.ip()), Some(Ipv4Addr::LOCALHOST.into()));
+            assert_eq!(proxy, None);
+        }
+    }
     server.stop();
     assert_eq!(
         server_record.disconnects().len(),
@@ -236,24 +321,125 @@ fn callback_order(s: Setup) {
     );
 }
 
-/// A ping goes to `ping_received`, never `received`; periodic pings too.
+/// Pings go to `ping_received`, never `received`: periodic ones both ways
+/// and one sent through a sender.
 fn ping(s: Setup) {
+    let every = SessionConfig::default().ping_interval(Some(Duration::from_millis(50)));
     let server_record = Record::default();
-    let server = serve(s, SessionConfig::default(), Recorder::new(&server_record));
-    let config = SessionConfig::default().ping_interval(Some(Duration::from_millis(50)));
-    let client = connect(s, &server, Recorder::default(), config);
-    server_record.wait_until("three periodic pings", WAIT, |seen| {
+    let server = serve(s, every.clone(), Recorder::new(&server_record));
+    let client_record = Record::default();
+    let client = connect(s, &server, Recorder::new(&client_record), every);
+    client.sender().send_blocking(Frame::ping()).unwrap();
+    let pings = |seen: &[Seen]| {
         seen.iter()
             .filter(|seen| matches!(seen, Seen::Ping(_)))
             .count()
-            >= 3
-    });
+    };
+    server_record.wait_until("pings at the server", WAIT, |seen| pings(seen) >= 4);
+    client_record.wait_until("pings at the client", WAIT, |seen| pings(seen) >= 3);
     client.close().unwrap();
     server_record.wait_until("disconnect", WAIT, ended);
     assert!(
-        server_record.received().is_empty(),
+        server_record.received().is_empty() && client_record.received().is_empty(),
         "pings never reach received"
     );
+    server.stop();
+}
+
+/// Frames with files of every size cross byte for byte both ways.
+fn files_both_ways(s: Setup) {
+    let server_record = Record::default();
+    let server = serve(s, SessionConfig::default(), mirroring(&server_record));
+    let client_record = Record::default();
+    let client = connect(
+        s,
+        &server,
+        Recorder::new(&client_record),
+        SessionConfig::default(),
+    );
+    let frames = sample_frames();
+    for frame in &frames {
+        client.sender().send_blocking(frame.clone()).unwrap();
+    }
+    client_record.wait_until("the mirrored frames", WAIT, |seen| {
+        seen.len() > frames.len()
+    });
+    let sent: Vec<_> = frames.iter().map(FrameSummary::of).collect();
+    assert_eq!(
+        server_record.received(),
+        sent,
+        "the server got other frames"
+    );
+    assert_eq!(
+        client_record.received(),
+        sent,
+        "the client got other frames"
+    );
+    client.close().unwrap();
+    server_record.wait_until("disconnect", WAIT, ended);
+    assert_eq!(server_record.disconnects(), ["peer closed the connection"]);
+    server.stop();
+}
+
+/// Senders used from several threads at once, both ways, on small queues:
+/// nothing lost, order kept per thread; closing through the server's
+/// sender ends the client.
+fn senders_on_other_threads(s: Setup) {
+    const THREADS: usize = 4;
+    const PER_THREAD: usize = 250;
+    const PUSHED: usize = 300;
+    let small = SessionConfig::default().send_queue_capacity(4096);
+    let server_record = Record::default();
+    let server = serve(s, small.clone(), Recorder::new(&server_record));
+    let client_record = Record::default();
+    let client = connect(s, &server, Recorder::new(&client_record), small);
+    server_record.wait_until("connected", WAIT, |seen| !seen.is_empty());
+    let server_sender = server_record.senders().remove(0);
+
+    let threads: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let sender = client.sender();
+            std::thread::spawn(move || {
+                for i in 0..PER_THREAD {
+                    let frame = FrameBuilder::new(Status::DEFAULT)
+                        .file("pad", vec![t as u8; 700])
+                        .message(format!("t{t}-{i}"))
+                        .build();
+                    sender.send_blocking(frame).unwrap();
+                }
+            })
+        })
+        .collect();
+    let pusher = std::thread::spawn(move || {
+        for i in 0..PUSHED {
+            server_sender.send_blocking(numbered("s", i)).unwrap();
+        }
+        server_sender
+    });
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let server_sender = pusher.join().unwrap();
+    server_record.wait_until("every client frame", WAIT, |seen| {
+        seen.len() > THREADS * PER_THREAD
+    });
+    client_record.wait_until("every pushed frame", WAIT, |seen| seen.len() > PUSHED);
+    let seen = texts(&server_record);
+    for t in 0..THREADS {
+        let order: Vec<usize> = seen
+            .iter()
+            .filter_map(|message| message.strip_prefix(&format!("t{t}-")))
+            .map(|i| i.parse().unwrap())
+            .collect();
+        assert_eq!(order, (0..PER_THREAD).collect::<Vec<_>>(), "thread {t}");
+    }
+    assert_eq!(
+        texts(&client_record),
+        (0..PUSHED).map(|i| format!("s-{i}")).collect::<Vec<_>>()
+    );
+    server_sender.close();
+    client.join().unwrap();
+    assert_eq!(client_record.disconnects(), ["peer closed the connection"]);
     server.stop();
 }
 
@@ -296,34 +482,6 @@ fn full_duplex(s: Setup) {
     server.stop();
 }
 
-/// The server pushes through a `Sender` from a thread of the test's own.
-fn server_push_from_another_thread(s: Setup) {
-    let server_record = Record::default();
-    let server = serve(s, SessionConfig::default(), Recorder::new(&server_record));
-    let client_record = Record::default();
-    let client = connect(
-        s,
-        &server,
-        Recorder::new(&client_record),
-        SessionConfig::default(),
-    );
-    server_record.wait_until("connected", WAIT, |seen| !seen.is_empty());
-    let sender = server_record.senders().remove(0);
-    let pusher = std::thread::spawn(move || {
-        for i in 0..100 {
-            sender.send_blocking(numbered("s", i)).unwrap();
-        }
-    });
-    pusher.join().unwrap();
-    client_record.wait_until("100 pushed frames", WAIT, |seen| seen.len() > 100);
-    assert_eq!(
-        texts(&client_record),
-        (0..100).map(|i| format!("s-{i}")).collect::<Vec<_>>()
-    );
-    client.close().unwrap();
-    server.stop();
-}
-
 /// A peer that does not read: the Sender's queue stops at its bound, and
 /// everything arrives once the peer reads.
 fn backpressure_with_a_slow_reader(s: Setup) {
@@ -333,7 +491,7 @@ fn backpressure_with_a_slow_reader(s: Setup) {
         .send_queue_capacity(CAPACITY)
         .outbox_high_water(256 * 1024);
     let server = serve(s, config, Recorder::new(&server_record));
-    let mut peer = Raw::connect(s, &server);
+    let mut peer = raw(s, &server);
     server_record.wait_until("connected", WAIT, |seen| !seen.is_empty());
     let sender = server_record.senders().remove(0);
 
@@ -404,7 +562,9 @@ fn idle_timeout(s: Setup) {
         seen.last(),
         Some(&Seen::Disconnected("idle timeout".into()))
     );
-    client.join().unwrap();
+    let reason = client.join().unwrap();
+    assert!(matches!(reason, DisconnectReason::PeerClosed), "{reason}");
+    assert!(reason.is_graceful());
     assert_eq!(client_record.disconnects(), ["peer closed the connection"]);
     server.stop();
 }
@@ -422,7 +582,12 @@ fn graceful_shutdown(s: Setup) {
         Recorder::new(&client_record),
         SessionConfig::default(),
     );
-    let mut raw = Raw::connect(s, &server);
+    client
+        .sender()
+        .send_blocking(Frame::message("before shutdown"))
+        .unwrap();
+    client_record.wait_until("the ack", WAIT, |seen| seen.len() >= 2);
+    let mut raw = raw(s, &server);
     let wire = numbered("half", 7).encode_to_vec().unwrap();
     raw.write_all(&wire[..wire.len() / 2]).unwrap();
     server_record.wait_until("both connected", WAIT, |seen| {
@@ -443,7 +608,7 @@ fn graceful_shutdown(s: Setup) {
     raw.write_all(&wire[wire.len() / 2..]).unwrap();
     stopping.join().unwrap();
 
-    assert_eq!(texts(&server_record), ["half-7"]);
+    assert_eq!(texts(&server_record), ["before shutdown", "half-7"]);
     let mut reply = Vec::new();
     raw.set_read_timeout(Duration::from_secs(5));
     raw.read_to_end(&mut reply).unwrap();
@@ -453,6 +618,11 @@ fn graceful_shutdown(s: Setup) {
         "the reply is flushed before closing"
     );
     client.join().unwrap();
+    assert_eq!(
+        texts(&client_record),
+        ["ack"],
+        "the ack came before the end"
+    );
     assert_eq!(client_record.disconnects(), ["peer closed the connection"]);
     assert_eq!(
         server_record.disconnects(),
@@ -479,7 +649,7 @@ fn malformed_frame_closes_only_that_connection(s: Setup) {
         .unwrap();
     client_record.wait_until("first ack", WAIT, |seen| seen.len() >= 2);
 
-    let mut bad = Raw::connect(s, &server);
+    let mut bad = raw(s, &server);
     bad.write_all(&[0x05, 0x01, 0, 0, 0, 0, 0, 0, 0, 0])
         .unwrap();
     server_record.wait_until("the bad connection's end", WAIT, |seen| {
@@ -537,85 +707,1027 @@ fn large_file_to_disk(s: Setup) {
     server.stop();
 }
 
-/// Instantiates every scenario for every runtime, and the scenarios that
-/// involve both sides for each cross-runtime pair.
-macro_rules! conformance {
-    ($($module:ident: $server:ident, $client:ident, $net:ident;)*) => {
-        $(
-            mod $module {
-                use super::*;
+/// A 64 MiB file in memory, and a small one, both ways over TLS byte for
+/// byte.
+fn a_64_mib_file_round_trips_both_ways(s: Setup) {
+    let server_record = Record::default();
+    let server = serve(s, SessionConfig::default(), mirroring(&server_record));
+    let client_record = Record::default();
+    let client = connect(
+        s,
+        &server,
+        Recorder::new(&client_record),
+        SessionConfig::default(),
+    );
+    let frame = FrameBuilder::new(Status::DEFAULT)
+        .file("upload.bin", pattern(64 << 20, 1))
+        .file("small.txt", &b"hello over TLS"[..])
+        .message("up")
+        .build();
+    let sent = FrameSummary::of(&frame);
+    client.sender().send_blocking(frame).unwrap();
+    client_record.wait_until("the file back", WAIT * 2, |seen| seen.len() >= 2);
+    assert_eq!(server_record.received(), std::slice::from_ref(&sent));
+    assert_eq!(client_record.received(), [sent]);
+    client.close().unwrap();
+    server.stop();
+}
 
-                const S: Setup = Setup {
-                    server: Runtime::$server,
-                    client: Runtime::$client,
-                    net: Net::$net,
-                };
-
-                #[test]
-                fn callback_order() {
-                    super::callback_order(S);
-                }
-                #[test]
-                fn ping() {
-                    super::ping(S);
-                }
-                #[test]
-                fn full_duplex() {
-                    super::full_duplex(S);
-                }
-                #[test]
-                fn server_push_from_another_thread() {
-                    super::server_push_from_another_thread(S);
-                }
-                #[test]
-                fn backpressure_with_a_slow_reader() {
-                    super::backpressure_with_a_slow_reader(S);
-                }
-                #[test]
-                fn idle_timeout() {
-                    super::idle_timeout(S);
-                }
-                #[test]
-                fn graceful_shutdown() {
-                    super::graceful_shutdown(S);
-                }
-                #[test]
-                fn malformed_frame_closes_only_that_connection() {
-                    super::malformed_frame_closes_only_that_connection(S);
-                }
-                #[test]
-                fn large_file_to_disk() {
-                    super::large_file_to_disk(S);
-                }
+/// A peer that writes every frame before it reads any: the server
+/// buffers, answers each whole and in order.
+fn pipelined_frames_arrive_whole_and_in_order(s: Setup) {
+    let server = serve(s, SessionConfig::default(), mirroring(&Record::default()));
+    let frames: Vec<Frame> = (0..200)
+        .map(|i| {
+            // Any status but 2, which is a ping and not mirrored.
+            let status = if i % 128 == 2 { 127 } else { i % 128 };
+            FrameBuilder::new(Status::new(status as u8).unwrap())
+                .file(format!("a{i}.bin"), pattern(i * 97, i as u64))
+                .file("é.txt", vec![i as u8; 5000 + i])
+                .message(format!("frame {i}"))
+                .build()
+        })
+        .collect();
+    let stream = raw(s, &server);
+    stream.set_read_timeout(WAIT);
+    let writer = {
+        let frames = frames.clone();
+        let mut stream = stream.try_clone();
+        std::thread::spawn(move || {
+            for frame in &frames {
+                stream.write_all(&frame.encode_to_vec().unwrap()).unwrap();
             }
-        )*
+        })
+    };
+    let mut peer = Peer::over(stream, 64 * 1024);
+    for expected in &frames {
+        assert_eq!(&peer.recv().unwrap().expect("a frame"), expected);
+    }
+    writer.join().unwrap();
+    drop(peer);
+    server.stop();
+}
+
+/// Dropping a client closes it once what is queued is sent; a sender
+/// taken before does not keep the connection open.
+fn dropping_a_client_closes_it_after_what_is_queued(s: Setup) {
+    // A server that answers nothing: a peer still sending when this side
+    // closes would see its close as a reset.
+    let server_record = Record::default();
+    let server = serve(s, SessionConfig::default(), Recorder::new(&server_record));
+    let client_record = Record::default();
+    // Room for every frame, so that they are all queued at once.
+    let config = SessionConfig::default().send_queue_capacity(8 << 20);
+    let client = connect(s, &server, Recorder::new(&client_record), config);
+    let sender = client.sender();
+    for i in 0..40 {
+        let frame = FrameBuilder::new(Status::DEFAULT)
+            .file("data.bin", pattern(64 * 1024, i))
+            .message(format!("m{i}"))
+            .build();
+        sender.try_send(frame).unwrap();
+    }
+    drop(client);
+    let seen = server_record.wait_until("the server to see the end", WAIT, ended);
+    assert_eq!(
+        texts(&server_record),
+        (0..40).map(|i| format!("m{i}")).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        seen.last(),
+        Some(&Seen::Disconnected("peer closed the connection".into()))
+    );
+    let seen = client_record.wait_until("the client to end", WAIT, ended);
+    assert_eq!(
+        seen,
+        [Seen::Connected, Seen::Disconnected("closed locally".into())]
+    );
+    assert!(sender.is_closed());
+    server.stop();
+}
+
+/// A detached client runs on: it is served, closes on its sender's
+/// `close`, and sees a server's shutdown as the peer's close.
+fn a_detached_client_runs_on(s: Setup) {
+    let server_record = Record::default();
+    let server = serve(s, SessionConfig::default(), echoing(&server_record));
+    let client_record = Record::default();
+    let client = connect(
+        s,
+        &server,
+        Recorder::new(&client_record),
+        SessionConfig::default(),
+    );
+    let sender = client.detach();
+    sender
+        .send_blocking(Frame::message("after detach"))
+        .unwrap();
+    client_record.wait_until("the echo", WAIT, |seen| seen.len() >= 2);
+    assert_eq!(texts(&client_record), ["echo: after detach"]);
+    assert!(!sender.is_closed());
+    sender.close();
+    server_record.wait_until("the server to see the end", WAIT, ended);
+    assert_eq!(server_record.disconnects(), ["peer closed the connection"]);
+    client_record.wait_until("the client's end", WAIT, ended);
+
+    let second_record = Record::default();
+    let second = connect(
+        s,
+        &server,
+        Recorder::new(&second_record),
+        SessionConfig::default(),
+    );
+    let second_sender = second.detach();
+    second_sender
+        .send_blocking(Frame::message("detached"))
+        .unwrap();
+    second_record.wait_until("the echo", WAIT, |seen| seen.len() >= 2);
+    server.stop();
+    second_record.wait_until("the second client's end", WAIT, ended);
+    assert_eq!(second_record.disconnects(), ["peer closed the connection"]);
+}
+
+/// `shutdown` ends a client at once; connecting where nothing listens
+/// any more fails.
+fn client_shutdown_and_connect_error(s: Setup) {
+    let server_record = Record::default();
+    let server = serve(s, SessionConfig::default(), echoing(&server_record));
+    let client_record = Record::default();
+    let client = connect(
+        s,
+        &server,
+        Recorder::new(&client_record),
+        SessionConfig::default(),
+    );
+    server_record.wait_until("the connection", WAIT, |seen| !seen.is_empty());
+    client_record.wait_until("the connection", WAIT, |seen| !seen.is_empty());
+    let reason = client.shutdown().unwrap();
+    assert!(matches!(reason, DisconnectReason::LocalClose), "{reason}");
+    assert_eq!(
+        client_record.snapshot(),
+        [Seen::Connected, Seen::Disconnected("closed locally".into())]
+    );
+    server_record.wait_until("the server's end", WAIT, ended);
+    assert_eq!(server_record.disconnects(), ["peer closed the connection"]);
+    let endpoint = server.endpoint().clone();
+    server.stop();
+    let tls = (s.net == Net::Tls).then(client_tls);
+    let refused = runtime::connect_with(
+        s.client,
+        &endpoint,
+        tls.as_ref(),
+        Recorder::default(),
+        SessionConfig::default(),
+    );
+    assert!(refused.is_err(), "connected where nothing listens");
+}
+
+/// A handler that panics ends only its connection, and is not called
+/// again; a client whose handler panics reports it from `join`.
+fn a_panicking_handler_ends_only_its_connection(s: Setup) {
+    let server_record = Record::default();
+    let mut handler = echoing(&server_record);
+    handler.panic_on_boom = true;
+    let server = serve(s, SessionConfig::default(), handler);
+    let calm_record = Record::default();
+    let calm = connect(
+        s,
+        &server,
+        Recorder::new(&calm_record),
+        SessionConfig::default(),
+    );
+    assert_served(&calm, &calm_record, "one");
+
+    let doomed_record = Record::default();
+    let doomed = connect(
+        s,
+        &server,
+        Recorder::new(&doomed_record),
+        SessionConfig::default(),
+    );
+    doomed
+        .sender()
+        .send_blocking(Frame::message("boom"))
+        .unwrap();
+    doomed.join().unwrap();
+    assert!(doomed_record.received().is_empty(), "no answer to boom");
+    if s.net == Net::Tls {
+        // The stream is dropped without close_notify.
+        assert_eq!(doomed_record.disconnects().len(), 1);
+    } else {
+        assert_eq!(doomed_record.disconnects(), ["peer closed the connection"]);
+    }
+
+    assert_served(&calm, &calm_record, "two");
+    let late_record = Record::default();
+    let late = connect(
+        s,
+        &server,
+        Recorder::new(&late_record),
+        SessionConfig::default(),
+    );
+    assert_served(&late, &late_record, "three");
+    calm.close().unwrap();
+    late.close().unwrap();
+    server.stop();
+    // The panicking handler is not called again: two disconnects, three
+    // connections.
+    let seen = server_record.snapshot();
+    assert_eq!(connections(&seen), 3);
+    assert_eq!(server_record.disconnects().len(), 2, "{seen:?}");
+    let boom = seen
+        .iter()
+        .position(|seen| matches!(seen, Seen::Received(frame) if frame.message_text() == "boom"))
+        .unwrap();
+    assert_eq!(server_record.made(), 3);
+    assert!(boom > 0);
+
+    // On the client's side.
+    let server_record = Record::default();
+    let server = serve(s, SessionConfig::default(), echoing(&server_record));
+    let client_record = Record::default();
+    let mut handler = Recorder::new(&client_record);
+    handler.panic_on_connect = true;
+    let client = connect(s, &server, handler, SessionConfig::default());
+    let error = client.join().unwrap_err().to_string();
+    assert!(error.contains("panicked"), "{error}");
+    assert!(error.contains("deliberate panic in connected"), "{error}");
+    assert_eq!(client_record.snapshot(), [Seen::Connected]);
+    server_record.wait_until("the server's end", WAIT, ended);
+    if s.net == Net::Tls {
+        // The stream is dropped without close_notify.
+        assert_eq!(server_record.disconnects().len(), 1);
+    } else {
+        assert_eq!(server_record.disconnects(), ["peer closed the connection"]);
+    }
+    server.stop();
+}
+
+/// A flush the peer never reads ends at the close linger.
+fn close_linger_ends_a_flush_the_peer_never_reads(s: Setup) {
+    let server_record = Record::default();
+    let mut handler = Recorder::new(&server_record);
+    handler.greeting = vec![FrameBuilder::new(Status::DEFAULT)
+        .file("big", vec![1u8; 16 << 20])
+        .build()];
+    handler.close_on_connect = true;
+    let config = SessionConfig::default().close_linger(Duration::from_millis(300));
+    let server = serve(s, config, handler);
+    let started = Instant::now();
+    // Connected, never read: the flush cannot finish.
+    let stalled = raw(s, &server);
+    server_record.wait_until("the linger to run out", WAIT, ended);
+    let waited = started.elapsed();
+    assert!(waited >= Duration::from_millis(250), "{waited:?}");
+    assert_eq!(server_record.disconnects(), ["closed locally"]);
+    drop(stalled);
+    server.stop();
+}
+
+/// At the connection cap one more connection is accepted and closed at
+/// once, never served; shutdown then ends the one served gracefully.
+fn graceful_shutdown_at_the_cap(s: Setup) {
+    let server_record = Record::default();
+    let options = Options {
+        max_connections: Some(1),
+        ..Options::default()
+    };
+    let server = serve_with(
+        s,
+        SessionConfig::default(),
+        options,
+        echoing(&server_record),
+    );
+    let first_record = Record::default();
+    let first = connect(
+        s,
+        &server,
+        Recorder::new(&first_record),
+        SessionConfig::default(),
+    );
+    assert_served(&first, &first_record, "first");
+
+    let refused_record = Record::default();
+    let tls = (s.net == Net::Tls).then(client_tls);
+    // Over TLS the handshake fails; otherwise the connection ends at once.
+    if let Ok(refused) = try_connect(
+        s,
+        &server,
+        tls,
+        Recorder::new(&refused_record),
+        SessionConfig::default(),
+    ) {
+        let _ = refused.sender().try_send(Frame::message("refused"));
+        refused.join().unwrap();
+        assert!(refused_record.received().is_empty());
+    }
+    server.stop();
+    first.join().unwrap();
+    assert_eq!(server_record.made(), 1);
+    assert_eq!(texts(&server_record), ["first"]);
+    assert_eq!(first_record.disconnects(), ["peer closed the connection"]);
+    assert_eq!(first_record.snapshot().len(), 3);
+}
+
+// ---------------------------------------------------------------------------
+// TLS.
+
+/// A required client certificate: a client presenting one is served.
+fn a_client_certificate_when_required_and_presented_is_served(s: Setup) {
+    let options = Options {
+        client_auth: true,
+        ..Options::default()
+    };
+    let server_record = Record::default();
+    let server = serve_with(
+        s,
+        SessionConfig::default(),
+        options,
+        mirroring(&server_record),
+    );
+    let client_record = Record::default();
+    let client = try_connect(
+        s,
+        &server,
+        Some(client_tls_with(true)),
+        Recorder::new(&client_record),
+        SessionConfig::default(),
+    )
+    .unwrap();
+    let frames = sample_frames();
+    for frame in &frames {
+        client.sender().send_blocking(frame.clone()).unwrap();
+    }
+    client_record.wait_until("the mirrored frames", WAIT, |seen| {
+        seen.len() > frames.len()
+    });
+    let sent: Vec<_> = frames.iter().map(FrameSummary::of).collect();
+    assert_eq!(client_record.received(), sent);
+    client.close().unwrap();
+    server.stop();
+    assert_eq!(server_record.made(), 1);
+    assert_eq!(server_record.received(), sent);
+}
+
+/// A required client certificate that is missing: refused before any
+/// handler, while a client with one is served after it.
+fn a_missing_client_certificate_reaches_no_handler(s: Setup) {
+    let options = Options {
+        client_auth: true,
+        ..Options::default()
+    };
+    let server_record = Record::default();
+    let server = serve_with(
+        s,
+        SessionConfig::default(),
+        options,
+        echoing(&server_record),
+    );
+    let refused_record = Record::default();
+    // TLS 1.3: the client may finish its side of the handshake before the
+    // server refuses it; then its connection ends at the server's alert.
+    match try_connect(
+        s,
+        &server,
+        Some(client_tls()),
+        Recorder::new(&refused_record),
+        SessionConfig::default(),
+    ) {
+        Err(error) => assert!(error.to_string().contains("TLS handshake"), "{error}"),
+        Ok(client) => {
+            let _ = client.sender().try_send(Frame::message("let me in"));
+            client.join().unwrap();
+            assert!(refused_record.received().is_empty(), "served");
+            assert!(
+                ended(&refused_record.snapshot()),
+                "{:?}",
+                refused_record.snapshot()
+            );
+        }
+    }
+    assert_eq!(server_record.made(), 0, "a handler for the refused client");
+    let client_record = Record::default();
+    let client = try_connect(
+        s,
+        &server,
+        Some(client_tls_with(true)),
+        Recorder::new(&client_record),
+        SessionConfig::default(),
+    )
+    .unwrap();
+    assert_served(&client, &client_record, "mine");
+    client.close().unwrap();
+    server.stop();
+    assert_eq!(server_record.made(), 1);
+    assert_eq!(server_record.snapshot()[0], Seen::Connected);
+}
+
+/// A server certificate the client does not trust fails `connect` with a
+/// one-line reason, before any callback on either side.
+fn an_untrusted_server_certificate_fails_connect_with_the_reason(s: Setup) {
+    let options = Options {
+        cert: "other-server",
+        ..Options::default()
+    };
+    let server_record = Record::default();
+    let server = serve_with(
+        s,
+        SessionConfig::default(),
+        options,
+        echoing(&server_record),
+    );
+    let client_record = Record::default();
+    let error = try_connect(
+        s,
+        &server,
+        Some(client_tls()),
+        Recorder::new(&client_record),
+        SessionConfig::default(),
+    )
+    .unwrap_err();
+    assert_eq!(error.kind(), io::ErrorKind::InvalidData);
+    let message = error.to_string();
+    assert!(
+        message.starts_with(
+            "TLS handshake with localhost failed: the server's certificate is not trusted"
+        ),
+        "{message}"
+    );
+    assert_eq!(message.lines().count(), 1, "{message}");
+    assert!(client_record.snapshot().is_empty());
+    server.stop();
+    assert_eq!(server_record.made(), 0);
+}
+
+/// A plain client on a TLS port gets no frame through, nor a handler.
+fn a_plain_client_on_a_tls_port_gets_no_frame_through(s: Setup) {
+    let server_record = Record::default();
+    let server = serve(s, SessionConfig::default(), echoing(&server_record));
+    let client_record = Record::default();
+    let client = try_connect(
+        s,
+        &server,
+        None,
+        Recorder::new(&client_record),
+        SessionConfig::default(),
+    )
+    .unwrap();
+    let _ = client.sender().try_send(Frame::message("in the clear"));
+    client.join().unwrap();
+    assert!(client_record.received().is_empty());
+    assert!(ended(&client_record.snapshot()));
+
+    // Raw: a TEJ frame in the clear gets back no TEJ bytes, only (at
+    // most) a TLS alert, then the end.
+    let mut plain = raw_tcp(&server);
+    plain
+        .write_all(&Frame::message("plain").encode_to_vec().unwrap())
+        .unwrap();
+    let reply = until_closed(&mut plain);
+    assert!(reply.is_empty() || reply[0] == 0x15, "{reply:?}");
+    server.stop();
+    assert_eq!(server_record.made(), 0, "a handler for a plain client");
+}
+
+/// A client sends close_notify when it closes.
+fn a_client_sends_close_notify_on_close(s: Setup) {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let raw_server = std::thread::spawn(move || {
+        let (tcp, _) = listener.accept().unwrap();
+        tcp.set_read_timeout(Some(WAIT)).unwrap();
+        let conn = rustls::ServerConnection::new(certs::server()).unwrap();
+        let mut stream = rustls::StreamOwned::new(conn, tcp);
+        let mut got = Vec::new();
+        // rustls reports a bare TCP end as UnexpectedEof.
+        stream.read_to_end(&mut got).map(|_| got)
+    });
+    let client_record = Record::default();
+    let client = runtime::connect_with(
+        s.client,
+        &Endpoint::Tcp(addr),
+        Some(&client_tls()),
+        Recorder::new(&client_record),
+        SessionConfig::default(),
+    )
+    .unwrap();
+    let frame = Frame::message("then close");
+    client.sender().send_blocking(frame.clone()).unwrap();
+    client.close().unwrap();
+    let got = raw_server
+        .join()
+        .unwrap()
+        .expect("no clean TLS close (close_notify missing)");
+    assert_eq!(got, frame.encode_to_vec().unwrap());
+    assert_eq!(
+        client_record.snapshot(),
+        [Seen::Connected, Seen::Disconnected("closed locally".into())]
+    );
+}
+
+/// Garbage before the handshake closes that connection; others are served.
+fn garbage_before_the_handshake_is_closed_and_the_server_serves_on(s: Setup) {
+    let server_record = Record::default();
+    let server = serve(s, SessionConfig::default(), echoing(&server_record));
+    for garbage in [
+        &b"GET / HTTP/1.1\r\nHost: x\r\n\r\n\x00\xff\xfe garbage"[..],
+        &[0xff; 300][..],
+    ] {
+        let mut stream = raw_tcp(&server);
+        stream.write_all(garbage).unwrap();
+        // An alert at most, then the end (or a reset).
+        let rest = until_closed(&mut stream);
+        assert!(rest.len() < 64, "{} bytes came back", rest.len());
+    }
+    assert_eq!(server_record.made(), 0);
+    let client_record = Record::default();
+    let client = connect(
+        s,
+        &server,
+        Recorder::new(&client_record),
+        SessionConfig::default(),
+    );
+    assert_served(&client, &client_record, "ok");
+    client.close().unwrap();
+    server.stop();
+    assert_eq!(
+        server_record.made(),
+        1,
+        "only the TLS client gets a handler"
+    );
+}
+
+/// Peers that stop in the handshake (in its first record, or after the
+/// server's first flight) hold their slots under the cap until the
+/// handshake timeout cuts them; others are served meanwhile, one more is
+/// refused at the cap, and the freed slots serve again.
+fn stalled_handshakes_are_cut_at_the_timeout_while_others_are_served(s: Setup) {
+    let timeout = Duration::from_millis(800);
+    let options = Options {
+        max_connections: Some(3),
+        ..Options::default()
+    };
+    let server_record = Record::default();
+    let config = SessionConfig::default().handshake_timeout(timeout);
+    let server = serve_with(s, config, options, echoing(&server_record));
+    let started = Instant::now();
+    // A handshake record announcing 512 bytes, then silence.
+    let mut first_record = raw_tcp(&server);
+    first_record
+        .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00])
+        .unwrap();
+    // A ClientHello, the server's first flight read, then silence.
+    let mut after_hello = {
+        let tcp = raw_tcp(&server);
+        let conn = rustls::ClientConnection::new(certs::client(), certs::localhost()).unwrap();
+        rustls::StreamOwned::new(conn, tcp)
+    };
+    after_hello.conn.write_tls(&mut after_hello.sock).unwrap();
+    let mut flight = [0u8; 16 * 1024];
+    assert!(
+        after_hello.sock.read(&mut flight).unwrap() > 0,
+        "no ServerHello"
+    );
+
+    let client_record = Record::default();
+    let client = connect(
+        s,
+        &server,
+        Recorder::new(&client_record),
+        SessionConfig::default(),
+    );
+    assert_served(&client, &client_record, "fast");
+    assert!(started.elapsed() < timeout, "too slow to tell");
+    // Every slot is taken: one more is closed at once.
+    let refused = try_connect(
+        s,
+        &server,
+        Some(client_tls()),
+        Recorder::default(),
+        SessionConfig::default(),
+    );
+    assert!(refused.is_err(), "a connection beyond the cap was served");
+
+    for rest in [
+        until_closed(&mut first_record),
+        until_closed(&mut after_hello.sock),
+    ] {
+        let cut = started.elapsed();
+        assert!(
+            cut >= timeout - Duration::from_millis(50),
+            "cut after {cut:?}"
+        );
+        assert!(cut < timeout + Duration::from_secs(5), "cut after {cut:?}");
+        assert!(rest.is_empty() || rest[0] == 0x15, "{rest:?}");
+    }
+    // The slots are free again; the first client stays served.
+    let second_record = Record::default();
+    let second = connect(
+        s,
+        &server,
+        Recorder::new(&second_record),
+        SessionConfig::default(),
+    );
+    assert_served(&second, &second_record, "after the stall");
+    assert_served(&client, &client_record, "still");
+    client.close().unwrap();
+    second.close().unwrap();
+    server.stop();
+    assert_eq!(server_record.made(), 2);
+}
+
+/// The server sends close_notify when a session ends: by shutdown, or by
+/// its handler's `close`.
+fn the_server_sends_close_notify_when_a_session_ends(s: Setup) {
+    let server_record = Record::default();
+    let server = serve(s, SessionConfig::default(), echoing(&server_record));
+    let mut tls = raw(s, &server);
+    tls.write_all(&Frame::message("echo me").encode_to_vec().unwrap())
+        .unwrap();
+    tls.flush().unwrap();
+    server_record.wait_until("the frame", WAIT, |seen| seen.len() >= 2);
+    let stopping = std::thread::spawn(move || server.stop());
+    // A missing close_notify shows as an UnexpectedEof error here.
+    tls.set_read_timeout(WAIT);
+    let mut got = Vec::new();
+    tls.read_to_end(&mut got)
+        .expect("a clean TLS end (close_notify)");
+    assert_eq!(
+        got,
+        Frame::message("echo: echo me").encode_to_vec().unwrap()
+    );
+    stopping.join().unwrap();
+
+    let handler = Recorder {
+        greeting: vec![Frame::message("bye")],
+        close_on_connect: true,
+        ..Recorder::default()
+    };
+    let server = serve(s, SessionConfig::default(), handler);
+    let mut tls = raw(s, &server);
+    tls.set_read_timeout(WAIT);
+    let mut got = Vec::new();
+    tls.read_to_end(&mut got)
+        .expect("a clean TLS end (close_notify)");
+    let mut assembler = Assembler::new(Limits::DEFAULT);
+    let assembled = assembler.decode(&got).unwrap();
+    assert_eq!(text(&assembled.frame.expect("one whole frame")), "bye");
+    assert_eq!(assembled.consumed, got.len());
+    server.stop();
+}
+
+/// Shutdown ends TLS sessions gracefully and cuts handshakes in progress.
+fn shutdown_ends_tls_sessions_and_cuts_handshakes(s: Setup) {
+    let server_record = Record::default();
+    let server = serve(s, SessionConfig::default(), echoing(&server_record));
+    let client_record = Record::default();
+    let client = connect(
+        s,
+        &server,
+        Recorder::new(&client_record),
+        SessionConfig::default(),
+    );
+    assert_served(&client, &client_record, "served");
+    // Stalled before its ClientHello.
+    let mut stalled = raw_tcp(&server);
+    std::thread::sleep(Duration::from_millis(50));
+    let started = Instant::now();
+    server.stop();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(server_record.disconnects(), ["closed locally"]);
+    assert!(until_closed(&mut stalled).is_empty());
+    client.join().unwrap();
+    assert_eq!(client_record.disconnects(), ["peer closed the connection"]);
+    assert_eq!(server_record.made(), 1);
+}
+
+// ---------------------------------------------------------------------------
+// PROXY protocol: a balancer's headers before TEJ (or before TLS).
+
+fn serve_proxied(s: Setup, handshake_timeout: Duration, record: &Record) -> TestServer {
+    let options = Options {
+        proxy_protocol: true,
+        ..Options::default()
+    };
+    let config = SessionConfig::default().handshake_timeout(handshake_timeout);
+    serve_with(s, config, options, mirroring(record))
+}
+
+/// A frame with a file, as a balancer passes it on.
+fn through_the_balancer() -> Frame {
+    FrameBuilder::new(Status::DEFAULT)
+        .file(
+            "a.bin",
+            (0..70_000u32).map(|i| i as u8).collect::<Vec<u8>>(),
+        )
+        .message("through the balancer")
+        .build()
+}
+
+/// Over `tcp` (a header written already), the scenario's transport: TLS
+/// or not.
+fn after_header(s: Setup, tcp: TcpStream) -> Raw {
+    tcp.set_read_timeout(Some(WAIT)).unwrap();
+    match s.net {
+        Net::Tls => Raw::tls_over(tcp, certs::client()),
+        _ => Raw::Tcp(tcp),
+    }
+}
+
+/// Sends one frame over `stream` and reads it back.
+fn round_trip(stream: Raw) -> Frame {
+    let mut peer = Peer::over(stream, 64 * 1024);
+    peer.send(&through_the_balancer());
+    peer.recv().unwrap().expect("the frame back")
+}
+
+/// A v1 header names the peer; the balancer is the proxy.
+fn proxy_v1_names_the_peer_and_the_balancer_is_the_proxy(s: Setup) {
+    let record = Record::default();
+    let server = serve_proxied(s, Duration::from_secs(5), &record);
+    let mut tcp = raw_tcp(&server);
+    let balancer = tcp.local_addr().unwrap();
+    tcp.write_all(&proxy::v1(proxy::client_address(), server.addr()))
+        .unwrap();
+    assert_eq!(round_trip(after_header(s, tcp)), through_the_balancer());
+    server.stop();
+    assert_eq!(
+        record.addrs(),
+        [(Some(proxy::client_address()), Some(balancer))]
+    );
+}
+
+/// A v2 header with the first frame in the same write (over TLS: right
+/// before the handshake) loses no byte.
+fn proxy_v2_with_the_first_bytes_in_the_same_write_loses_none(s: Setup) {
+    let record = Record::default();
+    let server = serve_proxied(s, Duration::from_secs(5), &record);
+    let mut tcp = raw_tcp(&server);
+    let balancer = tcp.local_addr().unwrap();
+    let mut wire = proxy::v2(proxy::client_address(), server.addr(), false);
+    let stream = if s.net == Net::Tls {
+        tcp.write_all(&wire).unwrap();
+        let mut stream = after_header(s, tcp);
+        stream
+            .write_all(&through_the_balancer().encode_to_vec().unwrap())
+            .unwrap();
+        stream
+    } else {
+        wire.extend_from_slice(&through_the_balancer().encode_to_vec().unwrap());
+        tcp.write_all(&wire).unwrap();
+        after_header(s, tcp)
+    };
+    assert_eq!(round_trip(stream), through_the_balancer());
+    // Both frames reach the handler before the shutdown.
+    record.wait_until("both frames", WAIT, |seen| seen.len() >= 3);
+    server.stop();
+    assert_eq!(record.received().len(), 2);
+    assert_eq!(
+        record.addrs(),
+        [(Some(proxy::client_address()), Some(balancer))]
+    );
+}
+
+/// A missing or invalid header is refused before any handler; the server
+/// serves on.
+fn proxy_a_missing_or_invalid_header_is_refused_before_any_handler(s: Setup) {
+    let record = Record::default();
+    let server = serve_proxied(s, Duration::from_secs(5), &record);
+    let frame = through_the_balancer().encode_to_vec().unwrap();
+    for preamble in proxy::invalid_preambles(&frame) {
+        let mut tcp = raw_tcp(&server);
+        tcp.write_all(&preamble).unwrap();
+        assert!(until_closed(&mut tcp).is_empty());
+    }
+    if s.net == Net::Tls {
+        // TLS without the header first is refused.
+        assert!(Raw::try_tls_over(raw_tcp(&server), certs::client()).is_err());
+    }
+    let mut tcp = raw_tcp(&server);
+    tcp.write_all(&proxy::v1(proxy::client_address(), server.addr()))
+        .unwrap();
+    assert_eq!(round_trip(after_header(s, tcp)), through_the_balancer());
+    server.stop();
+    assert_eq!(record.made(), 1);
+}
+
+/// A stalled header is cut at the handshake timeout.
+fn proxy_a_stalled_header_is_cut_at_the_handshake_timeout(s: Setup) {
+    let record = Record::default();
+    let server = serve_proxied(s, Duration::from_millis(300), &record);
+    let mut tcp = raw_tcp(&server);
+    let started = Instant::now();
+    tcp.write_all(b"PROXY TCP4 192.0.2.1").unwrap();
+    assert!(until_closed(&mut tcp).is_empty());
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(250) && took < Duration::from_secs(3),
+        "{took:?}"
+    );
+    server.stop();
+    assert_eq!(record.made(), 0);
+}
+
+/// Health checks (a bare connect, a LOCAL header) are closed quietly
+/// without a handler.
+fn proxy_health_checks_are_closed_quietly_without_a_handler(s: Setup) {
+    let record = Record::default();
+    let server = serve_proxied(s, Duration::from_secs(5), &record);
+    for _ in 0..3 {
+        drop(raw_tcp(&server));
+        let mut tcp = raw_tcp(&server);
+        tcp.write_all(&proxy::v2(proxy::client_address(), server.addr(), true))
+            .unwrap();
+        assert!(until_closed(&mut tcp).is_empty());
+    }
+    let mut tcp = raw_tcp(&server);
+    tcp.write_all(&proxy::v1(proxy::client_address(), server.addr()))
+        .unwrap();
+    assert_eq!(round_trip(after_header(s, tcp)), through_the_balancer());
+    server.stop();
+    assert_eq!(record.made(), 1);
+}
+
+// ---------------------------------------------------------------------------
+// The matrix.
+
+/// Instantiates each of `[scenarios]` for each setup, in a module per setup.
+macro_rules! matrix {
+    ($scenarios:tt $($module:ident: $server:ident, $client:ident, $net:ident;)*) => {
+        $( matrix!(@setup $module, $server, $client, $net, $scenarios); )*
+    };
+    (@setup $module:ident, $server:ident, $client:ident, $net:ident, [$($scenario:ident),* $(,)?]) => {
+        mod $module {
+            use super::*;
+
+            const S: Setup = Setup {
+                server: Runtime::$server,
+                client: Runtime::$client,
+                net: Net::$net,
+            };
+
+            $(
+                #[test]
+                fn $scenario() {
+                    super::$scenario(S);
+                }
+            )*
+        }
     };
 }
 
-conformance! {
-    tokio: Tokio, Tokio, Tcp;
-    async_std: AsyncStd, AsyncStd, Tcp;
-    smol: Smol, Smol, Tcp;
-    mio: Mio, Mio, Tcp;
-    async_std_server_tokio_client: AsyncStd, Tokio, Tcp;
-    tokio_server_async_std_client: Tokio, AsyncStd, Tcp;
-    mio_server_tokio_client: Mio, Tokio, Tcp;
-    async_std_server_mio_client: AsyncStd, Mio, Tcp;
-    smol_server_mio_client: Smol, Mio, Tcp;
-    tokio_server_smol_client: Tokio, Smol, Tcp;
+/// Both sides: every runtime, cross-runtime pairs, every transport.
+mod both_sides {
+    use super::*;
 
-    unix_tokio: Tokio, Tokio, Unix;
-    unix_async_std: AsyncStd, AsyncStd, Unix;
-    unix_smol: Smol, Smol, Unix;
-    unix_mio: Mio, Mio, Unix;
-    unix_mio_server_smol_client: Mio, Smol, Unix;
+    matrix! {
+        [
+            callback_order,
+            ping,
+            full_duplex,
+            senders_on_other_threads,
+            files_both_ways,
+            backpressure_with_a_slow_reader,
+            idle_timeout,
+            graceful_shutdown,
+            graceful_shutdown_at_the_cap,
+            malformed_frame_closes_only_that_connection,
+            large_file_to_disk,
+            dropping_a_client_closes_it_after_what_is_queued,
+            a_detached_client_runs_on,
+            client_shutdown_and_connect_error,
+            a_panicking_handler_ends_only_its_connection,
+        ]
+        tokio: Tokio, Tokio, Tcp;
+        async_std: AsyncStd, AsyncStd, Tcp;
+        smol: Smol, Smol, Tcp;
+        mio: Mio, Mio, Tcp;
+        async_std_server_tokio_client: AsyncStd, Tokio, Tcp;
+        tokio_server_async_std_client: Tokio, AsyncStd, Tcp;
+        mio_server_tokio_client: Mio, Tokio, Tcp;
+        async_std_server_mio_client: AsyncStd, Mio, Tcp;
+        smol_server_mio_client: Smol, Mio, Tcp;
+        tokio_server_smol_client: Tokio, Smol, Tcp;
 
-    tls_tokio: Tokio, Tokio, Tls;
-    tls_async_std: AsyncStd, AsyncStd, Tls;
-    tls_smol: Smol, Smol, Tls;
-    tls_mio: Mio, Mio, Tls;
-    tls_tokio_server_mio_client: Tokio, Mio, Tls;
-    tls_mio_server_async_std_client: Mio, AsyncStd, Tls;
-    tls_async_std_server_smol_client: AsyncStd, Smol, Tls;
-    tls_smol_server_tokio_client: Smol, Tokio, Tls;
+        unix_tokio: Tokio, Tokio, Unix;
+        unix_async_std: AsyncStd, AsyncStd, Unix;
+        unix_smol: Smol, Smol, Unix;
+        unix_mio: Mio, Mio, Unix;
+        unix_mio_server_smol_client: Mio, Smol, Unix;
+
+        tls_tokio: Tokio, Tokio, Tls;
+        tls_async_std: AsyncStd, AsyncStd, Tls;
+        tls_smol: Smol, Smol, Tls;
+        tls_mio: Mio, Mio, Tls;
+        tls_tokio_server_mio_client: Tokio, Mio, Tls;
+        tls_mio_server_async_std_client: Mio, AsyncStd, Tls;
+        tls_async_std_server_smol_client: AsyncStd, Smol, Tls;
+        tls_smol_server_tokio_client: Smol, Tokio, Tls;
+    }
+}
+
+/// A server alone, against raw peers: every runtime, every transport.
+mod server_side {
+    use super::*;
+
+    matrix! {
+        [close_linger_ends_a_flush_the_peer_never_reads]
+        tokio: Tokio, Tokio, Tcp;
+        async_std: AsyncStd, AsyncStd, Tcp;
+        smol: Smol, Smol, Tcp;
+        mio: Mio, Mio, Tcp;
+        unix_tokio: Tokio, Tokio, Unix;
+        unix_async_std: AsyncStd, AsyncStd, Unix;
+        unix_smol: Smol, Smol, Unix;
+        unix_mio: Mio, Mio, Unix;
+        tls_tokio: Tokio, Tokio, Tls;
+        tls_async_std: AsyncStd, AsyncStd, Tls;
+        tls_smol: Smol, Smol, Tls;
+        tls_mio: Mio, Mio, Tls;
+    }
+
+    /// A raw peer writing from one thread while it reads on another: TCP
+    /// and Unix sockets.
+    mod plain {
+        use super::*;
+
+        matrix! {
+            [pipelined_frames_arrive_whole_and_in_order]
+            tokio: Tokio, Tokio, Tcp;
+            async_std: AsyncStd, AsyncStd, Tcp;
+            smol: Smol, Smol, Tcp;
+            mio: Mio, Mio, Tcp;
+            unix_tokio: Tokio, Tokio, Unix;
+            unix_async_std: AsyncStd, AsyncStd, Unix;
+            unix_smol: Smol, Smol, Unix;
+            unix_mio: Mio, Mio, Unix;
+        }
+    }
+}
+
+/// TLS, both sides: client certificates, untrusted servers, plain
+/// clients, close_notify from the client.
+mod tls_both_sides {
+    use super::*;
+
+    matrix! {
+        [
+            a_client_certificate_when_required_and_presented_is_served,
+            a_missing_client_certificate_reaches_no_handler,
+            an_untrusted_server_certificate_fails_connect_with_the_reason,
+            a_plain_client_on_a_tls_port_gets_no_frame_through,
+            a_client_sends_close_notify_on_close,
+        ]
+        tokio: Tokio, Tokio, Tls;
+        async_std: AsyncStd, AsyncStd, Tls;
+        smol: Smol, Smol, Tls;
+        mio: Mio, Mio, Tls;
+        tokio_server_mio_client: Tokio, Mio, Tls;
+        mio_server_async_std_client: Mio, AsyncStd, Tls;
+        async_std_server_smol_client: AsyncStd, Smol, Tls;
+        smol_server_tokio_client: Smol, Tokio, Tls;
+    }
+}
+
+/// TLS, a server against raw peers: garbage, stalled handshakes,
+/// close_notify, shutdown in the middle of handshakes.
+mod tls_server_side {
+    use super::*;
+
+    matrix! {
+        [
+            garbage_before_the_handshake_is_closed_and_the_server_serves_on,
+            stalled_handshakes_are_cut_at_the_timeout_while_others_are_served,
+            the_server_sends_close_notify_when_a_session_ends,
+            shutdown_ends_tls_sessions_and_cuts_handshakes,
+            a_64_mib_file_round_trips_both_ways,
+        ]
+        tokio: Tokio, Tokio, Tls;
+        async_std: AsyncStd, AsyncStd, Tls;
+        smol: Smol, Smol, Tls;
+        mio: Mio, Mio, Tls;
+    }
+}
+
+/// The PROXY protocol: every runtime, plain and under TLS.
+mod proxy_protocol {
+    use super::*;
+
+    matrix! {
+        [
+            proxy_v1_names_the_peer_and_the_balancer_is_the_proxy,
+            proxy_v2_with_the_first_bytes_in_the_same_write_loses_none,
+            proxy_a_missing_or_invalid_header_is_refused_before_any_handler,
+            proxy_a_stalled_header_is_cut_at_the_handshake_timeout,
+            proxy_health_checks_are_closed_quietly_without_a_handler,
+        ]
+        tokio: Tokio, Tokio, Tcp;
+        async_std: AsyncStd, AsyncStd, Tcp;
+        smol: Smol, Smol, Tcp;
+        mio: Mio, Mio, Tcp;
+        tls_tokio: Tokio, Tokio, Tls;
+        tls_async_std: AsyncStd, AsyncStd, Tls;
+        tls_smol: Smol, Smol, Tls;
+        tls_mio: Mio, Mio, Tls;
+    }
 }

@@ -8,10 +8,8 @@
 //! in `hostile_load.rs`, the descriptor-exhaustion test (which lowers a
 //! process-wide limit) in `hostile_fds.rs`.
 
-#[path = "support/hostile.rs"]
-mod hostile;
-#[path = "support/recorder.rs"]
-mod recorder;
+use tej_test_support::hostile;
+use tej_test_support::recorder;
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};

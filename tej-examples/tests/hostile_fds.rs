@@ -8,10 +8,8 @@
 //! In its own test binary because the limit is process-wide, and one
 //! runtime at a time (a lock) for the same reason.
 
-#[path = "support/hostile.rs"]
-mod hostile;
-#[path = "support/recorder.rs"]
-mod recorder;
+use tej_test_support::hostile;
+use tej_test_support::recorder;
 
 use std::fs::File;
 use std::io::{self, Write};

@@ -12,10 +12,8 @@
 //! of connects must not leave clients waiting on the accept queue, and an
 //! idle connection must cost the server little memory.
 
-#[path = "support/hostile.rs"]
-mod hostile;
-#[path = "support/recorder.rs"]
-mod recorder;
+use tej_test_support::hostile;
+use tej_test_support::recorder;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};

@@ -11,10 +11,7 @@
 //! to end. The attackers are raw loopback sockets. Every wait is bounded;
 //! the figures are printed (`--nocapture`) as `hostile_memory: ...` lines.
 
-#[path = "support/hostile.rs"]
-mod hostile;
-#[path = "support/recorder.rs"]
-mod recorder;
+use tej_test_support::hostile;
 
 use std::ffi::OsString;
 use std::io::{self, BufRead, BufReader, Read, Write};

@@ -3,8 +3,7 @@
 //! trickled in under the idle timeout, a plain TEJ frame. None of them
 //! reaches a handler; a good TLS client is served before and after.
 
-#[path = "support/recorder.rs"]
-mod recorder;
+use tej_test_support::recorder;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};

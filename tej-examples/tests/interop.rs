@@ -4,10 +4,8 @@
 //! Skipped with a printed reason when Python is missing, unless
 //! `TEJ_REQUIRE_INTEROP=1` (as in CI), which turns the skip into a failure.
 
-#[path = "support/python.rs"]
-mod python;
-#[path = "support/recorder.rs"]
-mod recorder;
+use tej_test_support::python;
+use tej_test_support::recorder;
 
 use std::net::{Ipv4Addr, SocketAddr};
 

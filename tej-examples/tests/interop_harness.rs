@@ -6,8 +6,7 @@
 //! Each test skips (printing `SKIP: ...`) when no Python with `tej-protoc`
 //! can be provisioned, unless `TEJ_REQUIRE_INTEROP=1`.
 
-#[path = "support/python.rs"]
-mod python;
+use tej_test_support::python;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};

@@ -3,14 +3,16 @@
 //!
 //! In its own test binary: it lowers the process's descriptor limit.
 
-mod support;
-
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use rlimit::Resource;
-use support::{text, wait_until, Echo, Events, Peer, Running};
 use tej_mio::{Frame, SessionConfig};
+use tej_test_support::{
+    handlers::{Echo, Events},
+    mio::Running,
+    peer::{text, wait_until, Peer},
+};
 
 /// The two lowest descriptor numbers free in this process.
 fn two_lowest_free_fds() -> (u64, u64) {

@@ -1,17 +1,19 @@
 //! A `Driver` on the test's own `Poll`, next to a source of its own:
 //! many client sessions, senders on another thread, a timer.
 
-mod support;
-
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use support::{text, Echo, Events, Running};
 use tej_mio::mio::net::{TcpStream, UdpSocket};
 use tej_mio::mio::{Events as MioEvents, Interest, Poll, Token, Waker};
 use tej_mio::{
     Connection, DisconnectReason, Driver, Frame, FrameBuilder, Handler, Session, SessionConfig,
     Status,
+};
+use tej_test_support::{
+    handlers::{Echo, Events},
+    mio::Running,
+    peer::{text, PATIENCE},
 };
 
 const CLIENTS: usize = 200;
@@ -122,7 +124,7 @@ fn many_sessions_on_a_loop_of_our_own() {
     let mut own_events = 0;
 
     let mut events = MioEvents::with_capacity(256);
-    let give_up = Instant::now() + support::PATIENCE;
+    let give_up = Instant::now() + PATIENCE;
     while !driver.is_empty() {
         assert!(
             Instant::now() < give_up,

@@ -1,14 +1,16 @@
 //! Frames far larger than the socket buffers, to readers that read slowly:
 //! every write is partial, and not a byte may be lost or reordered.
 
-mod support;
-
 use std::net::TcpListener;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use support::{join, text, Collect, Events, Peer, Running};
 use tej_mio::{Client, Connection, Frame, FrameBuilder, Handler, Sender, SessionConfig, Status};
+use tej_test_support::{
+    handlers::{Collect, Events},
+    mio::{join, Running},
+    peer::{pattern, text, Peer, PATIENCE},
+};
 
 const LEN: usize = 16 << 20;
 
@@ -18,7 +20,7 @@ struct Flood(mpsc::Sender<Sender>);
 impl Handler for Flood {
     fn connected(&mut self, conn: &mut Connection<'_>) {
         let frame = FrameBuilder::new(Status::DEFAULT)
-            .file("big.bin", support::pattern(LEN, 42))
+            .file("big.bin", pattern(LEN, 42))
             .file("small.txt", &b"after the big one"[..])
             .message("flood")
             .build();
@@ -33,7 +35,7 @@ fn a_large_frame_reaches_a_slow_reader_intact() {
     let (handover, handed) = mpsc::channel();
     let server = Running::start(SessionConfig::default(), move || Flood(handover.clone()));
     let mut peer = Peer::connect(server.addr);
-    let sender = handed.recv_timeout(support::PATIENCE).unwrap();
+    let sender = handed.recv_timeout(PATIENCE).unwrap();
     // Queued from another thread while the flood is still being written:
     // it must come after it, whole.
     sender.send_blocking(Frame::message("third")).unwrap();
@@ -51,7 +53,7 @@ fn a_large_frame_reaches_a_slow_reader_intact() {
     let data = first.files[0].data().unwrap();
     assert_eq!(data.len(), LEN);
     assert!(
-        data[..] == support::pattern(LEN, 42)[..],
+        data[..] == pattern(LEN, 42)[..],
         "the large file arrived changed"
     );
     assert_eq!(&first.files[1].data().unwrap()[..], b"after the big one");
@@ -83,7 +85,7 @@ fn a_client_flushes_a_large_frame_to_a_slow_server_before_closing() {
     let client = Client::connect(addr, Collect(events.clone())).unwrap();
     let sender = client.sender();
     let big = FrameBuilder::new(Status::new(9).unwrap())
-        .file("big.bin", support::pattern(LEN, 7))
+        .file("big.bin", pattern(LEN, 7))
         .message("big")
         .build();
     sender.send_blocking(big.clone()).unwrap();

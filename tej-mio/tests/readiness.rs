@@ -3,18 +3,20 @@
 //! that only returns `WouldBlock`; and an end of stream that arrived with
 //! the last bytes is still seen.
 
-mod support;
-
 use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use support::{wait_until, Collect, Events, Mirror, Running};
 use tej_mio::mio::event::Source;
 use tej_mio::mio::{Interest, Registry, Token};
 use tej_mio::{Client, Connection, Frame, Handler, SessionConfig, Stream};
+use tej_test_support::{
+    handlers::{Collect, Events, Mirror},
+    mio::Running,
+    peer::{wait_until, PATIENCE},
+};
 
 /// A mio TCP stream that counts the reads that returned `WouldBlock`, and
 /// says short reads drain it or not as told.
@@ -116,7 +118,7 @@ fn would_block_reads(addr: SocketAddr, trips: u64) -> u64 {
         done: done_tx,
     };
     let client = Client::from_stream(stream, handler, SessionConfig::default()).unwrap();
-    done.recv_timeout(support::PATIENCE)
+    done.recv_timeout(PATIENCE)
         .expect("the round trips did not finish");
     let counted = counter.load(Ordering::Relaxed);
     client.close();

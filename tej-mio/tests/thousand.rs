@@ -3,15 +3,16 @@
 //! In its own test binary so that the peak RSS it prints is this test's.
 //! `cargo test -p tej-mio --test thousand -- --nocapture` shows the figures.
 
-mod support;
-
 use std::net::TcpStream;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::Instant;
 
-use support::{text, wait_until, Peer, Running};
 use tej_mio::{Connection, DisconnectReason, Frame, FrameBuilder, Handler, SessionConfig, Status};
+use tej_test_support::{
+    mio::Running,
+    peer::{pattern, peak_rss_kib, text, wait_until, Peer},
+};
 
 const CLIENTS: usize = 1000;
 const THREADS: usize = 4;
@@ -100,10 +101,7 @@ fn a_thousand_concurrent_clients() {
                 for round in 0..ROUNDS {
                     for (peer, id) in peers.iter_mut().zip(&ids) {
                         let frame = FrameBuilder::new(status_of(*id))
-                            .file(
-                                "f.bin",
-                                support::pattern(FILE_LEN, (id * ROUNDS + round) as u64),
-                            )
+                            .file("f.bin", pattern(FILE_LEN, (id * ROUNDS + round) as u64))
                             .message(format!("c{id}-r{round}"))
                             .build();
                         peer.send(&frame);
@@ -114,7 +112,7 @@ fn a_thousand_concurrent_clients() {
                         assert_eq!(echo.status, status_of(*id));
                         assert_eq!(
                             echo.files[0].data().unwrap()[..],
-                            support::pattern(FILE_LEN, (id * ROUNDS + round) as u64)[..]
+                            pattern(FILE_LEN, (id * ROUNDS + round) as u64)[..]
                         );
                         echoes.fetch_add(1, Ordering::SeqCst);
                     }
@@ -145,7 +143,7 @@ fn a_thousand_concurrent_clients() {
     assert_eq!(echoes.load(Ordering::SeqCst), CLIENTS * ROUNDS);
     assert_eq!(counts.disconnected.load(Ordering::SeqCst), CLIENTS);
     let total = started.elapsed();
-    let rss = support::peak_rss_kib().map_or("unknown".to_string(), |kib| {
+    let rss = peak_rss_kib().map_or("unknown".to_string(), |kib| {
         format!("{:.1} MiB", kib as f64 / 1024.0)
     });
     eprintln!(

@@ -1,8 +1,7 @@
 //! Test support for interop tests against the Python reference implementation
 //! (`tej-protoc==0.2.4`).
 //!
-//! Include it from an integration test with
-//! `#[path = "support/python.rs"] mod python;` and then:
+//! Use it from an integration test as `use tej_test_support::python;`, then:
 //!
 //! ```ignore
 //! let Some(py) = python::reference_python() else { return }; // SKIP printed
@@ -25,7 +24,6 @@
 //! [`ReferencePeer`] runs `tests/interop/reference_peer.py` (whose header
 //! documents the JSON event lines and the command-line actions) and reads its
 //! events on a background thread. The child is killed when the value is dropped.
-#![allow(dead_code)]
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -47,10 +45,10 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 /// Environment variable that turns a skip into a test failure.
 pub const REQUIRE_ENV: &str = "TEJ_REQUIRE_INTEROP";
 
-/// The workspace root (the parent of this crate's manifest directory).
+/// The workspace root (two levels above this crate's manifest directory,
+/// `tej-examples/test-support`).
 pub fn workspace_root() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().unwrap_or(manifest).to_path_buf()
+    crate::workspace_root()
 }
 
 /// Where the reference virtualenv lives: `<workspace>/target/interop-venv`
@@ -61,7 +59,8 @@ pub fn venv_dir() -> PathBuf {
 
 /// Path of `reference_peer.py`.
 pub fn peer_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    workspace_root()
+        .join("tej-examples")
         .join("tests")
         .join("interop")
         .join("reference_peer.py")

@@ -1,7 +1,6 @@
 //! Shared pieces of the hostile-peer suites (`hostile*.rs`): which runtimes
 //! to attack, memory and panic watching, raw loopback peers, and a
 //! well-behaved client that proves the server still serves.
-#![allow(dead_code)]
 
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, Shutdown, SocketAddr, TcpStream};

@@ -1,6 +1,7 @@
 //! A handler that records every callback, for tests of any adapter.
-#![allow(dead_code)]
 
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
@@ -104,8 +105,13 @@ pub enum Seen {
 pub struct Record {
     inner: Arc<(Mutex<Vec<Seen>>, Condvar)>,
     senders: Arc<Mutex<Vec<Sender>>>,
-    files_started: Arc<std::sync::atomic::AtomicUsize>,
+    addrs: Arc<Mutex<Vec<Addrs>>>,
+    files_started: Arc<AtomicUsize>,
+    made: Arc<AtomicUsize>,
 }
+
+/// A connection's peer and proxy addresses, as `connected` saw them.
+pub type Addrs = (Option<SocketAddr>, Option<SocketAddr>);
 
 impl Record {
     pub fn push(&self, seen: Seen) {
@@ -161,7 +167,17 @@ impl Record {
     /// How many file headers have arrived (`file_target` calls), frames
     /// finished or not.
     pub fn files_started(&self) -> usize {
-        self.files_started.load(std::sync::atomic::Ordering::SeqCst)
+        self.files_started.load(Ordering::SeqCst)
+    }
+
+    /// How many handlers [`Recorder::factory`] made.
+    pub fn made(&self) -> usize {
+        self.made.load(Ordering::SeqCst)
+    }
+
+    /// `(peer_addr, proxy_addr)` of each connection seen, in order.
+    pub fn addrs(&self) -> Vec<Addrs> {
+        self.addrs.lock().unwrap().clone()
     }
 
     /// Senders of the connections seen so far, in connection order.
@@ -198,6 +214,16 @@ pub struct Recorder {
     pub spool_dir: Option<std::path::PathBuf>,
     /// Answer every frame with its [`content_digest`] as the message.
     pub echo_digest: bool,
+    /// Answer every frame with its message after "echo: ".
+    pub echo: bool,
+    /// Send every frame back as it came, files and all.
+    pub mirror: bool,
+    /// Panic on a frame whose message is "boom" (after recording it).
+    pub panic_on_boom: bool,
+    /// Panic in `connected` (after recording it).
+    pub panic_on_connect: bool,
+    /// Close the connection in `connected`, after the greeting.
+    pub close_on_connect: bool,
 }
 
 impl Recorder {
@@ -207,15 +233,30 @@ impl Recorder {
             ..Recorder::default()
         }
     }
+
+    /// A server's handler factory: a clone of this recorder per connection,
+    /// counted in its record's [`made`](Record::made).
+    pub fn factory(self) -> impl FnMut() -> Recorder + Send + 'static {
+        move || {
+            self.record.made.fetch_add(1, Ordering::SeqCst);
+            self.clone()
+        }
+    }
 }
 
 impl Handler for Recorder {
     fn connected(&mut self, conn: &mut Connection<'_>) {
         // The sender first: a test that sees `Connected` may take it at once.
         self.record.senders.lock().unwrap().push(conn.sender());
+        let addrs = (conn.peer_addr(), conn.proxy_addr());
+        self.record.addrs.lock().unwrap().push(addrs);
         self.record.push(Seen::Connected);
+        assert!(!self.panic_on_connect, "deliberate panic in connected");
         for frame in &self.greeting {
             conn.send(frame.clone()).expect("greeting queued");
+        }
+        if self.close_on_connect {
+            conn.close();
         }
         if self.push_on_connect > 0 {
             let sender = conn.sender();
@@ -234,9 +275,20 @@ impl Handler for Recorder {
     }
 
     fn received(&mut self, conn: &mut Connection<'_>, frame: Frame) {
-        self.record.push(Seen::Received(FrameSummary::of(&frame)));
+        let summary = FrameSummary::of(&frame);
+        let boom = self.panic_on_boom && summary.message_text() == "boom";
+        self.record.push(Seen::Received(summary));
+        assert!(!boom, "asked to panic");
         if let Some(reply) = &self.reply {
             conn.send(reply.clone()).expect("reply queued");
+        }
+        if self.echo {
+            let text = crate::peer::text(&frame);
+            conn.send(Frame::message(format!("echo: {text}")))
+                .expect("echo queued");
+        }
+        if self.mirror {
+            conn.send(frame.clone()).expect("mirror queued");
         }
         if self.echo_digest {
             conn.send(Frame::message(content_digest(&frame)))
@@ -253,9 +305,7 @@ impl Handler for Recorder {
     }
 
     fn file_target(&mut self, _name: &str, _size: u64, _index: usize) -> tej_core::FileTarget {
-        self.record
-            .files_started
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.record.files_started.fetch_add(1, Ordering::SeqCst);
         match &self.spool_dir {
             Some(dir) => tej_net::spool::to_dir(dir.clone()),
             None => tej_core::FileTarget::Memory,

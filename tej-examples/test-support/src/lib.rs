@@ -1,0 +1,38 @@
+//! What the tej-rs test suites share, in one crate (as h2's `h2-support`):
+//! the cross-runtime matrix and the hostile suites in `tej-examples/tests`,
+//! and the adapter-specific tests of tej-tokio, tej-async-std and tej-mio.
+//!
+//! - [`recorder`]: a handler that records every callback, and waits on it.
+//! - [`handlers`]: small handlers logging to [`handlers::Events`] (echo,
+//!   collect, mirror).
+//! - [`peer`]: a plain blocking TEJ peer, deterministic payloads, bounded waits.
+//! - [`tls`]: the test certificates of `testdata/tls` as rustls configurations.
+//! - [`proxy`]: PROXY protocol v1/v2 headers, as a load balancer writes them.
+//! - [`python`]: the Python reference peer (`tej-protoc`), provisioned on demand.
+//! - `hostile` (feature `facade`): attacks over the blocking runtime facade.
+//! - `mio` (feature `mio`): a tej-mio server on a thread of its own.
+// Test helpers: their names say what they are.
+#![allow(missing_docs)]
+
+use std::path::PathBuf;
+
+pub mod handlers;
+#[cfg(feature = "facade")]
+pub mod hostile;
+#[cfg(feature = "mio")]
+pub mod mio;
+pub mod peer;
+pub mod proxy;
+pub mod python;
+pub mod recorder;
+pub mod tls;
+
+/// The workspace's root directory.
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
+}
+
+/// A file of the workspace's `testdata` directory.
+pub fn testdata(path: &str) -> PathBuf {
+    workspace_root().join("testdata").join(path)
+}
