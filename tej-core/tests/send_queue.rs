@@ -421,3 +421,36 @@ fn every_waiter_of_a_tracked_frame_is_woken() {
         ));
     }
 }
+
+#[test]
+fn the_outbox_takes_from_the_queue_only_what_fits_under_its_high_water() {
+    let mut client = started(
+        Collect::default(),
+        SessionConfig::default().outbox_high_water(1000),
+    );
+    let sender = client.sender();
+    let frame = |n: u8| {
+        FrameBuilder::new(Status::DEFAULT)
+            .file("f", vec![n; 900])
+            .build()
+    };
+    sender.send_blocking(frame(1)).unwrap();
+    client.poll_queue(Waker::noop());
+    let first = client.queued_bytes();
+    assert_eq!(first, frame(1).encoded_len(), "an empty outbox takes it");
+    sender.send_blocking(frame(2)).unwrap();
+    client.poll_queue(Waker::noop());
+    assert_eq!(
+        client.queued_bytes(),
+        first,
+        "a frame over the room waits in the queue while the outbox is not empty"
+    );
+    assert!(sender.queued_bytes() > 0);
+    // Written out, the outbox is empty again: the second frame goes.
+    let collect = Collect::default();
+    let mut server = started(collect.clone(), SessionConfig::default());
+    write_all(&mut client, &mut server);
+    client.poll_queue(Waker::noop());
+    write_all(&mut client, &mut server);
+    assert_eq!(collect.frames(), [frame(1), frame(2)]);
+}

@@ -968,3 +968,20 @@ fn does_file_io_while_a_body_goes_to_a_sink_or_a_file_is_sent_from_a_source() {
     }
     assert!(!session.does_file_io());
 }
+
+#[test]
+fn pings_to_a_peer_that_reads_nothing_stop_at_the_high_water() {
+    let (handler, _) = Recorder::new();
+    let config = SessionConfig::default()
+        .ping_interval(Some(secs(1)))
+        .outbox_high_water(100);
+    let mut session = Session::new(handler, config);
+    session.start(secs(0));
+    for t in 1..=100 {
+        session.handle_timeout(secs(t));
+    }
+    // Pings are queued until the outbox reaches its high water, not one
+    // more: 6 pings of 18 bytes, not 100.
+    assert_eq!(session.queued_bytes(), 6 * 18);
+    assert!(session.is_open());
+}

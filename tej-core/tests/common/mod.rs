@@ -8,6 +8,18 @@ pub mod store;
 
 use tej_core::{Assembler, DecodeError, Decoder, Event, Frame};
 
+/// How many cases a property test runs: `normal`, or a handful under Miri,
+/// which interprets every step some thousand times slower. Miri looks for
+/// undefined behaviour on the paths taken, not for rare inputs: a few
+/// cases cover the code the property test reaches.
+pub const fn cases(normal: u32) -> u32 {
+    if cfg!(miri) {
+        4
+    } else {
+        normal
+    }
+}
+
 /// An owned copy of an [`Event`], with payload pieces kept as they came.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OwnedEvent {

@@ -324,9 +324,10 @@ impl Receiver {
     }
 
     /// The driver's side, under one lock: registers `exchange.waker`, moves
-    /// queued entries into `taken`, in order, until their costs reach
-    /// `exchange.room` (with room, the first is always taken), wakes the
-    /// senders waiting for room, and records whether the driver parks.
+    /// queued entries into `taken`, in order, while their costs fit
+    /// `exchange.room` (into an empty outbox, the first is taken whatever
+    /// its cost, so that a frame larger than the room still goes), wakes
+    /// the senders waiting for room, and records whether the driver parks.
     /// Returns whether a close was asked.
     pub(crate) fn exchange(&self, exchange: Exchange<'_>, taken: &mut Vec<Queued>) -> bool {
         let mut queue = self.sender.shared.lock();
@@ -339,10 +340,9 @@ impl Receiver {
         let mut taken_cost = 0usize;
         let due = exchange.take_all || queue.is_due();
         while let Some(cost) = queue.frames.front_cost() {
-            if !due
-                || exchange.room == 0
-                || (taken_cost > 0 && taken_cost.saturating_add(cost) > exchange.room)
-            {
+            let fits = taken_cost.saturating_add(cost) <= exchange.room
+                || (taken_cost == 0 && exchange.outbox_empty);
+            if !due || exchange.room == 0 || !fits {
                 break;
             }
             if let Some(queued) = queue.frames.pop_front() {
@@ -404,7 +404,8 @@ impl Receiver {
 pub(crate) struct Exchange<'a> {
     /// The waker to wake when the driver is parked and a frame arrives.
     pub(crate) waker: Option<&'a Waker>,
-    /// Cost of entries the outbox can take now; 0 takes nothing.
+    /// Cost of entries the outbox can take now; 0 takes nothing. An entry
+    /// that does not fit waits until it does, or until the outbox is empty.
     pub(crate) room: usize,
     /// Whether the outbox is empty: with nothing taken, the driver parks.
     pub(crate) outbox_empty: bool,
