@@ -56,6 +56,8 @@ mod run;
 #[cfg(feature = "std")]
 mod send_queue;
 #[cfg(feature = "std")]
+mod sync;
+#[cfg(feature = "std")]
 mod unwritten;
 
 use core::time::Duration;

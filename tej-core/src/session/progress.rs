@@ -2,15 +2,15 @@
 //! [`Sender::send_tracked`](crate::Sender::send_tracked), fed by the outbox
 //! as the connection writes. A leaf: knows nothing of the queue or session.
 
-use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::future::Future;
 use core::pin::Pin;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::Ordering;
 use core::task::{Context, Poll, Waker};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::PoisonError;
 
 use crate::frame::Frame;
+use crate::session::sync::{Arc, AtomicU64, Condvar, Mutex, MutexGuard};
 use crate::wire::{FILE_HEADER_FIXED_LEN, FRAME_HEADER_LEN};
 
 /// The connection ended before the whole frame was written. The frame

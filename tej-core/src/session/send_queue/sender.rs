@@ -1,11 +1,9 @@
 //! The cross-thread [`Sender`]: a bounded queue of frames for one connection.
 
-use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll, Waker};
-use std::sync::{Condvar, Mutex};
 
 use bytes::BytesMut;
 
@@ -13,6 +11,7 @@ use crate::frame::Frame;
 use crate::session::error::SendError;
 use crate::session::progress::{SendProgress, Tracker};
 use crate::session::run::small_frame_cost;
+use crate::session::sync::{Arc, Condvar, Mutex};
 
 use super::entries::{Entries, Pending, Queued};
 use super::queue::{Flush, Queue, Shared};
