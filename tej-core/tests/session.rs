@@ -524,6 +524,10 @@ fn dropping_an_open_session_reports_dropped() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "a 1 MB file through two sessions: minutes interpreted; does_file_io_while_... runs the same source and sink paths"
+)]
 fn files_stream_from_a_source_and_into_a_sink() {
     let content: Vec<u8> = (0..1_000_000u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
@@ -642,6 +646,10 @@ fn frame_sent_on_connect_is_rejected_when_invalid_and_returned() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "20,000 frames across two threads against a 30 s deadline: too slow interpreted; tests/loom.rs checks the blocking path"
+)]
 fn blocked_senders_are_released_whenever_the_session_takes_frames() {
     const FRAMES: usize = 20_000;
     let (server_handler, server_log) = Recorder::new();

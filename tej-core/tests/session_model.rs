@@ -565,10 +565,7 @@ fn poll_once(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig {
-        cases: common::cases(512),
-        ..ProptestConfig::default()
-    })]
+    #![proptest_config(common::proptest_config(512))]
 
     #[test]
     fn the_session_follows_its_reference_model(

@@ -20,6 +20,16 @@ pub const fn cases(normal: u32) -> u32 {
     }
 }
 
+/// A property test's configuration: [`cases`]`(normal)` cases, and under
+/// Miri no file of failures kept (its isolation forbids the file system).
+pub fn proptest_config(normal: u32) -> proptest::test_runner::Config {
+    let mut config = proptest::test_runner::Config::with_cases(cases(normal));
+    if cfg!(miri) {
+        config.failure_persistence = None;
+    }
+    config
+}
+
 /// An owned copy of an [`Event`], with payload pieces kept as they came.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OwnedEvent {
