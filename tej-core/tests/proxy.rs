@@ -4,6 +4,8 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+mod common;
+
 use proptest::prelude::*;
 use tej_core::proxy::{
     ProxyAddresses, ProxyCommand, ProxyDecoder, ProxyError, ProxyHeader, ProxyTransport,
@@ -926,7 +928,7 @@ fn tlvs() -> impl Strategy<Value = Vec<(u8, Vec<u8>)>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    #![proptest_config(common::proptest_config(512))]
 
     #[test]
     fn round_trip(

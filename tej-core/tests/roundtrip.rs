@@ -153,7 +153,7 @@ fn decode_checked(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(common::proptest_config(256))]
 
     #[test]
     fn any_frame_roundtrips_in_any_split(frame in arb_frame(), split in arb_split()) {

@@ -385,3 +385,72 @@ fn frames_batched_after_the_connection_ended_come_back() {
     expected.push(Frame::message("last"));
     assert_eq!(sender.take_unsent(), expected);
 }
+
+#[test]
+fn every_waiter_of_a_tracked_frame_is_woken() {
+    let mut client = started(Collect::default(), SessionConfig::default());
+    let sender = client.sender();
+    let frame = FrameBuilder::new(Status::DEFAULT)
+        .file("a.bin", vec![1u8; 1000])
+        .build();
+    let progress = sender.send_tracked_blocking(frame).unwrap();
+    let clone = progress.clone();
+    // Two tasks wait, one on the handle and one on a clone; a third polls
+    // twice with the same waker (registered once).
+    let counts: Vec<Arc<WakeCount>> = (0..3).map(|_| Arc::default()).collect();
+    let wakers: Vec<Waker> = counts.iter().map(|c| Waker::from(c.clone())).collect();
+    let mut first = std::pin::pin!(progress.written());
+    let mut second = std::pin::pin!(clone.written());
+    let mut third = std::pin::pin!(progress.written());
+    let poll = |future: std::pin::Pin<&mut tej_core::Written<'_>>, waker: &Waker| {
+        future.poll(&mut std::task::Context::from_waker(waker))
+    };
+    assert!(poll(first.as_mut(), &wakers[0]).is_pending());
+    assert!(poll(second.as_mut(), &wakers[1]).is_pending());
+    assert!(poll(third.as_mut(), &wakers[2]).is_pending());
+    assert!(poll(third.as_mut(), &wakers[2]).is_pending());
+    client.poll_queue(Waker::noop());
+    let mut server = started(Collect::default(), SessionConfig::default());
+    write_all(&mut client, &mut server);
+    let woken: Vec<usize> = counts.iter().map(|c| c.get()).collect();
+    assert_eq!(woken, [1, 1, 1], "each waiter woken once");
+    for future in [first, second, third] {
+        assert!(matches!(
+            poll(future, Waker::noop()),
+            std::task::Poll::Ready(Ok(()))
+        ));
+    }
+}
+
+#[test]
+fn the_outbox_takes_from_the_queue_only_what_fits_under_its_high_water() {
+    let mut client = started(
+        Collect::default(),
+        SessionConfig::default().outbox_high_water(1000),
+    );
+    let sender = client.sender();
+    let frame = |n: u8| {
+        FrameBuilder::new(Status::DEFAULT)
+            .file("f", vec![n; 900])
+            .build()
+    };
+    sender.send_blocking(frame(1)).unwrap();
+    client.poll_queue(Waker::noop());
+    let first = client.queued_bytes();
+    assert_eq!(first, frame(1).encoded_len(), "an empty outbox takes it");
+    sender.send_blocking(frame(2)).unwrap();
+    client.poll_queue(Waker::noop());
+    assert_eq!(
+        client.queued_bytes(),
+        first,
+        "a frame over the room waits in the queue while the outbox is not empty"
+    );
+    assert!(sender.queued_bytes() > 0);
+    // Written out, the outbox is empty again: the second frame goes.
+    let collect = Collect::default();
+    let mut server = started(collect.clone(), SessionConfig::default());
+    write_all(&mut client, &mut server);
+    client.poll_queue(Waker::noop());
+    write_all(&mut client, &mut server);
+    assert_eq!(collect.frames(), [frame(1), frame(2)]);
+}

@@ -567,6 +567,10 @@ fn dropping_an_open_session_reports_dropped() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "a 1 MB file through two sessions: minutes interpreted; does_file_io_while_... runs the same source and sink paths"
+)]
 fn files_stream_from_a_source_and_into_a_sink() {
     let content: Vec<u8> = (0..1_000_000u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 24) as u8)
@@ -685,6 +689,10 @@ fn frame_sent_on_connect_is_rejected_when_invalid_and_returned() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "20,000 frames across two threads against a 30 s deadline: too slow interpreted; tests/loom.rs checks the blocking path"
+)]
 fn blocked_senders_are_released_whenever_the_session_takes_frames() {
     const FRAMES: usize = 20_000;
     let (server_handler, server_log) = Recorder::new();
@@ -1010,4 +1018,21 @@ fn does_file_io_while_a_body_goes_to_a_sink_or_a_file_is_sent_from_a_source() {
         session.advance(len);
     }
     assert!(!session.does_file_io());
+}
+
+#[test]
+fn pings_to_a_peer_that_reads_nothing_stop_at_the_high_water() {
+    let (handler, _) = Recorder::new();
+    let config = SessionConfig::default()
+        .ping_interval(Some(secs(1)))
+        .outbox_high_water(100);
+    let mut session = Session::new(handler, config);
+    session.start(secs(0));
+    for t in 1..=100 {
+        session.handle_timeout(secs(t));
+    }
+    // Pings are queued until the outbox reaches its high water, not one
+    // more: 6 pings of 18 bytes, not 100.
+    assert_eq!(session.queued_bytes(), 6 * 18);
+    assert!(session.is_open());
 }

@@ -27,11 +27,12 @@
 //!
 //! ```text
 //! max(read_buffer_len, bulk_read_len) + read_buffer_len
-//!   + outbox_high_water + R + send_queue_capacity + F + A
+//!   + max(outbox_high_water, send_queue_capacity, F) + R
+//!   + send_queue_capacity + F + A
 //! ```
 //!
-//! where `R` is what one callback sends, `F` one frame over the send
-//! queue's capacity (both this side's own frames) and `A` the frame being
+//! where `R` is what one callback sends (and a ping), `F` one frame over
+//! the send queue's capacity (both this side's own frames) and `A` the frame being
 //! received, at most `max_frame_size + max_file_count × max_name_len` plus
 //! a few dozen bytes per file. The derivation, the defaults' figures and
 //! what a PROXY header or TLS adds are in [`memory`].
@@ -54,6 +55,8 @@ mod progress;
 mod run;
 #[cfg(feature = "std")]
 mod send_queue;
+#[cfg(feature = "std")]
+mod sync;
 #[cfg(feature = "std")]
 mod unwritten;
 
@@ -450,8 +453,14 @@ impl<H: Handler> Session<H> {
                 Some(Due::Idle) => self.begin_close(DisconnectReason::IdleTimeout),
                 Some(Due::Stall) => self.begin_close(DisconnectReason::StallTimeout),
                 Some(Due::Frame) => self.begin_close(DisconnectReason::FrameTimeout),
-                Some(Due::Ping) => self.queue_own(Frame::ping()),
-                None => {}
+                // A peer that reads nothing gets no more pings: queued
+                // behind what waits, they would only grow the outbox.
+                Some(Due::Ping)
+                    if self.link.outbox.memory_len() < self.config.outbox_high_water =>
+                {
+                    self.queue_own(Frame::ping())
+                }
+                Some(Due::Ping) | None => {}
             },
             Lifecycle::Closing(_) => {
                 if self.deadlines.linger_over(now) {

@@ -2,15 +2,15 @@
 //! [`Sender::send_tracked`](crate::Sender::send_tracked), fed by the outbox
 //! as the connection writes. A leaf: knows nothing of the queue or session.
 
-use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::future::Future;
 use core::pin::Pin;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::Ordering;
 use core::task::{Context, Poll, Waker};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::PoisonError;
 
 use crate::frame::Frame;
+use crate::session::sync::{Arc, AtomicU64, Condvar, Mutex, MutexGuard};
 use crate::wire::{FILE_HEADER_FIXED_LEN, FRAME_HEADER_LEN};
 
 /// The connection ended before the whole frame was written. The frame
@@ -49,7 +49,10 @@ struct State {
 #[derive(Debug, Default)]
 struct End {
     outcome: Option<Result<(), NotWritten>>,
-    waker: Option<Waker>,
+    /// The tasks awaiting [`Written`] futures, each under its future's id:
+    /// one entry per live future, removed when it is dropped.
+    waiters: Vec<(u64, Waker)>,
+    next_waiter: u64,
 }
 
 impl State {
@@ -94,11 +97,14 @@ impl SendProgress {
     }
 
     /// Completes when the whole frame has been written, or with
-    /// [`NotWritten`] when the connection ended first. One waiter at a
-    /// time: a later `written` (or a clone's) replaces an earlier one's
-    /// waker.
+    /// [`NotWritten`] when the connection ended first. Any number of tasks
+    /// may wait, each on a `written` future of its own (from this handle or
+    /// a clone): every one is woken.
     pub fn written(&self) -> Written<'_> {
-        Written { progress: self }
+        Written {
+            progress: self,
+            waiter: None,
+        }
     }
 
     /// Blocks the thread until [`written`](Self::written) would complete.
@@ -126,22 +132,48 @@ impl SendProgress {
 #[must_use = "futures do nothing unless polled"]
 pub struct Written<'a> {
     progress: &'a SendProgress,
+    /// This future's entry among the state's waiters, once it has waited.
+    waiter: Option<u64>,
 }
 
 impl Future for Written<'_> {
     type Output = Result<(), NotWritten>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut end = self.progress.state.lock();
-        match end.outcome {
-            Some(outcome) => Poll::Ready(outcome),
-            None => {
-                match &end.waker {
-                    Some(waker) if waker.will_wake(cx.waker()) => {}
-                    _ => end.waker = Some(cx.waker().clone()),
+        let this = self.get_mut();
+        let mut end = this.progress.state.lock();
+        if let Some(outcome) = end.outcome {
+            return Poll::Ready(outcome);
+        }
+        let registered = this
+            .waiter
+            .and_then(|id| end.waiters.iter_mut().find(|(waiter, _)| *waiter == id));
+        match registered {
+            Some((_, waker)) => {
+                if !waker.will_wake(cx.waker()) {
+                    waker.clone_from(cx.waker());
                 }
-                Poll::Pending
             }
+            None => {
+                let id = end.next_waiter;
+                end.next_waiter += 1;
+                end.waiters.push((id, cx.waker().clone()));
+                this.waiter = Some(id);
+            }
+        }
+        Poll::Pending
+    }
+}
+
+impl Drop for Written<'_> {
+    /// A future given up on no longer needs waking.
+    fn drop(&mut self) {
+        if let Some(id) = self.waiter {
+            self.progress
+                .state
+                .lock()
+                .waiters
+                .retain(|(waiter, _)| *waiter != id);
         }
     }
 }
@@ -202,10 +234,10 @@ impl Tracker {
             return;
         }
         end.outcome = Some(outcome);
-        let waker = end.waker.take();
+        let waiters = core::mem::take(&mut end.waiters);
         drop(end);
         self.state.ended.notify_all();
-        if let Some(waker) = waker {
+        for (_, waker) in waiters {
             waker.wake();
         }
     }

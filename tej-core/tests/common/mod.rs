@@ -8,6 +8,28 @@ pub mod store;
 
 use tej_core::{Assembler, DecodeError, Decoder, Event, Frame};
 
+/// How many cases a property test runs: `normal`, or a handful under Miri,
+/// which interprets every step some thousand times slower. Miri looks for
+/// undefined behaviour on the paths taken, not for rare inputs: a few
+/// cases cover the code the property test reaches.
+pub const fn cases(normal: u32) -> u32 {
+    if cfg!(miri) {
+        4
+    } else {
+        normal
+    }
+}
+
+/// A property test's configuration: [`cases`]`(normal)` cases, and under
+/// Miri no file of failures kept (its isolation forbids the file system).
+pub fn proptest_config(normal: u32) -> proptest::test_runner::Config {
+    let mut config = proptest::test_runner::Config::with_cases(cases(normal));
+    if cfg!(miri) {
+        config.failure_persistence = None;
+    }
+    config
+}
+
 /// An owned copy of an [`Event`], with payload pieces kept as they came.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OwnedEvent {

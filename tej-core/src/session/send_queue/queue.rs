@@ -5,12 +5,13 @@
 
 use alloc::vec::Vec;
 use core::task::{Context, Poll, Waker};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
+use std::sync::PoisonError;
 
 use bytes::BytesMut;
 
 use crate::frame::Frame;
 use crate::session::run::{decode_run, RUN_LEN};
+use crate::session::sync::{Condvar, Mutex, MutexGuard};
 
 use super::entries::{Entries, Pending};
 

@@ -1,11 +1,9 @@
 //! The cross-thread [`Sender`]: a bounded queue of frames for one connection.
 
-use alloc::sync::Arc;
 use alloc::vec::Vec;
 use core::future::Future;
 use core::pin::Pin;
 use core::task::{Context, Poll, Waker};
-use std::sync::{Condvar, Mutex};
 
 use bytes::BytesMut;
 
@@ -13,6 +11,7 @@ use crate::frame::Frame;
 use crate::session::error::SendError;
 use crate::session::progress::{SendProgress, Tracker};
 use crate::session::run::small_frame_cost;
+use crate::session::sync::{Arc, Condvar, Mutex};
 
 use super::entries::{Entries, Pending, Queued};
 use super::queue::{Flush, Queue, Shared};
@@ -324,9 +323,10 @@ impl Receiver {
     }
 
     /// The driver's side, under one lock: registers `exchange.waker`, moves
-    /// queued entries into `taken`, in order, until their costs reach
-    /// `exchange.room` (with room, the first is always taken), wakes the
-    /// senders waiting for room, and records whether the driver parks.
+    /// queued entries into `taken`, in order, while their costs fit
+    /// `exchange.room` (into an empty outbox, the first is taken whatever
+    /// its cost, so that a frame larger than the room still goes), wakes
+    /// the senders waiting for room, and records whether the driver parks.
     /// Returns whether a close was asked.
     pub(crate) fn exchange(&self, exchange: Exchange<'_>, taken: &mut Vec<Queued>) -> bool {
         let mut queue = self.sender.shared.lock();
@@ -339,10 +339,9 @@ impl Receiver {
         let mut taken_cost = 0usize;
         let due = exchange.take_all || queue.is_due();
         while let Some(cost) = queue.frames.front_cost() {
-            if !due
-                || exchange.room == 0
-                || (taken_cost > 0 && taken_cost.saturating_add(cost) > exchange.room)
-            {
+            let fits = taken_cost.saturating_add(cost) <= exchange.room
+                || (taken_cost == 0 && exchange.outbox_empty);
+            if !due || exchange.room == 0 || !fits {
                 break;
             }
             if let Some(queued) = queue.frames.pop_front() {
@@ -404,7 +403,8 @@ impl Receiver {
 pub(crate) struct Exchange<'a> {
     /// The waker to wake when the driver is parked and a frame arrives.
     pub(crate) waker: Option<&'a Waker>,
-    /// Cost of entries the outbox can take now; 0 takes nothing.
+    /// Cost of entries the outbox can take now; 0 takes nothing. An entry
+    /// that does not fit waits until it does, or until the outbox is empty.
     pub(crate) room: usize,
     /// Whether the outbox is empty: with nothing taken, the driver parks.
     pub(crate) outbox_empty: bool,
