@@ -266,6 +266,11 @@ impl PartialFrame {
         matches!(&self.file, Some((_, Destination::Sink(sink))) if sink.blocks())
     }
 
+    /// Whether a file's body is being received.
+    pub(crate) fn in_file(&self) -> bool {
+        self.file.is_some()
+    }
+
     /// Whether a frame is in progress.
     pub(crate) fn is_started(&self) -> bool {
         self.frame.is_some()
