@@ -167,7 +167,11 @@ fn a_file_body_stops_where_the_room_ends_and_goes_on_when_it_frees() {
             // The session waits for the consumer, who frees room and wakes it.
             let wakes = *counter.0.lock().unwrap();
             received.extend(shared.lock().unwrap().consume(3_000));
-            assert_eq!(*counter.0.lock().unwrap(), wakes + 1, "freeing room wakes the session");
+            assert_eq!(
+                *counter.0.lock().unwrap(),
+                wakes + 1,
+                "freeing room wakes the session"
+            );
             continue;
         }
         offset += session.handle_input(&wire[offset..], Duration::ZERO);

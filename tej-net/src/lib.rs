@@ -15,6 +15,9 @@
 //! - [`file`](mod@file) and [`spool`]: files on disk to send, and received files
 //!   spooled to a directory, through the core's file traits;
 //! - [`tls`] (feature `rustls`): rustls errors said in one line;
+//! - [`AsyncConnection`] and [`incoming`]: a connection you await, its
+//!   frames a `Stream` and its files `AsyncRead`s, the consumer's pace
+//!   pushed back to the socket;
 //! - the async [`Server`] and [`Client`], written once over a small
 //!   [`runtime::Runtime`] trait that `tej-tokio` and `tej-async-std`
 //!   implement, with [`run_session`] for a connection of one's own.
@@ -26,8 +29,10 @@
 
 pub mod accept;
 mod client;
+mod connection;
 pub mod drive;
 pub mod file;
+pub mod incoming;
 mod listener;
 pub mod proxy;
 mod read_buffer;
@@ -40,6 +45,8 @@ pub mod spool;
 pub mod tls;
 
 pub use client::Client;
+pub use connection::AsyncConnection;
+pub use incoming::{Incoming, IncomingFile, IncomingFrame};
 pub use listener::{Acceptor, Listener, Plain};
 pub use read_buffer::ReadBuffer;
 pub use run::run_session;

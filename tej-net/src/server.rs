@@ -17,11 +17,13 @@ use futures_lite::{future, FutureExt};
 use tej_core::{Handler, Session, SessionConfig};
 
 use crate::accept::{self, ConnectionCap, ConnectionSlot};
+use crate::connection::{pair, Addresses};
+use crate::incoming::DEFAULT_BUFFER;
 use crate::listener::{Acceptor, Listener, Plain};
 use crate::proxy::HeaderRead;
 use crate::run::run_session;
 use crate::runtime::{self, PollIo, Resolve, Runtime};
-use crate::ShutdownHandle;
+use crate::{AsyncConnection, ShutdownHandle};
 
 /// A TEJ server on runtime `R`, accepting from listener `L` (TCP by
 /// default, a Unix socket, your own), each connection passed through
@@ -39,8 +41,15 @@ use crate::ShutdownHandle;
 /// connection that fails, or whose handler panics, ends alone.
 pub struct Server<R: Runtime, L = <R as Runtime>::TcpListener, A = Plain> {
     listener: L,
-    acceptor: A,
+    acceptor: Arc<A>,
     config: SessionConfig,
+    /// What an [`AsyncConnection`] buffers for its consumer.
+    incoming_buffer: usize,
+    /// Connections through their handshake, for [`accept`](Self::accept).
+    ready: Option<(
+        async_channel::Sender<AsyncConnection>,
+        async_channel::Receiver<AsyncConnection>,
+    )>,
     cap: ConnectionCap,
     shutdown: ShutdownHandle,
     /// Read a PROXY header of at most this many bytes first.
@@ -100,8 +109,10 @@ impl<R: Runtime, L: Listener<R>> Server<R, L> {
     pub fn from_listener(listener: L) -> Self {
         Server {
             listener,
-            acceptor: Plain,
+            acceptor: Arc::new(Plain),
             config: SessionConfig::default(),
+            incoming_buffer: DEFAULT_BUFFER,
+            ready: None,
             cap: ConnectionCap::default(),
             shutdown: ShutdownHandle::new(),
             proxy: None,
@@ -132,8 +143,10 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
     pub fn with_acceptor<B>(self, acceptor: B) -> Server<R, L, B> {
         Server {
             listener: self.listener,
-            acceptor,
+            acceptor: Arc::new(acceptor),
             config: self.config,
+            incoming_buffer: self.incoming_buffer,
+            ready: None,
             cap: self.cap,
             shutdown: self.shutdown,
             proxy: self.proxy,
@@ -166,6 +179,15 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
     /// [`handshake_timeout`](SessionConfig::handshake_timeout).
     pub fn with_config(mut self, config: SessionConfig) -> Self {
         self.config = config;
+        self
+    }
+
+    /// Sets how many bytes of file bodies an [`AsyncConnection`] buffers
+    /// for its consumer (default 256 KiB): beyond them the session reads
+    /// nothing until the consumer reads, and this (plus one frame) is
+    /// what the consumer adds to the connection's memory bound.
+    pub fn with_incoming_buffer(mut self, bytes: usize) -> Self {
+        self.incoming_buffer = bytes;
         self
     }
 
@@ -216,53 +238,182 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
         F: FnMut() -> H + Send + 'static,
         H: Handler + Send + 'static,
     {
-        let Server {
-            mut listener,
-            acceptor,
-            config,
-            cap,
-            shutdown,
-            proxy,
-            runtime: _,
-        } = self;
-        let acceptor = Arc::new(acceptor);
         let new_handler = Arc::new(Mutex::new(new_handler));
+        self.serve_with(move |open: Handshaken<A::Stream>| {
+            let new_handler = Arc::clone(&new_handler);
+            async move {
+                let peer = open.addresses.peer;
+                let session = AssertUnwindSafe(async {
+                    let handler = {
+                        // A factory that panicked once is still the user's to call.
+                        let mut new_handler =
+                            new_handler.lock().unwrap_or_else(PoisonError::into_inner);
+                        (*new_handler)()
+                    };
+                    let session = open.addresses.apply(Session::new(handler, open.config));
+                    run_session::<R, _, _>(open.stream, session, open.shutdown).await;
+                });
+                // The session's `Drop` has not called the handler again; the
+                // connection ends alone.
+                if session.catch_unwind().await.is_err() {
+                    tracing::debug!(?peer, "a connection's handler panicked");
+                }
+            }
+        })
+        .await;
+    }
+
+    /// Accepts connections until shut down, calling `serve` with each one
+    /// whose handshake succeeded, as an [`AsyncConnection`]: its frames a
+    /// `Stream`, its files `AsyncRead`s, its pace the consumer's. Returns
+    /// once every connection has ended.
+    ///
+    /// The future `serve` returns runs in the connection's task beside its
+    /// session; when it returns, the connection closes gracefully (what it
+    /// queued is still sent). A panic in it ends that connection alone.
+    ///
+    /// ```no_run
+    /// # async fn demo<R>(server: tej_net::Server<R>)
+    /// # where R: tej_net::runtime::Runtime + tej_net::runtime::PollIo<R::TcpStream>,
+    /// # {
+    /// use futures_lite::StreamExt;
+    ///
+    /// server
+    ///     .serve_connections(|mut conn| async move {
+    ///         while let Some(Ok(frame)) = conn.next().await {
+    ///             let Ok(message) = frame.message().await else { break };
+    ///             let reply = tej_core::Frame::message(message.unwrap_or_default());
+    ///             if conn.sender().send(reply).await.is_err() {
+    ///                 break;
+    ///             }
+    ///         }
+    ///     })
+    ///     .await;
+    /// # }
+    /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`serve`](Self::serve).
+    pub async fn serve_connections<F, Fut>(self, serve: F)
+    where
+        R: PollIo<L::Io> + PollIo<A::Stream>,
+        A: Acceptor<R, L::Io>,
+        F: Fn(AsyncConnection) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let serve = Arc::new(serve);
+        let buffer = self.incoming_buffer;
+        self.serve_with(move |open: Handshaken<A::Stream>| {
+            let serve = Arc::clone(&serve);
+            async move {
+                let peer = open.addresses.peer;
+                let (session, connection) = pair(buffer, open.config, open.addresses);
+                let run = run_session::<R, _, _>(open.stream, session, open.shutdown);
+                let user = AssertUnwindSafe(serve(connection)).catch_unwind();
+                let (_, outcome) = future::zip(run, user).await;
+                if outcome.is_err() {
+                    tracing::debug!(?peer, "a connection's serving future panicked");
+                }
+            }
+        })
+        .await;
+    }
+
+    /// The next connection whose handshake succeeded, as an
+    /// [`AsyncConnection`]; `None` once the server is shut down.
+    ///
+    /// Between calls nothing new is accepted (the listener's backlog holds
+    /// new connections), but handshakes under way go on in their tasks,
+    /// and so do the connections handed out: each runs in a task of its
+    /// own until it ends, or closes gracefully when dropped.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: a connection whose handshake completed meanwhile is
+    /// kept for the next call.
+    pub async fn accept(&mut self) -> Option<AsyncConnection>
+    where
+        R: PollIo<L::Io> + PollIo<A::Stream>,
+        A: Acceptor<R, L::Io>,
+    {
+        let (handed, ready) = self
+            .ready
+            .get_or_insert_with(async_channel::unbounded)
+            .clone();
+        let buffer = self.incoming_buffer;
+        loop {
+            let handshaken = async { Ok(ready.recv().await) };
+            let accepted = async { Err(self.next_stream().await) };
+            match future::or(handshaken, accepted).await {
+                Ok(Ok(connection)) => return Some(connection),
+                // (Never: this side holds a sender.)
+                Ok(Err(_)) => return None,
+                Err(None) => return None,
+                Err(Some((stream, peer, slot))) => {
+                    let handed = handed.clone();
+                    let start = move |open: Handshaken<A::Stream>| async move {
+                        let (session, connection) = pair(buffer, open.config, open.addresses);
+                        // Nobody to take it once the server is dropped: it
+                        // is dropped here, and closes.
+                        if handed.try_send(connection).is_ok() {
+                            run_session::<R, _, _>(open.stream, session, open.shutdown).await;
+                        }
+                    };
+                    R::spawn(self.connection(start, peer, slot, None).run(stream));
+                }
+            }
+        }
+    }
+
+    /// Accepts until shut down, running `start` in each connection's task
+    /// once its handshake succeeded; returns once every connection has ended.
+    async fn serve_with<F, Fut>(mut self, start: F)
+    where
+        R: PollIo<L::Io> + PollIo<A::Stream>,
+        A: Acceptor<R, L::Io>,
+        F: Fn(Handshaken<A::Stream>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let start = Arc::new(start);
         // Every connection task holds a sender; the channel closes, and
         // `all_ended` completes, when the last of them has ended.
         let (alive, all_ended) = async_channel::bounded::<Infallible>(1);
+        while let Some((stream, peer, slot)) = self.next_stream().await {
+            let start = Arc::clone(&start);
+            let start = move |open| start(open);
+            let connection = self.connection(start, peer, slot, Some(alive.clone()));
+            R::spawn(connection.run(stream));
+        }
+        drop(self);
+        drop(alive);
+        // Nothing is ever sent: this returns once the channel has closed.
+        let _closed = all_ended.recv().await;
+    }
+
+    /// The next connection accepted and admitted under the cap, with its
+    /// peer's address and its place under the cap; `None` once shut down.
+    /// An accept error that is the system's (out of file descriptors)
+    /// pauses accepting a moment.
+    async fn next_stream(&mut self) -> Option<(L::Io, Option<SocketAddr>, ConnectionSlot)> {
         loop {
             let stop = async {
-                shutdown.wait().await;
+                self.shutdown.wait().await;
                 None
             };
-            let accept = async { Some(listener.accept().await) };
-            let Some(accepted) = future::or(stop, accept).await else {
-                break;
-            };
-            match accepted {
+            let accept = async { Some(self.listener.accept().await) };
+            match future::or(stop, accept).await? {
                 Ok((stream, peer)) => {
-                    let Some(slot) = cap.admit(&peer) else {
-                        continue;
-                    };
-                    let connection = Connection {
-                        acceptor: Arc::clone(&acceptor),
-                        new_handler: Arc::clone(&new_handler),
-                        config: config.clone(),
-                        shutdown: shutdown.clone(),
-                        proxy,
-                        peer,
-                        _slot: slot,
-                        _alive: alive.clone(),
-                        runtime: PhantomData::<fn() -> R>,
-                    };
-                    R::spawn(connection.run(stream));
+                    if let Some(slot) = self.cap.admit(&peer) {
+                        return Some((stream, peer, slot));
+                    }
                 }
                 Err(error) => {
                     let Some(pause) = accept::after_accept_error(&error) else {
                         continue;
                     };
                     let stop = async {
-                        shutdown.wait().await;
+                        self.shutdown.wait().await;
                         true
                     };
                     let backoff = async {
@@ -270,22 +421,48 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
                         false
                     };
                     if future::or(stop, backoff).await {
-                        break;
+                        return None;
                     }
                 }
             }
         }
-        drop(listener);
-        drop(alive);
-        // Nothing is ever sent: this returns once the channel has closed.
-        let _closed = all_ended.recv().await;
     }
+
+    /// One accepted connection's task state, `start` to run after its handshake.
+    fn connection<F>(
+        &self,
+        start: F,
+        peer: Option<SocketAddr>,
+        slot: ConnectionSlot,
+        alive: Option<async_channel::Sender<Infallible>>,
+    ) -> Connection<R, A, F> {
+        Connection {
+            acceptor: Arc::clone(&self.acceptor),
+            start,
+            config: self.config.clone(),
+            shutdown: self.shutdown.clone(),
+            proxy: self.proxy,
+            peer,
+            _slot: slot,
+            _alive: alive,
+            runtime: PhantomData,
+        }
+    }
+}
+
+/// A connection through its handshake: what runs its session gets this.
+struct Handshaken<S> {
+    stream: S,
+    addresses: Addresses,
+    config: SessionConfig,
+    shutdown: ShutdownHandle,
 }
 
 /// One accepted connection, owned by its task.
 struct Connection<R, A, F> {
     acceptor: Arc<A>,
-    new_handler: Arc<Mutex<F>>,
+    /// Runs the session once the handshake succeeded.
+    start: F,
     config: SessionConfig,
     shutdown: ShutdownHandle,
     /// Read a PROXY header of at most this many bytes first.
@@ -294,19 +471,19 @@ struct Connection<R, A, F> {
     /// The connection's place under the cap, from accept to the end.
     _slot: ConnectionSlot,
     /// Keeps `serve` from returning while this connection lives.
-    _alive: async_channel::Sender<Infallible>,
+    _alive: Option<async_channel::Sender<Infallible>>,
     runtime: PhantomData<fn() -> R>,
 }
 
 impl<R: Runtime, A, F> Connection<R, A, F> {
     /// The PROXY header and the acceptor step within the handshake
-    /// timeout, then the handler and its session.
-    async fn run<S, H>(self, mut stream: S)
+    /// timeout, then `start`.
+    async fn run<S, Fut>(self, mut stream: S)
     where
         R: PollIo<S> + PollIo<A::Stream>,
         A: Acceptor<R, S>,
-        F: FnMut() -> H + Send + 'static,
-        H: Handler + Send + 'static,
+        F: FnOnce(Handshaken<A::Stream>) -> Fut,
+        Fut: Future<Output = ()>,
     {
         let steps = async {
             let via = match self.proxy {
@@ -335,29 +512,25 @@ impl<R: Runtime, A, F> Connection<R, A, F> {
                 return;
             }
         };
-        let peer = self.acceptor.peer_addr(&stream).or(self.peer);
-        let session = AssertUnwindSafe(async {
-            let handler = {
-                // A factory that panicked once is still the user's to call.
-                let mut new_handler = self
-                    .new_handler
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                (*new_handler)()
-            };
-            let mut session = Session::new(handler, self.config.clone());
-            if let Some((peer, proxy)) = via {
-                session = session.with_addresses(peer, proxy);
-            } else if let Some(peer) = peer {
-                session = session.with_peer(peer);
-            }
-            run_session::<R, _, _>(stream, session, self.shutdown.clone()).await;
-        });
-        // The session's `Drop` has not called the handler again; the
-        // connection ends alone.
-        if session.catch_unwind().await.is_err() {
-            tracing::debug!(?peer, "a connection's handler panicked");
-        }
+        let addresses = match via {
+            Some((peer, proxy)) => Addresses {
+                peer,
+                local: None,
+                proxy,
+            },
+            None => Addresses {
+                peer: self.acceptor.peer_addr(&stream).or(self.peer),
+                local: None,
+                proxy: None,
+            },
+        };
+        let open = Handshaken {
+            stream,
+            addresses,
+            config: self.config,
+            shutdown: self.shutdown,
+        };
+        (self.start)(open).await;
     }
 }
 

@@ -100,15 +100,16 @@ impl Deadlines {
             return;
         };
         let waited = now.saturating_sub(since);
-        for deadline in [
+        for at in [
             &mut self.idle,
             &mut self.stall,
             &mut self.frame,
             &mut self.frame_started,
-        ] {
-            if let Some(at) = deadline {
-                *at = at.saturating_add(waited);
-            }
+        ]
+        .into_iter()
+        .flatten()
+        {
+            *at = at.saturating_add(waited);
         }
     }
 
