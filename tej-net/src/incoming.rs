@@ -3,7 +3,7 @@
 //! consumer's pace pushed back to the socket.
 //!
 //! It is a view of the same [`Session`](tej_core::Session) a [`Handler`]
-//! drives: [`StreamHandler`] is a handler that queues what arrives for the
+//! drives: a handler of this module's queues what arrives for the
 //! consumer and offers the session only the room left in that queue
 //! ([`Handler::poll_room`]). While the consumer does not read, the session
 //! reads nothing from the socket, mid-body included, and the peer's writes

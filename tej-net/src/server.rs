@@ -273,9 +273,8 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
     /// queued is still sent). A panic in it ends that connection alone.
     ///
     /// ```no_run
-    /// # async fn demo<R>(server: tej_net::Server<R>)
-    /// # where R: tej_net::runtime::Runtime + tej_net::runtime::PollIo<R::TcpStream>,
-    /// # {
+    /// # use tej_net::{runtime::{PollIo, Runtime}, Listener, Server};
+    /// # async fn demo<R: Runtime + PollIo<L::Io>, L: Listener<R>>(server: Server<R, L>) {
     /// use futures_lite::StreamExt;
     ///
     /// server
