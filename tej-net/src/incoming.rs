@@ -784,3 +784,137 @@ impl tokio::io::AsyncRead for IncomingFile {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The same frames through a [`Handler`] and through the stream face
+    //! give the same results, in any split of the input and with a buffer
+    //! small enough that the session waits for the consumer.
+
+    use std::sync::mpsc;
+    use std::task::Wake;
+    use std::thread::{self, Thread};
+    use std::time::Duration;
+
+    use futures_lite::future::block_on;
+    use proptest::prelude::*;
+    use tej_core::{File, Session, SessionConfig};
+
+    use super::*;
+
+    /// Keeps every frame whole in memory: the callback face.
+    struct Keep(mpsc::Sender<Frame>);
+
+    impl Handler for Keep {
+        fn received(&mut self, _conn: &mut Connection<'_>, frame: Frame) {
+            let _ = self.0.send(frame);
+        }
+    }
+
+    /// Wakes the thread that feeds the session.
+    struct Unpark(Thread);
+
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+
+    /// Feeds `wire` to `session` in `splits`, waiting for room when it has none.
+    fn feed<H: Handler>(session: &mut Session<H>, wire: &[u8], splits: &[usize]) {
+        let waker = Waker::from(Arc::new(Unpark(thread::current())));
+        session.start(Duration::ZERO);
+        let mut offset = 0;
+        let mut cuts = splits.iter().cycle();
+        while offset < wire.len() {
+            session.poll_room(&waker, Duration::ZERO);
+            if !session.wants_read() {
+                thread::park_timeout(Duration::from_millis(50));
+                continue;
+            }
+            let end = (offset + cuts.next().copied().unwrap_or(1).max(1)).min(wire.len());
+            offset += session.handle_input(&wire[offset..end], Duration::ZERO);
+        }
+        session.handle_eof(Duration::ZERO);
+    }
+
+    /// Every frame read through the stream face, whole.
+    async fn collect(mut incoming: Incoming) -> Vec<Frame> {
+        let mut frames = Vec::new();
+        while let Some(frame) = incoming.next_frame().await {
+            let frame = frame.expect("a clean end");
+            frames.push(frame.into_frame().await.expect("a whole frame"));
+        }
+        frames
+    }
+
+    /// A frame as comparable parts: status, files' names and bodies, message.
+    fn parts(frame: &Frame) -> (u8, Vec<(String, Vec<u8>)>, Option<Vec<u8>>) {
+        let files = frame
+            .files
+            .iter()
+            .map(|file| {
+                let body = file.data().map(|data| data.to_vec()).unwrap_or_default();
+                (file.name.clone(), body)
+            })
+            .collect();
+        (
+            frame.status.get(),
+            files,
+            frame.message.as_ref().map(|message| message.to_vec()),
+        )
+    }
+
+    fn frame_strategy() -> impl Strategy<Value = Frame> {
+        let file = (
+            "[a-z]{1,8}",
+            proptest::collection::vec(any::<u8>(), 0..3000),
+        );
+        (
+            0u8..=127,
+            proptest::collection::vec(file, 0..4),
+            proptest::option::of(proptest::collection::vec(any::<u8>(), 1..2000)),
+        )
+            .prop_filter("pings are not yielded", |(status, _, _)| *status != 2)
+            .prop_map(|(status, files, message)| {
+                let mut frame = Frame::new(Status::new(status).expect("a status"));
+                for (name, body) in files {
+                    frame.files.push(File::new(name, body));
+                }
+                frame.message = message.map(Bytes::from);
+                frame
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn the_stream_and_the_handler_see_the_same_frames(
+            frames in proptest::collection::vec(frame_strategy(), 1..6),
+            splits in proptest::collection::vec(1usize..5000, 1..8),
+            buffer in 1usize..4096,
+        ) {
+            let mut wire = Vec::new();
+            for frame in &frames {
+                wire.extend(frame.encode_to_vec().expect("encodable"));
+            }
+
+            let (kept, through_handler) = mpsc::channel();
+            let mut session = Session::new(Keep(kept), SessionConfig::default());
+            feed(&mut session, &wire, &splits);
+            drop(session);
+            let by_handler: Vec<_> = through_handler.iter().map(|frame| parts(&frame)).collect();
+
+            let (handler, incoming) = channel(buffer);
+            let consumer = thread::spawn(move || block_on(collect(incoming)));
+            let mut session = Session::new(handler, SessionConfig::default());
+            feed(&mut session, &wire, &splits);
+            drop(session);
+            let by_stream: Vec<_> = consumer.join().expect("the consumer").iter().map(parts).collect();
+
+            let sent: Vec<_> = frames.iter().map(parts).collect();
+            prop_assert_eq!(&by_handler, &sent);
+            prop_assert_eq!(&by_stream, &sent);
+        }
+    }
+}
