@@ -849,7 +849,9 @@ mod tests {
     }
 
     /// A frame as comparable parts: status, files' names and bodies, message.
-    fn parts(frame: &Frame) -> (u8, Vec<(String, Vec<u8>)>, Option<Vec<u8>>) {
+    type Parts = (u8, Vec<(String, Vec<u8>)>, Option<Vec<u8>>);
+
+    fn parts(frame: &Frame) -> Parts {
         let files = frame
             .files
             .iter()
