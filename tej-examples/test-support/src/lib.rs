@@ -10,6 +10,7 @@
 //! - [`proxy`]: PROXY protocol v1/v2 headers, as a load balancer writes them.
 //! - [`python`]: the Python reference peer (`tej-protoc`), provisioned on demand.
 //! - `hostile` (feature `facade`): attacks over the blocking runtime facade.
+//! - `matrix` (feature `facade`): the cross-runtime matrix (setups, servers, clients, `matrix!`).
 //! - `mio` (feature `mio`): a tej-mio server on a thread of its own.
 // Test helpers: their names say what they are.
 #![allow(missing_docs)]
@@ -19,6 +20,8 @@ use std::path::PathBuf;
 pub mod handlers;
 #[cfg(feature = "facade")]
 pub mod hostile;
+#[cfg(feature = "facade")]
+pub mod matrix;
 #[cfg(feature = "mio")]
 pub mod mio;
 pub mod peer;
