@@ -3,6 +3,7 @@
 //! and the adapter-specific tests of tej-tokio, tej-async-std and tej-mio.
 //!
 //! - [`recorder`]: a handler that records every callback, and waits on it.
+//! - [`fault_proxy`]: a proxy that slices, stalls, resets, truncates, flips bits, blackholes.
 //! - [`handlers`]: small handlers logging to [`handlers::Events`] (echo,
 //!   collect, mirror).
 //! - [`peer`]: a plain blocking TEJ peer, deterministic payloads, bounded waits.
@@ -17,6 +18,7 @@
 
 use std::path::PathBuf;
 
+pub mod fault_proxy;
 pub mod handlers;
 #[cfg(feature = "facade")]
 pub mod hostile;
