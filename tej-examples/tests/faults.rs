@@ -82,8 +82,9 @@ fn mid_upload(rng: &mut Rng) -> u64 {
 /// files have landed in the spool: a length over `max_message_size`, so a
 /// protocol error that must take the landed files back. (A flipped file
 /// length would be accepted: spooled files have no size bound by default,
-/// and the transfer then ends at the idle timeout.) Over TLS, any bit
-/// inside a record: its authentication fails.
+/// and the transfer then ends at the idle timeout. A flipped bit in a
+/// file's bytes arrives as flipped: TEJ carries no checksum.) Over TLS, any
+/// bit inside a record: its authentication fails.
 fn flip_point(s: Setup, rng: &mut Rng) -> Fault {
     if s.net == Net::Tls {
         return Fault::FlipBit {
