@@ -199,6 +199,11 @@ impl Handler for ServeHandler {
 pub fn run(args: &ServeArgs, stop: &Receiver<()>) -> anyhow::Result<()> {
     let bind: Endpoint = args.bind.parse().map_err(anyhow::Error::msg)?;
     let options = args.server_options()?;
+    if let Some(cert) = &args.tls_cert {
+        if let Some(warning) = crate::tls::server_warning(cert)? {
+            eprintln!("tej serve: warning: {warning}");
+        }
+    }
     // Absolute, so that every `saved_as` reported is.
     let save_dir = match &args.save_dir {
         Some(dir) => Some(
