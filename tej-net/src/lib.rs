@@ -29,6 +29,7 @@ mod client;
 pub mod drive;
 pub mod file;
 mod listener;
+mod new_handler;
 pub mod proxy;
 mod read_buffer;
 pub mod run;
@@ -41,6 +42,7 @@ pub mod tls;
 
 pub use client::Client;
 pub use listener::{Acceptor, Listener, Plain};
+pub use new_handler::NewHandler;
 pub use read_buffer::ReadBuffer;
 pub use run::run_session;
 pub use server::Server;

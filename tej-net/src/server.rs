@@ -7,17 +7,17 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::marker::PhantomData;
-use std::net::SocketAddr;
 use std::panic::AssertUnwindSafe;
 #[cfg(unix)]
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures_lite::{future, FutureExt};
-use tej_core::{Handler, Session, SessionConfig};
+use tej_core::{ConnectionInfo, Session, SessionConfig};
 
 use crate::accept::{self, ConnectionCap, ConnectionSlot};
 use crate::listener::{Acceptor, Listener, Plain};
+use crate::new_handler::NewHandler;
 use crate::proxy::HeaderRead;
 use crate::run::run_session;
 use crate::runtime::{self, PollIo, Resolve, Runtime};
@@ -34,7 +34,7 @@ use crate::ShutdownHandle;
 /// cap: first its PROXY header (with
 /// [`with_proxy_protocol`](Self::with_proxy_protocol)) and its acceptor
 /// step (the TLS handshake), together bounded by
-/// [`SessionConfig::handshake_timeout`]; then a [`Handler`] from the
+/// [`SessionConfig::handshake_timeout`]; then a [`Handler`](tej_core::Handler) from the
 /// factory given to [`serve`](Self::serve) is made and the session runs. A
 /// connection that fails, or whose handler panics, ends alone.
 pub struct Server<R: Runtime, L = <R as Runtime>::TcpListener, A = Plain> {
@@ -178,7 +178,7 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
         self
     }
 
-    /// The address the server listens on: a [`SocketAddr`] for TCP, the
+    /// The address the server listens on: a [`SocketAddr`](std::net::SocketAddr) for TCP, the
     /// socket's address for a Unix listener.
     ///
     /// # Errors
@@ -201,7 +201,10 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
     /// returns once every connection has ended.
     ///
     /// `new_handler` is called in the connection's task, right after its
-    /// handshake (one call at a time). Connections run as tasks on `R`.
+    /// handshake (one call at a time), either with no argument or with the
+    /// connection's [`ConnectionInfo`] (addresses, transport, TLS details):
+    /// `|| handler` or `|info: &ConnectionInfo| handler` (see
+    /// [`NewHandler`]). Connections run as tasks on `R`.
     ///
     /// # Cancel safety
     ///
@@ -209,12 +212,13 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
     /// does not end the connections already accepted: each runs on in its
     /// own task until it ends. Trigger the
     /// [`shutdown_handle`](Self::shutdown_handle) to end them gracefully.
-    pub async fn serve<F, H>(self, new_handler: F)
+    pub async fn serve<F, M>(self, new_handler: F)
     where
         R: PollIo<L::Io> + PollIo<A::Stream>,
         A: Acceptor<R, L::Io>,
-        F: FnMut() -> H + Send + 'static,
-        H: Handler + Send + 'static,
+        F: NewHandler<M> + Send + 'static,
+        F::Handler: Send + 'static,
+        M: 'static,
     {
         let Server {
             mut listener,
@@ -244,13 +248,16 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
                     let Some(slot) = cap.admit(&peer) else {
                         continue;
                     };
+                    let mut info = ConnectionInfo::default();
+                    info.peer = peer;
+                    listener.describe(&stream, &mut info);
                     let connection = Connection {
                         acceptor: Arc::clone(&acceptor),
                         new_handler: Arc::clone(&new_handler),
                         config: config.clone(),
                         shutdown: shutdown.clone(),
                         proxy,
-                        peer,
+                        info,
                         _slot: slot,
                         _alive: alive.clone(),
                         runtime: PhantomData::<fn() -> R>,
@@ -290,7 +297,8 @@ struct Connection<R, A, F> {
     shutdown: ShutdownHandle,
     /// Read a PROXY header of at most this many bytes first.
     proxy: Option<usize>,
-    peer: Option<SocketAddr>,
+    /// What the listener told of the connection; the handshake adds to it.
+    info: ConnectionInfo,
     /// The connection's place under the cap, from accept to the end.
     _slot: ConnectionSlot,
     /// Keeps `serve` from returning while this connection lives.
@@ -301,17 +309,18 @@ struct Connection<R, A, F> {
 impl<R: Runtime, A, F> Connection<R, A, F> {
     /// The PROXY header and the acceptor step within the handshake
     /// timeout, then the handler and its session.
-    async fn run<S, H>(self, mut stream: S)
+    async fn run<S, M>(self, mut stream: S)
     where
         R: PollIo<S> + PollIo<A::Stream>,
         A: Acceptor<R, S>,
-        F: FnMut() -> H + Send + 'static,
-        H: Handler + Send + 'static,
+        F: NewHandler<M> + Send + 'static,
+        F::Handler: Send + 'static,
     {
+        let mut info = self.info.clone();
         let steps = async {
             let via = match self.proxy {
                 Some(max_len) => {
-                    let mut header = HeaderRead::new(max_len, self.peer);
+                    let mut header = HeaderRead::new(max_len, self.info.peer);
                     loop {
                         let n = runtime::read::<R, S>(&mut stream, header.buf()).await?;
                         if let Some(result) = header.filled(n) {
@@ -327,15 +336,22 @@ impl<R: Runtime, A, F> Connection<R, A, F> {
         let (stream, via) = match handshake.await {
             Ok(done) => done,
             Err(error) if crate::proxy::is_health_check(&error) => {
-                tracing::debug!(peer = ?self.peer, %error, "health check; connection closed");
+                tracing::debug!(peer = ?info.peer, %error, "health check; connection closed");
                 return;
             }
             Err(error) => {
-                tracing::debug!(peer = ?self.peer, %error, "connection closed before its session");
+                tracing::debug!(peer = ?info.peer, %error, "connection closed before its session");
                 return;
             }
         };
-        let peer = self.acceptor.peer_addr(&stream).or(self.peer);
+        if let Some((peer, proxy)) = via {
+            info.peer = peer;
+            info.proxy = proxy;
+        } else if let Some(peer) = self.acceptor.peer_addr(&stream) {
+            info.peer = Some(peer);
+        }
+        self.acceptor.describe(&stream, &mut info);
+        let peer = info.peer;
         let session = AssertUnwindSafe(async {
             let handler = {
                 // A factory that panicked once is still the user's to call.
@@ -343,14 +359,9 @@ impl<R: Runtime, A, F> Connection<R, A, F> {
                     .new_handler
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner);
-                (*new_handler)()
+                new_handler.new_handler(&info)
             };
-            let mut session = Session::new(handler, self.config.clone());
-            if let Some((peer, proxy)) = via {
-                session = session.with_addresses(peer, proxy);
-            } else if let Some(peer) = peer {
-                session = session.with_peer(peer);
-            }
+            let session = Session::new(handler, self.config.clone()).with_info(info);
             run_session::<R, _, _>(stream, session, self.shutdown.clone()).await;
         });
         // The session's `Drop` has not called the handler again; the
