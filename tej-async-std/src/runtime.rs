@@ -140,6 +140,11 @@ macro_rules! futures_io_runtime {
             fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
                 <$tcp_listener>::local_addr(self)
             }
+
+            fn describe(&self, io: &$tcp_stream, info: &mut tej_core::ConnectionInfo) {
+                info.transport = tej_core::Transport::Tcp;
+                info.local = io.local_addr().ok();
+            }
         }
 
         #[cfg(unix)]
@@ -156,6 +161,10 @@ macro_rules! futures_io_runtime {
 
             fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
                 Err($crate::runtime::unix_has_no_ip())
+            }
+
+            fn describe(&self, _io: &$unix_stream, info: &mut tej_core::ConnectionInfo) {
+                info.transport = tej_core::Transport::Unix;
             }
         }
 
@@ -218,6 +227,12 @@ macro_rules! futures_io_runtime {
                 futures_rustls::TlsConnector::from(config)
                     .connect(server_name, $crate::runtime::Polled::new(stream))
             }
+
+            fn tls_info<S: Send + Unpin + 'static>(
+                stream: &Self::TlsStream<S>,
+            ) -> tej_core::TlsInfo {
+                tej_net::tls::tls_info(stream.get_ref().1, None)
+            }
         }
 
         #[cfg(feature = "tls")]
@@ -232,6 +247,11 @@ macro_rules! futures_io_runtime {
                 stream: S,
             ) -> impl std::future::Future<Output = std::io::Result<Self::Stream>> + Send {
                 futures_rustls::TlsAcceptor::accept(self, stream)
+            }
+
+            fn describe(&self, stream: &Self::Stream, info: &mut tej_core::ConnectionInfo) {
+                let connection = stream.get_ref().1;
+                info.tls = Some(tej_net::tls::tls_info(connection, connection.server_name()));
             }
         }
     };

@@ -88,7 +88,8 @@ pub use frame::{File, FileBody, Frame, FrameBuilder};
 pub use session::{BufferedSender, NotWritten, SendFuture, SendProgress, Sender, Written};
 #[cfg(feature = "alloc")]
 pub use session::{
-    Connection, DisconnectReason, FrameTimeout, Handler, SendError, Session, SessionConfig,
+    Connection, ConnectionInfo, DisconnectReason, FrameTimeout, Handler, SendError, Session,
+    SessionConfig, TlsInfo, Transport,
 };
 
 /// The README's examples, compiled as doctests so that they stay true.

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tej_core::{DisconnectReason, Handler, Sender, SessionConfig};
 use tej_net::accept::DEFAULT_MAX_CONNECTIONS;
 use tej_net::runtime::{PollIo, Resolve, Runtime as NetRuntime, TlsRuntime};
-use tej_net::{Acceptor, Listener};
+use tej_net::{Acceptor, Listener, NewHandler};
 
 use crate::tls::ClientTls;
 
@@ -282,15 +282,16 @@ impl Default for ServerOptions {
 /// # Errors
 ///
 /// The error of binding.
-pub fn start_server<F, H>(
+pub fn start_server<F, M>(
     runtime: Runtime,
     bind: impl Into<Endpoint>,
     config: SessionConfig,
     factory: F,
 ) -> io::Result<RunningServer>
 where
-    F: FnMut() -> H + Send + 'static,
-    H: Handler + Send + 'static,
+    F: NewHandler<M> + Send + 'static,
+    F::Handler: Send + 'static,
+    M: 'static,
 {
     start_server_with(runtime, bind, config, ServerOptions::default(), factory)
 }
@@ -301,7 +302,7 @@ where
 /// # Errors
 ///
 /// The error of binding.
-pub fn start_server_with<F, H>(
+pub fn start_server_with<F, M>(
     runtime: Runtime,
     bind: impl Into<Endpoint>,
     config: SessionConfig,
@@ -309,8 +310,9 @@ pub fn start_server_with<F, H>(
     factory: F,
 ) -> io::Result<RunningServer>
 where
-    F: FnMut() -> H + Send + 'static,
-    H: Handler + Send + 'static,
+    F: NewHandler<M> + Send + 'static,
+    F::Handler: Send + 'static,
+    M: 'static,
 {
     let bind = bind.into();
     match runtime {
@@ -480,7 +482,7 @@ impl AsyncRuntime for tej_async_std::Smol {
     type Executor = SmolExecutor;
 }
 
-fn serve_async<R, F, H>(
+fn serve_async<R, F, M>(
     bind: Endpoint,
     config: SessionConfig,
     options: ServerOptions,
@@ -489,10 +491,11 @@ fn serve_async<R, F, H>(
 where
     R: AsyncRuntime,
     R::TlsAcceptor: Acceptor<R, TcpIo<R>> + Acceptor<R, UnixIo<R>>,
-    F: FnMut() -> H + Send + 'static,
-    H: Handler + Send + 'static,
+    F: NewHandler<M> + Send + 'static,
+    F::Handler: Send + 'static,
+    M: 'static,
 {
-    fn start<R, L, F, H>(
+    fn start<R, L, F, M>(
         executor: R::Executor,
         server: tej_net::Server<R, L>,
         endpoint: Endpoint,
@@ -504,8 +507,9 @@ where
         R: AsyncRuntime + PollIo<L::Io> + PollIo<<R::TlsAcceptor as Acceptor<R, L::Io>>::Stream>,
         R::TlsAcceptor: Acceptor<R, TcpIo<R>> + Acceptor<R, UnixIo<R>> + Acceptor<R, L::Io>,
         L: Listener<R>,
-        F: FnMut() -> H + Send + 'static,
-        H: Handler + Send + 'static,
+        F: NewHandler<M> + Send + 'static,
+        F::Handler: Send + 'static,
+        M: 'static,
     {
         let mut server = server
             .with_config(config)

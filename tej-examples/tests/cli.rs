@@ -807,7 +807,15 @@ fn tls_serve_and_send_on_every_runtime() {
                 .count();
             assert_eq!(ends, 1, "the end is printed once: {progress:?}");
 
-            serve.expect("connected");
+            let connected = serve.expect("connected");
+            assert_eq!(connected["tls"]["version"], "TLSv1.3", "{connected}");
+            // Sent to an IP address: no SNI.
+            assert_eq!(connected["tls"]["sni"], Value::Null, "{connected}");
+            assert_eq!(
+                connected["tls"]["client_subject"],
+                Value::Null,
+                "no client certificate: {connected}"
+            );
             let frame = serve.expect("received");
             assert_file(&frame["files"][0], "secret.bin", &data);
             let ended = serve.expect("disconnected");
@@ -863,7 +871,15 @@ fn tls_serve_and_send_on_every_runtime() {
 /// Finished), so delivery is proven by waiting for a reply.
 #[test]
 fn tls_client_certificates_are_required_when_asked() {
-    let runtime = Runtime::Mio;
+    for &runtime in Runtime::ALL {
+        client_certificate_on(runtime);
+    }
+}
+
+/// One runtime of [`tls_client_certificates_are_required_when_asked`]:
+/// the `connected` line names the TLS version, cipher suite, SNI and the
+/// client certificate's subject.
+fn client_certificate_on(runtime: Runtime) {
     let mut serve = Serve::start(
         runtime,
         [
@@ -898,7 +914,15 @@ fn tls_client_certificates_are_required_when_asked() {
     ]);
     let output = send(with);
     assert!(output.status.success(), "{}", describe(&output));
-    serve.expect("connected");
+    let connected = serve.expect("connected");
+    let tls = &connected["tls"];
+    assert_eq!(tls["version"], "TLSv1.3", "{runtime}: {connected}");
+    assert!(
+        tls["cipher"].as_str().unwrap().starts_with("TLS13_"),
+        "{connected}"
+    );
+    assert_eq!(tls["sni"], "tej.test", "{connected}");
+    assert_eq!(tls["client_subject"], "CN=tej client", "{connected}");
     assert_eq!(serve.expect("received")["message"], "with identity");
     serve.expect("disconnected");
 

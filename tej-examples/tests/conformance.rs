@@ -6,13 +6,14 @@
 //! per transport.
 
 use std::io::{self, Read, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
 use tej_core::{
     Assembler, DisconnectReason, Frame, FrameBuilder, Limits, SendError, SessionConfig, Status,
+    Transport,
 };
-use tej_examples::runtime::{self, Endpoint, RunningClient};
+use tej_examples::runtime::{self, Endpoint, RunningClient, ServerOptions};
 use tej_test_support::matrix::{
     client_tls, client_tls_with, connect, raw, serve, serve_with, try_connect, Net, Options, Setup,
     TestServer,
@@ -1429,6 +1430,101 @@ fn proxy_health_checks_are_closed_quietly_without_a_handler(s: Setup) {
 // ---------------------------------------------------------------------------
 // The matrix.
 
+/// What each side knows of the connection: the server's factory and its
+/// `Connection::info` agree, the addresses cross (the server's peer is the
+/// client's local address), the transport is named, and over TLS (a
+/// client certificate presented) each side has the version, the cipher
+/// suite, the SNI and the other's certificate chain.
+fn connection_info_is_seen_by_the_factory_and_the_connection(s: Setup) {
+    let options = Options {
+        client_auth: s.net == Net::Tls,
+        ..Options::default()
+    };
+    let server_record = Record::default();
+    let (bind, _dir) = match s.net {
+        Net::Tcp | Net::Tls => (SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into(), None),
+        Net::Unix => {
+            let dir = tempfile::tempdir().unwrap();
+            (Endpoint::Unix(dir.path().join("tej.sock")), Some(dir))
+        }
+    };
+    let server_options = ServerOptions {
+        tls: (s.net == Net::Tls).then(|| certs::server_with(options.cert, options.client_auth)),
+        ..ServerOptions::default()
+    };
+    let server = runtime::start_server_with(
+        s.server,
+        bind,
+        SessionConfig::default(),
+        server_options,
+        echoing(&server_record).info_factory(),
+    )
+    .expect("server starts");
+    let client_record = Record::default();
+    let tls = (s.net == Net::Tls).then(|| client_tls_with(true));
+    let client = runtime::connect_with(
+        s.client,
+        server.endpoint(),
+        tls.as_ref(),
+        Recorder::new(&client_record),
+        SessionConfig::default(),
+    )
+    .expect("client connects");
+    client.sender().send_blocking(numbered("info", 0)).unwrap();
+    client_record.wait_until("the echo", WAIT, |seen| {
+        seen.iter().any(|seen| matches!(seen, Seen::Received(_)))
+    });
+    client.close().unwrap();
+    let server_addr = (s.net != Net::Unix).then(|| server.addr());
+    server.stop();
+
+    let made = server_record.factory_infos();
+    let seen = server_record.infos();
+    assert_eq!(made.len(), 1, "one handler made");
+    assert_eq!(made, seen, "the factory and the connection see the same");
+    let on_server = &seen[0];
+    let on_client = &client_record.infos()[0];
+    let (transport, name) = match s.net {
+        Net::Tcp => (Transport::Tcp, "tcp"),
+        Net::Unix => (Transport::Unix, "unix"),
+        Net::Tls => (Transport::Tcp, "tls-over-tcp"),
+    };
+    for info in [on_server, on_client] {
+        assert_eq!(info.transport, transport, "{info:?}");
+        assert_eq!(info.transport_name(), name);
+        assert_eq!(info.proxy, None);
+    }
+    if s.net == Net::Unix {
+        assert_eq!((on_server.local, on_server.peer), (None, None));
+    } else {
+        assert_eq!(on_server.local, server_addr);
+        assert_eq!(on_client.peer, server_addr);
+        assert!(on_client.local.is_some());
+        assert_eq!(on_server.peer, on_client.local, "the addresses cross");
+    }
+    match (&on_server.tls, &on_client.tls) {
+        (None, None) => assert_ne!(s.net, Net::Tls),
+        (Some(server_tls), Some(client_tls)) => {
+            for tls in [server_tls, client_tls] {
+                assert_eq!(tls.version, "TLSv1.3");
+                assert!(tls.cipher.starts_with("TLS13_"), "{tls:?}");
+                assert_eq!(tls.sni.as_deref(), Some("localhost"));
+                assert_eq!(tls.alpn, None);
+            }
+            assert_eq!(server_tls.cipher, client_tls.cipher);
+            let der = |name: &str| -> Vec<Vec<u8>> {
+                certs::certs(name)
+                    .iter()
+                    .map(|c| c.as_ref().to_vec())
+                    .collect()
+            };
+            assert_eq!(server_tls.peer_certificates, der("client.pem"));
+            assert_eq!(client_tls.peer_certificates, der("server.pem"));
+        }
+        other => panic!("TLS on one side only: {other:?}"),
+    }
+}
+
 use tej_test_support::matrix;
 
 /// Both sides: every runtime, cross-runtime pairs, every transport.
@@ -1452,6 +1548,7 @@ mod both_sides {
             a_detached_client_runs_on,
             client_shutdown_and_connect_error,
             a_panicking_handler_ends_only_its_connection,
+            connection_info_is_seen_by_the_factory_and_the_connection,
         ]
         tokio: Tokio, Tokio, Tcp;
         async_std: AsyncStd, AsyncStd, Tcp;

@@ -211,10 +211,10 @@ impl Client {
         let peer_addr = stream.peer_addr();
         let local_addr = stream.local_addr();
         let shutdown = ShutdownHandle::new();
-        let mut session = Session::new(handler, config);
-        if let Some(peer) = peer_addr {
-            session = session.with_peer(peer);
-        }
+        let mut info = tej_core::ConnectionInfo::default();
+        stream.describe(&mut info);
+        info.peer = peer_addr;
+        let session = Session::new(handler, config).with_info(info);
         let sender = session.sender();
         let thread = std::thread::Builder::new()
             .name("tej-mio-client".into())

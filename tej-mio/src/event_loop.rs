@@ -45,15 +45,15 @@ pub(crate) fn new_poll() -> io::Result<(Poll, Arc<mio::Waker>)> {
 /// Polls and dispatches until the driver is done: it has no connection
 /// left and accepts none (it never listened, or shut down). `shutdown`
 /// starts the driver's graceful shutdown, waking the poll through `waker`.
-pub(crate) fn run<H, F>(
+pub(crate) fn run<H, F, M>(
     poll: &mut Poll,
     waker: &Arc<mio::Waker>,
-    driver: &mut Driver<H, F>,
+    driver: &mut Driver<H, F, M>,
     shutdown: &ShutdownHandle,
 ) -> io::Result<()>
 where
     H: Handler,
-    F: FnMut() -> H,
+    F: tej_net::NewHandler<M, Handler = H>,
 {
     let mut events = Events::with_capacity(EVENTS_CAPACITY);
     let mut signal = shutdown.wait();

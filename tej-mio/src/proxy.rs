@@ -143,6 +143,10 @@ impl<S: Stream> Stream for ProxyStream<S> {
         self.inner.local_addr()
     }
 
+    fn describe(&self, info: &mut tej_core::ConnectionInfo) {
+        self.inner.describe(info);
+    }
+
     /// The inner stream's: the header is read to its exact length, so no
     /// read of the session's comes from a buffer of this stream's own.
     fn short_io_drains(&self) -> bool {

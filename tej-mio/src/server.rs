@@ -8,9 +8,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use mio::{Poll, Token};
-use tej_core::{Handler, SessionConfig};
+use tej_core::SessionConfig;
 use tej_net::accept::{self, DEFAULT_MAX_CONNECTIONS};
-use tej_net::ShutdownHandle;
+use tej_net::{NewHandler, ShutdownHandle};
 
 use crate::driver::{AnyListener, BoxListener, Driver, Listener};
 use crate::event_loop;
@@ -184,14 +184,16 @@ impl Server {
     /// Accepts connections and runs them on this thread until shut down,
     /// with a handler made by `new_handler` for each (once its TLS
     /// handshake, if any, is done); returns once every connection has ended.
+    /// `new_handler` is `|| handler` or `|info: &ConnectionInfo| handler`
+    /// (see [`NewHandler`]), given the connection's addresses, transport
+    /// and TLS details.
     ///
     /// # Errors
     ///
     /// The error of registering the listener or of polling.
-    pub fn run<F, H>(self, new_handler: F) -> io::Result<()>
+    pub fn run<F, M>(self, new_handler: F) -> io::Result<()>
     where
-        F: FnMut() -> H,
-        H: Handler,
+        F: NewHandler<M>,
     {
         let Server {
             mut poll,
@@ -215,7 +217,7 @@ impl Server {
             Some(tls) => Box::new(crate::tls::TlsListener::new(BoxListener(listener), tls)),
             None => listener,
         };
-        let mut driver = Driver::<H>::new(Token(1)..Token(usize::MAX), Arc::clone(&waker))
+        let mut driver = Driver::<F::Handler>::new(Token(1)..Token(usize::MAX), Arc::clone(&waker))
             .listen_any(poll.registry(), listener, config, new_handler)?
             .with_max_connections(max_connections);
         event_loop::run(&mut poll, &waker, &mut driver, &shutdown)

@@ -37,6 +37,9 @@ pub struct TlsStream<S> {
     conn: Connection,
     /// `close_notify` is queued.
     close_sent: bool,
+    /// The server name a client side asked for (rustls's client
+    /// connection does not keep it).
+    sni: Option<String>,
 }
 
 impl<S> fmt::Debug for TlsStream<S> {
@@ -67,6 +70,7 @@ impl<S: Stream> TlsStream<S> {
             io,
             conn: conn.into(),
             close_sent: false,
+            sni: None,
         }
     }
 
@@ -92,8 +96,14 @@ impl<S: Stream> TlsStream<S> {
         server_name: ServerName<'static>,
         config: Arc<ClientConfig>,
     ) -> io::Result<TlsStream<S>> {
+        let sni = match &server_name {
+            ServerName::DnsName(dns) => Some(dns.as_ref().to_owned()),
+            _ => None,
+        };
         let conn = ClientConnection::new(config, server_name).map_err(tls_error)?;
-        Ok(TlsStream::new(io, conn))
+        let mut stream = TlsStream::new(io, conn);
+        stream.sni = sni;
+        Ok(stream)
     }
 
     /// The socket.
@@ -111,6 +121,15 @@ impl<S: Stream> TlsStream<S> {
     /// certificates, the ALPN protocol and so on.
     pub fn connection(&self) -> &Connection {
         &self.conn
+    }
+
+    /// What the handshake agreed on, as plain data: the protocol version,
+    /// cipher suite, SNI, ALPN and the peer's certificates.
+    pub fn tls_info(&self) -> tej_core::TlsInfo {
+        match &self.conn {
+            Connection::Server(server) => tej_net::tls::tls_info(server, server.server_name()),
+            Connection::Client(client) => tej_net::tls::tls_info(client, self.sni.as_deref()),
+        }
     }
 
     /// The socket and the rustls connection.
@@ -280,6 +299,11 @@ impl<S: Stream> Stream for TlsStream<S> {
 
     fn proxy_addr(&self) -> Option<SocketAddr> {
         self.io.proxy_addr()
+    }
+
+    fn describe(&self, info: &mut tej_core::ConnectionInfo) {
+        self.io.describe(info);
+        info.tls = Some(self.tls_info());
     }
 }
 

@@ -11,9 +11,11 @@ use std::panic::AssertUnwindSafe;
 use std::path::Path;
 
 use futures_lite::FutureExt;
-use tej_core::{DisconnectReason, Handler, Sender, Session, SessionConfig};
+use tej_core::{
+    ConnectionInfo, DisconnectReason, Handler, Sender, Session, SessionConfig, Transport,
+};
 
-use crate::connection::{pair, Addresses};
+use crate::connection::pair;
 use crate::incoming::DEFAULT_BUFFER;
 use crate::run::run_session;
 use crate::runtime::{PollIo, Resolve, Runtime};
@@ -48,8 +50,7 @@ type TaskResult = Result<DisconnectReason, Box<dyn Any + Send>>;
 /// connection gracefully as above.
 pub struct Client<R: Runtime> {
     sender: Sender,
-    peer_addr: Option<SocketAddr>,
-    local_addr: Option<SocketAddr>,
+    info: ConnectionInfo,
     shutdown: ShutdownHandle,
     /// Gets the task's outcome; closed without one if the executor dropped
     /// the task.
@@ -72,8 +73,7 @@ impl<R: Runtime> fmt::Debug for Client<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
             .field("runtime", &std::any::type_name::<R>())
-            .field("peer_addr", &self.peer_addr)
-            .field("local_addr", &self.local_addr)
+            .field("info", &self.info)
             .field("shutdown", &self.shutdown)
             .finish_non_exhaustive()
     }
@@ -115,8 +115,8 @@ impl<R: Runtime> Client<R> {
         H: Handler + Send + 'static,
     {
         let stream = connect_tcp::<R, T>(addr).await?;
-        let (peer, local) = R::prepare_tcp(&stream);
-        Ok(Client::start(stream, peer, local, handler, config))
+        let info = tcp_info::<R>(&stream);
+        Ok(Client::start(stream, info, handler, config))
     }
 
     /// Connects to the Unix domain socket at `path` and runs `handler`
@@ -140,7 +140,8 @@ impl<R: Runtime> Client<R> {
         H: Handler + Send + 'static,
     {
         let stream = R::connect_unix(path.as_ref().to_path_buf()).await?;
-        Ok(Client::start(stream, None, None, handler, config))
+        let info = ConnectionInfo::new(Transport::Unix);
+        Ok(Client::start(stream, info, handler, config))
     }
 
     /// Runs `handler` with `config` over a stream already connected (and
@@ -157,26 +158,17 @@ impl<R: Runtime> Client<R> {
         S: Send + 'static,
         H: Handler + Send + 'static,
     {
-        Client::start(stream, None, None, handler, config)
+        Client::start(stream, ConnectionInfo::default(), handler, config)
     }
 
     /// Starts the session over a connected stream in a task on `R`.
-    fn start<S, H>(
-        stream: S,
-        peer_addr: Option<SocketAddr>,
-        local_addr: Option<SocketAddr>,
-        handler: H,
-        config: SessionConfig,
-    ) -> Self
+    fn start<S, H>(stream: S, info: ConnectionInfo, handler: H, config: SessionConfig) -> Self
     where
         R: PollIo<S>,
         S: Send + 'static,
         H: Handler + Send + 'static,
     {
-        let mut session = Session::new(handler, config);
-        if let Some(peer) = peer_addr {
-            session = session.with_peer(peer);
-        }
+        let session = Session::new(handler, config).with_info(info.clone());
         let sender = session.sender();
         let shutdown = ShutdownHandle::new();
         let connection = run_session::<R, S, H>(stream, session, shutdown.clone());
@@ -188,8 +180,7 @@ impl<R: Runtime> Client<R> {
         });
         Client {
             sender,
-            peer_addr,
-            local_addr,
+            info,
             shutdown,
             done,
             detached: false,
@@ -205,13 +196,21 @@ impl<R: Runtime> Client<R> {
     /// The server's IP address; `None` over a Unix socket or a stream
     /// given to [`from_stream`](Self::from_stream).
     pub fn peer_addr(&self) -> Option<SocketAddr> {
-        self.peer_addr
+        self.info.peer
     }
 
     /// This side's IP address; `None` over a Unix socket or a stream
     /// given to [`from_stream`](Self::from_stream).
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.local_addr
+        self.info.local
+    }
+
+    /// What is known of the connection: its addresses, transport and, over
+    /// TLS, what the handshake agreed on (the server's certificates among
+    /// it). The handler sees the same through
+    /// [`Connection::info`](tej_core::Connection::info).
+    pub fn info(&self) -> &ConnectionInfo {
+        &self.info
     }
 
     /// Closes the connection once everything queued has been sent.
@@ -304,9 +303,13 @@ impl<R: crate::runtime::TlsRuntime> Client<R> {
         H: Handler + Send + 'static,
     {
         let stream = connect_tcp::<R, T>(addr).await?;
-        let (peer, local) = R::prepare_tcp(&stream);
+        let mut info = tcp_info::<R>(&stream);
+        let sni = sni(&server_name);
         let stream = tls_handshake::<R, _>(stream, server_name, tls, &config).await?;
-        Ok(Client::start(stream, peer, local, handler, config))
+        let mut agreed = R::tls_info(&stream);
+        agreed.sni = sni;
+        info.tls = Some(agreed);
+        Ok(Client::start(stream, info, handler, config))
     }
 
     /// Connects to the Unix domain socket at `path`, runs a TLS handshake
@@ -335,12 +338,26 @@ impl<R: crate::runtime::TlsRuntime> Client<R> {
         H: Handler + Send + 'static,
     {
         let stream = R::connect_unix(path.as_ref().to_path_buf()).await?;
+        let sni = sni(&server_name);
         let stream = tls_handshake::<R, _>(stream, server_name, tls, &config).await?;
-        Ok(Client::start(stream, None, None, handler, config))
+        let mut info = ConnectionInfo::new(Transport::Unix);
+        let mut agreed = R::tls_info(&stream);
+        agreed.sni = sni;
+        info.tls = Some(agreed);
+        Ok(Client::start(stream, info, handler, config))
     }
 }
 
 /// A TCP connection to the first of `addr`'s addresses that answers.
+/// A TCP stream readied ([`Runtime::prepare_tcp`]) and described.
+fn tcp_info<R: Runtime>(stream: &R::TcpStream) -> ConnectionInfo {
+    let (peer, local) = R::prepare_tcp(stream);
+    let mut info = ConnectionInfo::new(Transport::Tcp);
+    info.peer = peer;
+    info.local = local;
+    info
+}
+
 async fn connect_tcp<R: Runtime + Resolve<T>, T>(addr: T) -> io::Result<R::TcpStream> {
     let mut last = None;
     for addr in R::resolve(addr).await? {
@@ -359,6 +376,15 @@ async fn connect_tcp<R: Runtime + Resolve<T>, T>(addr: T) -> io::Result<R::TcpSt
 
 /// A TLS handshake as a client, within `config`'s handshake timeout; a
 /// failure said in one line.
+/// The name a client sends as SNI: a DNS name (never an IP address).
+#[cfg(feature = "rustls")]
+fn sni(name: &rustls::pki_types::ServerName<'_>) -> Option<String> {
+    match name {
+        rustls::pki_types::ServerName::DnsName(dns) => Some(dns.as_ref().to_owned()),
+        _ => None,
+    }
+}
+
 #[cfg(feature = "rustls")]
 async fn tls_handshake<R, S>(
     stream: S,
@@ -409,13 +435,8 @@ impl<R: Runtime> Client<R> {
         R: Resolve<T> + PollIo<R::TcpStream>,
     {
         let stream = connect_tcp::<R, T>(addr).await?;
-        let (peer, local) = R::prepare_tcp(&stream);
-        let addresses = Addresses {
-            peer,
-            local,
-            proxy: None,
-        };
-        Ok(Client::<R>::open_stream_at(stream, addresses, config))
+        let info = tcp_info::<R>(&stream);
+        Ok(Client::<R>::open_stream_at(stream, info, config))
     }
 
     /// As [`open`](Self::open), to the Unix domain socket at `path`.
@@ -432,11 +453,8 @@ impl<R: Runtime> Client<R> {
         R: PollIo<R::UnixStream>,
     {
         let stream = R::connect_unix(path.as_ref().to_path_buf()).await?;
-        Ok(Client::<R>::open_stream_at(
-            stream,
-            Addresses::default(),
-            config,
-        ))
+        let info = ConnectionInfo::new(Transport::Unix);
+        Ok(Client::<R>::open_stream_at(stream, info, config))
     }
 
     /// As [`open`](Self::open), over a stream already connected: what
@@ -450,16 +468,16 @@ impl<R: Runtime> Client<R> {
         R: PollIo<S>,
         S: Send + 'static,
     {
-        Client::<R>::open_stream_at(stream, Addresses::default(), config)
+        Client::<R>::open_stream_at(stream, ConnectionInfo::default(), config)
     }
 
     /// Runs the stream handler's session over `stream` in a task.
-    fn open_stream_at<S>(stream: S, addresses: Addresses, config: SessionConfig) -> AsyncConnection
+    fn open_stream_at<S>(stream: S, info: ConnectionInfo, config: SessionConfig) -> AsyncConnection
     where
         R: PollIo<S>,
         S: Send + 'static,
     {
-        let (session, connection) = pair(DEFAULT_BUFFER, config, addresses);
+        let (session, connection) = pair(DEFAULT_BUFFER, config, info);
         R::spawn(async move {
             // The stream handler does not panic; the reason reaches the
             // connection's `Incoming`.
@@ -487,13 +505,12 @@ impl<R: crate::runtime::TlsRuntime> Client<R> {
         R: Resolve<T> + PollIo<R::TcpStream> + PollIo<R::TlsStream<R::TcpStream>>,
     {
         let stream = connect_tcp::<R, T>(addr).await?;
-        let (peer, local) = R::prepare_tcp(&stream);
+        let mut info = tcp_info::<R>(&stream);
+        let sni = sni(&server_name);
         let stream = tls_handshake::<R, _>(stream, server_name, tls, &config).await?;
-        let addresses = Addresses {
-            peer,
-            local,
-            proxy: None,
-        };
-        Ok(Client::<R>::open_stream_at(stream, addresses, config))
+        let mut agreed = R::tls_info(&stream);
+        agreed.sni = sni;
+        info.tls = Some(agreed);
+        Ok(Client::<R>::open_stream_at(stream, info, config))
     }
 }

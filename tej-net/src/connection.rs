@@ -10,7 +10,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_lite::Stream;
-use tej_core::{DisconnectReason, Sender, Session};
+use tej_core::{ConnectionInfo, DisconnectReason, Sender, Session};
 
 use crate::incoming::{self, Incoming, IncomingFrame, StreamHandler};
 
@@ -43,36 +43,14 @@ use crate::incoming::{self, Incoming, IncomingFrame, StreamHandler};
 pub struct AsyncConnection {
     sender: Sender,
     incoming: Incoming,
-    peer_addr: Option<SocketAddr>,
-    local_addr: Option<SocketAddr>,
-    proxy_addr: Option<SocketAddr>,
+    info: ConnectionInfo,
 }
 
 impl fmt::Debug for AsyncConnection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AsyncConnection")
-            .field("peer_addr", &self.peer_addr)
-            .field("local_addr", &self.local_addr)
-            .field("proxy_addr", &self.proxy_addr)
+            .field("info", &self.info)
             .finish_non_exhaustive()
-    }
-}
-
-/// The addresses a connection was made between, as far as known.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct Addresses {
-    pub(crate) peer: Option<SocketAddr>,
-    pub(crate) local: Option<SocketAddr>,
-    pub(crate) proxy: Option<SocketAddr>,
-}
-
-impl Addresses {
-    /// `session` with the peer's and proxy's addresses recorded.
-    pub(crate) fn apply<H: tej_core::Handler>(&self, session: Session<H>) -> Session<H> {
-        if self.peer.is_none() && self.proxy.is_none() {
-            return session;
-        }
-        session.with_addresses(self.peer, self.proxy)
     }
 }
 
@@ -81,17 +59,15 @@ impl Addresses {
 pub(crate) fn pair(
     buffer: usize,
     config: tej_core::SessionConfig,
-    addresses: Addresses,
+    info: ConnectionInfo,
 ) -> (Session<StreamHandler>, AsyncConnection) {
     let (handler, incoming) = incoming::channel(buffer);
-    let session = addresses.apply(Session::new(handler, config));
+    let session = Session::new(handler, config).with_info(info.clone());
     let sender = session.sender();
     let connection = AsyncConnection {
         incoming: incoming.closing(sender.clone()),
         sender,
-        peer_addr: addresses.peer,
-        local_addr: addresses.local,
-        proxy_addr: addresses.proxy,
+        info,
     };
     (session, connection)
 }
@@ -126,17 +102,23 @@ impl AsyncConnection {
     /// The peer's address: the client's as a PROXY header named it, when
     /// one did. `None` over a Unix socket.
     pub fn peer_addr(&self) -> Option<SocketAddr> {
-        self.peer_addr
+        self.info.peer
     }
 
     /// This side's address, when known.
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.local_addr
+        self.info.local
     }
 
     /// The proxy the connection came through (PROXY protocol), if any.
     pub fn proxy_addr(&self) -> Option<SocketAddr> {
-        self.proxy_addr
+        self.info.proxy
+    }
+
+    /// What is known of the connection: addresses, transport and, over
+    /// TLS, what the handshake agreed on.
+    pub fn info(&self) -> &ConnectionInfo {
+        &self.info
     }
 
     /// Asks the connection to close once what is queued has been sent.

@@ -5,6 +5,8 @@ use std::future::{ready, Future};
 use std::io;
 use std::net::SocketAddr;
 
+use tej_core::ConnectionInfo;
+
 /// A source of incoming byte streams for a [`Server`](crate::Server) on
 /// runtime `R`: implemented for each runtime's TCP and Unix listeners;
 /// implement it for anything else that hands out connections (a vsock, an
@@ -34,6 +36,14 @@ pub trait Listener<R>: Send + 'static {
     ///
     /// The operating system's error, if it cannot tell.
     fn local_addr(&self) -> io::Result<Self::Addr>;
+
+    /// Fills in what this listener knows of a connection it accepted: its
+    /// [`Transport`](tej_core::Transport) and local address. `info.peer`
+    /// is already the address [`accept`](Self::accept) returned. The
+    /// default leaves `info` as it is.
+    fn describe(&self, io: &Self::Io, info: &mut ConnectionInfo) {
+        let _ = (io, info);
+    }
 }
 
 /// Turns an accepted stream `S` into the stream the session runs over, on
@@ -59,6 +69,12 @@ pub trait Acceptor<R, S>: Send + Sync + 'static {
     fn peer_addr(&self, stream: &Self::Stream) -> Option<SocketAddr> {
         let _ = stream;
         None
+    }
+
+    /// Fills in what the handshake agreed on (a TLS acceptor sets
+    /// `info.tls`). The default leaves `info` as it is.
+    fn describe(&self, stream: &Self::Stream, info: &mut ConnectionInfo) {
+        let _ = (stream, info);
     }
 }
 

@@ -133,6 +133,10 @@ pub trait TlsRuntime: Runtime {
     where
         Self: PollIo<S>,
         S: Send + Unpin + 'static;
+
+    /// What a client's handshake agreed on
+    /// ([`tls::tls_info`](crate::tls::tls_info) of its connection).
+    fn tls_info<S: Send + Unpin + 'static>(stream: &Self::TlsStream<S>) -> tej_core::TlsInfo;
 }
 
 /// Waits `duration` on runtime `R`'s timer.

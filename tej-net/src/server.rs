@@ -7,19 +7,20 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::marker::PhantomData;
-use std::net::SocketAddr;
+
 use std::panic::AssertUnwindSafe;
 #[cfg(unix)]
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures_lite::{future, FutureExt};
-use tej_core::{Handler, Session, SessionConfig};
+use tej_core::{ConnectionInfo, Session, SessionConfig};
 
 use crate::accept::{self, ConnectionCap, ConnectionSlot};
-use crate::connection::{pair, Addresses};
+use crate::connection::pair;
 use crate::incoming::DEFAULT_BUFFER;
 use crate::listener::{Acceptor, Listener, Plain};
+use crate::new_handler::NewHandler;
 use crate::proxy::HeaderRead;
 use crate::run::run_session;
 use crate::runtime::{self, PollIo, Resolve, Runtime};
@@ -231,26 +232,27 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
     /// does not end the connections already accepted: each runs on in its
     /// own task until it ends. Trigger the
     /// [`shutdown_handle`](Self::shutdown_handle) to end them gracefully.
-    pub async fn serve<F, H>(self, new_handler: F)
+    pub async fn serve<F, M>(self, new_handler: F)
     where
         R: PollIo<L::Io> + PollIo<A::Stream>,
         A: Acceptor<R, L::Io>,
-        F: FnMut() -> H + Send + 'static,
-        H: Handler + Send + 'static,
+        F: NewHandler<M> + Send + 'static,
+        F::Handler: Send + 'static,
+        M: 'static,
     {
         let new_handler = Arc::new(Mutex::new(new_handler));
         self.serve_with(move |open: Handshaken<A::Stream>| {
             let new_handler = Arc::clone(&new_handler);
             async move {
-                let peer = open.addresses.peer;
+                let peer = open.info.peer;
                 let session = AssertUnwindSafe(async {
                     let handler = {
                         // A factory that panicked once is still the user's to call.
                         let mut new_handler =
                             new_handler.lock().unwrap_or_else(PoisonError::into_inner);
-                        (*new_handler)()
+                        new_handler.new_handler(&open.info)
                     };
-                    let session = open.addresses.apply(Session::new(handler, open.config));
+                    let session = Session::new(handler, open.config).with_info(open.info);
                     run_session::<R, _, _>(open.stream, session, open.shutdown).await;
                 });
                 // The session's `Drop` has not called the handler again; the
@@ -306,8 +308,8 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
         self.serve_with(move |open: Handshaken<A::Stream>| {
             let serve = Arc::clone(&serve);
             async move {
-                let peer = open.addresses.peer;
-                let (session, connection) = pair(buffer, open.config, open.addresses);
+                let peer = open.info.peer;
+                let (session, connection) = pair(buffer, open.config, open.info);
                 let run = run_session::<R, _, _>(open.stream, session, open.shutdown);
                 let user = AssertUnwindSafe(serve(connection)).catch_unwind();
                 let (_, outcome) = future::zip(run, user).await;
@@ -349,17 +351,17 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
                 // (Never: this side holds a sender.)
                 Ok(Err(_)) => return None,
                 Err(None) => return None,
-                Err(Some((stream, peer, slot))) => {
+                Err(Some((stream, info, slot))) => {
                     let handed = handed.clone();
                     let start = move |open: Handshaken<A::Stream>| async move {
-                        let (session, connection) = pair(buffer, open.config, open.addresses);
+                        let (session, connection) = pair(buffer, open.config, open.info);
                         // Nobody to take it once the server is dropped: it
                         // is dropped here, and closes.
                         if handed.try_send(connection).is_ok() {
                             run_session::<R, _, _>(open.stream, session, open.shutdown).await;
                         }
                     };
-                    R::spawn(self.connection(start, peer, slot, None).run(stream));
+                    R::spawn(self.connection(start, info, slot, None).run(stream));
                 }
             }
         }
@@ -378,10 +380,10 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
         // Every connection task holds a sender; the channel closes, and
         // `all_ended` completes, when the last of them has ended.
         let (alive, all_ended) = async_channel::bounded::<Infallible>(1);
-        while let Some((stream, peer, slot)) = self.next_stream().await {
+        while let Some((stream, info, slot)) = self.next_stream().await {
             let start = Arc::clone(&start);
             let start = move |open| start(open);
-            let connection = self.connection(start, peer, slot, Some(alive.clone()));
+            let connection = self.connection(start, info, slot, Some(alive.clone()));
             R::spawn(connection.run(stream));
         }
         drop(self);
@@ -390,11 +392,11 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
         let _closed = all_ended.recv().await;
     }
 
-    /// The next connection accepted and admitted under the cap, with its
-    /// peer's address and its place under the cap; `None` once shut down.
-    /// An accept error that is the system's (out of file descriptors)
-    /// pauses accepting a moment.
-    async fn next_stream(&mut self) -> Option<(L::Io, Option<SocketAddr>, ConnectionSlot)> {
+    /// The next connection accepted and admitted under the cap, with what
+    /// the listener tells of it and its place under the cap; `None` once
+    /// shut down. An accept error that is the system's (out of file
+    /// descriptors) pauses accepting a moment.
+    async fn next_stream(&mut self) -> Option<(L::Io, ConnectionInfo, ConnectionSlot)> {
         loop {
             let stop = async {
                 self.shutdown.wait().await;
@@ -404,7 +406,10 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
             match future::or(stop, accept).await? {
                 Ok((stream, peer)) => {
                     if let Some(slot) = self.cap.admit(&peer) {
-                        return Some((stream, peer, slot));
+                        let mut info = ConnectionInfo::default();
+                        info.peer = peer;
+                        self.listener.describe(&stream, &mut info);
+                        return Some((stream, info, slot));
                     }
                 }
                 Err(error) => {
@@ -431,7 +436,7 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
     fn connection<F>(
         &self,
         start: F,
-        peer: Option<SocketAddr>,
+        info: ConnectionInfo,
         slot: ConnectionSlot,
         alive: Option<async_channel::Sender<Infallible>>,
     ) -> Connection<R, A, F> {
@@ -441,7 +446,7 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
             config: self.config.clone(),
             shutdown: self.shutdown.clone(),
             proxy: self.proxy,
-            peer,
+            info,
             _slot: slot,
             _alive: alive,
             runtime: PhantomData,
@@ -452,7 +457,8 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
 /// A connection through its handshake: what runs its session gets this.
 struct Handshaken<S> {
     stream: S,
-    addresses: Addresses,
+    /// Addresses, transport and what the TLS handshake agreed on.
+    info: ConnectionInfo,
     config: SessionConfig,
     shutdown: ShutdownHandle,
 }
@@ -466,7 +472,8 @@ struct Connection<R, A, F> {
     shutdown: ShutdownHandle,
     /// Read a PROXY header of at most this many bytes first.
     proxy: Option<usize>,
-    peer: Option<SocketAddr>,
+    /// What the listener told of the connection; the handshake adds to it.
+    info: ConnectionInfo,
     /// The connection's place under the cap, from accept to the end.
     _slot: ConnectionSlot,
     /// Keeps `serve` from returning while this connection lives.
@@ -484,10 +491,11 @@ impl<R: Runtime, A, F> Connection<R, A, F> {
         F: FnOnce(Handshaken<A::Stream>) -> Fut,
         Fut: Future<Output = ()>,
     {
+        let mut info = self.info;
         let steps = async {
             let via = match self.proxy {
                 Some(max_len) => {
-                    let mut header = HeaderRead::new(max_len, self.peer);
+                    let mut header = HeaderRead::new(max_len, info.peer);
                     loop {
                         let n = runtime::read::<R, S>(&mut stream, header.buf()).await?;
                         if let Some(result) = header.filled(n) {
@@ -503,29 +511,24 @@ impl<R: Runtime, A, F> Connection<R, A, F> {
         let (stream, via) = match handshake.await {
             Ok(done) => done,
             Err(error) if crate::proxy::is_health_check(&error) => {
-                tracing::debug!(peer = ?self.peer, %error, "health check; connection closed");
+                tracing::debug!(peer = ?info.peer, %error, "health check; connection closed");
                 return;
             }
             Err(error) => {
-                tracing::debug!(peer = ?self.peer, %error, "connection closed before its session");
+                tracing::debug!(peer = ?info.peer, %error, "connection closed before its session");
                 return;
             }
         };
-        let addresses = match via {
-            Some((peer, proxy)) => Addresses {
-                peer,
-                local: None,
-                proxy,
-            },
-            None => Addresses {
-                peer: self.acceptor.peer_addr(&stream).or(self.peer),
-                local: None,
-                proxy: None,
-            },
-        };
+        if let Some((peer, proxy)) = via {
+            info.peer = peer;
+            info.proxy = proxy;
+        } else if let Some(peer) = self.acceptor.peer_addr(&stream) {
+            info.peer = Some(peer);
+        }
+        self.acceptor.describe(&stream, &mut info);
         let open = Handshaken {
             stream,
-            addresses,
+            info,
             config: self.config,
             shutdown: self.shutdown,
         };

@@ -1,7 +1,42 @@
 //! What every adapter's TLS (feature `rustls`) shares: a client's failed
-//! handshake said in one line.
+//! handshake said in one line, and what a handshake agreed on as
+//! [`TlsInfo`].
 
 use std::io;
+
+use tej_core::TlsInfo;
+
+/// What the handshake of `state` agreed on, as plain data: the protocol
+/// version, cipher suite, ALPN and the peer's certificates, with `sni`,
+/// the server name the client asked for (a server's
+/// `ServerConnection::server_name`, the name a client connected to).
+pub fn tls_info(state: &rustls::CommonState, sni: Option<&str>) -> TlsInfo {
+    let version = match state.protocol_version() {
+        Some(rustls::ProtocolVersion::TLSv1_3) => "TLSv1.3".to_owned(),
+        Some(rustls::ProtocolVersion::TLSv1_2) => "TLSv1.2".to_owned(),
+        Some(other) => format!("{other:?}"),
+        None => String::new(),
+    };
+    let cipher = state
+        .negotiated_cipher_suite()
+        .map(|suite| {
+            let suite = suite.suite();
+            suite
+                .as_str()
+                .map_or_else(|| format!("{suite:?}"), str::to_owned)
+        })
+        .unwrap_or_default();
+    let mut info = TlsInfo::new(version, cipher);
+    info.sni = sni.map(str::to_owned);
+    info.alpn = state.alpn_protocol().map(<[u8]>::to_vec);
+    info.peer_certificates = state
+        .peer_certificates()
+        .unwrap_or_default()
+        .iter()
+        .map(|der| der.as_ref().to_vec())
+        .collect();
+    info
+}
 
 /// `error`, from a client's TLS handshake with the server `name`, said in
 /// one line: `TLS handshake with NAME failed: REASON`, where the reason

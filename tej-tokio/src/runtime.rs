@@ -145,6 +145,11 @@ impl Listener<Tokio> for TcpListener {
     fn local_addr(&self) -> io::Result<SocketAddr> {
         TcpListener::local_addr(self)
     }
+
+    fn describe(&self, io: &TcpStream, info: &mut tej_core::ConnectionInfo) {
+        info.transport = tej_core::Transport::Tcp;
+        info.local = io.local_addr().ok();
+    }
 }
 
 #[cfg(unix)]
@@ -161,6 +166,10 @@ impl Listener<Tokio> for tokio::net::UnixListener {
 
     fn local_addr(&self) -> io::Result<tokio::net::unix::SocketAddr> {
         tokio::net::UnixListener::local_addr(self)
+    }
+
+    fn describe(&self, _io: &tokio::net::UnixStream, info: &mut tej_core::ConnectionInfo) {
+        info.transport = tej_core::Transport::Unix;
     }
 }
 

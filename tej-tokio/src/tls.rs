@@ -49,6 +49,12 @@ impl TlsRuntime for Tokio {
     {
         TlsConnector::from(config).connect(server_name, Polled(stream))
     }
+
+    fn tls_info<S: Send + Unpin + 'static>(
+        stream: &ClientTlsStream<Polled<S>>,
+    ) -> tej_core::TlsInfo {
+        tej_net::tls::tls_info(stream.get_ref().1, None)
+    }
 }
 
 /// A stream Tokio polls, as Tokio's I/O traits: what a client's TLS
@@ -116,5 +122,10 @@ where
 
     fn accept(&self, stream: S) -> impl Future<Output = io::Result<Self::Stream>> + Send {
         TlsAcceptor::accept(self, stream)
+    }
+
+    fn describe(&self, stream: &Self::Stream, info: &mut tej_core::ConnectionInfo) {
+        let connection = stream.get_ref().1;
+        info.tls = Some(tej_net::tls::tls_info(connection, connection.server_name()));
     }
 }

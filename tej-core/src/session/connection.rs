@@ -2,6 +2,7 @@
 
 use crate::frame::Frame;
 use crate::session::error::SendError;
+use crate::session::info::ConnectionInfo;
 use crate::session::outbox::Outbox;
 use crate::session::outgoing::OutgoingFrame;
 
@@ -10,8 +11,7 @@ pub struct Connection<'a> {
     pub(crate) outbox: &'a mut Outbox,
     pub(crate) close_requested: &'a mut bool,
     pub(crate) closing: bool,
-    pub(crate) peer: Option<core::net::SocketAddr>,
-    pub(crate) proxy: Option<core::net::SocketAddr>,
+    pub(crate) info: &'a ConnectionInfo,
     #[cfg(feature = "std")]
     pub(crate) sender: &'a crate::session::send_queue::Sender,
 }
@@ -19,8 +19,8 @@ pub struct Connection<'a> {
 impl core::fmt::Debug for Connection<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Connection")
-            .field("peer", &self.peer)
-            .field("proxy", &self.proxy)
+            .field("peer", &self.info.peer)
+            .field("proxy", &self.info.proxy)
             .field("queued_bytes", &self.outbox.pending_len())
             .field("closing", &self.is_closing())
             .finish()
@@ -70,14 +70,26 @@ impl Connection<'_> {
     /// balancer that speaks the PROXY protocol, the client's address it
     /// reported (see [`proxy_addr`](Self::proxy_addr)).
     pub fn peer_addr(&self) -> Option<core::net::SocketAddr> {
-        self.peer
+        self.info.peer
     }
 
     /// The address of the proxy or load balancer the connection came
     /// through, when its PROXY protocol header named the real peer;
     /// `None` for a direct connection.
     pub fn proxy_addr(&self) -> Option<core::net::SocketAddr> {
-        self.proxy
+        self.info.proxy
+    }
+
+    /// This side's address, when the adapter knows it.
+    pub fn local_addr(&self) -> Option<core::net::SocketAddr> {
+        self.info.local
+    }
+
+    /// Everything the adapter knows of the connection: its addresses,
+    /// transport and, over TLS, the protocol version, cipher suite, SNI,
+    /// ALPN and the peer's certificates.
+    pub fn info(&self) -> &ConnectionInfo {
+        self.info
     }
 
     /// A [`Sender`](crate::Sender) for this connection, to keep and use

@@ -49,6 +49,7 @@ mod connection;
 mod deadlines;
 mod error;
 mod handler;
+mod info;
 mod outbox;
 mod outgoing;
 #[cfg(feature = "std")]
@@ -68,6 +69,7 @@ pub use config::{FrameTimeout, SessionConfig};
 pub use connection::Connection;
 pub use error::{DisconnectReason, SendError};
 pub use handler::Handler;
+pub use info::{ConnectionInfo, TlsInfo, Transport};
 #[cfg(feature = "std")]
 pub use progress::{NotWritten, SendProgress, Written};
 #[cfg(feature = "std")]
@@ -94,8 +96,7 @@ enum Lifecycle {
 struct Link {
     outbox: Outbox,
     close_requested: bool,
-    peer: Option<core::net::SocketAddr>,
-    proxy: Option<core::net::SocketAddr>,
+    info: ConnectionInfo,
     #[cfg(feature = "std")]
     queue: send_queue::Receiver,
 }
@@ -106,8 +107,7 @@ impl Link {
             outbox: &mut self.outbox,
             close_requested: &mut self.close_requested,
             closing,
-            peer: self.peer,
-            proxy: self.proxy,
+            info: &self.info,
             #[cfg(feature = "std")]
             sender: self.queue.sender(),
         }
@@ -143,7 +143,7 @@ impl<H: Handler> core::fmt::Debug for Session<H> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Session")
             .field("lifecycle", &self.lifecycle)
-            .field("peer", &self.link.peer)
+            .field("peer", &self.link.info.peer)
             .field("queued_bytes", &self.link.outbox.pending_len())
             .field("stream_offset", &self.decoder.stream_offset())
             .finish()
@@ -159,8 +159,7 @@ impl<H: Handler> Session<H> {
             link: Link {
                 outbox: Outbox::default(),
                 close_requested: false,
-                peer: None,
-                proxy: None,
+                info: ConnectionInfo::default(),
                 #[cfg(feature = "std")]
                 queue: send_queue::Receiver::new(config.send_queue_capacity),
             },
@@ -179,7 +178,7 @@ impl<H: Handler> Session<H> {
 
     /// Records the peer's address, for [`Connection::peer_addr`].
     pub fn with_peer(mut self, peer: core::net::SocketAddr) -> Self {
-        self.link.peer = Some(peer);
+        self.link.info.peer = Some(peer);
         self
     }
 
@@ -191,8 +190,8 @@ impl<H: Handler> Session<H> {
         peer: Option<core::net::SocketAddr>,
         proxy: Option<core::net::SocketAddr>,
     ) -> Self {
-        self.link.peer = peer;
-        self.link.proxy = proxy;
+        self.link.info.peer = peer;
+        self.link.info.proxy = proxy;
         self
     }
 
@@ -204,9 +203,28 @@ impl<H: Handler> Session<H> {
         peer: core::net::SocketAddr,
         proxy: core::net::SocketAddr,
     ) -> Self {
-        self.link.peer = Some(peer);
-        self.link.proxy = Some(proxy);
+        self.link.info.peer = Some(peer);
+        self.link.info.proxy = Some(proxy);
         self
+    }
+
+    /// Records what the adapter knows of the connection (addresses,
+    /// transport, TLS), for [`Connection::info`], replacing what
+    /// [`with_peer`](Self::with_peer) and the like recorded.
+    pub fn with_info(mut self, info: ConnectionInfo) -> Self {
+        self.link.info = info;
+        self
+    }
+
+    /// What is known of the connection: see [`with_info`](Self::with_info).
+    pub fn info(&self) -> &ConnectionInfo {
+        &self.link.info
+    }
+
+    /// What is known of the connection, for an adapter that learns more
+    /// after making the session (a TLS handshake run before it starts).
+    pub fn info_mut(&mut self) -> &mut ConnectionInfo {
+        &mut self.link.info
     }
 
     /// Whether the next steps may do blocking file I/O: a body being

@@ -15,6 +15,7 @@ pub mod demo;
 pub mod report;
 pub mod send;
 pub mod serve;
+pub mod subject;
 
 use std::time::Duration;
 

@@ -54,6 +54,36 @@ pub struct FrameReport {
     pub message_sha256: Option<String>,
 }
 
+/// What a connection's TLS handshake agreed on, in a `connected` event:
+/// `{"version":"TLSv1.3","cipher":"TLS13_AES_256_GCM_SHA384","sni":"localhost","client_subject":"CN=tej client"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TlsReport {
+    /// `TLSv1.3` or `TLSv1.2`.
+    pub version: String,
+    /// The cipher suite, as IANA names it.
+    pub cipher: String,
+    /// The server name the client asked for, if it sent one (`null` if not).
+    pub sni: Option<String>,
+    /// The subject of the client's certificate as RFC 4514 writes it
+    /// (`CN=tej client`), when the client presented one (`null` if not).
+    pub client_subject: Option<String>,
+}
+
+impl TlsReport {
+    /// The report of a server's side of a handshake.
+    pub fn of(tls: &tej_core::TlsInfo) -> TlsReport {
+        TlsReport {
+            version: tls.version.clone(),
+            cipher: tls.cipher.clone(),
+            sni: tls.sni.clone(),
+            client_subject: tls
+                .peer_certificates
+                .first()
+                .map(|der| super::subject::subject(der).unwrap_or_else(|| "?".to_owned())),
+        }
+    }
+}
+
 /// One line of `tej serve` or `tej send` output.
 ///
 /// As JSON, `event` comes first and names the variant in snake case:
@@ -75,6 +105,9 @@ pub enum Event {
         /// connection's other end); absent for a direct connection.
         #[serde(skip_serializing_if = "Option::is_none")]
         proxy: Option<String>,
+        /// Over TLS, what the handshake agreed on; absent without TLS.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tls: Option<TlsReport>,
     },
     /// A frame (any status but 2) arrived.
     Received(FrameReport),
@@ -160,10 +193,19 @@ impl Event {
         let peer_of = |peer: &Option<String>| peer.clone().unwrap_or_else(|| "?".into());
         match self {
             Event::Listening { addr } => format!("listening on {addr}; Ctrl-C to stop"),
-            Event::Connected { peer, proxy } => match proxy {
-                Some(proxy) => format!("{} connected (through {proxy})", peer_of(peer)),
-                None => format!("{} connected", peer_of(peer)),
-            },
+            Event::Connected { peer, proxy, tls } => {
+                let mut line = format!("{} connected", peer_of(peer));
+                if let Some(proxy) = proxy {
+                    let _ = write!(line, " (through {proxy})");
+                }
+                if let Some(tls) = tls {
+                    let _ = write!(line, " over {} {}", tls.version, tls.cipher);
+                    if let Some(subject) = &tls.client_subject {
+                        let _ = write!(line, ", client {subject}");
+                    }
+                }
+                line
+            }
             Event::Received(frame) => frame_text("received", frame),
             Event::Ping(frame) => frame_text("ping", frame),
             Event::Disconnected { peer, reason, .. } => {

@@ -452,6 +452,7 @@ impl Watch {
             Seen::Connected(peer) => self.print(&Event::Connected {
                 peer: peer.map(|peer| peer.to_string()),
                 proxy: None,
+                tls: None,
             }),
             Seen::Frame { event, ping } => {
                 self.print(&event);

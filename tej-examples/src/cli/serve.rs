@@ -10,11 +10,12 @@ use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use tej_core::{
-    Connection, DisconnectReason, FileTarget, Frame, FrameTimeout, Handler, SessionConfig,
+    Connection, ConnectionInfo, DisconnectReason, FileTarget, Frame, FrameTimeout, Handler,
+    SessionConfig,
 };
 use tej_net::accept::DEFAULT_MAX_CONNECTIONS;
 
-use super::report::{Event, FileSink, Printer};
+use super::report::{Event, FileSink, Printer, TlsReport};
 use super::{parse_count, parse_seconds, parse_size, LimitArgs};
 use crate::runtime::{self, Endpoint, Runtime, ServerOptions};
 
@@ -141,6 +142,8 @@ impl ServeArgs {
 /// the save directory or a hasher, and answers with `--reply`.
 struct ServeHandler {
     peer: Option<SocketAddr>,
+    /// What the TLS handshake agreed on, from the factory.
+    tls: Option<TlsReport>,
     files: FileSink,
     reply: Option<String>,
     printer: Printer,
@@ -164,6 +167,7 @@ impl Handler for ServeHandler {
         self.printer.print(&Event::Connected {
             peer: self.peer.map(|peer| peer.to_string()),
             proxy: conn.proxy_addr().map(|proxy| proxy.to_string()),
+            tls: self.tls.take(),
         });
     }
 
@@ -222,8 +226,9 @@ pub fn run(args: &ServeArgs, stop: &Receiver<()>) -> anyhow::Result<()> {
         bind.clone(),
         args.session_config(),
         options,
-        move || ServeHandler {
+        move |info: &ConnectionInfo| ServeHandler {
             peer: None,
+            tls: info.tls.as_ref().map(TlsReport::of),
             files: FileSink::new(spool.clone()),
             reply: reply.clone(),
             printer,

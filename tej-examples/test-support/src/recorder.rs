@@ -6,7 +6,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
-use tej_core::{Connection, DisconnectReason, Frame, Handler, Sender};
+use tej_core::{Connection, ConnectionInfo, DisconnectReason, Frame, Handler, Sender};
 
 /// One received file: name, size and content hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +106,8 @@ pub struct Record {
     inner: Arc<(Mutex<Vec<Seen>>, Condvar)>,
     senders: Arc<Mutex<Vec<Sender>>>,
     addrs: Arc<Mutex<Vec<Addrs>>>,
+    infos: Arc<Mutex<Vec<ConnectionInfo>>>,
+    factory_infos: Arc<Mutex<Vec<ConnectionInfo>>>,
     files_started: Arc<AtomicUsize>,
     made: Arc<AtomicUsize>,
 }
@@ -180,6 +182,17 @@ impl Record {
         self.addrs.lock().unwrap().clone()
     }
 
+    /// What `connected` saw of each connection
+    /// ([`Connection::info`](tej_core::Connection::info)), in order.
+    pub fn infos(&self) -> Vec<ConnectionInfo> {
+        self.infos.lock().unwrap().clone()
+    }
+
+    /// What [`Recorder::info_factory`] was given, per connection, in order.
+    pub fn factory_infos(&self) -> Vec<ConnectionInfo> {
+        self.factory_infos.lock().unwrap().clone()
+    }
+
     /// Senders of the connections seen so far, in connection order.
     pub fn senders(&self) -> Vec<Sender> {
         self.senders.lock().unwrap().clone()
@@ -244,12 +257,25 @@ impl Recorder {
     }
 }
 
+impl Recorder {
+    /// A server's handler factory that takes the connection's
+    /// information, recorded in [`Record::factory_infos`].
+    pub fn info_factory(self) -> impl FnMut(&ConnectionInfo) -> Recorder + Send + 'static {
+        move |info: &ConnectionInfo| {
+            self.record.factory_infos.lock().unwrap().push(info.clone());
+            self.record.made.fetch_add(1, Ordering::SeqCst);
+            self.clone()
+        }
+    }
+}
+
 impl Handler for Recorder {
     fn connected(&mut self, conn: &mut Connection<'_>) {
         // The sender first: a test that sees `Connected` may take it at once.
         self.record.senders.lock().unwrap().push(conn.sender());
         let addrs = (conn.peer_addr(), conn.proxy_addr());
         self.record.addrs.lock().unwrap().push(addrs);
+        self.record.infos.lock().unwrap().push(conn.info().clone());
         self.record.push(Seen::Connected);
         assert!(!self.panic_on_connect, "deliberate panic in connected");
         for frame in &self.greeting {

@@ -9,7 +9,7 @@ use std::task::Waker;
 use std::time::Duration;
 
 use mio::{Interest, Registry, Token};
-use tej_core::{Handler, Session};
+use tej_core::{ConnectionInfo, Handler, Session};
 use tej_net::accept::ConnectionSlot;
 use tej_net::drive::{Drive, Step, Transport};
 use tej_net::ReadBuffer;
@@ -80,6 +80,15 @@ pub trait Stream: mio::event::Source + Read + Write + Send {
         None
     }
 
+    /// Fills in what the stream knows of its connection once its
+    /// handshake is done: its [`Transport`](tej_core::Transport), local address and TLS
+    /// details (the driver sets the peer and proxy addresses from
+    /// [`peer_addr`](Self::peer_addr) and [`proxy_addr`](Self::proxy_addr)).
+    /// The default sets the local address only.
+    fn describe(&self, info: &mut ConnectionInfo) {
+        info.local = self.local_addr();
+    }
+
     /// Whether a read that returns fewer bytes than asked for shows that
     /// the operating system has no more to give now, and a write that
     /// takes fewer than offered that it has no more room: the driver then
@@ -128,12 +137,21 @@ impl Stream for mio::net::TcpStream {
     fn local_addr(&self) -> Option<SocketAddr> {
         mio::net::TcpStream::local_addr(self).ok()
     }
+
+    fn describe(&self, info: &mut ConnectionInfo) {
+        info.transport = tej_core::Transport::Tcp;
+        info.local = Stream::local_addr(self);
+    }
 }
 
 #[cfg(unix)]
 impl Stream for mio::net::UnixStream {
     fn shutdown_write(&mut self) -> io::Result<()> {
         self.shutdown(Shutdown::Write)
+    }
+
+    fn describe(&self, info: &mut ConnectionInfo) {
+        info.transport = tej_core::Transport::Unix;
     }
 
     fn short_io_drains(&self) -> bool {
@@ -162,6 +180,9 @@ impl<S: Stream + ?Sized> Stream for Box<S> {
     }
     fn proxy_addr(&self) -> Option<SocketAddr> {
         (**self).proxy_addr()
+    }
+    fn describe(&self, info: &mut ConnectionInfo) {
+        (**self).describe(info);
     }
     fn short_io_drains(&self) -> bool {
         (**self).short_io_drains()

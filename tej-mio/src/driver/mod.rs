@@ -13,6 +13,7 @@ mod wake;
 use std::collections::VecDeque;
 use std::fmt;
 use std::io;
+use std::marker::PhantomData;
 use std::ops::Range;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Arc;
@@ -21,10 +22,10 @@ use std::time::{Duration, Instant};
 use mio::event::Event;
 use mio::{Interest, Registry, Token};
 use slab::Slab;
-use tej_core::{DisconnectReason, Handler, Session, SessionConfig};
+use tej_core::{ConnectionInfo, DisconnectReason, Handler, Session, SessionConfig};
 use tej_net::accept::panic_message;
 use tej_net::drive::Step;
-use tej_net::ReadBuffer;
+use tej_net::{NewHandler, ReadBuffer};
 
 pub use conn::Stream;
 use conn::{Conn, Handshake, HandshakeFailure, Opening};
@@ -145,7 +146,7 @@ const MAX_ACCEPTS_PER_TURN: usize = 256;
 /// # Ok(())
 /// # }
 /// ```
-pub struct Driver<H: Handler, F = fn() -> H> {
+pub struct Driver<H: Handler, F = fn() -> H, M = ()> {
     /// The listener's token; connections use the tokens after it.
     first_token: usize,
     /// How many connection slots the token range has room for.
@@ -172,9 +173,11 @@ pub struct Driver<H: Handler, F = fn() -> H> {
     /// Why each connection ended, by token, for the client to report; only
     /// kept once asked for (a server's would grow without end).
     reasons: Option<Vec<(Token, DisconnectReason)>>,
+    /// Which shape of factory `F` is ([`NewHandler`]'s marker).
+    marker: PhantomData<fn() -> M>,
 }
 
-impl<H: Handler, F> fmt::Debug for Driver<H, F> {
+impl<H: Handler, F, M> fmt::Debug for Driver<H, F, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Driver")
             .field(
@@ -223,6 +226,7 @@ impl<H: Handler> Driver<H> {
             panics: Vec::new(),
             handshake_errors: Vec::new(),
             reasons: None,
+            marker: PhantomData,
         }
     }
 
@@ -244,30 +248,30 @@ impl<H: Handler> Driver<H> {
     /// # Errors
     ///
     /// The error of registering the listener.
-    pub fn listen<L, G>(
+    pub fn listen<L, G, N>(
         self,
         registry: &Registry,
         listener: L,
         config: SessionConfig,
         factory: G,
-    ) -> io::Result<Driver<H, G>>
+    ) -> io::Result<Driver<H, G, N>>
     where
         L: Listener + 'static,
-        G: FnMut() -> H,
+        G: NewHandler<N, Handler = H>,
     {
         self.listen_any(registry, Box::new(listener), config, factory)
     }
 
     /// [`listen`](Self::listen) on a boxed listener of any kind.
-    pub(crate) fn listen_any<G>(
+    pub(crate) fn listen_any<G, N>(
         self,
         registry: &Registry,
         listener: Box<dyn AnyListener>,
         config: SessionConfig,
         factory: G,
-    ) -> io::Result<Driver<H, G>>
+    ) -> io::Result<Driver<H, G, N>>
     where
-        G: FnMut() -> H,
+        G: NewHandler<N, Handler = H>,
     {
         let listener = Acceptor::new(registry, listener, Token(self.first_token), config, factory)?;
         Ok(Driver {
@@ -285,11 +289,12 @@ impl<H: Handler> Driver<H> {
             panics: self.panics,
             handshake_errors: self.handshake_errors,
             reasons: self.reasons,
+            marker: PhantomData,
         })
     }
 }
 
-impl<H: Handler, F: FnMut() -> H> Driver<H, F> {
+impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
     /// Caps the connections the listener has open at once (default
     /// 10,000): beyond it a new connection is accepted and closed at once,
     /// and accepting serves again when one ends. No effect without a listener.
@@ -544,7 +549,16 @@ impl<H: Handler, F: FnMut() -> H> Driver<H, F> {
             action(&mut conn);
             if conn.is_handshaking() {
                 match conn.handshake(now) {
-                    Handshake::Done => {}
+                    Handshake::Done => {
+                        // A session added before its handshake: what the
+                        // handshake agreed on, for `Connection::info`.
+                        if let Some(mut info) = conn.session.as_ref().map(|s| s.info().clone()) {
+                            conn.stream().describe(&mut info);
+                            if let Some(session) = conn.session.as_mut() {
+                                *session.info_mut() = info;
+                            }
+                        }
+                    }
                     Handshake::Waiting => {
                         return match conn.update_interest(registry) {
                             Ok(()) => (conn, Turn::Handshaking),
@@ -559,15 +573,18 @@ impl<H: Handler, F: FnMut() -> H> Driver<H, F> {
                 let Some(acceptor) = acceptor else {
                     return (conn, Turn::Failed(HandshakeFailure::Shutdown));
                 };
-                let handler = (acceptor.factory)();
-                let mut session = Session::new(handler, acceptor.config.clone());
+                let mut info = ConnectionInfo::default();
                 let stream = conn.stream();
+                stream.describe(&mut info);
                 if let (Some(peer), Some(proxy)) = (stream.peer_addr(), stream.proxy_addr()) {
                     // The client a PROXY header named, through the balancer.
-                    session = session.with_proxied_peer(peer, proxy);
-                } else if let Some(peer) = conn.peer {
-                    session = session.with_peer(peer);
+                    info.peer = Some(peer);
+                    info.proxy = Some(proxy);
+                } else {
+                    info.peer = conn.peer;
                 }
+                let handler = acceptor.factory.new_handler(&info);
+                let session = Session::new(handler, acceptor.config.clone()).with_info(info);
                 if session.config().read_buffer_len > buffer.max_len() {
                     *buffer = ReadBuffer::new(session.config().read_buffer_len);
                 }
