@@ -2,7 +2,7 @@
 # The soak (not in CI): a `tej serve` under mixed load for a while, its
 # resident memory, open fds, threads and connections sampled into a CSV.
 #
-#   scripts/soak.sh [--minutes N] [--runtime R] [--out DIR] [--release]
+#   scripts/soak.sh [--minutes N] [--runtime R] [--only KIND] [--out DIR] [--release]
 #
 # Load (tej-examples' soak_load example): 32 MiB files, bursts of small
 # frames on a long-lived connection, connection churn, hostile raw peers,
@@ -17,13 +17,15 @@ runtime=tokio
 out=""
 profile=debug
 cargo_flags=()
+only=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --minutes) minutes="$2"; shift 2 ;;
     --runtime) runtime="$2"; shift 2 ;;
     --out) out="$2"; shift 2 ;;
+    --only) only=(--only "$2"); shift 2 ;;
     --release) profile=release; cargo_flags=(--release); shift ;;
-    *) echo "usage: $0 [--minutes N] [--runtime R] [--out DIR] [--release]" >&2; exit 2 ;;
+    *) echo "usage: $0 [--minutes N] [--runtime R] [--only KIND] [--out DIR] [--release]" >&2; exit 2 ;;
   esac
 done
 seconds=$((minutes * 60))
@@ -61,7 +63,7 @@ for _ in $(seq 50); do
 done
 
 "$bin/examples/soak_load" --server "127.0.0.1:$port" --proxy "127.0.0.1:$proxy_port" \
-  --seconds "$seconds" --runtime "$runtime" >"$out/load.log" 2>&1 &
+  --seconds "$seconds" --runtime "$runtime" "${only[@]}" >"$out/load.log" 2>&1 &
 load=$!
 pids+=("$load")
 

@@ -12,6 +12,8 @@
 //! (garbage, a frame cut short, a huge length, a drip, a peer that never
 //! reads); and uploads through the fault proxy (`--proxy`, its faults
 //! mixed). The server is expected to answer every frame (`--reply`).
+//! `--only KIND` (large, small, churn, hostile, proxied) runs one kind
+//! alone; churn alone runs without its pause between connections.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
@@ -57,6 +59,8 @@ struct Load {
     runtime: Runtime,
     until: Instant,
     stop: AtomicBool,
+    /// Between one churn connection and the next, per thread.
+    churn_pause: Duration,
     counts: [(&'static str, Counts); 5],
 }
 
@@ -171,7 +175,7 @@ fn churn(load: &Load) {
             Duration::from_secs(20),
         );
         load.count(CHURN, ok);
-        thread::sleep(Duration::from_millis(50));
+        thread::sleep(load.churn_pause);
     }
 }
 
@@ -259,6 +263,7 @@ fn run() -> Result<(), String> {
     let mut proxy = None;
     let mut seconds = 60;
     let mut runtime = Runtime::Tokio;
+    let mut only = None;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         let value = args.next().ok_or(format!("{flag} needs a value"))?;
@@ -267,6 +272,7 @@ fn run() -> Result<(), String> {
             "--proxy" => proxy = Some(value.parse().map_err(|_| "--proxy: IP:PORT")?),
             "--seconds" => seconds = value.parse().map_err(|_| "--seconds: a number")?,
             "--runtime" => runtime = value.parse()?,
+            "--only" => only = Some(value),
             _ => return Err(format!("unknown argument {flag:?}")),
         }
     }
@@ -276,6 +282,12 @@ fn run() -> Result<(), String> {
         runtime,
         until: Instant::now() + Duration::from_secs(seconds),
         stop: AtomicBool::new(false),
+        // Churn alone runs flat out, to show a per-connection leak sooner.
+        churn_pause: if only.as_deref() == Some("churn") {
+            Duration::ZERO
+        } else {
+            Duration::from_millis(50)
+        },
         counts: [
             ("large", Counts::default()),
             ("small bursts", Counts::default()),
@@ -284,16 +296,23 @@ fn run() -> Result<(), String> {
             ("proxied", Counts::default()),
         ],
     });
-    let drivers: [(Driver, usize); 5] = [
-        (large, 1),
-        (small, 1),
-        (churn, 4),
-        (hostile, 2),
-        (proxied, 2),
+    let drivers: [(&str, Driver, usize); 5] = [
+        ("large", large, 1),
+        ("small", small, 1),
+        ("churn", churn, 4),
+        ("hostile", hostile, 2),
+        ("proxied", proxied, 2),
     ];
+    if let Some(only) = &only {
+        if !drivers.iter().any(|(name, ..)| name == only) {
+            return Err("--only: one of large, small, churn, hostile, proxied".into());
+        }
+    }
     let threads: Vec<_> = drivers
         .iter()
-        .flat_map(|&(driver, count)| (0..count).map(move |_| driver).collect::<Vec<_>>())
+        .filter(|(name, ..)| only.as_deref().is_none_or(|only| only == *name))
+        .map(|&(_, driver, count)| (driver, count))
+        .flat_map(|(driver, count)| (0..count).map(move |_| driver).collect::<Vec<_>>())
         .map(|driver| {
             let load = load.clone();
             thread::spawn(move || driver(&load))
