@@ -283,3 +283,74 @@ fn the_frame_deadline_counts_only_the_time_the_peer_had() {
     );
     assert!(offset < wire.len());
 }
+
+/// Keeps the connection open past a graceful shutdown, as an async
+/// consumer does until its work on the frames received is done.
+struct Lingering {
+    ended: Arc<Mutex<Vec<String>>>,
+}
+
+impl Handler for Lingering {
+    fn received(&mut self, _conn: &mut tej_core::Connection<'_>, frame: Frame) {
+        let message = frame.message.map(|m| m.to_vec()).unwrap_or_default();
+        let text = String::from_utf8_lossy(&message).into_owned();
+        self.ended.lock().unwrap().push(format!("received {text}"));
+    }
+
+    fn input_ended(&mut self, _conn: &mut tej_core::Connection<'_>) {
+        self.ended.lock().unwrap().push("input ended".into());
+    }
+
+    fn disconnected(&mut self, reason: DisconnectReason) {
+        self.ended
+            .lock()
+            .unwrap()
+            .push(format!("disconnected: {reason}"));
+    }
+}
+
+#[test]
+fn a_shutdown_reads_no_more_and_waits_for_the_handler_to_close() {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let config = SessionConfig::default()
+        .idle_timeout(Some(SECOND))
+        .ping_interval(None);
+    let mut session = Session::new(Lingering { ended: log.clone() }, config);
+    session.start(Duration::ZERO);
+    let sender = session.sender();
+    let mut wire = Frame::message("one").encode_to_vec().unwrap();
+    let second = Frame::message("two").encode_to_vec().unwrap();
+    // The shutdown comes with the first frame half-way: it is finished.
+    let half = wire.len() / 2;
+    assert_eq!(session.handle_input(&wire[..half], Duration::ZERO), half);
+    session.shutdown();
+    wire.extend_from_slice(&second);
+    let used = session.handle_input(&wire[half..], Duration::ZERO);
+    // The rest of the first frame is taken; the second is not read.
+    assert_eq!(used, wire.len() - half - second.len());
+    assert_eq!(*log.lock().unwrap(), ["received one", "input ended"]);
+    assert!(!session.wants_read(), "nothing more is read");
+    // The handler's work goes on past the idle timeout: nothing fires.
+    session.handle_timeout(10 * SECOND);
+    assert!(session.is_open());
+    // Its reply goes out, then its close ends the connection.
+    sender.try_send(Frame::message("done")).unwrap();
+    sender.close();
+    session.poll_queue(Waker::noop());
+    let mut out = Vec::new();
+    while session.wants_write() {
+        let mut slices: [&[u8]; 8] = [&[]; 8];
+        let n = session.transmit(&mut slices);
+        let len: usize = slices[..n].iter().map(|s| s.len()).sum();
+        for slice in &slices[..n] {
+            out.extend_from_slice(slice);
+        }
+        session.advance(len);
+    }
+    assert_eq!(out, Frame::message("done").encode_to_vec().unwrap());
+    assert!(session.is_closed());
+    assert_eq!(
+        log.lock().unwrap().last().map(String::as_str),
+        Some("disconnected: closed locally")
+    );
+}

@@ -264,6 +264,11 @@ pub struct ServerOptions {
     /// without one is closed before any handler (see
     /// `tej_tokio::Server::with_proxy_protocol`).
     pub proxy_protocol: bool,
+    /// After a shutdown, how long connections may take to finish the frame
+    /// under way (and, on the async runtimes, the work awaited on it)
+    /// before what remains is cut; `None` waits for ever. mio's loop
+    /// drains without a deadline.
+    pub drain_timeout: Option<std::time::Duration>,
 }
 
 impl Default for ServerOptions {
@@ -272,6 +277,7 @@ impl Default for ServerOptions {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             tls: None,
             proxy_protocol: false,
+            drain_timeout: Some(tej_net::DEFAULT_DRAIN_TIMEOUT),
         }
     }
 }
@@ -513,7 +519,8 @@ where
     {
         let mut server = server
             .with_config(config)
-            .with_max_connections(options.max_connections);
+            .with_max_connections(options.max_connections)
+            .with_drain_timeout(options.drain_timeout);
         if options.proxy_protocol {
             server = server.with_proxy_protocol();
         }

@@ -118,6 +118,109 @@ macro_rules! on_runtime {
                 addr
             }
 
+            /// A server shut down by the returned handle, with `drain`
+            /// as its drain timeout; the channel closes when `serve` returned.
+            async fn stoppable<F, Fut>(
+                drain: Option<Duration>,
+                serve: F,
+            ) -> (
+                std::net::SocketAddr,
+                tej_net::ShutdownHandle,
+                async_channel::Receiver<()>,
+            )
+            where
+                F: Fn(AsyncConnection) -> Fut + Send + Sync + 'static,
+                Fut: std::future::Future<Output = ()> + Send + 'static,
+            {
+                let server = face::Server::bind("127.0.0.1:0")
+                    .await
+                    .expect("bind")
+                    .with_drain_timeout(drain);
+                let addr = server.local_addr().expect("addr");
+                let shutdown = server.shutdown_handle();
+                let (returned, done) = async_channel::bounded::<()>(1);
+                spawn(async move {
+                    server.serve_connections(serve).await;
+                    drop(returned);
+                });
+                (addr, shutdown, done)
+            }
+
+            #[test]
+            fn a_shutdown_lets_the_consumer_finish_its_frame_and_reply() {
+                block_on(async {
+                    let (started_tx, started) = async_channel::bounded::<()>(1);
+                    let (addr, shutdown, done) = stoppable(
+                        Some(Duration::from_secs(20)),
+                        move |mut conn: AsyncConnection| {
+                            let started_tx = started_tx.clone();
+                            async move {
+                                while let Some(Ok(mut frame)) = conn.next().await {
+                                    let mut file = frame.next_file().await.unwrap().unwrap();
+                                    let _ = started_tx.try_send(());
+                                    let mut len = 0;
+                                    // A slow consumer: the upload takes a while.
+                                    while let Some(chunk) = file.read_chunk().await.unwrap() {
+                                        len += chunk.len();
+                                        smol::Timer::after(Duration::from_millis(20)).await;
+                                    }
+                                    drop(file);
+                                    let _ = frame.message().await.unwrap();
+                                    let reply = Frame::message(format!("stored {len}"));
+                                    conn.sender().send(reply).await.unwrap();
+                                }
+                            }
+                        },
+                    )
+                    .await;
+                    let mut conn = face::Client::open(addr).await.expect("open");
+                    let mut frame = Frame::message("upload");
+                    frame.files.push(File::new("f", pattern(4 << 20, 1)));
+                    conn.sender().send(frame).await.expect("send");
+                    started.recv().await.expect("the upload began");
+                    shutdown.shutdown();
+                    // The frame under way is finished and answered ...
+                    assert_eq!(reply(&mut conn).await, format!("stored {}", 4 << 20));
+                    // ... then the connection closes and serve returns.
+                    assert!(conn.next().await.is_none(), "a clean end");
+                    assert!(done.recv().await.is_err(), "serve returned");
+                });
+            }
+
+            #[test]
+            fn past_the_drain_timeout_what_remains_is_cut() {
+                block_on(async {
+                    let (addr, shutdown, done) = stoppable(
+                        Some(Duration::from_millis(300)),
+                        |mut conn: AsyncConnection| async move {
+                            // Takes the frame, then never finishes.
+                            let _frame = conn.next().await;
+                            std::future::pending::<()>().await;
+                        },
+                    )
+                    .await;
+                    let mut conn = face::Client::open(addr).await.expect("open");
+                    conn.sender()
+                        .send(Frame::message("never answered"))
+                        .await
+                        .expect("send");
+                    smol::Timer::after(Duration::from_millis(200)).await;
+                    let asked = std::time::Instant::now();
+                    shutdown.shutdown();
+                    assert!(done.recv().await.is_err(), "serve returned");
+                    let took = asked.elapsed();
+                    assert!(
+                        took >= Duration::from_millis(300) && took < Duration::from_secs(10),
+                        "{took:?}"
+                    );
+                    // The client learns that the connection is gone.
+                    match conn.next().await {
+                        None | Some(Err(_)) => {}
+                        Some(Ok(frame)) => panic!("a frame after the cut: {frame:?}"),
+                    }
+                });
+            }
+
             #[test]
             fn frames_and_files_arrive_as_a_stream() {
                 block_on(async {

@@ -174,8 +174,13 @@ impl Serve {
     /// Stops the server with Ctrl-C (SIGINT) and returns its exit status
     /// and the lines it printed meanwhile.
     fn interrupt(&mut self) -> (ExitStatus, Vec<Value>) {
+        self.signal("-INT")
+    }
+
+    /// Stops the server with `signal` (`-INT`, `-TERM`), as [`interrupt`](Self::interrupt).
+    fn signal(&mut self, signal: &str) -> (ExitStatus, Vec<Value>) {
         let sent = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
+            .args([signal, &self.child.id().to_string()])
             .status()
             .expect("kill runs");
         assert!(sent.success());
@@ -669,6 +674,38 @@ fn serve_stops_gracefully_on_ctrl_c() {
             stream.read(&mut buffer).unwrap(),
             0,
             "the connection is closed"
+        );
+    }
+}
+
+/// SIGTERM with a peer stalled mid-frame: the frame cannot finish, so the
+/// connection is cut at `--drain-timeout` and `tej serve` exits then.
+#[cfg(unix)]
+#[test]
+fn serve_cuts_what_remains_at_the_drain_timeout() {
+    for runtime in [Runtime::Tokio, Runtime::AsyncStd, Runtime::Smol] {
+        let mut serve = Serve::start(runtime, ["--drain-timeout", "1"]);
+        let mut stream = TcpStream::connect(serve.addr()).unwrap();
+        serve.expect("connected");
+        let frame = raw_frame(0, &[("half.bin", &[7u8; 4096])], b"");
+        stream.write_all(&frame[..frame.len() / 2]).unwrap();
+        thread::sleep(Duration::from_millis(200));
+        let asked = Instant::now();
+        let (status, rest) = serve.signal("-TERM");
+        let took = asked.elapsed();
+        assert!(status.success(), "{runtime:?}: exit {status}");
+        assert!(
+            took >= Duration::from_millis(900) && took < Duration::from_secs(15),
+            "{runtime:?}: stopped after {took:?}"
+        );
+        assert!(
+            events(&rest, "received").is_empty(),
+            "{runtime:?}: no frame reported: {rest:?}"
+        );
+        assert_eq!(
+            events(&rest, "disconnected").len(),
+            1,
+            "{runtime:?}: {rest:?}"
         );
     }
 }

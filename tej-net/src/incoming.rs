@@ -85,6 +85,8 @@ struct State {
     files_taken: u64,
     /// Why the connection ended, once it has.
     ended: Option<DisconnectReason>,
+    /// A graceful shutdown stopped the input: no frame follows those queued.
+    input_ended: bool,
     /// The ending was reported to the consumer.
     end_reported: bool,
 }
@@ -267,6 +269,16 @@ impl Handler for StreamHandler {
         room
     }
 
+    /// The connection stays open for the consumer's replies: it closes
+    /// when the consumer is done (drops its [`Incoming`]).
+    fn input_ended(&mut self, _conn: &mut Connection<'_>) {
+        let mut state = lock(&self.shared);
+        state.input_ended = true;
+        if let Some(waker) = state.consumer.take() {
+            waker.wake();
+        }
+    }
+
     fn disconnected(&mut self, reason: DisconnectReason) {
         let mut state = lock(&self.shared);
         if std::mem::take(&mut state.frame_open) {
@@ -325,7 +337,9 @@ impl FileSink for QueueSink {
 /// [`IncomingFrame`]s (`next().await` with `futures_lite::StreamExt` or
 /// `futures::StreamExt`).
 ///
-/// The stream ends (`None`) when the connection has ended; if it ended
+/// The stream ends (`None`) when the connection has ended, or when a
+/// graceful shutdown stopped its input at a frame boundary (the connection
+/// then stays open for what is sent until this is dropped); if it ended
 /// abnormally (a protocol error, a timeout, an I/O error), the last item is
 /// `Err` with the reason. Pings are answered by the session and not
 /// yielded. Moving on to the next frame skips what is left of the one
@@ -424,6 +438,8 @@ impl Incoming {
                 Some(_) => {
                     state.pop();
                 }
+                // A graceful shutdown: the frames before it were all given.
+                None if state.input_ended => return Poll::Ready(None),
                 None => {
                     let Some(reason) = state.ended.clone() else {
                         state.wait(cx);

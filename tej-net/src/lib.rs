@@ -52,5 +52,5 @@ pub use listener::{Acceptor, Listener, Plain};
 pub use new_handler::NewHandler;
 pub use read_buffer::ReadBuffer;
 pub use run::run_session;
-pub use server::Server;
+pub use server::{Server, DEFAULT_DRAIN_TIMEOUT};
 pub use shutdown::ShutdownHandle;

@@ -12,6 +12,7 @@ use std::panic::AssertUnwindSafe;
 #[cfg(unix)]
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use futures_lite::{future, FutureExt};
 use tej_core::{ConnectionInfo, Session, SessionConfig};
@@ -19,6 +20,9 @@ use tej_core::{ConnectionInfo, Session, SessionConfig};
 use crate::accept::{self, ConnectionCap, ConnectionSlot};
 use crate::connection::pair;
 use crate::incoming::DEFAULT_BUFFER;
+
+/// How long connections may take to finish after a shutdown, by default.
+pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 use crate::listener::{Acceptor, Listener, Plain};
 use crate::new_handler::NewHandler;
 use crate::proxy::HeaderRead;
@@ -46,6 +50,8 @@ pub struct Server<R: Runtime, L = <R as Runtime>::TcpListener, A = Plain> {
     config: SessionConfig,
     /// What an [`AsyncConnection`] buffers for its consumer.
     incoming_buffer: usize,
+    /// How long connections may take to finish after a shutdown.
+    drain_timeout: Option<Duration>,
     /// Connections through their handshake, for [`accept`](Self::accept).
     ready: Option<(
         async_channel::Sender<AsyncConnection>,
@@ -113,6 +119,7 @@ impl<R: Runtime, L: Listener<R>> Server<R, L> {
             acceptor: Arc::new(Plain),
             config: SessionConfig::default(),
             incoming_buffer: DEFAULT_BUFFER,
+            drain_timeout: Some(DEFAULT_DRAIN_TIMEOUT),
             ready: None,
             cap: ConnectionCap::default(),
             shutdown: ShutdownHandle::new(),
@@ -147,6 +154,7 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
             acceptor: Arc::new(acceptor),
             config: self.config,
             incoming_buffer: self.incoming_buffer,
+            drain_timeout: self.drain_timeout,
             ready: None,
             cap: self.cap,
             shutdown: self.shutdown,
@@ -192,6 +200,16 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
         self
     }
 
+    /// How long connections may take to finish after a shutdown (default
+    /// 30 s; `None` waits for ever): then what remains is cut, the
+    /// sessions dropped (their handlers see
+    /// [`DisconnectReason::Dropped`](tej_core::DisconnectReason::Dropped))
+    /// and their streams closed.
+    pub fn with_drain_timeout(mut self, timeout: Option<Duration>) -> Self {
+        self.drain_timeout = timeout;
+        self
+    }
+
     /// Caps the connections open at once (default 10,000), handshakes
     /// included: beyond it a new connection is accepted and closed at once,
     /// and the server serves again when one ends. With the session's bound,
@@ -213,8 +231,12 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
 
     /// A handle that shuts this server down gracefully: no new connections
     /// are accepted, handshakes under way are abandoned, each session
-    /// finishes the frame it is receiving, flushes what it queued and
-    /// closes; then [`serve`](Self::serve) returns.
+    /// finishes the frame it is receiving and reads no more; a handler's
+    /// connection then flushes what it queued and closes, an
+    /// [`AsyncConnection`]'s ends its stream and closes once the code
+    /// serving it returns (its replies still go out). What is still open
+    /// after the [drain timeout](Self::with_drain_timeout) is cut. Then
+    /// [`serve`](Self::serve) returns.
     pub fn shutdown_handle(&self) -> ShutdownHandle {
         self.shutdown.clone()
     }
@@ -446,6 +468,7 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
             config: self.config.clone(),
             shutdown: self.shutdown.clone(),
             proxy: self.proxy,
+            drain_timeout: self.drain_timeout,
             info,
             _slot: slot,
             _alive: alive,
@@ -472,6 +495,8 @@ struct Connection<R, A, F> {
     shutdown: ShutdownHandle,
     /// Read a PROXY header of at most this many bytes first.
     proxy: Option<usize>,
+    /// How long the connection may take to finish after a shutdown.
+    drain_timeout: Option<Duration>,
     /// What the listener told of the connection; the handshake adds to it.
     info: ConnectionInfo,
     /// The connection's place under the cap, from accept to the end.
@@ -526,13 +551,30 @@ impl<R: Runtime, A, F> Connection<R, A, F> {
             info.peer = Some(peer);
         }
         self.acceptor.describe(&stream, &mut info);
+        let shutdown = self.shutdown.clone();
+        let drain_timeout = self.drain_timeout;
+        let peer = info.peer;
         let open = Handshaken {
             stream,
             info,
             config: self.config,
             shutdown: self.shutdown,
         };
-        (self.start)(open).await;
+        let run = async {
+            (self.start)(open).await;
+            false
+        };
+        let cut = async {
+            shutdown.wait().await;
+            match drain_timeout {
+                Some(timeout) => runtime::sleep::<R>(timeout).await,
+                None => std::future::pending().await,
+            }
+            true
+        };
+        if future::or(run, cut).await {
+            tracing::debug!(?peer, "connection cut at the drain timeout");
+        }
     }
 }
 

@@ -82,6 +82,17 @@ pub trait Handler {
         let _ = (status, file_count);
     }
 
+    /// The session reads no more: a graceful shutdown
+    /// ([`Session::shutdown`](crate::Session::shutdown)) reached a frame
+    /// boundary. Called once. The default closes the connection once what
+    /// is queued is sent; a handler whose work on the frames received goes
+    /// on elsewhere (an async consumer) closes it when that work is done,
+    /// through a [`Sender`](crate::Sender), and until then the session only
+    /// writes, its idle, stall and frame deadlines standing still.
+    fn input_ended(&mut self, conn: &mut Connection<'_>) {
+        conn.close();
+    }
+
     /// How many more bytes of input the handler takes now: the consumer's
     /// backpressure. The session gives file bodies at most this many bytes
     /// at a time; at 0 it takes no input at all, mid-body included, until
@@ -117,5 +128,8 @@ impl<H: Handler + ?Sized> Handler for alloc::boxed::Box<H> {
     }
     fn poll_room(&mut self, waker: &core::task::Waker) -> usize {
         (**self).poll_room(waker)
+    }
+    fn input_ended(&mut self, conn: &mut Connection<'_>) {
+        (**self).input_ended(conn);
     }
 }

@@ -126,6 +126,8 @@ pub struct Session<H: Handler> {
     lifecycle: Lifecycle,
     /// Close at the next frame boundary (graceful shutdown).
     shutdown_requested: bool,
+    /// A graceful shutdown reached a frame boundary: nothing more is read.
+    input_ended: bool,
     now: Duration,
     deadlines: Deadlines,
     /// A handler callback is running: if the session is dropped meanwhile,
@@ -167,6 +169,7 @@ impl<H: Handler> Session<H> {
             handler,
             lifecycle: Lifecycle::New,
             shutdown_requested: false,
+            input_ended: false,
             now: Duration::ZERO,
             deadlines: Deadlines::default(),
             in_handler: false,
@@ -299,6 +302,7 @@ impl<H: Handler> Session<H> {
     pub fn wants_read(&self) -> bool {
         matches!(self.lifecycle, Lifecycle::Open)
             && self.room > 0
+            && !self.input_ended
             && (self.link.outbox.memory_len() < self.config.outbox_high_water
                 || self.frame_in_progress())
     }
@@ -327,7 +331,7 @@ impl<H: Handler> Session<H> {
 
     /// Stops or restarts the deadlines the peer is not to blame for.
     fn track_pause(&mut self) {
-        if self.room == 0 {
+        if self.room == 0 || self.input_ended {
             self.deadlines.pause(self.now);
         } else {
             self.deadlines.resume(self.now);
@@ -347,6 +351,7 @@ impl<H: Handler> Session<H> {
         !matches!(self.lifecycle, Lifecycle::Open)
             || self.link.outbox.memory_len() >= self.config.outbox_high_water
             || self.room == 0
+            || self.input_ended
     }
 
     /// Whether bytes wait to be written: call [`transmit`](Self::transmit).
@@ -425,7 +430,7 @@ impl<H: Handler> Session<H> {
                     self.deliver(frame);
                     self.refresh_room();
                     if self.shutdown_requested {
-                        self.begin_close(DisconnectReason::LocalClose);
+                        self.end_input();
                     }
                     if self.stop_taking_input() {
                         break;
@@ -489,7 +494,7 @@ impl<H: Handler> Session<H> {
             if frame_ended {
                 self.refresh_room();
                 if self.shutdown_requested {
-                    self.begin_close(DisconnectReason::LocalClose);
+                    self.end_input();
                 }
                 if self.stop_taking_input() {
                     break;
@@ -622,14 +627,31 @@ impl<H: Handler> Session<H> {
         self.pump();
     }
 
-    /// Closes the connection at the next frame boundary: a frame being
-    /// received is finished first.
+    /// Stops reading at the next frame boundary (a frame being received
+    /// is finished first), then asks the handler what follows
+    /// ([`Handler::input_ended`]): by default the connection closes once
+    /// what is queued is sent.
     pub fn shutdown(&mut self) {
         if self.decoder.is_between_frames() && !self.partial.is_started() {
-            self.close();
+            self.end_input();
+            self.pump();
         } else {
             self.shutdown_requested = true;
         }
+    }
+
+    /// Reads no more, and tells the handler.
+    fn end_input(&mut self) {
+        self.shutdown_requested = false;
+        if self.input_ended || !matches!(self.lifecycle, Lifecycle::Open) {
+            return;
+        }
+        self.input_ended = true;
+        self.deadlines.pause(self.now);
+        self.in_handler = true;
+        self.handler.input_ended(&mut self.link.connection(false));
+        self.in_handler = false;
+        self.after_callbacks();
     }
 
     // Inlined so that a frame is built where the handler receives it: moving

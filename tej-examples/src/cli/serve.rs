@@ -97,6 +97,19 @@ pub struct ServeArgs {
         help_heading = "Limits"
     )]
     pub min_rate: Option<u64>,
+    /// On Ctrl-C or SIGTERM: how long connections may take to finish the
+    /// frame under way before what remains is cut (0 cuts at once; mio's
+    /// loop drains without a deadline)
+    #[arg(long, value_name = "SECS", value_parser = parse_drain_timeout, default_value = "30")]
+    pub drain_timeout: Duration,
+}
+
+/// `--drain-timeout`: seconds, 0 included.
+fn parse_drain_timeout(text: &str) -> Result<Duration, String> {
+    if text.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    parse_seconds(text)
 }
 
 impl ServeArgs {
@@ -134,6 +147,7 @@ impl ServeArgs {
             max_connections: self.max_connections,
             tls,
             proxy_protocol: self.proxy_protocol,
+            drain_timeout: Some(self.drain_timeout),
         })
     }
 }
