@@ -331,3 +331,22 @@ fn random_announcements_with_valid_names() {
         }
     }
 }
+
+#[test]
+fn messages_arriving_in_pieces_share_receive_chunks() {
+    // 1,000 frames of 64-byte messages in 7-byte pieces, so every message
+    // is assembled event by event: they are received into shared chunks
+    // (8 KiB each), not one allocation per message.
+    let _serial = serial();
+    let one = Frame::message(vec![b'm'; 64]).encode_to_vec().unwrap();
+    let stream = one.repeat(1_000);
+    let region = Region::new(GLOBAL);
+    let fed = feed(&stream, 7, SMALL);
+    let allocations = region.change().allocations;
+    assert_eq!(fed.result, Ok(()));
+    assert_eq!(fed.frames, 1_000);
+    assert!(
+        allocations < 250,
+        "{allocations} allocations for 1,000 messages"
+    );
+}

@@ -675,6 +675,17 @@ fn v1_errors() {
             b"PROXY TCP4 1.2.3.4 5.6.7.8  2\r\n",
             V1BadPort { field: SourcePort },
         ),
+        // Over five digits, whatever the value.
+        (
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 000080 2\r\n",
+            V1BadPort { field: SourcePort },
+        ),
+        (
+            b"PROXY TCP4 1.2.3.4 5.6.7.8 1 0000443\r\n",
+            V1BadPort {
+                field: DestinationPort,
+            },
+        ),
         (
             b"PROXY TCP4 1.2.3.4 5.6.7.8 1\r\n",
             V1BadPort {
@@ -1045,4 +1056,49 @@ fn admission_serves_proxied_clients_and_quietly_closes_health_checks() {
         admission,
         Admission::Refuse(tej_core::ProxyError::Truncated { .. })
     ));
+}
+
+/// While the protocol word arrives, `wanted()` reaches exactly the end of
+/// the shortest line it can still start: no byte of what follows a short
+/// header is read, and no read is smaller than it needs to be.
+#[test]
+fn v1_wanted_reaches_the_shortest_line_each_prefix_can_start() {
+    // "PROXY TCP6 :: :: 0 0\r\n", "PROXY TCP4 0.0.0.0 0.0.0.0 0 0\r\n",
+    // "PROXY UNKNOWN\r\n".
+    let cases: &[(&[u8], usize)] = &[
+        (b"PROXY ", 15),
+        (b"PROXY T", 22),
+        (b"PROXY TC", 22),
+        (b"PROXY TCP", 22),
+        (b"PROXY TCP6", 22),
+        (b"PROXY TCP4", 32),
+        (b"PROXY U", 15),
+        (b"PROXY UNKNOW", 15),
+    ];
+    for &(prefix, shortest) in cases {
+        let mut decoder = ProxyDecoder::new(DEFAULT_MAX_LEN);
+        for &byte in prefix {
+            assert_eq!(decoder.push(&[byte]), Ok(None));
+        }
+        assert_eq!(
+            decoder.consumed() + decoder.wanted(),
+            shortest,
+            "{:?}",
+            String::from_utf8_lossy(prefix)
+        );
+    }
+}
+
+/// A LF without its CR ends an UNKNOWN line at once, without waiting for
+/// another byte.
+#[test]
+fn v1_unknown_bare_lf_fails_at_once() {
+    for line in [&b"PROXY UNKNOWN\n"[..], b"PROXY UNKNOWN ffff::1 x\n"] {
+        let mut decoder = ProxyDecoder::new(DEFAULT_MAX_LEN);
+        let (last, head) = line.split_last().unwrap();
+        for &byte in head {
+            assert_eq!(decoder.push(&[byte]), Ok(None));
+        }
+        assert_eq!(decoder.push(&[*last]), Err(ProxyError::V1BadLineEnd));
+    }
 }
