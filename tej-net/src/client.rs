@@ -302,13 +302,7 @@ impl<R: crate::runtime::TlsRuntime> Client<R> {
         R: Resolve<T> + PollIo<R::TcpStream> + PollIo<R::TlsStream<R::TcpStream>>,
         H: Handler + Send + 'static,
     {
-        let stream = connect_tcp::<R, T>(addr).await?;
-        let mut info = tcp_info::<R>(&stream);
-        let sni = sni(&server_name);
-        let stream = tls_handshake::<R, _>(stream, server_name, tls, &config).await?;
-        let mut agreed = R::tls_info(&stream);
-        agreed.sni = sni;
-        info.tls = Some(agreed);
+        let (stream, info) = connect_tls_tcp::<R, T>(addr, server_name, tls, &config).await?;
         Ok(Client::start(stream, info, handler, config))
     }
 
@@ -346,6 +340,28 @@ impl<R: crate::runtime::TlsRuntime> Client<R> {
         info.tls = Some(agreed);
         Ok(Client::start(stream, info, handler, config))
     }
+}
+
+/// A TCP connection to `addr` through a TLS handshake verifying the server
+/// as `server_name`, and what is known of it.
+#[cfg(feature = "rustls")]
+async fn connect_tls_tcp<R, T>(
+    addr: T,
+    server_name: rustls::pki_types::ServerName<'static>,
+    tls: std::sync::Arc<rustls::ClientConfig>,
+    config: &SessionConfig,
+) -> io::Result<(R::TlsStream<R::TcpStream>, ConnectionInfo)>
+where
+    R: crate::runtime::TlsRuntime + Resolve<T> + PollIo<R::TcpStream>,
+{
+    let stream = connect_tcp::<R, T>(addr).await?;
+    let mut info = tcp_info::<R>(&stream);
+    let sni = sni(&server_name);
+    let stream = tls_handshake::<R, _>(stream, server_name, tls, config).await?;
+    let mut agreed = R::tls_info(&stream);
+    agreed.sni = sni;
+    info.tls = Some(agreed);
+    Ok((stream, info))
 }
 
 /// A TCP connection to the first of `addr`'s addresses that answers.
@@ -504,13 +520,7 @@ impl<R: crate::runtime::TlsRuntime> Client<R> {
     where
         R: Resolve<T> + PollIo<R::TcpStream> + PollIo<R::TlsStream<R::TcpStream>>,
     {
-        let stream = connect_tcp::<R, T>(addr).await?;
-        let mut info = tcp_info::<R>(&stream);
-        let sni = sni(&server_name);
-        let stream = tls_handshake::<R, _>(stream, server_name, tls, &config).await?;
-        let mut agreed = R::tls_info(&stream);
-        agreed.sni = sni;
-        info.tls = Some(agreed);
+        let (stream, info) = connect_tls_tcp::<R, T>(addr, server_name, tls, &config).await?;
         Ok(Client::<R>::open_stream_at(stream, info, config))
     }
 }
