@@ -15,6 +15,8 @@
 //! - [`file`](mod@file) and [`spool`]: files on disk to send, and received files
 //!   spooled to a directory, through the core's file traits;
 //! - [`tls`] (feature `rustls`): rustls errors said in one line;
+//! - [`observe`]: the [`Observer`] hook a server tells of its connections,
+//!   for metrics;
 //! - the async [`Server`] and [`Client`], written once over a small
 //!   [`runtime::Runtime`] trait that `tej-tokio` and `tej-async-std`
 //!   implement, with [`run_session`] for a connection of one's own.
@@ -30,6 +32,7 @@ pub mod drive;
 pub mod file;
 mod listener;
 mod new_handler;
+pub mod observe;
 pub mod proxy;
 mod read_buffer;
 pub mod run;
@@ -43,6 +46,7 @@ pub mod tls;
 pub use client::Client;
 pub use listener::{Acceptor, Listener, Plain};
 pub use new_handler::NewHandler;
+pub use observe::Observer;
 pub use read_buffer::ReadBuffer;
 pub use run::run_session;
 pub use server::Server;

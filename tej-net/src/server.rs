@@ -10,6 +10,7 @@ use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
 #[cfg(unix)]
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use futures_lite::{future, FutureExt};
@@ -18,8 +19,9 @@ use tej_core::{ConnectionInfo, Session, SessionConfig};
 use crate::accept::{self, ConnectionCap, ConnectionSlot};
 use crate::listener::{Acceptor, Listener, Plain};
 use crate::new_handler::NewHandler;
+use crate::observe::Observer;
 use crate::proxy::HeaderRead;
-use crate::run::run_session;
+use crate::run::run_observed;
 use crate::runtime::{self, PollIo, Resolve, Runtime};
 use crate::ShutdownHandle;
 
@@ -45,6 +47,8 @@ pub struct Server<R: Runtime, L = <R as Runtime>::TcpListener, A = Plain> {
     shutdown: ShutdownHandle,
     /// Read a PROXY header of at most this many bytes first.
     proxy: Option<usize>,
+    /// Told of every connection, for metrics.
+    observer: Option<Arc<dyn Observer>>,
     runtime: PhantomData<fn() -> R>,
 }
 
@@ -105,6 +109,7 @@ impl<R: Runtime, L: Listener<R>> Server<R, L> {
             cap: ConnectionCap::default(),
             shutdown: ShutdownHandle::new(),
             proxy: None,
+            observer: None,
             runtime: PhantomData,
         }
     }
@@ -137,6 +142,7 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
             cap: self.cap,
             shutdown: self.shutdown,
             proxy: self.proxy,
+            observer: self.observer,
             runtime: PhantomData,
         }
     }
@@ -166,6 +172,14 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
     /// [`handshake_timeout`](SessionConfig::handshake_timeout).
     pub fn with_config(mut self, config: SessionConfig) -> Self {
         self.config = config;
+        self
+    }
+
+    /// Tells `observer` of every connection: accepted, refused at the cap,
+    /// failed in its PROXY header or handshake, connected, its traffic,
+    /// disconnected and why (see [`Observer`]): the hook for metrics.
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = Some(observer);
         self
     }
 
@@ -227,6 +241,7 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
             cap,
             shutdown,
             proxy,
+            observer,
             runtime: _,
         } = self;
         let acceptor = Arc::new(acceptor);
@@ -246,8 +261,14 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
             match accepted {
                 Ok((stream, peer)) => {
                     let Some(slot) = cap.admit(&peer) else {
+                        if let Some(observer) = &observer {
+                            observer.refused(peer);
+                        }
                         continue;
                     };
+                    if let Some(observer) = &observer {
+                        observer.accepted(peer);
+                    }
                     let mut info = ConnectionInfo::default();
                     info.peer = peer;
                     listener.describe(&stream, &mut info);
@@ -260,6 +281,7 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
                         info,
                         _slot: slot,
                         _alive: alive.clone(),
+                        observer: observer.clone(),
                         runtime: PhantomData::<fn() -> R>,
                     };
                     R::spawn(connection.run(stream));
@@ -303,6 +325,7 @@ struct Connection<R, A, F> {
     _slot: ConnectionSlot,
     /// Keeps `serve` from returning while this connection lives.
     _alive: async_channel::Sender<Infallible>,
+    observer: Option<Arc<dyn Observer>>,
     runtime: PhantomData<fn() -> R>,
 }
 
@@ -317,6 +340,8 @@ impl<R: Runtime, A, F> Connection<R, A, F> {
         F::Handler: Send + 'static,
     {
         let mut info = self.info.clone();
+        // Whether a failure is the PROXY header's or the acceptor's.
+        let header_read = AtomicBool::new(self.proxy.is_none());
         let steps = async {
             let via = match self.proxy {
                 Some(max_len) => {
@@ -330,6 +355,7 @@ impl<R: Runtime, A, F> Connection<R, A, F> {
                 }
                 None => None,
             };
+            header_read.store(true, Ordering::Relaxed);
             Ok((self.acceptor.accept(stream).await?, via))
         };
         let handshake = bounded_handshake::<R, _>(steps, &self.config, self.shutdown.wait());
@@ -337,10 +363,20 @@ impl<R: Runtime, A, F> Connection<R, A, F> {
             Ok(done) => done,
             Err(error) if crate::proxy::is_health_check(&error) => {
                 tracing::debug!(peer = ?info.peer, %error, "health check; connection closed");
+                if let Some(observer) = &self.observer {
+                    observer.health_check(info.peer);
+                }
                 return;
             }
             Err(error) => {
                 tracing::debug!(peer = ?info.peer, %error, "connection closed before its session");
+                if let Some(observer) = &self.observer {
+                    if header_read.load(Ordering::Relaxed) {
+                        observer.handshake_failed(info.peer, &error);
+                    } else {
+                        observer.proxy_failed(info.peer, &error);
+                    }
+                }
                 return;
             }
         };
@@ -352,6 +388,8 @@ impl<R: Runtime, A, F> Connection<R, A, F> {
         }
         self.acceptor.describe(&stream, &mut info);
         let peer = info.peer;
+        // For the observer, should the handler panic and take the session.
+        let panicked_info = self.observer.as_ref().map(|_| info.clone());
         let session = AssertUnwindSafe(async {
             let handler = {
                 // A factory that panicked once is still the user's to call.
@@ -362,12 +400,19 @@ impl<R: Runtime, A, F> Connection<R, A, F> {
                 new_handler.new_handler(&info)
             };
             let session = Session::new(handler, self.config.clone()).with_info(info);
-            run_session::<R, _, _>(stream, session, self.shutdown.clone()).await;
+            let observer = self.observer.as_deref();
+            if let Some(observer) = observer {
+                observer.connected(session.info());
+            }
+            run_observed::<R, _, _>(stream, session, self.shutdown.clone(), observer).await;
         });
         // The session's `Drop` has not called the handler again; the
         // connection ends alone.
         if session.catch_unwind().await.is_err() {
             tracing::debug!(?peer, "a connection's handler panicked");
+            if let (Some(observer), Some(info)) = (&self.observer, panicked_info) {
+                observer.disconnected(&info, &tej_core::DisconnectReason::Dropped);
+            }
         }
     }
 }

@@ -242,6 +242,8 @@ pub(super) struct Conn<H: Handler> {
     pub(super) scheduled: bool,
     /// Its place under the listener's connection cap, if accepted.
     _slot: Option<ConnectionSlot>,
+    /// What of its traffic the driver's observer has been told.
+    pub(super) traffic: tej_net::observe::TrafficReport,
 }
 
 /// What a new connection starts with.
@@ -279,7 +281,13 @@ impl<H: Handler> Conn<H> {
             deadline: None,
             scheduled: false,
             _slot: opening.slot,
+            traffic: tej_net::observe::TrafficReport::default(),
         }
+    }
+
+    /// Whether the listener accepted it (not a session added by the caller).
+    pub(super) fn is_accepted(&self) -> bool {
+        self._slot.is_some()
     }
 
     pub(super) fn token(&self) -> Token {
