@@ -68,6 +68,35 @@ pub trait Observer: Send + Sync + 'static {
     }
 }
 
+/// The span of one connection, `connection`: its peer, local address,
+/// transport and `runtime` (the transport, and a peer a PROXY header names, are recorded
+/// once the handshake is done).
+pub fn connection_span(info: &ConnectionInfo, runtime: &'static str) -> tracing::Span {
+    tracing::info_span!(
+        "connection",
+        peer = info.peer.map(tracing::field::display),
+        local = info.local.map(tracing::field::display),
+        proxy = tracing::field::Empty,
+        transport = info.transport_name(),
+        runtime,
+    )
+}
+
+/// Records in `span` what the handshake told: the transport (TLS now
+/// known) and a peer a PROXY header named, with its balancer.
+pub fn record_handshake(span: &tracing::Span, info: &ConnectionInfo) {
+    span.record("transport", info.transport_name());
+    if let Some(proxy) = info.proxy {
+        span.record("proxy", tracing::field::display(proxy));
+        if let Some(peer) = info.peer {
+            span.record("peer", tracing::field::display(peer));
+        }
+    }
+    if let Some(tls) = &info.tls {
+        tracing::debug!(version = %tls.version, cipher = %tls.cipher, sni = ?tls.sni, "TLS handshake done");
+    }
+}
+
 /// Reports a session's traffic to an observer as it grows: what an
 /// adapter's loop keeps per connection.
 #[derive(Debug, Default)]
@@ -76,11 +105,28 @@ pub struct TrafficReport {
 }
 
 impl TrafficReport {
-    /// Tells `observer` what moved since the last call, if anything did.
-    pub fn report(&mut self, now: Traffic, info: &ConnectionInfo, observer: &dyn Observer) {
+    /// Tells `observer` (if any) what moved since the last call, if
+    /// anything did, and logs it at debug level: frames, never bytes one by
+    /// one.
+    pub fn report(&mut self, now: Traffic, info: &ConnectionInfo, observer: Option<&dyn Observer>) {
+        if observer.is_none() && !tracing::enabled!(tracing::Level::DEBUG) {
+            return;
+        }
         let moved = now.since(self.reported);
-        if !moved.is_empty() {
-            self.reported = now;
+        if moved.is_empty() {
+            return;
+        }
+        self.reported = now;
+        if moved.frames_in > 0 || moved.frames_out > 0 {
+            tracing::debug!(
+                frames_in = moved.frames_in,
+                bytes_in = moved.bytes_in,
+                frames_out = moved.frames_out,
+                bytes_out = moved.bytes_out,
+                "frames"
+            );
+        }
+        if let Some(observer) = observer {
             observer.traffic(info, moved);
         }
     }

@@ -93,9 +93,7 @@ where
         } else {
             drive.poll(&mut session, &mut io, &mut buffer, &waker, now)
         };
-        if let Some(observer) = observer {
-            traffic.report(session.traffic(), session.info(), observer);
-        }
+        traffic.report(session.traffic(), session.info(), observer);
         polled
     })
     .await;
@@ -104,6 +102,9 @@ where
         .disconnect_reason()
         .cloned()
         .unwrap_or(DisconnectReason::Dropped);
+    // Whatever moved in the last step, then the end.
+    traffic.report(session.traffic(), session.info(), observer);
+    tracing::info!(%reason, "disconnected");
     if let Some(observer) = observer {
         observer.disconnected(session.info(), &reason);
     }

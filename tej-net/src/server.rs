@@ -15,11 +15,12 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use futures_lite::{future, FutureExt};
 use tej_core::{ConnectionInfo, Session, SessionConfig};
+use tracing::Instrument;
 
 use crate::accept::{self, ConnectionCap, ConnectionSlot};
 use crate::listener::{Acceptor, Listener, Plain};
 use crate::new_handler::NewHandler;
-use crate::observe::Observer;
+use crate::observe::{connection_span, record_handshake, Observer};
 use crate::proxy::HeaderRead;
 use crate::run::run_observed;
 use crate::runtime::{self, PollIo, Resolve, Runtime};
@@ -284,7 +285,8 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
                         observer: observer.clone(),
                         runtime: PhantomData::<fn() -> R>,
                     };
-                    R::spawn(connection.run(stream));
+                    let span = connection_span(&connection.info, runtime::name::<R>());
+                    R::spawn(connection.run(stream).instrument(span));
                 }
                 Err(error) => {
                     let Some(pause) = accept::after_accept_error(&error) else {
@@ -362,16 +364,21 @@ impl<R: Runtime, A, F> Connection<R, A, F> {
         let (stream, via) = match handshake.await {
             Ok(done) => done,
             Err(error) if crate::proxy::is_health_check(&error) => {
-                tracing::debug!(peer = ?info.peer, %error, "health check; connection closed");
+                tracing::debug!(%error, "health check; connection closed");
                 if let Some(observer) = &self.observer {
                     observer.health_check(info.peer);
                 }
                 return;
             }
             Err(error) => {
-                tracing::debug!(peer = ?info.peer, %error, "connection closed before its session");
+                let header_read = header_read.load(Ordering::Relaxed);
+                if header_read {
+                    tracing::info!(%error, "handshake failed; connection closed");
+                } else {
+                    tracing::info!(%error, "PROXY header refused; connection closed");
+                }
                 if let Some(observer) = &self.observer {
-                    if header_read.load(Ordering::Relaxed) {
+                    if header_read {
                         observer.handshake_failed(info.peer, &error);
                     } else {
                         observer.proxy_failed(info.peer, &error);
@@ -387,6 +394,7 @@ impl<R: Runtime, A, F> Connection<R, A, F> {
             info.peer = Some(peer);
         }
         self.acceptor.describe(&stream, &mut info);
+        record_handshake(&tracing::Span::current(), &info);
         let peer = info.peer;
         // For the observer, should the handler panic and take the session.
         let panicked_info = self.observer.as_ref().map(|_| info.clone());
@@ -404,12 +412,13 @@ impl<R: Runtime, A, F> Connection<R, A, F> {
             if let Some(observer) = observer {
                 observer.connected(session.info());
             }
+            tracing::info!("connected");
             run_observed::<R, _, _>(stream, session, self.shutdown.clone(), observer).await;
         });
         // The session's `Drop` has not called the handler again; the
         // connection ends alone.
         if session.catch_unwind().await.is_err() {
-            tracing::debug!(?peer, "a connection's handler panicked");
+            tracing::info!(?peer, "a connection's handler panicked; connection dropped");
             if let (Some(observer), Some(info)) = (&self.observer, panicked_info) {
                 observer.disconnected(&info, &tej_core::DisconnectReason::Dropped);
             }

@@ -244,6 +244,8 @@ pub(super) struct Conn<H: Handler> {
     _slot: Option<ConnectionSlot>,
     /// What of its traffic the driver's observer has been told.
     pub(super) traffic: tej_net::observe::TrafficReport,
+    /// Its `connection` span, entered for each of its turns.
+    pub(super) span: tracing::Span,
 }
 
 /// What a new connection starts with.
@@ -262,6 +264,10 @@ impl<H: Handler> Conn<H> {
         token: Token,
         (waker, wake_state): (Waker, Arc<ConnWaker>),
     ) -> Conn<H> {
+        let mut info = ConnectionInfo::default();
+        opening.stream.describe(&mut info);
+        info.peer = opening.peer;
+        let span = tej_net::observe::connection_span(&info, "mio");
         Conn {
             session: opening.session,
             stream: opening.stream,
@@ -282,6 +288,7 @@ impl<H: Handler> Conn<H> {
             scheduled: false,
             _slot: opening.slot,
             traffic: tej_net::observe::TrafficReport::default(),
+            span,
         }
     }
 

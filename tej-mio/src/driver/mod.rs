@@ -553,6 +553,8 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
         };
         let deadline = conn.deadline;
         let token = conn.token();
+        let span = conn.span.clone();
+        let _entered = span.enter();
         let now = self.now();
         let buffer = &mut self.buffer;
         let acceptor = self.listener.as_mut();
@@ -574,6 +576,7 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
                         // handshake agreed on, for `Connection::info`.
                         if let Some(mut info) = conn.session.as_ref().map(|s| s.info().clone()) {
                             conn.stream().describe(&mut info);
+                            tej_net::observe::record_handshake(&conn.span, &info);
                             if let Some(session) = conn.session.as_mut() {
                                 *session.info_mut() = info;
                             }
@@ -603,19 +606,21 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
                 } else {
                     info.peer = conn.peer;
                 }
+                tej_net::observe::record_handshake(&conn.span, &info);
                 let handler = acceptor.factory.new_handler(&info);
                 let session = Session::new(handler, acceptor.config.clone()).with_info(info);
                 if let Some(observer) = observer {
                     observer.connected(session.info());
                     *opened_now = true;
                 }
+                tracing::info!("connected");
                 if session.config().read_buffer_len > buffer.max_len() {
                     *buffer = ReadBuffer::new(session.config().read_buffer_len);
                 }
                 conn.session = Some(session);
             }
             let mut step = conn.step(buffer, now);
-            if let (Some(observer), Some(session)) = (observer, &conn.session) {
+            if let Some(session) = &conn.session {
                 conn.traffic
                     .report(session.traffic(), session.info(), observer);
             }
@@ -652,12 +657,12 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
             Turn::Failed(failure) => {
                 if let HandshakeFailure::Error(error) = failure {
                     if tej_net::proxy::is_health_check(&error) {
-                        tracing::debug!(token = token.0, peer = ?conn.peer, %error, "health check; connection closed");
+                        tracing::debug!(token = token.0, %error, "health check; connection closed");
                         if let Some(observer) = observer {
                             observer.health_check(conn.peer);
                         }
                     } else {
-                        tracing::debug!(token = token.0, peer = ?conn.peer, %error, "handshake failed; connection closed");
+                        tracing::info!(token = token.0, %error, "handshake failed; connection closed");
                         match observer {
                             Some(observer) if tej_net::proxy::is_proxy_error(&error) => {
                                 observer.proxy_failed(conn.peer, &error);
@@ -674,9 +679,12 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
             }
         };
         if step == Step::Done {
-            if let (Some(observer), Some(session)) = (observer, &conn.session) {
+            if let Some(session) = &conn.session {
                 if let Some(reason) = session.disconnect_reason() {
-                    observer.disconnected(session.info(), reason);
+                    tracing::info!(%reason, "disconnected");
+                    if let Some(observer) = observer {
+                        observer.disconnected(session.info(), reason);
+                    }
                 }
             }
             if let Some(reasons) = &mut self.reasons {
