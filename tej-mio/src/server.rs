@@ -21,7 +21,7 @@ use crate::proxy::ProxyListener;
 /// feature `tls`).
 ///
 /// [`run`](Self::run) blocks the calling thread: it accepts connections and
-/// runs every one of them on that thread, each with its own [`Handler`]
+/// runs every one of them on that thread, each with its own [`Handler`](tej_core::Handler)
 /// from the factory. Handlers need not be `Send`. A connection that fails,
 /// or whose handler panics, ends alone.
 pub struct Server {
