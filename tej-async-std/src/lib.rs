@@ -236,6 +236,10 @@ pub mod tls {
 #[cfg(feature = "async-std")]
 pub use crate::async_std::{Client, Server};
 pub use tej_net::{Acceptor, Listener, Plain};
+/// The async face: a connection you await, its frames a `Stream`, its
+/// files `AsyncRead`s (`Server::accept`, `Server::serve_connections`,
+/// `Client::open`).
+pub use tej_net::{AsyncConnection, Incoming, IncomingFile, IncomingFrame};
 
 #[cfg(feature = "async-std")]
 pub use crate::async_std::AsyncStd;

@@ -226,10 +226,11 @@ impl From<StorageError> for ApplyError {
 pub(crate) struct PartialFrame {
     frame: Option<Frame>,
     file: Option<(String, Destination)>,
-    /// The sinks of this frame's finished files, kept until the frame is
-    /// whole so that an abandoned frame can undo them.
+    /// The sinks of this frame's finished files, with each file's index in
+    /// the frame, kept until the frame is whole: then committed, or
+    /// abandoned if it never is.
     #[cfg(feature = "std")]
-    landed: Vec<alloc::boxed::Box<dyn crate::storage::FileSink>>,
+    landed: Vec<(usize, alloc::boxed::Box<dyn crate::storage::FileSink>)>,
     message: BytesMut,
     /// Announced bytes of this frame going to memory, and elsewhere.
     in_memory: u64,
@@ -264,6 +265,11 @@ impl PartialFrame {
     #[cfg(feature = "std")]
     pub(crate) fn is_storing(&self) -> bool {
         matches!(&self.file, Some((_, Destination::Sink(sink))) if sink.blocks())
+    }
+
+    /// Whether a file's body is being received.
+    pub(crate) fn in_file(&self) -> bool {
+        self.file.is_some()
     }
 
     /// Whether a frame is in progress.
@@ -379,10 +385,21 @@ impl PartialFrame {
             }
             Event::MessageData(data) => self.message.extend_from_slice(data),
             Event::FrameEnd => {
-                // The frame is whole: its files are the receiver's now.
-                #[cfg(feature = "std")]
-                self.landed.clear();
                 let mut done = self.frame.take().unwrap_or_default();
+                // The frame is whole: its files are the receiver's now. A
+                // commit that fails leaves every landed file to `Drop`'s
+                // abandon, committed or not: the frame is never reported.
+                #[cfg(feature = "std")]
+                {
+                    for (index, sink) in &mut self.landed {
+                        if let Some(body) = sink.commit()? {
+                            if let Some(file) = done.files.get_mut(*index) {
+                                file.body = body;
+                            }
+                        }
+                    }
+                    self.landed.clear();
+                }
                 let message = self.message.split().freeze();
                 done.message = (!message.is_empty()).then_some(message);
                 return Ok(Some(done));
@@ -399,7 +416,8 @@ impl PartialFrame {
             #[cfg(feature = "std")]
             Destination::Sink(mut sink) => match sink.finish() {
                 Ok(body) => {
-                    self.landed.push(sink);
+                    let index = self.frame.as_ref().map_or(0, |frame| frame.files.len());
+                    self.landed.push((index, sink));
                     body
                 }
                 Err(error) => {
@@ -445,7 +463,7 @@ impl Drop for PartialFrame {
         if let Some((_, Destination::Sink(sink))) = &mut self.file {
             sink.abandon();
         }
-        for sink in &mut self.landed {
+        for (_, sink) in &mut self.landed {
             sink.abandon();
         }
     }

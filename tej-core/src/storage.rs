@@ -22,10 +22,12 @@ pub type StorageError = io::Error;
 /// The session calls [`start`](Self::start) when the file's header
 /// arrived, [`write`](Self::write) with the body's bytes in order,
 /// then [`finish`](Self::finish) once the last one arrived. The sink is kept
-/// until its frame is whole: if the frame never completes (the peer cut
-/// it, a limit or a later file failed), [`abandon`](Self::abandon) runs, so
-/// a frame's files are kept only when all of it arrived. After `finish` a
-/// sink should hold no more than `abandon` needs (a path, not a buffer).
+/// until its frame is whole: then [`commit`](Self::commit) runs (a spool
+/// file takes its name only then), before the frame is reported; if the
+/// frame never completes (the peer cut it, a limit or a later file failed),
+/// [`abandon`](Self::abandon) runs instead, so a frame's files are kept
+/// only when all of it arrived. After `finish` a sink should hold no more
+/// than `commit` and `abandon` need (a path, not a buffer).
 pub trait FileSink: Send {
     /// The file `name` (as sent: not a path to trust) of `size` bytes
     /// begins; called once, before any [`write`](Self::write).
@@ -54,9 +56,23 @@ pub trait FileSink: Send {
     /// As [`write`](Self::write).
     fn finish(&mut self) -> Result<FileBody, StorageError>;
 
+    /// The whole frame this file belongs to has arrived: make the file
+    /// final (a spool file moves to its name). Called once, after
+    /// [`finish`](Self::finish), for each of the frame's files in order,
+    /// before the frame is reported. A body returned replaces the one
+    /// `finish` gave (the file's final place). The default keeps it.
+    ///
+    /// # Errors
+    ///
+    /// As [`write`](Self::write); the frame is then not reported and every
+    /// file of it is abandoned, committed or not.
+    fn commit(&mut self) -> Result<Option<FileBody>, StorageError> {
+        Ok(None)
+    }
+
     /// The frame this file belongs to will never be delivered: undo what
     /// was stored (a spool file removes itself). Called at most once, after
-    /// [`finish`](Self::finish) or in its place.
+    /// [`finish`](Self::finish) (or [`commit`](Self::commit)) or in its place.
     fn abandon(&mut self) {}
 
     /// Whether [`write`](Self::write) and [`finish`](Self::finish) may

@@ -645,6 +645,117 @@ fn a_file_cut_short_is_removed_not_reported() {
     );
 }
 
+/// A sink that logs each call the session makes on it; its commit
+/// reports the file as delivered with a marker length.
+struct StepSink {
+    name: String,
+    steps: Arc<Mutex<Vec<String>>>,
+}
+
+impl StepSink {
+    fn log(&self, step: &str) {
+        self.steps
+            .lock()
+            .unwrap()
+            .push(format!("{step} {}", self.name));
+    }
+}
+
+impl tej_core::storage::FileSink for StepSink {
+    fn start(&mut self, name: &str, _size: u64) -> Result<(), tej_core::storage::StorageError> {
+        self.name = name.into();
+        self.log("start");
+        Ok(())
+    }
+
+    fn write(&mut self, _data: &[u8]) -> Result<(), tej_core::storage::StorageError> {
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<tej_core::FileBody, tej_core::storage::StorageError> {
+        self.log("finish");
+        Ok(tej_core::FileBody::Delivered { len: 1 })
+    }
+
+    fn commit(&mut self) -> Result<Option<tej_core::FileBody>, tej_core::storage::StorageError> {
+        self.log("commit");
+        Ok(Some(tej_core::FileBody::Delivered { len: 4242 }))
+    }
+
+    fn abandon(&mut self) {
+        self.log("abandon");
+    }
+}
+
+/// Logs the steps of its files' sinks and each frame it receives.
+struct Stepper(Arc<Mutex<Vec<String>>>);
+
+impl Handler for Stepper {
+    fn received(&mut self, _conn: &mut Connection<'_>, frame: Frame) {
+        let lens: Vec<String> = frame
+            .files
+            .iter()
+            .map(|file| file.len().to_string())
+            .collect();
+        self.0
+            .lock()
+            .unwrap()
+            .push(format!("received [{}]", lens.join(", ")));
+    }
+
+    fn file_target(&mut self, _name: &str, _size: u64, _index: usize) -> FileTarget {
+        FileTarget::Sink(Box::new(StepSink {
+            name: String::new(),
+            steps: self.0.clone(),
+        }))
+    }
+}
+
+#[test]
+fn a_frames_files_are_committed_only_once_it_is_whole_and_before_it_is_reported() {
+    let steps = Arc::new(Mutex::new(Vec::new()));
+    let mut session = Session::new(Stepper(steps.clone()), SessionConfig::default());
+    session.start(secs(0));
+    let frame = |cut: &str| {
+        FrameBuilder::new(Status::DEFAULT)
+            .file("a", vec![1u8; 1000])
+            .file(cut, vec![2u8; 1000])
+            .message("m")
+            .build()
+            .encode_to_vec()
+            .unwrap()
+    };
+    let whole = frame("b");
+    // Both files finished, the message not yet there: nothing committed.
+    session.handle_input(&whole[..whole.len() - 2], secs(1));
+    assert_eq!(
+        *steps.lock().unwrap(),
+        ["start a", "finish a", "start b", "finish b"]
+    );
+    session.handle_input(&whole[whole.len() - 2..], secs(1));
+    assert_eq!(
+        steps.lock().unwrap()[4..],
+        ["commit a", "commit b", "received [4242, 4242]"],
+        "committed in order, and the frame reports the committed bodies"
+    );
+    // A frame cut after its files: abandoned, never committed.
+    steps.lock().unwrap().clear();
+    let cut = frame("c");
+    session.handle_input(&cut[..cut.len() - 2], secs(2));
+    session.handle_eof(secs(3));
+    assert_eq!(
+        *steps.lock().unwrap(),
+        [
+            "start a",
+            "finish a",
+            "start c",
+            "finish c",
+            "abandon a",
+            "abandon c"
+        ]
+    );
+}
+
 #[test]
 fn a_file_that_shrank_before_sending_ends_the_connection() {
     let store = MemStore::default();

@@ -98,6 +98,25 @@ fn json_has_every_figure_and_nothing_else_on_stdout() {
     let baseline_small = positive(&baseline["small_fps"], "baseline.small_fps");
     let baseline_rtt = positive(&baseline["rtt_per_s"], "baseline.rtt_per_s");
     let baseline_disk = positive(&baseline["disk_gib_s"], "baseline.disk_gib_s");
+    // The TLS baseline is the best plain rustls copy, each measured.
+    let baseline_tls = positive(&baseline["tls_gib_s"], "baseline.tls_gib_s");
+    let tls_sweep = baseline["tls_sweep_gib_s"]
+        .as_object()
+        .expect("baseline.tls_sweep_gib_s is an object");
+    let tls_names: Vec<&str> = tls_sweep.keys().map(String::as_str).collect();
+    assert_eq!(
+        tls_names,
+        ["futures-rustls", "tokio-rustls"],
+        "{tls_sweep:?}"
+    );
+    let best_tls = tls_sweep
+        .iter()
+        .map(|(name, figure)| positive(figure, name))
+        .fold(0.0, f64::max);
+    assert_eq!(
+        baseline_tls, best_tls,
+        "the TLS baseline is its sweep's best"
+    );
     let disk_sweep = baseline["disk_sweep_gib_s"]
         .as_object()
         .expect("baseline.disk_sweep_gib_s is an object");
@@ -167,18 +186,26 @@ fn json_has_every_figure_and_nothing_else_on_stdout() {
                 "small_send_fps",
                 "small_send_ratio",
                 "tls_large_gib_s",
+                "tls_plain_ratio",
                 "tls_ratio",
             ],
             "{name}"
         );
         let large = positive(&adapter["large_gib_s"], "large_gib_s");
         let tls = positive(&adapter["tls_large_gib_s"], "tls_large_gib_s");
-        // TLS against the same adapter's plain large file.
+        // TLS against the plain rustls copy, and against the same
+        // adapter's plain large file.
         assert_ratio(
             &adapter["tls_ratio"],
             tls,
-            large,
+            baseline_tls,
             &format!("{name}.tls_ratio"),
+        );
+        assert_ratio(
+            &adapter["tls_plain_ratio"],
+            tls,
+            large,
+            &format!("{name}.tls_plain_ratio"),
         );
         let small = positive(&adapter["small_fps"], "small_fps");
         let small_send = positive(&adapter["small_send_fps"], "small_send_fps");
@@ -205,6 +232,16 @@ fn json_has_every_figure_and_nothing_else_on_stdout() {
             );
         }
     }
+    // The Framed peer: every figure, each ratio to the adapters' baseline.
+    let framed = &report["framed"];
+    for (ratio, figure, baseline) in [
+        ("large_ratio", "large_gib_s", baseline_large),
+        ("small_ratio", "small_fps", baseline_small),
+        ("rtt_ratio", "rtt_per_s", baseline_rtt),
+    ] {
+        let figure = positive(&framed[figure], &format!("framed.{figure}"));
+        assert_ratio(&framed[ratio], figure, baseline, &format!("framed.{ratio}"));
+    }
     assert!(report["python"].is_null(), "no --python, no python figures");
 }
 
@@ -214,12 +251,13 @@ fn the_table_has_a_row_per_measured_adapter_then_the_details() {
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(
         lines.len(),
-        7,
-        "header, baseline, mio, sweep, disk sweep, iperf3, burst:\n{stdout}"
+        9,
+        "header, baseline, mio, framed, sweep, rustls, disk sweep, iperf3, burst:\n{stdout}"
     );
     for column in [
         "large file GiB/s",
         "TLS GiB/s",
+        "TLS ratio",
         "small frames/s",
         "send_blocking/s",
         "round trips/s",
@@ -228,10 +266,16 @@ fn the_table_has_a_row_per_measured_adapter_then_the_details() {
     ] {
         assert!(lines[0].contains(column), "no {column:?} in {:?}", lines[0]);
     }
-    for (line, name, figures) in [(lines[1], "baseline", 9), (lines[2], "mio", 13)] {
-        let cells: Vec<&str> = line.split_whitespace().collect();
-        assert_eq!(cells[0], name, "{line}");
-        let numbers: Vec<f64> = cells[1..]
+    for (line, name, figures) in [
+        (lines[1], "baseline", 11),
+        (lines[2], "mio", 13),
+        (lines[3], "framed (tokio-util)", 6),
+    ] {
+        let figures_part = line
+            .strip_prefix(name)
+            .unwrap_or_else(|| panic!("{line:?} is not {name}'s row"));
+        let cells: Vec<&str> = figures_part.split_whitespace().collect();
+        let numbers: Vec<f64> = cells
             .iter()
             .filter(|cell| **cell != "-")
             .map(|cell| {
@@ -243,19 +287,26 @@ fn the_table_has_a_row_per_measured_adapter_then_the_details() {
         assert!(numbers.iter().all(|figure| *figure > 0.0), "{line}");
     }
     assert!(
-        lines[3].starts_with("plain TCP") && lines[3].contains("1MiB"),
-        "{}",
-        lines[3]
-    );
-    assert!(
-        lines[4].starts_with("plain disk") && lines[4].contains("io::copy"),
+        lines[4].starts_with("plain TCP") && lines[4].contains("1MiB"),
         "{}",
         lines[4]
     );
-    assert!(lines[5].starts_with("iperf3"), "{}", lines[5]);
     assert!(
-        lines[6].starts_with("burst: 1000 connections"),
+        lines[5].starts_with("plain rustls")
+            && lines[5].contains("tokio-rustls")
+            && lines[5].contains("futures-rustls"),
+        "{}",
+        lines[5]
+    );
+    assert!(
+        lines[6].starts_with("plain disk") && lines[6].contains("io::copy"),
         "{}",
         lines[6]
+    );
+    assert!(lines[7].starts_with("iperf3"), "{}", lines[7]);
+    assert!(
+        lines[8].starts_with("burst: 1000 connections"),
+        "{}",
+        lines[8]
     );
 }

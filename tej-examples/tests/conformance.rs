@@ -1,7 +1,7 @@
 //! The test matrix: every scenario is written once against the blocking
 //! facade in `tej_examples::runtime` and instantiated per runtime, per
 //! cross-runtime pair and per transport (TCP, Unix sockets, TLS) by
-//! `matrix!` below. Scenarios about both sides run on every setup; those
+//! `matrix!` (from `tej_test_support::matrix`) below. Scenarios about both sides run on every setup; those
 //! about a server alone (raw peers, PROXY, TLS handshakes) on each runtime
 //! per transport.
 
@@ -13,138 +13,16 @@ use tej_core::{
     Assembler, DisconnectReason, Frame, FrameBuilder, Limits, SendError, SessionConfig, Status,
     Transport,
 };
-use tej_examples::runtime::{self, Endpoint, RunningClient, RunningServer, Runtime, ServerOptions};
-use tej_examples::tls::ClientTls;
+use tej_examples::runtime::{self, Endpoint, RunningClient, ServerOptions};
+use tej_test_support::matrix::{
+    client_tls, client_tls_with, connect, raw, serve, serve_with, try_connect, Net, Options, Setup,
+    TestServer,
+};
 use tej_test_support::peer::{pattern, text, Peer, Raw};
 use tej_test_support::recorder::{hex_sha256, FrameSummary, Record, Recorder, Seen};
 use tej_test_support::{proxy, tls as certs};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// The transport a scenario runs over.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Net {
-    Tcp,
-    Unix,
-    Tls,
-}
-
-/// Who serves, who connects, and over what.
-#[derive(Debug, Clone, Copy)]
-struct Setup {
-    server: Runtime,
-    client: Runtime,
-    net: Net,
-}
-
-/// A client's TLS: trusting ca.pem, presenting client.pem if `cert`.
-fn client_tls_with(cert: bool) -> ClientTls {
-    ClientTls {
-        config: certs::client_with(cert),
-        server_name: certs::localhost(),
-    }
-}
-
-fn client_tls() -> ClientTls {
-    client_tls_with(false)
-}
-
-/// What a scenario's server is started with beyond its session config.
-#[derive(Clone)]
-struct Options {
-    /// Over TLS: the certificate (`server`, `other-server`) and whether
-    /// client certificates are required.
-    cert: &'static str,
-    client_auth: bool,
-    proxy_protocol: bool,
-    max_connections: Option<usize>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            cert: "server",
-            client_auth: false,
-            proxy_protocol: false,
-            max_connections: None,
-        }
-    }
-}
-
-/// A server of a scenario, with the directory of its Unix socket.
-struct TestServer {
-    server: RunningServer,
-    _dir: Option<tempfile::TempDir>,
-}
-
-impl TestServer {
-    fn endpoint(&self) -> &Endpoint {
-        self.server.endpoint()
-    }
-
-    fn addr(&self) -> SocketAddr {
-        self.server.addr()
-    }
-
-    fn stop(self) {
-        self.server.stop();
-    }
-}
-
-fn serve(s: Setup, config: SessionConfig, handler: Recorder) -> TestServer {
-    serve_with(s, config, Options::default(), handler)
-}
-
-fn serve_with(s: Setup, config: SessionConfig, options: Options, handler: Recorder) -> TestServer {
-    let (bind, dir) = match s.net {
-        Net::Tcp | Net::Tls => (SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into(), None),
-        Net::Unix => {
-            let dir = tempfile::tempdir().unwrap();
-            (Endpoint::Unix(dir.path().join("tej.sock")), Some(dir))
-        }
-    };
-    let mut server_options = ServerOptions {
-        tls: (s.net == Net::Tls).then(|| certs::server_with(options.cert, options.client_auth)),
-        proxy_protocol: options.proxy_protocol,
-        ..ServerOptions::default()
-    };
-    if let Some(max) = options.max_connections {
-        server_options.max_connections = max;
-    }
-    let server =
-        runtime::start_server_with(s.server, bind, config, server_options, handler.factory())
-            .expect("server starts");
-    TestServer { server, _dir: dir }
-}
-
-fn try_connect(
-    s: Setup,
-    server: &TestServer,
-    tls: Option<ClientTls>,
-    handler: Recorder,
-    config: SessionConfig,
-) -> io::Result<RunningClient> {
-    runtime::connect_with(s.client, server.endpoint(), tls.as_ref(), handler, config)
-}
-
-fn connect(
-    s: Setup,
-    server: &TestServer,
-    handler: Recorder,
-    config: SessionConfig,
-) -> RunningClient {
-    let tls = (s.net == Net::Tls).then(client_tls);
-    try_connect(s, server, tls, handler, config).expect("client connects")
-}
-
-/// A raw byte stream to the server, over the scenario's transport.
-fn raw(s: Setup, server: &TestServer) -> Raw {
-    match (server.endpoint(), s.net) {
-        (Endpoint::Unix(path), _) => Raw::unix(path),
-        (Endpoint::Tcp(addr), Net::Tls) => Raw::tls(*addr),
-        (Endpoint::Tcp(addr), _) => Raw::tcp(*addr),
-    }
-}
 
 /// A raw TCP connection (never TLS) to a server on TCP.
 fn raw_tcp(server: &TestServer) -> TcpStream {
@@ -1647,30 +1525,7 @@ fn connection_info_is_seen_by_the_factory_and_the_connection(s: Setup) {
     }
 }
 
-/// Instantiates each of `[scenarios]` for each setup, in a module per setup.
-macro_rules! matrix {
-    ($scenarios:tt $($module:ident: $server:ident, $client:ident, $net:ident;)*) => {
-        $( matrix!(@setup $module, $server, $client, $net, $scenarios); )*
-    };
-    (@setup $module:ident, $server:ident, $client:ident, $net:ident, [$($scenario:ident),* $(,)?]) => {
-        mod $module {
-            use super::*;
-
-            const S: Setup = Setup {
-                server: Runtime::$server,
-                client: Runtime::$client,
-                net: Net::$net,
-            };
-
-            $(
-                #[test]
-                fn $scenario() {
-                    super::$scenario(S);
-                }
-            )*
-        }
-    };
-}
+use tej_test_support::matrix;
 
 /// Both sides: every runtime, cross-runtime pairs, every transport.
 mod both_sides {

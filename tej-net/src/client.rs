@@ -16,8 +16,11 @@ use tej_core::{
 };
 use tracing::Instrument;
 
+use crate::connection::pair;
+use crate::incoming::DEFAULT_BUFFER;
 use crate::run::run_session;
 use crate::runtime::{PollIo, Resolve, Runtime};
+use crate::AsyncConnection;
 use crate::ShutdownHandle;
 
 /// The outcome of a connection's task: why it ended, or a panic's payload
@@ -404,4 +407,116 @@ where
     crate::server::bounded_handshake::<R, _>(handshake, config, std::future::pending())
         .await
         .map_err(|error| crate::tls::handshake_error(&name, error))
+}
+
+/// The async face: connections you await, their frames a `Stream`.
+impl<R: Runtime> Client<R> {
+    /// Connects over TCP to `addr` with the default options and gives the
+    /// connection as an [`AsyncConnection`]: frames received as a
+    /// `Stream`, files as `AsyncRead`s, sent with its `Sender`. What
+    /// [`connect`](Self::connect) does with a [`Handler`], for code that
+    /// awaits.
+    ///
+    /// # Errors
+    ///
+    /// The error of resolving or connecting.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe, as [`connect`](Self::connect).
+    pub async fn open<T>(addr: T) -> io::Result<AsyncConnection>
+    where
+        R: Resolve<T> + PollIo<R::TcpStream>,
+    {
+        Client::<R>::open_with(addr, SessionConfig::default()).await
+    }
+
+    /// As [`open`](Self::open), with `config`.
+    ///
+    /// # Errors
+    ///
+    /// The error of resolving or connecting.
+    pub async fn open_with<T>(addr: T, config: SessionConfig) -> io::Result<AsyncConnection>
+    where
+        R: Resolve<T> + PollIo<R::TcpStream>,
+    {
+        let stream = connect_tcp::<R, T>(addr).await?;
+        let info = tcp_info::<R>(&stream);
+        Ok(Client::<R>::open_stream_at(stream, info, config))
+    }
+
+    /// As [`open`](Self::open), to the Unix domain socket at `path`.
+    ///
+    /// # Errors
+    ///
+    /// The error of connecting.
+    #[cfg(unix)]
+    pub async fn open_unix(
+        path: impl AsRef<Path>,
+        config: SessionConfig,
+    ) -> io::Result<AsyncConnection>
+    where
+        R: PollIo<R::UnixStream>,
+    {
+        let stream = R::connect_unix(path.as_ref().to_path_buf()).await?;
+        let info = ConnectionInfo::new(Transport::Unix);
+        Ok(Client::<R>::open_stream_at(stream, info, config))
+    }
+
+    /// As [`open`](Self::open), over a stream already connected: what
+    /// [`from_stream`](Self::from_stream) does with a [`Handler`].
+    ///
+    /// # Panics
+    ///
+    /// Outside the runtime, if its spawner panics there (Tokio's does).
+    pub fn open_stream<S>(stream: S, config: SessionConfig) -> AsyncConnection
+    where
+        R: PollIo<S>,
+        S: Send + 'static,
+    {
+        Client::<R>::open_stream_at(stream, ConnectionInfo::default(), config)
+    }
+
+    /// Runs the stream handler's session over `stream` in a task.
+    fn open_stream_at<S>(stream: S, info: ConnectionInfo, config: SessionConfig) -> AsyncConnection
+    where
+        R: PollIo<S>,
+        S: Send + 'static,
+    {
+        let (session, connection) = pair(DEFAULT_BUFFER, config, info);
+        R::spawn(async move {
+            // The stream handler does not panic; the reason reaches the
+            // connection's `Incoming`.
+            let _ = run_session::<R, S, _>(stream, session, ShutdownHandle::new()).await;
+        });
+        connection
+    }
+}
+
+#[cfg(feature = "rustls")]
+impl<R: crate::runtime::TlsRuntime> Client<R> {
+    /// As [`open`](Self::open), through a TLS handshake as
+    /// [`connect_tls`](Self::connect_tls) makes it.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect_tls`](Self::connect_tls).
+    pub async fn open_tls<T>(
+        addr: T,
+        server_name: rustls::pki_types::ServerName<'static>,
+        tls: std::sync::Arc<rustls::ClientConfig>,
+        config: SessionConfig,
+    ) -> io::Result<AsyncConnection>
+    where
+        R: Resolve<T> + PollIo<R::TcpStream> + PollIo<R::TlsStream<R::TcpStream>>,
+    {
+        let stream = connect_tcp::<R, T>(addr).await?;
+        let mut info = tcp_info::<R>(&stream);
+        let sni = sni(&server_name);
+        let stream = tls_handshake::<R, _>(stream, server_name, tls, &config).await?;
+        let mut agreed = R::tls_info(&stream);
+        agreed.sni = sni;
+        info.tls = Some(agreed);
+        Ok(Client::<R>::open_stream_at(stream, info, config))
+    }
 }

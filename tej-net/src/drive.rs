@@ -259,6 +259,7 @@ impl Drive {
                 return self.close(session, transport, buffer, now);
             }
             session.poll_queue(waker);
+            session.poll_room(waker, now);
             let mut progress = false;
             if session.wants_write() {
                 progress |= self.write(session, transport, now);
@@ -367,10 +368,11 @@ impl Drive {
                 // Drained (or closing, when the rest is not for the session):
                 // an idle connection keeps no buffer.
                 self.unconsumed = Vec::new();
-            } else {
-                self.unconsumed.drain(..used);
+                return true;
             }
-            return true;
+            self.unconsumed.drain(..used);
+            // Nothing taken: the session waits for room, not for this step.
+            return used > 0;
         }
         // Within a large body, read it in large pieces and nothing past it:
         // what the session may leave unread stays within one normal read.

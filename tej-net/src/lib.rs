@@ -17,6 +17,9 @@
 //! - [`tls`] (feature `rustls`): rustls errors said in one line;
 //! - [`observe`]: the [`Observer`] hook a server tells of its connections,
 //!   for metrics;
+//! - [`AsyncConnection`] and [`incoming`]: a connection you await, its
+//!   frames a `Stream` and its files `AsyncRead`s, the consumer's pace
+//!   pushed back to the socket;
 //! - the async [`Server`] and [`Client`], written once over a small
 //!   [`runtime::Runtime`] trait that `tej-tokio` and `tej-async-std`
 //!   implement, with [`run_session`] for a connection of one's own.
@@ -28,8 +31,10 @@
 
 pub mod accept;
 mod client;
+mod connection;
 pub mod drive;
 pub mod file;
+pub mod incoming;
 mod listener;
 mod new_handler;
 pub mod observe;
@@ -44,6 +49,8 @@ pub mod spool;
 pub mod tls;
 
 pub use client::Client;
+pub use connection::AsyncConnection;
+pub use incoming::{Incoming, IncomingFile, IncomingFrame};
 pub use listener::{Acceptor, Listener, Plain};
 pub use new_handler::NewHandler;
 pub use observe::Observer;

@@ -7,6 +7,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::marker::PhantomData;
+
 use std::panic::AssertUnwindSafe;
 #[cfg(unix)]
 use std::path::Path;
@@ -18,13 +19,15 @@ use tej_core::{ConnectionInfo, Session, SessionConfig};
 use tracing::Instrument;
 
 use crate::accept::{self, ConnectionCap, ConnectionSlot};
+use crate::connection::pair;
+use crate::incoming::DEFAULT_BUFFER;
 use crate::listener::{Acceptor, Listener, Plain};
 use crate::new_handler::NewHandler;
 use crate::observe::{connection_span, record_handshake, Observer};
 use crate::proxy::HeaderRead;
 use crate::run::run_observed;
 use crate::runtime::{self, PollIo, Resolve, Runtime};
-use crate::ShutdownHandle;
+use crate::{AsyncConnection, ShutdownHandle};
 
 /// A TEJ server on runtime `R`, accepting from listener `L` (TCP by
 /// default, a Unix socket, your own), each connection passed through
@@ -37,13 +40,20 @@ use crate::ShutdownHandle;
 /// cap: first its PROXY header (with
 /// [`with_proxy_protocol`](Self::with_proxy_protocol)) and its acceptor
 /// step (the TLS handshake), together bounded by
-/// [`SessionConfig::handshake_timeout`]; then a [`Handler`](tej_core::Handler) from the
+/// [`SessionConfig::handshake_timeout`]; then a [`Handler`] from the
 /// factory given to [`serve`](Self::serve) is made and the session runs. A
 /// connection that fails, or whose handler panics, ends alone.
 pub struct Server<R: Runtime, L = <R as Runtime>::TcpListener, A = Plain> {
     listener: L,
-    acceptor: A,
+    acceptor: Arc<A>,
     config: SessionConfig,
+    /// What an [`AsyncConnection`] buffers for its consumer.
+    incoming_buffer: usize,
+    /// Connections through their handshake, for [`accept`](Self::accept).
+    ready: Option<(
+        async_channel::Sender<AsyncConnection>,
+        async_channel::Receiver<AsyncConnection>,
+    )>,
     cap: ConnectionCap,
     shutdown: ShutdownHandle,
     /// Read a PROXY header of at most this many bytes first.
@@ -105,8 +115,10 @@ impl<R: Runtime, L: Listener<R>> Server<R, L> {
     pub fn from_listener(listener: L) -> Self {
         Server {
             listener,
-            acceptor: Plain,
+            acceptor: Arc::new(Plain),
             config: SessionConfig::default(),
+            incoming_buffer: DEFAULT_BUFFER,
+            ready: None,
             cap: ConnectionCap::default(),
             shutdown: ShutdownHandle::new(),
             proxy: None,
@@ -138,8 +150,10 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
     pub fn with_acceptor<B>(self, acceptor: B) -> Server<R, L, B> {
         Server {
             listener: self.listener,
-            acceptor,
+            acceptor: Arc::new(acceptor),
             config: self.config,
+            incoming_buffer: self.incoming_buffer,
+            ready: None,
             cap: self.cap,
             shutdown: self.shutdown,
             proxy: self.proxy,
@@ -184,6 +198,15 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
         self
     }
 
+    /// Sets how many bytes of file bodies an [`AsyncConnection`] buffers
+    /// for its consumer (default 256 KiB): beyond them the session reads
+    /// nothing until the consumer reads, and this (plus one frame) is
+    /// what the consumer adds to the connection's memory bound.
+    pub fn with_incoming_buffer(mut self, bytes: usize) -> Self {
+        self.incoming_buffer = bytes;
+        self
+    }
+
     /// Caps the connections open at once (default 10,000), handshakes
     /// included: beyond it a new connection is accepted and closed at once,
     /// and the server serves again when one ends. With the session's bound,
@@ -193,7 +216,7 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
         self
     }
 
-    /// The address the server listens on: a [`SocketAddr`](std::net::SocketAddr) for TCP, the
+    /// The address the server listens on: a [`SocketAddr`] for TCP, the
     /// socket's address for a Unix listener.
     ///
     /// # Errors
@@ -216,10 +239,7 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
     /// returns once every connection has ended.
     ///
     /// `new_handler` is called in the connection's task, right after its
-    /// handshake (one call at a time), either with no argument or with the
-    /// connection's [`ConnectionInfo`] (addresses, transport, TLS details):
-    /// `|| handler` or `|info: &ConnectionInfo| handler` (see
-    /// [`NewHandler`]). Connections run as tasks on `R`.
+    /// handshake (one call at a time). Connections run as tasks on `R`.
     ///
     /// # Cancel safety
     ///
@@ -235,65 +255,205 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
         F::Handler: Send + 'static,
         M: 'static,
     {
-        let Server {
-            mut listener,
-            acceptor,
-            config,
-            cap,
-            shutdown,
-            proxy,
-            observer,
-            runtime: _,
-        } = self;
-        let acceptor = Arc::new(acceptor);
         let new_handler = Arc::new(Mutex::new(new_handler));
+        self.serve_with(move |open: Handshaken<A::Stream>| {
+            let new_handler = Arc::clone(&new_handler);
+            async move {
+                let peer = open.info.peer;
+                let observer = open.observer.clone();
+                // For the observer, should the handler panic and take the session.
+                let panicked_info = observer.as_ref().map(|_| open.info.clone());
+                let session = AssertUnwindSafe(async {
+                    let handler = {
+                        // A factory that panicked once is still the user's to call.
+                        let mut new_handler =
+                            new_handler.lock().unwrap_or_else(PoisonError::into_inner);
+                        new_handler.new_handler(&open.info)
+                    };
+                    let session =
+                        Session::new(handler, open.config.clone()).with_info(open.info.clone());
+                    open.run::<R, _>(session).await;
+                });
+                // The session's `Drop` has not called the handler again; the
+                // connection ends alone.
+                if session.catch_unwind().await.is_err() {
+                    tracing::info!(?peer, "a connection's handler panicked; connection dropped");
+                    if let (Some(observer), Some(info)) = (observer, panicked_info) {
+                        observer.disconnected(&info, &tej_core::DisconnectReason::Dropped);
+                    }
+                }
+            }
+        })
+        .await;
+    }
+
+    /// Accepts connections until shut down, calling `serve` with each one
+    /// whose handshake succeeded, as an [`AsyncConnection`]: its frames a
+    /// `Stream`, its files `AsyncRead`s, its pace the consumer's. Returns
+    /// once every connection has ended.
+    ///
+    /// The future `serve` returns runs in the connection's task beside its
+    /// session; when it returns, the connection closes gracefully (what it
+    /// queued is still sent). A panic in it ends that connection alone.
+    ///
+    /// ```no_run
+    /// # use tej_net::{runtime::{PollIo, Runtime}, Listener, Server};
+    /// # async fn demo<R: Runtime + PollIo<L::Io>, L: Listener<R>>(server: Server<R, L>) {
+    /// use futures_lite::StreamExt;
+    ///
+    /// server
+    ///     .serve_connections(|mut conn| async move {
+    ///         while let Some(Ok(frame)) = conn.next().await {
+    ///             let Ok(message) = frame.message().await else { break };
+    ///             let reply = tej_core::Frame::message(message.unwrap_or_default());
+    ///             if conn.sender().send(reply).await.is_err() {
+    ///                 break;
+    ///             }
+    ///         }
+    ///     })
+    ///     .await;
+    /// # }
+    /// ```
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`serve`](Self::serve).
+    pub async fn serve_connections<F, Fut>(self, serve: F)
+    where
+        R: PollIo<L::Io> + PollIo<A::Stream>,
+        A: Acceptor<R, L::Io>,
+        F: Fn(AsyncConnection) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let serve = Arc::new(serve);
+        let buffer = self.incoming_buffer;
+        self.serve_with(move |open: Handshaken<A::Stream>| {
+            let serve = Arc::clone(&serve);
+            async move {
+                let peer = open.info.peer;
+                let (session, connection) = pair(buffer, open.config.clone(), open.info.clone());
+                let run = open.run::<R, _>(session);
+                let user = AssertUnwindSafe(serve(connection)).catch_unwind();
+                let (_, outcome) = future::zip(run, user).await;
+                if outcome.is_err() {
+                    tracing::debug!(?peer, "a connection's serving future panicked");
+                }
+            }
+        })
+        .await;
+    }
+
+    /// The next connection whose handshake succeeded, as an
+    /// [`AsyncConnection`]; `None` once the server is shut down.
+    ///
+    /// Between calls nothing new is accepted (the listener's backlog holds
+    /// new connections), but handshakes under way go on in their tasks,
+    /// and so do the connections handed out: each runs in a task of its
+    /// own until it ends, or closes gracefully when dropped.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: a connection whose handshake completed meanwhile is
+    /// kept for the next call.
+    pub async fn accept(&mut self) -> Option<AsyncConnection>
+    where
+        R: PollIo<L::Io> + PollIo<A::Stream>,
+        A: Acceptor<R, L::Io>,
+    {
+        let (handed, ready) = self
+            .ready
+            .get_or_insert_with(async_channel::unbounded)
+            .clone();
+        let buffer = self.incoming_buffer;
+        loop {
+            let handshaken = async { Ok(ready.recv().await) };
+            let accepted = async { Err(self.next_stream().await) };
+            match future::or(handshaken, accepted).await {
+                Ok(Ok(connection)) => return Some(connection),
+                // (Never: this side holds a sender.)
+                Ok(Err(_)) => return None,
+                Err(None) => return None,
+                Err(Some((stream, info, slot))) => {
+                    let handed = handed.clone();
+                    let start = move |open: Handshaken<A::Stream>| async move {
+                        let (session, connection) =
+                            pair(buffer, open.config.clone(), open.info.clone());
+                        // Nobody to take it once the server is dropped: it
+                        // is dropped here, and closes.
+                        if handed.try_send(connection).is_ok() {
+                            open.run::<R, _>(session).await;
+                        }
+                    };
+                    let span = connection_span(&info, runtime::name::<R>());
+                    R::spawn(
+                        self.connection(start, info, slot, None)
+                            .run(stream)
+                            .instrument(span),
+                    );
+                }
+            }
+        }
+    }
+
+    /// Accepts until shut down, running `start` in each connection's task
+    /// once its handshake succeeded; returns once every connection has ended.
+    async fn serve_with<F, Fut>(mut self, start: F)
+    where
+        R: PollIo<L::Io> + PollIo<A::Stream>,
+        A: Acceptor<R, L::Io>,
+        F: Fn(Handshaken<A::Stream>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let start = Arc::new(start);
         // Every connection task holds a sender; the channel closes, and
         // `all_ended` completes, when the last of them has ended.
         let (alive, all_ended) = async_channel::bounded::<Infallible>(1);
+        while let Some((stream, info, slot)) = self.next_stream().await {
+            let start = Arc::clone(&start);
+            let start = move |open| start(open);
+            let span = connection_span(&info, runtime::name::<R>());
+            let connection = self.connection(start, info, slot, Some(alive.clone()));
+            R::spawn(connection.run(stream).instrument(span));
+        }
+        drop(self);
+        drop(alive);
+        // Nothing is ever sent: this returns once the channel has closed.
+        let _closed = all_ended.recv().await;
+    }
+
+    /// The next connection accepted and admitted under the cap, with what
+    /// the listener tells of it and its place under the cap; `None` once
+    /// shut down. An accept error that is the system's (out of file
+    /// descriptors) pauses accepting a moment.
+    async fn next_stream(&mut self) -> Option<(L::Io, ConnectionInfo, ConnectionSlot)> {
         loop {
             let stop = async {
-                shutdown.wait().await;
+                self.shutdown.wait().await;
                 None
             };
-            let accept = async { Some(listener.accept().await) };
-            let Some(accepted) = future::or(stop, accept).await else {
-                break;
-            };
-            match accepted {
+            let accept = async { Some(self.listener.accept().await) };
+            match future::or(stop, accept).await? {
                 Ok((stream, peer)) => {
-                    let Some(slot) = cap.admit(&peer) else {
-                        if let Some(observer) = &observer {
+                    let Some(slot) = self.cap.admit(&peer) else {
+                        if let Some(observer) = &self.observer {
                             observer.refused(peer);
                         }
                         continue;
                     };
-                    if let Some(observer) = &observer {
+                    if let Some(observer) = &self.observer {
                         observer.accepted(peer);
                     }
                     let mut info = ConnectionInfo::default();
                     info.peer = peer;
-                    listener.describe(&stream, &mut info);
-                    let connection = Connection {
-                        acceptor: Arc::clone(&acceptor),
-                        new_handler: Arc::clone(&new_handler),
-                        config: config.clone(),
-                        shutdown: shutdown.clone(),
-                        proxy,
-                        info,
-                        _slot: slot,
-                        _alive: alive.clone(),
-                        observer: observer.clone(),
-                        runtime: PhantomData::<fn() -> R>,
-                    };
-                    let span = connection_span(&connection.info, runtime::name::<R>());
-                    R::spawn(connection.run(stream).instrument(span));
+                    self.listener.describe(&stream, &mut info);
+                    return Some((stream, info, slot));
                 }
                 Err(error) => {
                     let Some(pause) = accept::after_accept_error(&error) else {
                         continue;
                     };
                     let stop = async {
-                        shutdown.wait().await;
+                        self.shutdown.wait().await;
                         true
                     };
                     let backoff = async {
@@ -301,53 +461,99 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
                         false
                     };
                     if future::or(stop, backoff).await {
-                        break;
+                        return None;
                     }
                 }
             }
         }
-        drop(listener);
-        drop(alive);
-        // Nothing is ever sent: this returns once the channel has closed.
-        let _closed = all_ended.recv().await;
+    }
+
+    /// One accepted connection's task state, `start` to run after its handshake.
+    fn connection<F>(
+        &self,
+        start: F,
+        info: ConnectionInfo,
+        slot: ConnectionSlot,
+        alive: Option<async_channel::Sender<Infallible>>,
+    ) -> Connection<R, A, F> {
+        Connection {
+            acceptor: Arc::clone(&self.acceptor),
+            start,
+            config: self.config.clone(),
+            shutdown: self.shutdown.clone(),
+            proxy: self.proxy,
+            observer: self.observer.clone(),
+            info,
+            _slot: slot,
+            _alive: alive,
+            runtime: PhantomData,
+        }
+    }
+}
+
+/// A connection through its handshake: what runs its session gets this.
+struct Handshaken<S> {
+    stream: S,
+    /// Addresses, transport and what the TLS handshake agreed on.
+    info: ConnectionInfo,
+    config: SessionConfig,
+    shutdown: ShutdownHandle,
+    observer: Option<Arc<dyn Observer>>,
+}
+
+impl<S> Handshaken<S> {
+    /// Runs `session` over the stream, telling the observer (if any) that
+    /// it is connected, of its traffic and of its end.
+    async fn run<R, H>(self, session: Session<H>) -> tej_core::DisconnectReason
+    where
+        R: Runtime + PollIo<S>,
+        H: tej_core::Handler,
+    {
+        let observer = self.observer.as_deref();
+        if let Some(observer) = observer {
+            observer.connected(session.info());
+        }
+        tracing::info!("connected");
+        run_observed::<R, S, H>(self.stream, session, self.shutdown, observer).await
     }
 }
 
 /// One accepted connection, owned by its task.
 struct Connection<R, A, F> {
     acceptor: Arc<A>,
-    new_handler: Arc<Mutex<F>>,
+    /// Runs the session once the handshake succeeded.
+    start: F,
     config: SessionConfig,
     shutdown: ShutdownHandle,
     /// Read a PROXY header of at most this many bytes first.
     proxy: Option<usize>,
+    observer: Option<Arc<dyn Observer>>,
     /// What the listener told of the connection; the handshake adds to it.
     info: ConnectionInfo,
     /// The connection's place under the cap, from accept to the end.
     _slot: ConnectionSlot,
     /// Keeps `serve` from returning while this connection lives.
-    _alive: async_channel::Sender<Infallible>,
-    observer: Option<Arc<dyn Observer>>,
+    _alive: Option<async_channel::Sender<Infallible>>,
     runtime: PhantomData<fn() -> R>,
 }
 
 impl<R: Runtime, A, F> Connection<R, A, F> {
     /// The PROXY header and the acceptor step within the handshake
-    /// timeout, then the handler and its session.
-    async fn run<S, M>(self, mut stream: S)
+    /// timeout, then `start`.
+    async fn run<S, Fut>(self, mut stream: S)
     where
         R: PollIo<S> + PollIo<A::Stream>,
         A: Acceptor<R, S>,
-        F: NewHandler<M> + Send + 'static,
-        F::Handler: Send + 'static,
+        F: FnOnce(Handshaken<A::Stream>) -> Fut,
+        Fut: Future<Output = ()>,
     {
-        let mut info = self.info.clone();
+        let mut info = self.info;
         // Whether a failure is the PROXY header's or the acceptor's.
         let header_read = AtomicBool::new(self.proxy.is_none());
         let steps = async {
             let via = match self.proxy {
                 Some(max_len) => {
-                    let mut header = HeaderRead::new(max_len, self.info.peer);
+                    let mut header = HeaderRead::new(max_len, info.peer);
                     loop {
                         let n = runtime::read::<R, S>(&mut stream, header.buf()).await?;
                         if let Some(result) = header.filled(n) {
@@ -395,34 +601,14 @@ impl<R: Runtime, A, F> Connection<R, A, F> {
         }
         self.acceptor.describe(&stream, &mut info);
         record_handshake(&tracing::Span::current(), &info);
-        let peer = info.peer;
-        // For the observer, should the handler panic and take the session.
-        let panicked_info = self.observer.as_ref().map(|_| info.clone());
-        let session = AssertUnwindSafe(async {
-            let handler = {
-                // A factory that panicked once is still the user's to call.
-                let mut new_handler = self
-                    .new_handler
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner);
-                new_handler.new_handler(&info)
-            };
-            let session = Session::new(handler, self.config.clone()).with_info(info);
-            let observer = self.observer.as_deref();
-            if let Some(observer) = observer {
-                observer.connected(session.info());
-            }
-            tracing::info!("connected");
-            run_observed::<R, _, _>(stream, session, self.shutdown.clone(), observer).await;
-        });
-        // The session's `Drop` has not called the handler again; the
-        // connection ends alone.
-        if session.catch_unwind().await.is_err() {
-            tracing::info!(?peer, "a connection's handler panicked; connection dropped");
-            if let (Some(observer), Some(info)) = (&self.observer, panicked_info) {
-                observer.disconnected(&info, &tej_core::DisconnectReason::Dropped);
-            }
-        }
+        let open = Handshaken {
+            stream,
+            info,
+            config: self.config,
+            shutdown: self.shutdown,
+            observer: self.observer,
+        };
+        (self.start)(open).await;
     }
 }
 

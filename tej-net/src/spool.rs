@@ -51,8 +51,13 @@ pub fn sanitize_file_name(name: &str) -> String {
 
 /// Where a handler sends an incoming file to land in `dir` (created if
 /// missing), under a sanitised unique name; the frame reports its path.
-/// A file cut short, or one of a frame that never completed, is removed,
-/// never reported.
+///
+/// A frame's files land under their names only once the whole frame has
+/// arrived: while it arrives, each file is written under a hidden name
+/// (`.NAME.part`), and moved to its name just before the frame is
+/// reported. A file cut short, or one of a frame that never completed, is
+/// removed, never reported; a process killed mid-frame leaves at most a
+/// hidden `.part` file.
 ///
 /// ```
 /// use tej_core::{FileTarget, Handler};
@@ -148,6 +153,14 @@ impl FileSink for SpoolSink {
         Ok(FileBody::Source(Arc::new(DiskFile::spooled(path, len))))
     }
 
+    fn commit(&mut self) -> Result<Option<FileBody>, StorageError> {
+        let file = self.file()?;
+        let path = file.commit()?;
+        Ok(Some(FileBody::Source(Arc::new(DiskFile::spooled(
+            path, file.len,
+        )))))
+    }
+
     fn abandon(&mut self) {
         if let Some(file) = self.file.take() {
             file.remove();
@@ -155,30 +168,47 @@ impl FileSink for SpoolSink {
     }
 }
 
-/// A file being received into a spool directory. Dropped before
-/// [`finish`](Self::finish), it removes itself.
+/// A file being received into a spool directory: written under a hidden
+/// name (`.NAME.part`, never a name [`sanitize_file_name`] gives), moved to
+/// its own name by [`commit`](Self::commit) once its frame is whole.
+/// Dropped before [`finish`](Self::finish), it removes itself.
 struct SpoolFile {
+    dir: PathBuf,
+    /// The sanitised name it takes at commit.
+    name: String,
+    /// Where it is now: the hidden name, then its own.
     path: PathBuf,
     writer: Option<BufWriter<fs::File>>,
     len: u64,
 }
 
+/// `name` in `dir`, or with a numbered suffix (`name (1).ext`) for attempt 1 on.
+fn numbered(dir: &Path, name: &str, attempt: u32) -> PathBuf {
+    if attempt == 0 {
+        return dir.join(name);
+    }
+    let (stem, extension) = match name.rfind('.') {
+        Some(dot) if dot > 0 => (&name[..dot], &name[dot..]),
+        _ => (name, ""),
+    };
+    dir.join(format!("{stem} ({attempt}){extension}"))
+}
+
+fn no_free_name(dir: &Path, name: &str) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!("no free name for {name:?} in {}", dir.display()),
+    )
+}
+
 impl SpoolFile {
-    /// Creates a new file for `name` in `dir` (created if missing), never
-    /// overwriting: a taken name gets a numbered suffix.
+    /// Creates the hidden file for `name` in `dir` (created if missing).
     fn create(dir: &Path, name: &str) -> io::Result<SpoolFile> {
         fs::create_dir_all(dir)?;
         let safe = sanitize_file_name(name);
-        let (stem, extension) = match safe.rfind('.') {
-            Some(dot) if dot > 0 => (&safe[..dot], &safe[dot..]),
-            _ => (&safe[..], ""),
-        };
+        let hidden = format!(".{safe}.part");
         for attempt in 0..MAX_COLLISION_ATTEMPTS {
-            let candidate = if attempt == 0 {
-                dir.join(&safe)
-            } else {
-                dir.join(format!("{stem} ({attempt}){extension}"))
-            };
+            let candidate = numbered(dir, &hidden, attempt);
             match fs::OpenOptions::new()
                 .write(true)
                 .create_new(true)
@@ -186,6 +216,8 @@ impl SpoolFile {
             {
                 Ok(file) => {
                     return Ok(SpoolFile {
+                        dir: dir.to_path_buf(),
+                        name: safe,
                         path: candidate,
                         writer: Some(BufWriter::with_capacity(SPOOL_BUFFER_LEN, file)),
                         len: 0,
@@ -195,10 +227,7 @@ impl SpoolFile {
                 Err(error) => return Err(error),
             }
         }
-        Err(io::Error::new(
-            io::ErrorKind::AlreadyExists,
-            format!("no free name for {safe:?} in {}", dir.display()),
-        ))
+        Err(no_free_name(dir, &hidden))
     }
 
     fn write(&mut self, data: &[u8]) -> io::Result<()> {
@@ -209,8 +238,8 @@ impl SpoolFile {
         Ok(())
     }
 
-    /// Flushes and closes the file; returns its path and length. The file
-    /// stays until [`remove`](Self::remove).
+    /// Flushes and closes the file; returns its path (still hidden) and
+    /// length. The file stays until [`remove`](Self::remove).
     fn finish(&mut self) -> io::Result<(PathBuf, u64)> {
         if let Some(writer) = self.writer.take() {
             if let Err(error) = writer.into_inner() {
@@ -219,6 +248,27 @@ impl SpoolFile {
             }
         }
         Ok((self.path.clone(), self.len))
+    }
+
+    /// Gives the finished file its own name, never replacing a file: a
+    /// taken name gets a numbered suffix. A hard link claims the name
+    /// atomically; where the file system has none, a rename to a name
+    /// that is free.
+    fn commit(&mut self) -> io::Result<PathBuf> {
+        for attempt in 0..MAX_COLLISION_ATTEMPTS {
+            let candidate = numbered(&self.dir, &self.name, attempt);
+            match fs::hard_link(&self.path, &candidate) {
+                Ok(()) => {
+                    let _ = fs::remove_file(&self.path);
+                }
+                Err(error) if error.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(_) if !candidate.exists() => fs::rename(&self.path, &candidate)?,
+                Err(_) => continue,
+            }
+            self.path = candidate;
+            return Ok(self.path.clone());
+        }
+        Err(no_free_name(&self.dir, &self.name))
     }
 
     /// Removes the file, finished or not.

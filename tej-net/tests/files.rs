@@ -124,7 +124,7 @@ fn the_files_of_a_frame_cut_short_are_removed_from_the_directory() {
         .encode_to_vec()
         .unwrap();
     session.handle_input(&wire[..50_000], Duration::ZERO);
-    assert_eq!(std::fs::read_dir(scratch.path()).unwrap().count(), 2);
+    assert_eq!(names(scratch.path()), [".cut.bin.part", ".done.bin.part"]);
     session.handle_eof(Duration::ZERO);
     assert!(session.handler().frames.is_empty());
     assert_eq!(
@@ -191,4 +191,52 @@ fn to_dir_with_sees_every_byte_as_it_is_spooled() {
     assert_eq!(*tee.0.lock().unwrap(), data);
     let frame = &session.handler().frames[0];
     assert_eq!(std::fs::read(frame.files[0].path().unwrap()).unwrap(), data);
+}
+
+/// The entries of `dir`, sorted.
+fn names(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn files_take_their_names_only_once_the_whole_frame_has_arrived() {
+    let scratch = tempfile::tempdir().unwrap();
+    std::fs::write(scratch.path().join("a.bin"), b"already here").unwrap();
+    let mut session = spooler(scratch.path());
+    let wire = FrameBuilder::new(Status::DEFAULT)
+        .file("a.bin", vec![1u8; 1000])
+        .file("b.bin", vec![2u8; 1000])
+        .message("both")
+        .build()
+        .encode_to_vec()
+        .unwrap();
+    // Both files written, the message still missing: hidden names only.
+    session.handle_input(&wire[..wire.len() - 2], Duration::ZERO);
+    assert_eq!(
+        names(scratch.path()),
+        [".a.bin.part", ".b.bin.part", "a.bin"]
+    );
+    assert!(session.handler().frames.is_empty());
+    session.handle_input(&wire[wire.len() - 2..], Duration::ZERO);
+    assert_eq!(names(scratch.path()), ["a (1).bin", "a.bin", "b.bin"]);
+    let frame = &session.handler().frames[0];
+    let paths: Vec<_> = frame.files.iter().map(|f| f.path().unwrap()).collect();
+    assert_eq!(
+        paths,
+        [
+            scratch.path().join("a (1).bin"),
+            scratch.path().join("b.bin")
+        ],
+        "the frame reports the final names; a taken one is never replaced"
+    );
+    assert_eq!(std::fs::read(paths[0]).unwrap(), vec![1u8; 1000]);
+    assert_eq!(
+        std::fs::read(scratch.path().join("a.bin")).unwrap(),
+        b"already here"
+    );
 }

@@ -31,6 +31,9 @@ pub(super) struct Deadlines {
     frame_started: Option<Duration>,
     /// When the frame now arriving must be complete.
     frame: Option<Duration>,
+    /// Since when the session has not read because its handler had no
+    /// room: the idle, stall and frame clocks stand still meanwhile.
+    paused: Option<Duration>,
 }
 
 impl Deadlines {
@@ -85,9 +88,37 @@ impl Deadlines {
         self.frame_started = None;
     }
 
+    /// The session stopped reading at `now` for its own handler's sake.
+    pub(super) fn pause(&mut self, now: Duration) {
+        self.paused.get_or_insert(now);
+    }
+
+    /// The session reads again at `now`: the idle, stall and frame clocks
+    /// go on from where they stood at the pause.
+    pub(super) fn resume(&mut self, now: Duration) {
+        let Some(since) = self.paused.take() else {
+            return;
+        };
+        let waited = now.saturating_sub(since);
+        for at in [
+            &mut self.idle,
+            &mut self.stall,
+            &mut self.frame,
+            &mut self.frame_started,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            *at = at.saturating_add(waited);
+        }
+    }
+
     /// What is due at `now` in an open session, the ping moved to its next
     /// time when it is.
     pub(super) fn due(&mut self, now: Duration, config: &SessionConfig) -> Option<Due> {
+        if self.paused.is_some() {
+            return self.ping_due(now, config);
+        }
         if self.idle.is_some_and(|deadline| now >= deadline) {
             return Some(Due::Idle);
         }
@@ -97,6 +128,11 @@ impl Deadlines {
         if self.frame.is_some_and(|deadline| now >= deadline) {
             return Some(Due::Frame);
         }
+        self.ping_due(now, config)
+    }
+
+    /// A ping, if one is due at `now`, moved to its next time.
+    fn ping_due(&mut self, now: Duration, config: &SessionConfig) -> Option<Due> {
         let (Some(due), Some(interval)) = (self.ping, config.ping_interval) else {
             return None;
         };
@@ -128,6 +164,9 @@ impl Deadlines {
 
     /// The earliest deadline of an open session.
     pub(super) fn next_open(&self) -> Option<Duration> {
+        if self.paused.is_some() {
+            return self.ping;
+        }
         [self.idle, self.stall, self.ping, self.frame]
             .into_iter()
             .flatten()

@@ -4,6 +4,7 @@ use crate::assemble::FileTarget;
 use crate::frame::Frame;
 use crate::session::connection::Connection;
 use crate::session::error::DisconnectReason;
+use crate::wire::Status;
 
 /// The callbacks of one connection, with the reference implementation's
 /// semantics: [`connected`](Self::connected) once, then
@@ -71,6 +72,28 @@ pub trait Handler {
         let _ = (name, size, index);
         FileTarget::Memory
     }
+
+    /// The header of a frame with files arrived (`file_count` of them,
+    /// at least one): called before the first
+    /// [`file_target`](Self::file_target) of the frame, so that a handler
+    /// streaming files on knows the frame's status first. Frames without
+    /// files go straight to [`received`](Self::received).
+    fn frame_started(&mut self, status: Status, file_count: u64) {
+        let _ = (status, file_count);
+    }
+
+    /// How many more bytes of input the handler takes now: the consumer's
+    /// backpressure. The session gives file bodies at most this many bytes
+    /// at a time; at 0 it takes no input at all, mid-body included, until
+    /// `waker` is woken (register it, and wake it once room frees), and
+    /// while it waits no idle, stall or frame deadline runs: the peer is
+    /// not the one late. A whole frame without files is delivered while
+    /// any room is left, so what a handler buffers stays under its room
+    /// plus one frame. The default never pushes back.
+    fn poll_room(&mut self, waker: &core::task::Waker) -> usize {
+        let _ = waker;
+        usize::MAX
+    }
 }
 
 impl<H: Handler + ?Sized> Handler for alloc::boxed::Box<H> {
@@ -88,5 +111,11 @@ impl<H: Handler + ?Sized> Handler for alloc::boxed::Box<H> {
     }
     fn file_target(&mut self, name: &str, size: u64, index: usize) -> FileTarget {
         (**self).file_target(name, size, index)
+    }
+    fn frame_started(&mut self, status: Status, file_count: u64) {
+        (**self).frame_started(status, file_count);
+    }
+    fn poll_room(&mut self, waker: &core::task::Waker) -> usize {
+        (**self).poll_room(waker)
     }
 }

@@ -34,8 +34,10 @@
 //! where `R` is what one callback sends (and a ping), `F` one frame over
 //! the send queue's capacity (both this side's own frames) and `A` the frame being
 //! received, at most `max_frame_size + max_file_count × max_name_len` plus
-//! a few dozen bytes per file. The derivation, the defaults' figures and
-//! what a PROXY header or TLS adds are in [`memory`].
+//! a few dozen bytes per file. A handler that buffers input for a consumer
+//! adds `C + A`, `C` being the room it offers ([`Handler::poll_room`]).
+//! The derivation, the defaults' figures and what a PROXY header or TLS
+//! adds are in [`memory`].
 
 /// What a peer can make a connection hold, and why: the derivation of the
 /// formula in the [module docs](self).
@@ -131,6 +133,9 @@ pub struct Session<H: Handler> {
     /// A handler callback is running: if the session is dropped meanwhile,
     /// the handler panicked and must not be called again.
     in_handler: bool,
+    /// Input the handler takes now ([`Handler::poll_room`]), as of the last
+    /// ask less what was given since.
+    room: usize,
     /// Entries just taken from the send queue, reused to spare an allocation.
     #[cfg(feature = "std")]
     taken: alloc::vec::Vec<send_queue::Queued>,
@@ -168,6 +173,7 @@ impl<H: Handler> Session<H> {
             deadlines: Deadlines::default(),
             frames_in: 0,
             in_handler: false,
+            room: usize::MAX,
             #[cfg(feature = "std")]
             taken: alloc::vec::Vec::new(),
         }
@@ -297,15 +303,49 @@ impl<H: Handler> Session<H> {
         self.after_callbacks();
     }
 
-    /// Whether the session takes input now. False once closing, and
-    /// between frames while the outbox holds more than
+    /// Whether the session takes input now. False once closing; while the
+    /// handler has no room ([`Handler::poll_room`]: ask again with
+    /// [`poll_room`](Self::poll_room)); and between frames while the outbox
+    /// holds more than
     /// [`outbox_high_water`](SessionConfig::outbox_high_water) bytes
-    /// (backpressure); a frame part-way is always read to its end, since
-    /// its bytes go to the assembler, not the outbox.
+    /// (backpressure); a frame part-way is always read to its end then,
+    /// since its bytes go to the assembler, not the outbox.
     pub fn wants_read(&self) -> bool {
         matches!(self.lifecycle, Lifecycle::Open)
+            && self.room > 0
             && (self.link.outbox.memory_len() < self.config.outbox_high_water
                 || self.frame_in_progress())
+    }
+
+    /// Asks the handler how much input it takes now
+    /// ([`Handler::poll_room`]), registering `waker` to be woken when it has
+    /// room again: call before deciding to read, as `tej_net::drive::Drive`
+    /// does each round. While it has none, [`wants_read`](Self::wants_read)
+    /// is false and the idle, stall and frame deadlines stand still.
+    pub fn poll_room(&mut self, waker: &core::task::Waker, now: Duration) {
+        self.now = self.now.max(now);
+        if matches!(self.lifecycle, Lifecycle::Open) {
+            self.in_handler = true;
+            self.room = self.handler.poll_room(waker);
+            self.in_handler = false;
+            self.track_pause();
+        }
+    }
+
+    /// Asks the handler again for room, without a waker to register: the
+    /// driver's next [`poll_room`](Self::poll_room) registers one.
+    #[inline(always)]
+    fn refresh_room(&mut self) {
+        self.room = self.handler.poll_room(core::task::Waker::noop());
+    }
+
+    /// Stops or restarts the deadlines the peer is not to blame for.
+    fn track_pause(&mut self) {
+        if self.room == 0 {
+            self.deadlines.pause(self.now);
+        } else {
+            self.deadlines.resume(self.now);
+        }
     }
 
     /// Whether part of a frame has arrived and the rest has not.
@@ -314,11 +354,13 @@ impl<H: Handler> Session<H> {
     }
 
     /// Whether input must stop at this frame boundary: the session is not
-    /// open, or the replies waiting are over the high-water mark.
+    /// open, the replies waiting are over the high-water mark, or the
+    /// handler has no room.
     #[inline(always)]
     fn stop_taking_input(&self) -> bool {
         !matches!(self.lifecycle, Lifecycle::Open)
             || self.link.outbox.memory_len() >= self.config.outbox_high_water
+            || self.room == 0
     }
 
     /// Whether bytes wait to be written: call [`transmit`](Self::transmit).
@@ -366,11 +408,18 @@ impl<H: Handler> Session<H> {
     ///   session stops at that frame boundary. Keep the rest and offer it
     ///   again once [`wants_read`](Self::wants_read) is true (after writes
     ///   drained the outbox). `tej_net::drive::Drive` does this.
+    /// - **The handler's room.** [`Handler::poll_room`] said how much it
+    ///   takes: file bodies stop there, mid-body included, and whole
+    ///   frames at the boundary once it is spent. Offer the rest once
+    ///   [`poll_room`](Self::poll_room) found room again.
     /// - **Closing.** The session started closing part-way (a protocol
     ///   error, a handler's close, a graceful shutdown): the rest is not for
     ///   this session.
     pub fn handle_input(&mut self, input: &[u8], now: Duration) -> usize {
         self.now = now;
+        if matches!(self.lifecycle, Lifecycle::Open) {
+            self.refresh_room();
+        }
         if !self.wants_read() {
             return 0;
         }
@@ -388,6 +437,7 @@ impl<H: Handler> Session<H> {
                     consumed += whole.consumed;
                     let frame = self.partial.message_frame(&whole);
                     self.deliver(frame);
+                    self.refresh_room();
                     if self.shutdown_requested {
                         self.begin_close(DisconnectReason::LocalClose);
                     }
@@ -397,7 +447,13 @@ impl<H: Handler> Session<H> {
                     continue;
                 }
             }
-            let decoded = match self.decoder.decode(&input[consumed..]) {
+            // A file body goes to the handler no faster than it has room.
+            let end = if self.partial.in_file() && self.decoder.body_remaining() > 0 {
+                consumed + (input.len() - consumed).min(self.room)
+            } else {
+                input.len()
+            };
+            let decoded = match self.decoder.decode(&input[consumed..end]) {
                 Ok(decoded) => decoded,
                 Err(error) => {
                     self.begin_close(DisconnectReason::Protocol(error));
@@ -411,6 +467,13 @@ impl<H: Handler> Session<H> {
             let frame_ended = matches!(event, Event::FrameEnd);
             let handler = &mut self.handler;
             self.in_handler = true;
+            match event {
+                Event::FileData(data) => self.room = self.room.saturating_sub(data.len()),
+                Event::FrameStart {
+                    status, file_count, ..
+                } if file_count > 0 => handler.frame_started(status, file_count),
+                _ => {}
+            }
             let applied = self.partial.apply(
                 event,
                 Some(&self.config.limits),
@@ -438,16 +501,18 @@ impl<H: Handler> Session<H> {
                 }
             }
             if frame_ended {
+                self.refresh_room();
                 if self.shutdown_requested {
                     self.begin_close(DisconnectReason::LocalClose);
                 }
                 if self.stop_taking_input() {
                     break;
                 }
-            } else if !matches!(self.lifecycle, Lifecycle::Open) {
+            } else if !matches!(self.lifecycle, Lifecycle::Open) || self.room == 0 {
                 break;
             }
         }
+        self.track_pause();
         let in_progress = self.frame_in_progress();
         self.deadlines
             .track_frame(now, &self.config, in_progress, self.decoder.stream_offset());

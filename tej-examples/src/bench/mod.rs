@@ -18,8 +18,14 @@
 //! - a burst of connections (seconds until the server has seen them all),
 //!   against a plain blocking accept loop;
 //! - the large file again over TLS (rustls with ring, the test certificates
-//!   of `testdata/tls` built into the binary), against the same adapter's
-//!   plain large file in the same run.
+//!   of `testdata/tls` built into the binary), against plain rustls copies
+//!   of the same bytes with the same configurations (tokio-rustls and
+//!   futures-rustls, the best of which is the baseline): the cipher's speed
+//!   on this machine.
+//!
+//! A peer runs beside them on the large-file, small-frame and round-trip
+//! workloads: tokio-util's `Framed<TcpStream, LengthDelimitedCodec>`, what
+//! a Rust user picks instead of TEJ (`framed`).
 //!
 //! Where `iperf3` is installed it is run once too, for reference.
 //!
@@ -28,13 +34,14 @@
 //!
 //! One file per workload, each with its adapter run and its plain baseline
 //! side by side (`large`, `small`, `round_trip`, `disk`, `burst`,
-//! with `tls` the large file's TLS configurations), one per outside
-//! reference (`iperf3`, `python`), `rounds` running them all and
-//! `report` showing the result. Imports go one way: `harness` at the
+//! with `tls` the large file's TLS configurations and plain rustls copies),
+//! one per outside peer or reference (`framed`, `iperf3`, `python`),
+//! `rounds` running them all and `report` showing the result. Imports go one way: `harness` at the
 //! bottom, the workloads above it, then `report`, `rounds`, `python`.
 
 mod burst;
 mod disk;
+mod framed;
 mod harness;
 mod iperf3;
 mod large;
@@ -49,6 +56,7 @@ pub use burst::BURSTS_PER_ROUND;
 pub use disk::{DiskCopy, DISK_SWEEP};
 pub use large::LARGE_SWEEP;
 pub use python::{find_reference_python, python_figures};
-pub use report::{AdapterFigures, BaselineFigures, BenchReport, PlainFigures};
+pub use report::{AdapterFigures, BaselineFigures, BenchReport, PeerFigures, PlainFigures};
 pub use round_trip::ROUND_TRIP_FRAME_LEN;
 pub use rounds::{run, BenchOptions, SMOL_THREADS};
+pub use tls::TLS_SWEEP;

@@ -15,7 +15,8 @@ pub struct AdapterFigures {
     pub runtime: Runtime,
     /// Large-file throughput, GiB/s.
     pub large_gib_s: f64,
-    /// The same large file over TLS (rustls, ring), GiB/s.
+    /// The same large file over TLS (rustls, ring), GiB/s; its ratio is to
+    /// [`PlainFigures::tls_gib_s`], the plain rustls copy.
     pub tls_large_gib_s: f64,
     /// Small frames per second, fed through a [`tej_core::BufferedSender`].
     pub small_fps: f64,
@@ -51,6 +52,12 @@ pub struct PlainFigures {
     pub large_sweep: Vec<(usize, f64)>,
     /// Blocking ping-pong of one 18-byte frame each way, round trips/s.
     pub rtt_per_s: f64,
+    /// The best of [`tls_sweep`](Self::tls_sweep), GiB/s: the TLS baseline.
+    pub tls_gib_s: f64,
+    /// The large file's bytes copied over plain rustls with the adapters'
+    /// TLS configurations, per copy of [`TLS_SWEEP`](super::TLS_SWEEP):
+    /// (name, GiB/s).
+    pub tls_sweep: Vec<(&'static str, f64)>,
     /// The best of [`disk_sweep`](Self::disk_sweep), GiB/s.
     pub disk_gib_s: f64,
     /// Disk to disk per way of copying of [`DISK_SWEEP`](super::DISK_SWEEP), GiB/s.
@@ -66,6 +73,19 @@ pub struct PlainFigures {
     pub iperf3_skipped: Option<String>,
 }
 
+/// A peer's figures: tokio-util's `Framed<TcpStream, LengthDelimitedCodec>`
+/// on the workloads it can run, each set against the same baselines as the
+/// adapters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PeerFigures {
+    /// The large file as one frame, GiB/s.
+    pub large_gib_s: f64,
+    /// Small frames per second, each `feed` and one `flush`.
+    pub small_fps: f64,
+    /// Round trips per second, an 18-byte payload each way.
+    pub rtt_per_s: f64,
+}
+
 /// Everything one run measured.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BenchReport {
@@ -73,6 +93,8 @@ pub struct BenchReport {
     pub baseline: BaselineFigures,
     /// The other baselines.
     pub plain: PlainFigures,
+    /// tokio-util's `Framed<TcpStream, LengthDelimitedCodec>`.
+    pub framed: PeerFigures,
     /// Connections in each burst (0: no burst).
     pub burst_connections: usize,
     /// Each adapter, in the order measured.
@@ -85,7 +107,8 @@ fn ratio_cell(figure: f64, baseline: f64) -> String {
 
 impl BenchReport {
     /// A readable table with each adapter's ratio to its baseline: one line
-    /// of header, one for the baselines, one per adapter.
+    /// of header, one for the baselines, one per adapter, one for the
+    /// `Framed` peer.
     pub fn table(&self) -> String {
         let mut out = String::new();
         out.push_str(&format!(
@@ -94,7 +117,7 @@ impl BenchReport {
             "large file GiB/s",
             "ratio",
             "TLS GiB/s",
-            "TLS/plain",
+            "TLS ratio",
             "small frames/s",
             "ratio",
             "send_blocking/s",
@@ -112,8 +135,8 @@ impl BenchReport {
             "baseline",
             self.baseline.large_gib_s,
             "1.00",
-            "-",
-            "-",
+            format!("{:.2}", self.plain.tls_gib_s),
+            "1.00",
             self.baseline.small_fps,
             "1.00",
             "-",
@@ -131,7 +154,7 @@ impl BenchReport {
                 adapter.large_gib_s,
                 ratio_cell(adapter.large_gib_s, self.baseline.large_gib_s),
                 adapter.tls_large_gib_s,
-                ratio_cell(adapter.tls_large_gib_s, adapter.large_gib_s),
+                ratio_cell(adapter.tls_large_gib_s, self.plain.tls_gib_s),
                 adapter.small_fps,
                 ratio_cell(adapter.small_fps, self.baseline.small_fps),
                 adapter.small_send_fps,
@@ -143,6 +166,24 @@ impl BenchReport {
                 burst(adapter.burst_s)
             ));
         }
+        let framed = &self.framed;
+        out.push_str(&format!(
+            "{:<19} {:>16.2}  {:>5}   {:>9}  {:>9}   {:>14.0}  {:>5}   {:>15}  {:>5}   {:>13.0}  {:>5}   {:>10}  {:>5}   {:>7}\n",
+            "framed (tokio-util)",
+            framed.large_gib_s,
+            ratio_cell(framed.large_gib_s, self.baseline.large_gib_s),
+            "-",
+            "-",
+            framed.small_fps,
+            ratio_cell(framed.small_fps, self.baseline.small_fps),
+            "-",
+            "-",
+            framed.rtt_per_s,
+            ratio_cell(framed.rtt_per_s, self.plain.rtt_per_s),
+            "-",
+            "-",
+            "-"
+        ));
         out
     }
 
@@ -159,7 +200,7 @@ impl BenchReport {
     }
 
     /// What the baselines are made of, printed after the table: the plain
-    /// TCP sweep, `iperf3` (or why it was skipped), the burst's size and the
+    /// TCP sweep, the plain rustls copies, the disk copies, `iperf3` (or why it was skipped), the burst's size and the
     /// listen-queue overflows during each adapter's bursts.
     pub fn details(&self) -> String {
         let sweep: Vec<String> = self
@@ -172,6 +213,16 @@ impl BenchReport {
             "plain TCP, GiB/s by write/read size (the best is the baseline): {}\n",
             sweep.join(", ")
         );
+        let tls: Vec<String> = self
+            .plain
+            .tls_sweep
+            .iter()
+            .map(|(name, gib_s)| format!("{name} {gib_s:.2}"))
+            .collect();
+        out.push_str(&format!(
+            "plain rustls, GiB/s (the best is the TLS baseline): {}\n",
+            tls.join(", ")
+        ));
         let disk: Vec<String> = self
             .plain
             .disk_sweep
@@ -227,7 +278,8 @@ impl BenchReport {
                     "large_gib_s": adapter.large_gib_s,
                     "large_ratio": adapter.large_gib_s / self.baseline.large_gib_s,
                     "tls_large_gib_s": adapter.tls_large_gib_s,
-                    "tls_ratio": adapter.tls_large_gib_s / adapter.large_gib_s,
+                    "tls_ratio": adapter.tls_large_gib_s / self.plain.tls_gib_s,
+                    "tls_plain_ratio": adapter.tls_large_gib_s / adapter.large_gib_s,
                     "small_fps": adapter.small_fps,
                     "small_ratio": adapter.small_fps / self.baseline.small_fps,
                     "small_send_fps": adapter.small_send_fps,
@@ -257,11 +309,19 @@ impl BenchReport {
             .iter()
             .map(|(how, gib_s)| (how.key(), (*gib_s).into()))
             .collect();
+        let tls_sweep: serde_json::Map<String, serde_json::Value> = self
+            .plain
+            .tls_sweep
+            .iter()
+            .map(|(name, gib_s)| ((*name).to_string(), (*gib_s).into()))
+            .collect();
         let mut baseline = serde_json::json!({
             "large_gib_s": self.baseline.large_gib_s,
             "large_sweep_gib_s": sweep,
             "small_fps": self.baseline.small_fps,
             "rtt_per_s": self.plain.rtt_per_s,
+            "tls_gib_s": self.plain.tls_gib_s,
+            "tls_sweep_gib_s": tls_sweep,
             "disk_gib_s": self.plain.disk_gib_s,
             "disk_sweep_gib_s": disk_sweep,
             "burst_s": self.plain.burst_s,
@@ -275,6 +335,14 @@ impl BenchReport {
             "baseline": baseline,
             "burst_connections": self.burst_connections,
             "adapters": adapters,
+            "framed": {
+                "large_gib_s": self.framed.large_gib_s,
+                "large_ratio": self.framed.large_gib_s / self.baseline.large_gib_s,
+                "small_fps": self.framed.small_fps,
+                "small_ratio": self.framed.small_fps / self.baseline.small_fps,
+                "rtt_per_s": self.framed.rtt_per_s,
+                "rtt_ratio": self.framed.rtt_per_s / self.plain.rtt_per_s,
+            },
             "python": python.map(|python| serde_json::json!({
                 "large_gib_s": python.large_gib_s,
                 "small_fps": python.small_fps,

@@ -12,13 +12,14 @@ use super::burst::{
 use super::disk::{
     plain_disk_copy, settle_page_cache, tej_disk, write_cached_file, DiskCopy, DISK_SWEEP,
 };
+use super::framed::{framed_large, framed_round_trips, framed_small};
 use super::harness::{gib_per_s, median, per_s};
 use super::iperf3::iperf3;
 use super::large::{plain_tcp_large, tej_large, LARGE_SWEEP};
-use super::report::{AdapterFigures, BaselineFigures, BenchReport, PlainFigures};
+use super::report::{AdapterFigures, BaselineFigures, BenchReport, PeerFigures, PlainFigures};
 use super::round_trip::{plain_ping_pong, tej_round_trips};
 use super::small::{length_prefixed_small, tej_small, SmallSend};
-use super::tls::BenchTls;
+use super::tls::{futures_rustls_large, tokio_rustls_large, BenchTls, TLS_SWEEP};
 use crate::runtime::Runtime;
 
 /// What to measure.
@@ -79,6 +80,8 @@ pub fn run(options: &BenchOptions, progress: &mut dyn FnMut(&str)) -> io::Result
     }
     let mut baseline_sweep: Vec<Vec<f64>> = vec![Vec::new(); LARGE_SWEEP.len()];
     let mut baseline_small = Vec::new();
+    let mut baseline_tls: Vec<Vec<f64>> = vec![Vec::new(); TLS_SWEEP.len()];
+    let mut framed = PeerSamples::default();
     let mut baseline_rtt = Vec::new();
     let mut baseline_disk: Vec<Vec<f64>> = vec![Vec::new(); DISK_SWEEP.len()];
     let mut baseline_burst = Vec::new();
@@ -97,6 +100,14 @@ pub fn run(options: &BenchOptions, progress: &mut dyn FnMut(&str)) -> io::Result
                 plain_tcp_large(&payload, *size)?,
             ));
         }
+        baseline_tls[0].push(gib_per_s(
+            options.large_size,
+            tokio_rustls_large(&payload, &tls)?,
+        ));
+        baseline_tls[1].push(gib_per_s(
+            options.large_size,
+            futures_rustls_large(&payload, &tls)?,
+        ));
         baseline_small.push(per_s(
             options.small_count,
             length_prefixed_small(options.small_count, message)?,
@@ -116,6 +127,21 @@ pub fn run(options: &BenchOptions, progress: &mut dyn FnMut(&str)) -> io::Result
                 counting_overflows(&mut baseline_overflows, || plain_burst(burst_connections))?;
             baseline_burst.push(took.as_secs_f64());
         }
+        progress(&format!(
+            "round {round}/{}: Framed<LengthDelimitedCodec>",
+            options.rounds
+        ));
+        framed
+            .large
+            .push(gib_per_s(options.large_size, framed_large(&payload)?));
+        framed.small.push(per_s(
+            options.small_count,
+            framed_small(options.small_count, message)?,
+        ));
+        framed.rtt.push(per_s(
+            options.round_trips,
+            framed_round_trips(options.round_trips)?,
+        ));
         for (runtime, samples) in options.runtimes.iter().zip(&mut per_adapter) {
             progress(&format!("round {round}/{}: {runtime}", options.rounds));
             samples.large.push(gib_per_s(
@@ -173,6 +199,15 @@ pub fn run(options: &BenchOptions, progress: &mut dyn FnMut(&str)) -> io::Result
         .iter()
         .map(|(_, gib_s)| *gib_s)
         .fold(0.0, f64::max);
+    let tls_sweep: Vec<(&'static str, f64)> = TLS_SWEEP
+        .iter()
+        .copied()
+        .zip(baseline_tls.into_iter().map(median))
+        .collect();
+    let best_tls = tls_sweep
+        .iter()
+        .map(|(_, gib_s)| *gib_s)
+        .fold(0.0, f64::max);
     let measured_burst = burst_connections > 0;
     Ok(BenchReport {
         baseline: BaselineFigures {
@@ -182,12 +217,19 @@ pub fn run(options: &BenchOptions, progress: &mut dyn FnMut(&str)) -> io::Result
         plain: PlainFigures {
             large_sweep,
             rtt_per_s: median(baseline_rtt),
+            tls_gib_s: best_tls,
+            tls_sweep,
             disk_gib_s: best_disk,
             disk_sweep,
             burst_s: measured_burst.then(|| median(baseline_burst)),
             burst_listen_overflows: baseline_overflows.filter(|_| measured_burst),
             iperf3_gib_s,
             iperf3_skipped,
+        },
+        framed: PeerFigures {
+            large_gib_s: median(framed.large),
+            small_fps: median(framed.small),
+            rtt_per_s: median(framed.rtt),
         },
         burst_connections,
         adapters: options
@@ -224,6 +266,14 @@ fn smol_threads_per_side() {
     if std::env::var_os("SMOL_THREADS").is_none() {
         std::env::set_var("SMOL_THREADS", SMOL_THREADS.to_string());
     }
+}
+
+/// A peer's measurements, one per round.
+#[derive(Debug, Clone, Default)]
+struct PeerSamples {
+    large: Vec<f64>,
+    small: Vec<f64>,
+    rtt: Vec<f64>,
 }
 
 /// One adapter's measurements, one per round.

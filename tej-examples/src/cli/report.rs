@@ -499,7 +499,9 @@ mod tests {
         };
         spool.start("x", 12).unwrap();
         spool.write(b"hello world\n").unwrap();
-        let body = spool.finish().unwrap();
+        let finished = spool.finish().unwrap();
+        // The session commits a frame's files once the whole frame arrived.
+        let body = spool.commit().unwrap().unwrap_or(finished);
         let mut frame = Frame::default();
         frame.files.push(tej_core::File {
             name: "x".into(),

@@ -477,7 +477,18 @@ impl Watch {
     fn ended_reason(&self) -> String {
         self.ended
             .as_ref()
-            .map_or_else(|| "the connection ended".to_string(), ToString::to_string)
+            .map_or_else(|| "the connection ended".to_string(), said)
+    }
+}
+
+/// Why the connection ended, in words: a TLS alert or certificate error
+/// said as such (a server refusing our certificate), others as they are.
+fn said(reason: &DisconnectReason) -> String {
+    match reason {
+        DisconnectReason::Io(error) => {
+            tej_net::tls::io_error_reason(error).unwrap_or_else(|| reason.to_string())
+        }
+        other => other.to_string(),
     }
 }
 
@@ -587,7 +598,7 @@ fn transfer(
         if let Err(error) = tracked {
             watch.drain(seen);
             let why = match &watch.ended {
-                Some(reason) => reason.to_string(),
+                Some(reason) => said(reason),
                 None => error.to_string(),
             };
             return Err(anyhow::anyhow!(

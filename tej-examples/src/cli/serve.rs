@@ -47,7 +47,9 @@ pub struct ServeArgs {
     pub tls_client_ca: Option<PathBuf>,
     /// Save received files here (created if missing), each under a
     /// sanitised name that cannot leave the directory and never replaces
-    /// a file; without it, files are hashed and discarded
+    /// a file. A frame's files take their names only once the whole frame
+    /// has arrived (until then: hidden .NAME.part files, removed if the
+    /// frame is cut). Without it, files are hashed and discarded
     #[arg(long, value_name = "DIR")]
     pub save_dir: Option<PathBuf>,
     /// Answer each received frame (not pings) with this message
@@ -221,6 +223,11 @@ pub fn run(args: &ServeArgs, stop: &Receiver<()>) -> anyhow::Result<()> {
         }
         None => None,
     };
+    if let Some(cert) = &args.tls_cert {
+        if let Some(warning) = crate::tls::server_warning(cert)? {
+            eprintln!("tej serve: warning: {warning}");
+        }
+    }
     // Absolute, so that every `saved_as` reported is.
     let save_dir = match &args.save_dir {
         Some(dir) => Some(

@@ -3,6 +3,7 @@
 //! and the adapter-specific tests of tej-tokio, tej-async-std and tej-mio.
 //!
 //! - [`recorder`]: a handler that records every callback, and waits on it.
+//! - [`fault_proxy`]: a proxy that slices, stalls, resets, truncates, flips bits, blackholes.
 //! - [`handlers`]: small handlers logging to [`handlers::Events`] (echo,
 //!   collect, mirror).
 //! - [`peer`]: a plain blocking TEJ peer, deterministic payloads, bounded waits.
@@ -10,15 +11,19 @@
 //! - [`proxy`]: PROXY protocol v1/v2 headers, as a load balancer writes them.
 //! - [`python`]: the Python reference peer (`tej-protoc`), provisioned on demand.
 //! - `hostile` (feature `facade`): attacks over the blocking runtime facade.
+//! - `matrix` (feature `facade`): the cross-runtime matrix (setups, servers, clients, `matrix!`).
 //! - `mio` (feature `mio`): a tej-mio server on a thread of its own.
 // Test helpers: their names say what they are.
 #![allow(missing_docs)]
 
 use std::path::PathBuf;
 
+pub mod fault_proxy;
 pub mod handlers;
 #[cfg(feature = "facade")]
 pub mod hostile;
+#[cfg(feature = "facade")]
+pub mod matrix;
 #[cfg(feature = "mio")]
 pub mod mio;
 pub mod peer;

@@ -3,12 +3,15 @@
 //!
 //! Use it from an integration test as `use tej_test_support::python;`, then:
 //!
-//! ```ignore
+//! ```no_run
+//! # use tej_test_support::python;
+//! # fn demo() {
 //! let Some(py) = python::reference_python() else { return }; // SKIP printed
 //! let (mut server, port) = python::ReferencePeer::server(&py, ["--exit-on-disconnect"]);
 //! // ... connect to 127.0.0.1:port with the code under test ...
 //! let ev = server.wait_for("received", python::DEFAULT_TIMEOUT);
 //! assert_eq!(ev["message_hex"], "48656c6c6f");
+//! # }
 //! ```
 //!
 //! [`reference_python`] provisions (once, cached, safe across concurrently
