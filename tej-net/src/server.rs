@@ -40,7 +40,7 @@ use crate::{AsyncConnection, ShutdownHandle};
 /// cap: first its PROXY header (with
 /// [`with_proxy_protocol`](Self::with_proxy_protocol)) and its acceptor
 /// step (the TLS handshake), together bounded by
-/// [`SessionConfig::handshake_timeout`]; then a [`Handler`] from the
+/// [`SessionConfig::handshake_timeout`]; then a [`Handler`](tej_core::Handler) from the
 /// factory given to [`serve`](Self::serve) is made and the session runs. A
 /// connection that fails, or whose handler panics, ends alone.
 pub struct Server<R: Runtime, L = <R as Runtime>::TcpListener, A = Plain> {
@@ -216,7 +216,7 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
         self
     }
 
-    /// The address the server listens on: a [`SocketAddr`] for TCP, the
+    /// The address the server listens on: a [`SocketAddr`](std::net::SocketAddr) for TCP, the
     /// socket's address for a Unix listener.
     ///
     /// # Errors
