@@ -89,7 +89,7 @@ pub use session::{BufferedSender, NotWritten, SendFuture, SendProgress, Sender, 
 #[cfg(feature = "alloc")]
 pub use session::{
     Connection, ConnectionInfo, DisconnectReason, FrameTimeout, Handler, SendError, Session,
-    SessionConfig, TlsInfo, Transport,
+    SessionConfig, TlsInfo, Traffic, Transport,
 };
 
 /// The README's examples, compiled as doctests so that they stay true.

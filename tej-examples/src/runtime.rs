@@ -13,7 +13,7 @@ use std::sync::Arc;
 use tej_core::{DisconnectReason, Handler, Sender, SessionConfig};
 use tej_net::accept::DEFAULT_MAX_CONNECTIONS;
 use tej_net::runtime::{PollIo, Resolve, Runtime as NetRuntime, TlsRuntime};
-use tej_net::{Acceptor, Listener, NewHandler};
+use tej_net::{Acceptor, Listener, NewHandler, Observer};
 
 use crate::tls::ClientTls;
 
@@ -252,7 +252,7 @@ impl Drop for RunningClient {
 
 /// What a server started by [`start_server_with`] does beyond each
 /// connection's [`SessionConfig`].
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServerOptions {
     /// The most connections open at once. One more is accepted and closed
     /// at once (nothing read, no handler made) until a connection ends.
@@ -269,6 +269,20 @@ pub struct ServerOptions {
     /// before what remains is cut; `None` waits for ever. mio's loop
     /// drains without a deadline.
     pub drain_timeout: Option<std::time::Duration>,
+    /// Tell this observer of every connection (metrics).
+    pub observer: Option<Arc<dyn Observer>>,
+}
+
+impl fmt::Debug for ServerOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerOptions")
+            .field("max_connections", &self.max_connections)
+            .field("tls", &self.tls.is_some())
+            .field("proxy_protocol", &self.proxy_protocol)
+            .field("observer", &self.observer.is_some())
+            .field("drain_timeout", &self.drain_timeout)
+            .finish()
+    }
 }
 
 impl Default for ServerOptions {
@@ -278,6 +292,7 @@ impl Default for ServerOptions {
             tls: None,
             proxy_protocol: false,
             drain_timeout: Some(tej_net::DEFAULT_DRAIN_TIMEOUT),
+            observer: None,
         }
     }
 }
@@ -344,6 +359,9 @@ where
             }
             if let Some(tls) = options.tls {
                 server = server.with_tls(tls);
+            }
+            if let Some(observer) = options.observer {
+                server = server.with_observer(observer);
             }
             let shutdown = server.shutdown_handle();
             let serving = std::thread::Builder::new()
@@ -523,6 +541,9 @@ where
             .with_drain_timeout(options.drain_timeout);
         if options.proxy_protocol {
             server = server.with_proxy_protocol();
+        }
+        if let Some(observer) = options.observer {
+            server = server.with_observer(observer);
         }
         let shutdown = server.shutdown_handle();
         let wait = match options.tls {

@@ -1148,3 +1148,123 @@ print(json.dumps({"status": head[0] & 0x7f, "reply": reply.decode(), "sha256": h
         assert_eq!(ended["kind"], "peer_closed", "{ended}");
     }
 }
+
+/// `GET /metrics` from `addr`: each sample line's value by its name (and
+/// labels), the comment lines left out.
+fn scrape(addr: &str) -> std::collections::BTreeMap<String, f64> {
+    let mut stream = TcpStream::connect(addr).expect("the metrics port answers");
+    stream.set_read_timeout(Some(TIMEOUT)).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: tej\r\n\r\n")
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    assert!(
+        head.contains("Content-Type: application/openmetrics-text"),
+        "{head}"
+    );
+    assert!(body.ends_with("# EOF\n"), "{body}");
+    body.lines()
+        .filter(|line| !line.starts_with('#'))
+        .map(|line| {
+            let (name, value) = line.rsplit_once(' ').expect("NAME VALUE");
+            (name.to_owned(), value.parse().expect("a number"))
+        })
+        .collect()
+}
+
+/// `tej serve --metrics` after a known load, on every runtime: one
+/// connection refused at the cap, one failed TLS handshake, then three
+/// clients of four 100-byte frames each, every frame answered: the scraped
+/// counters are exactly what that load makes.
+#[test]
+fn serve_metrics_count_a_known_load() {
+    const CLIENTS: u64 = 3;
+    const FRAMES: u64 = 4;
+    const MESSAGE: u64 = 100;
+    // A frame without files is 18 bytes of headers and its message.
+    const FRAME_LEN: u64 = 18 + MESSAGE;
+    const REPLY_LEN: u64 = 18 + 2;
+    for &runtime in Runtime::ALL {
+        let mut serve = Serve::start(
+            runtime,
+            [
+                OsString::from("--tls-cert"),
+                tls_file("server.pem"),
+                "--tls-key".into(),
+                tls_file("server.key"),
+                "--max-connections".into(),
+                "1".into(),
+                "--reply".into(),
+                "ok".into(),
+                "--metrics".into(),
+                "127.0.0.1:0".into(),
+            ],
+        );
+        let metrics = serve.expect("metrics")["addr"].as_str().unwrap().to_owned();
+        // A connection that holds the one place during its handshake...
+        let mut stalled = TcpStream::connect(serve.addr()).unwrap();
+        stalled.set_read_timeout(Some(TIMEOUT)).unwrap();
+        // ...so that the next is refused at the cap, closed at once; the
+        // first is surely accepted by then (accepts are in order).
+        let mut refused = TcpStream::connect(serve.addr()).unwrap();
+        refused.set_read_timeout(Some(TIMEOUT)).unwrap();
+        assert_eq!(refused.read(&mut [0; 16]).unwrap_or(0), 0, "{runtime}");
+        // The first then fails its handshake: not TLS.
+        stalled.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+        let _ = stalled.read_to_end(&mut Vec::new());
+        let message = "m".repeat(MESSAGE as usize);
+        for _ in 0..CLIENTS {
+            let output = send([
+                OsString::from(serve.addr()),
+                "--runtime".into(),
+                runtime.name().into(),
+                "--tls".into(),
+                "--ca".into(),
+                tls_file("ca.pem"),
+                "--message".into(),
+                message.clone().into(),
+                "--repeat".into(),
+                FRAMES.to_string().into(),
+                "--wait-replies".into(),
+                FRAMES.to_string().into(),
+            ]);
+            assert!(output.status.success(), "{runtime}: {}", describe(&output));
+            serve.expect("connected");
+            for _ in 0..FRAMES {
+                serve.expect("received");
+            }
+            serve.expect("disconnected");
+        }
+        // The last disconnect is counted right after it is printed.
+        let deadline = Instant::now() + TIMEOUT;
+        let scraped = loop {
+            let scraped = scrape(&metrics);
+            if scraped.get("tej_connections_open") == Some(&0.0) || Instant::now() > deadline {
+                break scraped;
+            }
+            thread::sleep(Duration::from_millis(20));
+        };
+        let expected: std::collections::BTreeMap<String, f64> = [
+            ("tej_connections_accepted_total", 1 + CLIENTS),
+            ("tej_connections_refused_total", 1),
+            ("tej_connections_open", 0),
+            ("tej_handshake_failures_total", 1),
+            ("tej_proxy_failures_total", 0),
+            ("tej_health_checks_total", 0),
+            ("tej_frames_received_total", CLIENTS * FRAMES),
+            ("tej_received_bytes_total", CLIENTS * FRAMES * FRAME_LEN),
+            ("tej_frames_sent_total", CLIENTS * FRAMES),
+            ("tej_sent_bytes_total", CLIENTS * FRAMES * REPLY_LEN),
+            ("tej_disconnects_total{kind=\"peer_closed\"}", CLIENTS),
+        ]
+        .into_iter()
+        .map(|(name, value)| (name.to_owned(), value as f64))
+        .collect();
+        assert_eq!(scraped, expected, "{runtime}");
+        let (status, _) = serve.interrupt();
+        assert!(status.success());
+    }
+}

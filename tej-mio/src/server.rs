@@ -10,7 +10,7 @@ use std::sync::Arc;
 use mio::{Poll, Token};
 use tej_core::SessionConfig;
 use tej_net::accept::{self, DEFAULT_MAX_CONNECTIONS};
-use tej_net::{NewHandler, ShutdownHandle};
+use tej_net::{NewHandler, Observer, ShutdownHandle};
 
 use crate::driver::{AnyListener, BoxListener, Driver, Listener};
 use crate::event_loop;
@@ -21,7 +21,7 @@ use crate::proxy::ProxyListener;
 /// feature `tls`).
 ///
 /// [`run`](Self::run) blocks the calling thread: it accepts connections and
-/// runs every one of them on that thread, each with its own [`Handler`]
+/// runs every one of them on that thread, each with its own [`Handler`](tej_core::Handler)
 /// from the factory. Handlers need not be `Send`. A connection that fails,
 /// or whose handler panics, ends alone.
 pub struct Server {
@@ -33,6 +33,8 @@ pub struct Server {
     shutdown: ShutdownHandle,
     /// Read a PROXY header first on every connection.
     proxy: bool,
+    /// Told of every connection, for metrics.
+    observer: Option<Arc<dyn Observer>>,
     #[cfg(feature = "tls")]
     tls: Option<Arc<rustls::ServerConfig>>,
 }
@@ -96,6 +98,7 @@ impl Server {
             max_connections: DEFAULT_MAX_CONNECTIONS,
             shutdown: ShutdownHandle::new(),
             proxy: false,
+            observer: None,
             #[cfg(feature = "tls")]
             tls: None,
         })
@@ -147,6 +150,14 @@ impl Server {
     /// what health checks do, are closed quietly.
     pub fn with_proxy_protocol(mut self) -> Server {
         self.proxy = true;
+        self
+    }
+
+    /// Tells `observer` of every connection: accepted, refused at the cap,
+    /// failed in its handshake, connected, its traffic, disconnected and
+    /// why (see [`Observer`]): the hook for metrics.
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Server {
+        self.observer = Some(observer);
         self
     }
 
@@ -203,6 +214,7 @@ impl Server {
             max_connections,
             shutdown,
             proxy,
+            observer,
             #[cfg(feature = "tls")]
             tls,
         } = self;
@@ -220,6 +232,9 @@ impl Server {
         let mut driver = Driver::<F::Handler>::new(Token(1)..Token(usize::MAX), Arc::clone(&waker))
             .listen_any(poll.registry(), listener, config, new_handler)?
             .with_max_connections(max_connections);
+        if let Some(observer) = observer {
+            driver = driver.with_observer(observer);
+        }
         event_loop::run(&mut poll, &waker, &mut driver, &shutdown)
     }
 }

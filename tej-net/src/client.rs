@@ -14,6 +14,7 @@ use futures_lite::FutureExt;
 use tej_core::{
     ConnectionInfo, DisconnectReason, Handler, Sender, Session, SessionConfig, Transport,
 };
+use tracing::Instrument;
 
 use crate::connection::pair;
 use crate::incoming::DEFAULT_BUFFER;
@@ -168,16 +169,21 @@ impl<R: Runtime> Client<R> {
         S: Send + 'static,
         H: Handler + Send + 'static,
     {
+        let span = crate::observe::connection_span(&info, crate::runtime::name::<R>());
         let session = Session::new(handler, config).with_info(info.clone());
         let sender = session.sender();
         let shutdown = ShutdownHandle::new();
         let connection = run_session::<R, S, H>(stream, session, shutdown.clone());
         let (report, done) = async_channel::bounded(1);
-        R::spawn(async move {
-            let outcome = AssertUnwindSafe(connection).catch_unwind().await;
-            // Nobody listens once the client is dropped: nothing to do then.
-            let _ = report.try_send(outcome);
-        });
+        R::spawn(
+            async move {
+                tracing::info!("connected");
+                let outcome = AssertUnwindSafe(connection).catch_unwind().await;
+                // Nobody listens once the client is dropped: nothing to do then.
+                let _ = report.try_send(outcome);
+            }
+            .instrument(span),
+        );
         Client {
             sender,
             info,

@@ -15,6 +15,8 @@
 //! - [`file`](mod@file) and [`spool`]: files on disk to send, and received files
 //!   spooled to a directory, through the core's file traits;
 //! - [`tls`] (feature `rustls`): rustls errors said in one line;
+//! - [`observe`]: the [`Observer`] hook a server tells of its connections,
+//!   for metrics;
 //! - [`AsyncConnection`] and [`incoming`]: a connection you await, its
 //!   frames a `Stream` and its files `AsyncRead`s, the consumer's pace
 //!   pushed back to the socket;
@@ -35,6 +37,7 @@ pub mod file;
 pub mod incoming;
 mod listener;
 mod new_handler;
+pub mod observe;
 pub mod proxy;
 mod read_buffer;
 pub mod run;
@@ -50,6 +53,7 @@ pub use connection::AsyncConnection;
 pub use incoming::{Incoming, IncomingFile, IncomingFrame};
 pub use listener::{Acceptor, Listener, Plain};
 pub use new_handler::NewHandler;
+pub use observe::Observer;
 pub use read_buffer::ReadBuffer;
 pub use run::run_session;
 pub use server::{Server, DEFAULT_DRAIN_TIMEOUT};

@@ -112,6 +112,14 @@ impl std::fmt::Display for HealthCheck {
 
 impl std::error::Error for HealthCheck {}
 
+/// Whether `error` is a PROXY header's refusal, from [`admit`] (not a
+/// health check's).
+pub fn is_proxy_error(error: &io::Error) -> bool {
+    error
+        .get_ref()
+        .is_some_and(|inner| inner.is::<ProxyError>())
+}
+
 /// Whether `error` is a health check's, from [`admit`]: the connection is
 /// closed quietly, not reported as a failure.
 pub fn is_health_check(error: &io::Error) -> bool {

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use tej_core::{DisconnectReason, Handler, Session};
 
 use crate::drive::{pending_as_would_block as ready, Drive, Timer, Transport};
+use crate::observe::{Observer, TrafficReport};
 use crate::runtime::{PollIo, Runtime, Sleep};
 use crate::{ReadBuffer, ShutdownHandle};
 
@@ -42,13 +43,29 @@ use crate::{ReadBuffer, ShutdownHandle};
 /// `shutdown` or close a `Sender` and let this return.
 pub async fn run_session<R, S, H>(
     stream: S,
-    mut session: Session<H>,
+    session: Session<H>,
     shutdown: ShutdownHandle,
 ) -> DisconnectReason
 where
     R: Runtime + PollIo<S>,
     H: Handler,
 {
+    run_observed::<R, S, H>(stream, session, shutdown, None).await
+}
+
+/// [`run_session`], telling `observer` of the session's traffic as it
+/// moves and of its end.
+pub(crate) async fn run_observed<R, S, H>(
+    stream: S,
+    mut session: Session<H>,
+    shutdown: ShutdownHandle,
+    observer: Option<&dyn Observer>,
+) -> DisconnectReason
+where
+    R: Runtime + PollIo<S>,
+    H: Handler,
+{
+    let mut traffic = TrafficReport::default();
     let mut stream = stream;
     let mut drive = Drive::new();
     let mut buffer = ReadBuffer::new(session.config().read_buffer_len);
@@ -71,18 +88,27 @@ where
             runtime: PhantomData,
         };
         let now = || origin.elapsed();
-        if session.does_file_io() {
+        let polled = if session.does_file_io() {
             R::run_blocking(|| drive.poll(&mut session, &mut io, &mut buffer, &waker, now))
         } else {
             drive.poll(&mut session, &mut io, &mut buffer, &waker, now)
-        }
+        };
+        traffic.report(session.traffic(), session.info(), observer);
+        polled
     })
     .await;
     // The drive ends once the session has closed: it has its reason.
-    session
+    let reason = session
         .disconnect_reason()
         .cloned()
-        .unwrap_or(DisconnectReason::Dropped)
+        .unwrap_or(DisconnectReason::Dropped);
+    // Whatever moved in the last step, then the end.
+    traffic.report(session.traffic(), session.info(), observer);
+    tracing::info!(%reason, "disconnected");
+    if let Some(observer) = observer {
+        observer.disconnected(session.info(), &reason);
+    }
+    reason
 }
 
 /// A stream and a timer of runtime `R` as the drive's [`Transport`] and

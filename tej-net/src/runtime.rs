@@ -139,6 +139,18 @@ pub trait TlsRuntime: Runtime {
     fn tls_info<S: Send + Unpin + 'static>(stream: &Self::TlsStream<S>) -> tej_core::TlsInfo;
 }
 
+/// Runtime `R`'s name for logs: `tokio`, `async-std`, `smol`, or its
+/// marker type's name.
+pub(crate) fn name<R>() -> &'static str {
+    let name = std::any::type_name::<R>();
+    match name.rsplit("::").next().unwrap_or(name) {
+        "Tokio" => "tokio",
+        "AsyncStd" => "async-std",
+        "Smol" => "smol",
+        other => other,
+    }
+}
+
 /// Waits `duration` on runtime `R`'s timer.
 pub(crate) async fn sleep<R: Runtime>(duration: Duration) {
     let mut timer = R::sleep();

@@ -11,24 +11,27 @@ use std::marker::PhantomData;
 use std::panic::AssertUnwindSafe;
 #[cfg(unix)]
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use futures_lite::{future, FutureExt};
 use tej_core::{ConnectionInfo, Session, SessionConfig};
+use tracing::Instrument;
 
 use crate::accept::{self, ConnectionCap, ConnectionSlot};
 use crate::connection::pair;
 use crate::incoming::DEFAULT_BUFFER;
+use crate::listener::{Acceptor, Listener, Plain};
+use crate::new_handler::NewHandler;
+use crate::observe::{connection_span, record_handshake, Observer};
+use crate::proxy::HeaderRead;
+use crate::run::run_observed;
+use crate::runtime::{self, PollIo, Resolve, Runtime};
+use crate::{AsyncConnection, ShutdownHandle};
 
 /// How long connections may take to finish after a shutdown, by default.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
-use crate::listener::{Acceptor, Listener, Plain};
-use crate::new_handler::NewHandler;
-use crate::proxy::HeaderRead;
-use crate::run::run_session;
-use crate::runtime::{self, PollIo, Resolve, Runtime};
-use crate::{AsyncConnection, ShutdownHandle};
 
 /// A TEJ server on runtime `R`, accepting from listener `L` (TCP by
 /// default, a Unix socket, your own), each connection passed through
@@ -41,7 +44,7 @@ use crate::{AsyncConnection, ShutdownHandle};
 /// cap: first its PROXY header (with
 /// [`with_proxy_protocol`](Self::with_proxy_protocol)) and its acceptor
 /// step (the TLS handshake), together bounded by
-/// [`SessionConfig::handshake_timeout`]; then a [`Handler`] from the
+/// [`SessionConfig::handshake_timeout`]; then a [`Handler`](tej_core::Handler) from the
 /// factory given to [`serve`](Self::serve) is made and the session runs. A
 /// connection that fails, or whose handler panics, ends alone.
 pub struct Server<R: Runtime, L = <R as Runtime>::TcpListener, A = Plain> {
@@ -61,6 +64,8 @@ pub struct Server<R: Runtime, L = <R as Runtime>::TcpListener, A = Plain> {
     shutdown: ShutdownHandle,
     /// Read a PROXY header of at most this many bytes first.
     proxy: Option<usize>,
+    /// Told of every connection, for metrics.
+    observer: Option<Arc<dyn Observer>>,
     runtime: PhantomData<fn() -> R>,
 }
 
@@ -124,6 +129,7 @@ impl<R: Runtime, L: Listener<R>> Server<R, L> {
             cap: ConnectionCap::default(),
             shutdown: ShutdownHandle::new(),
             proxy: None,
+            observer: None,
             runtime: PhantomData,
         }
     }
@@ -159,6 +165,7 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
             cap: self.cap,
             shutdown: self.shutdown,
             proxy: self.proxy,
+            observer: self.observer,
             runtime: PhantomData,
         }
     }
@@ -191,6 +198,14 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
         self
     }
 
+    /// Tells `observer` of every connection: accepted, refused at the cap,
+    /// failed in its PROXY header or handshake, connected, its traffic,
+    /// disconnected and why (see [`Observer`]): the hook for metrics.
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
     /// Sets how many bytes of file bodies an [`AsyncConnection`] buffers
     /// for its consumer (default 256 KiB): beyond them the session reads
     /// nothing until the consumer reads, and this (plus one frame) is
@@ -219,7 +234,7 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
         self
     }
 
-    /// The address the server listens on: a [`SocketAddr`] for TCP, the
+    /// The address the server listens on: a [`SocketAddr`](std::net::SocketAddr) for TCP, the
     /// socket's address for a Unix listener.
     ///
     /// # Errors
@@ -267,6 +282,9 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
             let new_handler = Arc::clone(&new_handler);
             async move {
                 let peer = open.info.peer;
+                let observer = open.observer.clone();
+                // For the observer, should the handler panic and take the session.
+                let panicked_info = observer.as_ref().map(|_| open.info.clone());
                 let session = AssertUnwindSafe(async {
                     let handler = {
                         // A factory that panicked once is still the user's to call.
@@ -274,13 +292,17 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
                             new_handler.lock().unwrap_or_else(PoisonError::into_inner);
                         new_handler.new_handler(&open.info)
                     };
-                    let session = Session::new(handler, open.config).with_info(open.info);
-                    run_session::<R, _, _>(open.stream, session, open.shutdown).await;
+                    let session =
+                        Session::new(handler, open.config.clone()).with_info(open.info.clone());
+                    open.run::<R, _>(session).await;
                 });
                 // The session's `Drop` has not called the handler again; the
                 // connection ends alone.
                 if session.catch_unwind().await.is_err() {
-                    tracing::debug!(?peer, "a connection's handler panicked");
+                    tracing::info!(?peer, "a connection's handler panicked; connection dropped");
+                    if let (Some(observer), Some(info)) = (observer, panicked_info) {
+                        observer.disconnected(&info, &tej_core::DisconnectReason::Dropped);
+                    }
                 }
             }
         })
@@ -331,8 +353,8 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
             let serve = Arc::clone(&serve);
             async move {
                 let peer = open.info.peer;
-                let (session, connection) = pair(buffer, open.config, open.info);
-                let run = run_session::<R, _, _>(open.stream, session, open.shutdown);
+                let (session, connection) = pair(buffer, open.config.clone(), open.info.clone());
+                let run = open.run::<R, _>(session);
                 let user = AssertUnwindSafe(serve(connection)).catch_unwind();
                 let (_, outcome) = future::zip(run, user).await;
                 if outcome.is_err() {
@@ -376,14 +398,20 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
                 Err(Some((stream, info, slot))) => {
                     let handed = handed.clone();
                     let start = move |open: Handshaken<A::Stream>| async move {
-                        let (session, connection) = pair(buffer, open.config, open.info);
+                        let (session, connection) =
+                            pair(buffer, open.config.clone(), open.info.clone());
                         // Nobody to take it once the server is dropped: it
                         // is dropped here, and closes.
                         if handed.try_send(connection).is_ok() {
-                            run_session::<R, _, _>(open.stream, session, open.shutdown).await;
+                            open.run::<R, _>(session).await;
                         }
                     };
-                    R::spawn(self.connection(start, info, slot, None).run(stream));
+                    let span = connection_span(&info, runtime::name::<R>());
+                    R::spawn(
+                        self.connection(start, info, slot, None)
+                            .run(stream)
+                            .instrument(span),
+                    );
                 }
             }
         }
@@ -405,8 +433,9 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
         while let Some((stream, info, slot)) = self.next_stream().await {
             let start = Arc::clone(&start);
             let start = move |open| start(open);
+            let span = connection_span(&info, runtime::name::<R>());
             let connection = self.connection(start, info, slot, Some(alive.clone()));
-            R::spawn(connection.run(stream));
+            R::spawn(connection.run(stream).instrument(span));
         }
         drop(self);
         drop(alive);
@@ -427,12 +456,19 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
             let accept = async { Some(self.listener.accept().await) };
             match future::or(stop, accept).await? {
                 Ok((stream, peer)) => {
-                    if let Some(slot) = self.cap.admit(&peer) {
-                        let mut info = ConnectionInfo::default();
-                        info.peer = peer;
-                        self.listener.describe(&stream, &mut info);
-                        return Some((stream, info, slot));
+                    let Some(slot) = self.cap.admit(&peer) else {
+                        if let Some(observer) = &self.observer {
+                            observer.refused(peer);
+                        }
+                        continue;
+                    };
+                    if let Some(observer) = &self.observer {
+                        observer.accepted(peer);
                     }
+                    let mut info = ConnectionInfo::default();
+                    info.peer = peer;
+                    self.listener.describe(&stream, &mut info);
+                    return Some((stream, info, slot));
                 }
                 Err(error) => {
                     let Some(pause) = accept::after_accept_error(&error) else {
@@ -469,6 +505,7 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
             shutdown: self.shutdown.clone(),
             proxy: self.proxy,
             drain_timeout: self.drain_timeout,
+            observer: self.observer.clone(),
             info,
             _slot: slot,
             _alive: alive,
@@ -484,6 +521,24 @@ struct Handshaken<S> {
     info: ConnectionInfo,
     config: SessionConfig,
     shutdown: ShutdownHandle,
+    observer: Option<Arc<dyn Observer>>,
+}
+
+impl<S> Handshaken<S> {
+    /// Runs `session` over the stream, telling the observer (if any) that
+    /// it is connected, of its traffic and of its end.
+    async fn run<R, H>(self, session: Session<H>) -> tej_core::DisconnectReason
+    where
+        R: Runtime + PollIo<S>,
+        H: tej_core::Handler,
+    {
+        let observer = self.observer.as_deref();
+        if let Some(observer) = observer {
+            observer.connected(session.info());
+        }
+        tracing::info!("connected");
+        run_observed::<R, S, H>(self.stream, session, self.shutdown, observer).await
+    }
 }
 
 /// One accepted connection, owned by its task.
@@ -497,6 +552,7 @@ struct Connection<R, A, F> {
     proxy: Option<usize>,
     /// How long the connection may take to finish after a shutdown.
     drain_timeout: Option<Duration>,
+    observer: Option<Arc<dyn Observer>>,
     /// What the listener told of the connection; the handshake adds to it.
     info: ConnectionInfo,
     /// The connection's place under the cap, from accept to the end.
@@ -517,6 +573,8 @@ impl<R: Runtime, A, F> Connection<R, A, F> {
         Fut: Future<Output = ()>,
     {
         let mut info = self.info;
+        // Whether a failure is the PROXY header's or the acceptor's.
+        let header_read = AtomicBool::new(self.proxy.is_none());
         let steps = async {
             let via = match self.proxy {
                 Some(max_len) => {
@@ -530,17 +588,33 @@ impl<R: Runtime, A, F> Connection<R, A, F> {
                 }
                 None => None,
             };
+            header_read.store(true, Ordering::Relaxed);
             Ok((self.acceptor.accept(stream).await?, via))
         };
         let handshake = bounded_handshake::<R, _>(steps, &self.config, self.shutdown.wait());
         let (stream, via) = match handshake.await {
             Ok(done) => done,
             Err(error) if crate::proxy::is_health_check(&error) => {
-                tracing::debug!(peer = ?info.peer, %error, "health check; connection closed");
+                tracing::debug!(%error, "health check; connection closed");
+                if let Some(observer) = &self.observer {
+                    observer.health_check(info.peer);
+                }
                 return;
             }
             Err(error) => {
-                tracing::debug!(peer = ?info.peer, %error, "connection closed before its session");
+                let header_read = header_read.load(Ordering::Relaxed);
+                if header_read {
+                    tracing::info!(%error, "handshake failed; connection closed");
+                } else {
+                    tracing::info!(%error, "PROXY header refused; connection closed");
+                }
+                if let Some(observer) = &self.observer {
+                    if header_read {
+                        observer.handshake_failed(info.peer, &error);
+                    } else {
+                        observer.proxy_failed(info.peer, &error);
+                    }
+                }
                 return;
             }
         };
@@ -551,14 +625,21 @@ impl<R: Runtime, A, F> Connection<R, A, F> {
             info.peer = Some(peer);
         }
         self.acceptor.describe(&stream, &mut info);
+        record_handshake(&tracing::Span::current(), &info);
         let shutdown = self.shutdown.clone();
         let drain_timeout = self.drain_timeout;
         let peer = info.peer;
+        // What a cut connection is reported with; its session cannot.
+        let cut_report = self
+            .observer
+            .clone()
+            .map(|observer| (observer, info.clone()));
         let open = Handshaken {
             stream,
             info,
             config: self.config,
             shutdown: self.shutdown,
+            observer: self.observer,
         };
         let run = async {
             (self.start)(open).await;
@@ -574,6 +655,9 @@ impl<R: Runtime, A, F> Connection<R, A, F> {
         };
         if future::or(run, cut).await {
             tracing::debug!(?peer, "connection cut at the drain timeout");
+            if let Some((observer, info)) = cut_report {
+                observer.disconnected(&info, &tej_core::DisconnectReason::Dropped);
+            }
         }
     }
 }

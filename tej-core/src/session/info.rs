@@ -126,6 +126,39 @@ impl ConnectionInfo {
     }
 }
 
+/// What a session has moved so far: frames and bytes each way, for
+/// metrics ([`Session::traffic`](crate::Session::traffic)). Monotonic; an
+/// adapter reports the difference between two readings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Traffic {
+    /// Whole frames received (pings included).
+    pub frames_in: u64,
+    /// Bytes received and read by the session.
+    pub bytes_in: u64,
+    /// Frames queued to be written (pings included).
+    pub frames_out: u64,
+    /// Bytes written to the stream.
+    pub bytes_out: u64,
+}
+
+impl Traffic {
+    /// What moved between `earlier` and `self`.
+    pub fn since(self, earlier: Traffic) -> Traffic {
+        Traffic {
+            frames_in: self.frames_in.saturating_sub(earlier.frames_in),
+            bytes_in: self.bytes_in.saturating_sub(earlier.bytes_in),
+            frames_out: self.frames_out.saturating_sub(earlier.frames_out),
+            bytes_out: self.bytes_out.saturating_sub(earlier.bytes_out),
+        }
+    }
+
+    /// Whether nothing moved.
+    pub fn is_empty(&self) -> bool {
+        *self == Traffic::default()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -69,7 +69,7 @@ pub use config::{FrameTimeout, SessionConfig};
 pub use connection::Connection;
 pub use error::{DisconnectReason, SendError};
 pub use handler::Handler;
-pub use info::{ConnectionInfo, TlsInfo, Transport};
+pub use info::{ConnectionInfo, TlsInfo, Traffic, Transport};
 #[cfg(feature = "std")]
 pub use progress::{NotWritten, SendProgress, Written};
 #[cfg(feature = "std")]
@@ -130,6 +130,8 @@ pub struct Session<H: Handler> {
     input_ended: bool,
     now: Duration,
     deadlines: Deadlines,
+    /// Whole frames delivered to the handler, for [`Session::traffic`].
+    frames_in: u64,
     /// A handler callback is running: if the session is dropped meanwhile,
     /// the handler panicked and must not be called again.
     in_handler: bool,
@@ -172,6 +174,7 @@ impl<H: Handler> Session<H> {
             input_ended: false,
             now: Duration::ZERO,
             deadlines: Deadlines::default(),
+            frames_in: 0,
             in_handler: false,
             room: usize::MAX,
             #[cfg(feature = "std")]
@@ -222,6 +225,17 @@ impl<H: Handler> Session<H> {
     /// What is known of the connection: see [`with_info`](Self::with_info).
     pub fn info(&self) -> &ConnectionInfo {
         &self.link.info
+    }
+
+    /// Frames and bytes moved so far each way, for metrics.
+    pub fn traffic(&self) -> Traffic {
+        let (frames_out, bytes_out) = self.link.outbox.totals();
+        Traffic {
+            frames_in: self.frames_in,
+            bytes_in: self.decoder.stream_offset(),
+            frames_out,
+            bytes_out,
+        }
     }
 
     /// What is known of the connection, for an adapter that learns more
@@ -660,6 +674,7 @@ impl<H: Handler> Session<H> {
     fn deliver(&mut self, frame: Frame) {
         // The next frame's bytes start here; a deadline for this one ends.
         self.deadlines.frame_delivered(self.decoder.stream_offset());
+        self.frames_in += 1;
         let mut conn = self.link.connection(false);
         self.in_handler = true;
         if frame.is_ping() {

@@ -48,6 +48,8 @@ pub(crate) struct Outbox {
     spare_run: Option<BytesMut>,
     /// Bytes written since the connection began: the stream position.
     written_total: u64,
+    /// Frames queued here so far (for [`Traffic`](super::Traffic)).
+    frames_total: u64,
     /// The send queue's frames among the bytes waiting.
     #[cfg(feature = "std")]
     unwritten: crate::session::unwritten::Unwritten,
@@ -78,12 +80,18 @@ impl Outbox {
     }
 
     /// Every byte waiting.
+    /// Frames queued so far, and bytes written.
+    pub(crate) fn totals(&self) -> (u64, u64) {
+        (self.frames_total, self.written_total)
+    }
+
     pub(crate) fn pending_len(&self) -> u64 {
         self.pending_len
     }
 
     /// Queues a frame's bytes after everything already queued.
     pub(crate) fn push(&mut self, frame: OutgoingFrame) {
+        self.frames_total += 1;
         self.pending_len += frame.encoded_len();
         self.stage(&frame_header(
             frame.status,
@@ -137,6 +145,7 @@ impl Outbox {
         self.unwritten
             .run(self.written_total + self.pending_len, run.clone());
         self.pending_len += run.len() as u64;
+        self.frames_total += super::run::count_run(&run);
         self.push_payload(run);
     }
 

@@ -12,6 +12,7 @@
 
 pub mod bench;
 pub mod demo;
+pub mod metrics;
 pub mod report;
 pub mod send;
 pub mod serve;

@@ -96,6 +96,12 @@ pub enum Event {
         /// The bound address, `IP:PORT`.
         addr: String,
     },
+    /// `tej serve --metrics`: Prometheus metrics are served on
+    /// `http://ADDR/metrics`.
+    Metrics {
+        /// The bound address, `IP:PORT`.
+        addr: String,
+    },
     /// A connection opened.
     Connected {
         /// The peer's address: with `--proxy-protocol`, the client the
@@ -193,6 +199,7 @@ impl Event {
         let peer_of = |peer: &Option<String>| peer.clone().unwrap_or_else(|| "?".into());
         match self {
             Event::Listening { addr } => format!("listening on {addr}; Ctrl-C to stop"),
+            Event::Metrics { addr } => format!("metrics on http://{addr}/metrics"),
             Event::Connected { peer, proxy, tls } => {
                 let mut line = format!("{} connected", peer_of(peer));
                 if let Some(proxy) = proxy {

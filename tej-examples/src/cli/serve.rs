@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::mpsc::Receiver;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tej_core::{
@@ -15,6 +16,7 @@ use tej_core::{
 };
 use tej_net::accept::DEFAULT_MAX_CONNECTIONS;
 
+use super::metrics::Metrics;
 use super::report::{Event, FileSink, Printer, TlsReport};
 use super::{parse_count, parse_seconds, parse_size, LimitArgs};
 use crate::runtime::{self, Endpoint, Runtime, ServerOptions};
@@ -64,9 +66,15 @@ pub struct ServeArgs {
     #[arg(long)]
     pub proxy_protocol: bool,
     /// Print one JSON object per line on stdout and nothing else:
-    /// listening, connected, received, ping, disconnected
+    /// listening, metrics, connected, received, ping, disconnected
     #[arg(long)]
     pub json: bool,
+    /// Serve Prometheus metrics on GET /metrics at this address, such as
+    /// 127.0.0.1:9100 (port 0 picks a free port, printed after listening):
+    /// connections accepted, open and refused at the cap, handshake and
+    /// PROXY failures, frames and bytes each way, disconnects by kind
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
     /// What a peer may announce before it is disconnected
     #[command(flatten, next_help_heading = "Limits")]
     pub limits: LimitArgs,
@@ -148,6 +156,7 @@ impl ServeArgs {
             tls,
             proxy_protocol: self.proxy_protocol,
             drain_timeout: Some(self.drain_timeout),
+            observer: None,
         })
     }
 }
@@ -216,7 +225,18 @@ impl Handler for ServeHandler {
 /// A one-line reason when the server cannot start.
 pub fn run(args: &ServeArgs, stop: &Receiver<()>) -> anyhow::Result<()> {
     let bind: Endpoint = args.bind.parse().map_err(anyhow::Error::msg)?;
-    let options = args.server_options()?;
+    let mut options = args.server_options()?;
+    let metrics = match args.metrics {
+        Some(addr) => {
+            let listener = std::net::TcpListener::bind(addr)
+                .map_err(|error| anyhow::anyhow!("cannot serve metrics on {addr}: {error}"))?;
+            let at = listener.local_addr()?;
+            let metrics = Arc::new(Metrics::new());
+            options.observer = Some(Arc::clone(&metrics) as Arc<dyn tej_net::Observer>);
+            Some((listener, at, metrics))
+        }
+        None => None,
+    };
     if let Some(cert) = &args.tls_cert {
         if let Some(warning) = crate::tls::server_warning(cert)? {
             eprintln!("tej serve: warning: {warning}");
@@ -252,6 +272,12 @@ pub fn run(args: &ServeArgs, stop: &Receiver<()>) -> anyhow::Result<()> {
     printer.print(&Event::Listening {
         addr: server.endpoint().to_string(),
     });
+    if let Some((listener, at, metrics)) = metrics {
+        super::metrics::serve(listener, metrics)?;
+        printer.print(&Event::Metrics {
+            addr: at.to_string(),
+        });
+    }
     tracing::info!(
         addr = %server.endpoint(),
         tls,

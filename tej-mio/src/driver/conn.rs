@@ -242,6 +242,10 @@ pub(super) struct Conn<H: Handler> {
     pub(super) scheduled: bool,
     /// Its place under the listener's connection cap, if accepted.
     _slot: Option<ConnectionSlot>,
+    /// What of its traffic the driver's observer has been told.
+    pub(super) traffic: tej_net::observe::TrafficReport,
+    /// Its `connection` span, entered for each of its turns.
+    pub(super) span: tracing::Span,
 }
 
 /// What a new connection starts with.
@@ -260,6 +264,10 @@ impl<H: Handler> Conn<H> {
         token: Token,
         (waker, wake_state): (Waker, Arc<ConnWaker>),
     ) -> Conn<H> {
+        let mut info = ConnectionInfo::default();
+        opening.stream.describe(&mut info);
+        info.peer = opening.peer;
+        let span = tej_net::observe::connection_span(&info, "mio");
         Conn {
             session: opening.session,
             stream: opening.stream,
@@ -279,7 +287,14 @@ impl<H: Handler> Conn<H> {
             deadline: None,
             scheduled: false,
             _slot: opening.slot,
+            traffic: tej_net::observe::TrafficReport::default(),
+            span,
         }
+    }
+
+    /// Whether the listener accepted it (not a session added by the caller).
+    pub(super) fn is_accepted(&self) -> bool {
+        self._slot.is_some()
     }
 
     pub(super) fn token(&self) -> Token {

@@ -151,8 +151,9 @@ pub(super) struct Acceptor<F> {
 pub(super) enum Accepted {
     /// A connection to serve, with its place under the cap.
     Connection(Box<dyn Stream>, Option<SocketAddr>, ConnectionSlot),
-    /// A connection refused at the cap (already closed), or one that
-    /// failed before it was accepted: accept the next.
+    /// A connection refused at the cap (already closed): accept the next.
+    Refused(Option<SocketAddr>),
+    /// One that failed before it was accepted: accept the next.
     Skipped,
     /// Nothing more to accept now.
     Done,
@@ -189,7 +190,7 @@ impl<F> Acceptor<F> {
         match self.socket.accept_any() {
             Ok((stream, peer)) => match self.cap.admit(&peer) {
                 Some(slot) => Accepted::Connection(stream, peer, slot),
-                None => Accepted::Skipped,
+                None => Accepted::Refused(peer),
             },
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => Accepted::Done,
             Err(error) => match accept::after_accept_error(&error) {

@@ -25,7 +25,7 @@ use slab::Slab;
 use tej_core::{ConnectionInfo, DisconnectReason, Handler, Session, SessionConfig};
 use tej_net::accept::panic_message;
 use tej_net::drive::Step;
-use tej_net::{NewHandler, ReadBuffer};
+use tej_net::{NewHandler, Observer, ReadBuffer};
 
 pub use conn::Stream;
 use conn::{Conn, Handshake, HandshakeFailure, Opening};
@@ -173,6 +173,8 @@ pub struct Driver<H: Handler, F = fn() -> H, M = ()> {
     /// Why each connection ended, by token, for the client to report; only
     /// kept once asked for (a server's would grow without end).
     reasons: Option<Vec<(Token, DisconnectReason)>>,
+    /// Told of every accepted connection, for metrics.
+    observer: Option<Arc<dyn Observer>>,
     /// Which shape of factory `F` is ([`NewHandler`]'s marker).
     marker: PhantomData<fn() -> M>,
 }
@@ -226,6 +228,7 @@ impl<H: Handler> Driver<H> {
             panics: Vec::new(),
             handshake_errors: Vec::new(),
             reasons: None,
+            observer: None,
             marker: PhantomData,
         }
     }
@@ -289,6 +292,7 @@ impl<H: Handler> Driver<H> {
             panics: self.panics,
             handshake_errors: self.handshake_errors,
             reasons: self.reasons,
+            observer: self.observer,
             marker: PhantomData,
         })
     }
@@ -302,6 +306,16 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
         if let Some(listener) = &mut self.listener {
             listener.cap = tej_net::accept::ConnectionCap::new(max);
         }
+        self
+    }
+
+    /// Tells `observer` of every connection the listener accepts: refused
+    /// at the cap, failed in its handshake (a PROXY header that timed out
+    /// counts as a handshake failure here), connected, its traffic,
+    /// disconnected and why (see [`Observer`]). Sessions added with
+    /// [`add_session`](Self::add_session) are not observed.
+    pub fn with_observer(mut self, observer: Arc<dyn Observer>) -> Self {
+        self.observer = Some(observer);
         self
     }
 
@@ -539,9 +553,17 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
         };
         let deadline = conn.deadline;
         let token = conn.token();
+        let span = conn.span.clone();
+        let _entered = span.enter();
         let now = self.now();
         let buffer = &mut self.buffer;
         let acceptor = self.listener.as_mut();
+        // A clone (only when observing): `self` is borrowed again below.
+        let observing = self.observer.clone().filter(|_| conn.is_accepted());
+        let observer = observing.as_deref();
+        // Whether the observer was told this connection is open, for a panic.
+        let mut opened = conn.session.is_some();
+        let opened_now = &mut opened;
         // The connection moves into the closure: if its handler panics, it is
         // dropped while unwinding, and a session dropped then does not call
         // its handler again.
@@ -554,6 +576,7 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
                         // handshake agreed on, for `Connection::info`.
                         if let Some(mut info) = conn.session.as_ref().map(|s| s.info().clone()) {
                             conn.stream().describe(&mut info);
+                            tej_net::observe::record_handshake(&conn.span, &info);
                             if let Some(session) = conn.session.as_mut() {
                                 *session.info_mut() = info;
                             }
@@ -583,14 +606,24 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
                 } else {
                     info.peer = conn.peer;
                 }
+                tej_net::observe::record_handshake(&conn.span, &info);
                 let handler = acceptor.factory.new_handler(&info);
                 let session = Session::new(handler, acceptor.config.clone()).with_info(info);
+                if let Some(observer) = observer {
+                    observer.connected(session.info());
+                    *opened_now = true;
+                }
+                tracing::info!("connected");
                 if session.config().read_buffer_len > buffer.max_len() {
                     *buffer = ReadBuffer::new(session.config().read_buffer_len);
                 }
                 conn.session = Some(session);
             }
             let mut step = conn.step(buffer, now);
+            if let Some(session) = &conn.session {
+                conn.traffic
+                    .report(session.traffic(), session.info(), observer);
+            }
             if step == Step::Pending {
                 if let Err(error) = conn.update_interest(registry) {
                     // The session has failed: step it again.
@@ -611,6 +644,10 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
                 );
                 self.panics.push(message);
                 self.release(slot, deadline);
+                if let (Some(observer), true) = (observer, opened) {
+                    let dropped = tej_core::DisconnectReason::Dropped;
+                    observer.disconnected(&ConnectionInfo::default(), &dropped);
+                }
                 return;
             }
         };
@@ -620,9 +657,19 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
             Turn::Failed(failure) => {
                 if let HandshakeFailure::Error(error) = failure {
                     if tej_net::proxy::is_health_check(&error) {
-                        tracing::debug!(token = token.0, peer = ?conn.peer, %error, "health check; connection closed");
+                        tracing::debug!(token = token.0, %error, "health check; connection closed");
+                        if let Some(observer) = observer {
+                            observer.health_check(conn.peer);
+                        }
                     } else {
-                        tracing::debug!(token = token.0, peer = ?conn.peer, %error, "handshake failed; connection closed");
+                        tracing::info!(token = token.0, %error, "handshake failed; connection closed");
+                        match observer {
+                            Some(observer) if tej_net::proxy::is_proxy_error(&error) => {
+                                observer.proxy_failed(conn.peer, &error);
+                            }
+                            Some(observer) => observer.handshake_failed(conn.peer, &error),
+                            None => {}
+                        }
                     }
                     if conn.session.is_some() {
                         self.handshake_errors.push((token, error));
@@ -632,6 +679,14 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
             }
         };
         if step == Step::Done {
+            if let Some(session) = &conn.session {
+                if let Some(reason) = session.disconnect_reason() {
+                    tracing::info!(%reason, "disconnected");
+                    if let Some(observer) = observer {
+                        observer.disconnected(session.info(), reason);
+                    }
+                }
+            }
             if let Some(reasons) = &mut self.reasons {
                 let reason = conn.session.as_ref().and_then(Session::disconnect_reason);
                 if let Some(reason) = reason {
@@ -677,6 +732,9 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
             listener.ready = false;
             match listener.accept(registry, now) {
                 Accepted::Connection(stream, peer, slot) => {
+                    if let Some(observer) = &self.observer {
+                        observer.accepted(peer);
+                    }
                     let handshake_until = now.saturating_add(listener.config.handshake_timeout);
                     let opening = Opening {
                         session: None,
@@ -687,6 +745,11 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
                     };
                     if let Err(error) = self.add(registry, opening) {
                         tracing::warn!(%error, ?peer, "cannot serve an accepted connection");
+                    }
+                }
+                Accepted::Refused(peer) => {
+                    if let Some(observer) = &self.observer {
+                        observer.refused(peer);
                     }
                 }
                 Accepted::Skipped => {}

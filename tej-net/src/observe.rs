@@ -1,0 +1,133 @@
+//! A hook for metrics: what a server tells an [`Observer`] about its
+//! connections, from accept to disconnect. No metrics library here; the
+//! application counts what it wants with what it likes (`tej serve
+//! --metrics` implements it with `prometheus-client`).
+
+use std::io;
+use std::net::SocketAddr;
+
+use tej_core::{ConnectionInfo, DisconnectReason, Traffic};
+
+/// Told what a server's connections do, from the connection's own task
+/// (or the mio loop), so every method must be quick and must not block:
+/// add to counters.
+///
+/// Each accepted connection is told once [`accepted`](Self::accepted),
+/// then either once one of [`proxy_failed`](Self::proxy_failed),
+/// [`handshake_failed`](Self::handshake_failed) or
+/// [`health_check`](Self::health_check), or
+/// [`connected`](Self::connected), any number of
+/// [`traffic`](Self::traffic) and once
+/// [`disconnected`](Self::disconnected). A connection refused at the cap
+/// is told only [`refused`](Self::refused). Every method does nothing by
+/// default.
+pub trait Observer: Send + Sync + 'static {
+    /// A connection was accepted under the cap; its PROXY header and
+    /// handshake come next.
+    fn accepted(&self, peer: Option<SocketAddr>) {
+        let _ = peer;
+    }
+
+    /// A connection was accepted over the connection cap and closed at once.
+    fn refused(&self, peer: Option<SocketAddr>) {
+        let _ = peer;
+    }
+
+    /// A connection's PROXY protocol header was missing, malformed or
+    /// late; the connection was closed.
+    fn proxy_failed(&self, peer: Option<SocketAddr>, error: &io::Error) {
+        let _ = (peer, error);
+    }
+
+    /// A connection's handshake (TLS) failed or timed out; the connection
+    /// was closed.
+    fn handshake_failed(&self, peer: Option<SocketAddr>, error: &io::Error) {
+        let _ = (peer, error);
+    }
+
+    /// A load balancer's health check (closed before its first byte, or a
+    /// PROXY v2 `LOCAL` connection) was closed quietly.
+    fn health_check(&self, peer: Option<SocketAddr>) {
+        let _ = peer;
+    }
+
+    /// A connection's session started (its handler was made).
+    fn connected(&self, info: &ConnectionInfo) {
+        let _ = info;
+    }
+
+    /// Frames and bytes a session moved since it last reported, at most
+    /// once per wake-up of its task, never per byte.
+    fn traffic(&self, info: &ConnectionInfo, moved: Traffic) {
+        let _ = (info, moved);
+    }
+
+    /// A session ended, for `reason`.
+    fn disconnected(&self, info: &ConnectionInfo, reason: &DisconnectReason) {
+        let _ = (info, reason);
+    }
+}
+
+/// The span of one connection, `connection`: its peer, local address,
+/// transport and `runtime` (the transport, and a peer a PROXY header names, are recorded
+/// once the handshake is done).
+pub fn connection_span(info: &ConnectionInfo, runtime: &'static str) -> tracing::Span {
+    tracing::info_span!(
+        "connection",
+        peer = info.peer.map(tracing::field::display),
+        local = info.local.map(tracing::field::display),
+        proxy = tracing::field::Empty,
+        transport = info.transport_name(),
+        runtime,
+    )
+}
+
+/// Records in `span` what the handshake told: the transport (TLS now
+/// known) and a peer a PROXY header named, with its balancer.
+pub fn record_handshake(span: &tracing::Span, info: &ConnectionInfo) {
+    span.record("transport", info.transport_name());
+    if let Some(proxy) = info.proxy {
+        span.record("proxy", tracing::field::display(proxy));
+        if let Some(peer) = info.peer {
+            span.record("peer", tracing::field::display(peer));
+        }
+    }
+    if let Some(tls) = &info.tls {
+        tracing::debug!(version = %tls.version, cipher = %tls.cipher, sni = ?tls.sni, "TLS handshake done");
+    }
+}
+
+/// Reports a session's traffic to an observer as it grows: what an
+/// adapter's loop keeps per connection.
+#[derive(Debug, Default)]
+pub struct TrafficReport {
+    reported: Traffic,
+}
+
+impl TrafficReport {
+    /// Tells `observer` (if any) what moved since the last call, if
+    /// anything did, and logs it at debug level: frames, never bytes one by
+    /// one.
+    pub fn report(&mut self, now: Traffic, info: &ConnectionInfo, observer: Option<&dyn Observer>) {
+        if observer.is_none() && !tracing::enabled!(tracing::Level::DEBUG) {
+            return;
+        }
+        let moved = now.since(self.reported);
+        if moved.is_empty() {
+            return;
+        }
+        self.reported = now;
+        if moved.frames_in > 0 || moved.frames_out > 0 {
+            tracing::debug!(
+                frames_in = moved.frames_in,
+                bytes_in = moved.bytes_in,
+                frames_out = moved.frames_out,
+                bytes_out = moved.bytes_out,
+                "frames"
+            );
+        }
+        if let Some(observer) = observer {
+            observer.traffic(info, moved);
+        }
+    }
+}
