@@ -380,8 +380,9 @@ impl Drive {
         let bulk_len = session.config().bulk_read_len;
         // A connection without a buffer (idle, or chatty in small pieces)
         // reads on the stack first; the buffer is made once a read fills it.
-        let mut first = [0u8; ReadBuffer::FIRST_READ_LEN];
+        let mut first;
         let space = if buffer.is_empty() {
+            first = [0u8; ReadBuffer::FIRST_READ_LEN];
             &mut first[..]
         } else {
             buffer.space_for_body(body, bulk_len)
