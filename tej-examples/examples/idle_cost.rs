@@ -46,8 +46,11 @@ fn main() {
         "{count} idle connections to `tej serve` ({})",
         tej.display()
     );
-    for runtime in runtimes {
-        match measure(&tej, &runtime, count) {
+    // Each runtime connects from addresses of its own: the ports of the
+    // runtime before are still in TIME_WAIT.
+    let sources_per_run = count.div_ceil(PER_SOURCE);
+    for (run, runtime) in runtimes.into_iter().enumerate() {
+        match measure(&tej, &runtime, count, run * sources_per_run) {
             Ok((before, after)) => println!(
                 "{runtime:<9} RSS {:.1} MiB before, {:.1} MiB after: {:.2} KiB per idle connection",
                 before as f64 / 1024.0,
@@ -63,7 +66,12 @@ fn main() {
 }
 
 /// The server's RSS in KiB before and after `count` idle connections.
-fn measure(tej: &PathBuf, runtime: &str, count: usize) -> Result<(u64, u64), String> {
+fn measure(
+    tej: &PathBuf,
+    runtime: &str,
+    count: usize,
+    first_source: usize,
+) -> Result<(u64, u64), String> {
     let mut server = Server::start(tej, runtime, count)?;
     let before = rss_kib(server.child.id())?;
     let mut connections = Vec::with_capacity(count);
@@ -72,7 +80,7 @@ fn measure(tej: &PathBuf, runtime: &str, count: usize) -> Result<(u64, u64), Str
     for batch in (0..count).step_by(BATCH) {
         let end = (batch + BATCH).min(count);
         for index in batch..end {
-            connections.push(connect(server.addr, index).map_err(|error| {
+            connections.push(connect(server.addr, first_source, index).map_err(|error| {
                 format!("connection {index}: {error} (raise the limit on open files or ports)")
             })?);
         }
@@ -84,9 +92,11 @@ fn measure(tej: &PathBuf, runtime: &str, count: usize) -> Result<(u64, u64), Str
     Ok((before, after))
 }
 
-/// One plain TCP connection from 127.0.0.2 and up, `PER_SOURCE` per address.
-fn connect(server: SocketAddr, index: usize) -> std::io::Result<TcpStream> {
-    let source = Ipv4Addr::new(127, 0, 0, 2 + (index / PER_SOURCE) as u8);
+/// One plain TCP connection from 127.0.0.(2 + `first_source`) and up,
+/// `PER_SOURCE` per address.
+fn connect(server: SocketAddr, first_source: usize, index: usize) -> std::io::Result<TcpStream> {
+    let source = (2 + first_source + index / PER_SOURCE) as u32;
+    let source = Ipv4Addr::from(u32::from(Ipv4Addr::new(127, 0, 0, 0)) + source);
     let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
     socket.bind(&SocketAddrV4::new(source, 0).into())?;
     socket.connect(&server.into())?;
