@@ -41,10 +41,6 @@ use crate::{ReadBuffer, ShutdownHandle};
 /// [`take_unsent`](tej_core::Sender::take_unsent) gives them back), and
 /// the stream is dropped without a shutdown. To end a connection, trigger
 /// `shutdown` or close a `Sender` and let this return.
-#[expect(
-    clippy::manual_async_fn,
-    reason = "an async fn would keep the session twice in its future"
-)]
 pub fn run_session<R, S, H>(
     stream: S,
     session: Session<H>,
