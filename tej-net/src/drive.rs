@@ -378,13 +378,22 @@ impl Drive {
         // what the session may leave unread stays within one normal read.
         let body = session.body_remaining();
         let bulk_len = session.config().bulk_read_len;
-        match transport.read(buffer.space_for_body(body, bulk_len)) {
+        // A connection without a buffer (idle, or chatty in small pieces)
+        // reads on the stack first; the buffer is made once a read fills it.
+        let mut first;
+        let space = if buffer.is_empty() {
+            first = [0u8; ReadBuffer::FIRST_READ_LEN];
+            &mut first[..]
+        } else {
+            buffer.space_for_body(body, bulk_len)
+        };
+        match transport.read(space) {
             Ok(0) => {
                 session.handle_eof(now);
                 true
             }
             Ok(read) => {
-                let input = buffer.filled(read);
+                let input = &space[..read];
                 let used = session.handle_input(input, now);
                 if used < input.len() && session.is_open() {
                     self.unconsumed.extend_from_slice(&input[used..]);
@@ -392,7 +401,12 @@ impl Drive {
                 buffer.record_body_read(read, body, bulk_len);
                 true
             }
-            Err(error) => self.on_error(session, error),
+            Err(error) => {
+                if error.kind() == io::ErrorKind::WouldBlock {
+                    buffer.quiet();
+                }
+                self.on_error(session, error)
+            }
         }
     }
 

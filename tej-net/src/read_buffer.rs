@@ -1,6 +1,8 @@
 //! The buffer an adapter reads a socket into: small while the connection is
 //! quiet, grown to the configured size once reads fill it, and larger still
-//! while a large body streams in.
+//! while a large body streams in. A connection's own buffer can be
+//! allocated on demand: none until a read needs more than a small stack
+//! buffer, and given back when the connection goes quiet.
 
 /// Where a read buffer starts: an idle connection costs no more than this.
 const INITIAL_LEN: usize = 16 * 1024;
@@ -18,15 +20,31 @@ const SHRINK_AFTER: u32 = 16;
 /// in ([`space_for_body`](Self::space_for_body)) it may grow further, to
 /// [`SessionConfig::bulk_read_len`](tej_core::SessionConfig::bulk_read_len),
 /// and it shrinks back once bodies stop.
+///
+/// One made [`on_demand`](Self::on_demand) starts with no memory at all: it
+/// is [`is_empty`](Self::is_empty) until a read of
+/// [`FIRST_READ_LEN`](Self::FIRST_READ_LEN) bytes on the stack came back
+/// full, and it is given back when a read would block after a run of reads
+/// that all fit on the stack ([`quiet`](Self::quiet)), so that idle and
+/// chatty connections hold no buffer while a busy one keeps its own from
+/// read to read.
 #[derive(Debug, Clone)]
 pub struct ReadBuffer {
     buffer: Vec<u8>,
     max_len: usize,
     /// Reads in a row that were not of a large body.
     small_reads: u32,
+    /// Given back when the connection goes quiet.
+    on_demand: bool,
+    /// A read since the last one that would block did not fit on the stack.
+    busy: bool,
 }
 
 impl ReadBuffer {
+    /// What a connection without a buffer reads into first, on the stack
+    /// ([`is_empty`](Self::is_empty)): a read that fills it makes the buffer.
+    pub const FIRST_READ_LEN: usize = 1024;
+
     /// A buffer that may grow to `max_len` bytes outside large bodies.
     pub fn new(max_len: usize) -> ReadBuffer {
         let max_len = max_len.max(1);
@@ -34,11 +52,44 @@ impl ReadBuffer {
             buffer: vec![0; INITIAL_LEN.min(max_len)],
             max_len,
             small_reads: 0,
+            on_demand: false,
+            busy: false,
         }
     }
 
-    /// The space to read into.
+    /// A buffer of one connection that holds no memory until a read needs
+    /// it (the caller reads into a [`FIRST_READ_LEN`](Self::FIRST_READ_LEN)
+    /// byte stack buffer while it [`is_empty`](Self::is_empty)) and gives it
+    /// back when the connection goes [`quiet`](Self::quiet); it grows as
+    /// [`new`](Self::new)'s does.
+    pub fn on_demand(max_len: usize) -> ReadBuffer {
+        ReadBuffer {
+            buffer: Vec::new(),
+            max_len: max_len.max(1),
+            small_reads: 0,
+            on_demand: true,
+            busy: false,
+        }
+    }
+
+    /// Records that a read would block: the connection has nothing more to
+    /// read for now. A buffer made [`on_demand`](Self::on_demand) is given
+    /// back if every read since the last such moment fitted on the stack
+    /// (the connection is idle or chatty, not busy), so that a busy
+    /// connection does not allocate for every burst.
+    pub fn quiet(&mut self) {
+        if self.on_demand && !self.busy && !self.buffer.is_empty() {
+            self.buffer = Vec::new();
+            self.small_reads = 0;
+        }
+        self.busy = false;
+    }
+
+    /// The space to read into (made now if the buffer [`is_empty`](Self::is_empty)).
     pub fn space(&mut self) -> &mut [u8] {
+        if self.buffer.is_empty() {
+            self.buffer = vec![0; INITIAL_LEN.min(self.max_len)];
+        }
         &mut self.buffer
     }
 
@@ -48,7 +99,8 @@ impl ReadBuffer {
     /// body larger than [`max_len`](Self::max_len), at most that body's
     /// rest and at most `bulk_len` (the buffer grows toward it as reads fill
     /// it), so the read holds nothing past the body; otherwise the usual
-    /// space, the buffer shrinking back after a run of such reads.
+    /// space, the buffer shrinking back after a run of such reads. Empty
+    /// while the buffer [`is_empty`](Self::is_empty).
     pub fn space_for_body(&mut self, body_remaining: u64, bulk_len: usize) -> &mut [u8] {
         let bulk = body_remaining > self.max_len as u64 && bulk_len > self.max_len;
         if bulk {
@@ -92,6 +144,16 @@ impl ReadBuffer {
     }
 
     fn grow_after(&mut self, len: usize, limit: usize) {
+        if len >= Self::FIRST_READ_LEN {
+            self.busy = true;
+        }
+        if self.buffer.is_empty() {
+            // A read on the stack: one that came back full makes the buffer.
+            if len >= Self::FIRST_READ_LEN {
+                self.buffer = vec![0; INITIAL_LEN.min(self.max_len)];
+            }
+            return;
+        }
         if len == self.buffer.len() && self.buffer.len() < limit {
             let grown = self.buffer.len().saturating_mul(GROWTH_FACTOR).min(limit);
             self.buffer.resize(grown, 0);
@@ -108,7 +170,13 @@ impl ReadBuffer {
         self.buffer.len()
     }
 
-    /// Whether the buffer has no room at all (never: it holds at least one byte).
+    /// Whether the buffer holds no memory: one made
+    /// [`on_demand`](Self::on_demand) before a read needed it or after it was
+    /// given back (the caller reads into
+    /// [`FIRST_READ_LEN`](Self::FIRST_READ_LEN) bytes of its own then, and
+    /// reports the read with [`record_read`](Self::record_read) or
+    /// [`record_body_read`](Self::record_body_read) as usual). A buffer made
+    /// with [`new`](Self::new) never is.
     pub fn is_empty(&self) -> bool {
         self.buffer.is_empty()
     }
@@ -132,6 +200,45 @@ mod tests {
         assert_eq!(buffer.len(), 256 * 1024);
         assert_eq!(ReadBuffer::new(1000).len(), 1000);
         assert_eq!(ReadBuffer::new(0).len(), 1);
+    }
+
+    #[test]
+    fn on_demand_holds_nothing_until_a_stack_read_fills_and_gives_back_when_quiet() {
+        const FIRST: usize = ReadBuffer::FIRST_READ_LEN;
+        let mut buffer = ReadBuffer::on_demand(256 * 1024);
+        assert!(buffer.is_empty());
+        assert_eq!(buffer.len(), 0);
+        // Reads that fit on the stack make no buffer, whatever comes after.
+        buffer.record_read(FIRST - 1);
+        assert!(buffer.is_empty());
+        buffer.quiet();
+        assert!(buffer.is_empty());
+        // A stack read that came back full makes one, which grows as usual.
+        buffer.record_read(FIRST);
+        assert_eq!(buffer.len(), 16 * 1024);
+        buffer.record_read(16 * 1024);
+        assert_eq!(buffer.len(), 64 * 1024);
+        // Busy since the last quiet moment: kept, so a busy connection does
+        // not allocate for every burst.
+        buffer.quiet();
+        assert_eq!(buffer.len(), 64 * 1024);
+        buffer.record_read(FIRST);
+        buffer.quiet();
+        assert_eq!(buffer.len(), 64 * 1024);
+        // A run of small reads, then a read that would block: given back.
+        buffer.record_read(10);
+        buffer.quiet();
+        assert!(buffer.is_empty());
+        // No read at all between two quiet moments: nothing to give back.
+        buffer.quiet();
+        assert!(buffer.is_empty());
+        // `space` makes one for a caller that reads no stack first.
+        assert_eq!(buffer.space().len(), 16 * 1024);
+        // A buffer made with `new` is never given back.
+        let mut kept = ReadBuffer::new(256 * 1024);
+        kept.record_read(10);
+        kept.quiet();
+        assert_eq!(kept.len(), 16 * 1024);
     }
 
     #[test]

@@ -41,74 +41,86 @@ use crate::{ReadBuffer, ShutdownHandle};
 /// [`take_unsent`](tej_core::Sender::take_unsent) gives them back), and
 /// the stream is dropped without a shutdown. To end a connection, trigger
 /// `shutdown` or close a `Sender` and let this return.
-pub async fn run_session<R, S, H>(
+pub fn run_session<R, S, H>(
     stream: S,
     session: Session<H>,
     shutdown: ShutdownHandle,
-) -> DisconnectReason
+) -> impl Future<Output = DisconnectReason>
 where
     R: Runtime + PollIo<S>,
     H: Handler,
 {
-    run_observed::<R, S, H>(stream, session, shutdown, None).await
+    // Not an async fn, which would keep the session once more beside
+    // `run_observed`'s future.
+    run_observed::<R, S, H>(stream, session, shutdown, None)
 }
 
 /// [`run_session`], telling `observer` of the session's traffic as it
 /// moves and of its end.
-pub(crate) async fn run_observed<R, S, H>(
-    stream: S,
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn would keep the session twice in its future"
+)]
+pub(crate) fn run_observed<'a, R, S, H>(
+    mut stream: S,
     mut session: Session<H>,
     shutdown: ShutdownHandle,
-    observer: Option<&dyn Observer>,
-) -> DisconnectReason
+    observer: Option<&'a dyn Observer>,
+) -> impl Future<Output = DisconnectReason> + use<'a, R, S, H>
 where
     R: Runtime + PollIo<S>,
     H: Handler,
 {
-    let mut traffic = TrafficReport::default();
-    let mut stream = stream;
-    let mut drive = Drive::new();
-    let mut buffer = ReadBuffer::new(session.config().read_buffer_len);
-    let origin = Instant::now();
-    let mut timer = R::sleep();
-    let mut shutdown = shutdown.wait();
-    let mut shutdown_seen = false;
-    poll_fn(|cx| {
-        if !shutdown_seen && Pin::new(&mut shutdown).poll(cx).is_ready() {
-            shutdown_seen = true;
-            session.shutdown();
-        }
-        // The transport borrows the context; the session registers this.
-        let waker = cx.waker().clone();
-        let mut io = Io::<R, S> {
-            stream: &mut stream,
-            timer: &mut timer,
-            origin,
-            cx,
-            runtime: PhantomData,
-        };
-        let now = || origin.elapsed();
-        let polled = if session.does_file_io() {
-            R::run_blocking(|| drive.poll(&mut session, &mut io, &mut buffer, &waker, now))
-        } else {
-            drive.poll(&mut session, &mut io, &mut buffer, &waker, now)
-        };
+    // An `async move` block over the arguments, not an `async fn`: an async
+    // fn keeps its arguments beside the locals they are moved into, and the
+    // session would take its room twice in every connection's task.
+    async move {
+        let mut traffic = TrafficReport::default();
+        let mut drive = Drive::new();
+        // Made on the first read that needs it, given back when the connection
+        // goes quiet: an idle connection holds none.
+        let mut buffer = ReadBuffer::on_demand(session.config().read_buffer_len);
+        let origin = Instant::now();
+        let mut timer = R::sleep();
+        let mut shutdown = shutdown.wait();
+        let mut shutdown_seen = false;
+        poll_fn(|cx| {
+            if !shutdown_seen && Pin::new(&mut shutdown).poll(cx).is_ready() {
+                shutdown_seen = true;
+                session.shutdown();
+            }
+            // The transport borrows the context; the session registers this.
+            let waker = cx.waker().clone();
+            let mut io = Io::<R, S> {
+                stream: &mut stream,
+                timer: &mut timer,
+                origin,
+                cx,
+                runtime: PhantomData,
+            };
+            let now = || origin.elapsed();
+            let polled = if session.does_file_io() {
+                R::run_blocking(|| drive.poll(&mut session, &mut io, &mut buffer, &waker, now))
+            } else {
+                drive.poll(&mut session, &mut io, &mut buffer, &waker, now)
+            };
+            traffic.report(session.traffic(), session.info(), observer);
+            polled
+        })
+        .await;
+        // The drive ends once the session has closed: it has its reason.
+        let reason = session
+            .disconnect_reason()
+            .cloned()
+            .unwrap_or(DisconnectReason::Dropped);
+        // Whatever moved in the last step, then the end.
         traffic.report(session.traffic(), session.info(), observer);
-        polled
-    })
-    .await;
-    // The drive ends once the session has closed: it has its reason.
-    let reason = session
-        .disconnect_reason()
-        .cloned()
-        .unwrap_or(DisconnectReason::Dropped);
-    // Whatever moved in the last step, then the end.
-    traffic.report(session.traffic(), session.info(), observer);
-    tracing::info!(%reason, "disconnected");
-    if let Some(observer) = observer {
-        observer.disconnected(session.info(), &reason);
+        tracing::info!(%reason, "disconnected");
+        if let Some(observer) = observer {
+            observer.disconnected(session.info(), &reason);
+        }
+        reason
     }
-    reason
 }
 
 /// A stream and a timer of runtime `R` as the drive's [`Transport`] and
