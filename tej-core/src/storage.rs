@@ -97,7 +97,10 @@ pub trait FileSource: Send + Sync + fmt::Debug {
         self.len() == 0
     }
 
-    /// Opens the body for reading from its start.
+    /// Opens the body for reading from its start. Called on the thread
+    /// that queues the frame (an async runtime's, for `Sender::send`):
+    /// it should not block, so a source on disk opens its file when it is
+    /// named, as `tej_net::file` does, and hands out readers here.
     ///
     /// # Errors
     ///

@@ -134,6 +134,38 @@ fn the_files_of_a_frame_cut_short_are_removed_from_the_directory() {
     );
 }
 
+/// Queueing a named file opens nothing (an async runtime's thread does not
+/// block on it): it was opened when named, and is sent from that handle
+/// even once its path is gone.
+#[cfg(unix)]
+#[test]
+fn a_file_is_opened_when_named_not_when_sent() {
+    let scratch = tempfile::tempdir().unwrap();
+    let source = scratch.path().join("named.bin");
+    let content: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(&source, &content).unwrap();
+    let file = tej_net::file::from_path("named.bin", &source).unwrap();
+    std::fs::remove_file(&source).unwrap();
+
+    let mut client = Session::new(Spooler::default(), SessionConfig::default());
+    client.start(Duration::ZERO);
+    let mut server = spooler(&scratch.path().join("received"));
+    // The same file twice in one frame: each send reads from its own start.
+    let frame = FrameBuilder::new(Status::DEFAULT)
+        .add_file(file.clone())
+        .add_file(file)
+        .build();
+    client.sender().try_send(frame).unwrap();
+    client.poll_queue(&noop_waker());
+    transfer(&mut client, &mut server);
+
+    let received = &server.handler().frames[0];
+    assert_eq!(received.files.len(), 2);
+    for file in &received.files {
+        assert_eq!(std::fs::read(file.path().unwrap()).unwrap(), content);
+    }
+}
+
 #[test]
 fn a_file_truncated_after_it_was_queued_ends_the_connection() {
     let scratch = tempfile::tempdir().unwrap();
