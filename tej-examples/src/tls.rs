@@ -147,8 +147,7 @@ pub fn server_config(
             .context("client certificate verifier")?;
             builder.with_client_cert_verifier(Arc::new(PinnedClients {
                 inner,
-                pins,
-                provider: provider(),
+                pins: Pins::new(pins),
             }))
         }
         None => builder.with_no_client_auth(),
@@ -213,8 +212,7 @@ pub fn client_config(
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(PinnedServers {
             inner,
-            pins,
-            provider: provider(),
+            pins: Pins::new(pins),
         }));
     let config = match identity {
         Some((cert, key)) => {
@@ -260,21 +258,50 @@ fn check_pinned(certificate: &CertificateDer<'_>, now: UnixTime) -> Result<(), r
     Ok(())
 }
 
-/// The TLS 1.3 handshake signature of a pinned certificate, checked with
-/// its public key alone: webpki cannot parse an X.509 v1 certificate.
-fn pinned_tls13_signature(
-    message: &[u8],
-    certificate: &CertificateDer<'_>,
-    dss: &DigitallySignedStruct,
-    provider: &CryptoProvider,
-) -> Result<HandshakeSignatureValid, rustls::Error> {
-    let summary = x509::summary(certificate).map_err(|_| CertificateError::BadEncoding)?;
-    verify_tls13_signature_with_raw_key(
-        message,
-        &SubjectPublicKeyInfoDer::from(summary.spki),
-        dss,
-        &provider.signature_verification_algorithms,
-    )
+/// Certificates trusted as they are, whatever their chain, CA flag or
+/// version: what both verifiers below pin.
+#[derive(Debug)]
+struct Pins {
+    certificates: Vec<CertificateDer<'static>>,
+    provider: Arc<CryptoProvider>,
+}
+
+impl Pins {
+    fn new(certificates: Vec<CertificateDer<'static>>) -> Pins {
+        Pins {
+            certificates,
+            provider: provider(),
+        }
+    }
+
+    /// Whether `certificate` is exactly one of the pinned ones.
+    fn holds(&self, certificate: &CertificateDer<'_>) -> bool {
+        self.certificates
+            .iter()
+            .any(|pin| pin.as_ref() == certificate.as_ref())
+    }
+
+    /// The TLS 1.3 handshake signature: a pinned certificate's checked with
+    /// its public key alone (webpki cannot parse an X.509 v1 certificate),
+    /// any other by `otherwise`.
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        certificate: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+        otherwise: impl FnOnce() -> Result<HandshakeSignatureValid, rustls::Error>,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        if !self.holds(certificate) {
+            return otherwise();
+        }
+        let summary = x509::summary(certificate).map_err(|_| CertificateError::BadEncoding)?;
+        verify_tls13_signature_with_raw_key(
+            message,
+            &SubjectPublicKeyInfoDer::from(summary.spki),
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
 }
 
 /// The webpki verifier of servers' certificates, but a certificate that is
@@ -282,8 +309,7 @@ fn pinned_tls13_signature(
 #[derive(Debug)]
 struct PinnedServers {
     inner: Arc<WebPkiServerVerifier>,
-    pins: Vec<CertificateDer<'static>>,
-    provider: Arc<CryptoProvider>,
+    pins: Pins,
 }
 
 impl ServerCertVerifier for PinnedServers {
@@ -295,11 +321,7 @@ impl ServerCertVerifier for PinnedServers {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        if self
-            .pins
-            .iter()
-            .any(|pin| pin.as_ref() == end_entity.as_ref())
-        {
+        if self.pins.holds(end_entity) {
             check_pinned(end_entity, now)?;
             return Ok(ServerCertVerified::assertion());
         }
@@ -322,10 +344,9 @@ impl ServerCertVerifier for PinnedServers {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        if self.pins.iter().any(|pin| pin.as_ref() == cert.as_ref()) {
-            return pinned_tls13_signature(message, cert, dss, &self.provider);
-        }
-        self.inner.verify_tls13_signature(message, cert, dss)
+        self.pins.verify_tls13_signature(message, cert, dss, || {
+            self.inner.verify_tls13_signature(message, cert, dss)
+        })
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -339,8 +360,7 @@ impl ServerCertVerifier for PinnedServers {
 #[derive(Debug)]
 struct PinnedClients {
     inner: Arc<dyn ClientCertVerifier>,
-    pins: Vec<CertificateDer<'static>>,
-    provider: Arc<CryptoProvider>,
+    pins: Pins,
 }
 
 impl ClientCertVerifier for PinnedClients {
@@ -362,11 +382,7 @@ impl ClientCertVerifier for PinnedClients {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        let verified = if self
-            .pins
-            .iter()
-            .any(|pin| pin.as_ref() == end_entity.as_ref())
-        {
+        let verified = if self.pins.holds(end_entity) {
             check_pinned(end_entity, now).map(|()| ClientCertVerified::assertion())
         } else {
             self.inner
@@ -393,10 +409,9 @@ impl ClientCertVerifier for PinnedClients {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        if self.pins.iter().any(|pin| pin.as_ref() == cert.as_ref()) {
-            return pinned_tls13_signature(message, cert, dss, &self.provider);
-        }
-        self.inner.verify_tls13_signature(message, cert, dss)
+        self.pins.verify_tls13_signature(message, cert, dss, || {
+            self.inner.verify_tls13_signature(message, cert, dss)
+        })
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
