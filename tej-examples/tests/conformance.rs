@@ -18,7 +18,7 @@ use tej_test_support::matrix::{
     client_tls, client_tls_with, connect, raw, serve, serve_with, try_connect, Net, Options, Setup,
     TestServer,
 };
-use tej_test_support::peer::{pattern, text, Peer, Raw};
+use tej_test_support::peer::{pattern, sample_frames, text, Peer, Raw};
 use tej_test_support::recorder::{hex_sha256, FrameSummary, Record, Recorder, Seen};
 use tej_test_support::{proxy, tls as certs};
 
@@ -43,28 +43,6 @@ fn numbered(prefix: &str, i: usize) -> Frame {
         .file(format!("{prefix}-{i}.bin"), vec![i as u8; i * 37 % 5000])
         .message(format!("{prefix}-{i}"))
         .build()
-}
-
-/// Frames with files of every size class (none, empty, small, several
-/// MiB, odd), each byte depending on its place.
-fn sample_frames() -> Vec<Frame> {
-    vec![
-        Frame::message("just a message"),
-        FrameBuilder::new(Status::DEFAULT)
-            .file("empty.bin", Vec::new())
-            .file("small.txt", &b"hello world\n"[..])
-            .message("two files")
-            .build(),
-        FrameBuilder::new(Status::DEFAULT)
-            .file("big.bin", pattern(3 << 20, 7))
-            .file("odd.bin", pattern(65_537, 200))
-            .file("é.txt", pattern(1_000_003, 9))
-            .message("large")
-            .build(),
-        FrameBuilder::new(Status::DEFAULT)
-            .file("last.bin", pattern(1000, 1))
-            .build(),
-    ]
 }
 
 fn texts(record: &Record) -> Vec<String> {

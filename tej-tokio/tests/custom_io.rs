@@ -7,35 +7,12 @@
 use std::io;
 use std::net::SocketAddr;
 
-use tej_test_support::peer::{eventually, pattern, within};
+use tej_test_support::peer::{eventually, sample_frames, within};
 use tej_test_support::recorder::{FrameSummary, Record, Recorder, Seen};
 use tej_tokio::tej_core::Session;
-use tej_tokio::{
-    run_session, Acceptor, Client, Frame, FrameBuilder, Listener, Server, SessionConfig,
-    ShutdownHandle, Status,
-};
+use tej_tokio::{run_session, Acceptor, Client, Listener, Server, SessionConfig, ShutdownHandle};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream};
 use tokio::sync::mpsc;
-
-/// Frames with files of every size class.
-fn sample_frames() -> Vec<Frame> {
-    vec![
-        Frame::message("just a message"),
-        FrameBuilder::new(Status::DEFAULT)
-            .file("empty.bin", Vec::new())
-            .file("small.txt", &b"hello world\n"[..])
-            .message("two files")
-            .build(),
-        FrameBuilder::new(Status::DEFAULT)
-            .file("big.bin", pattern(3 << 20, 7))
-            .file("odd.bin", pattern(65_537, 200))
-            .message("large")
-            .build(),
-        FrameBuilder::new(Status::DEFAULT)
-            .file("last.bin", pattern(1000, 1))
-            .build(),
-    ]
-}
 
 /// Sends the sample frames, waits for them all to come back, and checks
 /// that both sides saw exactly them, byte for byte.

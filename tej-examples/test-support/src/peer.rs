@@ -8,7 +8,7 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use tej_core::{Assembler, Frame, Limits};
+use tej_core::{Assembler, Frame, FrameBuilder, Limits, Status};
 
 /// How long any one wait in a test may take before it fails.
 pub const PATIENCE: Duration = Duration::from_secs(20);
@@ -43,6 +43,28 @@ pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
 /// The message of a frame as text ("" for none).
 pub fn text(frame: &Frame) -> String {
     String::from_utf8_lossy(frame.message.as_deref().unwrap_or_default()).into_owned()
+}
+
+/// Frames with files of every size class (none, empty, small, several
+/// MiB, odd), each byte depending on its place.
+pub fn sample_frames() -> Vec<Frame> {
+    vec![
+        Frame::message("just a message"),
+        FrameBuilder::new(Status::DEFAULT)
+            .file("empty.bin", Vec::new())
+            .file("small.txt", &b"hello world\n"[..])
+            .message("two files")
+            .build(),
+        FrameBuilder::new(Status::DEFAULT)
+            .file("big.bin", pattern(3 << 20, 7))
+            .file("odd.bin", pattern(65_537, 200))
+            .file("é.txt", pattern(1_000_003, 9))
+            .message("large")
+            .build(),
+        FrameBuilder::new(Status::DEFAULT)
+            .file("last.bin", pattern(1000, 1))
+            .build(),
+    ]
 }
 
 /// Deterministic pseudo-random bytes (xorshift), to check large payloads.
