@@ -6,7 +6,9 @@
 //!   as a connection's driver does;
 //! - `buffered_sender_to_wire`: the same through a `BufferedSender`;
 //! - `wire_to_handler`: encoded frames handed to `Session::handle_input` in
-//!   64 KiB reads, each delivered to a handler as a `Frame`.
+//!   64 KiB reads, each delivered to a handler as a `Frame`;
+//! - `shared_wire_to_handler`: the same reads as `Bytes` to
+//!   `Session::handle_bytes`, messages handed out as slices of them.
 //!
 //! Run with `cargo bench -p tej-core --bench session`.
 
@@ -108,6 +110,23 @@ fn small_frames(c: &mut Criterion) {
                 if take == 0 && used == 0 {
                     break;
                 }
+            }
+            assert_eq!(receiver.handler().0 - before, 64 * FRAMES as u64);
+        })
+    });
+
+    // The same wire as shared buffers, as `tej_net`'s drive hands them:
+    // messages are slices of the input, not copies.
+    let shared = bytes::Bytes::from(wire);
+    group.bench_function("shared_wire_to_handler", |b| {
+        b.iter(|| {
+            let before = receiver.handler().0;
+            let mut offset = 0;
+            while offset < shared.len() {
+                let read = shared.slice(offset..(offset + READ_LEN).min(shared.len()));
+                let used = receiver.handle_bytes(&read, Duration::ZERO);
+                assert_eq!(used, read.len());
+                offset += used;
             }
             assert_eq!(receiver.handler().0 - before, 64 * FRAMES as u64);
         })

@@ -48,6 +48,19 @@ pub trait FileSink: Send {
     /// [`DisconnectReason::Storage`](crate::DisconnectReason::Storage).
     fn write(&mut self, data: &[u8]) -> Result<(), StorageError>;
 
+    /// As [`write`](Self::write), when the bytes are in a shared buffer
+    /// (the session was given its input as [`Bytes`](bytes::Bytes):
+    /// `Session::handle_bytes`): a sink that keeps them in memory can keep
+    /// this slice of the read buffer instead of a copy. The default writes
+    /// them.
+    ///
+    /// # Errors
+    ///
+    /// As [`write`](Self::write).
+    fn write_bytes(&mut self, data: bytes::Bytes) -> Result<(), StorageError> {
+        self.write(&data)
+    }
+
     /// The body is complete: flush it and say what the frame reports for
     /// it (its [`FileBody`]).
     ///

@@ -18,9 +18,15 @@ mod common;
 use std::alloc::System;
 use std::sync::{Mutex, MutexGuard};
 
+use std::time::Duration;
+
+use bytes::Bytes;
 use common::Rng;
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
-use tej_core::{Assembler, DecodeError, Frame, FrameBuilder, LimitKind, Limits, Status};
+use tej_core::{
+    Assembler, Connection, DecodeError, Frame, FrameBuilder, Handler, LimitKind, Limits, Session,
+    SessionConfig, Status,
+};
 
 #[global_allocator]
 static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
@@ -348,5 +354,111 @@ fn messages_arriving_in_pieces_share_receive_chunks() {
     assert!(
         allocations < 250,
         "{allocations} allocations for 1,000 messages"
+    );
+}
+
+/// Counts the frames it is given and where their messages and files are:
+/// how many lie within `within` (the input's address range).
+struct Where {
+    within: std::ops::Range<usize>,
+    frames: usize,
+    inside: usize,
+}
+
+impl Where {
+    fn new(input: &[u8]) -> Where {
+        let start = input.as_ptr() as usize;
+        Where {
+            within: start..start + input.len(),
+            frames: 0,
+            inside: 0,
+        }
+    }
+
+    fn is_inside(&self, data: &[u8]) -> bool {
+        let start = data.as_ptr() as usize;
+        self.within.contains(&start) && start + data.len() <= self.within.end
+    }
+}
+
+impl Handler for Where {
+    fn received(&mut self, _conn: &mut Connection<'_>, frame: Frame) {
+        self.frames += 1;
+        let mut parts = frame.files.iter().filter_map(|file| file.data());
+        if let Some(message) = &frame.message {
+            if self.is_inside(message) && parts.all(|data| self.is_inside(data)) {
+                self.inside += 1;
+            }
+        }
+    }
+}
+
+/// What handing a stream to a session did.
+struct Received {
+    frames: usize,
+    /// Frames whose message and in-memory files are slices of the input.
+    inside: usize,
+    used: usize,
+    allocations: usize,
+}
+
+/// Hands `stream` to a new session in one piece, shared or not, counting
+/// the allocations made meanwhile.
+fn session_fed(stream: &Bytes, shared: bool) -> Received {
+    let mut session = Session::new(Where::new(stream), SessionConfig::default());
+    session.start(Duration::ZERO);
+    let region = Region::new(GLOBAL);
+    let used = if shared {
+        session.handle_bytes(stream, Duration::ZERO)
+    } else {
+        session.handle_input(stream, Duration::ZERO)
+    };
+    let allocations = region.change().allocations;
+    Received {
+        frames: session.handler().frames,
+        inside: session.handler().inside,
+        used,
+        allocations,
+    }
+}
+
+#[test]
+fn small_frames_from_a_shared_buffer_are_slices_of_it() {
+    // 10,000 frames of 64-byte messages in one shared buffer: every message
+    // is a slice of it, and receiving them allocates nothing per frame.
+    let _serial = serial();
+    let one = Frame::message(vec![b'm'; 64]).encode_to_vec().unwrap();
+    let stream = Bytes::from(one.repeat(10_000));
+    let seen = session_fed(&stream, true);
+    assert_eq!(seen.used, stream.len());
+    assert_eq!(seen.frames, 10_000);
+    assert_eq!(seen.inside, 10_000, "messages copied out of the input");
+    // The same wire as a plain slice: each message copied out.
+    assert_eq!(session_fed(&stream, false).inside, 0);
+    // A few, once (the buffer made shareable), none per frame.
+    let allocations = seen.allocations;
+    assert!(
+        allocations <= 8,
+        "{allocations} allocations for 10,000 frames"
+    );
+
+    // Frames with small files in memory and a message: the files' bodies
+    // are slices too (only their names and file lists are allocated).
+    let one = FrameBuilder::new(Status::DEFAULT)
+        .file("a", vec![1u8; 100])
+        .file("b", vec![2u8; 3000])
+        .message("done")
+        .build()
+        .encode_to_vec()
+        .unwrap();
+    let stream = Bytes::from(one.repeat(1_000));
+    let seen = session_fed(&stream, true);
+    assert_eq!(seen.used, stream.len());
+    assert_eq!(seen.frames, 1_000);
+    assert_eq!(seen.inside, 1_000, "bodies copied out of the input");
+    let allocations = seen.allocations;
+    assert!(
+        allocations <= 4 * 1_000,
+        "{allocations} allocations for 1,000 frames"
     );
 }

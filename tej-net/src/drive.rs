@@ -30,6 +30,7 @@ use std::io::{self, IoSlice};
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
+use bytes::{Buf, Bytes};
 use tej_core::{Handler, Session};
 
 use crate::ReadBuffer;
@@ -154,14 +155,15 @@ enum Closing {
 /// whether the stream needs a flush, and the stream's close.
 ///
 /// The bytes a session leaves (it stopped at a frame boundary because its
-/// outbox was over the high-water mark) are kept here, at most one read's
-/// worth ([`read_buffer_len`](tej_core::SessionConfig::read_buffer_len)), and
+/// outbox was over the high-water mark) are kept here as a slice of the read,
+/// at most one read's worth
+/// ([`read_buffer_len`](tej_core::SessionConfig::read_buffer_len)), and
 /// offered again before the stream is read once the session
 /// [`wants_read`](Session::wants_read) again.
 #[derive(Debug)]
 pub struct Drive {
     /// Input read but not yet taken by the session.
-    unconsumed: Vec<u8>,
+    unconsumed: Bytes,
     /// Bytes were written since the stream was last flushed.
     unflushed: bool,
     /// A read or write failed: the stream is not closed gracefully.
@@ -184,7 +186,7 @@ impl Drive {
     /// The drive state of a new connection.
     pub fn new() -> Drive {
         Drive {
-            unconsumed: Vec::new(),
+            unconsumed: Bytes::new(),
             unflushed: false,
             failed: false,
             closing: Closing::No,
@@ -243,7 +245,7 @@ impl Drive {
     ///
     /// Starts the session on the first call. `buffer` is what the stream
     /// is read into: a connection's own, or one shared by every connection
-    /// of a thread (what the session does not take is copied out).
+    /// of a thread (what the session does not take is kept as a slice of it).
     pub fn step<H: Handler, T: Transport + ?Sized>(
         &mut self,
         session: &mut Session<H>,
@@ -254,12 +256,20 @@ impl Drive {
     ) -> Step {
         let now = now.max(self.fired);
         session.start(now);
+        // Whether the caller runs this step where blocking file I/O may run
+        // (`Runtime::run_blocking` asks the same question before the step).
+        let file_io = session.does_file_io();
         for _ in 0..MAX_ROUNDS_PER_STEP {
             if session.is_closed() {
                 return self.close(session, transport, buffer, now);
             }
             session.poll_queue(waker);
             session.poll_room(waker, now);
+            if !file_io && session.does_file_io() {
+                // A file to store or to send from disk is next: a step of
+                // its own, which the caller can move off its async threads.
+                return Step::Yield;
+            }
             let mut progress = false;
             if session.wants_write() {
                 progress |= self.write(session, transport, now);
@@ -363,14 +373,14 @@ impl Drive {
         now: Duration,
     ) -> bool {
         if !self.unconsumed.is_empty() {
-            let used = session.handle_input(&self.unconsumed, now);
+            let used = session.handle_bytes(&self.unconsumed, now);
             if used == self.unconsumed.len() || !session.is_open() {
                 // Drained (or closing, when the rest is not for the session):
                 // an idle connection keeps no buffer.
-                self.unconsumed = Vec::new();
+                self.unconsumed = Bytes::new();
                 return true;
             }
-            self.unconsumed.drain(..used);
+            self.unconsumed.advance(used);
             // Nothing taken: the session waits for room, not for this step.
             return used > 0;
         }
@@ -380,25 +390,48 @@ impl Drive {
         let bulk_len = session.config().bulk_read_len;
         // A connection without a buffer (idle, or chatty in small pieces)
         // reads on the stack first; the buffer is made once a read fills it.
-        let mut first;
-        let space = if buffer.is_empty() {
-            first = [0u8; ReadBuffer::FIRST_READ_LEN];
-            &mut first[..]
-        } else {
-            buffer.space_for_body(body, bulk_len)
-        };
-        match transport.read(space) {
-            Ok(0) => {
-                session.handle_eof(now);
-                true
+        if buffer.is_empty() {
+            // A connection without a buffer (idle, or chatty in small
+            // pieces) reads on the stack; the buffer is made once a read fills it.
+            let mut first = [0u8; ReadBuffer::FIRST_READ_LEN];
+            let read = match transport.read(&mut first) {
+                Ok(read) if read > 0 => read,
+                other => return self.read_ended(session, buffer, other, now),
+            };
+            let input = &first[..read];
+            let used = session.handle_input(input, now);
+            if used < read && session.is_open() {
+                self.unconsumed = Bytes::copy_from_slice(&input[used..]);
             }
-            Ok(read) => {
-                let input = &space[..read];
-                let used = session.handle_input(input, now);
-                if used < input.len() && session.is_open() {
-                    self.unconsumed.extend_from_slice(&input[used..]);
-                }
-                buffer.record_body_read(read, body, bulk_len);
+            buffer.record_body_read(read, body, bulk_len);
+            return true;
+        }
+        let read = match transport.read(buffer.space_for_body(body, bulk_len)) {
+            Ok(read) if read > 0 => read,
+            other => return self.read_ended(session, buffer, other, now),
+        };
+        // Taken out of the buffer, so that messages can be slices of it.
+        let input = buffer.take(read);
+        let used = session.handle_bytes(&input, now);
+        if used < read && session.is_open() {
+            self.unconsumed = input.slice(used..);
+        }
+        buffer.record_body_read(read, body, bulk_len);
+        true
+    }
+
+    /// A read that brought nothing: the end of the stream, or an error
+    /// (would block included); true if anything happened.
+    fn read_ended<H: Handler>(
+        &mut self,
+        session: &mut Session<H>,
+        buffer: &mut ReadBuffer,
+        result: io::Result<usize>,
+        now: Duration,
+    ) -> bool {
+        match result {
+            Ok(_) => {
+                session.handle_eof(now);
                 true
             }
             Err(error) => {
@@ -473,7 +506,7 @@ impl Drive {
         buffer: &mut ReadBuffer,
         now: Duration,
     ) -> Step {
-        self.unconsumed = Vec::new();
+        self.unconsumed = Bytes::new();
         let deadline = match self.closing {
             Closing::Done => return Step::Done,
             Closing::No if self.failed => {

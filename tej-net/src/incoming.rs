@@ -46,14 +46,18 @@ enum Item {
 }
 
 impl Item {
-    /// Bytes of the peer's this item holds.
+    /// What this item costs against the consumer's buffer: its own size
+    /// (so that frames without a message count too) and the bytes of the
+    /// peer's it holds.
     fn held(&self) -> usize {
-        match self {
+        let bytes = match self {
             Item::Whole(frame) => frame.message.as_ref().map_or(0, Bytes::len),
+            Item::File { name, .. } => name.len(),
             Item::Data(data) => data.len(),
             Item::End(message) => message.as_ref().map_or(0, Bytes::len),
-            Item::Start { .. } | Item::File { .. } | Item::FileEnd | Item::Cut => 0,
-        }
+            Item::Start { .. } | Item::FileEnd | Item::Cut => 0,
+        };
+        std::mem::size_of::<Item>() + bytes
     }
 }
 
@@ -102,12 +106,9 @@ impl State {
 
     fn pop(&mut self) -> Option<Item> {
         let item = self.items.pop_front()?;
-        let held = item.held();
-        if held > 0 {
-            self.held -= held;
-            if let Some(waker) = self.session.take() {
-                waker.wake();
-            }
+        self.held -= item.held();
+        if let Some(waker) = self.session.take() {
+            waker.wake();
         }
         Some(item)
     }
@@ -297,13 +298,26 @@ struct QueueSink {
     len: u64,
 }
 
-impl FileSink for QueueSink {
-    fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
-        self.len += data.len() as u64;
+impl QueueSink {
+    /// Queues `len` bytes of the file unless the consumer skips them.
+    fn queue(&mut self, len: usize, data: impl FnOnce() -> Bytes) {
+        self.len += len as u64;
         let mut state = lock(&self.shared);
         if !state.skip_file && !state.skip_frame {
-            state.push(Item::Data(Bytes::copy_from_slice(data)));
+            state.push(Item::Data(data()));
         }
+    }
+}
+
+impl FileSink for QueueSink {
+    fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
+        self.queue(data.len(), || Bytes::copy_from_slice(data));
+        Ok(())
+    }
+
+    /// Queues the slice of the read buffer as it is: no copy.
+    fn write_bytes(&mut self, data: Bytes) -> Result<(), StorageError> {
+        self.queue(data.len(), || data);
         Ok(())
     }
 
@@ -836,8 +850,9 @@ mod tests {
         }
     }
 
-    /// Feeds `wire` to `session` in `splits`, waiting for room when it has none.
-    fn feed<H: Handler>(session: &mut Session<H>, wire: &[u8], splits: &[usize]) {
+    /// Feeds `wire` to `session` in `splits` (as shared buffers or not),
+    /// waiting for room when it has none.
+    fn feed<H: Handler>(session: &mut Session<H>, wire: &[u8], splits: &[usize], shared: bool) {
         let waker = Waker::from(Arc::new(Unpark(thread::current())));
         session.start(Duration::ZERO);
         let mut offset = 0;
@@ -849,7 +864,11 @@ mod tests {
                 continue;
             }
             let end = (offset + cuts.next().copied().unwrap_or(1).max(1)).min(wire.len());
-            offset += session.handle_input(&wire[offset..end], Duration::ZERO);
+            offset += if shared {
+                session.handle_bytes(&Bytes::copy_from_slice(&wire[offset..end]), Duration::ZERO)
+            } else {
+                session.handle_input(&wire[offset..end], Duration::ZERO)
+            };
         }
         session.handle_eof(Duration::ZERO);
     }
@@ -911,6 +930,7 @@ mod tests {
             frames in proptest::collection::vec(frame_strategy(), 1..6),
             splits in proptest::collection::vec(1usize..5000, 1..8),
             buffer in 1usize..4096,
+            shared in any::<bool>(),
         ) {
             let mut wire = Vec::new();
             for frame in &frames {
@@ -919,14 +939,14 @@ mod tests {
 
             let (kept, through_handler) = mpsc::channel();
             let mut session = Session::new(Keep(kept), SessionConfig::default());
-            feed(&mut session, &wire, &splits);
+            feed(&mut session, &wire, &splits, shared);
             drop(session);
             let by_handler: Vec<_> = through_handler.iter().map(|frame| parts(&frame)).collect();
 
             let (handler, incoming) = channel(buffer);
             let consumer = thread::spawn(move || block_on(collect(incoming)));
             let mut session = Session::new(handler, SessionConfig::default());
-            feed(&mut session, &wire, &splits);
+            feed(&mut session, &wire, &splits, shared);
             drop(session);
             let by_stream: Vec<_> = consumer.join().expect("the consumer").iter().map(parts).collect();
 
@@ -934,5 +954,30 @@ mod tests {
             prop_assert_eq!(&by_handler, &sent);
             prop_assert_eq!(&by_stream, &sent);
         }
+    }
+
+    #[test]
+    fn frames_without_a_message_count_against_the_buffer() {
+        let frame = Frame::new(Status::new(1).expect("a status"));
+        let one = frame.encode_to_vec().expect("encodable");
+        let wire: Vec<u8> = one
+            .iter()
+            .copied()
+            .cycle()
+            .take(one.len() * 10_000)
+            .collect();
+        let (handler, incoming) = channel(4096);
+        let mut session = Session::new(handler, SessionConfig::default());
+        session.start(Duration::ZERO);
+        session.poll_room(Waker::noop(), Duration::ZERO);
+        let used = session.handle_input(&wire, Duration::ZERO);
+        let queued = lock(&incoming.shared).items.len();
+        // Without a consumer, the session stops once the buffer is spent.
+        assert!(used < wire.len(), "took all {used} bytes");
+        assert!(
+            queued <= 4096 / std::mem::size_of::<Item>() + 1,
+            "{queued} frames queued"
+        );
+        assert_eq!(used, queued * one.len());
     }
 }

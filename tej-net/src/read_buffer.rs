@@ -4,6 +4,8 @@
 //! allocated on demand: none until a read needs more than a small stack
 //! buffer, and given back when the connection goes quiet.
 
+use bytes::{Bytes, BytesMut};
+
 /// Where a read buffer starts: an idle connection costs no more than this.
 const INITIAL_LEN: usize = 16 * 1024;
 /// How much a buffer grows when a read fills it.
@@ -21,6 +23,14 @@ const SHRINK_AFTER: u32 = 16;
 /// [`SessionConfig::bulk_read_len`](tej_core::SessionConfig::bulk_read_len),
 /// and it shrinks back once bodies stop.
 ///
+/// What a read brought is [`take`](Self::take)n out as [`Bytes`], so that
+/// the session can hand messages out as slices of it
+/// ([`Session::handle_bytes`](tej_core::Session::handle_bytes)). The next
+/// read goes into the rest of the same allocation; a new one is made only
+/// when less than a quarter of it is left and what was handed out of it is
+/// still held, so slices kept by a consumer hold at most 4/3 of their
+/// share of the bytes read, plus one buffer.
+///
 /// One made [`on_demand`](Self::on_demand) starts with no memory at all: it
 /// is [`is_empty`](Self::is_empty) until a read of
 /// [`FIRST_READ_LEN`](Self::FIRST_READ_LEN) bytes on the stack came back
@@ -30,7 +40,15 @@ const SHRINK_AFTER: u32 = 16;
 /// read to read.
 #[derive(Debug, Clone)]
 pub struct ReadBuffer {
-    buffer: Vec<u8>,
+    /// Where the next read goes: the initialized rest of the current
+    /// allocation, after what was taken out of it.
+    window: BytesMut,
+    /// The buffer's size: what a new window is made of.
+    size: usize,
+    /// The size the current window was made with.
+    made: usize,
+    /// The space last offered to a read.
+    offered: usize,
     max_len: usize,
     /// Reads in a row that were not of a large body.
     small_reads: u32,
@@ -49,7 +67,10 @@ impl ReadBuffer {
     pub fn new(max_len: usize) -> ReadBuffer {
         let max_len = max_len.max(1);
         ReadBuffer {
-            buffer: vec![0; INITIAL_LEN.min(max_len)],
+            window: BytesMut::new(),
+            size: INITIAL_LEN.min(max_len),
+            made: 0,
+            offered: 0,
             max_len,
             small_reads: 0,
             on_demand: false,
@@ -64,11 +85,9 @@ impl ReadBuffer {
     /// [`new`](Self::new)'s does.
     pub fn on_demand(max_len: usize) -> ReadBuffer {
         ReadBuffer {
-            buffer: Vec::new(),
-            max_len: max_len.max(1),
-            small_reads: 0,
+            size: 0,
             on_demand: true,
-            busy: false,
+            ..ReadBuffer::new(max_len)
         }
     }
 
@@ -78,8 +97,10 @@ impl ReadBuffer {
     /// (the connection is idle or chatty, not busy), so that a busy
     /// connection does not allocate for every burst.
     pub fn quiet(&mut self) {
-        if self.on_demand && !self.busy && !self.buffer.is_empty() {
-            self.buffer = Vec::new();
+        if self.on_demand && !self.busy && self.size > 0 {
+            self.window = BytesMut::new();
+            self.size = 0;
+            self.made = 0;
             self.small_reads = 0;
         }
         self.busy = false;
@@ -87,10 +108,10 @@ impl ReadBuffer {
 
     /// The space to read into (made now if the buffer [`is_empty`](Self::is_empty)).
     pub fn space(&mut self) -> &mut [u8] {
-        if self.buffer.is_empty() {
-            self.buffer = vec![0; INITIAL_LEN.min(self.max_len)];
+        if self.size == 0 {
+            self.size = INITIAL_LEN.min(self.max_len);
         }
-        &mut self.buffer
+        self.offer(self.size)
     }
 
     /// The space to read into when `body_remaining` bytes of a file or
@@ -102,27 +123,51 @@ impl ReadBuffer {
     /// space, the buffer shrinking back after a run of such reads. Empty
     /// while the buffer [`is_empty`](Self::is_empty).
     pub fn space_for_body(&mut self, body_remaining: u64, bulk_len: usize) -> &mut [u8] {
+        if self.size == 0 {
+            self.offered = 0;
+            return &mut [];
+        }
         let bulk = body_remaining > self.max_len as u64 && bulk_len > self.max_len;
         if bulk {
             self.small_reads = 0;
             let want = usize::try_from(body_remaining).unwrap_or(usize::MAX);
-            let len = self.buffer.len().min(want);
-            return &mut self.buffer[..len];
+            return self.offer(self.size.min(want));
         }
-        if self.buffer.len() > self.max_len {
+        if self.size > self.max_len {
             self.small_reads += 1;
             if self.small_reads >= SHRINK_AFTER {
-                self.buffer = vec![0; self.max_len];
+                self.size = self.max_len;
                 self.small_reads = 0;
             }
         }
-        let len = self.buffer.len().min(self.max_len);
-        &mut self.buffer[..len]
+        self.offer(self.size.min(self.max_len))
     }
 
-    /// The first `len` bytes, as read.
-    pub fn filled(&self, len: usize) -> &[u8] {
-        &self.buffer[..len.min(self.buffer.len())]
+    /// At most `len` bytes of the window, made anew first if less than a
+    /// quarter of the buffer is left (in place when nothing taken out of
+    /// it is still held).
+    fn offer(&mut self, len: usize) -> &mut [u8] {
+        let spent = self.window.len() < len.min(self.size / 4).max(1);
+        if spent || self.made != self.size {
+            self.window.clear();
+            // A buffer that grew or shrank is a new allocation (the old one
+            // freed once what was taken out of it is dropped).
+            if self.made != self.size || !self.window.try_reclaim(self.size) {
+                self.window = BytesMut::with_capacity(self.size);
+            }
+            self.made = self.size;
+            self.window.resize(self.size, 0);
+        }
+        let len = len.min(self.window.len());
+        self.offered = len;
+        &mut self.window[..len]
+    }
+
+    /// The first `len` bytes of the space just offered, as read, taken out
+    /// of the buffer.
+    pub fn take(&mut self, len: usize) -> Bytes {
+        let len = len.min(self.offered).min(self.window.len());
+        self.window.split_to(len).freeze()
     }
 
     /// Records that a read returned `len` bytes; a read that filled the
@@ -147,16 +192,18 @@ impl ReadBuffer {
         if len >= Self::FIRST_READ_LEN {
             self.busy = true;
         }
-        if self.buffer.is_empty() {
+        if self.size == 0 {
             // A read on the stack: one that came back full makes the buffer.
             if len >= Self::FIRST_READ_LEN {
-                self.buffer = vec![0; INITIAL_LEN.min(self.max_len)];
+                self.size = INITIAL_LEN.min(self.max_len);
             }
             return;
         }
-        if len == self.buffer.len() && self.buffer.len() < limit {
-            let grown = self.buffer.len().saturating_mul(GROWTH_FACTOR).min(limit);
-            self.buffer.resize(grown, 0);
+        // Filled: the whole buffer, or all of the window's rest it was offered.
+        let filled = len >= self.size || (self.offered > 0 && len >= self.offered);
+        self.offered = 0;
+        if filled && self.size < limit {
+            self.size = self.size.saturating_mul(GROWTH_FACTOR).min(limit);
         }
     }
 
@@ -167,7 +214,7 @@ impl ReadBuffer {
 
     /// The buffer's current size.
     pub fn len(&self) -> usize {
-        self.buffer.len()
+        self.size
     }
 
     /// Whether the buffer holds no memory: one made
@@ -178,7 +225,7 @@ impl ReadBuffer {
     /// [`record_body_read`](Self::record_body_read) as usual). A buffer made
     /// with [`new`](Self::new) never is.
     pub fn is_empty(&self) -> bool {
-        self.buffer.is_empty()
+        self.size == 0
     }
 }
 
@@ -239,6 +286,33 @@ mod tests {
         kept.record_read(10);
         kept.quiet();
         assert_eq!(kept.len(), 16 * 1024);
+    }
+
+    #[test]
+    fn reads_are_taken_out_and_the_allocation_reused_once_released() {
+        const KIB: usize = 1024;
+        let mut buffer = ReadBuffer::new(16 * KIB);
+        let first = buffer.space().as_ptr() as usize;
+        // A read taken out and held: the next read goes into the rest.
+        let held = buffer.take(10 * KIB);
+        buffer.record_read(10 * KIB);
+        assert_eq!(held.as_ptr() as usize, first);
+        let rest = buffer.space();
+        assert_eq!(
+            (rest.as_ptr() as usize, rest.len()),
+            (first + 10 * KIB, 6 * KIB)
+        );
+        let _also_held = buffer.take(3 * KIB);
+        buffer.record_read(3 * KIB);
+        // Less than a quarter left, and what was taken is held: a new one.
+        let second = buffer.space().as_ptr() as usize;
+        assert!(!(first..first + 16 * KIB).contains(&second));
+        assert_eq!(buffer.space().len(), 16 * KIB);
+        // All of it taken and released: the same allocation again.
+        drop(buffer.take(16 * KIB));
+        buffer.record_read(16 * KIB);
+        assert_eq!(buffer.space().as_ptr() as usize, second);
+        drop(held);
     }
 
     #[test]

@@ -405,7 +405,7 @@ impl<H: Handler> Session<H> {
     ///
     /// Completed frames go to [`Handler::received`] or
     /// [`Handler::ping_received`] before this returns. Fewer bytes than
-    /// given are used in two cases:
+    /// given are used in these cases:
     ///
     /// - **Backpressure.** Once a frame ends while the outbox (replies sent
     ///   from callbacks included) holds more than
@@ -420,7 +420,36 @@ impl<H: Handler> Session<H> {
     /// - **Closing.** The session started closing part-way (a protocol
     ///   error, a handler's close, a graceful shutdown): the rest is not for
     ///   this session.
+    /// - **A sink that blocks.** A file's header just chose a
+    ///   [`FileSink`](crate::storage::FileSink) that
+    ///   [`blocks`](crate::storage::FileSink::blocks): the session returns
+    ///   before the sink's first step, with [`does_file_io`](Self::does_file_io)
+    ///   now true, so that a driver can run the next call off its async
+    ///   threads. Offer the rest again at once.
+    ///
+    /// Messages and in-memory files are copied out of `input`; input in a
+    /// shared buffer can go to [`handle_bytes`](Self::handle_bytes) instead,
+    /// which hands them out without a copy.
     pub fn handle_input(&mut self, input: &[u8], now: Duration) -> usize {
+        self.take_input(input, None, now)
+    }
+
+    /// As [`handle_input`](Self::handle_input), for input in a shared
+    /// buffer: a message or an in-memory file that arrived whole in
+    /// `input` is handed out as a slice of it (no copy, no allocation), and
+    /// a [`FileSink`](crate::storage::FileSink) gets its bytes as slices
+    /// ([`write_bytes`](crate::storage::FileSink::write_bytes)).
+    ///
+    /// A slice keeps the whole buffer it is part of alive: a handler that
+    /// keeps a few bytes of many frames for long should copy them.
+    pub fn handle_bytes(&mut self, input: &bytes::Bytes, now: Duration) -> usize {
+        self.take_input(input, Some(input), now)
+    }
+
+    /// [`handle_input`](Self::handle_input), with `shared` (if any) the
+    /// buffer `input` is: slices of it are handed out instead of copies.
+    #[inline(always)]
+    fn take_input(&mut self, input: &[u8], shared: Option<&bytes::Bytes>, now: Duration) -> usize {
         self.now = now;
         if matches!(self.lifecycle, Lifecycle::Open) {
             self.refresh_room();
@@ -440,7 +469,7 @@ impl<H: Handler> Session<H> {
             if !self.partial.is_started() {
                 if let Some(whole) = self.decoder.decode_message_frame(&input[consumed..]) {
                     consumed += whole.consumed;
-                    let frame = self.partial.message_frame(&whole);
+                    let frame = self.partial.message_frame(&whole, shared);
                     self.deliver(frame);
                     self.refresh_room();
                     if self.shutdown_requested {
@@ -470,6 +499,7 @@ impl<H: Handler> Session<H> {
                 break;
             };
             let frame_ended = matches!(event, Event::FrameEnd);
+            let file_started = matches!(event, Event::FileStart { .. });
             let handler = &mut self.handler;
             self.in_handler = true;
             match event {
@@ -481,6 +511,7 @@ impl<H: Handler> Session<H> {
             }
             let applied = self.partial.apply(
                 event,
+                shared,
                 Some(&self.config.limits),
                 &mut |name, size, index| handler.file_target(name, size, index),
             );
@@ -513,7 +544,13 @@ impl<H: Handler> Session<H> {
                 if self.stop_taking_input() {
                     break;
                 }
-            } else if !matches!(self.lifecycle, Lifecycle::Open) || self.room == 0 {
+            } else if !matches!(self.lifecycle, Lifecycle::Open)
+                || self.room == 0
+                || (file_started && self.partial.is_storing())
+            {
+                // A file just went to a sink that blocks: its first bytes
+                // wait for the next call, which a driver can move off its
+                // async threads (`does_file_io` now says so).
                 break;
             }
         }
