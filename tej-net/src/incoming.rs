@@ -980,4 +980,43 @@ mod tests {
         );
         assert_eq!(used, queued * one.len());
     }
+
+    #[test]
+    fn chunks_and_messages_are_slices_of_a_shared_input() {
+        let frame = tej_core::FrameBuilder::new(Status::new(1).expect("a status"))
+            .file("a.bin", vec![7u8; 100_000])
+            .message("done")
+            .build();
+        let wire = Bytes::from(frame.encode_to_vec().expect("encodable"));
+        let within = wire.as_ptr() as usize..wire.as_ptr() as usize + wire.len();
+        let inside = |data: &Bytes| {
+            let start = data.as_ptr() as usize;
+            within.contains(&start) && start + data.len() <= within.end
+        };
+        let (handler, mut incoming) = channel(1 << 20);
+        let mut session = Session::new(handler, SessionConfig::default());
+        session.start(Duration::ZERO);
+        session.poll_room(Waker::noop(), Duration::ZERO);
+        assert_eq!(session.handle_bytes(&wire, Duration::ZERO), wire.len());
+        block_on(async {
+            let mut frame = incoming
+                .next_frame()
+                .await
+                .expect("a frame")
+                .expect("whole");
+            let mut file = frame.next_file().await.expect("read").expect("a file");
+            let mut len = 0;
+            while let Some(chunk) = file.read_chunk().await.expect("a chunk") {
+                assert!(inside(&chunk), "a chunk copied out of the input");
+                assert!(chunk.iter().all(|&byte| byte == 7));
+                len += chunk.len();
+            }
+            assert_eq!(len, 100_000);
+            drop(file);
+            assert!(frame.next_file().await.expect("read").is_none());
+            let message = frame.message().await.expect("read").expect("a message");
+            assert_eq!(&message[..], b"done");
+            assert!(inside(&message), "the message copied out of the input");
+        });
+    }
 }
