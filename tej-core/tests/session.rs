@@ -1165,3 +1165,36 @@ fn pings_to_a_peer_that_reads_nothing_stop_at_the_high_water() {
     assert_eq!(session.queued_bytes(), 6 * 18);
     assert!(session.is_open());
 }
+
+#[test]
+fn frames_out_counts_every_frame_however_it_was_queued() {
+    let (handler, _) = Recorder::new();
+    let mut session = Session::new(handler, SessionConfig::default());
+    session.start(secs(0));
+    let sender = session.sender();
+    for n in 0..3u8 {
+        sender.send_blocking(Frame::message(vec![n; 10])).unwrap();
+    }
+    let mut buffered = sender.buffered();
+    for n in 0..4u8 {
+        buffered.feed_blocking(Frame::message(vec![n; 20])).unwrap();
+    }
+    buffered.flush_blocking();
+    let with_file = FrameBuilder::new(Status::DEFAULT)
+        .file("f", vec![1u8; 100])
+        .build();
+    sender.send_blocking(with_file).unwrap();
+    drop(buffered);
+    session.poll_queue(&noop_waker());
+    let mut written = 0;
+    while session.wants_write() {
+        let mut slices: [&[u8]; 16] = [&[]; 16];
+        let filled = session.transmit(&mut slices);
+        let len: usize = slices[..filled].iter().map(|slice| slice.len()).sum();
+        session.advance(len);
+        written += len as u64;
+    }
+    let traffic = session.traffic();
+    assert_eq!(traffic.frames_out, 8);
+    assert_eq!(traffic.bytes_out, written);
+}

@@ -778,7 +778,9 @@ impl<H: Handler> Session<H> {
             for queued in taken.drain(..) {
                 match queued {
                     send_queue::Queued::Frame(frame) => self.link.outbox.push_tracked(frame),
-                    send_queue::Queued::Encoded(run) => self.link.outbox.push_run(run.freeze()),
+                    send_queue::Queued::Encoded(run) => {
+                        self.link.outbox.push_run(run.bytes.freeze(), run.frames);
+                    }
                 }
             }
             self.taken = taken;

@@ -49,21 +49,6 @@ pub(crate) fn encode_small(frame: &Frame, out: &mut BytesMut) {
     out.extend_from_slice(message);
 }
 
-/// How many frames a run holds: a walk over their headers (each a frame
-/// header, then the message's length and the message).
-pub(crate) fn count_run(run: &[u8]) -> u64 {
-    let mut count = 0;
-    let mut offset = 0;
-    while let Some(header) = run.get(offset..offset + MIN_FRAME_LEN) {
-        let mut len = [0u8; 8];
-        len.copy_from_slice(&header[FRAME_HEADER_LEN..]);
-        let message = usize::try_from(u64::from_be_bytes(len)).unwrap_or(usize::MAX);
-        offset = offset.saturating_add(MIN_FRAME_LEN).saturating_add(message);
-        count += 1;
-    }
-    count
-}
-
 /// The frames of a run, decoded back for a caller who asked for them;
 /// returns where each ends in the run.
 pub(crate) fn decode_run(run: &[u8], frames: &mut Vec<Frame>) -> Vec<usize> {
@@ -110,17 +95,6 @@ mod tests {
             .file("a", &b"x"[..])
             .build();
         assert_eq!(small_frame_cost(&with_file), None);
-    }
-
-    #[test]
-    fn a_run_counts_its_frames() {
-        let mut run = BytesMut::new();
-        assert_eq!(count_run(&run), 0);
-        for len in [1, 0, 4096, 7] {
-            encode_small(&message(len), &mut run);
-        }
-        encode_small(&Frame::new(crate::Status::DEFAULT), &mut run);
-        assert_eq!(count_run(&run), 5);
     }
 
     #[test]

@@ -7,6 +7,7 @@ use crate::frame::Frame;
 use crate::session::error::SendError;
 use crate::session::run::{encode_small, small_frame_cost};
 
+use super::entries::Run;
 use super::queue::HandedOver;
 use super::sender::Sender;
 
@@ -39,6 +40,8 @@ use super::sender::Sender;
 pub struct BufferedSender {
     sender: Sender,
     batch: BytesMut,
+    /// Frames encoded in `batch`.
+    batch_frames: u64,
     batch_len: usize,
 }
 
@@ -56,6 +59,7 @@ impl BufferedSender {
         BufferedSender {
             sender,
             batch: BytesMut::new(),
+            batch_frames: 0,
             batch_len,
         }
     }
@@ -138,6 +142,15 @@ impl BufferedSender {
             self.batch.reserve(self.batch_len.max(cost));
         }
         encode_small(frame, &mut self.batch);
+        self.batch_frames += 1;
+    }
+
+    /// The batch as a run, leaving it empty.
+    fn take_batch(&mut self) -> Run {
+        Run {
+            bytes: core::mem::take(&mut self.batch),
+            frames: core::mem::take(&mut self.batch_frames),
+        }
     }
 
     /// Queues the batch; false if the connection has ended.
@@ -145,7 +158,7 @@ impl BufferedSender {
         if self.batch.is_empty() {
             return true;
         }
-        let batch = core::mem::take(&mut self.batch);
+        let batch = self.take_batch();
         self.received(self.sender.shared.push_run_blocking(batch, self.batch_len))
     }
 
@@ -153,7 +166,7 @@ impl BufferedSender {
         if self.batch.is_empty() {
             return true;
         }
-        let mut slot = Some(core::mem::take(&mut self.batch));
+        let mut slot = Some(self.take_batch());
         let handed = core::future::poll_fn(|cx| {
             self.sender
                 .shared
@@ -177,9 +190,8 @@ impl BufferedSender {
 impl Drop for BufferedSender {
     fn drop(&mut self) {
         if !self.batch.is_empty() {
-            self.sender
-                .shared
-                .push_run_now(core::mem::take(&mut self.batch));
+            let batch = self.take_batch();
+            self.sender.shared.push_run_now(batch);
         }
     }
 }

@@ -70,12 +70,20 @@ impl Pending {
     }
 }
 
+/// Small frames encoded back to back, and how many: counted as they are
+/// encoded, so that the driver never walks a run to count it.
+#[derive(Debug, Default)]
+pub(crate) struct Run {
+    pub(crate) bytes: BytesMut,
+    pub(crate) frames: u64,
+}
+
 /// One entry of the queue, as the driver takes it.
 pub(crate) enum Queued {
     /// A frame with files or a large message.
     Frame(OutgoingFrame),
     /// Small frames, encoded back to back.
-    Encoded(BytesMut),
+    Encoded(Run),
 }
 
 /// The queue's entries in order, each with its cost, then the open run:
@@ -89,6 +97,7 @@ pub(crate) struct Entries {
     entries: VecDeque<(Queued, usize)>,
     open_run: BytesMut,
     open_cost: usize,
+    open_frames: u64,
     /// A written run's buffer handed back by the driver, for the next run.
     spare_run: Option<BytesMut>,
 }
@@ -119,7 +128,10 @@ impl Entries {
             return None;
         }
         self.open_cost = 0;
-        Some(Queued::Encoded(self.open_run.split()))
+        Some(Queued::Encoded(Run {
+            bytes: self.open_run.split(),
+            frames: core::mem::take(&mut self.open_frames),
+        }))
     }
 
     /// Appends `pending`, whose cost is `cost`.
@@ -150,12 +162,13 @@ impl Entries {
             };
         }
         self.open_cost += cost;
+        self.open_frames += 1;
         encode_small(frame, &mut self.open_run);
     }
 
     /// Appends a run of small frames a [`BufferedSender`](super::BufferedSender)
     /// encoded, whose cost is `cost`.
-    pub(crate) fn push_run(&mut self, run: BytesMut, cost: usize) {
+    pub(crate) fn push_run(&mut self, run: Run, cost: usize) {
         self.close_open_run();
         self.entries.push_back((Queued::Encoded(run), cost));
     }
@@ -186,7 +199,10 @@ impl Entries {
 
     fn close_open_run(&mut self) {
         if !self.open_run.is_empty() {
-            let run = self.open_run.split();
+            let run = Run {
+                bytes: self.open_run.split(),
+                frames: core::mem::take(&mut self.open_frames),
+            };
             self.entries
                 .push_back((Queued::Encoded(run), core::mem::take(&mut self.open_cost)));
         }
@@ -201,7 +217,7 @@ impl Entries {
             match queued {
                 Queued::Frame(frame) => frames.push(frame.into_frame()),
                 Queued::Encoded(run) => {
-                    decode_run(&run, &mut frames);
+                    decode_run(&run.bytes, &mut frames);
                 }
             }
         }

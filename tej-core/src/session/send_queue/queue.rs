@@ -13,7 +13,7 @@ use crate::frame::Frame;
 use crate::session::run::{decode_run, RUN_LEN};
 use crate::session::sync::{Condvar, Mutex, MutexGuard};
 
-use super::entries::{Entries, Pending};
+use super::entries::{Entries, Pending, Run};
 
 pub(super) struct Queue {
     pub(super) frames: Entries,
@@ -71,7 +71,7 @@ impl Shared {
     }
 
     /// Hands a batch of encoded small frames to the queue, waiting for room.
-    pub(crate) fn push_run_blocking(&self, run: BytesMut, next_len: usize) -> HandedOver {
+    pub(crate) fn push_run_blocking(&self, run: Run, next_len: usize) -> HandedOver {
         let mut slot = Some(run);
         let mut queue = self.lock();
         loop {
@@ -85,7 +85,7 @@ impl Shared {
     /// As [`push_run_blocking`](Self::push_run_blocking), for a task.
     pub(crate) fn poll_push_run(
         &self,
-        slot: &mut Option<BytesMut>,
+        slot: &mut Option<Run>,
         next_len: usize,
         cx: &mut Context<'_>,
     ) -> Poll<HandedOver> {
@@ -101,7 +101,7 @@ impl Shared {
 
     /// Hands a batch over at once, beyond the queue's bound if need be (by
     /// at most one batch): for a buffered sender being dropped.
-    pub(crate) fn push_run_now(&self, run: BytesMut) {
+    pub(crate) fn push_run_now(&self, run: Run) {
         let mut queue = self.lock();
         if queue.closed {
             queue.refuse_run(run);
@@ -130,7 +130,7 @@ impl Queue {
     /// connection has ended; `None` (the batch left in `slot`) while full.
     pub(super) fn push_run(
         &mut self,
-        slot: &mut Option<BytesMut>,
+        slot: &mut Option<Run>,
         next_len: usize,
     ) -> Option<HandedOver> {
         let Some(run) = slot.take() else {
@@ -140,7 +140,7 @@ impl Queue {
             self.refuse_run(run);
             return Some(HandedOver::Refused);
         }
-        if !self.admits(run.len()) {
+        if !self.admits(run.bytes.len()) {
             *slot = Some(run);
             return None;
         }
@@ -148,8 +148,8 @@ impl Queue {
         Some(HandedOver::Queued(self.frames.take_spare(next_len)))
     }
 
-    pub(super) fn enqueue_run(&mut self, run: BytesMut, flush: Flush) {
-        let cost = run.len();
+    pub(super) fn enqueue_run(&mut self, run: Run, flush: Flush) {
+        let cost = run.bytes.len();
         self.frames.push_run(run, cost);
         self.pushed(cost, flush);
     }
@@ -162,8 +162,8 @@ impl Queue {
     }
 
     /// Keeps a batch's frames for `take_unsent`: the connection has ended.
-    pub(super) fn refuse_run(&mut self, run: BytesMut) {
-        decode_run(&run, &mut self.refused);
+    pub(super) fn refuse_run(&mut self, run: Run) {
+        decode_run(&run.bytes, &mut self.refused);
     }
 
     #[inline]
