@@ -1102,3 +1102,71 @@ fn v1_unknown_bare_lf_fails_at_once() {
         assert_eq!(decoder.push(&[*last]), Err(ProxyError::V1BadLineEnd));
     }
 }
+
+#[test]
+fn v1_a_character_no_address_has_fails_at_once() {
+    // The scanner refuses a byte no address or port can hold as it
+    // arrives, not when the line ends.
+    for (line, bad) in [
+        (&b"PROXY TCP4 1.2.3.x"[..], b'x'),
+        (b"PROXY TCP6 ::g", b'g'),
+        (b"PROXY TCP4 1.2.3.4 5.6.7.8 8a", b'a'),
+    ] {
+        let mut decoder = ProxyDecoder::new(DEFAULT_MAX_LEN);
+        let (last, head) = line.split_last().unwrap();
+        assert_eq!(*last, bad);
+        for &byte in head {
+            assert_eq!(
+                decoder.push(&[byte]),
+                Ok(None),
+                "{:?}",
+                String::from_utf8_lossy(line)
+            );
+        }
+        assert!(
+            decoder.push(&[*last]).is_err(),
+            "{:?} not refused at its last byte",
+            String::from_utf8_lossy(line)
+        );
+    }
+}
+
+#[test]
+fn v1_wanted_stops_at_the_longest_line() {
+    // A TCP6 line of the longest hex addresses and ports is 104 bytes with
+    // its CRLF: near the 107-byte limit, the decoder asks for the 2 bytes
+    // of the CRLF and never for more than the limit leaves.
+    let address = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff";
+    let line = format!("PROXY TCP6 {address} {address} 65535 65535\r\n");
+    assert_eq!(line.len(), 104);
+    let mut decoder = ProxyDecoder::new(DEFAULT_MAX_LEN);
+    let bytes = line.as_bytes();
+    for (i, &byte) in bytes[..bytes.len() - 2].iter().enumerate() {
+        assert_eq!(decoder.push(&[byte]), Ok(None));
+        assert!(
+            decoder.consumed() + decoder.wanted() <= 107,
+            "after {} bytes",
+            i + 1
+        );
+    }
+    assert_eq!(decoder.wanted(), 2);
+    assert!(matches!(
+        decoder.push(&bytes[bytes.len() - 2..]),
+        Ok(Some(_))
+    ));
+}
+
+#[test]
+fn v2_wanted_is_the_rest_of_the_fixed_header() {
+    // Past the signature, the decoder asks for the rest of the 16-byte
+    // fixed header at once (its length field says what follows).
+    let mut decoder = ProxyDecoder::new(DEFAULT_MAX_LEN);
+    let mut pushed = 0;
+    for &byte in V2_SIGNATURE.iter().chain(&[0x21, 0x11]) {
+        assert_eq!(decoder.push(&[byte]), Ok(None));
+        pushed += 1;
+        if pushed >= 12 {
+            assert_eq!(decoder.wanted(), 16 - pushed, "after {pushed} bytes");
+        }
+    }
+}
