@@ -1170,3 +1170,34 @@ fn v2_wanted_is_the_rest_of_the_fixed_header() {
         }
     }
 }
+
+#[test]
+fn v1_never_asks_for_a_byte_past_a_valid_line() {
+    // Whatever has arrived, the read hint stops at or before the end of
+    // this line: a reader that follows it never takes a byte of what
+    // comes after the header.
+    for line in [
+        &b"PROXY UNKNOWN\r\n"[..],
+        b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\r\n",
+        b"PROXY TCP4 0.0.0.0 0.0.0.0 0 0\r\n",
+        b"PROXY TCP6 :: :: 0 0\r\n",
+        b"PROXY TCP6 ::1 fe80::1 443 65535\r\n",
+        b"PROXY TCP4 192.168.100.200 10.0.0.1 54321 80\r\n",
+    ] {
+        let mut decoder = ProxyDecoder::new(DEFAULT_MAX_LEN);
+        for (i, &byte) in line.iter().enumerate() {
+            let at = decoder.consumed() + decoder.wanted();
+            assert!(
+                at <= line.len(),
+                "{:?}: after {i} bytes it asks up to byte {at}",
+                String::from_utf8_lossy(line)
+            );
+            let pushed = decoder.push(&[byte]);
+            if i + 1 < line.len() {
+                assert_eq!(pushed, Ok(None));
+            } else {
+                assert!(matches!(pushed, Ok(Some(_))));
+            }
+        }
+    }
+}

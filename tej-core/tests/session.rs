@@ -1331,3 +1331,61 @@ fn a_body_held_as_a_slice_counts_as_bytes_being_received() {
         assert_eq!(session.receiving_bytes(), 1 + 1000, "shared: {shared}");
     }
 }
+
+/// Discards every file, keeps every frame.
+struct Discarding(Vec<Frame>);
+
+impl Handler for Discarding {
+    fn received(&mut self, _conn: &mut Connection<'_>, frame: Frame) {
+        self.0.push(frame);
+    }
+
+    fn file_target(&mut self, _name: &str, _size: u64, _index: usize) -> FileTarget {
+        FileTarget::Discard
+    }
+}
+
+#[test]
+fn a_discarded_file_reports_its_length_and_limits_hold_at_their_maximum() {
+    // A file exactly at `max_file_size` in memory passes; a discarded one
+    // reports how many bytes it had, counted as they arrived in pieces.
+    let limits = tej_core::Limits::DEFAULT.max_file_size(1000);
+    let wire = FrameBuilder::new(Status::DEFAULT)
+        .file("a", vec![1u8; 1000])
+        .build()
+        .encode_to_vec()
+        .unwrap();
+    let (handler, log) = Recorder::new();
+    let mut session = Session::new(handler, SessionConfig::default().limits(limits));
+    session.start(secs(0));
+    take_all(&mut session, &wire, secs(1));
+    assert!(session.is_open(), "{:?}", seen(&log));
+    assert!(matches!(&seen(&log)[1], Seen::Received(frame) if frame.files[0].len() == 1000));
+
+    let mut session = Session::new(Discarding(Vec::new()), SessionConfig::default());
+    session.start(secs(0));
+    for piece in wire.chunks(7) {
+        take_all(&mut session, piece, secs(1));
+    }
+    let frame = &session.handler().0[0];
+    assert_eq!(
+        frame.files[0].body,
+        tej_core::FileBody::Delivered { len: 1000 }
+    );
+}
+
+#[test]
+fn file_targets_and_the_assembler_say_what_they_are_in_debug() {
+    assert_eq!(format!("{:?}", FileTarget::Memory), "Memory");
+    assert_eq!(format!("{:?}", FileTarget::Discard), "Discard");
+    let mut assembler = tej_core::Assembler::new(tej_core::Limits::DEFAULT);
+    let wire = FrameBuilder::new(Status::DEFAULT)
+        .file("notes.txt", vec![1u8; 10])
+        .build()
+        .encode_to_vec()
+        .unwrap();
+    let _ = assembler.decode(&wire[..31]).unwrap();
+    let debug = format!("{assembler:?}");
+    assert!(debug.contains("PartialFrame"), "{debug}");
+    assert!(debug.contains("notes.txt"), "{debug}");
+}
