@@ -1389,3 +1389,30 @@ fn file_targets_and_the_assembler_say_what_they_are_in_debug() {
     assert!(debug.contains("PartialFrame"), "{debug}");
     assert!(debug.contains("notes.txt"), "{debug}");
 }
+
+/// Replies to every frame with one frame of `0` encoded bytes.
+struct Replier(usize);
+
+impl Handler for Replier {
+    fn received(&mut self, conn: &mut Connection<'_>, _frame: Frame) {
+        // A frame without files is 18 bytes of headers and its message.
+        conn.send(Frame::message(vec![0u8; self.0 - 18])).unwrap();
+    }
+}
+
+#[test]
+fn input_stops_once_the_outbox_reaches_the_high_water() {
+    // Replies of exactly the high water stop input; one byte less does not.
+    let wire = Frame::message("hi").encode_to_vec().unwrap();
+    for (reply, reads) in [(100, false), (99, true)] {
+        let config = SessionConfig::default().outbox_high_water(100);
+        let mut session = Session::new(Replier(reply), config);
+        session.start(secs(0));
+        assert!(!session.is_closing());
+        assert_eq!(session.handle_input(&wire, secs(1)), wire.len());
+        assert_eq!(session.queued_bytes(), reply as u64);
+        assert_eq!(session.wants_read(), reads, "a reply of {reply} bytes");
+        assert!(!session.is_closing());
+        assert!(format!("{session:?}").starts_with("Session {"));
+    }
+}

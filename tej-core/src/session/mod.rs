@@ -309,8 +309,8 @@ impl<H: Handler> Session<H> {
     /// Whether the session takes input now. False once closing; while the
     /// handler has no room ([`Handler::poll_room`]: ask again with
     /// [`poll_room`](Self::poll_room)); and between frames while the outbox
-    /// holds more than
-    /// [`outbox_high_water`](SessionConfig::outbox_high_water) bytes
+    /// holds
+    /// [`outbox_high_water`](SessionConfig::outbox_high_water) bytes or more
     /// (backpressure); a frame part-way is always read to its end then,
     /// since its bytes go to the assembler, not the outbox.
     pub fn wants_read(&self) -> bool {
