@@ -1416,3 +1416,59 @@ fn input_stops_once_the_outbox_reaches_the_high_water() {
         assert!(format!("{session:?}").starts_with("Session {"));
     }
 }
+
+#[test]
+fn no_ping_joins_an_outbox_at_the_high_water() {
+    // A peer that reads nothing gets no more pings once what waits for it
+    // reaches the high water; one byte under it, the ping is queued.
+    let wire = Frame::message("hi").encode_to_vec().unwrap();
+    for (reply, pinged) in [(100u64, false), (99, true)] {
+        let config = SessionConfig::default()
+            .outbox_high_water(100)
+            .ping_interval(Some(Duration::from_secs(5)))
+            .idle_timeout(None);
+        let mut session = Session::new(Replier(reply as usize), config);
+        session.start(secs(0));
+        session.handle_input(&wire, secs(1));
+        let due = session.poll_timeout().expect("a ping is due");
+        session.handle_timeout(due);
+        let ping = Frame::ping().encode_to_vec().unwrap().len() as u64;
+        let expected = if pinged { reply + ping } else { reply };
+        assert_eq!(session.queued_bytes(), expected, "a reply of {reply} bytes");
+    }
+}
+
+/// Records `frame_started` calls.
+struct Starts(Vec<(u8, u64)>);
+
+impl Handler for Starts {
+    fn received(&mut self, _conn: &mut Connection<'_>, _frame: Frame) {}
+
+    fn frame_started(&mut self, status: Status, file_count: u64) {
+        self.0.push((status.get(), file_count));
+    }
+}
+
+#[test]
+fn frame_started_is_for_frames_with_files_only() {
+    let mut wire = Frame::message("no files").encode_to_vec().unwrap();
+    wire.extend(Frame::new(Status::new(7).unwrap()).encode_to_vec().unwrap());
+    wire.extend(
+        FrameBuilder::new(Status::new(9).unwrap())
+            .file("a", vec![1u8; 10])
+            .file("b", vec![2u8; 10])
+            .build()
+            .encode_to_vec()
+            .unwrap(),
+    );
+    // In one piece and byte by byte (frames without files then take the
+    // event path, not the one-step one).
+    for piece in [wire.len(), 1] {
+        let mut session = Session::new(Starts(Vec::new()), SessionConfig::default());
+        session.start(secs(0));
+        for chunk in wire.chunks(piece) {
+            take_all(&mut session, chunk, secs(1));
+        }
+        assert_eq!(session.handler().0, [(9, 2)], "pieces of {piece}");
+    }
+}
