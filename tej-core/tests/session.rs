@@ -1472,3 +1472,55 @@ fn frame_started_is_for_frames_with_files_only() {
         assert_eq!(session.handler().0, [(9, 2)], "pieces of {piece}");
     }
 }
+
+/// Counts `input_ended` calls and keeps the connection open.
+struct Ends(usize);
+
+impl Handler for Ends {
+    fn received(&mut self, _conn: &mut Connection<'_>, _frame: Frame) {}
+
+    fn input_ended(&mut self, _conn: &mut Connection<'_>) {
+        self.0 += 1;
+    }
+}
+
+#[test]
+fn traffic_counts_frames_in_and_input_ends_once() {
+    let wire: Vec<u8> = (0..3)
+        .flat_map(|n: u8| Frame::message(vec![n; 5]).encode_to_vec().unwrap())
+        .collect();
+    let mut session = Session::new(Ends(0), SessionConfig::default());
+    session.start(secs(0));
+    take_all(&mut session, &wire, secs(1));
+    assert_eq!(session.traffic().frames_in, 3);
+    assert_eq!(session.traffic().bytes_in, wire.len() as u64);
+    session.shutdown();
+    session.shutdown();
+    assert_eq!(session.handler().0, 1, "input_ended once");
+}
+
+#[test]
+fn transmit_io_slices_offers_what_transmit_does() {
+    let (handler, _) = Recorder::new();
+    let mut session = Session::new(handler, SessionConfig::default());
+    session.start(secs(0));
+    let frames = [Frame::message("one"), Frame::message(vec![7u8; 100_000])];
+    let mut expected = Vec::new();
+    for frame in frames {
+        expected.extend(frame.encode_to_vec().unwrap());
+        session.sender().try_send(frame).unwrap();
+    }
+    session.poll_queue(&noop_waker());
+    let mut out = Vec::new();
+    while session.wants_write() {
+        let mut slices = [std::io::IoSlice::new(&[]); 8];
+        let filled = session.transmit_io_slices(&mut slices);
+        assert!(filled > 0);
+        let before = out.len();
+        for slice in &slices[..filled] {
+            out.extend_from_slice(slice);
+        }
+        session.advance(out.len() - before);
+    }
+    assert_eq!(out, expected);
+}
