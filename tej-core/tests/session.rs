@@ -1524,3 +1524,28 @@ fn transmit_io_slices_offers_what_transmit_does() {
     }
     assert_eq!(out, expected);
 }
+
+#[test]
+fn a_close_flushes_a_queue_larger_than_the_outbox() {
+    // The outbox takes the queue a little at a time (high water 100): the
+    // close waits for the queue to empty, not only the outbox.
+    let (server_handler, server_log) = Recorder::new();
+    let mut server = Session::new(server_handler, SessionConfig::default());
+    let config = SessionConfig::default().outbox_high_water(100);
+    let (client_handler, _) = Recorder::new();
+    let mut client = Session::new(client_handler, config);
+    server.start(secs(0));
+    client.start(secs(0));
+    let sender = client.sender();
+    let frames: Vec<Frame> = (0..10u8).map(|n| Frame::message(vec![n; 50])).collect();
+    for frame in &frames {
+        sender.try_send(frame.clone()).unwrap();
+    }
+    sender.close();
+    client.poll_queue(&noop_waker());
+    exchange(&mut client, &mut server, 4096, secs(1));
+    assert!(client.is_closed());
+    let received: Vec<Seen> = seen(&server_log).into_iter().skip(1).collect();
+    let sent: Vec<Seen> = frames.into_iter().map(Seen::Received).collect();
+    assert_eq!(received, sent);
+}
