@@ -2,7 +2,7 @@
 # The mutation score of tej-core (tej-core/MUTANTS.md): cargo-mutants over
 # decode, encode, assemble, the session and the PROXY parser, each mutant
 # against tej-core's unit and integration tests (.cargo/mutants.toml). Not
-# in CI: all 573 mutants take hours on a 2-core machine.
+# in CI: all 628 mutants take about an hour on 2 idle cores.
 #
 #   scripts/mutants.sh                     # every mutant of the five files
 #   SHARD=0/8 scripts/mutants.sh           # every 8th (the sampled run in MUTANTS.md)
