@@ -326,6 +326,9 @@ fn stall_timeout_counts_bytes_moving_either_way() {
     assert!(client.is_open());
     client.handle_timeout(secs(34));
     assert!(!client.is_open());
+    // Ended at once: a flush for `close_linger` could write nothing either.
+    assert!(client.is_closed(), "a stall ends without the linger");
+    assert_eq!(seen(&log).last(), Some(&Seen::Disconnected("stall".into())));
     // Input moves it too: a fresh session that hears from its peer.
     let (handler, _) = Recorder::new();
     let mut quiet = Session::new(

@@ -18,7 +18,9 @@ pub struct SessionConfig {
     /// upload keeps it alive as long as the peer takes its bytes, so a dead
     /// peer or a silent path is noticed whichever side is sending; a peer
     /// that stays silent longer than this while it works must send pings.
-    /// Off by default.
+    /// The connection ends at once, without the
+    /// [`close_linger`](Self::close_linger) flush: nothing could be written
+    /// for this long already. Off by default.
     pub stall_timeout: Option<Duration>,
     /// Send an empty status-2 frame this often.
     pub ping_interval: Option<Duration>,

@@ -590,7 +590,9 @@ impl<H: Handler> Session<H> {
         match self.lifecycle {
             Lifecycle::Open => match self.deadlines.due(now, &self.config) {
                 Some(Due::Idle) => self.begin_close(DisconnectReason::IdleTimeout),
-                Some(Due::Stall) => self.begin_close(DisconnectReason::StallTimeout),
+                // Nothing could be written for the stall timeout: a flush
+                // for `close_linger` on top would only wait longer.
+                Some(Due::Stall) => self.end_now(DisconnectReason::StallTimeout),
                 Some(Due::Frame) => self.begin_close(DisconnectReason::FrameTimeout),
                 // A peer that reads nothing gets no more pings: queued
                 // behind what waits, they would only grow the outbox.
