@@ -362,7 +362,7 @@ fn backpressure_with_a_slow_reader(s: Setup) {
                 assert_eq!(back, frame, "the refused frame comes back");
                 // Full may be momentary while the socket still drains; full
                 // twice in a row after a pause means the peer's buffers are full.
-                std::thread::sleep(Duration::from_millis(100));
+                std::thread::sleep(Duration::from_millis(10));
                 if matches!(sender.try_send(frame.clone()), Err(SendError::Full(_))) {
                     break;
                 }
@@ -537,9 +537,8 @@ fn large_file_to_disk(s: Setup) {
     let temp = tempfile::tempdir().unwrap();
     let dir = temp.path();
     let source = dir.join("source.bin");
-    let content: Vec<u8> = (0..48u32 << 20)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
-        .collect();
+    // Far more than the read buffer, the send queue and the outbox hold.
+    let content = pattern(16 << 20, 11);
     std::fs::write(&source, &content).unwrap();
 
     let server_record = Record::default();

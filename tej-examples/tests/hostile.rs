@@ -751,8 +751,8 @@ fn never_reading_peer(runtime: Runtime) {
             Ok(()) => accepted += 1,
             Err(SendError::Full(back)) => {
                 assert_eq!(back, fresh(accepted), "the refused frame comes back");
-                // Full twice, 100 ms apart: the socket is not draining.
-                std::thread::sleep(Duration::from_millis(100));
+                // Full twice, 10 ms apart: the socket is not draining.
+                std::thread::sleep(Duration::from_millis(10));
                 match sender.try_send(fresh(accepted)) {
                     Err(SendError::Full(_)) => break,
                     Ok(()) => accepted += 1,
