@@ -1502,7 +1502,18 @@ fn connection_info_is_seen_by_the_factory_and_the_connection(s: Setup) {
     }
 }
 
-use tej_test_support::matrix;
+use tej_test_support::{harness, matrix};
+
+fn main() -> std::process::ExitCode {
+    harness::run(vec![
+        ("both_sides", both_sides::cases()),
+        ("server_side", server_side::cases()),
+        ("server_side::plain", server_side::plain::cases()),
+        ("tls_both_sides", tls_both_sides::cases()),
+        ("tls_server_side", tls_server_side::cases()),
+        ("proxy_protocol", proxy_protocol::cases()),
+    ])
+}
 
 /// Both sides: every runtime, cross-runtime pairs, every transport.
 mod both_sides {
@@ -1577,7 +1588,7 @@ mod server_side {
 
     /// A raw peer writing from one thread while it reads on another: TCP
     /// and Unix sockets.
-    mod plain {
+    pub(super) mod plain {
         use super::*;
 
         matrix! {

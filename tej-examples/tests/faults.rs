@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 use tej_core::{Frame, FrameBuilder, FrameTimeout, SessionConfig, Status};
 use tej_examples::runtime::Endpoint;
 use tej_test_support::fault_proxy::{Addr, Fault, FaultProxy, Rng};
-use tej_test_support::matrix;
 use tej_test_support::matrix::{connect_to, serve, Net, Setup};
+use tej_test_support::{harness, matrix};
 
 use tej_test_support::peer::pattern;
 use tej_test_support::recorder::{content_digest, FrameSummary, Record, Recorder, Seen};
@@ -135,6 +135,9 @@ fn disconnect(seen: &[Seen]) -> Option<String> {
 }
 
 fn row(name: &str, s: Setup, outcome: &str) {
+    if !harness::show_output() {
+        return;
+    }
     eprintln!(
         "FAULT-MATRIX fault={name} runtime={} transport={} {outcome}",
         s.server.name(),
@@ -299,6 +302,10 @@ fn cut_long_stall(s: Setup) {
         at: mid_upload(rng),
         pause: IDLE * 3,
     });
+}
+
+fn main() -> std::process::ExitCode {
+    harness::run(vec![("", cases())])
 }
 
 matrix! {

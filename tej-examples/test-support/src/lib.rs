@@ -12,6 +12,8 @@
 //! - [`python`]: the Python reference peer (`tej-protoc`), provisioned on demand.
 //! - `hostile` (feature `facade`): attacks over the blocking runtime facade.
 //! - `matrix` (feature `facade`): the cross-runtime matrix (setups, servers, clients, `matrix!`).
+//! - `harness` (feature `facade`): runs a matrix's cases as libtest does,
+//!   with more threads than cores (they mostly wait).
 //! - `mio` (feature `mio`): a tej-mio server on a thread of its own.
 // Test helpers: their names say what they are.
 #![allow(missing_docs)]
@@ -20,6 +22,8 @@ use std::path::PathBuf;
 
 pub mod fault_proxy;
 pub mod handlers;
+#[cfg(feature = "facade")]
+pub mod harness;
 #[cfg(feature = "facade")]
 pub mod hostile;
 #[cfg(feature = "facade")]
@@ -31,6 +35,12 @@ pub mod proxy;
 pub mod python;
 pub mod recorder;
 pub mod tls;
+
+/// Panics with `message` without the panic hook's report: a handler's
+/// deliberate panic prints nothing in a passing run, captured or not.
+pub fn quiet_panic(message: &'static str) -> ! {
+    std::panic::resume_unwind(Box::new(message))
+}
 
 /// The workspace's root directory.
 pub fn workspace_root() -> PathBuf {

@@ -1,7 +1,8 @@
 //! The cross-runtime test matrix: a scenario written once against the
 //! blocking facade in `tej_examples::runtime` runs per [`Setup`] (server
-//! runtime, client runtime, transport), one `#[test]` each, instantiated by
-//! [`matrix!`](crate::matrix!). Used by `conformance.rs` and `faults.rs`.
+//! runtime, client runtime, transport), one test each, listed by
+//! [`matrix!`](crate::matrix!) and run by [`harness`](crate::harness). Used
+//! by `conformance.rs` and `faults.rs`.
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -167,28 +168,42 @@ pub fn raw(s: Setup, server: &TestServer) -> Raw {
     }
 }
 
-/// Instantiates each of `[scenarios]` (functions of a [`Setup`] in the
-/// calling module's parent) for each setup, as a `#[test]` in a module per
-/// setup: `module: ServerRuntime, ClientRuntime, Net;`.
+/// One scenario on one setup.
+#[derive(Clone, Copy)]
+pub struct Case {
+    /// `setup::scenario`, as the matrix names them.
+    pub name: &'static str,
+    pub setup: Setup,
+    pub run: fn(Setup),
+}
+
+/// Lists each of `[scenarios]` (functions of a [`Setup`] in scope where it
+/// is called) on each setup (`module: ServerRuntime, ClientRuntime, Net;`)
+/// as a [`Case`] named `module::scenario`, in a function `cases()` defined
+/// where it is called; the suite's `main` hands them to
+/// [`harness::run`](crate::harness::run).
 #[macro_export]
 macro_rules! matrix {
     ($scenarios:tt $($module:ident: $server:ident, $client:ident, $net:ident;)*) => {
-        $( $crate::matrix!(@setup $module, $server, $client, $net, $scenarios); )*
-    };
-    (@setup $module:ident, $server:ident, $client:ident, $net:ident, [$($scenario:ident),* $(,)?]) => {
-        mod $module {
-            const S: $crate::matrix::Setup = $crate::matrix::Setup {
-                server: $crate::matrix::Runtime::$server,
-                client: $crate::matrix::Runtime::$client,
-                net: $crate::matrix::Net::$net,
-            };
-
-            $(
-                #[test]
-                fn $scenario() {
-                    super::$scenario(S);
-                }
-            )*
+        /// Every scenario of this matrix on every setup.
+        pub fn cases() -> ::std::vec::Vec<$crate::matrix::Case> {
+            let mut cases = ::std::vec::Vec::new();
+            $( $crate::matrix!(@setup cases, $module, $server, $client, $net, $scenarios); )*
+            cases
         }
+    };
+    (@setup $cases:ident, $module:ident, $server:ident, $client:ident, $net:ident, [$($scenario:ident),* $(,)?]) => {
+        let setup = $crate::matrix::Setup {
+            server: $crate::matrix::Runtime::$server,
+            client: $crate::matrix::Runtime::$client,
+            net: $crate::matrix::Net::$net,
+        };
+        $(
+            $cases.push($crate::matrix::Case {
+                name: concat!(stringify!($module), "::", stringify!($scenario)),
+                setup,
+                run: $scenario,
+            });
+        )*
     };
 }
