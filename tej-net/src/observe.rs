@@ -101,7 +101,10 @@ pub fn record_handshake(span: &tracing::Span, info: &ConnectionInfo) {
 /// adapter's loop keeps per connection.
 #[derive(Debug, Default)]
 pub struct TrafficReport {
+    /// What the observer has been told.
     reported: Traffic,
+    /// What the debug lines have counted.
+    logged: Traffic,
 }
 
 impl TrafficReport {
@@ -117,17 +120,51 @@ impl TrafficReport {
             return;
         }
         self.reported = now;
-        if moved.frames_in > 0 || moved.frames_out > 0 {
+        if let Some(line) = self.line(now) {
             tracing::debug!(
-                frames_in = moved.frames_in,
-                bytes_in = moved.bytes_in,
-                frames_out = moved.frames_out,
-                bytes_out = moved.bytes_out,
+                frames_in = line.frames_in,
+                bytes_in = line.bytes_in,
+                frames_out = line.frames_out,
+                bytes_out = line.bytes_out,
                 "frames"
             );
         }
         if let Some(observer) = observer {
             observer.traffic(info, moved);
         }
+    }
+
+    /// What a debug line says at `now`: nothing until a frame has moved,
+    /// then everything since the last line, so the lines' bytes add up to
+    /// the bytes moved however many wake-ups a frame took.
+    fn line(&mut self, now: Traffic) -> Option<Traffic> {
+        let since = now.since(self.logged);
+        if since.frames_in == 0 && since.frames_out == 0 {
+            return None;
+        }
+        self.logged = now;
+        Some(since)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn traffic(frames_in: u64, bytes_in: u64) -> Traffic {
+        let mut traffic = Traffic::default();
+        traffic.frames_in = frames_in;
+        traffic.bytes_in = bytes_in;
+        traffic
+    }
+
+    #[test]
+    fn a_line_counts_the_bytes_of_wake_ups_that_completed_no_frame() {
+        let mut report = TrafficReport::default();
+        assert_eq!(report.line(traffic(0, 1000)), None);
+        assert_eq!(report.line(traffic(0, 5000)), None);
+        assert_eq!(report.line(traffic(1, 9000)), Some(traffic(1, 9000)));
+        assert_eq!(report.line(traffic(1, 9500)), None);
+        assert_eq!(report.line(traffic(2, 9600)), Some(traffic(1, 600)));
     }
 }
