@@ -32,17 +32,12 @@ fn upload_len() -> u64 {
     mib << 20
 }
 
-/// The example's binary, built if this test was run alone.
+/// The example's binary, built if this test was run alone. With
+/// `--workspace` its features are those of `cargo test --workspace`, which
+/// has built it already: nothing is built again.
 fn example() -> PathBuf {
     let status = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "-q",
-            "-p",
-            "tej-examples",
-            "--example",
-            "async_store",
-        ])
+        .args(["build", "-q", "--workspace", "--example", "async_store"])
         .status()
         .expect("cargo build");
     assert!(status.success(), "building the async_store example failed");

@@ -29,7 +29,6 @@ use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
-use std::sync::OnceLock;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
@@ -37,12 +36,10 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tej_core::{Assembler, Frame, FrameBuilder, Limits, Status};
 use tej_examples::runtime::Runtime;
+use tej_test_support::firmware::{self, Firmware, QEMU};
 
 /// The golden frames tej-core's own tests use.
 const FIXTURE: &str = include_str!("../../tej-core/tests/fixtures/reference-frames.json");
-
-const QEMU: &str = "qemu-system-arm";
-const TARGET: &str = "thumbv7em-none-eabihf";
 
 // The firmware's limits (its `service::MAX_*`) and statuses.
 const MAX_FILES: usize = 8;
@@ -66,90 +63,10 @@ const BOOT_TIMEOUT: Duration = Duration::from_secs(30);
 const FRAME_TIMEOUT: Duration = Duration::from_secs(60);
 const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
 
-fn workspace_root() -> PathBuf {
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    manifest.parent().unwrap_or(manifest).to_path_buf()
-}
-
-fn required() -> bool {
-    ["TEJ_REQUIRE_FIRMWARE", "TEJ_REQUIRE_INTEROP"]
-        .iter()
-        .any(|name| {
-            matches!(
-                std::env::var(name).as_deref().map(str::trim),
-                Ok("1") | Ok("true") | Ok("yes")
-            )
-        })
-}
-
-/// The firmware ELF, built once per test binary; `None` after printing
-/// `SKIP: <reason>` when QEMU or the target is missing (a panic instead
-/// when the firmware tests are required). A failing build always panics.
+/// The firmware's ELF (built with the other firmware on first use), or
+/// `None` after a `SKIP` line: see [`tej_test_support::firmware`].
 fn firmware() -> Option<PathBuf> {
-    static ELF: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    match ELF.get_or_init(build) {
-        Ok(elf) => Some(elf.clone()),
-        Err(reason) => {
-            if required() {
-                panic!("the firmware tests are required (TEJ_REQUIRE_FIRMWARE or TEJ_REQUIRE_INTEROP) but cannot run: {reason}");
-            }
-            let test = thread::current().name().unwrap_or("?").to_owned();
-            let _ = writeln!(std::io::stderr(), "SKIP: {reason} (in {test})");
-            None
-        }
-    }
-}
-
-fn build() -> Result<PathBuf, String> {
-    let qemu = Command::new(QEMU)
-        .arg("--version")
-        .stdin(Stdio::null())
-        .output();
-    if !qemu.is_ok_and(|output| output.status.success()) {
-        return Err(format!(
-            "{QEMU} is not on PATH (Debian: apt-get install qemu-system-arm)"
-        ));
-    }
-    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
-    let sysroot = Command::new(rustc)
-        .args(["--print", "sysroot"])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|error| format!("cannot run rustc: {error}"))?;
-    let sysroot = String::from_utf8_lossy(&sysroot.stdout).trim().to_owned();
-    if !Path::new(&sysroot)
-        .join("lib/rustlib")
-        .join(TARGET)
-        .is_dir()
-    {
-        return Err(format!(
-            "the {TARGET} target is not installed (rustup target add {TARGET})"
-        ));
-    }
-    let root = workspace_root();
-    let target_dir = root.join("target").join("firmware-net");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let output = Command::new(cargo)
-        .args(["build", "--release", "--quiet"])
-        .current_dir(root.join("tej-examples").join("firmware-net"))
-        .env("CARGO_TARGET_DIR", &target_dir)
-        // Flags meant for the host would replace the firmware's own
-        // (its linker script) from .cargo/config.toml.
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_ENCODED_RUSTFLAGS")
-        .env_remove("CARGO_BUILD_TARGET")
-        .stdin(Stdio::null())
-        .output()
-        .expect("run cargo to build the firmware");
-    assert!(
-        output.status.success(),
-        "building the firmware failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Ok(target_dir
-        .join(TARGET)
-        .join("release")
-        .join("tej-firmware-net"))
+    firmware::elf(Firmware::Net)
 }
 
 /// A small deterministic PRNG (splitmix64).

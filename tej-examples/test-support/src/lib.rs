@@ -3,6 +3,7 @@
 //! and the adapter-specific tests of tej-tokio, tej-async-std and tej-mio.
 //!
 //! - [`recorder`]: a handler that records every callback, and waits on it.
+//! - [`firmware`]: the two QEMU firmwares, built at once for the tests that boot them.
 //! - [`fault_proxy`]: a proxy that slices, stalls, resets, truncates, flips bits, blackholes.
 //! - [`handlers`]: small handlers logging to [`handlers::Events`] (echo,
 //!   collect, mirror).
@@ -21,6 +22,7 @@
 use std::path::PathBuf;
 
 pub mod fault_proxy;
+pub mod firmware;
 pub mod handlers;
 #[cfg(feature = "facade")]
 pub mod harness;
