@@ -356,6 +356,34 @@ fn a_buffered_sender_waits_for_room_as_a_task() {
 }
 
 #[test]
+fn a_cancelled_feed_or_flush_loses_no_frame_fed_before() {
+    // Found by the session_ops fuzz target: the batch waited inside the
+    // future, so dropping a pending feed or flush dropped its frames.
+    let (collect, mut server, mut client) = pair(SessionConfig::default().send_queue_capacity(19));
+    let sender = client.sender();
+    sender.try_send(Frame::message("queued")).unwrap();
+    let mut buffered = sender.buffered();
+    let mut cx = std::task::Context::from_waker(Waker::noop());
+    let mut feed = Box::pin(buffered.feed(Frame::message("one")));
+    assert!(feed.as_mut().poll(&mut cx).is_ready(), "batched");
+    drop(feed);
+    // The queue is over its capacity: handing "one" over waits; cancelled.
+    let mut feed = Box::pin(buffered.feed(Frame::message("two")));
+    assert!(feed.as_mut().poll(&mut cx).is_pending());
+    drop(feed);
+    let mut flush = Box::pin(buffered.flush());
+    assert!(flush.as_mut().poll(&mut cx).is_pending());
+    drop(flush);
+    assert!(buffered.buffered_bytes() > 0, "\"one\" is still batched");
+    drop(buffered);
+    drive(&mut client, &mut server);
+    assert_eq!(
+        collect.frames(),
+        [Frame::message("queued"), Frame::message("one")]
+    );
+}
+
+#[test]
 fn frames_batched_after_the_connection_ended_come_back() {
     let mut client = started(
         Collect::default(),

@@ -26,6 +26,13 @@ use super::sender::Sender;
 /// the frame being fed then comes back in [`SendError::Closed`], the rest of
 /// the batch from [`Sender::take_unsent`].
 ///
+/// # Cancel safety
+///
+/// [`feed`](Self::feed) and [`flush`](Self::flush) may be cancelled (a
+/// `select!`, a timeout) while they wait for room: the frames fed before
+/// stay in the batch and go out with the next hand-over or the drop; the
+/// frame passed to a cancelled `feed` was not taken.
+///
 /// ```no_run
 /// # fn stream(sender: tej_core::Sender) -> Result<(), tej_core::SendError> {
 /// let mut buffered = sender.buffered();
@@ -166,11 +173,19 @@ impl BufferedSender {
         if self.batch.is_empty() {
             return true;
         }
-        let mut slot = Some(self.take_batch());
+        // The batch goes back into the handle between polls: a feed or
+        // flush cancelled while it waits loses none of the frames fed before.
         let handed = core::future::poll_fn(|cx| {
-            self.sender
+            let mut slot = Some(self.take_batch());
+            let polled = self
+                .sender
                 .shared
-                .poll_push_run(&mut slot, self.batch_len, cx)
+                .poll_push_run(&mut slot, self.batch_len, cx);
+            if let Some(run) = slot {
+                self.batch = run.bytes;
+                self.batch_frames = run.frames;
+            }
+            polled
         })
         .await;
         self.received(handed)
