@@ -378,8 +378,8 @@ struct ExpectedSink {
 
 impl PeerFrame {
     /// The frame's bytes, what the session must do with it, and its files
-    /// going to sinks (name, data, failure), in order.
-    fn build(self) -> (Vec<u8>, Outcome, Vec<(String, Vec<u8>, Option<SinkFail>)>) {
+    /// going to sinks, in order; `index` is its place among the peer's frames.
+    fn build(self, index: usize) -> (Vec<u8>, Outcome, Vec<ExpectedSink>) {
         match self {
             PeerFrame::Valid {
                 kind,
@@ -411,7 +411,12 @@ impl PeerFrame {
                     });
                     fails |= file.store.fails(data.len());
                     if let Store::Sink { fail, .. } = file.store {
-                        sinks.push((name.clone(), data.clone(), fail));
+                        sinks.push(ExpectedSink {
+                            frame: index,
+                            name: name.clone(),
+                            data: data.clone(),
+                            fail,
+                        });
                     }
                     sent = sent.file(name, data);
                 }
@@ -621,7 +626,8 @@ enum Op {
     BufferedFlush,
     /// The pending feed or flush is polled again.
     BufferedPoll,
-    /// The BufferedSender is dropped, with its pending feed or flush if any.
+    /// The BufferedSender is dropped (a pending feed or flush is polled
+    /// instead, unless `CANCEL_PENDING_BUFFERED`).
     BufferedDrop,
     /// `Sender::take_unsent`: frames come back once the connection ended.
     TakeUnsent,
@@ -780,15 +786,8 @@ impl Model {
         if self.peer_eof {
             return;
         }
-        let (wire, outcome, sinks) = frame.build();
-        let index = self.peer_frames.len();
-        self.peer_sinks
-            .extend(sinks.into_iter().map(|(name, data, fail)| ExpectedSink {
-                frame: index,
-                name,
-                data,
-                fail,
-            }));
+        let (wire, outcome, sinks) = frame.build(self.peer_frames.len());
+        self.peer_sinks.extend(sinks);
         self.input.extend_from_slice(&wire);
         self.written += wire.len();
         self.peer_frames.push((self.written, outcome));
