@@ -65,11 +65,9 @@ const FILE_HEADER: usize = 10;
 /// (tej-core's `outgoing.rs`): an open source, not its bytes.
 const SOURCE_FILE_COST: usize = 64 * 1024;
 /// Whether `BufferedDrop` may cancel a pending `BufferedSender` feed or
-/// flush. Off: cancelling one loses the batch it was handing over (its
-/// frames neither written nor handed back by `take_unsent`: the batch
-/// waits in the future's own slot, `BufferedSender::hand_over`); found by
-/// this target, reported rather than fixed here. Turn on to check it.
-const CANCEL_PENDING_BUFFERED: bool = false;
+/// flush. On: a cancelled one must lose none of the frames fed before
+/// (this target found that it did, `BufferedSender::hand_over`, fixed).
+const CANCEL_PENDING_BUFFERED: bool = true;
 /// The longest file data and message a valid peer frame carries: three
 /// files of 200 bytes, names of 8 and a message of 300 stay within 1,024.
 const MAX_DATA: usize = 200;
