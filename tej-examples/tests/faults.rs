@@ -22,7 +22,7 @@ use tej_core::{Frame, FrameBuilder, FrameTimeout, SessionConfig, Status};
 use tej_examples::runtime::Endpoint;
 use tej_test_support::fault_proxy::{Addr, Fault, FaultProxy, Rng};
 use tej_test_support::matrix::{connect_to, serve, Net, Setup};
-use tej_test_support::{harness, matrix};
+use tej_test_support::{harness, matrix, report};
 
 use tej_test_support::peer::pattern;
 use tej_test_support::recorder::{content_digest, FrameSummary, Record, Recorder, Seen};
@@ -135,10 +135,7 @@ fn disconnect(seen: &[Seen]) -> Option<String> {
 }
 
 fn row(name: &str, s: Setup, outcome: &str) {
-    if !harness::show_output() {
-        return;
-    }
-    eprintln!(
+    report!(
         "FAULT-MATRIX fault={name} runtime={} transport={} {outcome}",
         s.server.name(),
         s.net.name()

@@ -8,8 +8,8 @@
 //! in `hostile_load.rs`, the descriptor-exhaustion test (which lowers a
 //! process-wide limit) in `hostile_fds.rs`.
 
-use tej_test_support::hostile;
 use tej_test_support::recorder;
+use tej_test_support::{harness, hostile, report};
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
@@ -469,7 +469,7 @@ fn malformed_input(runtime: Runtime) {
     assert_rss_under(RSS_CEILING_MIB, "after the malformed input");
     unlimited.stop();
     server.stop();
-    eprintln!(
+    report!(
         "[hostile] {runtime} malformed input: {} attacks (one connection each) with the \
          default limits, {HOLDERS} frames of 2^63 / 2^64-1 held open without limits; RSS while \
          held {:.1} MiB, peak sampled {:.1} MiB (process, all tests), probe after \
@@ -619,7 +619,7 @@ fn slow_and_idle_peers_without_timeout(runtime: Runtime) {
     assert_rss_under(RSS_CEILING_MIB, "with slow and idle peers");
     server.stop();
     let worst = probes.iter().max().unwrap();
-    eprintln!(
+    report!(
         "[hostile] {runtime} slow and idle, no timeout: {IDLE_CONNECTIONS} idle + 1 slowloris \
          ({sent} bytes at 100 ms) held {:?}, RSS +{:.1} MiB for them; {} probes, slowest \
          {worst:?}; {:?}",
@@ -716,7 +716,7 @@ fn slow_and_idle_peers_with_idle_timeout(runtime: Runtime) {
     assert_no_runtime_panic();
     assert_rss_under(RSS_CEILING_MIB, "with an idle timeout");
     server.stop();
-    eprintln!(
+    report!(
         "[hostile] {runtime} slow and idle, {TIMEOUT:?} idle timeout: {IDLE_CONNECTIONS} idle \
          + 1 slowloris (1 byte/s) closed within {all_closed:?} of opening (opening took \
          {connected:?}); a 100 ms trickler stays; slowest probe {:?}; {:?}",
@@ -892,7 +892,7 @@ fn never_reading_peer(runtime: Runtime) {
     assert_no_runtime_panic();
     let peak = peak.max(sampler.stop());
     server.stop();
-    eprintln!(
+    report!(
         "[hostile] {runtime} never-reading peer: {accepted} frames of 64 KiB accepted before \
          Full, {queued} bytes queued (capacity {CAPACITY}); flooder: {requests} requests \
          written, {received} read before the server stopped reading; probes {probe_pushing:?} \
@@ -1078,55 +1078,37 @@ fn server_cut_mid_file(runtime: Runtime) {
 /// Instantiates every scenario per runtime name. A name `Runtime::ALL`
 /// does not have (yet) runs nothing; `every_runtime_is_attacked` fails
 /// when `Runtime::ALL` has one that is missing here.
+/// Every scenario on each runtime (`module: "runtime name";`), as tests
+/// named `module::scenario`, and a test that every runtime is listed.
 macro_rules! hostile {
     ($($module:ident: $name:literal;)*) => {
-        #[test]
-        fn every_runtime_is_attacked() {
-            assert_every_runtime_instantiated(&[$($name),*]);
+        fn tests() -> Vec<harness::Test> {
+            let mut tests: Vec<harness::Test> = vec![(
+                "every_runtime_is_attacked".into(),
+                Box::new(|| assert_every_runtime_instantiated(&[$($name),*])),
+            )];
+            let scenarios: [(&str, fn(Runtime)); 6] = [
+                ("malformed_input", malformed_input),
+                ("slow_and_idle_peers_without_timeout", slow_and_idle_peers_without_timeout),
+                ("slow_and_idle_peers_with_idle_timeout", slow_and_idle_peers_with_idle_timeout),
+                ("never_reading_peer", never_reading_peer),
+                ("client_cut_mid_file", client_cut_mid_file),
+                ("server_cut_mid_file", server_cut_mid_file),
+            ];
+            $(
+                for (scenario, run) in scenarios {
+                    tests.push((
+                        format!("{}::{scenario}", stringify!($module)),
+                        Box::new(move || {
+                            if let Some(runtime) = runtime_named($name) {
+                                run(runtime);
+                            }
+                        }),
+                    ));
+                }
+            )*
+            tests
         }
-
-        $(
-            mod $module {
-                use super::*;
-
-                #[test]
-                fn malformed_input() {
-                    if let Some(runtime) = runtime_named($name) {
-                        super::malformed_input(runtime);
-                    }
-                }
-                #[test]
-                fn slow_and_idle_peers_without_timeout() {
-                    if let Some(runtime) = runtime_named($name) {
-                        super::slow_and_idle_peers_without_timeout(runtime);
-                    }
-                }
-                #[test]
-                fn slow_and_idle_peers_with_idle_timeout() {
-                    if let Some(runtime) = runtime_named($name) {
-                        super::slow_and_idle_peers_with_idle_timeout(runtime);
-                    }
-                }
-                #[test]
-                fn never_reading_peer() {
-                    if let Some(runtime) = runtime_named($name) {
-                        super::never_reading_peer(runtime);
-                    }
-                }
-                #[test]
-                fn client_cut_mid_file() {
-                    if let Some(runtime) = runtime_named($name) {
-                        super::client_cut_mid_file(runtime);
-                    }
-                }
-                #[test]
-                fn server_cut_mid_file() {
-                    if let Some(runtime) = runtime_named($name) {
-                        super::server_cut_mid_file(runtime);
-                    }
-                }
-            }
-        )*
     };
 }
 
@@ -1135,4 +1117,10 @@ hostile! {
     async_std: "async-std";
     smol: "smol";
     mio: "mio";
+}
+
+/// Two threads per core, not the matrix's four: the suite's RSS ceiling is
+/// the whole process's, shared by the attacks running at once.
+fn main() -> std::process::ExitCode {
+    harness::run_tests(tests(), 2)
 }

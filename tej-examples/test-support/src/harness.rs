@@ -1,12 +1,13 @@
-//! The harness of the matrix suites (`conformance.rs`, `faults.rs`, built
-//! with `harness = false`): libtest's command line and output, through
-//! libtest-mimic, with more threads than cores by default.
+//! The harness of the suites built with `harness = false` (the matrix
+//! suites `conformance.rs` and `faults.rs`, and `hostile.rs`): libtest's
+//! command line and output, through libtest-mimic, with more threads than
+//! cores by default.
 //!
 //! Their cases mostly wait (idle timeouts, stalled peers, handshakes cut,
 //! lingering closes): libtest's one thread per core left a 2-core machine
 //! idle most of the time they ran. `--test-threads` and `RUST_TEST_THREADS`
 //! still decide when given. Nothing is captured: a case's own report lines
-//! are printed only with `--nocapture` ([`show_output`]).
+//! are printed only with `--nocapture` ([`report!`](crate::report!)).
 
 use std::process::ExitCode;
 use std::sync::OnceLock;
@@ -15,28 +16,36 @@ use libtest_mimic::{Arguments, Trial};
 
 use crate::matrix::Case;
 
-/// Threads per core when neither `--test-threads` nor `RUST_TEST_THREADS`
-/// says how many.
-const THREADS_PER_CORE: usize = 4;
+/// Threads per core for the matrix suites when neither `--test-threads`
+/// nor `RUST_TEST_THREADS` says how many.
+pub const MATRIX_THREADS_PER_CORE: usize = 4;
+
+/// A test: its name and what it runs.
+pub type Test = (String, Box<dyn FnOnce() + Send>);
 
 static SHOW_OUTPUT: OnceLock<bool> = OnceLock::new();
 
-/// Whether the suite runs with `--nocapture` (or outside [`run`]).
+/// Whether the suite runs with `--nocapture` (or outside this harness).
 pub fn show_output() -> bool {
     SHOW_OUTPUT.get().copied().unwrap_or(true)
+}
+
+/// `eprintln!` when the suite runs with `--nocapture`: this harness
+/// captures nothing, so a case's report lines are printed only then.
+#[macro_export]
+macro_rules! report {
+    ($($arg:tt)*) => {
+        if $crate::harness::show_output() {
+            eprintln!($($arg)*);
+        }
+    };
 }
 
 /// Runs every case of every group as a test named `group::setup::scenario`
 /// (`setup::scenario` in the group `""`) and says how it went in the exit
 /// code.
 pub fn run(groups: Vec<(&'static str, Vec<Case>)>) -> ExitCode {
-    let mut args = Arguments::from_args();
-    let _ = SHOW_OUTPUT.set(args.nocapture);
-    args.test_threads = args.test_threads.or_else(threads_from_env).or_else(|| {
-        let cores = std::thread::available_parallelism().map_or(1, usize::from);
-        Some(cores * THREADS_PER_CORE)
-    });
-    let trials = groups
+    let tests = groups
         .into_iter()
         .flat_map(|(group, cases)| {
             cases.into_iter().map(move |case| {
@@ -44,10 +53,30 @@ pub fn run(groups: Vec<(&'static str, Vec<Case>)>) -> ExitCode {
                     "" => case.name.to_owned(),
                     group => format!("{group}::{}", case.name),
                 };
-                Trial::test(name, move || {
-                    (case.run)(case.setup);
-                    Ok(())
-                })
+                let run: Box<dyn FnOnce() + Send> = Box::new(move || (case.run)(case.setup));
+                (name, run)
+            })
+        })
+        .collect();
+    run_tests(tests, MATRIX_THREADS_PER_CORE)
+}
+
+/// Runs `tests`, `threads_per_core` at a time per core unless the command
+/// line or `RUST_TEST_THREADS` says otherwise, and says how it went in the
+/// exit code.
+pub fn run_tests(tests: Vec<Test>, threads_per_core: usize) -> ExitCode {
+    let mut args = Arguments::from_args();
+    let _ = SHOW_OUTPUT.set(args.nocapture);
+    args.test_threads = args.test_threads.or_else(threads_from_env).or_else(|| {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        Some(cores * threads_per_core)
+    });
+    let trials = tests
+        .into_iter()
+        .map(|(name, run)| {
+            Trial::test(name, move || {
+                run();
+                Ok(())
             })
         })
         .collect();
