@@ -234,31 +234,41 @@ async fn the_endpoint_as_a_client_of_a_tokio_server() {
     let addr = server.local_addr().unwrap();
     let shutdown = server.shutdown_handle();
     let serving = tokio::spawn(server.serve(|| Echo));
-    let frames = frames();
-    for seed in 0..4 {
-        let stream = TcpStream::connect(addr).await.unwrap();
-        let mut buffer = vec![0u8; 512];
-        // The server answers pings: this side must not, or they would ping
-        // each other forever.
-        let mut endpoint = Endpoint::new(Adapter::new(stream, seed), &mut buffer, Limits::DEFAULT)
-            .answer_pings(false);
-        let mut largest_piece = 0;
-        tokio::time::timeout(TIMEOUT, async {
-            for frame in &frames {
-                send(&mut endpoint, frame).await;
-                let echo = receive(&mut endpoint, &mut largest_piece).await;
-                assert!(
-                    echo.as_ref() == Some(&content(frame)),
-                    "seed {seed}: echo differs"
-                );
-            }
-            send(&mut endpoint, &Frame::ping()).await;
-            let pong = receive(&mut endpoint, &mut largest_piece).await.unwrap();
-            assert_eq!(pong, (2, 1, Vec::new(), None), "seed {seed}");
+    let frames = std::sync::Arc::new(frames());
+    // One client per seed, at once: the tiny pieces make each slow.
+    let clients: Vec<_> = (0..4)
+        .map(|seed| {
+            let frames = std::sync::Arc::clone(&frames);
+            tokio::spawn(async move {
+                let stream = TcpStream::connect(addr).await.unwrap();
+                let mut buffer = vec![0u8; 512];
+                // The server answers pings: this side must not, or they
+                // would ping each other forever.
+                let mut endpoint =
+                    Endpoint::new(Adapter::new(stream, seed), &mut buffer, Limits::DEFAULT)
+                        .answer_pings(false);
+                let mut largest_piece = 0;
+                tokio::time::timeout(TIMEOUT, async {
+                    for frame in frames.iter() {
+                        send(&mut endpoint, frame).await;
+                        let echo = receive(&mut endpoint, &mut largest_piece).await;
+                        assert!(
+                            echo.as_ref() == Some(&content(frame)),
+                            "seed {seed}: echo differs"
+                        );
+                    }
+                    send(&mut endpoint, &Frame::ping()).await;
+                    let pong = receive(&mut endpoint, &mut largest_piece).await.unwrap();
+                    assert_eq!(pong, (2, 1, Vec::new(), None), "seed {seed}");
+                })
+                .await
+                .expect("within the timeout");
+                assert!(largest_piece <= 512, "pieces come from the 512-byte buffer");
+            })
         })
-        .await
-        .expect("within the timeout");
-        assert!(largest_piece <= 512, "pieces come from the 512-byte buffer");
+        .collect();
+    for client in clients {
+        client.await.expect("a client");
     }
     shutdown.shutdown();
     tokio::time::timeout(TIMEOUT, serving)
