@@ -9,6 +9,7 @@ use futures_lite::{AsyncReadExt, StreamExt};
 use sha2::{Digest, Sha256};
 use tej_core::{File, Frame, SessionConfig};
 use tej_net::{AsyncConnection, IncomingFrame};
+use tej_test_support::harness;
 
 /// Deterministic bytes.
 fn pattern(len: usize, seed: u8) -> Vec<u8> {
@@ -98,6 +99,57 @@ macro_rules! on_runtime {
             use super::*;
             use $face as face;
 
+            /// This runtime's tests, named `runtime::test`.
+            pub fn tests() -> Vec<harness::Test> {
+                vec![
+                    (
+                        concat!(
+                            stringify!($name),
+                            "::a_shutdown_lets_the_consumer_finish_its_frame_and_reply"
+                        )
+                        .to_owned(),
+                        Box::new(a_shutdown_lets_the_consumer_finish_its_frame_and_reply),
+                    ),
+                    (
+                        concat!(
+                            stringify!($name),
+                            "::past_the_drain_timeout_what_remains_is_cut"
+                        )
+                        .to_owned(),
+                        Box::new(past_the_drain_timeout_what_remains_is_cut),
+                    ),
+                    (
+                        concat!(stringify!($name), "::frames_and_files_arrive_as_a_stream")
+                            .to_owned(),
+                        Box::new(frames_and_files_arrive_as_a_stream),
+                    ),
+                    (
+                        concat!(
+                            stringify!($name),
+                            "::accept_hands_out_each_connection_with_its_peer"
+                        )
+                        .to_owned(),
+                        Box::new(accept_hands_out_each_connection_with_its_peer),
+                    ),
+                    (
+                        concat!(
+                            stringify!($name),
+                            "::a_dropped_file_skips_the_rest_of_its_bytes"
+                        )
+                        .to_owned(),
+                        Box::new(a_dropped_file_skips_the_rest_of_its_bytes),
+                    ),
+                    (
+                        concat!(
+                            stringify!($name),
+                            "::a_consumer_that_stops_reading_holds_up_its_own_peer_only"
+                        )
+                        .to_owned(),
+                        Box::new(a_consumer_that_stops_reading_holds_up_its_own_peer_only),
+                    ),
+                ]
+            }
+
             fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {
                 ($block_on)(future)
             }
@@ -146,7 +198,6 @@ macro_rules! on_runtime {
                 (addr, shutdown, done)
             }
 
-            #[test]
             fn a_shutdown_lets_the_consumer_finish_its_frame_and_reply() {
                 block_on(async {
                     let (started_tx, started) = async_channel::bounded::<()>(1);
@@ -187,7 +238,6 @@ macro_rules! on_runtime {
                 });
             }
 
-            #[test]
             fn past_the_drain_timeout_what_remains_is_cut() {
                 block_on(async {
                     let (addr, shutdown, done) = stoppable(
@@ -221,7 +271,6 @@ macro_rules! on_runtime {
                 });
             }
 
-            #[test]
             fn frames_and_files_arrive_as_a_stream() {
                 block_on(async {
                     let addr = server(echo).await;
@@ -234,7 +283,6 @@ macro_rules! on_runtime {
                 });
             }
 
-            #[test]
             fn accept_hands_out_each_connection_with_its_peer() {
                 block_on(async {
                     let mut server = face::Server::bind("127.0.0.1:0").await.expect("bind");
@@ -264,7 +312,6 @@ macro_rules! on_runtime {
                 });
             }
 
-            #[test]
             fn a_dropped_file_skips_the_rest_of_its_bytes() {
                 block_on(async {
                     let addr = server(|mut conn: AsyncConnection| async move {
@@ -306,7 +353,6 @@ macro_rules! on_runtime {
                 });
             }
 
-            #[test]
             fn a_consumer_that_stops_reading_holds_up_its_own_peer_only() {
                 block_on(async {
                     let (stalled_tx, stalled_rx) = async_channel::bounded::<()>(1);
@@ -390,3 +436,12 @@ on_runtime!(
         smol::spawn(future).detach();
     }
 );
+
+/// Two threads per core: the cases mostly wait (drain timeouts, a
+/// consumer that stops reading).
+fn main() -> std::process::ExitCode {
+    let mut tests = tokio_runtime::tests();
+    tests.extend(async_std_runtime::tests());
+    tests.extend(smol_runtime::tests());
+    harness::run_tests(tests, 2)
+}
