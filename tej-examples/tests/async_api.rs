@@ -101,53 +101,14 @@ macro_rules! on_runtime {
 
             /// This runtime's tests, named `runtime::test`.
             pub fn tests() -> Vec<harness::Test> {
-                vec![
-                    (
-                        concat!(
-                            stringify!($name),
-                            "::a_shutdown_lets_the_consumer_finish_its_frame_and_reply"
-                        )
-                        .to_owned(),
-                        Box::new(a_shutdown_lets_the_consumer_finish_its_frame_and_reply),
-                    ),
-                    (
-                        concat!(
-                            stringify!($name),
-                            "::past_the_drain_timeout_what_remains_is_cut"
-                        )
-                        .to_owned(),
-                        Box::new(past_the_drain_timeout_what_remains_is_cut),
-                    ),
-                    (
-                        concat!(stringify!($name), "::frames_and_files_arrive_as_a_stream")
-                            .to_owned(),
-                        Box::new(frames_and_files_arrive_as_a_stream),
-                    ),
-                    (
-                        concat!(
-                            stringify!($name),
-                            "::accept_hands_out_each_connection_with_its_peer"
-                        )
-                        .to_owned(),
-                        Box::new(accept_hands_out_each_connection_with_its_peer),
-                    ),
-                    (
-                        concat!(
-                            stringify!($name),
-                            "::a_dropped_file_skips_the_rest_of_its_bytes"
-                        )
-                        .to_owned(),
-                        Box::new(a_dropped_file_skips_the_rest_of_its_bytes),
-                    ),
-                    (
-                        concat!(
-                            stringify!($name),
-                            "::a_consumer_that_stops_reading_holds_up_its_own_peer_only"
-                        )
-                        .to_owned(),
-                        Box::new(a_consumer_that_stops_reading_holds_up_its_own_peer_only),
-                    ),
-                ]
+                tej_test_support::tests!(stringify!($name);
+                    a_shutdown_lets_the_consumer_finish_its_frame_and_reply,
+                    past_the_drain_timeout_what_remains_is_cut,
+                    frames_and_files_arrive_as_a_stream,
+                    accept_hands_out_each_connection_with_its_peer,
+                    a_dropped_file_skips_the_rest_of_its_bytes,
+                    a_consumer_that_stops_reading_holds_up_its_own_peer_only,
+                )
             }
 
             fn block_on<T>(future: impl std::future::Future<Output = T>) -> T {

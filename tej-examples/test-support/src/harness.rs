@@ -40,6 +40,17 @@ macro_rules! report {
     };
 }
 
+/// The functions named, as [`Test`]s named `prefix::function`.
+#[macro_export]
+macro_rules! tests {
+    ($prefix:expr; $($test:ident),* $(,)?) => {
+        vec![$((
+            format!("{}::{}", $prefix, stringify!($test)),
+            Box::new($test) as Box<dyn FnOnce() + Send>,
+        )),*]
+    };
+}
+
 /// Runs every case of every group as a test named `group::setup::scenario`
 /// (`setup::scenario` in the group `""`) and says how it went in the exit
 /// code.
