@@ -26,12 +26,13 @@ pub const TARGET: &str = "thumbv7em-none-eabihf";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Firmware {
     /// `tej-firmware`: TEJ over UART0.
-    Uart,
+    Uart = 0,
     /// `tej-firmware-net`: TEJ over smoltcp on the LAN9118.
-    Net,
+    Net = 1,
 }
 
 impl Firmware {
+    /// Both, in the order of their discriminants.
     const ALL: [Firmware; 2] = [Firmware::Uart, Firmware::Net];
 
     fn folder(self) -> &'static str {
@@ -64,7 +65,7 @@ enum Missing {
 pub fn elf(which: Firmware) -> Option<PathBuf> {
     static BUILT: OnceLock<Vec<Result<PathBuf, Missing>>> = OnceLock::new();
     let built = BUILT.get_or_init(build_both);
-    match &built[Firmware::ALL.iter().position(|f| *f == which)?] {
+    match &built[which as usize] {
         Ok(elf) => Some(elf.clone()),
         Err(Missing::Build(output)) => panic!("building {} failed:\n{output}", which.binary()),
         Err(Missing::Skip(reason)) => {

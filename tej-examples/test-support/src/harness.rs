@@ -1,6 +1,7 @@
 //! The harness of the suites built with `harness = false` (the matrix
-//! suites `conformance.rs` and `faults.rs`; `hostile.rs`, `async_api.rs`): libtest's command line and output, through
-//! libtest-mimic, with more threads than cores by default.
+//! suites `conformance.rs` and `faults.rs`; `hostile.rs`, `async_api.rs`):
+//! libtest's command line and output, through libtest-mimic, with more
+//! threads than cores by default.
 //!
 //! Their cases mostly wait (idle timeouts, stalled peers, handshakes cut,
 //! lingering closes): libtest's one thread per core left a 2-core machine
