@@ -253,14 +253,8 @@ where
     tej_net::run_session::<Tokio, S, H>(stream, session, shutdown).await
 }
 
-// The same set from tej-core in every adapter.
-pub use tej_core::{
-    self, BufferedSender, Connection, DecodeError, DisconnectReason, EncodeError, Field, File,
-    FileBody, FileTarget, Frame, FrameBuilder, FrameTimeout, Handler, LimitKind, Limits,
-    NotWritten, SendError, SendFuture, SendProgress, Sender, Session, SessionConfig, Status,
-    Written,
-};
-pub use tej_net::{self, ShutdownHandle};
+pub use tej_net;
+pub use tej_net::common::*;
 
 /// The README's examples, compiled as doctests so that they stay true.
 #[cfg(doctest)]
