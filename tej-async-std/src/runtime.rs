@@ -126,7 +126,7 @@ impl<R: PollIo<S>, S: Unpin> futures_io::AsyncWrite for Polled<R, S> {
 /// `tls` the `futures-rustls` acceptor and client handshake.
 macro_rules! futures_io_runtime {
     (
-        runtime: $runtime:ty,
+        runtime: $runtime:ident, $name:literal,
         tcp: $tcp_listener:ty, $tcp_stream:ty,
         unix: $unix_listener:ty, $unix_stream:ty,
         to_socket_addrs: $to_socket_addrs:path,
@@ -134,6 +134,16 @@ macro_rules! futures_io_runtime {
         tcp_listener($tcp:ident) $tcp_from:block
         unix_listener($unix:ident) $unix_from:block
     ) => {
+        #[doc = concat!("A TEJ server on ", $name, ": `tej-net`'s [`Server`](tej_net::Server) on")]
+        #[doc = concat!("[`", stringify!($runtime), "`], over any [`Listener`](tej_net::Listener) (", $name, "'s")]
+        /// `TcpListener` by default) and any [`Acceptor`](tej_net::Acceptor)
+        /// ([`Plain`](tej_net::Plain) by default).
+        pub type Server<L = $tcp_listener, A = tej_net::Plain> = tej_net::Server<$runtime, L, A>;
+
+        #[doc = concat!("A TEJ connection made by this side on ", $name, ": `tej-net`'s")]
+        #[doc = concat!("[`Client`](tej_net::Client) on [`", stringify!($runtime), "`].")]
+        pub type Client = tej_net::Client<$runtime>;
+
         impl tej_net::runtime::Runtime for $runtime {
             type Sleep = $crate::runtime::Timer;
             type TcpListener = $tcp_listener;

@@ -30,24 +30,14 @@
 //! ```
 
 use ::smol::net::{TcpListener, TcpStream};
-use tej_net::Plain;
 
 /// smol as a `tej-net` runtime: tasks go to `smol::spawn` (smol's global
 /// executor), sockets are `async-net`'s (`smol::net`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Smol;
 
-/// A TEJ server on smol: `tej-net`'s [`Server`](tej_net::Server) on
-/// [`Smol`], over any [`Listener`](tej_net::Listener) (smol's `TcpListener` by default) and
-/// any [`Acceptor`](tej_net::Acceptor) ([`Plain`] by default).
-pub type Server<L = TcpListener, A = Plain> = tej_net::Server<Smol, L, A>;
-
-/// A TEJ connection made by this side on smol: `tej-net`'s
-/// [`Client`](tej_net::Client) on [`Smol`].
-pub type Client = tej_net::Client<Smol>;
-
 crate::runtime::futures_io_runtime! {
-    runtime: Smol,
+    runtime: Smol, "smol",
     tcp: TcpListener, TcpStream,
     unix: ::smol::net::unix::UnixListener, ::smol::net::unix::UnixStream,
     to_socket_addrs: ::smol::net::AsyncToSocketAddrs,

@@ -222,11 +222,7 @@ pub mod tls;
 
 pub use codec::{CodecError, TejCodec};
 pub use runtime::{Timer, Tokio};
-pub use tej_net::{Acceptor, Listener, Plain};
-/// The async face: a connection you await, its frames a `Stream`, its
-/// files `AsyncRead`s (`Server::accept`, `Server::serve_connections`,
-/// `Client::open`).
-pub use tej_net::{AsyncConnection, Incoming, IncomingFile, IncomingFrame};
+pub use tej_net::common::asynch::*;
 
 /// A TEJ server on Tokio: `tej-net`'s [`Server`](tej_net::Server) on
 /// [`Tokio`], over any [`Listener`] (Tokio's `TcpListener` by default) and
