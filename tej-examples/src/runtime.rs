@@ -593,15 +593,13 @@ fn connect_async<R: AsyncRuntime>(
     type Client<R> = tej_net::Client<R>;
     let executor = R::executor()?;
     let client = R::block_on(&executor, async {
-        match (endpoint, tls) {
+        match (endpoint, tls.map(ClientTls::parts)) {
             (Endpoint::Tcp(addr), None) => Client::<R>::connect_with(*addr, handler, config).await,
-            (Endpoint::Tcp(addr), Some(tls)) => {
-                let (name, tls) = (tls.server_name.clone(), tls.config.clone());
+            (Endpoint::Tcp(addr), Some((name, tls))) => {
                 Client::<R>::connect_tls(*addr, name, tls, handler, config).await
             }
             (Endpoint::Unix(path), None) => Client::<R>::connect_unix(path, handler, config).await,
-            (Endpoint::Unix(path), Some(tls)) => {
-                let (name, tls) = (tls.server_name.clone(), tls.config.clone());
+            (Endpoint::Unix(path), Some((name, tls))) => {
                 Client::<R>::connect_unix_tls(path, name, tls, handler, config).await
             }
         }
@@ -623,15 +621,13 @@ fn connect_mio(
     config: SessionConfig,
 ) -> io::Result<RunningClient> {
     type Client = tej_mio::Client;
-    let client = match (endpoint, tls) {
+    let client = match (endpoint, tls.map(ClientTls::parts)) {
         (Endpoint::Tcp(addr), None) => Client::connect_with(*addr, handler, config)?,
-        (Endpoint::Tcp(addr), Some(tls)) => {
-            let (name, tls) = (tls.server_name.clone(), tls.config.clone());
+        (Endpoint::Tcp(addr), Some((name, tls))) => {
             Client::connect_tls(*addr, name, tls, handler, config)?
         }
         (Endpoint::Unix(path), None) => Client::connect_unix(path, handler, config)?,
-        (Endpoint::Unix(path), Some(tls)) => {
-            let (name, tls) = (tls.server_name.clone(), tls.config.clone());
+        (Endpoint::Unix(path), Some((name, tls))) => {
             Client::connect_unix_tls(path, name, tls, handler, config)?
         }
     };

@@ -426,3 +426,11 @@ pub struct ClientTls {
     /// The name the server's certificate must carry.
     pub server_name: ServerName<'static>,
 }
+
+impl ClientTls {
+    /// The server's name and the configuration, as the adapters'
+    /// `connect_tls` take them.
+    pub fn parts(&self) -> (ServerName<'static>, Arc<ClientConfig>) {
+        (self.server_name.clone(), Arc::clone(&self.config))
+    }
+}
