@@ -4,7 +4,7 @@
 //! `tej send`, `tej demo`, `tej bench`), the demo ([`demo`]), the bench's
 //! workloads and baselines ([`bench`](mod@bench)) and the spool latency measurement
 //! ([`spool_latency`]); and the handlers of the per-adapter examples
-//! ([`reference`]).
+//! ([`reference`](mod@reference)).
 
 pub mod bench;
 pub mod cli;
