@@ -469,6 +469,7 @@ fn background<R: AsyncRuntime>(
     })
 }
 
+/// The streams a server of `R` accepts: over TCP, over a Unix socket.
 type TcpIo<R> = <<R as NetRuntime>::TcpListener as Listener<R>>::Io;
 type UnixIo<R> = <<R as NetRuntime>::UnixListener as Listener<R>>::Io;
 /// The stream a server of `R` serves TLS over `S` with.
