@@ -6,6 +6,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::ops::Deref;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use tej_core::{DisconnectReason, Handler, Sender, SessionConfig};
 use tej_net::accept::DEFAULT_MAX_CONNECTIONS;
 use tej_net::runtime::{PollIo, Resolve, Runtime as NetRuntime, TlsRuntime};
-use tej_net::{Acceptor, Listener, NewHandler, Observer, ShutdownHandle};
+use tej_net::{Acceptor, ClientHandle, Listener, NewHandler, Observer, ShutdownHandle};
 
 use crate::tls::ClientTls;
 
@@ -156,28 +157,36 @@ impl RunningServer {
     }
 }
 
-/// A client connection running in the background on some runtime.
+/// A client connection running in the background on some runtime. It
+/// dereferences to its adapter's [`ClientHandle`] (sender, addresses,
+/// connection info), the same on every adapter; what needs the adapter
+/// itself (waiting for the end, detaching) is here.
 pub struct RunningClient {
-    sender: Sender,
-    peer_addr: Option<SocketAddr>,
-    local_addr: Option<SocketAddr>,
     /// `None` once joined or detached.
     client: Option<Box<dyn Connected>>,
 }
 
 impl fmt::Debug for RunningClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RunningClient")
-            .field("sender", &self.sender)
-            .field("peer_addr", &self.peer_addr)
-            .finish()
+        f.debug_tuple("RunningClient").field(&**self).finish()
+    }
+}
+
+impl Deref for RunningClient {
+    type Target = ClientHandle;
+
+    fn deref(&self) -> &ClientHandle {
+        self.client
+            .as_ref()
+            .expect("a client until joined")
+            .handle()
     }
 }
 
 /// An adapter's client, with what it needs to run: its executor.
 trait Connected: Send {
-    /// The adapter's `Client::shutdown`.
-    fn shutdown(&self);
+    /// The `ClientHandle` the adapter's `Client` dereferences to.
+    fn handle(&self) -> &ClientHandle;
     /// The adapter's `Client::join`, run to completion.
     fn join(self: Box<Self>) -> io::Result<DisconnectReason>;
     /// The adapter's `Client::detach` (`detach`) or its drop (`!detach`);
@@ -186,21 +195,6 @@ trait Connected: Send {
 }
 
 impl RunningClient {
-    /// A sender for the connection.
-    pub fn sender(&self) -> Sender {
-        self.sender.clone()
-    }
-
-    /// The server's address (`None` over a Unix socket).
-    pub fn peer_addr(&self) -> Option<SocketAddr> {
-        self.peer_addr
-    }
-
-    /// This side's address (`None` over a Unix socket).
-    pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.local_addr
-    }
-
     /// Closes once everything queued is sent, waits for the end and tells
     /// why it ended. (Dropping a `RunningClient` drops the adapter's
     /// `Client`, which closes it the same way, without waiting.)
@@ -209,7 +203,7 @@ impl RunningClient {
     ///
     /// An error if the connection's handler panicked.
     pub fn close(self) -> io::Result<DisconnectReason> {
-        self.sender.close();
+        ClientHandle::close(&self);
         self.join()
     }
 
@@ -220,9 +214,7 @@ impl RunningClient {
     ///
     /// An error if the connection's handler panicked.
     pub fn shutdown(self) -> io::Result<DisconnectReason> {
-        if let Some(client) = &self.client {
-            client.shutdown();
-        }
+        ClientHandle::shutdown(&self);
         self.join()
     }
 
@@ -238,10 +230,10 @@ impl RunningClient {
     /// Lets the connection run on (the adapter's `Client::detach`) until
     /// the peer closes it or the returned sender's `close`.
     pub fn detach(mut self) -> Sender {
-        if let Some(client) = self.client.take() {
-            client.release(true);
-        }
-        self.sender.clone()
+        let client = self.client.take().expect("detached once");
+        let sender = client.handle().sender();
+        client.release(true);
+        sender
     }
 }
 
@@ -605,11 +597,9 @@ fn connect_async<R: AsyncRuntime>(
             }
         }
     })?;
+    let client = AsyncClient::<R> { executor, client };
     Ok(RunningClient {
-        sender: client.sender(),
-        peer_addr: client.peer_addr(),
-        local_addr: client.local_addr(),
-        client: Some(Box::new(AsyncClient::<R> { executor, client })),
+        client: Some(Box::new(client)),
     })
 }
 
@@ -633,9 +623,6 @@ fn connect_mio(
         }
     };
     Ok(RunningClient {
-        sender: client.sender(),
-        peer_addr: client.peer_addr(),
-        local_addr: client.local_addr(),
         client: Some(Box::new(client)),
     })
 }
@@ -647,8 +634,8 @@ struct AsyncClient<R: AsyncRuntime> {
 }
 
 impl<R: AsyncRuntime> Connected for AsyncClient<R> {
-    fn shutdown(&self) {
-        self.client.shutdown();
+    fn handle(&self) -> &ClientHandle {
+        &self.client
     }
     fn join(self: Box<Self>) -> io::Result<DisconnectReason> {
         R::block_on(&self.executor, self.client.join())
@@ -666,8 +653,8 @@ impl<R: AsyncRuntime> Connected for AsyncClient<R> {
 }
 
 impl Connected for tej_mio::Client {
-    fn shutdown(&self) {
-        tej_net::ClientHandle::shutdown(self);
+    fn handle(&self) -> &ClientHandle {
+        self
     }
     fn join(self: Box<Self>) -> io::Result<DisconnectReason> {
         tej_mio::Client::join(*self)
