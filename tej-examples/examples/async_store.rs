@@ -26,7 +26,8 @@ use futures_lite::{AsyncWriteExt, StreamExt};
 use sha2::{Digest, Sha256};
 use smol::{Timer, Unblock};
 use tej_core::Frame;
-use tej_net::{AsyncConnection, IncomingFrame, ShutdownHandle};
+use tej_net::runtime::{PollIo, Resolve, Runtime};
+use tej_net::{AsyncConnection, IncomingFrame, Listener, ShutdownHandle};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 enum RuntimeName {
@@ -74,31 +75,26 @@ fn run(args: Args) -> anyhow::Result<()> {
         RuntimeName::Tokio => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?
-            .block_on(async {
-                let server = tej_tokio::Server::bind(args.bind).await?;
-                listening(server.local_addr()?, server.shutdown_handle())?;
-                server
-                    .serve_connections(move |conn| store.clone().serve(conn))
-                    .await;
-                Ok(())
-            }),
-        RuntimeName::AsyncStd => async_std::task::block_on(async {
-            let server = tej_async_std::Server::bind(args.bind).await?;
-            listening(server.local_addr()?, server.shutdown_handle())?;
-            server
-                .serve_connections(move |conn| store.clone().serve(conn))
-                .await;
-            Ok(())
-        }),
-        RuntimeName::Smol => smol::block_on(async {
-            let server = tej_async_std::smol::Server::bind(args.bind).await?;
-            listening(server.local_addr()?, server.shutdown_handle())?;
-            server
-                .serve_connections(move |conn| store.clone().serve(conn))
-                .await;
-            Ok(())
-        }),
+            .block_on(serve::<tej_tokio::Tokio>(args.bind, store)),
+        RuntimeName::AsyncStd => {
+            async_std::task::block_on(serve::<tej_async_std::AsyncStd>(args.bind, store))
+        }
+        RuntimeName::Smol => smol::block_on(serve::<tej_async_std::Smol>(args.bind, store)),
     }
+}
+
+/// Serves `store` at `bind` on async runtime `R` until shut down: the
+/// server is tej-net's, the same type on every async runtime.
+async fn serve<R>(bind: SocketAddr, store: Arc<Store>) -> anyhow::Result<()>
+where
+    R: Runtime + Resolve<SocketAddr> + PollIo<<R::TcpListener as Listener<R>>::Io>,
+{
+    let server = tej_net::Server::<R>::bind(bind).await?;
+    listening(server.local_addr()?, server.shutdown_handle())?;
+    server
+        .serve_connections(move |conn| store.clone().serve(conn))
+        .await;
+    Ok(())
 }
 
 /// Says where it listens, and stops on SIGTERM or Ctrl-C.

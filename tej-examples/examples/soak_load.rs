@@ -80,6 +80,16 @@ impl Load {
         if ok { &counts.ok } else { &counts.failed }.fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Runs `attempt` again and again until the time is up, each counted
+    /// under `kind`, with `pause` after each.
+    fn repeat(&self, kind: usize, pause: Duration, mut attempt: impl FnMut() -> bool) {
+        while self.running() {
+            let ok = attempt();
+            self.count(kind, ok);
+            thread::sleep(pause);
+        }
+    }
+
     fn config(&self) -> SessionConfig {
         let mut config = SessionConfig::default();
         config.idle_timeout = Some(Duration::from_secs(20));
@@ -122,17 +132,20 @@ fn replies(rx: &Receiver<Seen>, count: usize, wait: Duration) -> bool {
     true
 }
 
+/// A frame of one file, `name` holding `data`, and `message`.
+fn upload(name: &str, data: &bytes::Bytes, message: &'static str) -> Frame {
+    FrameBuilder::new(Status::DEFAULT)
+        .file(name, data.clone())
+        .message(message)
+        .build()
+}
+
 fn large(load: &Load) {
     let data = bytes::Bytes::from(pattern(32 << 20, 3));
-    while load.running() {
-        let frame = FrameBuilder::new(Status::DEFAULT)
-            .file("large.bin", data.clone())
-            .message("large")
-            .build();
-        let ok = load.exchange(load.server, vec![frame], Duration::from_secs(120));
-        load.count(LARGE, ok);
-        thread::sleep(Duration::from_secs(2));
-    }
+    load.repeat(LARGE, Duration::from_secs(2), || {
+        let frame = upload("large.bin", &data, "large");
+        load.exchange(load.server, vec![frame], Duration::from_secs(120))
+    });
 }
 
 fn small(load: &Load) {
@@ -168,15 +181,10 @@ fn small(load: &Load) {
 }
 
 fn churn(load: &Load) {
-    while load.running() {
-        let ok = load.exchange(
-            load.server,
-            vec![Frame::message("churn")],
-            Duration::from_secs(20),
-        );
-        load.count(CHURN, ok);
-        thread::sleep(load.churn_pause);
-    }
+    load.repeat(CHURN, load.churn_pause, || {
+        let frame = Frame::message("churn");
+        load.exchange(load.server, vec![frame], Duration::from_secs(20))
+    });
 }
 
 /// A raw peer doing one of five bad things; true once the server closed it.
@@ -233,26 +241,19 @@ fn attack(server: SocketAddr, kind: u64) -> bool {
 
 fn hostile(load: &Load) {
     let mut rng = Rng::new(11);
-    while load.running() {
-        let ok = attack(load.server, rng.below(5));
-        load.count(HOSTILE, ok);
-        thread::sleep(Duration::from_millis(200));
-    }
+    load.repeat(HOSTILE, Duration::from_millis(200), || {
+        attack(load.server, rng.below(5))
+    });
 }
 
 fn proxied(load: &Load) {
     let Some(proxy) = load.proxy else { return };
     let data = bytes::Bytes::from(pattern(2 << 20, 5));
-    while load.running() {
-        let frame = FrameBuilder::new(Status::DEFAULT)
-            .file("proxied.bin", data.clone())
-            .message("through the proxy")
-            .build();
-        // Most faults cut it: "ok" counts the transfers that went through.
-        let ok = load.exchange(proxy, vec![frame], Duration::from_secs(30));
-        load.count(PROXIED, ok);
-        thread::sleep(Duration::from_millis(100));
-    }
+    // Most faults cut it: "ok" counts the transfers that went through.
+    load.repeat(PROXIED, Duration::from_millis(100), || {
+        let frame = upload("proxied.bin", &data, "through the proxy");
+        load.exchange(proxy, vec![frame], Duration::from_secs(30))
+    });
 }
 
 /// One kind of load, run on a thread of its own until the time is up.

@@ -6,6 +6,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::ops::Deref;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use tej_core::{DisconnectReason, Handler, Sender, SessionConfig};
 use tej_net::accept::DEFAULT_MAX_CONNECTIONS;
 use tej_net::runtime::{PollIo, Resolve, Runtime as NetRuntime, TlsRuntime};
-use tej_net::{Acceptor, Listener, NewHandler, Observer};
+use tej_net::{Acceptor, ClientHandle, Listener, NewHandler, Observer, ShutdownHandle};
 
 use crate::tls::ClientTls;
 
@@ -118,7 +119,9 @@ impl FromStr for Endpoint {
 /// A server running in the background on some runtime.
 pub struct RunningServer {
     endpoint: Endpoint,
-    stop: Box<dyn FnOnce() + Send>,
+    shutdown: ShutdownHandle,
+    /// Waits, once shut down, for the server's end.
+    wait: Box<dyn FnOnce() + Send>,
 }
 
 impl fmt::Debug for RunningServer {
@@ -149,32 +152,41 @@ impl RunningServer {
 
     /// Shuts it down gracefully and waits until every connection has ended.
     pub fn stop(self) {
-        (self.stop)();
+        self.shutdown.shutdown();
+        (self.wait)();
     }
 }
 
-/// A client connection running in the background on some runtime.
+/// A client connection running in the background on some runtime. It
+/// dereferences to its adapter's [`ClientHandle`] (sender, addresses,
+/// connection info), the same on every adapter; what needs the adapter
+/// itself (waiting for the end, detaching) is here.
 pub struct RunningClient {
-    sender: Sender,
-    peer_addr: Option<SocketAddr>,
-    local_addr: Option<SocketAddr>,
     /// `None` once joined or detached.
     client: Option<Box<dyn Connected>>,
 }
 
 impl fmt::Debug for RunningClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RunningClient")
-            .field("sender", &self.sender)
-            .field("peer_addr", &self.peer_addr)
-            .finish()
+        f.debug_tuple("RunningClient").field(&**self).finish()
+    }
+}
+
+impl Deref for RunningClient {
+    type Target = ClientHandle;
+
+    fn deref(&self) -> &ClientHandle {
+        self.client
+            .as_ref()
+            .expect("a client until joined")
+            .handle()
     }
 }
 
 /// An adapter's client, with what it needs to run: its executor.
 trait Connected: Send {
-    /// The adapter's `Client::shutdown`.
-    fn shutdown(&self);
+    /// The `ClientHandle` the adapter's `Client` dereferences to.
+    fn handle(&self) -> &ClientHandle;
     /// The adapter's `Client::join`, run to completion.
     fn join(self: Box<Self>) -> io::Result<DisconnectReason>;
     /// The adapter's `Client::detach` (`detach`) or its drop (`!detach`);
@@ -183,21 +195,6 @@ trait Connected: Send {
 }
 
 impl RunningClient {
-    /// A sender for the connection.
-    pub fn sender(&self) -> Sender {
-        self.sender.clone()
-    }
-
-    /// The server's address (`None` over a Unix socket).
-    pub fn peer_addr(&self) -> Option<SocketAddr> {
-        self.peer_addr
-    }
-
-    /// This side's address (`None` over a Unix socket).
-    pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.local_addr
-    }
-
     /// Closes once everything queued is sent, waits for the end and tells
     /// why it ended. (Dropping a `RunningClient` drops the adapter's
     /// `Client`, which closes it the same way, without waiting.)
@@ -206,7 +203,7 @@ impl RunningClient {
     ///
     /// An error if the connection's handler panicked.
     pub fn close(self) -> io::Result<DisconnectReason> {
-        self.sender.close();
+        ClientHandle::close(&self);
         self.join()
     }
 
@@ -217,9 +214,7 @@ impl RunningClient {
     ///
     /// An error if the connection's handler panicked.
     pub fn shutdown(self) -> io::Result<DisconnectReason> {
-        if let Some(client) = &self.client {
-            client.shutdown();
-        }
+        ClientHandle::shutdown(&self);
         self.join()
     }
 
@@ -235,10 +230,10 @@ impl RunningClient {
     /// Lets the connection run on (the adapter's `Client::detach`) until
     /// the peer closes it or the returned sender's `close`.
     pub fn detach(mut self) -> Sender {
-        if let Some(client) = self.client.take() {
-            client.release(true);
-        }
-        self.sender.clone()
+        let client = self.client.take().expect("detached once");
+        let sender = client.handle().sender();
+        client.release(true);
+        sender
     }
 }
 
@@ -303,17 +298,12 @@ impl Default for ServerOptions {
 /// # Errors
 ///
 /// The error of binding.
-pub fn start_server<F, M>(
+pub fn start_server<M: 'static>(
     runtime: Runtime,
     bind: impl Into<Endpoint>,
     config: SessionConfig,
-    factory: F,
-) -> io::Result<RunningServer>
-where
-    F: NewHandler<M> + Send + 'static,
-    F::Handler: Send + 'static,
-    M: 'static,
-{
+    factory: impl NewHandler<M, Handler: Send + 'static> + Send + 'static,
+) -> io::Result<RunningServer> {
     start_server_with(runtime, bind, config, ServerOptions::default(), factory)
 }
 
@@ -323,107 +313,104 @@ where
 /// # Errors
 ///
 /// The error of binding.
-pub fn start_server_with<F, M>(
+pub fn start_server_with<M: 'static>(
     runtime: Runtime,
     bind: impl Into<Endpoint>,
     config: SessionConfig,
     options: ServerOptions,
-    factory: F,
-) -> io::Result<RunningServer>
-where
-    F: NewHandler<M> + Send + 'static,
-    F::Handler: Send + 'static,
-    M: 'static,
-{
+    factory: impl NewHandler<M, Handler: Send + 'static> + Send + 'static,
+) -> io::Result<RunningServer> {
     let bind = bind.into();
     match runtime {
-        Runtime::Tokio => serve_async::<tej_tokio::Tokio, _, _>(bind, config, options, factory),
+        Runtime::Tokio => serve_async::<tej_tokio::Tokio, _>(bind, config, options, factory),
         Runtime::AsyncStd => {
-            serve_async::<tej_async_std::AsyncStd, _, _>(bind, config, options, factory)
+            serve_async::<tej_async_std::AsyncStd, _>(bind, config, options, factory)
         }
-        Runtime::Smol => serve_async::<tej_async_std::Smol, _, _>(bind, config, options, factory),
-        Runtime::Mio => {
-            let (server, endpoint) = match bind {
-                Endpoint::Tcp(addr) => {
-                    let server = tej_mio::Server::bind(addr)?;
-                    let endpoint = Endpoint::Tcp(server.local_addr()?);
-                    (server, endpoint)
-                }
-                Endpoint::Unix(path) => (tej_mio::Server::bind_unix(&path)?, Endpoint::Unix(path)),
-            };
-            let mut server = server
-                .with_config(config)
-                .with_max_connections(options.max_connections);
-            if options.proxy_protocol {
-                server = server.with_proxy_protocol();
-            }
-            if let Some(tls) = options.tls {
-                server = server.with_tls(tls);
-            }
-            if let Some(observer) = options.observer {
-                server = server.with_observer(observer);
-            }
-            let shutdown = server.shutdown_handle();
-            let serving = std::thread::Builder::new()
-                .name("tej-mio-server".into())
-                .spawn(move || server.run(factory))?;
-            Ok(RunningServer {
-                endpoint,
-                stop: Box::new(move || {
-                    shutdown.shutdown();
-                    match serving.join() {
-                        Ok(Ok(())) => {}
-                        Ok(Err(error)) => {
-                            tracing::warn!(%error, "the mio server ended with an error")
-                        }
-                        Err(_) => tracing::warn!("the mio server's thread panicked"),
-                    }
-                }),
-            })
-        }
+        Runtime::Smol => serve_async::<tej_async_std::Smol, _>(bind, config, options, factory),
+        Runtime::Mio => serve_mio(bind, config, options, factory),
     }
 }
 
-/// How the facade runs an async runtime's futures: to completion, or in
-/// the background until a closure waits for them.
-trait Executor: Sized + Send + 'static {
+/// Connects to `addr` on `runtime` and runs `handler`.
+///
+/// # Errors
+///
+/// The error of connecting.
+pub fn connect(
+    runtime: Runtime,
+    addr: impl Into<Endpoint>,
+    handler: impl Handler + Send + 'static,
+    config: SessionConfig,
+) -> io::Result<RunningClient> {
+    connect_with(runtime, &addr.into(), None, handler, config)
+}
+
+/// Connects to `endpoint` on `runtime`, through TLS with `tls`, and runs
+/// `handler`.
+///
+/// # Errors
+///
+/// The error of connecting or of the TLS handshake (a one-line reason,
+/// such as an untrusted certificate).
+pub fn connect_with(
+    runtime: Runtime,
+    endpoint: &Endpoint,
+    tls: Option<&ClientTls>,
+    handler: impl Handler + Send + 'static,
+    config: SessionConfig,
+) -> io::Result<RunningClient> {
+    match runtime {
+        Runtime::Tokio => connect_async::<tej_tokio::Tokio>(endpoint, tls, handler, config),
+        Runtime::AsyncStd => {
+            connect_async::<tej_async_std::AsyncStd>(endpoint, tls, handler, config)
+        }
+        Runtime::Smol => connect_async::<tej_async_std::Smol>(endpoint, tls, handler, config),
+        Runtime::Mio => connect_mio(endpoint, tls, handler, config),
+    }
+}
+
+/// An async runtime of `tej-net`'s, whose `Server` and `Client` the facade
+/// runs alike, with what it needs beyond them: an executor to run their
+/// futures on, and every stream a client connects over (plain, TLS; TCP,
+/// Unix socket). What a server serves over is in [`serve_async`]'s bounds.
+trait AsyncRuntime:
+    TlsRuntime
+    + Resolve<SocketAddr>
+    + PollIo<Self::TcpStream>
+    + PollIo<Self::UnixStream>
+    + PollIo<Self::TlsStream<Self::TcpStream>>
+    + PollIo<Self::TlsStream<Self::UnixStream>>
+{
+    /// What runs the runtime's futures: nothing for a global executor
+    /// (async-std's, smol's), a runtime object for Tokio.
+    type Executor: Send + 'static;
     /// The executor, started if it has to be.
-    fn start() -> io::Result<Self>;
+    fn executor() -> io::Result<Self::Executor>;
     /// Runs `future` to completion.
-    fn block_on<T>(&self, future: impl Future<Output = T>) -> T;
-    /// Runs `future` in the background; the closure waits for its end.
-    fn background(
-        self,
-        future: impl Future<Output = ()> + Send + 'static,
-    ) -> Box<dyn FnOnce() + Send>;
+    fn block_on<T>(executor: &Self::Executor, future: impl Future<Output = T>) -> T;
     /// Keeps the executor running tasks until the connection of `sender`
     /// has ended (a global executor always does).
-    fn keep_alive(self, sender: Sender) {
-        let _ = sender;
+    fn keep_alive(executor: Self::Executor, sender: Sender) {
+        let _ = (executor, sender);
     }
 }
 
-impl Executor for tokio::runtime::Runtime {
-    fn start() -> io::Result<Self> {
-        tokio_runtime()
+impl AsyncRuntime for tej_tokio::Tokio {
+    type Executor = tokio::runtime::Runtime;
+    fn executor() -> io::Result<Self::Executor> {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
     }
-    fn block_on<T>(&self, future: impl Future<Output = T>) -> T {
-        tokio::runtime::Runtime::block_on(self, future)
+    fn block_on<T>(executor: &Self::Executor, future: impl Future<Output = T>) -> T {
+        executor.block_on(future)
     }
-    fn background(
-        self,
-        future: impl Future<Output = ()> + Send + 'static,
-    ) -> Box<dyn FnOnce() + Send> {
-        let task = self.spawn(future);
-        Box::new(move || {
-            let _ = self.block_on(task);
-        })
-    }
-    fn keep_alive(self, sender: Sender) {
+    fn keep_alive(executor: Self::Executor, sender: Sender) {
         // Dropping a tokio runtime drops its tasks: this one goes once the
         // connection is over and its stream has had a moment to shut down.
         std::thread::spawn(move || {
-            self.block_on(async {
+            executor.block_on(async {
                 while !sender.is_closed() {
                     tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                 }
@@ -433,107 +420,81 @@ impl Executor for tokio::runtime::Runtime {
     }
 }
 
-/// async-std's global executor.
-struct AsyncStdExecutor;
-
-impl Executor for AsyncStdExecutor {
-    fn start() -> io::Result<Self> {
-        Ok(AsyncStdExecutor)
+impl AsyncRuntime for tej_async_std::AsyncStd {
+    type Executor = ();
+    fn executor() -> io::Result<()> {
+        Ok(())
     }
-    fn block_on<T>(&self, future: impl Future<Output = T>) -> T {
+    fn block_on<T>((): &(), future: impl Future<Output = T>) -> T {
         async_std::task::block_on(future)
     }
-    fn background(
-        self,
-        future: impl Future<Output = ()> + Send + 'static,
-    ) -> Box<dyn FnOnce() + Send> {
-        let task = async_std::task::spawn(future);
-        Box::new(move || async_std::task::block_on(task))
-    }
-}
-
-/// smol's global executor.
-struct SmolExecutor;
-
-impl Executor for SmolExecutor {
-    fn start() -> io::Result<Self> {
-        Ok(SmolExecutor)
-    }
-    fn block_on<T>(&self, future: impl Future<Output = T>) -> T {
-        smol::block_on(future)
-    }
-    fn background(
-        self,
-        future: impl Future<Output = ()> + Send + 'static,
-    ) -> Box<dyn FnOnce() + Send> {
-        let task = smol::spawn(future);
-        Box::new(move || smol::block_on(task))
-    }
-}
-
-/// An async runtime of `tej-net`'s, with what the facade needs of it:
-/// every stream it serves and connects over, plain and TLS.
-trait AsyncRuntime:
-    TlsRuntime
-    + Resolve<SocketAddr>
-    + PollIo<<Self as NetRuntime>::TcpStream>
-    + PollIo<<Self as NetRuntime>::UnixStream>
-    + PollIo<<Self as TlsRuntime>::TlsStream<<Self as NetRuntime>::TcpStream>>
-    + PollIo<<Self as TlsRuntime>::TlsStream<<Self as NetRuntime>::UnixStream>>
-    + PollIo<TcpIo<Self>>
-    + PollIo<UnixIo<Self>>
-    + PollIo<<Self::TlsAcceptor as Acceptor<Self, TcpIo<Self>>>::Stream>
-    + PollIo<<Self::TlsAcceptor as Acceptor<Self, UnixIo<Self>>>::Stream>
-where
-    Self::TlsAcceptor: Acceptor<Self, TcpIo<Self>> + Acceptor<Self, UnixIo<Self>>,
-{
-    /// The runtime's executor.
-    type Executor: Executor;
-}
-
-type TcpIo<R> = <<R as NetRuntime>::TcpListener as Listener<R>>::Io;
-type UnixIo<R> = <<R as NetRuntime>::UnixListener as Listener<R>>::Io;
-
-impl AsyncRuntime for tej_tokio::Tokio {
-    type Executor = tokio::runtime::Runtime;
-}
-
-impl AsyncRuntime for tej_async_std::AsyncStd {
-    type Executor = AsyncStdExecutor;
 }
 
 impl AsyncRuntime for tej_async_std::Smol {
-    type Executor = SmolExecutor;
+    type Executor = ();
+    fn executor() -> io::Result<()> {
+        Ok(())
+    }
+    fn block_on<T>((): &(), future: impl Future<Output = T>) -> T {
+        smol::block_on(future)
+    }
 }
 
-fn serve_async<R, F, M>(
+/// Runs `future` on `R` in the background, spawned from within its
+/// executor (Tokio spawns only there); the closure waits for its end and
+/// keeps the executor until then.
+fn background<R: AsyncRuntime>(
+    executor: R::Executor,
+    future: impl Future<Output = ()> + Send + 'static,
+) -> Box<dyn FnOnce() + Send> {
+    let (ended, end) = std::sync::mpsc::sync_channel(1);
+    R::block_on(&executor, async {
+        R::spawn(async move {
+            future.await;
+            let _ = ended.send(());
+        });
+    });
+    Box::new(move || {
+        // An error: the task was dropped, so it has ended too.
+        let _ = end.recv();
+        drop(executor);
+    })
+}
+
+/// The streams a server of `R` accepts: over TCP, over a Unix socket.
+type TcpIo<R> = <<R as NetRuntime>::TcpListener as Listener<R>>::Io;
+type UnixIo<R> = <<R as NetRuntime>::UnixListener as Listener<R>>::Io;
+/// The stream a server of `R` serves TLS over `S` with.
+type TlsIo<R, S> = <<R as TlsRuntime>::TlsAcceptor as Acceptor<R, S>>::Stream;
+
+/// tej-net's `Server` on `R`, bound at `bind` and run in the background.
+fn serve_async<R, M: 'static>(
     bind: Endpoint,
     config: SessionConfig,
     options: ServerOptions,
-    factory: F,
+    factory: impl NewHandler<M, Handler: Send + 'static> + Send + 'static,
 ) -> io::Result<RunningServer>
 where
-    R: AsyncRuntime,
+    R: AsyncRuntime
+        + PollIo<TcpIo<R>>
+        + PollIo<UnixIo<R>>
+        + PollIo<TlsIo<R, TcpIo<R>>>
+        + PollIo<TlsIo<R, UnixIo<R>>>,
     R::TlsAcceptor: Acceptor<R, TcpIo<R>> + Acceptor<R, UnixIo<R>>,
-    F: NewHandler<M> + Send + 'static,
-    F::Handler: Send + 'static,
-    M: 'static,
 {
-    fn start<R, L, F, M>(
+    /// The rest, on either listener.
+    fn start<R, L, M: 'static>(
         executor: R::Executor,
         server: tej_net::Server<R, L>,
         endpoint: Endpoint,
         config: SessionConfig,
         options: ServerOptions,
-        factory: F,
+        factory: impl NewHandler<M, Handler: Send + 'static> + Send + 'static,
     ) -> RunningServer
     where
-        R: AsyncRuntime + PollIo<L::Io> + PollIo<<R::TlsAcceptor as Acceptor<R, L::Io>>::Stream>,
-        R::TlsAcceptor: Acceptor<R, TcpIo<R>> + Acceptor<R, UnixIo<R>> + Acceptor<R, L::Io>,
+        R: AsyncRuntime + PollIo<L::Io> + PollIo<TlsIo<R, L::Io>>,
+        R::TlsAcceptor: Acceptor<R, L::Io>,
         L: Listener<R>,
-        F: NewHandler<M> + Send + 'static,
-        F::Handler: Send + 'static,
-        M: 'static,
     {
         let mut server = server
             .with_config(config)
@@ -547,94 +508,137 @@ where
         }
         let shutdown = server.shutdown_handle();
         let wait = match options.tls {
-            Some(tls) => executor.background(server.with_tls(tls).serve(factory)),
-            None => executor.background(server.serve(factory)),
+            Some(tls) => background::<R>(executor, server.with_tls(tls).serve(factory)),
+            None => background::<R>(executor, server.serve(factory)),
         };
         RunningServer {
             endpoint,
-            stop: Box::new(move || {
-                shutdown.shutdown();
-                wait();
-            }),
+            shutdown,
+            wait,
         }
     }
-    let executor = R::Executor::start()?;
+    let executor = R::executor()?;
     match bind {
         Endpoint::Tcp(addr) => {
-            let server = executor.block_on(tej_net::Server::<R>::bind(addr))?;
+            let server = R::block_on(&executor, tej_net::Server::<R>::bind(addr))?;
             let endpoint = Endpoint::Tcp(server.local_addr()?);
             Ok(start(executor, server, endpoint, config, options, factory))
         }
         Endpoint::Unix(path) => {
-            let server =
-                executor.block_on(tej_net::Server::<R, R::UnixListener>::bind_unix(&path))?;
-            Ok(start(
-                executor,
-                server,
-                Endpoint::Unix(path),
-                config,
-                options,
-                factory,
-            ))
+            let binding = tej_net::Server::<R, R::UnixListener>::bind_unix(&path);
+            let server = R::block_on(&executor, binding)?;
+            let endpoint = Endpoint::Unix(path);
+            Ok(start(executor, server, endpoint, config, options, factory))
         }
     }
 }
 
-/// Connects to `endpoint` on `R`, through TLS with `tls`, and runs `handler`.
-fn connect_async<R, H>(
+/// tej-mio's `Server` (its own type) at `bind`, run on a thread of its own.
+fn serve_mio<M: 'static>(
+    bind: Endpoint,
+    config: SessionConfig,
+    options: ServerOptions,
+    factory: impl NewHandler<M, Handler: Send + 'static> + Send + 'static,
+) -> io::Result<RunningServer> {
+    let (server, endpoint) = match bind {
+        Endpoint::Tcp(addr) => {
+            let server = tej_mio::Server::bind(addr)?;
+            let endpoint = Endpoint::Tcp(server.local_addr()?);
+            (server, endpoint)
+        }
+        Endpoint::Unix(path) => (tej_mio::Server::bind_unix(&path)?, Endpoint::Unix(path)),
+    };
+    let mut server = server
+        .with_config(config)
+        .with_max_connections(options.max_connections);
+    if options.proxy_protocol {
+        server = server.with_proxy_protocol();
+    }
+    if let Some(tls) = options.tls {
+        server = server.with_tls(tls);
+    }
+    if let Some(observer) = options.observer {
+        server = server.with_observer(observer);
+    }
+    let shutdown = server.shutdown_handle();
+    let serving = std::thread::Builder::new()
+        .name("tej-mio-server".into())
+        .spawn(move || server.run(factory))?;
+    Ok(RunningServer {
+        endpoint,
+        shutdown,
+        wait: Box::new(move || match serving.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => tracing::warn!(%error, "the mio server ended with an error"),
+            Err(_) => tracing::warn!("the mio server's thread panicked"),
+        }),
+    })
+}
+
+/// tej-net's `Client` on `R`, connected to `endpoint` (through TLS with
+/// `tls`) and run in the background.
+fn connect_async<R: AsyncRuntime>(
     endpoint: &Endpoint,
     tls: Option<&ClientTls>,
-    handler: H,
+    handler: impl Handler + Send + 'static,
     config: SessionConfig,
-) -> io::Result<RunningClient>
-where
-    R: AsyncRuntime,
-    R::TlsAcceptor: Acceptor<R, TcpIo<R>> + Acceptor<R, UnixIo<R>>,
-    H: Handler + Send + 'static,
-{
+) -> io::Result<RunningClient> {
     type Client<R> = tej_net::Client<R>;
-    let executor = R::Executor::start()?;
-    let client = executor.block_on(async {
-        match (endpoint, tls) {
+    let executor = R::executor()?;
+    let client = R::block_on(&executor, async {
+        match (endpoint, tls.map(ClientTls::parts)) {
             (Endpoint::Tcp(addr), None) => Client::<R>::connect_with(*addr, handler, config).await,
-            (Endpoint::Tcp(addr), Some(tls)) => {
-                let (name, tls) = (tls.server_name.clone(), tls.config.clone());
+            (Endpoint::Tcp(addr), Some((name, tls))) => {
                 Client::<R>::connect_tls(*addr, name, tls, handler, config).await
             }
             (Endpoint::Unix(path), None) => Client::<R>::connect_unix(path, handler, config).await,
-            (Endpoint::Unix(path), Some(tls)) => {
-                let (name, tls) = (tls.server_name.clone(), tls.config.clone());
+            (Endpoint::Unix(path), Some((name, tls))) => {
                 Client::<R>::connect_unix_tls(path, name, tls, handler, config).await
             }
         }
     })?;
+    let client = AsyncClient::<R> { executor, client };
     Ok(RunningClient {
-        sender: client.sender(),
-        peer_addr: client.peer_addr(),
-        local_addr: client.local_addr(),
-        client: Some(Box::new(AsyncClient { executor, client })),
+        client: Some(Box::new(client)),
+    })
+}
+
+/// tej-mio's `Client` (its own type), connected to `endpoint` (through TLS
+/// with `tls`); its loop runs on a thread of its own.
+fn connect_mio(
+    endpoint: &Endpoint,
+    tls: Option<&ClientTls>,
+    handler: impl Handler + Send + 'static,
+    config: SessionConfig,
+) -> io::Result<RunningClient> {
+    type Client = tej_mio::Client;
+    let client = match (endpoint, tls.map(ClientTls::parts)) {
+        (Endpoint::Tcp(addr), None) => Client::connect_with(*addr, handler, config)?,
+        (Endpoint::Tcp(addr), Some((name, tls))) => {
+            Client::connect_tls(*addr, name, tls, handler, config)?
+        }
+        (Endpoint::Unix(path), None) => Client::connect_unix(path, handler, config)?,
+        (Endpoint::Unix(path), Some((name, tls))) => {
+            Client::connect_unix_tls(path, name, tls, handler, config)?
+        }
+    };
+    Ok(RunningClient {
+        client: Some(Box::new(client)),
     })
 }
 
 /// An async runtime's client and its executor.
-struct AsyncClient<R: AsyncRuntime>
-where
-    R::TlsAcceptor: Acceptor<R, TcpIo<R>> + Acceptor<R, UnixIo<R>>,
-{
+struct AsyncClient<R: AsyncRuntime> {
     executor: R::Executor,
     client: tej_net::Client<R>,
 }
 
-impl<R: AsyncRuntime> Connected for AsyncClient<R>
-where
-    R::TlsAcceptor: Acceptor<R, TcpIo<R>> + Acceptor<R, UnixIo<R>>,
-{
-    fn shutdown(&self) {
-        self.client.shutdown();
+impl<R: AsyncRuntime> Connected for AsyncClient<R> {
+    fn handle(&self) -> &ClientHandle {
+        &self.client
     }
     fn join(self: Box<Self>) -> io::Result<DisconnectReason> {
-        let AsyncClient { executor, client } = *self;
-        executor.block_on(client.join())
+        R::block_on(&self.executor, self.client.join())
     }
     fn release(self: Box<Self>, detach: bool) {
         let AsyncClient { executor, client } = *self;
@@ -644,13 +648,13 @@ where
         } else {
             drop(client);
         }
-        executor.keep_alive(sender);
+        R::keep_alive(executor, sender);
     }
 }
 
 impl Connected for tej_mio::Client {
-    fn shutdown(&self) {
-        tej_net::ClientHandle::shutdown(self);
+    fn handle(&self) -> &ClientHandle {
+        self
     }
     fn join(self: Box<Self>) -> io::Result<DisconnectReason> {
         tej_mio::Client::join(*self)
@@ -660,84 +664,4 @@ impl Connected for tej_mio::Client {
             let _ = tej_mio::Client::detach(*self);
         }
     }
-}
-
-/// Connects to `addr` on `runtime` and runs `handler`.
-///
-/// # Errors
-///
-/// The error of connecting.
-pub fn connect<H>(
-    runtime: Runtime,
-    addr: impl Into<Endpoint>,
-    handler: H,
-    config: SessionConfig,
-) -> io::Result<RunningClient>
-where
-    H: Handler + Send + 'static,
-{
-    connect_with(runtime, &addr.into(), None, handler, config)
-}
-
-/// Connects to `endpoint` on `runtime`, through TLS with `tls`, and runs
-/// `handler`.
-///
-/// # Errors
-///
-/// The error of connecting or of the TLS handshake (a one-line reason,
-/// such as an untrusted certificate).
-pub fn connect_with<H>(
-    runtime: Runtime,
-    endpoint: &Endpoint,
-    tls: Option<&ClientTls>,
-    handler: H,
-    config: SessionConfig,
-) -> io::Result<RunningClient>
-where
-    H: Handler + Send + 'static,
-{
-    match runtime {
-        Runtime::Tokio => connect_async::<tej_tokio::Tokio, _>(endpoint, tls, handler, config),
-        Runtime::AsyncStd => {
-            connect_async::<tej_async_std::AsyncStd, _>(endpoint, tls, handler, config)
-        }
-        Runtime::Smol => connect_async::<tej_async_std::Smol, _>(endpoint, tls, handler, config),
-        Runtime::Mio => {
-            let client = match (endpoint, tls) {
-                (Endpoint::Tcp(addr), None) => {
-                    tej_mio::Client::connect_with(*addr, handler, config)?
-                }
-                (Endpoint::Tcp(addr), Some(tls)) => tej_mio::Client::connect_tls(
-                    *addr,
-                    tls.server_name.clone(),
-                    tls.config.clone(),
-                    handler,
-                    config,
-                )?,
-                (Endpoint::Unix(path), None) => {
-                    tej_mio::Client::connect_unix(path, handler, config)?
-                }
-                (Endpoint::Unix(path), Some(tls)) => tej_mio::Client::connect_unix_tls(
-                    path,
-                    tls.server_name.clone(),
-                    tls.config.clone(),
-                    handler,
-                    config,
-                )?,
-            };
-            Ok(RunningClient {
-                sender: client.sender(),
-                peer_addr: client.peer_addr(),
-                local_addr: client.local_addr(),
-                client: Some(Box::new(client)),
-            })
-        }
-    }
-}
-
-fn tokio_runtime() -> io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
 }

@@ -235,18 +235,27 @@ async fn round_trips(
     let mut samples = Vec::new();
     while !until(samples.len()) {
         let start = Instant::now();
-        sender
-            .send(Frame::message(request.clone()))
-            .await
-            .map_err(io::Error::other)?;
-        replies
-            .recv()
-            .await
-            .ok_or_else(|| io::Error::other("the small client's connection ended"))?;
+        let request = Frame::message(request.clone());
+        exchange(&sender, request, replies, "the small client's connection").await?;
         samples.push(start.elapsed());
         tokio::time::sleep(interval).await;
     }
     Ok(samples)
+}
+
+/// Sends `frame` and waits for the reply to it; an error if the connection
+/// (`connection`, for the error) ends first.
+async fn exchange(
+    sender: &tej_tokio::Sender,
+    frame: Frame,
+    replies: &mut mpsc::UnboundedReceiver<Frame>,
+    connection: &str,
+) -> io::Result<Frame> {
+    sender.send(frame).await.map_err(io::Error::other)?;
+    replies
+        .recv()
+        .await
+        .ok_or_else(|| io::Error::other(format!("{connection} ended")))
 }
 
 /// One run: the small client alone, then during the uploads of `data`.
@@ -284,15 +293,13 @@ pub fn run(options: &Options, data: &Bytes) -> io::Result<Report> {
                 .file(format!("upload-{index}.bin"), upload_data.clone())
                 .build();
             tasks.push(tokio::spawn(async move {
-                client
-                    .sender()
-                    .send(frame)
-                    .await
-                    .map_err(io::Error::other)?;
-                stored
-                    .recv()
-                    .await
-                    .ok_or_else(|| io::Error::other("an upload's connection ended"))?;
+                exchange(
+                    &client.sender(),
+                    frame,
+                    &mut stored,
+                    "an upload's connection",
+                )
+                .await?;
                 client.close();
                 client.join().await
             }));

@@ -304,6 +304,38 @@ impl Pins {
     }
 }
 
+/// The handshake-signature methods of both verifiers below, which rustls
+/// declares alike in its two verifier traits: TLS 1.2 signatures and the
+/// schemes as the inner webpki verifier has them, TLS 1.3 signatures
+/// through the pins (a pinned certificate's checked with its key alone).
+macro_rules! handshake_signatures {
+    () => {
+        fn verify_tls12_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            self.inner.verify_tls12_signature(message, cert, dss)
+        }
+
+        fn verify_tls13_signature(
+            &self,
+            message: &[u8],
+            cert: &CertificateDer<'_>,
+            dss: &DigitallySignedStruct,
+        ) -> Result<HandshakeSignatureValid, rustls::Error> {
+            self.pins.verify_tls13_signature(message, cert, dss, || {
+                self.inner.verify_tls13_signature(message, cert, dss)
+            })
+        }
+
+        fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+            self.inner.supported_verify_schemes()
+        }
+    };
+}
+
 /// The webpki verifier of servers' certificates, but a certificate that is
 /// exactly one of `pins` is trusted as it is (within its validity period).
 #[derive(Debug)]
@@ -329,29 +361,7 @@ impl ServerCertVerifier for PinnedServers {
             .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.pins.verify_tls13_signature(message, cert, dss, || {
-            self.inner.verify_tls13_signature(message, cert, dss)
-        })
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
+    handshake_signatures!();
 }
 
 /// The webpki verifier of clients' certificates, with the same pinning as
@@ -394,29 +404,7 @@ impl ClientCertVerifier for PinnedClients {
         verified
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.inner.verify_tls12_signature(message, cert, dss)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.pins.verify_tls13_signature(message, cert, dss, || {
-            self.inner.verify_tls13_signature(message, cert, dss)
-        })
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
-    }
+    handshake_signatures!();
 }
 
 /// The name a server's certificate is checked against: a DNS name or an
@@ -437,4 +425,12 @@ pub struct ClientTls {
     pub config: Arc<ClientConfig>,
     /// The name the server's certificate must carry.
     pub server_name: ServerName<'static>,
+}
+
+impl ClientTls {
+    /// The server's name and the configuration, as the adapters'
+    /// `connect_tls` take them.
+    pub fn parts(&self) -> (ServerName<'static>, Arc<ClientConfig>) {
+        (self.server_name.clone(), Arc::clone(&self.config))
+    }
 }

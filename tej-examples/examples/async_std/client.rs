@@ -1,40 +1,16 @@
 //! The reference implementation's client on async-std: sends a file and
 //! the message "Sending from client", prints what arrives, and closes after
-//! the first frame (the server's greeting).
+//! the first frame (the server's greeting): `tej_examples::reference::Printer`,
+//! the same handler on every adapter.
 //!
 //! Start `cargo run -p tej-examples --example async_std_server` first.
 
-use tej_async_std::{Client, Connection, Frame, FrameBuilder, Handler, Status};
-
-struct Printer;
-
-impl Handler for Printer {
-    fn connected(&mut self, conn: &mut Connection<'_>) {
-        let frame = FrameBuilder::new(Status::DEFAULT)
-            .file("file.txt", &b"hello world\n"[..])
-            .message("Sending from client")
-            .build();
-        let _ = conn.send(frame);
-    }
-
-    fn received(&mut self, conn: &mut Connection<'_>, frame: Frame) {
-        for file in &frame.files {
-            println!("file: {} ({} bytes)", file.name, file.len());
-        }
-        if let Some(message) = &frame.message {
-            println!("message: {}", String::from_utf8_lossy(message));
-        }
-        // Sends what is still queued, then closes.
-        conn.close();
-    }
-}
+use tej_async_std::Client;
+use tej_examples::reference::{self, Printer};
 
 fn main() -> std::io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:8000".into());
     async_std::task::block_on(async {
-        let client = Client::connect(addr, Printer).await?;
+        let client = Client::connect(reference::addr(), Printer).await?;
         let reason = client.join().await?;
         println!("disconnected: {reason}");
         Ok(())

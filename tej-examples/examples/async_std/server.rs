@@ -1,40 +1,16 @@
 //! The reference implementation's server on async-std: greets every
-//! connection with "Hello" and prints the files and message it receives.
+//! connection with "Hello" and prints the files and message it receives
+//! (`tej_examples::reference::Greeter`, the same handler on every adapter).
 //!
 //! `cargo run -p tej-examples --example async_std_server [ADDR]`, then
 //! `cargo run -p tej-examples --example async_std_client [ADDR]`.
 
-use tej_async_std::{Connection, DisconnectReason, Frame, Handler, Server};
-
-/// One per connection.
-struct Greeter;
-
-impl Handler for Greeter {
-    fn connected(&mut self, conn: &mut Connection<'_>) {
-        println!("connected: {:?}", conn.peer_addr());
-        let _ = conn.send(Frame::message("Hello"));
-    }
-
-    fn received(&mut self, _conn: &mut Connection<'_>, frame: Frame) {
-        for file in &frame.files {
-            println!("file: {} ({} bytes)", file.name, file.len());
-        }
-        if let Some(message) = &frame.message {
-            println!("message: {}", String::from_utf8_lossy(message));
-        }
-    }
-
-    fn disconnected(&mut self, reason: DisconnectReason) {
-        println!("disconnected: {reason}");
-    }
-}
+use tej_async_std::Server;
+use tej_examples::reference::{self, Greeter};
 
 fn main() -> std::io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:8000".into());
     async_std::task::block_on(async {
-        let server = Server::bind(addr).await?;
+        let server = Server::bind(reference::addr()).await?;
         println!("listening on {}", server.local_addr()?);
         server.serve(|| Greeter).await;
         Ok(())

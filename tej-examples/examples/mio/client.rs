@@ -1,41 +1,17 @@
 //! The reference implementation's client on a raw mio event loop, with no
 //! async runtime: sends a file and the message "Sending from client",
 //! prints what arrives, and closes after the first frame (the server's
-//! greeting).
+//! greeting): `tej_examples::reference::Printer`, the same handler on
+//! every adapter.
 //!
 //! Start `cargo run -p tej-examples --example mio_server` first.
 
-use tej_mio::{Client, Connection, Frame, FrameBuilder, Handler, Status};
-
-struct Printer;
-
-impl Handler for Printer {
-    fn connected(&mut self, conn: &mut Connection<'_>) {
-        let frame = FrameBuilder::new(Status::DEFAULT)
-            .file("file.txt", &b"hello world\n"[..])
-            .message("Sending from client")
-            .build();
-        let _ = conn.send(frame);
-    }
-
-    fn received(&mut self, conn: &mut Connection<'_>, frame: Frame) {
-        for file in &frame.files {
-            println!("file: {} ({} bytes)", file.name, file.len());
-        }
-        if let Some(message) = &frame.message {
-            println!("message: {}", String::from_utf8_lossy(message));
-        }
-        // Sends what is still queued, then closes.
-        conn.close();
-    }
-}
+use tej_examples::reference::{self, Printer};
+use tej_mio::Client;
 
 fn main() -> std::io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:8000".into());
     // The connection's loop runs on a thread of its own.
-    let client = Client::connect(addr, Printer)?;
+    let client = Client::connect(reference::addr(), Printer)?;
     let reason = client.join()?;
     println!("disconnected: {reason}");
     Ok(())

@@ -1,40 +1,16 @@
 //! The reference implementation's server on a raw mio event loop, with no
 //! async runtime: greets every connection with "Hello" and prints the
-//! files and message it receives.
+//! files and message it receives (`tej_examples::reference::Greeter`, the
+//! same handler on every adapter).
 //!
 //! `cargo run -p tej-examples --example mio_server [ADDR]`, then
 //! `cargo run -p tej-examples --example mio_client [ADDR]`.
 
-use tej_mio::{Connection, DisconnectReason, Frame, Handler, Server};
-
-/// One per connection.
-struct Greeter;
-
-impl Handler for Greeter {
-    fn connected(&mut self, conn: &mut Connection<'_>) {
-        println!("connected: {:?}", conn.peer_addr());
-        let _ = conn.send(Frame::message("Hello"));
-    }
-
-    fn received(&mut self, _conn: &mut Connection<'_>, frame: Frame) {
-        for file in &frame.files {
-            println!("file: {} ({} bytes)", file.name, file.len());
-        }
-        if let Some(message) = &frame.message {
-            println!("message: {}", String::from_utf8_lossy(message));
-        }
-    }
-
-    fn disconnected(&mut self, reason: DisconnectReason) {
-        println!("disconnected: {reason}");
-    }
-}
+use tej_examples::reference::{self, Greeter};
+use tej_mio::Server;
 
 fn main() -> std::io::Result<()> {
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:8000".into());
-    let server = Server::bind(addr)?;
+    let server = Server::bind(reference::addr())?;
     println!("listening on {}", server.local_addr()?);
     // Runs every connection on this thread until shut down.
     server.run(|| Greeter)

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tej_core::{Connection, FileTarget, Frame, FrameBuilder, Handler, Status};
 
-use super::harness::{joined, loopback, size_name, unbounded_config, wait, Quiet};
+use super::harness::{joined, loopback, size_name, timed_send, unbounded_config, Quiet};
 use crate::runtime::{self, Runtime};
 
 /// The size of the disk workload's writes when it makes its file.
@@ -118,13 +118,7 @@ pub(super) fn tej_disk(runtime: Runtime, source: &Path, spool: &Path) -> io::Res
     let frame = FrameBuilder::new(Status::DEFAULT)
         .add_file(tej_net::file::open(source)?)
         .build();
-    let started = Instant::now();
-    client
-        .sender()
-        .send_blocking(frame)
-        .map_err(|error| io::Error::other(error.to_string()))?;
-    let spooled = wait(&done, "the file to disk")?;
-    let took = started.elapsed();
+    let (spooled, took) = timed_send(&client.sender(), frame, &done, "the file to disk")?;
     client.close()?;
     server.stop();
     let spooled = spooled.ok_or_else(|| io::Error::other("the file was not spooled"))?;

@@ -1,15 +1,16 @@
 //! What every workload shares: the clock arithmetic (rates, medians), a
 //! loopback address, an unbounded session configuration, waiting for a
-//! measurement with a timeout, and the two handlers most workloads use
+//! measurement with a timeout (after sending its frame, timed), and the
+//! two handlers most workloads use
 //! (a frame counter and one that does nothing). The lowest layer of the
 //! bench: it imports no other bench module.
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::mpsc::{Receiver, SyncSender};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use tej_core::{Connection, FileTarget, Frame, Handler, Limits, SessionConfig};
+use tej_core::{Connection, FileTarget, Frame, Handler, Limits, Sender, SessionConfig};
 
 /// The longest any one measurement may take before the bench gives up.
 const MEASUREMENT_TIMEOUT: Duration = Duration::from_secs(300);
@@ -50,6 +51,22 @@ pub(super) fn unbounded_config() -> SessionConfig {
 pub(super) fn wait<T>(done: &Receiver<T>, what: &str) -> io::Result<T> {
     done.recv_timeout(MEASUREMENT_TIMEOUT)
         .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, format!("{what} did not finish")))
+}
+
+/// Sends `frame` and waits for what the server's handler says on `done`
+/// (`what` names it if it does not come): that, and the time since the send.
+pub(super) fn timed_send<T>(
+    sender: &Sender,
+    frame: Frame,
+    done: &Receiver<T>,
+    what: &str,
+) -> io::Result<(T, Duration)> {
+    let started = Instant::now();
+    sender
+        .send_blocking(frame)
+        .map_err(|error| io::Error::other(error.to_string()))?;
+    let seen = wait(done, what)?;
+    Ok((seen, started.elapsed()))
 }
 
 pub(super) fn joined<T>(

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tej_core::{FrameBuilder, Status};
 
-use super::harness::{joined, loopback, unbounded_config, wait, Counter, Quiet};
+use super::harness::{joined, loopback, timed_send, unbounded_config, Counter, Quiet};
 use super::tls::BenchTls;
 use crate::runtime::{self, Runtime};
 
@@ -53,13 +53,7 @@ pub(super) fn tej_large(
     let frame = FrameBuilder::new(Status::DEFAULT)
         .file("large.bin", payload.clone())
         .build();
-    let started = Instant::now();
-    client
-        .sender()
-        .send_blocking(frame)
-        .map_err(|error| io::Error::other(error.to_string()))?;
-    wait(&done, "the large file")?;
-    let took = started.elapsed();
+    let ((), took) = timed_send(&client.sender(), frame, &done, "the large file")?;
     client.close()?;
     server.stop();
     Ok(took)

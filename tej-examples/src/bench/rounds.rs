@@ -9,9 +9,7 @@ use bytes::Bytes;
 use super::burst::{
     burst_within_fd_limit, counting_overflows, plain_burst, tej_burst, BURSTS_PER_ROUND,
 };
-use super::disk::{
-    plain_disk_copy, settle_page_cache, tej_disk, write_cached_file, DiskCopy, DISK_SWEEP,
-};
+use super::disk::{plain_disk_copy, settle_page_cache, tej_disk, write_cached_file, DISK_SWEEP};
 use super::framed::{framed_large, framed_round_trips, framed_small};
 use super::harness::{gib_per_s, median, per_s};
 use super::iperf3::iperf3;
@@ -181,33 +179,9 @@ pub fn run(options: &BenchOptions, progress: &mut dyn FnMut(&str)) -> io::Result
         Ok(gib_s) => (Some(gib_s), None),
         Err(why) => (None, Some(why)),
     };
-    let large_sweep: Vec<(usize, f64)> = LARGE_SWEEP
-        .iter()
-        .copied()
-        .zip(baseline_sweep.into_iter().map(median))
-        .collect();
-    let best_large = large_sweep
-        .iter()
-        .map(|(_, gib_s)| *gib_s)
-        .fold(0.0, f64::max);
-    let disk_sweep: Vec<(DiskCopy, f64)> = DISK_SWEEP
-        .iter()
-        .copied()
-        .zip(baseline_disk.into_iter().map(median))
-        .collect();
-    let best_disk = disk_sweep
-        .iter()
-        .map(|(_, gib_s)| *gib_s)
-        .fold(0.0, f64::max);
-    let tls_sweep: Vec<(&'static str, f64)> = TLS_SWEEP
-        .iter()
-        .copied()
-        .zip(baseline_tls.into_iter().map(median))
-        .collect();
-    let best_tls = tls_sweep
-        .iter()
-        .map(|(_, gib_s)| *gib_s)
-        .fold(0.0, f64::max);
+    let (large_sweep, best_large) = sweep_medians(LARGE_SWEEP, baseline_sweep);
+    let (disk_sweep, best_disk) = sweep_medians(DISK_SWEEP, baseline_disk);
+    let (tls_sweep, best_tls) = sweep_medians(TLS_SWEEP, baseline_tls);
     let measured_burst = burst_connections > 0;
     Ok(BenchReport {
         baseline: BaselineFigures {
@@ -249,6 +223,18 @@ pub fn run(options: &BenchOptions, progress: &mut dyn FnMut(&str)) -> io::Result
             })
             .collect(),
     })
+}
+
+/// A baseline's sweep reduced: each way's median beside it (`ways` and
+/// `samples` in the same order), and the best of them (GiB/s).
+fn sweep_medians<T: Copy>(ways: &[T], samples: Vec<Vec<f64>>) -> (Vec<(T, f64)>, f64) {
+    let sweep: Vec<(T, f64)> = ways
+        .iter()
+        .copied()
+        .zip(samples.into_iter().map(median))
+        .collect();
+    let best = sweep.iter().map(|(_, gib_s)| *gib_s).fold(0.0, f64::max);
+    (sweep, best)
 }
 
 /// Threads of smol's global executor when `SMOL_THREADS` is not set: one
