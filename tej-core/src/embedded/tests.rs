@@ -14,23 +14,6 @@ const FIXTURE: &str = include_str!("../../tests/fixtures/reference-frames.json")
 /// A frame's content, owned: status, version, files, message.
 type Owned = (u8, u8, Vec<(String, Vec<u8>)>, Option<Vec<u8>>);
 
-/// A small deterministic PRNG (splitmix64).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
-
 /// One side of a connection in memory: reads hand out `input` a random
 /// number of bytes at a time (at most `largest`), writes take a random
 /// number of bytes and keep them.
@@ -38,7 +21,8 @@ struct Duplex {
     input: Vec<u8>,
     at: usize,
     output: Vec<u8>,
-    rng: Rng,
+    /// Seeded, so that a failing split is found again from its seed.
+    rng: fastrand::Rng,
     largest: usize,
     /// Writes take nothing once `output` holds this many bytes.
     write_limit: usize,
@@ -50,14 +34,16 @@ impl Duplex {
             input,
             at: 0,
             output: Vec::new(),
-            rng: Rng(seed),
+            rng: fastrand::Rng::with_seed(seed),
             largest: largest.max(1),
             write_limit: usize::MAX,
         }
     }
 
     fn read(&mut self, buf: &mut [u8]) -> usize {
-        let len = (1 + self.rng.below(self.largest))
+        let len = self
+            .rng
+            .usize(1..=self.largest)
             .min(buf.len())
             .min(self.input.len() - self.at);
         buf[..len].copy_from_slice(&self.input[self.at..self.at + len]);
@@ -67,7 +53,7 @@ impl Duplex {
 
     fn write(&mut self, buf: &[u8]) -> usize {
         let room = self.write_limit.saturating_sub(self.output.len());
-        let len = (1 + self.rng.below(self.largest)).min(buf.len()).min(room);
+        let len = self.rng.usize(1..=self.largest).min(buf.len()).min(room);
         self.output.extend_from_slice(&buf[..len]);
         len
     }
