@@ -118,8 +118,11 @@ enum State {
     Failed(DecodeError),
 }
 
-/// An event found by [`Decoder::step`], before it borrows anything.
-enum Found {
+/// An event found by [`Decoder::step`], before it borrows anything: its
+/// payloads are places in the input, its name the decoder's. The embedded
+/// endpoints keep one too, across a read, with places in their buffer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Found {
     FrameStart {
         status: Status,
         version: u8,
@@ -141,6 +144,34 @@ enum Found {
         len: usize,
     },
     FrameEnd,
+}
+
+impl Found {
+    /// The event, its payload `input[start..start + len]` and a file's
+    /// name `name` (validated as UTF-8 when it completed).
+    #[inline(always)]
+    pub(crate) fn event<'a>(self, name: &'a [u8], input: &'a [u8]) -> Event<'a> {
+        match self {
+            Found::FrameStart {
+                status,
+                version,
+                file_count,
+            } => Event::FrameStart {
+                status,
+                version,
+                file_count,
+            },
+            Found::FileStart { size } => Event::FileStart {
+                name: core::str::from_utf8(name).unwrap_or_default(),
+                size,
+            },
+            Found::FileData { start, len } => Event::FileData(&input[start..start + len]),
+            Found::FileEnd => Event::FileEnd,
+            Found::MessageStart { size } => Event::MessageStart { size },
+            Found::MessageData { start, len } => Event::MessageData(&input[start..start + len]),
+            Found::FrameEnd => Event::FrameEnd,
+        }
+    }
 }
 
 /// A resumable TEJ decoder for one byte stream (one direction of a connection).
@@ -261,27 +292,7 @@ impl Decoder {
                 return Err(error);
             }
         };
-        let event = found.map(|found| match found {
-            Found::FrameStart {
-                status,
-                version,
-                file_count,
-            } => Event::FrameStart {
-                status,
-                version,
-                file_count,
-            },
-            // The name was validated when it completed.
-            Found::FileStart { size } => Event::FileStart {
-                name: core::str::from_utf8(&self.name).unwrap_or_default(),
-                size,
-            },
-            Found::FileData { start, len } => Event::FileData(&input[start..start + len]),
-            Found::FileEnd => Event::FileEnd,
-            Found::MessageStart { size } => Event::MessageStart { size },
-            Found::MessageData { start, len } => Event::MessageData(&input[start..start + len]),
-            Found::FrameEnd => Event::FrameEnd,
-        });
+        let event = found.map(|found| found.event(&self.name, input));
         Ok(Decoded {
             consumed: pos,
             event,
