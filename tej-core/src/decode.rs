@@ -418,29 +418,16 @@ impl Decoder {
                     self.state = State::FileSize;
                 }
                 State::FileSize => {
-                    let Some(size) = self.read_field(input, pos, parse_u64) else {
+                    let payload = (LimitKind::FileSize, State::FileData, State::FileEnd);
+                    let Some(size) = self.payload_length(input, pos, payload)? else {
                         return Ok(None);
                     };
-                    self.check(LimitKind::FileSize, size, *pos, 8)?;
-                    self.add_to_frame(size, *pos)?;
                     self.files_left -= 1;
-                    self.payload_left = size;
-                    self.state = if size == 0 {
-                        State::FileEnd
-                    } else {
-                        State::FileData
-                    };
                     return Ok(Some(Found::FileStart { size }));
                 }
                 State::FileData => {
-                    let (start, len) = self.take_payload(input, pos);
-                    if self.payload_left == 0 {
-                        self.state = State::FileEnd;
-                    }
-                    if len == 0 {
-                        return Ok(None);
-                    }
-                    return Ok(Some(Found::FileData { start, len }));
+                    let piece = self.take_payload(input, pos, State::FileEnd);
+                    return Ok(piece.map(|(start, len)| Found::FileData { start, len }));
                 }
                 State::FileEnd => {
                     self.file_index += 1;
@@ -448,28 +435,15 @@ impl Decoder {
                     return Ok(Some(Found::FileEnd));
                 }
                 State::MessageLength => {
-                    let Some(size) = self.read_field(input, pos, parse_u64) else {
+                    let payload = (LimitKind::MessageSize, State::MessageData, State::FrameEnd);
+                    let Some(size) = self.payload_length(input, pos, payload)? else {
                         return Ok(None);
-                    };
-                    self.check(LimitKind::MessageSize, size, *pos, 8)?;
-                    self.add_to_frame(size, *pos)?;
-                    self.payload_left = size;
-                    self.state = if size == 0 {
-                        State::FrameEnd
-                    } else {
-                        State::MessageData
                     };
                     return Ok(Some(Found::MessageStart { size }));
                 }
                 State::MessageData => {
-                    let (start, len) = self.take_payload(input, pos);
-                    if self.payload_left == 0 {
-                        self.state = State::FrameEnd;
-                    }
-                    if len == 0 {
-                        return Ok(None);
-                    }
-                    return Ok(Some(Found::MessageData { start, len }));
+                    let piece = self.take_payload(input, pos, State::FrameEnd);
+                    return Ok(piece.map(|(start, len)| Found::MessageData { start, len }));
                 }
                 State::FrameEnd => {
                     self.state = State::Status;
@@ -515,14 +489,46 @@ impl Decoder {
         value
     }
 
-    /// Delivers as much of the current payload as `input` holds.
-    fn take_payload(&mut self, input: &[u8], pos: &mut usize) -> (usize, usize) {
+    /// Reads the 8-byte length of a file or the message and checks it
+    /// against the limit `kind` and the frame's; then expects that many
+    /// payload bytes, in state `data`, or none, going to state `end`.
+    /// `None` while the length is incomplete.
+    #[inline(always)]
+    fn payload_length(
+        &mut self,
+        input: &[u8],
+        pos: &mut usize,
+        (kind, data, end): (LimitKind, State, State),
+    ) -> Result<Option<u64>, DecodeError> {
+        let Some(size) = self.read_field(input, pos, parse_u64) else {
+            return Ok(None);
+        };
+        self.check(kind, size, *pos, 8)?;
+        self.add_to_frame(size, *pos)?;
+        self.payload_left = size;
+        self.state = if size == 0 { end } else { data };
+        Ok(Some(size))
+    }
+
+    /// Delivers as much of the current payload as `input` holds (its start
+    /// and length in `input`; `None` for no bytes), going to state `end`
+    /// once the payload is all in.
+    #[inline(always)]
+    fn take_payload(
+        &mut self,
+        input: &[u8],
+        pos: &mut usize,
+        end: State,
+    ) -> Option<(usize, usize)> {
         let start = *pos;
         let available = (input.len() - start) as u64;
         let len = self.payload_left.min(available) as usize;
         self.payload_left -= len as u64;
         *pos += len;
-        (start, len)
+        if self.payload_left == 0 {
+            self.state = end;
+        }
+        (len > 0).then_some((start, len))
     }
 
     fn after_files_started(&self) -> State {
