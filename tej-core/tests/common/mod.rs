@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests: owned copies of decoder events,
 //! feeding loops that check the progress contract of `decode`, split plans
-//! and a small seeded PRNG (no extra dependency).
+//! and a seeded random generator.
 
 #![allow(dead_code)]
 
@@ -266,35 +266,32 @@ pub fn decode_frames(
     (frames, Ok(()))
 }
 
-/// SplitMix64: a tiny deterministic PRNG for split points and filler bytes.
+/// A seeded generator (fastrand's) for split points and filler bytes, with
+/// the draws the tests use.
 #[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub struct Rng(fastrand::Rng);
 
 impl Rng {
     /// A generator from a seed.
     pub fn new(seed: u64) -> Self {
-        Rng(seed)
+        Rng(fastrand::Rng::with_seed(seed))
     }
 
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.u64(..)
     }
 
     /// A value in `low..=high`.
     pub fn range(&mut self, low: usize, high: usize) -> usize {
-        assert!(low <= high);
-        let span = (high - low) as u64 + 1;
-        low + (self.next_u64() % span) as usize
+        self.0.usize(low..=high)
     }
 
     /// `len` random bytes.
     pub fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next_u64() as u8).collect()
+        let mut bytes = vec![0; len];
+        self.0.fill(&mut bytes);
+        bytes
     }
 }
 
