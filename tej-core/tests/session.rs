@@ -5,20 +5,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::store::MemStore;
+use common::Seen;
 
 use tej_core::{
     Connection, DecodeError, DisconnectReason, Field, File, FileTarget, Frame, FrameBuilder,
     Handler, SendError, Session, SessionConfig, Status,
 };
-
-/// What a recording handler saw, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Seen {
-    Connected,
-    Received(Frame),
-    Ping(Frame),
-    Disconnected(String),
-}
 
 type Log = Arc<Mutex<Vec<Seen>>>;
 

@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use common::Seen;
 use proptest::prelude::*;
 use tej_core::{
     Assembler, Connection, DisconnectReason, Frame, FrameBuilder, Handler, Limits, SendError,
@@ -51,15 +52,6 @@ const LIMITS: Limits = Limits::DEFAULT
     .max_file_count(3)
     .max_name_len(8)
     .max_frame_size(1024);
-
-/// A callback, as the handler saw it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Seen {
-    Connected,
-    Received(Frame),
-    Ping(Frame),
-    Disconnected(String),
-}
 
 /// What the handler shares with the test.
 #[derive(Default)]

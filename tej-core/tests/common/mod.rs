@@ -30,6 +30,16 @@ pub fn proptest_config(normal: u32) -> proptest::test_runner::Config {
     config
 }
 
+/// A session's callback, as a recording handler saw it (a disconnect by a
+/// name for its reason).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seen {
+    Connected,
+    Received(Frame),
+    Ping(Frame),
+    Disconnected(String),
+}
+
 /// An owned copy of an [`Event`], with payload pieces kept as they came.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OwnedEvent {
