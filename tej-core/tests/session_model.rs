@@ -29,8 +29,8 @@ use std::time::Duration;
 use common::Seen;
 use proptest::prelude::*;
 use tej_core::{
-    Assembler, Connection, DisconnectReason, Frame, FrameBuilder, Handler, Limits, SendError,
-    Sender, Session, SessionConfig, Status,
+    Connection, DisconnectReason, Frame, FrameBuilder, Handler, Limits, SendError, Sender, Session,
+    SessionConfig, Status,
 };
 
 /// Statuses that say what the frame is, on the wire and to the handler.
@@ -430,7 +430,7 @@ impl Model {
         assert_eq!(reported, expected, "frames reported vs taken whole");
 
         // The bytes out: whole frames, each kind in the order it was sent.
-        let (out, _) = decode_all(&self.out);
+        let (out, _) = common::whole_frames(&self.out);
         let kind = |status: u8| -> Vec<Frame> {
             out.iter()
                 .filter(|frame| frame.status.get() == status)
@@ -490,7 +490,7 @@ impl Model {
         }
         assert!(self.session.is_closed(), "the session closes");
         self.check();
-        let (out, rest) = decode_all(&self.out);
+        let (out, rest) = common::whole_frames(&self.out);
         let mut accounted: Vec<Frame> = out
             .iter()
             .filter(|frame| frame.status.get() == QUEUED)
@@ -515,31 +515,6 @@ impl Model {
 }
 
 const MIN_FRAME: usize = 18;
-
-/// The whole frames in `wire`, and how many bytes follow the last one.
-fn decode_all(wire: &[u8]) -> (Vec<Frame>, usize) {
-    let mut assembler = Assembler::new(Limits::DEFAULT);
-    let mut frames = Vec::new();
-    let mut rest = wire;
-    loop {
-        let assembled = assembler.decode(rest).expect("the bytes out decode");
-        rest = &rest[assembled.consumed..];
-        match assembled.frame {
-            Some(frame) => frames.push(frame),
-            None => {
-                let rest = wire.len() - frames_len(&frames);
-                return (frames, rest);
-            }
-        }
-    }
-}
-
-fn frames_len(frames: &[Frame]) -> usize {
-    frames
-        .iter()
-        .map(|frame| frame.encoded_len() as usize)
-        .sum()
-}
 
 /// Polls a send future once; a future that would wait is dropped, which
 /// queues nothing (`Sender::send` is cancel-safe).

@@ -274,6 +274,16 @@ pub fn decode_frames(
     })
 }
 
+/// The whole frames a session wrote into `wire`, and how many bytes
+/// follow the last one (a frame written part-way).
+pub fn whole_frames(wire: &[u8]) -> (Vec<Frame>, usize) {
+    let mut assembler = Assembler::new(tej_core::Limits::DEFAULT);
+    let (frames, result) = decode_frames(&mut assembler, &[wire]);
+    result.expect("the bytes out decode");
+    let whole: usize = frames.iter().map(|f| f.encoded_len() as usize).sum();
+    (frames, wire.len() - whole)
+}
+
 /// A seeded generator (fastrand's) for split points and filler bytes, with
 /// the draws the tests use.
 #[derive(Debug, Clone)]
