@@ -83,6 +83,11 @@ fn send_to_spool(frame: Frame, spool: &Path) -> Session<Spooler> {
     server
 }
 
+/// The bytes of the frame `frame` builds.
+fn encoded(frame: FrameBuilder) -> Vec<u8> {
+    frame.build().encode_to_vec().unwrap()
+}
+
 /// Where the files of a received `frame` are.
 fn paths(frame: &Frame) -> Vec<&Path> {
     frame.files.iter().map(|f| f.path().unwrap()).collect()
@@ -145,12 +150,11 @@ fn files_stream_from_disk_and_spool_inside_the_directory_under_distinct_names() 
 fn the_files_of_a_frame_cut_short_are_removed_from_the_directory() {
     let scratch = tempfile::tempdir().unwrap();
     let mut session = spooler(scratch.path());
-    let wire = FrameBuilder::new(Status::DEFAULT)
-        .file("done.bin", vec![1u8; 1000])
-        .file("cut.bin", vec![2u8; 100_000])
-        .build()
-        .encode_to_vec()
-        .unwrap();
+    let wire = encoded(
+        FrameBuilder::new(Status::DEFAULT)
+            .file("done.bin", vec![1u8; 1000])
+            .file("cut.bin", vec![2u8; 100_000]),
+    );
     take_all(&mut session, &wire[..50_000]);
     assert_eq!(names(scratch.path()), [".cut.bin.part", ".done.bin.part"]);
     session.handle_eof(Duration::ZERO);
@@ -232,11 +236,7 @@ fn to_dir_with_sees_every_byte_as_it_is_spooled() {
     let mut session = spooler(scratch.path());
     session.handler_mut().tee = Some(tee.clone());
     let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
-    let wire = FrameBuilder::new(Status::DEFAULT)
-        .file("x.bin", data.clone())
-        .build()
-        .encode_to_vec()
-        .unwrap();
+    let wire = encoded(FrameBuilder::new(Status::DEFAULT).file("x.bin", data.clone()));
     // Half first: the writer has seen exactly the bytes spooled so far.
     take_all(&mut session, &wire[..100_000]);
     assert_eq!(tee.0.lock().unwrap().len(), 100_000 - 25);
@@ -261,13 +261,12 @@ fn files_take_their_names_only_once_the_whole_frame_has_arrived() {
     let scratch = tempfile::tempdir().unwrap();
     std::fs::write(scratch.path().join("a.bin"), b"already here").unwrap();
     let mut session = spooler(scratch.path());
-    let wire = FrameBuilder::new(Status::DEFAULT)
-        .file("a.bin", vec![1u8; 1000])
-        .file("b.bin", vec![2u8; 1000])
-        .message("both")
-        .build()
-        .encode_to_vec()
-        .unwrap();
+    let wire = encoded(
+        FrameBuilder::new(Status::DEFAULT)
+            .file("a.bin", vec![1u8; 1000])
+            .file("b.bin", vec![2u8; 1000])
+            .message("both"),
+    );
     // Both files written, the message still missing: hidden names only.
     take_all(&mut session, &wire[..wire.len() - 2]);
     assert_eq!(
