@@ -177,38 +177,45 @@ impl Gather {
     }
 }
 
-fn receive_blocking(input: Vec<u8>, seed: u64, largest: usize, buffer: usize) -> (Gather, Vec<u8>) {
-    let mut buffer = std::vec![0u8; buffer];
-    let mut endpoint = blocking::Endpoint::new(
-        Duplex::new(input, seed, largest),
-        &mut buffer,
-        Limits::DEFAULT,
-    );
+/// An endpoint's receiving loop: every event from `duplex`, read through
+/// `buffer`, and the duplex back (with what the endpoint wrote).
+type Receive = fn(Duplex, &mut [u8]) -> (Gather, Duplex);
+
+fn receive_blocking(duplex: Duplex, buffer: &mut [u8]) -> (Gather, Duplex) {
+    let mut endpoint = blocking::Endpoint::new(duplex, buffer, Limits::DEFAULT);
     let mut gather = Gather::default();
     while let Some(event) = endpoint.next_event().unwrap() {
         gather.push(event);
     }
-    (gather, endpoint.into_inner().output)
+    (gather, endpoint.into_inner())
 }
 
 #[cfg(feature = "embedded-io-async")]
-fn receive_async(input: Vec<u8>, seed: u64, largest: usize, buffer: usize) -> (Gather, Vec<u8>) {
-    let mut buffer = std::vec![0u8; buffer];
-    let mut endpoint = asynch::Endpoint::new(
-        Duplex::new(input, seed, largest),
-        &mut buffer,
-        Limits::DEFAULT,
-    );
+fn receive_async(duplex: Duplex, buffer: &mut [u8]) -> (Gather, Duplex) {
+    let mut endpoint = asynch::Endpoint::new(duplex, buffer, Limits::DEFAULT);
     let mut gather = Gather::default();
     block_on(async {
         while let Some(event) = endpoint.next_event().await.unwrap() {
             gather.push(event);
         }
     });
-    (gather, endpoint.into_inner().output)
+    (gather, endpoint.into_inner())
 }
 
-type Receive = fn(Vec<u8>, u64, usize, usize) -> (Gather, Vec<u8>);
+/// Receives `input` with `receive`, handed out in reads of at most
+/// `largest` bytes (split as `seed` says) into a buffer of `buffer` bytes:
+/// the events, and what the endpoint wrote.
+fn receive_split(
+    receive: Receive,
+    input: Vec<u8>,
+    seed: u64,
+    largest: usize,
+    buffer: usize,
+) -> (Gather, Vec<u8>) {
+    let mut buffer = std::vec![0u8; buffer];
+    let (gather, duplex) = receive(Duplex::new(input, seed, largest), &mut buffer);
+    (gather, duplex.output)
+}
 
 fn receivers() -> Vec<(&'static str, Receive)> {
     let mut receivers: Vec<(&'static str, Receive)> = std::vec![("blocking", receive_blocking)];
@@ -233,7 +240,7 @@ fn golden_frames_are_received_in_any_split() {
     for (kind, receive) in receivers() {
         for seed in 0..50 {
             for (largest, buffer) in [(1, 1), (3, 7), (64, 16), (1000, 4096), (5, 300)] {
-                let (gather, output) = receive(all.clone(), seed, largest, buffer);
+                let (gather, output) = receive_split(receive, all.clone(), seed, largest, buffer);
                 assert!(
                     gather.frames == expected,
                     "{kind}: seed {seed}, reads of {largest}, buffer {buffer}"
@@ -244,7 +251,7 @@ fn golden_frames_are_received_in_any_split() {
         }
         // One vector at a time too, each on its own stream.
         for (name, wire, content) in &vectors {
-            let (gather, _) = receive(wire.clone(), 7, 13, 32);
+            let (gather, _) = receive_split(receive, wire.clone(), 7, 13, 32);
             assert!(gather.frames == [content.clone()], "{kind}: {name}");
         }
     }
@@ -320,7 +327,7 @@ fn a_file_larger_than_the_buffer_streams_through() {
     let mut wire = std::vec![0u8; frame.encoded_len() as usize];
     frame.encode_into(&mut wire).unwrap();
     for (kind, receive) in receivers() {
-        let (gather, _) = receive(wire.clone(), 3, 5000, 512);
+        let (gather, _) = receive_split(receive, wire.clone(), 3, 5000, 512);
         assert!(gather.largest_piece <= 512, "{kind}");
         assert_eq!(gather.frames.len(), 1, "{kind}");
         assert!(gather.frames[0].2[0].1 == data, "{kind}");
