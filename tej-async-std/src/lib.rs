@@ -169,19 +169,14 @@ impl Handler for Quiet {}
 
 async fn tls(server_tls: ServerConfig, client_tls: ClientConfig) -> std::io::Result<()> {
     let server = Server::bind("127.0.0.1:8443").await?.with_tls(Arc::new(server_tls));
-    let shutdown = server.shutdown_handle();
-    let serving = smol::spawn(server.serve(|| Quiet));
+    smol::spawn(server.serve(|| Quiet)).detach();
 
     let name = ServerName::try_from("localhost").expect("a DNS name");
     let config = SessionConfig::default();
     let client =
         Client::connect_tls("127.0.0.1:8443", name, Arc::new(client_tls), Quiet, config).await?;
     client.sender().send(Frame::message("over TLS")).await.expect("open");
-    client.close();
-    client.join().await?;
-
-    shutdown.shutdown();
-    serving.await;
+    // Dropping the client closes it gracefully, close_notify included.
     Ok(())
 }
 ```
@@ -235,11 +230,7 @@ pub mod tls {
 /// always async-std's (smol's are under [`smol`]).
 #[cfg(feature = "async-std")]
 pub use crate::async_std::{Client, Server};
-pub use tej_net::{Acceptor, Listener, Plain};
-/// The async face: a connection you await, its frames a `Stream`, its
-/// files `AsyncRead`s (`Server::accept`, `Server::serve_connections`,
-/// `Client::open`).
-pub use tej_net::{AsyncConnection, Incoming, IncomingFile, IncomingFrame};
+pub use tej_net::common::asynch::*;
 
 #[cfg(feature = "async-std")]
 pub use crate::async_std::AsyncStd;
@@ -267,14 +258,8 @@ where
     tej_net::run_session::<Either, S, H>(stream, session, shutdown).await
 }
 
-// The same set from tej-core in every adapter.
-pub use tej_core::{
-    self, BufferedSender, Connection, DecodeError, DisconnectReason, EncodeError, Field, File,
-    FileBody, FileTarget, Frame, FrameBuilder, FrameTimeout, Handler, LimitKind, Limits,
-    NotWritten, SendError, SendFuture, SendProgress, Sender, Session, SessionConfig, Status,
-    Written,
-};
-pub use tej_net::{self, ShutdownHandle};
+pub use tej_net;
+pub use tej_net::common::*;
 
 /// The README's examples, compiled as doctests so that they stay true.
 #[cfg(all(doctest, feature = "async-std", feature = "smol", feature = "tls"))]

@@ -120,11 +120,83 @@ impl<R: PollIo<S>, S: Unpin> futures_io::AsyncWrite for Polled<R, S> {
 }
 
 /// Implements, for runtime marker `$runtime`, what every `futures-io`
-/// runtime shares: polling any `futures-io` stream, accepting from its TCP
-/// and Unix listeners, and with `tls` the `futures-rustls` acceptor and
-/// client handshake.
+/// runtime shares: the `Runtime` itself (from how it spawns a task and
+/// turns std listeners into its own), resolving names, polling any
+/// `futures-io` stream, accepting from its TCP and Unix listeners, and with
+/// `tls` the `futures-rustls` acceptor and client handshake.
 macro_rules! futures_io_runtime {
-    ($runtime:ty, $tcp_listener:ty, $tcp_stream:ty, $unix_listener:ty, $unix_stream:ty) => {
+    (
+        runtime: $runtime:ident, $name:literal,
+        tcp: $tcp_listener:ty, $tcp_stream:ty,
+        unix: $unix_listener:ty, $unix_stream:ty,
+        to_socket_addrs: $to_socket_addrs:path,
+        spawn($task:ident) $spawn:block
+        tcp_listener($tcp:ident) $tcp_from:block
+        unix_listener($unix:ident) $unix_from:block
+    ) => {
+        #[doc = concat!("A TEJ server on ", $name, ": `tej-net`'s [`Server`](tej_net::Server) on")]
+        #[doc = concat!("[`", stringify!($runtime), "`], over any [`Listener`](tej_net::Listener) (", $name, "'s")]
+        /// `TcpListener` by default) and any [`Acceptor`](tej_net::Acceptor)
+        /// ([`Plain`](tej_net::Plain) by default).
+        pub type Server<L = $tcp_listener, A = tej_net::Plain> = tej_net::Server<$runtime, L, A>;
+
+        #[doc = concat!("A TEJ connection made by this side on ", $name, ": `tej-net`'s")]
+        #[doc = concat!("[`Client`](tej_net::Client) on [`", stringify!($runtime), "`].")]
+        pub type Client = tej_net::Client<$runtime>;
+
+        impl tej_net::runtime::Runtime for $runtime {
+            type Sleep = $crate::runtime::Timer;
+            type TcpListener = $tcp_listener;
+            type TcpStream = $tcp_stream;
+            #[cfg(unix)]
+            type UnixListener = $unix_listener;
+            #[cfg(unix)]
+            type UnixStream = $unix_stream;
+
+            fn spawn<F: std::future::Future<Output = ()> + Send + 'static>($task: F) $spawn
+
+            fn sleep() -> $crate::runtime::Timer {
+                $crate::runtime::Timer::never()
+            }
+
+            fn tcp_listener($tcp: std::net::TcpListener) -> std::io::Result<$tcp_listener> $tcp_from
+
+            #[cfg(unix)]
+            fn unix_listener(
+                $unix: std::os::unix::net::UnixListener,
+            ) -> std::io::Result<$unix_listener> $unix_from
+
+            fn connect_tcp(
+                addr: std::net::SocketAddr,
+            ) -> impl std::future::Future<Output = std::io::Result<$tcp_stream>> + Send {
+                <$tcp_stream>::connect(addr)
+            }
+
+            #[cfg(unix)]
+            async fn connect_unix(path: std::path::PathBuf) -> std::io::Result<$unix_stream> {
+                <$unix_stream>::connect(path).await
+            }
+
+            fn prepare_tcp(
+                stream: &$tcp_stream,
+            ) -> (Option<std::net::SocketAddr>, Option<std::net::SocketAddr>) {
+                $crate::runtime::prepare(
+                    stream.set_nodelay(true),
+                    stream.peer_addr(),
+                    stream.local_addr(),
+                )
+            }
+        }
+
+        impl<A: $to_socket_addrs + Send> tej_net::runtime::Resolve<A> for $runtime
+        where
+            A::Iter: Send,
+        {
+            async fn resolve(addr: A) -> std::io::Result<Vec<std::net::SocketAddr>> {
+                Ok(addr.to_socket_addrs().await?.collect())
+            }
+        }
+
         impl tej_net::Listener<$runtime> for $tcp_listener {
             type Io = $tcp_stream;
             type Addr = std::net::SocketAddr;

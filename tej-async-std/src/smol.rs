@@ -29,91 +29,19 @@
 //! }
 //! ```
 
-use std::future::Future;
-use std::io;
-use std::net::SocketAddr;
-#[cfg(unix)]
-use std::path::PathBuf;
-
-#[cfg(unix)]
-use ::smol::net::unix::{UnixListener, UnixStream};
-use ::smol::net::{AsyncToSocketAddrs, TcpListener, TcpStream};
-use tej_net::runtime::{Resolve, Runtime};
-use tej_net::Plain;
-
-use crate::runtime::{prepare, Timer};
+use ::smol::net::{TcpListener, TcpStream};
 
 /// smol as a `tej-net` runtime: tasks go to `smol::spawn` (smol's global
 /// executor), sockets are `async-net`'s (`smol::net`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Smol;
 
-/// A TEJ server on smol: `tej-net`'s [`Server`](tej_net::Server) on
-/// [`Smol`], over any [`Listener`](tej_net::Listener) (smol's `TcpListener` by default) and
-/// any [`Acceptor`](tej_net::Acceptor) ([`Plain`] by default).
-pub type Server<L = TcpListener, A = Plain> = tej_net::Server<Smol, L, A>;
-
-/// A TEJ connection made by this side on smol: `tej-net`'s
-/// [`Client`](tej_net::Client) on [`Smol`].
-pub type Client = tej_net::Client<Smol>;
-
-crate::runtime::futures_io_runtime!(
-    Smol,
-    TcpListener,
-    TcpStream,
-    ::smol::net::unix::UnixListener,
-    ::smol::net::unix::UnixStream
-);
-
-impl Runtime for Smol {
-    type Sleep = Timer;
-    type TcpListener = TcpListener;
-    type TcpStream = TcpStream;
-    #[cfg(unix)]
-    type UnixListener = UnixListener;
-    #[cfg(unix)]
-    type UnixStream = UnixStream;
-
-    fn spawn<F: Future<Output = ()> + Send + 'static>(task: F) {
-        ::smol::spawn(task).detach();
-    }
-
-    fn sleep() -> Timer {
-        Timer::never()
-    }
-
-    fn tcp_listener(listener: std::net::TcpListener) -> io::Result<TcpListener> {
-        TcpListener::try_from(listener)
-    }
-
-    #[cfg(unix)]
-    fn unix_listener(listener: std::os::unix::net::UnixListener) -> io::Result<UnixListener> {
-        UnixListener::try_from(listener)
-    }
-
-    fn connect_tcp(addr: SocketAddr) -> impl Future<Output = io::Result<TcpStream>> + Send {
-        TcpStream::connect(addr)
-    }
-
-    #[cfg(unix)]
-    fn connect_unix(path: PathBuf) -> impl Future<Output = io::Result<UnixStream>> + Send {
-        UnixStream::connect(path)
-    }
-
-    fn prepare_tcp(stream: &TcpStream) -> (Option<SocketAddr>, Option<SocketAddr>) {
-        prepare(
-            stream.set_nodelay(true),
-            stream.peer_addr(),
-            stream.local_addr(),
-        )
-    }
-}
-
-impl<A: AsyncToSocketAddrs + Send> Resolve<A> for Smol
-where
-    A::Iter: Send,
-{
-    async fn resolve(addr: A) -> io::Result<Vec<SocketAddr>> {
-        Ok(addr.to_socket_addrs().await?.collect())
-    }
+crate::runtime::futures_io_runtime! {
+    runtime: Smol, "smol",
+    tcp: TcpListener, TcpStream,
+    unix: ::smol::net::unix::UnixListener, ::smol::net::unix::UnixStream,
+    to_socket_addrs: ::smol::net::AsyncToSocketAddrs,
+    spawn(task) { ::smol::spawn(task).detach() }
+    tcp_listener(listener) { TcpListener::try_from(listener) }
+    unix_listener(listener) { ::smol::net::unix::UnixListener::try_from(listener) }
 }

@@ -54,6 +54,42 @@ async fn smol_server(
     }
 }
 
+/// A [`smol_server`] on a free loopback port, in a smol task.
+struct SmolServer {
+    addr: SocketAddr,
+    shutdown: ShutdownHandle,
+    /// The events of each connection, in accept order.
+    connections: PerConnection,
+    serving: Task<()>,
+}
+
+impl SmolServer {
+    fn start(config: SessionConfig) -> SmolServer {
+        let listener = Async::<TcpListener>::bind(([127, 0, 0, 1], 0)).unwrap();
+        let addr = listener.get_ref().local_addr().unwrap();
+        let shutdown = ShutdownHandle::new();
+        let connections = PerConnection::default();
+        let serving = smol::spawn(smol_server(
+            listener,
+            config,
+            shutdown.clone(),
+            connections.clone(),
+        ));
+        SmolServer {
+            addr,
+            shutdown,
+            connections,
+            serving,
+        }
+    }
+
+    /// Shuts the server down and waits (bounded) for it to return.
+    async fn stop(self) {
+        self.shutdown.shutdown();
+        bounded("the server to stop", self.serving).await;
+    }
+}
+
 /// A client on smol's `TcpStream`: its sender, its shutdown signal and its task.
 async fn smol_client(
     addr: SocketAddr,
@@ -72,17 +108,11 @@ async fn smol_client(
 #[test]
 fn run_session_on_smol_streams() {
     run(async {
-        let listener = Async::<TcpListener>::bind(([127, 0, 0, 1], 0)).unwrap();
-        let addr = listener.get_ref().local_addr().unwrap();
-        let shutdown = ShutdownHandle::new();
-        let connections = PerConnection::default();
         let config = SessionConfig::default().idle_timeout(Some(Duration::from_millis(300)));
-        let serving = smol::spawn(smol_server(
-            listener,
-            config,
-            shutdown.clone(),
-            connections.clone(),
-        ));
+        let server = SmolServer::start(config);
+        // (The connections' events are checked after the server stops.)
+        let addr = server.addr;
+        let connections = server.connections.clone();
 
         // Frames and a ping, echoed in order.
         let client_events = Events::default();
@@ -132,8 +162,7 @@ fn run_session_on_smol_streams() {
             .await
             .unwrap();
         wait_until("echo", || !busy_events.is_empty()).await;
-        shutdown.shutdown();
-        bounded("the server to stop", serving).await;
+        server.stop().await;
         bounded("the busy client to end", busy).await;
         assert_eq!(
             busy_events.snapshot(),
@@ -157,19 +186,10 @@ fn run_session_on_smol_streams() {
 #[test]
 fn shutdown_handle_closes_a_smol_client() {
     run(async {
-        let listener = Async::<TcpListener>::bind(([127, 0, 0, 1], 0)).unwrap();
-        let addr = listener.get_ref().local_addr().unwrap();
-        let shutdown = ShutdownHandle::new();
-        let connections = PerConnection::default();
-        let serving = smol::spawn(smol_server(
-            listener,
-            SessionConfig::default(),
-            shutdown.clone(),
-            connections.clone(),
-        ));
+        let server = SmolServer::start(SessionConfig::default());
 
         // The client side on a plain `Async<std::net::TcpStream>`.
-        let stream = Async::<TcpStream>::connect(addr).await.unwrap();
+        let stream = Async::<TcpStream>::connect(server.addr).await.unwrap();
         let events = Events::default();
         let session = Session::new(Collect(events.clone()), SessionConfig::default());
         let sender = session.sender();
@@ -183,7 +203,7 @@ fn shutdown_handle_closes_a_smol_client() {
             events.snapshot(),
             vec!["echo: hello", "disconnected: closed locally"]
         );
-        let server_events = connections.get(0).unwrap();
+        let server_events = server.connections.get(0).unwrap();
         wait_until("server disconnect", || server_events.ended()).await;
         assert_eq!(
             server_events.snapshot(),
@@ -194,8 +214,7 @@ fn shutdown_handle_closes_a_smol_client() {
             ]
         );
 
-        shutdown.shutdown();
-        bounded("the server to stop", serving).await;
+        server.stop().await;
     });
 }
 

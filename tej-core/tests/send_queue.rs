@@ -366,12 +366,12 @@ fn a_cancelled_feed_or_flush_loses_no_frame_fed_before() {
     // future, so dropping a pending feed or flush dropped its frames.
     let (collect, mut server, mut client) = pair(SessionConfig::default().send_queue_capacity(19));
     let sender = client.sender();
-    sender.try_send(Frame::message("queued")).unwrap();
     let mut buffered = sender.buffered();
     let mut cx = std::task::Context::from_waker(Waker::noop());
     let mut feed = Box::pin(buffered.feed(Frame::message("one")));
     assert!(feed.as_mut().poll(&mut cx).is_ready(), "batched");
     drop(feed);
+    sender.try_send(Frame::message("queued")).unwrap();
     // The queue is over its capacity: handing "one" over waits; cancelled.
     let mut feed = Box::pin(buffered.feed(Frame::message("two")));
     assert!(feed.as_mut().poll(&mut cx).is_pending());
@@ -480,4 +480,45 @@ fn the_outbox_takes_from_the_queue_only_what_fits_under_its_high_water() {
     client.poll_queue(Waker::noop());
     write_all(&mut client, &mut server);
     assert_eq!(collect.frames(), [frame(1), frame(2)]);
+}
+
+#[test]
+fn handles_made_and_dropped_in_a_loop_keep_the_queue_bounded() {
+    // Each dropped handle hands its batch over past the bound; the next
+    // handle's first frame waits until the queue is back within it, so
+    // the queue never holds more than the bound and one batch.
+    let capacity = 4096;
+    let (collect, mut server, mut client) =
+        pair(SessionConfig::default().send_queue_capacity(capacity));
+    let sender = client.sender();
+    let mut cx = std::task::Context::from_waker(Waker::noop());
+    let (mut accepted, mut waited) = (0, 0);
+    for n in 0..200u32 {
+        let mut buffered = sender.buffered();
+        for _ in 0..8 {
+            let frame = Frame::message(vec![n as u8; 400]);
+            let mut feed = Box::pin(buffered.feed(frame));
+            match feed.as_mut().poll(&mut cx) {
+                std::task::Poll::Ready(result) => {
+                    result.unwrap();
+                    accepted += 1;
+                }
+                std::task::Poll::Pending => {
+                    waited += 1;
+                    break;
+                }
+            }
+        }
+        drop(buffered);
+        assert!(
+            sender.queued_bytes() <= 2 * capacity,
+            "{} bytes queued after {n} handles, over the bound and one batch",
+            sender.queued_bytes()
+        );
+    }
+    assert!(accepted >= 8, "the first handles were served");
+    assert!(waited > 100, "later handles waited for room");
+    // The connection takes what was queued: every accepted frame arrives.
+    drive(&mut client, &mut server);
+    assert_eq!(collect.frames().len(), accepted);
 }

@@ -650,7 +650,7 @@ where
 
 impl Connected for tej_mio::Client {
     fn shutdown(&self) {
-        tej_mio::Client::shutdown(self);
+        tej_net::ClientHandle::shutdown(self);
     }
     fn join(self: Box<Self>) -> io::Result<DisconnectReason> {
         tej_mio::Client::join(*self)

@@ -1,7 +1,8 @@
 //! The client: one connection on a mio loop in its own thread.
 
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::ToSocketAddrs;
+use std::ops::Deref;
 #[cfg(unix)]
 use std::path::Path;
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Poll, Token};
 use tej_core::{DisconnectReason, Handler, Sender, Session, SessionConfig};
-use tej_net::ShutdownHandle;
+use tej_net::{ClientHandle, ShutdownHandle};
 
 use crate::driver::{Driver, Stream};
 use crate::event_loop;
@@ -20,11 +21,14 @@ use crate::event_loop;
 /// loop in a thread of its own, over TCP, a Unix socket, TLS or any
 /// [`Stream`].
 ///
+/// It dereferences to [`ClientHandle`], which every adapter's `Client`
+/// shares: its [`Sender`], addresses, `close` and `shutdown`.
+///
 /// For many connections on one thread, or a connection on a loop of your
 /// own, use a [`Driver`].
 ///
 /// **Dropping a `Client` closes it gracefully**: as with
-/// [`close`](Self::close), the connection is asked to close once what is
+/// [`close`](ClientHandle::close), the connection is asked to close once what is
 /// queued has been sent, without blocking the dropping thread; its thread
 /// still runs to completion (the frames already queued are written, the
 /// handler's `disconnected` runs, the socket is shut down). The
@@ -33,22 +37,17 @@ use crate::event_loop;
 /// to wait for its end and learn why it ended, [`join`](Self::join) it.
 #[derive(Debug)]
 pub struct Client {
-    sender: Sender,
-    peer_addr: Option<SocketAddr>,
-    local_addr: Option<SocketAddr>,
-    shutdown: ShutdownHandle,
+    handle: ClientHandle,
     /// Taken by [`join`](Client::join).
     thread: Option<JoinHandle<io::Result<DisconnectReason>>>,
-    /// Whether [`detach`](Client::detach) let the connection run on.
-    detached: bool,
 }
 
-impl Drop for Client {
-    /// Asks for a graceful close, unless detached: see [`Client`].
-    fn drop(&mut self) {
-        if !self.detached {
-            self.sender.close();
-        }
+/// Its sender, addresses, `close` and `shutdown`: the same on every adapter.
+impl Deref for Client {
+    type Target = ClientHandle;
+
+    fn deref(&self) -> &ClientHandle {
+        &self.handle
     }
 }
 
@@ -208,13 +207,12 @@ impl Client {
         S: Stream + 'static,
         H: Handler + Send + 'static,
     {
-        let peer_addr = stream.peer_addr();
-        let local_addr = stream.local_addr();
         let shutdown = ShutdownHandle::new();
         let mut info = tej_core::ConnectionInfo::default();
         stream.describe(&mut info);
-        info.peer = peer_addr;
-        let session = Session::new(handler, config).with_info(info);
+        info.peer = stream.peer_addr();
+        info.local = stream.local_addr();
+        let session = Session::new(handler, config).with_info(info.clone());
         let sender = session.sender();
         let thread = std::thread::Builder::new()
             .name("tej-mio-client".into())
@@ -223,57 +221,19 @@ impl Client {
                 move || run_client(poll, waker, stream, session, &shutdown)
             })?;
         Ok(Client {
-            sender,
-            peer_addr,
-            local_addr,
-            shutdown,
+            handle: ClientHandle::new(sender, info, shutdown),
             thread: Some(thread),
-            detached: false,
         })
-    }
-
-    /// A sender for this connection, usable from any thread.
-    pub fn sender(&self) -> Sender {
-        self.sender.clone()
-    }
-
-    /// The server's IP address; `None` over a Unix socket or a stream
-    /// without one.
-    pub fn peer_addr(&self) -> Option<SocketAddr> {
-        self.peer_addr
-    }
-
-    /// This side's IP address; `None` over a Unix socket or a stream
-    /// without one.
-    pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.local_addr
-    }
-
-    /// Closes the connection once everything queued has been sent.
-    pub fn close(&self) {
-        self.sender.close();
-    }
-
-    /// Closes the connection after the frame being received, if any.
-    pub fn shutdown(&self) {
-        self.shutdown.shutdown();
-    }
-
-    /// The handle [`shutdown`](Self::shutdown) gives, to stop this
-    /// connection from anywhere.
-    pub fn shutdown_handle(&self) -> ShutdownHandle {
-        self.shutdown.clone()
     }
 
     /// Lets the connection run on without this `Client`: dropping it then
     /// does not close the connection, which ends when the peer closes it,
     /// on the returned [`Sender`]'s [`close`](Sender::close), or on a
     /// [`ShutdownHandle`] taken before
-    /// ([`shutdown_handle`](Self::shutdown_handle)). Nothing waits for
+    /// ([`shutdown_handle`](ClientHandle::shutdown_handle)). Nothing waits for
     /// its thread any more.
     pub fn detach(mut self) -> Sender {
-        self.detached = true;
-        self.sender.clone()
+        self.handle.detach()
     }
 
     /// Waits until the connection has ended and its handler's
@@ -282,7 +242,7 @@ impl Client {
     /// ([`is_graceful`](DisconnectReason::is_graceful) when either side
     /// closed it between frames).
     ///
-    /// This does not close the connection: call [`close`](Self::close)
+    /// This does not close the connection: call [`close`](ClientHandle::close)
     /// first to end it from this side.
     ///
     /// # Errors

@@ -288,14 +288,8 @@ pub use driver::{Driver, Listener, Stream};
 pub use server::Server;
 
 pub use mio;
-// The same set from tej-core in every adapter.
-pub use tej_core::{
-    self, BufferedSender, Connection, DecodeError, DisconnectReason, EncodeError, Field, File,
-    FileBody, FileTarget, Frame, FrameBuilder, FrameTimeout, Handler, LimitKind, Limits,
-    NotWritten, SendError, SendFuture, SendProgress, Sender, Session, SessionConfig, Status,
-    Written,
-};
-pub use tej_net::{self, ShutdownHandle};
+pub use tej_net;
+pub use tej_net::common::*;
 
 /// The README's examples, compiled as doctests so that they stay true.
 #[cfg(doctest)]

@@ -7,12 +7,13 @@ use std::os::fd::AsRawFd;
 use std::time::Duration;
 
 use rlimit::Resource;
-use tej_mio::{Frame, SessionConfig};
+use tej_mio::Frame;
 use tej_test_support::{
-    handlers::{Echo, Events},
-    mio::Running,
+    handlers::Echo,
     peer::{text, wait_until, Peer},
 };
+
+mod support;
 
 /// The two lowest descriptor numbers free in this process.
 fn two_lowest_free_fds() -> (u64, u64) {
@@ -32,11 +33,7 @@ fn cpu_ticks() -> u64 {
 
 #[test]
 fn accept_errors_pause_the_listener_and_the_server_goes_on() {
-    let events = Events::default();
-    let server = Running::start(SessionConfig::default(), {
-        let events = events.clone();
-        move || Echo(events.clone())
-    });
+    let (server, events) = support::serve_logging(Echo);
     let mut first = Peer::connect(server.addr);
     first.send(&Frame::message("one"));
     assert_eq!(text(&first.recv().unwrap().unwrap()), "echo: one");

@@ -73,10 +73,7 @@ fn handles_are_send_and_sync() {
 
 #[test]
 fn a_unix_listener_has_a_path_and_no_socket_address() {
-    let dir = tempfile::Builder::new()
-        .prefix("tej-mio-unix-")
-        .tempdir()
-        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tej.sock");
     let server = Server::bind_unix(&path).unwrap();
     assert_eq!(server.local_path().as_deref(), Some(path.as_path()));

@@ -13,10 +13,12 @@ use tej_mio::mio::event::Source;
 use tej_mio::mio::{Interest, Registry, Token};
 use tej_mio::{Client, Connection, Frame, Handler, SessionConfig, Stream};
 use tej_test_support::{
-    handlers::{Collect, Events, Mirror},
+    handlers::{Collect, Mirror},
     mio::Running,
     peer::{wait_until, PATIENCE},
 };
+
+mod support;
 
 /// A mio TCP stream that counts the reads that returned `WouldBlock`, and
 /// says short reads drain it or not as told.
@@ -159,11 +161,7 @@ fn the_end_of_stream_that_came_with_the_last_bytes_is_seen() {
     // A peer that writes a frame and its end of stream at once: the read
     // that takes the frame is short, and no event will follow the one that
     // carried the end, so the loop must read on to it.
-    let events = Events::default();
-    let server = Running::start(SessionConfig::default(), {
-        let events = events.clone();
-        move || Collect(events.clone())
-    });
+    let (server, events) = support::serve_logging(Collect);
     const PEERS: usize = 50;
     let bytes = Frame::message("last").encode_to_vec().unwrap();
     let mut peers = Vec::new();

@@ -12,7 +12,7 @@ use std::thread::JoinHandle;
 
 use tej_mio::tls::rustls;
 use tej_mio::tls::{TlsListener, TlsStream};
-use tej_mio::{Client, Frame, Handler, Server, SessionConfig, ShutdownHandle};
+use tej_mio::{Client, Frame, Handler, Server, SessionConfig, ShutdownHandle, Stream};
 use tej_test_support::handlers::{Collect, Echo, Events};
 use tej_test_support::mio::join;
 use tej_test_support::peer::wait_until;
@@ -20,6 +20,13 @@ use tej_test_support::tls::{client, localhost, server_with};
 
 fn server_tls(cert: &str) -> Arc<rustls::ServerConfig> {
     server_with(cert.trim_end_matches(".pem"), false)
+}
+
+/// A client over a `TlsStream` of its own on `socket` (non-blocking),
+/// trusting the test CA for "localhost", logging what it gets to `events`.
+fn client_over_tls<S: Stream + 'static>(socket: S, events: &Events) -> Client {
+    let stream = TlsStream::client(socket, localhost(), client()).unwrap();
+    Client::from_stream(stream, Collect(events.clone()), SessionConfig::default()).unwrap()
 }
 
 /// A TLS server on its own thread, counting the handlers it made.
@@ -76,17 +83,10 @@ fn a_failed_handshake_of_a_client_from_a_stream_is_its_join_error() {
         SessionConfig::default(),
         || Echo(Events::default()),
     );
-    let stream = std::net::TcpStream::connect(server.addr).unwrap();
-    stream.set_nonblocking(true).unwrap();
-    let stream = TlsStream::client(
-        tej_mio::mio::net::TcpStream::from_std(stream),
-        localhost(),
-        client(),
-    )
-    .unwrap();
+    let socket = std::net::TcpStream::connect(server.addr).unwrap();
+    socket.set_nonblocking(true).unwrap();
     let events = Events::default();
-    let client =
-        Client::from_stream(stream, Collect(events.clone()), SessionConfig::default()).unwrap();
+    let client = client_over_tls(tej_mio::mio::net::TcpStream::from_std(socket), &events);
     let error = join(client).unwrap_err();
     assert!(error.to_string().contains("UnknownIssuer"), "{error}");
     assert_eq!(events.len(), 0, "a callback ran: {:?}", events.snapshot());
@@ -96,10 +96,7 @@ fn a_failed_handshake_of_a_client_from_a_stream_is_its_join_error() {
 
 #[test]
 fn a_client_over_a_tls_stream_of_its_own_on_a_unix_socket() {
-    let dir = tempfile::Builder::new()
-        .prefix("tej-mio-tls-")
-        .tempdir()
-        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tls.sock");
     let listener = tej_mio::mio::net::UnixListener::bind(&path).unwrap();
     let server =
@@ -114,15 +111,8 @@ fn a_client_over_a_tls_stream_of_its_own_on_a_unix_socket() {
 
     let socket = std::os::unix::net::UnixStream::connect(&path).unwrap();
     socket.set_nonblocking(true).unwrap();
-    let stream = TlsStream::client(
-        tej_mio::mio::net::UnixStream::from_std(socket),
-        localhost(),
-        client(),
-    )
-    .unwrap();
     let seen = Events::default();
-    let client =
-        Client::from_stream(stream, Collect(seen.clone()), SessionConfig::default()).unwrap();
+    let client = client_over_tls(tej_mio::mio::net::UnixStream::from_std(socket), &seen);
     assert_eq!(client.peer_addr(), None);
     client
         .sender()

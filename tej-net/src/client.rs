@@ -5,7 +5,7 @@ use std::any::Any;
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
-use std::net::SocketAddr;
+use std::ops::Deref;
 use std::panic::AssertUnwindSafe;
 #[cfg(unix)]
 use std::path::Path;
@@ -16,6 +16,7 @@ use tej_core::{
 };
 use tracing::Instrument;
 
+use crate::client_handle::ClientHandle;
 use crate::connection::pair;
 use crate::incoming::DEFAULT_BUFFER;
 use crate::run::run_session;
@@ -30,11 +31,14 @@ type TaskResult = Result<DisconnectReason, Box<dyn Any + Send>>;
 /// A TEJ connection made by this side on runtime `R`, running its
 /// [`Handler`] in a task.
 ///
+/// It dereferences to [`ClientHandle`], which every adapter's `Client`
+/// shares: its [`Sender`], addresses, `close` and `shutdown`.
+///
 /// Name it through its runtime's face: `tej_tokio::Client`,
 /// `tej_async_std::Client`, `tej_async_std::smol::Client`.
 ///
 /// **Dropping a `Client` closes it gracefully**: as with
-/// [`close`](Self::close), the connection is asked to close once what is
+/// [`close`](ClientHandle::close), the connection is asked to close once what is
 /// queued has been sent, without blocking the dropping thread; the task
 /// still runs to completion (the frames already queued are written, the
 /// handler's `disconnected` runs, the stream is shut down). The
@@ -50,23 +54,19 @@ type TaskResult = Result<DisconnectReason, Box<dyn Any + Send>>;
 /// [`join`](Self::join) future drops the `Client`, which closes the
 /// connection gracefully as above.
 pub struct Client<R: Runtime> {
-    sender: Sender,
-    info: ConnectionInfo,
-    shutdown: ShutdownHandle,
+    handle: ClientHandle,
     /// Gets the task's outcome; closed without one if the executor dropped
     /// the task.
     done: async_channel::Receiver<TaskResult>,
-    /// Whether [`detach`](Client::detach) let the connection run on.
-    detached: bool,
     runtime: PhantomData<fn() -> R>,
 }
 
-impl<R: Runtime> Drop for Client<R> {
-    /// Asks for a graceful close, unless detached: see [`Client`].
-    fn drop(&mut self) {
-        if !self.detached {
-            self.sender.close();
-        }
+/// Its sender, addresses, `close` and `shutdown`: the same on every adapter.
+impl<R: Runtime> Deref for Client<R> {
+    type Target = ClientHandle;
+
+    fn deref(&self) -> &ClientHandle {
+        &self.handle
     }
 }
 
@@ -74,8 +74,7 @@ impl<R: Runtime> fmt::Debug for Client<R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Client")
             .field("runtime", &std::any::type_name::<R>())
-            .field("info", &self.info)
-            .field("shutdown", &self.shutdown)
+            .field("handle", &self.handle)
             .finish_non_exhaustive()
     }
 }
@@ -121,7 +120,7 @@ impl<R: Runtime> Client<R> {
     }
 
     /// Connects to the Unix domain socket at `path` and runs `handler`
-    /// with `config`. The client's [`peer_addr`](Self::peer_addr) is `None`.
+    /// with `config`. The client's [`peer_addr`](ClientHandle::peer_addr) is `None`.
     ///
     /// # Errors
     ///
@@ -147,8 +146,8 @@ impl<R: Runtime> Client<R> {
 
     /// Runs `handler` with `config` over a stream already connected (and
     /// through any handshake of its own): an in-memory pipe, a stream from
-    /// another library. Its [`peer_addr`](Self::peer_addr) and
-    /// [`local_addr`](Self::local_addr) are `None`.
+    /// another library. Its [`peer_addr`](ClientHandle::peer_addr) and
+    /// [`local_addr`](ClientHandle::local_addr) are `None`.
     ///
     /// # Panics
     ///
@@ -185,65 +184,20 @@ impl<R: Runtime> Client<R> {
             .instrument(span),
         );
         Client {
-            sender,
-            info,
-            shutdown,
+            handle: ClientHandle::new(sender, info, shutdown),
             done,
-            detached: false,
             runtime: PhantomData,
         }
-    }
-
-    /// A sender for this connection, usable from any task or thread.
-    pub fn sender(&self) -> Sender {
-        self.sender.clone()
-    }
-
-    /// The server's IP address; `None` over a Unix socket or a stream
-    /// given to [`from_stream`](Self::from_stream).
-    pub fn peer_addr(&self) -> Option<SocketAddr> {
-        self.info.peer
-    }
-
-    /// This side's IP address; `None` over a Unix socket or a stream
-    /// given to [`from_stream`](Self::from_stream).
-    pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.info.local
-    }
-
-    /// What is known of the connection: its addresses, transport and, over
-    /// TLS, what the handshake agreed on (the server's certificates among
-    /// it). The handler sees the same through
-    /// [`Connection::info`](tej_core::Connection::info).
-    pub fn info(&self) -> &ConnectionInfo {
-        &self.info
-    }
-
-    /// Closes the connection once everything queued has been sent.
-    pub fn close(&self) {
-        self.sender.close();
-    }
-
-    /// Closes the connection after the frame being received, if any.
-    pub fn shutdown(&self) {
-        self.shutdown.shutdown();
-    }
-
-    /// The handle [`shutdown`](Self::shutdown) uses, to stop this
-    /// connection from anywhere.
-    pub fn shutdown_handle(&self) -> ShutdownHandle {
-        self.shutdown.clone()
     }
 
     /// Lets the connection run on without this `Client`: dropping it then
     /// does not close the connection, which ends when the peer closes it,
     /// on the returned [`Sender`]'s [`close`](Sender::close), or on a
     /// [`ShutdownHandle`] taken before
-    /// ([`shutdown_handle`](Self::shutdown_handle)). Nothing waits for
+    /// ([`shutdown_handle`](ClientHandle::shutdown_handle)). Nothing waits for
     /// its task any more.
     pub fn detach(mut self) -> Sender {
-        self.detached = true;
-        self.sender.clone()
+        self.handle.detach()
     }
 
     /// Waits until the connection has ended, its handler's `disconnected`
@@ -252,7 +206,7 @@ impl<R: Runtime> Client<R> {
     /// was given ([`is_graceful`](DisconnectReason::is_graceful) when
     /// either side closed it between frames).
     ///
-    /// This does not close the connection: call [`close`](Self::close)
+    /// This does not close the connection: call [`close`](ClientHandle::close)
     /// first to end it from this side. Dropping the future drops the
     /// `Client`, which closes the connection gracefully.
     ///
@@ -370,7 +324,6 @@ where
     Ok((stream, info))
 }
 
-/// A TCP connection to the first of `addr`'s addresses that answers.
 /// A TCP stream readied ([`Runtime::prepare_tcp`]) and described.
 fn tcp_info<R: Runtime>(stream: &R::TcpStream) -> ConnectionInfo {
     let (peer, local) = R::prepare_tcp(stream);
@@ -380,6 +333,7 @@ fn tcp_info<R: Runtime>(stream: &R::TcpStream) -> ConnectionInfo {
     info
 }
 
+/// A TCP connection to the first of `addr`'s addresses that answers.
 async fn connect_tcp<R: Runtime + Resolve<T>, T>(addr: T) -> io::Result<R::TcpStream> {
     let mut last = None;
     for addr in R::resolve(addr).await? {
@@ -396,8 +350,6 @@ async fn connect_tcp<R: Runtime + Resolve<T>, T>(addr: T) -> io::Result<R::TcpSt
     }))
 }
 
-/// A TLS handshake as a client, within `config`'s handshake timeout; a
-/// failure said in one line.
 /// The name a client sends as SNI: a DNS name (never an IP address).
 #[cfg(feature = "rustls")]
 fn sni(name: &rustls::pki_types::ServerName<'_>) -> Option<String> {
@@ -407,6 +359,8 @@ fn sni(name: &rustls::pki_types::ServerName<'_>) -> Option<String> {
     }
 }
 
+/// A TLS handshake as a client, within `config`'s handshake timeout; a
+/// failure said in one line.
 #[cfg(feature = "rustls")]
 async fn tls_handshake<R, S>(
     stream: S,

@@ -24,6 +24,8 @@
 //!   [`runtime::Runtime`] trait that `tej-tokio` and `tej-async-std`
 //!   implement, with [`run_session`] for a connection of one's own.
 //!
+//! - [`common`]: the names every adapter re-exports at its root.
+//!
 //! Adapters (`tej-tokio`, `tej-async-std`, `tej-mio`) map a runtime onto
 //! these; nothing here knows which runtime runs it.
 #![forbid(unsafe_code)]
@@ -31,6 +33,8 @@
 
 pub mod accept;
 mod client;
+mod client_handle;
+pub mod common;
 mod connection;
 pub mod drive;
 pub mod file;
@@ -49,6 +53,7 @@ pub mod spool;
 pub mod tls;
 
 pub use client::Client;
+pub use client_handle::ClientHandle;
 pub use connection::AsyncConnection;
 pub use incoming::{Incoming, IncomingFile, IncomingFrame};
 pub use listener::{Acceptor, Listener, Plain};

@@ -68,6 +68,34 @@ pub trait Observer: Send + Sync + 'static {
     }
 }
 
+/// Logs why a connection ended before its session, in its PROXY header
+/// (`in_header`) or in its handshake, and tells `observer`: a health check
+/// (see [`crate::proxy::is_health_check`]) quietly, anything else as the
+/// failure it is.
+pub fn handshake_ended(
+    observer: Option<&dyn Observer>,
+    peer: Option<SocketAddr>,
+    error: &io::Error,
+    in_header: bool,
+) {
+    if crate::proxy::is_health_check(error) {
+        tracing::debug!(%error, "health check; connection closed");
+        if let Some(observer) = observer {
+            observer.health_check(peer);
+        }
+    } else if in_header {
+        tracing::info!(%error, "PROXY header refused; connection closed");
+        if let Some(observer) = observer {
+            observer.proxy_failed(peer, error);
+        }
+    } else {
+        tracing::info!(%error, "handshake failed; connection closed");
+        if let Some(observer) = observer {
+            observer.handshake_failed(peer, error);
+        }
+    }
+}
+
 /// The span of one connection, `connection`: its peer, local address,
 /// transport and `runtime` (the transport, and a peer a PROXY header names, are recorded
 /// once the handshake is done).

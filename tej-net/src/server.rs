@@ -24,7 +24,7 @@ use crate::connection::pair;
 use crate::incoming::DEFAULT_BUFFER;
 use crate::listener::{Acceptor, Listener, Plain};
 use crate::new_handler::NewHandler;
-use crate::observe::{connection_span, record_handshake, Observer};
+use crate::observe::{connection_span, handshake_ended, record_handshake, Observer};
 use crate::proxy::HeaderRead;
 use crate::run::run_observed;
 use crate::runtime::{self, PollIo, Resolve, Runtime};
@@ -594,27 +594,9 @@ impl<R: Runtime, A, F> Connection<R, A, F> {
         let handshake = bounded_handshake::<R, _>(steps, &self.config, self.shutdown.wait());
         let (stream, via) = match handshake.await {
             Ok(done) => done,
-            Err(error) if crate::proxy::is_health_check(&error) => {
-                tracing::debug!(%error, "health check; connection closed");
-                if let Some(observer) = &self.observer {
-                    observer.health_check(info.peer);
-                }
-                return;
-            }
             Err(error) => {
-                let header_read = header_read.load(Ordering::Relaxed);
-                if header_read {
-                    tracing::info!(%error, "handshake failed; connection closed");
-                } else {
-                    tracing::info!(%error, "PROXY header refused; connection closed");
-                }
-                if let Some(observer) = &self.observer {
-                    if header_read {
-                        observer.handshake_failed(info.peer, &error);
-                    } else {
-                        observer.proxy_failed(info.peer, &error);
-                    }
-                }
+                let in_header = !header_read.load(Ordering::Relaxed);
+                handshake_ended(self.observer.as_deref(), info.peer, &error, in_header);
                 return;
             }
         };

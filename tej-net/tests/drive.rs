@@ -18,13 +18,12 @@ use tej_net::ReadBuffer;
 const EMPTY_FRAME: [u8; 18] = [0x80, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
 const REPLY_LEN: usize = 64 * 1024;
 
-/// A peer on the other end of the stream: sends `input`, `chunk` bytes a
-/// read at most; takes what is written only while `reading`.
+/// A peer on the other end of the stream: sends `input` as fast as it is
+/// read; takes what is written only while `reading`.
 #[derive(Default)]
 struct Peer {
     input: Vec<u8>,
     offset: usize,
-    chunk: usize,
     /// End the stream once `input` is sent.
     eof: bool,
     reading: bool,
@@ -33,6 +32,17 @@ struct Peer {
     flushes: usize,
     shutdown_blocks: bool,
     shut_down: bool,
+}
+
+impl Peer {
+    /// A peer that sends `input` and takes everything written.
+    fn reading(input: Vec<u8>) -> Peer {
+        Peer {
+            input,
+            reading: true,
+            ..Peer::default()
+        }
+    }
 }
 
 impl Transport for Peer {
@@ -45,7 +55,7 @@ impl Transport for Peer {
                 Err(io::ErrorKind::WouldBlock.into())
             };
         }
-        let n = left.min(buf.len()).min(self.chunk);
+        let n = left.min(buf.len());
         buf[..n].copy_from_slice(&self.input[self.offset..self.offset + n]);
         self.offset += n;
         self.reads += 1;
@@ -101,21 +111,48 @@ fn frames(count: usize) -> Vec<u8> {
     EMPTY_FRAME.repeat(count)
 }
 
-/// Steps until the drive waits or is done, at most `limit` times.
-fn run<H: Handler>(
-    drive: &mut Drive,
-    session: &mut Session<H>,
-    peer: &mut Peer,
-    buffer: &mut ReadBuffer,
-    now: Duration,
-) -> Step {
-    for _ in 0..100_000 {
-        match drive.step(session, peer, buffer, Waker::noop(), now) {
-            Step::Yield => continue,
-            step => return step,
+/// A session, its drive and read buffer, and the transport standing in for
+/// the socket: what the drive tests step together.
+struct Rig<H: Handler, T: Transport = Peer> {
+    session: Session<H>,
+    drive: Drive,
+    buffer: ReadBuffer,
+    peer: T,
+}
+
+impl<H: Handler, T: Transport> Rig<H, T> {
+    /// A fresh drive of `session` over `peer`, with a read buffer of
+    /// `buffer_len` bytes.
+    fn new(session: Session<H>, buffer_len: usize, peer: T) -> Self {
+        Rig {
+            session,
+            drive: Drive::new(),
+            buffer: ReadBuffer::new(buffer_len),
+            peer,
         }
     }
-    panic!("the drive never settled");
+
+    /// One step of the drive at `now`.
+    fn step(&mut self, now: Duration) -> Step {
+        self.drive.step(
+            &mut self.session,
+            &mut self.peer,
+            &mut self.buffer,
+            Waker::noop(),
+            now,
+        )
+    }
+
+    /// Steps until the drive waits or is done, at most 100,000 times.
+    fn run(&mut self, now: Duration) -> Step {
+        for _ in 0..100_000 {
+            match self.step(now) {
+                Step::Yield => continue,
+                step => return step,
+            }
+        }
+        panic!("the drive never settled");
+    }
 }
 
 /// The bound the `Session` docs state for a connection whose handler
@@ -130,25 +167,20 @@ fn a_peer_that_never_reads_cannot_grow_the_outbox_past_the_bound() {
     let config = SessionConfig::default();
     let handler = Replier::default();
     let received = handler.received.clone();
-    let mut session = Session::new(handler, config.clone());
-    let mut buffer = ReadBuffer::new(config.read_buffer_len);
-    let mut drive = Drive::new();
     // 20,000 empty frames (360 KB) eliciting 64 KiB each: 1.25 GiB of replies.
-    let mut peer = Peer {
+    let peer = Peer {
         input: frames(20_000),
-        chunk: usize::MAX,
         ..Peer::default()
     };
-
-    let step = run(
-        &mut drive,
-        &mut session,
-        &mut peer,
-        &mut buffer,
-        Duration::ZERO,
+    let mut rig = Rig::new(
+        Session::new(handler, config.clone()),
+        config.read_buffer_len,
+        peer,
     );
+
+    let step = rig.run(Duration::ZERO);
     assert_eq!(step, Step::Pending, "waits for the peer to read");
-    let outbox = session.queued_bytes() as usize;
+    let outbox = rig.session.queued_bytes() as usize;
     assert!(
         outbox <= bound(&config, REPLY_LEN),
         "outbox {outbox} over the bound {}",
@@ -158,41 +190,31 @@ fn a_peer_that_never_reads_cannot_grow_the_outbox_past_the_bound() {
         outbox >= config.outbox_high_water,
         "it did fill to the mark"
     );
-    assert!(drive.unconsumed_len() <= config.read_buffer_len);
-    assert!(buffer.len() <= config.read_buffer_len);
-    assert_eq!(session.receiving_bytes(), 0, "stopped at a frame boundary");
+    assert!(rig.drive.unconsumed_len() <= config.read_buffer_len);
+    assert!(rig.buffer.len() <= config.read_buffer_len);
+    assert_eq!(
+        rig.session.receiving_bytes(),
+        0,
+        "stopped at a frame boundary"
+    );
     let answered = *received.lock().unwrap();
     assert_eq!(answered, config.outbox_high_water / (REPLY_LEN + 18) + 1);
-    assert!(!session.wants_read());
+    assert!(!rig.session.wants_read());
 
     // Waiting changes nothing: no read while the outbox is full.
-    let reads = peer.reads;
-    let step = run(
-        &mut drive,
-        &mut session,
-        &mut peer,
-        &mut buffer,
-        Duration::ZERO,
-    );
-    assert_eq!(step, Step::Pending);
-    assert_eq!(peer.reads, reads);
+    let reads = rig.peer.reads;
+    assert_eq!(rig.run(Duration::ZERO), Step::Pending);
+    assert_eq!(rig.peer.reads, reads);
     assert_eq!(*received.lock().unwrap(), answered);
 
     // The peer starts reading: every frame is answered, nothing is lost.
-    peer.reading = true;
-    peer.eof = true;
-    let step = run(
-        &mut drive,
-        &mut session,
-        &mut peer,
-        &mut buffer,
-        Duration::ZERO,
-    );
-    assert_eq!(step, Step::Done);
+    rig.peer.reading = true;
+    rig.peer.eof = true;
+    assert_eq!(rig.run(Duration::ZERO), Step::Done);
     assert_eq!(*received.lock().unwrap(), 20_000);
-    assert_eq!(peer.written.len(), 20_000 * (REPLY_LEN + 18));
+    assert_eq!(rig.peer.written.len(), 20_000 * (REPLY_LEN + 18));
     assert!(
-        peer.shut_down,
+        rig.peer.shut_down,
         "the stream is shut down once the session ends"
     );
 }
@@ -363,39 +385,35 @@ fn deadlines_saturate_instead_of_overflowing() {
 #[test]
 fn the_drive_flushes_then_shuts_the_stream_down_within_the_linger() {
     let config = SessionConfig::default().close_linger(Duration::from_secs(5));
-    let mut session = Session::new(Quiet::default(), config);
-    let sender = session.sender();
-    let mut buffer = ReadBuffer::new(1024);
-    let mut drive = Drive::new();
-    let mut peer = Peer {
-        reading: true,
+    let peer = Peer {
         shutdown_blocks: true,
-        chunk: 1024,
-        ..Peer::default()
+        ..Peer::reading(Vec::new())
     };
+    let mut rig = Rig::new(Session::new(Quiet::default(), config), 1024, peer);
+    let sender = rig.session.sender();
     sender.try_send(Frame::message("bye")).unwrap();
     sender.close();
     let now = Duration::from_secs(1);
+    assert_eq!(rig.run(now), Step::Pending);
+    assert!(rig.session.is_closed());
     assert_eq!(
-        run(&mut drive, &mut session, &mut peer, &mut buffer, now),
-        Step::Pending
-    );
-    assert!(session.is_closed());
-    assert_eq!(
-        peer.written.len(),
+        rig.peer.written.len(),
         18 + 3,
         "the frame went out before the close"
     );
-    assert!(peer.flushes >= 1, "flushed after writing");
-    assert!(drive.wants_write(&session), "waits to shut the stream down");
-    assert_eq!(drive.poll_timeout(&session), Some(Duration::from_secs(6)));
-    // The stream never takes the shutdown: the linger ends it.
-    drive.timer_fired(Duration::from_secs(6));
-    assert_eq!(
-        drive.step(&mut session, &mut peer, &mut buffer, Waker::noop(), now),
-        Step::Done
+    assert!(rig.peer.flushes >= 1, "flushed after writing");
+    assert!(
+        rig.drive.wants_write(&rig.session),
+        "waits to shut the stream down"
     );
-    assert!(!peer.shut_down);
+    assert_eq!(
+        rig.drive.poll_timeout(&rig.session),
+        Some(Duration::from_secs(6))
+    );
+    // The stream never takes the shutdown: the linger ends it.
+    rig.drive.timer_fired(Duration::from_secs(6));
+    assert_eq!(rig.step(now), Step::Done);
+    assert!(!rig.peer.shut_down);
 }
 
 #[test]
@@ -407,51 +425,30 @@ fn input_a_closing_session_leaves_is_dropped_not_kept() {
             conn.close();
         }
     }
-    let mut session = Session::new(CloseAtOnce, SessionConfig::default());
-    let mut buffer = ReadBuffer::new(64 * 1024);
-    let mut drive = Drive::new();
-    let mut peer = Peer {
-        input: frames(1000),
-        chunk: usize::MAX,
-        reading: true,
-        ..Peer::default()
-    };
-    let step = run(
-        &mut drive,
-        &mut session,
-        &mut peer,
-        &mut buffer,
-        Duration::ZERO,
-    );
+    let session = Session::new(CloseAtOnce, SessionConfig::default());
+    let mut rig = Rig::new(session, 64 * 1024, Peer::reading(frames(1000)));
     // Shut down; the rest of the peer's input is read and dropped (a close
     // with unread input would reset the connection), then done.
-    assert_eq!(step, Step::Done);
-    assert_eq!(drive.unconsumed_len(), 0);
-    assert!(peer.shut_down);
-    assert_eq!(peer.offset, peer.input.len(), "everything sent was drained");
+    assert_eq!(rig.run(Duration::ZERO), Step::Done);
+    assert_eq!(rig.drive.unconsumed_len(), 0);
+    assert!(rig.peer.shut_down);
+    assert_eq!(
+        rig.peer.offset,
+        rig.peer.input.len(),
+        "everything sent was drained"
+    );
 }
 
 #[test]
 fn a_peer_that_never_closes_its_side_is_not_waited_for() {
     let config = SessionConfig::default().close_linger(Duration::from_secs(2));
-    let mut session = Session::new(Quiet::default(), config);
-    let sender = session.sender();
-    let mut buffer = ReadBuffer::new(1024);
-    let mut drive = Drive::new();
-    let mut peer = Peer {
-        reading: true,
-        chunk: 1024,
-        ..Peer::default()
-    };
-    sender.close();
-    let now = Duration::from_secs(1);
+    let session = Session::new(Quiet::default(), config);
+    let mut rig = Rig::new(session, 1024, Peer::reading(Vec::new()));
+    rig.session.sender().close();
     // Nothing left to read: the close is done at once (no end of stream
     // is waited for, which a stream that cannot half-close never gets).
-    assert_eq!(
-        run(&mut drive, &mut session, &mut peer, &mut buffer, now),
-        Step::Done
-    );
-    assert!(peer.shut_down);
+    assert_eq!(rig.run(Duration::from_secs(1)), Step::Done);
+    assert!(rig.peer.shut_down);
 }
 
 /// Records the size of every read the drive asks for.
@@ -486,44 +483,27 @@ fn a_large_body_is_read_in_bulk_pieces_never_past_its_end() {
         .encode_to_vec()
         .unwrap();
     input.extend_from_slice(&frames(100));
-    let mut transport = ReadSizes {
-        peer: Peer {
-            input: input.clone(),
-            chunk: usize::MAX,
-            reading: true,
-            ..Peer::default()
-        },
+    let transport = ReadSizes {
+        peer: Peer::reading(input.clone()),
         asked: Vec::new(),
     };
     let handler = Replier::default();
     let received = handler.received.clone();
-    let mut session = Session::new(handler, config.clone());
-    let mut drive = Drive::new();
-    let mut buffer = ReadBuffer::new(config.read_buffer_len);
-    for _ in 0..100_000 {
-        match drive.step(
-            &mut session,
-            &mut transport,
-            &mut buffer,
-            Waker::noop(),
-            secs(1),
-        ) {
-            Step::Yield => continue,
-            _ => break,
-        }
-    }
+    let session = Session::new(handler, config.clone());
+    let mut rig = Rig::new(session, config.read_buffer_len, transport);
+    assert_eq!(rig.run(secs(1)), Step::Pending, "waits for more input");
     assert_eq!(*received.lock().unwrap(), 101);
-    let largest = *transport.asked.iter().max().unwrap();
+    let asked = &rig.peer.asked;
+    let largest = *asked.iter().max().unwrap();
     assert_eq!(
         largest, config.bulk_read_len,
-        "reads grow to the bulk size: {:?}",
-        transport.asked
+        "reads grow to the bulk size: {asked:?}"
     );
     // The body ends 25 bytes in plus its length: some read ended exactly there.
     let body_end = 10 + 2 + 7 + 8 + body;
     let mut offset = 0;
     let mut ends = Vec::new();
-    for &asked in &transport.asked {
+    for &asked in asked {
         offset += asked.min(input.len() - offset);
         ends.push(offset);
     }
@@ -539,29 +519,16 @@ fn input_that_waited_for_its_turn_counts_before_a_passed_idle_deadline() {
     let config = SessionConfig::default().idle_timeout(Some(Duration::from_secs(1)));
     let handler = Replier::default();
     let received = handler.received.clone();
-    let mut session = Session::new(handler, config);
-    let mut buffer = ReadBuffer::new(64 * 1024);
-    let mut drive = Drive::new();
-    let mut peer = Peer {
-        chunk: usize::MAX,
-        reading: true,
-        ..Peer::default()
-    };
-    assert_eq!(
-        run(&mut drive, &mut session, &mut peer, &mut buffer, secs(0)),
-        Step::Pending
-    );
+    let session = Session::new(handler, config);
+    let mut rig = Rig::new(session, 64 * 1024, Peer::reading(Vec::new()));
+    assert_eq!(rig.run(secs(0)), Step::Pending);
     // A frame arrived at 0.9 s, but the task only runs at 1.5 s: past the
     // idle deadline, with the input waiting.
-    peer.input.extend_from_slice(&EMPTY_FRAME);
-    let step = run(
-        &mut drive,
-        &mut session,
-        &mut peer,
-        &mut buffer,
-        Duration::from_millis(1500),
-    );
-    assert_eq!(step, Step::Pending);
+    rig.peer.input.extend_from_slice(&EMPTY_FRAME);
+    assert_eq!(rig.run(Duration::from_millis(1500)), Step::Pending);
     assert_eq!(*received.lock().unwrap(), 1);
-    assert!(session.is_open(), "the input counted before the deadline");
+    assert!(
+        rig.session.is_open(),
+        "the input counted before the deadline"
+    );
 }

@@ -222,11 +222,7 @@ pub mod tls;
 
 pub use codec::{CodecError, TejCodec};
 pub use runtime::{Timer, Tokio};
-pub use tej_net::{Acceptor, Listener, Plain};
-/// The async face: a connection you await, its frames a `Stream`, its
-/// files `AsyncRead`s (`Server::accept`, `Server::serve_connections`,
-/// `Client::open`).
-pub use tej_net::{AsyncConnection, Incoming, IncomingFile, IncomingFrame};
+pub use tej_net::common::asynch::*;
 
 /// A TEJ server on Tokio: `tej-net`'s [`Server`](tej_net::Server) on
 /// [`Tokio`], over any [`Listener`] (Tokio's `TcpListener` by default) and
@@ -253,14 +249,8 @@ where
     tej_net::run_session::<Tokio, S, H>(stream, session, shutdown).await
 }
 
-// The same set from tej-core in every adapter.
-pub use tej_core::{
-    self, BufferedSender, Connection, DecodeError, DisconnectReason, EncodeError, Field, File,
-    FileBody, FileTarget, Frame, FrameBuilder, FrameTimeout, Handler, LimitKind, Limits,
-    NotWritten, SendError, SendFuture, SendProgress, Sender, Session, SessionConfig, Status,
-    Written,
-};
-pub use tej_net::{self, ShutdownHandle};
+pub use tej_net;
+pub use tej_net::common::*;
 
 /// The README's examples, compiled as doctests so that they stay true.
 #[cfg(doctest)]

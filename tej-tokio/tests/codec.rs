@@ -14,11 +14,7 @@ async fn codec_talks_to_the_server() {
     let server = Server::bind("127.0.0.1:0").await.unwrap();
     let addr = server.local_addr().unwrap();
     let shutdown = server.shutdown_handle();
-    let events = Events::default();
-    let serving = tokio::spawn(server.serve({
-        let events = events.clone();
-        move || Echo(events.clone())
-    }));
+    let serving = tokio::spawn(server.serve(|| Echo(Events::default())));
     let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     let mut framed = Framed::new(stream, TejCodec::default());
     framed.send(Frame::message("via codec")).await.unwrap();

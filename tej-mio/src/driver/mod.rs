@@ -656,21 +656,9 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
             Turn::Handshaking => Step::Pending,
             Turn::Failed(failure) => {
                 if let HandshakeFailure::Error(error) = failure {
-                    if tej_net::proxy::is_health_check(&error) {
-                        tracing::debug!(token = token.0, %error, "health check; connection closed");
-                        if let Some(observer) = observer {
-                            observer.health_check(conn.peer);
-                        }
-                    } else {
-                        tracing::info!(token = token.0, %error, "handshake failed; connection closed");
-                        match observer {
-                            Some(observer) if tej_net::proxy::is_proxy_error(&error) => {
-                                observer.proxy_failed(conn.peer, &error);
-                            }
-                            Some(observer) => observer.handshake_failed(conn.peer, &error),
-                            None => {}
-                        }
-                    }
+                    // A PROXY header that timed out counts as a handshake's failure.
+                    let in_header = tej_net::proxy::is_proxy_error(&error);
+                    tej_net::observe::handshake_ended(observer, conn.peer, &error, in_header);
                     if conn.session.is_some() {
                         self.handshake_errors.push((token, error));
                     }

@@ -21,7 +21,9 @@ use super::sender::Sender;
 /// the peer in the order they were fed; a batch is handed over when it is
 /// full, at [`flush`](Self::flush) / [`flush_blocking`](Self::flush_blocking),
 /// and when the handle is dropped (then beyond the queue's bound if need
-/// be, by at most one batch, rather than blocking in `drop`). Frames fed
+/// be, by at most one batch, rather than blocking in `drop`; a new handle's
+/// first frame waits until dropped batches have gone below the bound, so
+/// the queue holds at most one batch more per handle alive). Frames fed
 /// after the connection ended are refused when their batch is handed over:
 /// the frame being fed then comes back in [`SendError::Closed`], the rest of
 /// the batch from [`Sender::take_unsent`].
@@ -50,6 +52,9 @@ pub struct BufferedSender {
     /// Frames encoded in `batch`.
     batch_frames: u64,
     batch_len: usize,
+    /// The queue was seen within its bound since this handle was made
+    /// (every hand-over sees it so), so this handle's batch may start.
+    started: bool,
 }
 
 impl Sender {
@@ -68,6 +73,7 @@ impl BufferedSender {
             batch: BytesMut::new(),
             batch_frames: 0,
             batch_len,
+            started: false,
         }
     }
 
@@ -92,9 +98,17 @@ impl BufferedSender {
     pub fn feed_blocking(&mut self, frame: Frame) -> Result<(), SendError> {
         match small_frame_cost(&frame) {
             Some(cost) => {
-                if self.batch.len() + cost > self.batch_len && !self.hand_over_blocking() {
+                let open = if !self.started {
+                    self.sender.shared.wait_within_bound_blocking()
+                } else if self.batch.len() + cost > self.batch_len {
+                    self.hand_over_blocking()
+                } else {
+                    true
+                };
+                if !open {
                     return Err(SendError::Closed(frame));
                 }
+                self.started = true;
                 self.encode(&frame, cost);
                 Ok(())
             }
@@ -115,9 +129,17 @@ impl BufferedSender {
     pub async fn feed(&mut self, frame: Frame) -> Result<(), SendError> {
         match small_frame_cost(&frame) {
             Some(cost) => {
-                if self.batch.len() + cost > self.batch_len && !self.hand_over().await {
+                let open = if !self.started {
+                    core::future::poll_fn(|cx| self.sender.shared.poll_within_bound(cx)).await
+                } else if self.batch.len() + cost > self.batch_len {
+                    self.hand_over().await
+                } else {
+                    true
+                };
+                if !open {
                     return Err(SendError::Closed(frame));
                 }
+                self.started = true;
                 self.encode(&frame, cost);
                 Ok(())
             }

@@ -99,6 +99,31 @@ impl Shared {
         }
     }
 
+    /// Waits until the queue is within its bound, so that a batch started
+    /// now and handed over by a drop passes the bound by at most itself;
+    /// false if the connection has ended.
+    pub(crate) fn wait_within_bound_blocking(&self) -> bool {
+        let mut queue = self.lock();
+        loop {
+            if let Some(open) = queue.within_bound() {
+                return open;
+            }
+            queue = self.wait_for_room(queue);
+        }
+    }
+
+    /// As [`wait_within_bound_blocking`](Self::wait_within_bound_blocking), for a task.
+    pub(crate) fn poll_within_bound(&self, cx: &mut Context<'_>) -> Poll<bool> {
+        let mut queue = self.lock();
+        match queue.within_bound() {
+            Some(open) => Poll::Ready(open),
+            None => {
+                queue.wake_when_room(cx.waker());
+                Poll::Pending
+            }
+        }
+    }
+
     /// Hands a batch over at once, beyond the queue's bound if need be (by
     /// at most one batch): for a buffered sender being dropped.
     pub(crate) fn push_run_now(&self, run: Run) {
@@ -152,6 +177,18 @@ impl Queue {
         let cost = run.bytes.len();
         self.frames.push_run(run, cost);
         self.pushed(cost, flush);
+    }
+
+    /// `Some(false)` once the connection has ended, `Some(true)` while the
+    /// queue is within its bound, `None` while dropped batches hold it over.
+    fn within_bound(&self) -> Option<bool> {
+        if self.closed {
+            Some(false)
+        } else if self.cost <= self.capacity {
+            Some(true)
+        } else {
+            None
+        }
     }
 
     /// Registers a task waiting for room, once.
