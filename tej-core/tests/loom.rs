@@ -47,6 +47,20 @@ fn started_with_sender(config: SessionConfig) -> (Session<Quiet>, Sender) {
     (session, sender)
 }
 
+/// Sends each of `sent`, in order, with `send`: the frames refused because
+/// the connection had ended.
+fn send_each(sent: &[Frame], mut send: impl FnMut(Frame) -> Result<(), SendError>) -> Vec<Frame> {
+    let mut refused = Vec::new();
+    for frame in sent {
+        match send(frame.clone()) {
+            Ok(()) => {}
+            Err(SendError::Closed(back)) => refused.push(back),
+            Err(other) => panic!("{other}"),
+        }
+    }
+    refused
+}
+
 /// A small frame, queued encoded in a run.
 fn small(n: u8) -> Frame {
     Frame::message(vec![n])
@@ -168,14 +182,7 @@ fn a_connection_ending_loses_and_duplicates_no_frame() {
             let thread = thread::spawn({
                 let sent = sent.clone();
                 move || {
-                    let mut refused = Vec::new();
-                    for frame in &sent {
-                        match sender.send_blocking(frame.clone()) {
-                            Ok(()) => {}
-                            Err(SendError::Closed(back)) => refused.push(back),
-                            Err(other) => panic!("{other}"),
-                        }
-                    }
+                    let refused = send_each(&sent, |frame| sender.send_blocking(frame));
                     (sender, refused)
                 }
             });
@@ -282,14 +289,7 @@ fn a_buffered_flush_against_a_close() {
             move || {
                 // A handle's first frame is refused at once if the
                 // connection has already ended, and so is every one after.
-                let mut refused = Vec::new();
-                for frame in &sent {
-                    match buffered.feed_blocking(frame.clone()) {
-                        Ok(()) => {}
-                        Err(SendError::Closed(frame)) => refused.push(frame),
-                        Err(error) => panic!("{error}"),
-                    }
-                }
+                let refused = send_each(&sent, |frame| buffered.feed_blocking(frame));
                 buffered.flush_blocking();
                 refused
             }
