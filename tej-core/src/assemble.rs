@@ -440,12 +440,7 @@ impl PartialFrame {
             }
             Event::MessageStart { size } => {
                 if let Some(limits) = limits {
-                    self.in_memory = add_within(
-                        self.in_memory,
-                        size,
-                        LimitKind::FrameSize,
-                        limits.max_frame_size,
-                    )?;
+                    self.count_in_memory(size, limits)?;
                 }
                 self.message_size = size;
             }
@@ -523,16 +518,22 @@ impl PartialFrame {
         })
     }
 
+    /// Counts `size` more bytes of the frame kept in memory against the frame size limit.
+    fn count_in_memory(&mut self, size: u64, limits: &Limits) -> Result<(), ApplyError> {
+        self.in_memory = add_within(
+            self.in_memory,
+            size,
+            LimitKind::FrameSize,
+            limits.max_frame_size,
+        )?;
+        Ok(())
+    }
+
     /// Counts a file of `size` bytes going to `target` against its bounds.
     fn count(&mut self, target: &FileTarget, size: u64, limits: &Limits) -> Result<(), ApplyError> {
         if matches!(target, FileTarget::Memory) {
             add_within(0, size, LimitKind::FileSize, limits.max_file_size)?;
-            self.in_memory = add_within(
-                self.in_memory,
-                size,
-                LimitKind::FrameSize,
-                limits.max_frame_size,
-            )?;
+            self.count_in_memory(size, limits)?;
         } else {
             add_within(
                 0,

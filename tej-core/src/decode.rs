@@ -118,8 +118,11 @@ enum State {
     Failed(DecodeError),
 }
 
-/// An event found by [`Decoder::step`], before it borrows anything.
-enum Found {
+/// An event found by [`Decoder::step`], before it borrows anything: its
+/// payloads are places in the input, its name the decoder's. The embedded
+/// endpoints keep one too, across a read, with places in their buffer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Found {
     FrameStart {
         status: Status,
         version: u8,
@@ -141,6 +144,34 @@ enum Found {
         len: usize,
     },
     FrameEnd,
+}
+
+impl Found {
+    /// The event, its payload `input[start..start + len]` and a file's
+    /// name `name` (validated as UTF-8 when it completed).
+    #[inline(always)]
+    pub(crate) fn event<'a>(self, name: &'a [u8], input: &'a [u8]) -> Event<'a> {
+        match self {
+            Found::FrameStart {
+                status,
+                version,
+                file_count,
+            } => Event::FrameStart {
+                status,
+                version,
+                file_count,
+            },
+            Found::FileStart { size } => Event::FileStart {
+                name: core::str::from_utf8(name).unwrap_or_default(),
+                size,
+            },
+            Found::FileData { start, len } => Event::FileData(&input[start..start + len]),
+            Found::FileEnd => Event::FileEnd,
+            Found::MessageStart { size } => Event::MessageStart { size },
+            Found::MessageData { start, len } => Event::MessageData(&input[start..start + len]),
+            Found::FrameEnd => Event::FrameEnd,
+        }
+    }
 }
 
 /// A resumable TEJ decoder for one byte stream (one direction of a connection).
@@ -261,27 +292,7 @@ impl Decoder {
                 return Err(error);
             }
         };
-        let event = found.map(|found| match found {
-            Found::FrameStart {
-                status,
-                version,
-                file_count,
-            } => Event::FrameStart {
-                status,
-                version,
-                file_count,
-            },
-            // The name was validated when it completed.
-            Found::FileStart { size } => Event::FileStart {
-                name: core::str::from_utf8(&self.name).unwrap_or_default(),
-                size,
-            },
-            Found::FileData { start, len } => Event::FileData(&input[start..start + len]),
-            Found::FileEnd => Event::FileEnd,
-            Found::MessageStart { size } => Event::MessageStart { size },
-            Found::MessageData { start, len } => Event::MessageData(&input[start..start + len]),
-            Found::FrameEnd => Event::FrameEnd,
-        });
+        let event = found.map(|found| found.event(&self.name, input));
         Ok(Decoded {
             consumed: pos,
             event,
@@ -407,29 +418,16 @@ impl Decoder {
                     self.state = State::FileSize;
                 }
                 State::FileSize => {
-                    let Some(size) = self.read_field(input, pos, parse_u64) else {
+                    let payload = (LimitKind::FileSize, State::FileData, State::FileEnd);
+                    let Some(size) = self.payload_length(input, pos, payload)? else {
                         return Ok(None);
                     };
-                    self.check(LimitKind::FileSize, size, *pos, 8)?;
-                    self.add_to_frame(size, *pos)?;
                     self.files_left -= 1;
-                    self.payload_left = size;
-                    self.state = if size == 0 {
-                        State::FileEnd
-                    } else {
-                        State::FileData
-                    };
                     return Ok(Some(Found::FileStart { size }));
                 }
                 State::FileData => {
-                    let (start, len) = self.take_payload(input, pos);
-                    if self.payload_left == 0 {
-                        self.state = State::FileEnd;
-                    }
-                    if len == 0 {
-                        return Ok(None);
-                    }
-                    return Ok(Some(Found::FileData { start, len }));
+                    let piece = self.take_payload(input, pos, State::FileEnd);
+                    return Ok(piece.map(|(start, len)| Found::FileData { start, len }));
                 }
                 State::FileEnd => {
                     self.file_index += 1;
@@ -437,28 +435,15 @@ impl Decoder {
                     return Ok(Some(Found::FileEnd));
                 }
                 State::MessageLength => {
-                    let Some(size) = self.read_field(input, pos, parse_u64) else {
+                    let payload = (LimitKind::MessageSize, State::MessageData, State::FrameEnd);
+                    let Some(size) = self.payload_length(input, pos, payload)? else {
                         return Ok(None);
-                    };
-                    self.check(LimitKind::MessageSize, size, *pos, 8)?;
-                    self.add_to_frame(size, *pos)?;
-                    self.payload_left = size;
-                    self.state = if size == 0 {
-                        State::FrameEnd
-                    } else {
-                        State::MessageData
                     };
                     return Ok(Some(Found::MessageStart { size }));
                 }
                 State::MessageData => {
-                    let (start, len) = self.take_payload(input, pos);
-                    if self.payload_left == 0 {
-                        self.state = State::FrameEnd;
-                    }
-                    if len == 0 {
-                        return Ok(None);
-                    }
-                    return Ok(Some(Found::MessageData { start, len }));
+                    let piece = self.take_payload(input, pos, State::FrameEnd);
+                    return Ok(piece.map(|(start, len)| Found::MessageData { start, len }));
                 }
                 State::FrameEnd => {
                     self.state = State::Status;
@@ -504,14 +489,46 @@ impl Decoder {
         value
     }
 
-    /// Delivers as much of the current payload as `input` holds.
-    fn take_payload(&mut self, input: &[u8], pos: &mut usize) -> (usize, usize) {
+    /// Reads the 8-byte length of a file or the message and checks it
+    /// against the limit `kind` and the frame's; then expects that many
+    /// payload bytes, in state `data`, or none, going to state `end`.
+    /// `None` while the length is incomplete.
+    #[inline(always)]
+    fn payload_length(
+        &mut self,
+        input: &[u8],
+        pos: &mut usize,
+        (kind, data, end): (LimitKind, State, State),
+    ) -> Result<Option<u64>, DecodeError> {
+        let Some(size) = self.read_field(input, pos, parse_u64) else {
+            return Ok(None);
+        };
+        self.check(kind, size, *pos, 8)?;
+        self.add_to_frame(size, *pos)?;
+        self.payload_left = size;
+        self.state = if size == 0 { end } else { data };
+        Ok(Some(size))
+    }
+
+    /// Delivers as much of the current payload as `input` holds (its start
+    /// and length in `input`; `None` for no bytes), going to state `end`
+    /// once the payload is all in.
+    #[inline(always)]
+    fn take_payload(
+        &mut self,
+        input: &[u8],
+        pos: &mut usize,
+        end: State,
+    ) -> Option<(usize, usize)> {
         let start = *pos;
         let available = (input.len() - start) as u64;
         let len = self.payload_left.min(available) as usize;
         self.payload_left -= len as u64;
         *pos += len;
-        (start, len)
+        if self.payload_left == 0 {
+            self.state = end;
+        }
+        (len > 0).then_some((start, len))
     }
 
     fn after_files_started(&self) -> State {

@@ -55,6 +55,21 @@ extern crate alloc;
 #[cfg(feature = "std")]
 extern crate std;
 
+/// Builder-style setters for a struct's public fields, one a field:
+/// `field(arg: Type)` becomes `pub const fn field(mut self, arg: Type) -> Self`,
+/// documented as setting that field.
+macro_rules! setters {
+    ($($field:ident($arg:ident: $ty:ty);)*) => {
+        $(
+            #[doc = concat!("Sets [`", stringify!($field), "`](Self::", stringify!($field), ").")]
+            pub const fn $field(mut self, $arg: $ty) -> Self {
+                self.$field = $arg;
+                self
+            }
+        )*
+    };
+}
+
 pub mod decode;
 pub mod encode;
 pub mod error;

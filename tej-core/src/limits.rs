@@ -82,46 +82,14 @@ impl Limits {
         max_stored_frame_size: u64::MAX,
     };
 
-    /// Sets [`max_file_count`](Self::max_file_count).
-    pub const fn max_file_count(mut self, count: u64) -> Limits {
-        self.max_file_count = count;
-        self
-    }
-
-    /// Sets [`max_name_len`](Self::max_name_len).
-    pub const fn max_name_len(mut self, bytes: u16) -> Limits {
-        self.max_name_len = bytes;
-        self
-    }
-
-    /// Sets [`max_file_size`](Self::max_file_size).
-    pub const fn max_file_size(mut self, bytes: u64) -> Limits {
-        self.max_file_size = bytes;
-        self
-    }
-
-    /// Sets [`max_message_size`](Self::max_message_size).
-    pub const fn max_message_size(mut self, bytes: u64) -> Limits {
-        self.max_message_size = bytes;
-        self
-    }
-
-    /// Sets [`max_frame_size`](Self::max_frame_size).
-    pub const fn max_frame_size(mut self, bytes: u64) -> Limits {
-        self.max_frame_size = bytes;
-        self
-    }
-
-    /// Sets [`max_stored_file_size`](Self::max_stored_file_size).
-    pub const fn max_stored_file_size(mut self, bytes: u64) -> Limits {
-        self.max_stored_file_size = bytes;
-        self
-    }
-
-    /// Sets [`max_stored_frame_size`](Self::max_stored_frame_size).
-    pub const fn max_stored_frame_size(mut self, bytes: u64) -> Limits {
-        self.max_stored_frame_size = bytes;
-        self
+    setters! {
+        max_file_count(count: u64);
+        max_name_len(bytes: u16);
+        max_file_size(bytes: u64);
+        max_message_size(bytes: u64);
+        max_frame_size(bytes: u64);
+        max_stored_file_size(bytes: u64);
+        max_stored_frame_size(bytes: u64);
     }
 
     /// The bound that applies to `kind`.

@@ -711,41 +711,29 @@ impl ProxyDecoder {
         header.command = ProxyCommand::Proxied;
         let a = &self.buf[V2_FIXED_LEN..];
         let port = |i: usize| u16::from_be_bytes([a[i], a[i + 1]]);
-        let (transport, addresses) = match v2.family {
-            0x11 | 0x12 => {
-                let ip = |i: usize| IpAddr::V4(Ipv4Addr::new(a[i], a[i + 1], a[i + 2], a[i + 3]));
-                let addresses = ProxyAddresses {
-                    source: SocketAddr::new(ip(0), port(8)),
-                    destination: SocketAddr::new(ip(4), port(10)),
-                };
-                let transport = if v2.family == 0x11 {
-                    ProxyTransport::Tcp4
-                } else {
-                    ProxyTransport::Udp4
-                };
-                (transport, Some(addresses))
-            }
-            0x21 | 0x22 => {
-                let ip = |i: usize| {
-                    let mut octets = [0u8; 16];
-                    octets.copy_from_slice(&a[i..i + 16]);
-                    IpAddr::V6(Ipv6Addr::from(octets))
-                };
-                let addresses = ProxyAddresses {
-                    source: SocketAddr::new(ip(0), port(32)),
-                    destination: SocketAddr::new(ip(16), port(34)),
-                };
-                let transport = if v2.family == 0x21 {
-                    ProxyTransport::Tcp6
-                } else {
-                    ProxyTransport::Udp6
-                };
-                (transport, Some(addresses))
-            }
-            0x31 => (ProxyTransport::UnixStream, None),
-            0x32 => (ProxyTransport::UnixDatagram, None),
-            _ => (ProxyTransport::Unspecified, None),
+        // Each address family: its transport and the length of its IP
+        // addresses, which come first (source, destination), then the ports.
+        let (transport, ip_len) = match v2.family {
+            0x11 => (ProxyTransport::Tcp4, 4),
+            0x12 => (ProxyTransport::Udp4, 4),
+            0x21 => (ProxyTransport::Tcp6, 16),
+            0x22 => (ProxyTransport::Udp6, 16),
+            0x31 => (ProxyTransport::UnixStream, 0),
+            0x32 => (ProxyTransport::UnixDatagram, 0),
+            _ => (ProxyTransport::Unspecified, 0),
         };
+        let ip = |i: usize| match ip_len {
+            4 => IpAddr::V4(Ipv4Addr::new(a[i], a[i + 1], a[i + 2], a[i + 3])),
+            _ => {
+                let mut octets = [0u8; 16];
+                octets.copy_from_slice(&a[i..i + 16]);
+                IpAddr::V6(Ipv6Addr::from(octets))
+            }
+        };
+        let addresses = (ip_len > 0).then(|| ProxyAddresses {
+            source: SocketAddr::new(ip(0), port(2 * ip_len)),
+            destination: SocketAddr::new(ip(ip_len), port(2 * ip_len + 2)),
+        });
         header.transport = transport;
         header.addresses = addresses;
         Ok(header)

@@ -139,76 +139,68 @@ fn measurement_sees_allocations() {
     assert_bounded(&fed, stream.len(), "a real 3 MiB file");
 }
 
-#[test]
-fn huge_file_announcement() {
+/// A 2^60-byte payload announced by `announced` (whose last field is its
+/// length, at `offset`): refused at the length under small limits with
+/// nothing allocated for it; accepted without limits and followed by 3 MiB
+/// of data (from `seed`), memory following the data that arrives. Then
+/// `allowed`, the largest payload of its kind the defaults allow, barely
+/// started: at most the bounded reservation. `what` names the payload.
+fn assert_huge_announcement_bounded(
+    what: &str,
+    announced: Vec<u8>,
+    limit: LimitKind,
+    offset: u64,
+    seed: u64,
+    allowed: Vec<u8>,
+) {
     let _serial = serial();
-    let mut stream = header(1);
-    stream.extend_from_slice(&file_header(b"huge.bin", 1 << 60));
-
-    // Small limits: refused at the length, nothing allocated for it.
-    let fed = feed(&stream, 64 << 10, SMALL);
+    let fed = feed(&announced, 64 << 10, SMALL);
     assert_eq!(
         fed.result,
         Err(DecodeError::LimitExceeded {
-            limit: LimitKind::FileSize,
+            limit,
             value: 1 << 60,
             max: 64 << 10,
-            offset: 20,
+            offset,
         })
     );
     assert!(fed.allocated < 64 << 10, "{} bytes", fed.allocated);
 
-    // No limits: accepted, and followed by 3 MiB of data. Memory follows
-    // the data that arrives, not the 2^60 announced.
-    let mut with_data = stream.clone();
-    with_data.extend(Rng::new(1).bytes(3 * MIB));
+    let mut with_data = announced;
+    with_data.extend(Rng::new(seed).bytes(3 * MIB));
     let fed = feed(&with_data, 64 << 10, Limits::UNLIMITED);
     assert_eq!(fed.result, Ok(()));
     assert_eq!(fed.frames, 0);
-    assert_bounded(&fed, with_data.len(), "2^60-byte file, unlimited");
+    let unlimited = format!("2^60-byte {what}, unlimited");
+    assert_bounded(&fed, with_data.len(), &unlimited);
 
-    // Default limits allow a 1 GiB file: announcing one and sending a few
-    // bytes costs at most the bounded reservation.
+    let fed = feed(&allowed, 64 << 10, Limits::DEFAULT);
+    assert_eq!(fed.result, Ok(()));
+    assert_bounded(&fed, allowed.len(), &format!("largest {what} announced"));
+}
+
+#[test]
+fn huge_file_announcement() {
+    let mut stream = header(1);
+    stream.extend_from_slice(&file_header(b"huge.bin", 1 << 60));
+    // Default limits allow a 1 GiB file.
     let mut gigabyte = header(1);
     gigabyte.extend_from_slice(&file_header(b"gig", 1 << 30));
     gigabyte.extend_from_slice(b"only a little data");
-    let fed = feed(&gigabyte, 64 << 10, Limits::DEFAULT);
-    assert_eq!(fed.result, Ok(()));
-    assert_bounded(&fed, gigabyte.len(), "1 GiB file announced");
+    let limit = LimitKind::FileSize;
+    assert_huge_announcement_bounded("file", stream, limit, 20, 1, gigabyte);
 }
 
 #[test]
 fn huge_message_announcement() {
-    let _serial = serial();
     let mut stream = header(0);
     stream.extend_from_slice(&(1u64 << 60).to_be_bytes());
-
-    let fed = feed(&stream, 64 << 10, SMALL);
-    assert_eq!(
-        fed.result,
-        Err(DecodeError::LimitExceeded {
-            limit: LimitKind::MessageSize,
-            value: 1 << 60,
-            max: 64 << 10,
-            offset: 10,
-        })
-    );
-    assert!(fed.allocated < 64 << 10, "{} bytes", fed.allocated);
-
-    let mut with_data = stream.clone();
-    with_data.extend(Rng::new(2).bytes(3 * MIB));
-    let fed = feed(&with_data, 64 << 10, Limits::UNLIMITED);
-    assert_eq!(fed.result, Ok(()));
-    assert_eq!(fed.frames, 0);
-    assert_bounded(&fed, with_data.len(), "2^60-byte message, unlimited");
-
-    // The largest message the defaults allow (64 MiB), barely started.
+    // The largest message the defaults allow (64 MiB).
     let mut allowed = header(0);
     allowed.extend_from_slice(&(64u64 << 20).to_be_bytes());
     allowed.extend_from_slice(b"hello");
-    let fed = feed(&allowed, 64 << 10, Limits::DEFAULT);
-    assert_eq!(fed.result, Ok(()));
-    assert_bounded(&fed, allowed.len(), "64 MiB message announced");
+    let limit = LimitKind::MessageSize;
+    assert_huge_announcement_bounded("message", stream, limit, 10, 2, allowed);
 }
 
 #[test]

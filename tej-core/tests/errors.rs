@@ -41,6 +41,33 @@ fn assert_fails(stream: &[u8], limits: Limits, expected: DecodeError) {
     }
 }
 
+/// As [`assert_fails`]: the length at `offset` announces `value`, over
+/// the limit `max` on `limit`.
+fn assert_over_limit(
+    stream: &[u8],
+    limits: Limits,
+    limit: LimitKind,
+    value: u64,
+    max: u64,
+    offset: u64,
+) {
+    let expected = DecodeError::LimitExceeded {
+        limit,
+        value,
+        max,
+        offset,
+    };
+    assert_fails(stream, limits, expected);
+}
+
+/// A 2^60-byte length after `prefix` is refused at once under the default
+/// limits, before any data: over `limit`'s `max`, at the length's offset.
+fn assert_huge_refused(mut prefix: Vec<u8>, limit: LimitKind, max: u64) {
+    let offset = prefix.len() as u64;
+    prefix.extend_from_slice(&(1u64 << 60).to_be_bytes());
+    assert_over_limit(&prefix, Limits::DEFAULT, limit, 1 << 60, max, offset);
+}
+
 /// Feeds `stream` whole and byte by byte; both must succeed.
 fn assert_decodes(stream: &[u8], limits: Limits) -> Vec<Frame> {
     let mut result = None;
@@ -59,6 +86,16 @@ fn assert_decodes(stream: &[u8], limits: Limits) -> Vec<Frame> {
 
 fn wire(frame: &Frame) -> Vec<u8> {
     frame.encode_to_vec().unwrap()
+}
+
+/// The bytes of a frame of the default status with these files (name,
+/// data) and no message.
+fn files_wire(files: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    let mut frame = FrameBuilder::new(Status::DEFAULT);
+    for (name, data) in files {
+        frame = frame.file(*name, data.clone());
+    }
+    wire(&frame.build())
 }
 
 /// A frame header by hand: status byte, version, file count.
@@ -312,15 +349,13 @@ fn file_count_limit() {
     let prefix = wire(&Frame::ping());
     let mut stream = prefix.clone();
     stream.extend_from_slice(&header(0x80, 4));
-    assert_fails(
+    assert_over_limit(
         &stream,
         SMALL,
-        DecodeError::LimitExceeded {
-            limit: LimitKind::FileCount,
-            value: 4,
-            max: 3,
-            offset: prefix.len() as u64 + 2,
-        },
+        LimitKind::FileCount,
+        4,
+        3,
+        prefix.len() as u64 + 2,
     );
     // At the limit is fine.
     let mut frame = FrameBuilder::new(Status::DEFAULT);
@@ -332,94 +367,43 @@ fn file_count_limit() {
         3
     );
     // The largest count the wire can carry, against the default limit.
-    assert_fails(
-        &header(0x80, u64::MAX),
+    let stream = header(0x80, u64::MAX);
+    assert_over_limit(
+        &stream,
         Limits::DEFAULT,
-        DecodeError::LimitExceeded {
-            limit: LimitKind::FileCount,
-            value: u64::MAX,
-            max: 1024,
-            offset: 2,
-        },
+        LimitKind::FileCount,
+        u64::MAX,
+        1024,
+        2,
     );
 }
 
 #[test]
 fn name_length_limit() {
-    let stream = wire(
-        &FrameBuilder::new(Status::DEFAULT)
-            .file("ninechars", &b""[..])
-            .build(),
-    );
-    assert_fails(
-        &stream,
-        SMALL,
-        DecodeError::LimitExceeded {
-            limit: LimitKind::NameLength,
-            value: 9,
-            max: 8,
-            offset: 10,
-        },
-    );
+    let stream = files_wire(&[("ninechars", Vec::new())]);
+    assert_over_limit(&stream, SMALL, LimitKind::NameLength, 9, 8, 10);
     // The limit counts bytes: "éé" is 2 characters but 4 bytes, "éééé" 8.
-    assert_decodes(
-        &wire(
-            &FrameBuilder::new(Status::DEFAULT)
-                .file("éééé", &b""[..])
-                .build(),
-        ),
-        SMALL,
-    );
-    let five = wire(
-        &FrameBuilder::new(Status::DEFAULT)
-            .file("ééééa", &b""[..])
-            .build(),
-    );
-    assert_fails(
-        &five,
-        SMALL,
-        DecodeError::LimitExceeded {
-            limit: LimitKind::NameLength,
-            value: 9,
-            max: 8,
-            offset: 10,
-        },
-    );
+    assert_decodes(&files_wire(&[("éééé", Vec::new())]), SMALL);
+    let five = files_wire(&[("ééééa", Vec::new())]);
+    assert_over_limit(&five, SMALL, LimitKind::NameLength, 9, 8, 10);
 }
 
 #[test]
 fn file_size_limit() {
-    let stream = wire(
-        &FrameBuilder::new(Status::DEFAULT)
-            .file("ok", vec![1u8; 100])
-            .file("big", vec![2u8; 101])
-            .build(),
-    );
+    let stream = files_wire(&[("ok", vec![1u8; 100]), ("big", vec![2u8; 101])]);
     // Second file's size field: 10 + (2 + 2 + 8 + 100) + 2 + 3.
-    assert_fails(
+    assert_over_limit(
         &stream,
         SMALL.max_frame_size(1000),
-        DecodeError::LimitExceeded {
-            limit: LimitKind::FileSize,
-            value: 101,
-            max: 100,
-            offset: 127,
-        },
+        LimitKind::FileSize,
+        101,
+        100,
+        127,
     );
-    // A 2^60-byte announcement is refused at once, before any data.
-    let mut hostile = header(0x80, 1);
-    hostile.extend_from_slice(&file_record(1, b"x", b"")[..3]);
-    hostile.extend_from_slice(&(1u64 << 60).to_be_bytes());
-    assert_fails(
-        &hostile,
-        Limits::DEFAULT,
-        DecodeError::LimitExceeded {
-            limit: LimitKind::FileSize,
-            value: 1 << 60,
-            max: 1 << 30,
-            offset: 13,
-        },
-    );
+    // After a file's name.
+    let mut name = header(0x80, 1);
+    name.extend_from_slice(&file_record(1, b"x", b"")[..3]);
+    assert_huge_refused(name, LimitKind::FileSize, 1 << 30);
 }
 
 #[test]
@@ -431,16 +415,7 @@ fn message_size_limit() {
             .build(),
     );
     // Message length field: 10 + (2 + 1 + 8 + 5).
-    assert_fails(
-        &stream,
-        SMALL,
-        DecodeError::LimitExceeded {
-            limit: LimitKind::MessageSize,
-            value: 11,
-            max: 10,
-            offset: 26,
-        },
-    );
+    assert_over_limit(&stream, SMALL, LimitKind::MessageSize, 11, 10, 26);
     let ten = wire(&Frame::message(vec![b'm'; 10]));
     assert_eq!(
         assert_decodes(&ten, SMALL)[0]
@@ -450,40 +425,15 @@ fn message_size_limit() {
             .len(),
         10
     );
-    let mut hostile = header(0x80, 0);
-    hostile.extend_from_slice(&(1u64 << 60).to_be_bytes());
-    assert_fails(
-        &hostile,
-        Limits::DEFAULT,
-        DecodeError::LimitExceeded {
-            limit: LimitKind::MessageSize,
-            value: 1 << 60,
-            max: 64 << 20,
-            offset: 10,
-        },
-    );
+    assert_huge_refused(header(0x80, 0), LimitKind::MessageSize, 64 << 20);
 }
 
 #[test]
 fn frame_size_limit() {
     // Files of 100 and 60 bytes: the running total 160 passes 150 at the
     // second file's size field, 10 + (2 + 1 + 8 + 100) + 2 + 1 = 124.
-    let files = wire(
-        &FrameBuilder::new(Status::DEFAULT)
-            .file("a", vec![0u8; 100])
-            .file("b", vec![0u8; 60])
-            .build(),
-    );
-    assert_fails(
-        &files,
-        SMALL,
-        DecodeError::LimitExceeded {
-            limit: LimitKind::FrameSize,
-            value: 160,
-            max: 150,
-            offset: 124,
-        },
-    );
+    let files = files_wire(&[("a", vec![0u8; 100]), ("b", vec![0u8; 60])]);
+    assert_over_limit(&files, SMALL, LimitKind::FrameSize, 160, 150, 124);
     // A file and the message: 100 + 60 > 150 too, at the message length
     // field, 10 + (2 + 1 + 8 + 100) = 121; the message limit is raised so
     // only the frame limit applies.
@@ -493,15 +443,13 @@ fn frame_size_limit() {
             .message(vec![b'm'; 60])
             .build(),
     );
-    assert_fails(
+    assert_over_limit(
         &with_message,
         SMALL.max_message_size(100),
-        DecodeError::LimitExceeded {
-            limit: LimitKind::FrameSize,
-            value: 160,
-            max: 150,
-            offset: 121,
-        },
+        LimitKind::FrameSize,
+        160,
+        150,
+        121,
     );
     // The total is per frame: two frames of 100 + 50 each are fine.
     let frame = FrameBuilder::new(Status::DEFAULT)
@@ -673,15 +621,13 @@ fn longest_name_is_accepted_by_default_and_refused_under_a_lower_limit() {
     assert_eq!(result, Ok(()));
     assert_eq!(frames, vec![frame]);
 
-    assert_fails(
+    assert_over_limit(
         &stream,
         Limits::DEFAULT.max_name_len(1024),
-        DecodeError::LimitExceeded {
-            limit: LimitKind::NameLength,
-            value: 65535,
-            max: 1024,
-            offset: 10,
-        },
+        LimitKind::NameLength,
+        65535,
+        1024,
+        10,
     );
 }
 

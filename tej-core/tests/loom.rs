@@ -17,6 +17,8 @@
 //! and wait to be woken when there is nothing to do.
 #![cfg(loom)]
 
+mod common;
+
 use std::future::Future;
 use std::pin::pin;
 use std::task::{Context, Poll};
@@ -24,8 +26,7 @@ use std::task::{Context, Poll};
 use loom::future::block_on;
 use loom::thread;
 use tej_core::{
-    Assembler, Frame, FrameBuilder, Handler, Limits, NotWritten, SendError, Session, SessionConfig,
-    Status,
+    Frame, FrameBuilder, Handler, NotWritten, SendError, Sender, Session, SessionConfig, Status,
 };
 
 /// A handler that does nothing: the models watch the bytes the session writes.
@@ -39,6 +40,27 @@ fn started(config: SessionConfig) -> Session<Quiet> {
     session
 }
 
+/// A started session under `config`, and a sender of it.
+fn started_with_sender(config: SessionConfig) -> (Session<Quiet>, Sender) {
+    let session = started(config);
+    let sender = session.sender();
+    (session, sender)
+}
+
+/// Sends each of `sent`, in order, with `send`: the frames refused because
+/// the connection had ended.
+fn send_each(sent: &[Frame], mut send: impl FnMut(Frame) -> Result<(), SendError>) -> Vec<Frame> {
+    let mut refused = Vec::new();
+    for frame in sent {
+        match send(frame.clone()) {
+            Ok(()) => {}
+            Err(SendError::Closed(back)) => refused.push(back),
+            Err(other) => panic!("{other}"),
+        }
+    }
+    refused
+}
+
 /// A small frame, queued encoded in a run.
 fn small(n: u8) -> Frame {
     Frame::message(vec![n])
@@ -49,21 +71,6 @@ fn with_file(n: u8) -> Frame {
     FrameBuilder::new(Status::DEFAULT)
         .file("f", vec![n; 40])
         .build()
-}
-
-/// The frames written whole in `wire`, in order.
-fn whole_frames(wire: &[u8]) -> Vec<Frame> {
-    let mut assembler = Assembler::new(Limits::DEFAULT);
-    let mut frames = Vec::new();
-    let mut rest = wire;
-    loop {
-        let assembled = assembler.decode(rest).expect("the bytes out are frames");
-        rest = &rest[assembled.consumed..];
-        match assembled.frame {
-            Some(frame) => frames.push(frame),
-            None => return frames,
-        }
-    }
 }
 
 /// Writes what the session has to write into `wire`, `limit` bytes at most.
@@ -116,8 +123,7 @@ fn one_frame_queue() -> SessionConfig {
 #[test]
 fn frames_pushed_from_another_thread_all_arrive_in_order() {
     loom::model(|| {
-        let mut session = started(one_frame_queue());
-        let sender = session.sender();
+        let (mut session, sender) = started_with_sender(one_frame_queue());
         let sent = [small(1), small(2), with_file(3)];
         let thread = thread::spawn({
             let sent = sent.clone();
@@ -131,10 +137,10 @@ fn frames_pushed_from_another_thread_all_arrive_in_order() {
         });
         let mut wire = Vec::new();
         drive_until(&mut session, &mut wire, |_, wire| {
-            whole_frames(wire).len() == sent.len()
+            common::whole_frames(wire).0.len() == sent.len()
         });
         thread.join().unwrap();
-        assert_eq!(whole_frames(&wire), sent);
+        assert_eq!(common::whole_frames(&wire).0, sent);
     });
 }
 
@@ -143,8 +149,7 @@ fn frames_pushed_from_another_thread_all_arrive_in_order() {
 #[test]
 fn a_close_from_another_thread_flushes_what_was_queued_first() {
     loom::model(|| {
-        let mut session = started(SessionConfig::default());
-        let sender = session.sender();
+        let (mut session, sender) = started_with_sender(SessionConfig::default());
         let sent = [small(1), with_file(2)];
         let thread = thread::spawn({
             let sent = sent.clone();
@@ -159,7 +164,7 @@ fn a_close_from_another_thread_flushes_what_was_queued_first() {
         let mut wire = Vec::new();
         drive_until(&mut session, &mut wire, |session, _| session.is_closed());
         let sender = thread.join().unwrap();
-        assert_eq!(whole_frames(&wire), sent);
+        assert_eq!(common::whole_frames(&wire).0, sent);
         assert_eq!(sender.take_unsent(), Vec::<Frame>::new());
     });
 }
@@ -172,20 +177,12 @@ fn a_close_from_another_thread_flushes_what_was_queued_first() {
 fn a_connection_ending_loses_and_duplicates_no_frame() {
     for drop_session in [false, true] {
         loom::model(move || {
-            let mut session = started(one_frame_queue());
-            let sender = session.sender();
+            let (mut session, sender) = started_with_sender(one_frame_queue());
             let sent = [small(1), with_file(2), small(3)];
             let thread = thread::spawn({
                 let sent = sent.clone();
                 move || {
-                    let mut refused = Vec::new();
-                    for frame in &sent {
-                        match sender.send_blocking(frame.clone()) {
-                            Ok(()) => {}
-                            Err(SendError::Closed(back)) => refused.push(back),
-                            Err(other) => panic!("{other}"),
-                        }
-                    }
+                    let refused = send_each(&sent, |frame| sender.send_blocking(frame));
                     (sender, refused)
                 }
             });
@@ -205,7 +202,7 @@ fn a_connection_ending_loses_and_duplicates_no_frame() {
                 assert!(session.is_closed());
             }
             let (sender, refused) = thread.join().unwrap();
-            let mut accounted = whole_frames(&wire);
+            let mut accounted = common::whole_frames(&wire).0;
             accounted.extend(sender.take_unsent());
             accounted.extend(refused);
             assert_eq!(accounted, sent);
@@ -219,8 +216,7 @@ fn a_connection_ending_loses_and_duplicates_no_frame() {
 fn every_waiter_of_a_tracked_frame_is_woken() {
     for fail in [false, true] {
         loom::model(move || {
-            let mut session = started(SessionConfig::default());
-            let sender = session.sender();
+            let (mut session, sender) = started_with_sender(SessionConfig::default());
             let progress = sender.send_tracked_blocking(with_file(1)).unwrap();
             let waiters: Vec<_> = (0..2)
                 .map(|_| {
@@ -258,8 +254,7 @@ fn every_waiter_of_a_tracked_frame_is_woken() {
 #[test]
 fn a_waiter_given_up_on_does_not_strand_the_others() {
     loom::model(|| {
-        let mut session = started(SessionConfig::default());
-        let sender = session.sender();
+        let (mut session, sender) = started_with_sender(SessionConfig::default());
         let progress = sender.send_tracked_blocking(with_file(1)).unwrap();
         let waiter = thread::spawn({
             let progress = progress.clone();
@@ -286,8 +281,7 @@ fn a_waiter_given_up_on_does_not_strand_the_others() {
 #[test]
 fn a_buffered_flush_against_a_close() {
     loom::model(|| {
-        let mut session = started(SessionConfig::default());
-        let sender = session.sender();
+        let (mut session, sender) = started_with_sender(SessionConfig::default());
         let sent = [small(1), small(2)];
         let feeder = thread::spawn({
             let mut buffered = sender.buffered();
@@ -295,14 +289,7 @@ fn a_buffered_flush_against_a_close() {
             move || {
                 // A handle's first frame is refused at once if the
                 // connection has already ended, and so is every one after.
-                let mut refused = Vec::new();
-                for frame in &sent {
-                    match buffered.feed_blocking(frame.clone()) {
-                        Ok(()) => {}
-                        Err(SendError::Closed(frame)) => refused.push(frame),
-                        Err(error) => panic!("{error}"),
-                    }
-                }
+                let refused = send_each(&sent, |frame| buffered.feed_blocking(frame));
                 buffered.flush_blocking();
                 refused
             }
@@ -315,7 +302,7 @@ fn a_buffered_flush_against_a_close() {
         drive_until(&mut session, &mut wire, |session, _| session.is_closed());
         let refused = feeder.join().unwrap();
         closer.join().unwrap();
-        let mut accounted = whole_frames(&wire);
+        let mut accounted = common::whole_frames(&wire).0;
         accounted.extend(sender.take_unsent());
         accounted.extend(refused);
         assert_eq!(accounted, sent);

@@ -2,7 +2,7 @@
 //! every way of feeding them, never a byte past the header, each error, the
 //! size bound, and property tests (no panic; encode → decode round-trips).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 
 mod common;
 
@@ -422,20 +422,18 @@ fn v2_unix_and_unspec_and_udp() {
         (ProxyCommand::Proxied, ProxyTransport::Unspecified, None)
     );
 
-    let (s, d) = (addr("1.2.3.4:53"), addr("5.6.7.8:5353"));
-    let (_, block) = v2_addresses(s, d);
-    let udp = decode_exact(&v2_raw(0x21, 0x12, &block, &[], false));
-    assert_eq!(
-        (udp.transport, udp.source()),
-        (ProxyTransport::Udp4, Some(s))
-    );
-    let (s, d) = (addr("[::2]:53"), addr("[::3]:5353"));
-    let (_, block) = v2_addresses(s, d);
-    let udp = decode_exact(&v2_raw(0x21, 0x22, &block, &[], false));
-    assert_eq!(
-        (udp.transport, udp.destination()),
-        (ProxyTransport::Udp6, Some(d))
-    );
+    for (s, d, family, transport) in [
+        ("1.2.3.4:53", "5.6.7.8:5353", 0x12, ProxyTransport::Udp4),
+        ("[::2]:53", "[::3]:5353", 0x22, ProxyTransport::Udp6),
+    ] {
+        let (s, d) = (addr(s), addr(d));
+        let (_, block) = v2_addresses(s, d);
+        let udp = decode_exact(&v2_raw(0x21, family, &block, &[], false));
+        assert_eq!(
+            (udp.transport, udp.source(), udp.destination()),
+            (transport, Some(s), Some(d))
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -903,29 +901,17 @@ fn decoder_is_small() {
 // ---------------------------------------------------------------------------
 // Properties.
 
+/// A source and a destination of one family: `O` the octets of its IP addresses.
+fn socket_pair_of<O>() -> impl Strategy<Value = (SocketAddr, SocketAddr)>
+where
+    O: Arbitrary + Into<IpAddr>,
+{
+    (any::<O>(), any::<u16>(), any::<O>(), any::<u16>())
+        .prop_map(|(s, sp, d, dp)| (SocketAddr::new(s.into(), sp), SocketAddr::new(d.into(), dp)))
+}
+
 fn socket_pair() -> impl Strategy<Value = (SocketAddr, SocketAddr)> {
-    prop_oneof![
-        (
-            any::<[u8; 4]>(),
-            any::<u16>(),
-            any::<[u8; 4]>(),
-            any::<u16>()
-        )
-            .prop_map(|(s, sp, d, dp)| (
-                SocketAddr::new(IpAddr::V4(Ipv4Addr::from(s)), sp),
-                SocketAddr::new(IpAddr::V4(Ipv4Addr::from(d)), dp),
-            )),
-        (
-            any::<[u8; 16]>(),
-            any::<u16>(),
-            any::<[u8; 16]>(),
-            any::<u16>()
-        )
-            .prop_map(|(s, sp, d, dp)| (
-                SocketAddr::new(IpAddr::V6(Ipv6Addr::from(s)), sp),
-                SocketAddr::new(IpAddr::V6(Ipv6Addr::from(d)), dp),
-            )),
-    ]
+    prop_oneof![socket_pair_of::<[u8; 4]>(), socket_pair_of::<[u8; 16]>()]
 }
 
 fn tlvs() -> impl Strategy<Value = Vec<(u8, Vec<u8>)>> {

@@ -82,11 +82,16 @@ fn drive(client: &mut Session<Collect>, server: &mut Session<Collect>) {
     write_all(client, server);
 }
 
+/// A started session under `config` that collects what it receives.
+fn collecting(config: SessionConfig) -> Session<Collect> {
+    started(Collect::default(), config)
+}
+
 /// A receiving server, what it collects, and a client with `config`.
 fn pair(config: SessionConfig) -> (Collect, Session<Collect>, Session<Collect>) {
     let collect = Collect::default();
     let server = started(collect.clone(), SessionConfig::default());
-    (collect, server, started(Collect::default(), config))
+    (collect, server, collecting(config))
 }
 
 /// Small frames of every shape the fast path takes: no message, a ping,
@@ -131,8 +136,8 @@ fn small_frames_encoded_when_queued_arrive_exactly_as_sent() {
 fn the_driver_is_woken_only_when_parked_and_something_is_due() {
     let wakes = Arc::new(WakeCount::default());
     let waker = Waker::from(wakes.clone());
-    let mut server = started(Collect::default(), SessionConfig::default());
-    let mut client = started(Collect::default(), SessionConfig::default());
+    let mut server = collecting(SessionConfig::default());
+    let mut client = collecting(SessionConfig::default());
     let sender = client.sender();
 
     // Nothing to do: the driver parks, and the first frame wakes it once.
@@ -385,10 +390,7 @@ fn a_cancelled_feed_or_flush_loses_no_frame_fed_before() {
 
 #[test]
 fn frames_batched_after_the_connection_ended_come_back() {
-    let mut client = started(
-        Collect::default(),
-        SessionConfig::default().send_queue_capacity(4096),
-    );
+    let mut client = collecting(SessionConfig::default().send_queue_capacity(4096));
     let sender = client.sender();
     let mut buffered = sender.buffered();
     buffered.feed_blocking(Frame::message("before")).unwrap();
@@ -416,7 +418,7 @@ fn frames_batched_after_the_connection_ended_come_back() {
 
 #[test]
 fn every_waiter_of_a_tracked_frame_is_woken() {
-    let mut client = started(Collect::default(), SessionConfig::default());
+    let mut client = collecting(SessionConfig::default());
     let sender = client.sender();
     let frame = FrameBuilder::new(Status::DEFAULT)
         .file("a.bin", vec![1u8; 1000])
@@ -438,7 +440,7 @@ fn every_waiter_of_a_tracked_frame_is_woken() {
     assert!(poll(third.as_mut(), &wakers[2]).is_pending());
     assert!(poll(third.as_mut(), &wakers[2]).is_pending());
     client.poll_queue(Waker::noop());
-    let mut server = started(Collect::default(), SessionConfig::default());
+    let mut server = collecting(SessionConfig::default());
     write_all(&mut client, &mut server);
     let woken: Vec<usize> = counts.iter().map(|c| c.get()).collect();
     assert_eq!(woken, [1, 1, 1], "each waiter woken once");
@@ -452,10 +454,7 @@ fn every_waiter_of_a_tracked_frame_is_woken() {
 
 #[test]
 fn the_outbox_takes_from_the_queue_only_what_fits_under_its_high_water() {
-    let mut client = started(
-        Collect::default(),
-        SessionConfig::default().outbox_high_water(1000),
-    );
+    let mut client = collecting(SessionConfig::default().outbox_high_water(1000));
     let sender = client.sender();
     let frame = |n: u8| {
         FrameBuilder::new(Status::DEFAULT)

@@ -5,20 +5,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::store::MemStore;
+use common::Seen;
 
 use tej_core::{
     Connection, DecodeError, DisconnectReason, Field, File, FileTarget, Frame, FrameBuilder,
     Handler, SendError, Session, SessionConfig, Status,
 };
-
-/// What a recording handler saw, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Seen {
-    Connected,
-    Received(Frame),
-    Ping(Frame),
-    Disconnected(String),
-}
 
 type Log = Arc<Mutex<Vec<Seen>>>;
 
@@ -108,6 +100,19 @@ fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
 }
 
+/// A started session of a new [`Recorder`] under `config`, and its log.
+fn recorded(config: SessionConfig) -> (Session<Recorder>, Log) {
+    let (handler, log) = Recorder::new();
+    (started(handler, config), log)
+}
+
+/// A session of `handler` under `config`, started at time zero.
+fn started<H: Handler>(handler: H, config: SessionConfig) -> Session<H> {
+    let mut session = Session::new(handler, config);
+    session.start(secs(0));
+    session
+}
+
 /// Moves every byte `from` wants to write into `to`, `chunk` bytes per write.
 fn pump<A: Handler, B: Handler>(
     from: &mut Session<A>,
@@ -163,6 +168,39 @@ fn seen(log: &Log) -> Vec<Seen> {
     log.lock().unwrap().clone()
 }
 
+/// The reason `disconnected` was called with, if it was the last callback.
+fn end_reason(log: &Log) -> Option<String> {
+    match seen(log).pop() {
+        Some(Seen::Disconnected(reason)) => Some(reason),
+        _ => None,
+    }
+}
+
+/// The bytes of a frame of the default status with these files (name,
+/// data) and no message.
+fn files_wire(files: &[(&str, Vec<u8>)]) -> Vec<u8> {
+    let mut frame = FrameBuilder::new(Status::DEFAULT);
+    for (name, data) in files {
+        frame = frame.file(*name, data.clone());
+    }
+    frame.build().encode_to_vec().unwrap()
+}
+
+/// What a [`Recorder`] logs for a connection on which `frames` arrived, in order.
+fn received(frames: impl IntoIterator<Item = Frame>) -> Vec<Seen> {
+    let mut log = vec![Seen::Connected];
+    log.extend(frames.into_iter().map(Seen::Received));
+    log
+}
+
+/// What a [`Recorder`] logs for a connection on which `frames` arrived and
+/// that then ended with `reason` (as [`reason_name`] names it).
+fn ended_after(frames: impl IntoIterator<Item = Frame>, reason: &str) -> Vec<Seen> {
+    let mut log = received(frames);
+    log.push(Seen::Disconnected(reason.into()));
+    log
+}
+
 fn sample_frame(i: u8) -> Frame {
     FrameBuilder::new(Status::new(10 + i % 100).unwrap())
         .file(format!("file-{i}.bin"), vec![i; 100 + usize::from(i) * 50])
@@ -173,13 +211,10 @@ fn sample_frame(i: u8) -> Frame {
 
 #[test]
 fn callbacks_come_in_order_and_disconnected_once() {
-    let (server_handler, server_log) = Recorder::new();
     let (mut client_handler, client_log) = Recorder::new();
     client_handler.greet = Some(Frame::message("Hello"));
-    let mut server = Session::new(server_handler, SessionConfig::default());
-    let mut client = Session::new(client_handler, SessionConfig::default());
-    server.start(secs(0));
-    client.start(secs(0));
+    let (mut server, server_log) = recorded(SessionConfig::default());
+    let mut client = started(client_handler, SessionConfig::default());
     for i in 0..5 {
         client.sender().try_send(sample_frame(i)).unwrap();
     }
@@ -190,11 +225,10 @@ fn callbacks_come_in_order_and_disconnected_once() {
     server.handle_eof(secs(2));
     assert!(server.is_closed());
 
-    let mut expected = vec![Seen::Connected, Seen::Received(Frame::message("Hello"))];
-    expected.extend((0..5).map(|i| Seen::Received(sample_frame(i))));
-    expected.push(Seen::Disconnected("peer-closed".into()));
+    let frames = std::iter::once(Frame::message("Hello")).chain((0..5).map(sample_frame));
+    let expected = ended_after(frames, "peer-closed");
     assert_eq!(seen(&server_log), expected);
-    assert_eq!(seen(&client_log), vec![Seen::Connected]);
+    assert_eq!(seen(&client_log), received([]));
 
     // Nothing after the end: more input, timeouts and closes are ignored.
     assert_eq!(
@@ -209,12 +243,8 @@ fn callbacks_come_in_order_and_disconnected_once() {
 
 #[test]
 fn partial_writes_keep_every_byte_in_order() {
-    let (server_handler, server_log) = Recorder::new();
-    let (client_handler, _) = Recorder::new();
-    let mut server = Session::new(server_handler, SessionConfig::default());
-    let mut client = Session::new(client_handler, SessionConfig::default());
-    server.start(secs(0));
-    client.start(secs(0));
+    let (mut server, server_log) = recorded(SessionConfig::default());
+    let (mut client, _) = recorded(SessionConfig::default());
     let big = FrameBuilder::new(Status::DEFAULT)
         .file(
             "big.bin",
@@ -232,25 +262,14 @@ fn partial_writes_keep_every_byte_in_order() {
     client.poll_queue(&noop_waker());
     // Odd write sizes split headers, payloads and coalesced frames anywhere.
     exchange(&mut client, &mut server, 997, secs(1));
-    assert_eq!(
-        seen(&server_log),
-        vec![
-            Seen::Connected,
-            Seen::Received(big),
-            Seen::Received(sample_frame(9))
-        ]
-    );
+    assert_eq!(seen(&server_log), received([big, sample_frame(9)]));
 }
 
 #[test]
 fn ping_goes_to_ping_received_and_is_sent_periodically() {
-    let (server_handler, server_log) = Recorder::new();
-    let (client_handler, _) = Recorder::new();
-    let mut server = Session::new(server_handler, SessionConfig::default());
+    let (mut server, server_log) = recorded(SessionConfig::default());
     let config = SessionConfig::default().ping_interval(Some(secs(10)));
-    let mut client = Session::new(client_handler, config);
-    server.start(secs(0));
-    client.start(secs(0));
+    let (mut client, _) = recorded(config);
     assert_eq!(client.poll_timeout(), Some(secs(10)));
     client.handle_timeout(secs(9));
     assert!(!client.wants_write(), "no ping before the interval");
@@ -271,14 +290,11 @@ fn ping_goes_to_ping_received_and_is_sent_periodically() {
 
 #[test]
 fn idle_timeout_closes_when_nothing_arrives() {
-    let (server_handler, server_log) = Recorder::new();
     let (mut client_handler, _) = Recorder::new();
     client_handler.greet = Some(Frame::message("hi"));
     let config = SessionConfig::default().idle_timeout(Some(secs(30)));
-    let mut server = Session::new(server_handler, config);
-    let mut client = Session::new(client_handler, SessionConfig::default());
-    server.start(secs(0));
-    client.start(secs(0));
+    let (mut server, server_log) = recorded(config);
+    let mut client = started(client_handler, SessionConfig::default());
     assert_eq!(server.poll_timeout(), Some(secs(30)));
     exchange(&mut client, &mut server, 4096, secs(20));
     assert_eq!(
@@ -291,18 +307,13 @@ fn idle_timeout_closes_when_nothing_arrives() {
     server.handle_timeout(secs(50));
     assert!(server.is_closed());
     assert_eq!(server.poll_timeout(), None);
-    assert_eq!(
-        seen(&server_log).last(),
-        Some(&Seen::Disconnected("idle-timeout".into()))
-    );
+    assert_eq!(end_reason(&server_log).as_deref(), Some("idle-timeout"));
 }
 
 #[test]
 fn stall_timeout_counts_bytes_moving_either_way() {
-    let (handler, log) = Recorder::new();
     let config = SessionConfig::default().stall_timeout(Some(secs(10)));
-    let mut client = Session::new(handler, config);
-    client.start(secs(0));
+    let (mut client, log) = recorded(config);
     assert_eq!(client.poll_timeout(), Some(secs(10)));
     // An upload the peer keeps taking: every write moves the deadline,
     // though nothing arrives.
@@ -328,25 +339,22 @@ fn stall_timeout_counts_bytes_moving_either_way() {
     assert!(!client.is_open());
     // Ended at once: a flush for `close_linger` could write nothing either.
     assert!(client.is_closed(), "a stall ends without the linger");
-    assert_eq!(seen(&log).last(), Some(&Seen::Disconnected("stall".into())));
+    assert_eq!(end_reason(&log).as_deref(), Some("stall"));
     // Input moves it too: a fresh session that hears from its peer.
     let (handler, _) = Recorder::new();
-    let mut quiet = Session::new(
+    let mut quiet = started(
         handler,
         SessionConfig::default().stall_timeout(Some(secs(10))),
     );
-    quiet.start(secs(0));
     quiet.handle_input(&Frame::ping().encode_to_vec().unwrap(), secs(9));
     assert_eq!(quiet.poll_timeout(), Some(secs(19)));
     drop(client);
-    assert_eq!(seen(&log).last(), Some(&Seen::Disconnected("stall".into())));
+    assert_eq!(end_reason(&log).as_deref(), Some("stall"));
 }
 
 #[test]
 fn protocol_error_closes_with_its_typed_cause() {
-    let (server_handler, server_log) = Recorder::new();
-    let mut server = Session::new(server_handler, SessionConfig::default());
-    server.start(secs(0));
+    let (mut server, server_log) = recorded(SessionConfig::default());
     let mut bad = Frame::message("fine").encode_to_vec().unwrap();
     bad.extend_from_slice(&[0x01, 0x01, 0, 0]);
     let used = server.handle_input(&bad, secs(1));
@@ -364,19 +372,11 @@ fn protocol_error_closes_with_its_typed_cause() {
 
 #[test]
 fn peer_closing_mid_frame_is_reported_with_the_field() {
-    let (server_handler, server_log) = Recorder::new();
-    let mut server = Session::new(server_handler, SessionConfig::default());
-    server.start(secs(0));
+    let (mut server, server_log) = recorded(SessionConfig::default());
     let wire = sample_frame(3).encode_to_vec().unwrap();
     server.handle_input(&wire[..40], secs(1));
     server.handle_eof(secs(1));
-    assert_eq!(
-        seen(&server_log),
-        vec![
-            Seen::Connected,
-            Seen::Disconnected("eof-in-file data".into())
-        ]
-    );
+    assert_eq!(seen(&server_log), ended_after([], "eof-in-file data"));
 }
 
 #[test]
@@ -384,11 +384,8 @@ fn handler_close_flushes_its_reply_first() {
     let (mut server_handler, server_log) = Recorder::new();
     server_handler.reply = Some(Frame::message("bye"));
     server_handler.close_after = Some(1);
-    let (client_handler, client_log) = Recorder::new();
-    let mut server = Session::new(server_handler, SessionConfig::default());
-    let mut client = Session::new(client_handler, SessionConfig::default());
-    server.start(secs(0));
-    client.start(secs(0));
+    let mut server = started(server_handler, SessionConfig::default());
+    let (mut client, client_log) = recorded(SessionConfig::default());
     let wire: Vec<u8> = [sample_frame(1), sample_frame(2)]
         .iter()
         .flat_map(|frame| frame.encode_to_vec().unwrap())
@@ -402,17 +399,10 @@ fn handler_close_flushes_its_reply_first() {
     assert!(server.is_closing() && !server.wants_read());
     exchange(&mut server, &mut client, 4096, secs(1));
     assert!(server.is_closed(), "closed once the reply is written");
-    assert_eq!(
-        seen(&client_log),
-        vec![Seen::Connected, Seen::Received(Frame::message("bye"))]
-    );
+    assert_eq!(seen(&client_log), received([Frame::message("bye")]));
     assert_eq!(
         seen(&server_log),
-        vec![
-            Seen::Connected,
-            Seen::Received(sample_frame(1)),
-            Seen::Disconnected("local-close".into())
-        ]
+        ended_after([sample_frame(1)], "local-close")
     );
 }
 
@@ -421,24 +411,18 @@ fn close_gives_up_flushing_after_the_linger() {
     let (mut handler, log) = Recorder::new();
     handler.greet = Some(Frame::message("never read"));
     let config = SessionConfig::default().close_linger(secs(5));
-    let mut session = Session::new(handler, config);
-    session.start(secs(0));
+    let mut session = started(handler, config);
     session.close();
     assert!(session.is_closing() && session.wants_write());
     assert_eq!(session.poll_timeout(), Some(secs(5)));
     session.handle_timeout(secs(5));
     assert!(session.is_closed());
-    assert_eq!(
-        seen(&log).last(),
-        Some(&Seen::Disconnected("local-close".into()))
-    );
+    assert_eq!(end_reason(&log).as_deref(), Some("local-close"));
 }
 
 #[test]
 fn graceful_shutdown_finishes_the_frame_in_progress() {
-    let (server_handler, server_log) = Recorder::new();
-    let mut server = Session::new(server_handler, SessionConfig::default());
-    server.start(secs(0));
+    let (mut server, server_log) = recorded(SessionConfig::default());
     let wire = sample_frame(4).encode_to_vec().unwrap();
     server.handle_input(&wire[..20], secs(1));
     server.shutdown();
@@ -447,31 +431,20 @@ fn graceful_shutdown_finishes_the_frame_in_progress() {
     assert!(server.is_closed());
     assert_eq!(
         seen(&server_log),
-        vec![
-            Seen::Connected,
-            Seen::Received(sample_frame(4)),
-            Seen::Disconnected("local-close".into())
-        ]
+        ended_after([sample_frame(4)], "local-close")
     );
 
     // Between frames, shutdown closes at once.
-    let (idle_handler, idle_log) = Recorder::new();
-    let mut idle = Session::new(idle_handler, SessionConfig::default());
-    idle.start(secs(0));
+    let (mut idle, idle_log) = recorded(SessionConfig::default());
     idle.shutdown();
     assert!(idle.is_closed());
-    assert_eq!(
-        seen(&idle_log).last(),
-        Some(&Seen::Disconnected("local-close".into()))
-    );
+    assert_eq!(end_reason(&idle_log).as_deref(), Some("local-close"));
 }
 
 #[test]
 fn sender_is_bounded_and_hands_frames_back() {
-    let (handler, _) = Recorder::new();
     let config = SessionConfig::default().send_queue_capacity(1000);
-    let mut session = Session::new(handler, config);
-    session.start(secs(0));
+    let (mut session, _) = recorded(config);
     let sender = session.sender();
     let big = Frame::message(vec![7u8; 900]);
     sender.try_send(big.clone()).unwrap();
@@ -517,12 +490,8 @@ fn sender_is_bounded_and_hands_frames_back() {
 
 #[test]
 fn sender_close_flushes_queued_frames_then_closes() {
-    let (server_handler, server_log) = Recorder::new();
-    let (client_handler, client_log) = Recorder::new();
-    let mut server = Session::new(server_handler, SessionConfig::default());
-    let mut client = Session::new(client_handler, SessionConfig::default());
-    server.start(secs(0));
-    client.start(secs(0));
+    let (mut server, server_log) = recorded(SessionConfig::default());
+    let (mut client, client_log) = recorded(SessionConfig::default());
     let sender = client.sender();
     sender.try_send(Frame::message("one")).unwrap();
     sender.try_send(Frame::message("two")).unwrap();
@@ -532,16 +501,9 @@ fn sender_close_flushes_queued_frames_then_closes() {
     assert!(client.is_closed());
     assert_eq!(
         seen(&server_log),
-        vec![
-            Seen::Connected,
-            Seen::Received(Frame::message("one")),
-            Seen::Received(Frame::message("two"))
-        ]
+        received([Frame::message("one"), Frame::message("two")])
     );
-    assert_eq!(
-        seen(&client_log).last(),
-        Some(&Seen::Disconnected("local-close".into()))
-    );
+    assert_eq!(end_reason(&client_log).as_deref(), Some("local-close"));
 }
 
 #[test]
@@ -549,8 +511,7 @@ fn reading_stops_while_too_much_waits_to_be_written() {
     let (mut handler, _) = Recorder::new();
     handler.reply = Some(Frame::message(vec![0u8; 10_000]));
     let config = SessionConfig::default().outbox_high_water(50_000);
-    let mut session = Session::new(handler, config);
-    session.start(secs(0));
+    let mut session = started(handler, config);
     let ping = Frame::message("x").encode_to_vec().unwrap();
     let mut frames = 0;
     while session.wants_read() {
@@ -569,13 +530,9 @@ fn reading_stops_while_too_much_waits_to_be_written() {
 #[test]
 fn dropping_an_open_session_reports_dropped() {
     let (handler, log) = Recorder::new();
-    let mut session = Session::new(handler, SessionConfig::default());
-    session.start(secs(0));
+    let session = started(handler, SessionConfig::default());
     drop(session);
-    assert_eq!(
-        seen(&log),
-        vec![Seen::Connected, Seen::Disconnected("dropped".into())]
-    );
+    assert_eq!(seen(&log), ended_after([], "dropped"));
 
     let (never_started, log) = Recorder::new();
     drop(Session::new(never_started, SessionConfig::default()));
@@ -597,11 +554,8 @@ fn files_stream_from_a_source_and_into_a_sink() {
 
     let (mut server_handler, server_log) = Recorder::new();
     server_handler.store = Some(inbox.clone());
-    let (client_handler, _) = Recorder::new();
-    let mut server = Session::new(server_handler, SessionConfig::default());
-    let mut client = Session::new(client_handler, SessionConfig::default());
-    server.start(secs(0));
-    client.start(secs(0));
+    let mut server = started(server_handler, SessionConfig::default());
+    let (mut client, _) = recorded(SessionConfig::default());
     let frame = FrameBuilder::new(Status::DEFAULT)
         .add_file(outbox.file("../escape.bin", "source.bin"))
         .add_file(outbox.file("../escape.bin", "source.bin"))
@@ -636,24 +590,15 @@ fn a_file_cut_short_is_removed_not_reported() {
     let store = MemStore::default();
     let (mut handler, log) = Recorder::new();
     handler.store = Some(store.clone());
-    let mut session = Session::new(handler, SessionConfig::default());
-    session.start(secs(0));
-    let wire = FrameBuilder::new(Status::DEFAULT)
-        .file("done.bin", vec![1u8; 1000])
-        .file("cut.bin", vec![2u8; 100_000])
-        .build()
-        .encode_to_vec()
-        .unwrap();
+    let mut session = started(handler, SessionConfig::default());
+    let wire = files_wire(&[
+        ("done.bin", vec![1u8; 1000]),
+        ("cut.bin", vec![2u8; 100_000]),
+    ]);
     take_all(&mut session, &wire[..50_000], secs(1));
     assert_eq!(store.count(), 2, "both files being written");
     session.handle_eof(secs(2));
-    assert_eq!(
-        seen(&log),
-        vec![
-            Seen::Connected,
-            Seen::Disconnected("eof-in-file data".into())
-        ]
-    );
+    assert_eq!(seen(&log), ended_after([], "eof-in-file data"));
     assert_eq!(
         store.count(),
         0,
@@ -730,8 +675,7 @@ impl Handler for Stepper {
 #[test]
 fn a_frames_files_are_committed_only_once_it_is_whole_and_before_it_is_reported() {
     let steps = Arc::new(Mutex::new(Vec::new()));
-    let mut session = Session::new(Stepper(steps.clone()), SessionConfig::default());
-    session.start(secs(0));
+    let mut session = started(Stepper(steps.clone()), SessionConfig::default());
     let frame = |cut: &str| {
         FrameBuilder::new(Status::DEFAULT)
             .file("a", vec![1u8; 1000])
@@ -778,9 +722,7 @@ fn a_file_that_shrank_before_sending_ends_the_connection() {
     store.put("shrinks.bin", vec![5u8; 10_000]);
     let file = store.file("shrinks.bin", "shrinks.bin");
     store.put("shrinks.bin", vec![5u8; 10]);
-    let (handler, log) = Recorder::new();
-    let mut session = Session::new(handler, SessionConfig::default());
-    session.start(secs(0));
+    let (mut session, log) = recorded(SessionConfig::default());
     session
         .sender()
         .try_send(FrameBuilder::new(Status::DEFAULT).add_file(file).build())
@@ -802,8 +744,7 @@ fn noop_waker() -> std::task::Waker {
 
 #[test]
 fn frame_sent_on_connect_is_rejected_when_invalid_and_returned() {
-    let mut session = Session::new(Recorder::default(), SessionConfig::default());
-    session.start(secs(0));
+    let session = started(Recorder::default(), SessionConfig::default());
     let long_name = "n".repeat(70_000);
     let frame = FrameBuilder::new(Status::DEFAULT)
         .file(long_name.clone(), vec![1])
@@ -822,16 +763,12 @@ fn frame_sent_on_connect_is_rejected_when_invalid_and_returned() {
 )]
 fn blocked_senders_are_released_whenever_the_session_takes_frames() {
     const FRAMES: usize = 20_000;
-    let (server_handler, server_log) = Recorder::new();
-    let (client_handler, _) = Recorder::new();
     // A queue of a few frames, so the sending thread blocks again and again.
     let config = SessionConfig::default()
         .send_queue_capacity(1024)
         .outbox_high_water(4096);
-    let mut server = Session::new(server_handler, SessionConfig::default());
-    let mut client = Session::new(client_handler, config);
-    server.start(secs(0));
-    client.start(secs(0));
+    let (mut server, server_log) = recorded(SessionConfig::default());
+    let (mut client, _) = recorded(config);
     let sender = client.sender();
     let (done_tx, done) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
@@ -877,9 +814,7 @@ fn size_limits_bound_memory_and_stored_files_only_when_asked() {
     let wire = big.encode_to_vec().unwrap();
 
     // In memory: the first file is over max_file_size.
-    let (handler, log) = Recorder::new();
-    let mut session = Session::new(handler, SessionConfig::default().limits(limits));
-    session.start(secs(0));
+    let (mut session, log) = recorded(SessionConfig::default().limits(limits));
     session.handle_input(&wire, secs(1));
     assert!(session.is_closed());
     assert_eq!(
@@ -893,8 +828,7 @@ fn size_limits_bound_memory_and_stored_files_only_when_asked() {
     let store = MemStore::default();
     let (mut handler, log) = Recorder::new();
     handler.store = Some(store.clone());
-    let mut session = Session::new(handler, SessionConfig::default().limits(limits));
-    session.start(secs(0));
+    let mut session = started(handler, SessionConfig::default().limits(limits));
     take_all(&mut session, &wire, secs(1));
     assert!(session.is_open());
     let Seen::Received(frame) = &seen(&log)[1] else {
@@ -911,8 +845,7 @@ fn size_limits_bound_memory_and_stored_files_only_when_asked() {
     let (mut handler, log) = Recorder::new();
     handler.store = Some(store.clone());
     let stored = limits.max_stored_frame_size(2000);
-    let mut session = Session::new(handler, SessionConfig::default().limits(stored));
-    session.start(secs(0));
+    let mut session = started(handler, SessionConfig::default().limits(stored));
     take_all(&mut session, &wire, secs(1));
     assert_eq!(
         seen(&log)[1],
@@ -924,15 +857,8 @@ fn size_limits_bound_memory_and_stored_files_only_when_asked() {
     assert_eq!(store.count(), 2, "only the passed frame's files");
 
     // In memory, two files within max_file_size but over max_frame_size together.
-    let pair = FrameBuilder::new(Status::DEFAULT)
-        .file("c.bin", vec![3u8; 800])
-        .file("d.bin", vec![4u8; 800])
-        .build()
-        .encode_to_vec()
-        .unwrap();
-    let (handler, log) = Recorder::new();
-    let mut session = Session::new(handler, SessionConfig::default().limits(limits));
-    session.start(secs(0));
+    let pair = files_wire(&[("c.bin", vec![3u8; 800]), ("d.bin", vec![4u8; 800])]);
+    let (mut session, log) = recorded(SessionConfig::default().limits(limits));
     session.handle_input(&pair, secs(1));
     assert_eq!(
         seen(&log)[1],
@@ -958,9 +884,7 @@ fn disconnect_reason_is_an_error_that_crosses_threads() {
 
 #[test]
 fn send_tracked_reports_bytes_as_they_are_written_and_the_end() {
-    let (handler, _) = Recorder::new();
-    let mut session = Session::new(handler, SessionConfig::default());
-    session.start(secs(0));
+    let (mut session, _) = recorded(SessionConfig::default());
     let sender = session.sender();
     // A small frame first, untracked: tracking counts from its own start.
     sender.send_blocking(Frame::message("before")).unwrap();
@@ -1058,9 +982,7 @@ fn a_proxied_peer_is_reported_with_its_proxy() {
 
 #[test]
 fn the_disconnect_reason_is_kept_once_closed() {
-    let (handler, _) = Recorder::new();
-    let mut session = Session::new(handler, SessionConfig::default());
-    session.start(secs(0));
+    let (mut session, _) = recorded(SessionConfig::default());
     assert!(session.disconnect_reason().is_none());
     session.handle_eof(secs(1));
     assert!(matches!(
@@ -1074,8 +996,7 @@ fn a_closing_session_keeps_flushing_while_bytes_go_out() {
     let (mut handler, log) = Recorder::new();
     handler.greet = Some(Frame::message(vec![9u8; 1 << 20]));
     let config = SessionConfig::default().close_linger(secs(5));
-    let mut session = Session::new(handler, config);
-    session.start(secs(0));
+    let mut session = started(handler, config);
     session.close();
     // 64 KiB every 3 s: slow, but never 5 s without a byte.
     let mut now = secs(0);
@@ -1094,31 +1015,21 @@ fn a_closing_session_keeps_flushing_while_bytes_go_out() {
     // Then the peer stops reading: given up 5 s after the last byte.
     session.handle_timeout(now + secs(5));
     assert!(session.is_closed());
-    assert_eq!(
-        seen(&log).last(),
-        Some(&Seen::Disconnected("local-close".into()))
-    );
+    assert_eq!(end_reason(&log).as_deref(), Some("local-close"));
 }
 
 #[test]
 fn does_file_io_while_a_body_goes_to_a_sink_or_a_file_is_sent_from_a_source() {
     let store = MemStore::default();
-    let wire = FrameBuilder::new(Status::DEFAULT)
-        .file("x.bin", vec![1u8; 100_000])
-        .build()
-        .encode_to_vec()
-        .unwrap();
+    let wire = files_wire(&[("x.bin", vec![1u8; 100_000])]);
     // In memory: no file I/O.
-    let (handler, _) = Recorder::new();
-    let mut session = Session::new(handler, SessionConfig::default());
-    session.start(secs(0));
+    let (mut session, _) = recorded(SessionConfig::default());
     session.handle_input(&wire[..50_000], secs(1));
     assert!(!session.does_file_io());
     // Into a sink: file I/O until the body ends.
     let (mut handler, _) = Recorder::new();
     handler.store = Some(store.clone());
-    let mut session = Session::new(handler, SessionConfig::default());
-    session.start(secs(0));
+    let mut session = started(handler, SessionConfig::default());
     // The session stops right after the header, before the sink's first
     // step, saying so: a driver moves the next call off its async threads.
     let header = session.handle_input(&wire[..50_000], secs(1));
@@ -1130,9 +1041,7 @@ fn does_file_io_while_a_body_goes_to_a_sink_or_a_file_is_sent_from_a_source() {
     assert!(!session.does_file_io());
     // Sending a file from a source: file I/O until it is written.
     store.put("out.bin", vec![2u8; 10_000]);
-    let (handler, _) = Recorder::new();
-    let mut session = Session::new(handler, SessionConfig::default());
-    session.start(secs(0));
+    let (mut session, _) = recorded(SessionConfig::default());
     session
         .sender()
         .try_send(
@@ -1154,12 +1063,10 @@ fn does_file_io_while_a_body_goes_to_a_sink_or_a_file_is_sent_from_a_source() {
 
 #[test]
 fn pings_to_a_peer_that_reads_nothing_stop_at_the_high_water() {
-    let (handler, _) = Recorder::new();
     let config = SessionConfig::default()
         .ping_interval(Some(secs(1)))
         .outbox_high_water(100);
-    let mut session = Session::new(handler, config);
-    session.start(secs(0));
+    let (mut session, _) = recorded(config);
     for t in 1..=100 {
         session.handle_timeout(secs(t));
     }
@@ -1171,9 +1078,7 @@ fn pings_to_a_peer_that_reads_nothing_stop_at_the_high_water() {
 
 #[test]
 fn frames_out_counts_every_frame_however_it_was_queued() {
-    let (handler, _) = Recorder::new();
-    let mut session = Session::new(handler, SessionConfig::default());
-    session.start(secs(0));
+    let (mut session, _) = recorded(SessionConfig::default());
     let sender = session.sender();
     for n in 0..3u8 {
         sender.send_blocking(Frame::message(vec![n; 10])).unwrap();
@@ -1232,8 +1137,7 @@ fn received_in_pieces(wire: &[u8], piece: usize, shared: bool) -> (Vec<Frame>, V
         store: store.clone(),
         frames: Vec::new(),
     };
-    let mut session = Session::new(handler, SessionConfig::default());
-    session.start(secs(0));
+    let mut session = started(handler, SessionConfig::default());
     let mut held = Vec::new();
     for chunk in wire.chunks(piece) {
         let chunk = bytes::Bytes::copy_from_slice(chunk);
@@ -1322,8 +1226,7 @@ fn a_body_held_as_a_slice_counts_as_bytes_being_received() {
             .unwrap(),
     );
     for shared in [false, true] {
-        let mut session = Session::new(Roomy(1000), SessionConfig::default());
-        session.start(secs(0));
+        let mut session = started(Roomy(1000), SessionConfig::default());
         session.poll_room(&noop_waker(), secs(0));
         let used = if shared {
             session.handle_bytes(&wire, secs(1))
@@ -1353,20 +1256,13 @@ fn a_discarded_file_reports_its_length_and_limits_hold_at_their_maximum() {
     // A file exactly at `max_file_size` in memory passes; a discarded one
     // reports how many bytes it had, counted as they arrived in pieces.
     let limits = tej_core::Limits::DEFAULT.max_file_size(1000);
-    let wire = FrameBuilder::new(Status::DEFAULT)
-        .file("a", vec![1u8; 1000])
-        .build()
-        .encode_to_vec()
-        .unwrap();
-    let (handler, log) = Recorder::new();
-    let mut session = Session::new(handler, SessionConfig::default().limits(limits));
-    session.start(secs(0));
+    let wire = files_wire(&[("a", vec![1u8; 1000])]);
+    let (mut session, log) = recorded(SessionConfig::default().limits(limits));
     take_all(&mut session, &wire, secs(1));
     assert!(session.is_open(), "{:?}", seen(&log));
     assert!(matches!(&seen(&log)[1], Seen::Received(frame) if frame.files[0].len() == 1000));
 
-    let mut session = Session::new(Discarding(Vec::new()), SessionConfig::default());
-    session.start(secs(0));
+    let mut session = started(Discarding(Vec::new()), SessionConfig::default());
     for piece in wire.chunks(7) {
         take_all(&mut session, piece, secs(1));
     }
@@ -1382,11 +1278,7 @@ fn file_targets_and_the_assembler_say_what_they_are_in_debug() {
     assert_eq!(format!("{:?}", FileTarget::Memory), "Memory");
     assert_eq!(format!("{:?}", FileTarget::Discard), "Discard");
     let mut assembler = tej_core::Assembler::new(tej_core::Limits::DEFAULT);
-    let wire = FrameBuilder::new(Status::DEFAULT)
-        .file("notes.txt", vec![1u8; 10])
-        .build()
-        .encode_to_vec()
-        .unwrap();
+    let wire = files_wire(&[("notes.txt", vec![1u8; 10])]);
     let _ = assembler.decode(&wire[..31]).unwrap();
     let debug = format!("{assembler:?}");
     assert!(debug.contains("PartialFrame"), "{debug}");
@@ -1409,8 +1301,7 @@ fn input_stops_once_the_outbox_reaches_the_high_water() {
     let wire = Frame::message("hi").encode_to_vec().unwrap();
     for (reply, reads) in [(100, false), (99, true)] {
         let config = SessionConfig::default().outbox_high_water(100);
-        let mut session = Session::new(Replier(reply), config);
-        session.start(secs(0));
+        let mut session = started(Replier(reply), config);
         assert!(!session.is_closing());
         assert_eq!(session.handle_input(&wire, secs(1)), wire.len());
         assert_eq!(session.queued_bytes(), reply as u64);
@@ -1430,8 +1321,7 @@ fn no_ping_joins_an_outbox_at_the_high_water() {
             .outbox_high_water(100)
             .ping_interval(Some(Duration::from_secs(5)))
             .idle_timeout(None);
-        let mut session = Session::new(Replier(reply as usize), config);
-        session.start(secs(0));
+        let mut session = started(Replier(reply as usize), config);
         session.handle_input(&wire, secs(1));
         let due = session.poll_timeout().expect("a ping is due");
         session.handle_timeout(due);
@@ -1467,8 +1357,7 @@ fn frame_started_is_for_frames_with_files_only() {
     // In one piece and byte by byte (frames without files then take the
     // event path, not the one-step one).
     for piece in [wire.len(), 1] {
-        let mut session = Session::new(Starts(Vec::new()), SessionConfig::default());
-        session.start(secs(0));
+        let mut session = started(Starts(Vec::new()), SessionConfig::default());
         for chunk in wire.chunks(piece) {
             take_all(&mut session, chunk, secs(1));
         }
@@ -1492,8 +1381,7 @@ fn traffic_counts_frames_in_and_input_ends_once() {
     let wire: Vec<u8> = (0..3)
         .flat_map(|n: u8| Frame::message(vec![n; 5]).encode_to_vec().unwrap())
         .collect();
-    let mut session = Session::new(Ends(0), SessionConfig::default());
-    session.start(secs(0));
+    let mut session = started(Ends(0), SessionConfig::default());
     take_all(&mut session, &wire, secs(1));
     assert_eq!(session.traffic().frames_in, 3);
     assert_eq!(session.traffic().bytes_in, wire.len() as u64);
@@ -1504,9 +1392,7 @@ fn traffic_counts_frames_in_and_input_ends_once() {
 
 #[test]
 fn transmit_io_slices_offers_what_transmit_does() {
-    let (handler, _) = Recorder::new();
-    let mut session = Session::new(handler, SessionConfig::default());
-    session.start(secs(0));
+    let (mut session, _) = recorded(SessionConfig::default());
     let frames = [Frame::message("one"), Frame::message(vec![7u8; 100_000])];
     let mut expected = Vec::new();
     for frame in frames {
@@ -1532,13 +1418,9 @@ fn transmit_io_slices_offers_what_transmit_does() {
 fn a_close_flushes_a_queue_larger_than_the_outbox() {
     // The outbox takes the queue a little at a time (high water 100): the
     // close waits for the queue to empty, not only the outbox.
-    let (server_handler, server_log) = Recorder::new();
-    let mut server = Session::new(server_handler, SessionConfig::default());
+    let (mut server, server_log) = recorded(SessionConfig::default());
     let config = SessionConfig::default().outbox_high_water(100);
-    let (client_handler, _) = Recorder::new();
-    let mut client = Session::new(client_handler, config);
-    server.start(secs(0));
-    client.start(secs(0));
+    let (mut client, _) = recorded(config);
     let sender = client.sender();
     let frames: Vec<Frame> = (0..10u8).map(|n| Frame::message(vec![n; 50])).collect();
     for frame in &frames {

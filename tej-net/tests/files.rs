@@ -3,6 +3,7 @@
 //! inside the directory, files removed from it, a file that changed).
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use tej_core::{
 /// watching the bytes when given.
 #[derive(Default)]
 struct Spooler {
-    dir: std::path::PathBuf,
+    dir: PathBuf,
     tee: Option<Tee>,
     frames: Vec<Frame>,
     ended: Option<DisconnectReason>,
@@ -50,7 +51,7 @@ impl Write for Tee {
     }
 }
 
-fn spooler(dir: &std::path::Path) -> Session<Spooler> {
+fn spooler(dir: &Path) -> Session<Spooler> {
     let mut session = Session::new(
         Spooler {
             dir: dir.to_path_buf(),
@@ -60,6 +61,36 @@ fn spooler(dir: &std::path::Path) -> Session<Spooler> {
     );
     session.start(Duration::ZERO);
     session
+}
+
+/// Writes `len` bytes of a pattern into file `name` of `dir`: its path and content.
+fn write_source(dir: &Path, name: &str, len: u32) -> (PathBuf, Vec<u8>) {
+    let path = dir.join(name);
+    let content: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+    std::fs::write(&path, &content).unwrap();
+    (path, content)
+}
+
+/// Sends `frame` from a client session to a new spooler into `spool`, which
+/// it returns once every byte has arrived.
+fn send_to_spool(frame: Frame, spool: &Path) -> Session<Spooler> {
+    let mut client = Session::new(Spooler::default(), SessionConfig::default());
+    client.start(Duration::ZERO);
+    let mut server = spooler(spool);
+    client.sender().try_send(frame).unwrap();
+    client.poll_queue(&noop_waker());
+    transfer(&mut client, &mut server);
+    server
+}
+
+/// The bytes of the frame `frame` builds.
+fn encoded(frame: FrameBuilder) -> Vec<u8> {
+    frame.build().encode_to_vec().unwrap()
+}
+
+/// Where the files of a received `frame` are.
+fn paths(frame: &Frame) -> Vec<&Path> {
+    frame.files.iter().map(|f| f.path().unwrap()).collect()
 }
 
 /// Everything `from` has to write, into `to`.
@@ -96,31 +127,20 @@ fn noop_waker() -> std::task::Waker {
 #[test]
 fn files_stream_from_disk_and_spool_inside_the_directory_under_distinct_names() {
     let scratch = tempfile::tempdir().unwrap();
-    let source = scratch.path().join("source.bin");
-    let content: Vec<u8> = (0..1_000_000u32).map(|i| (i % 251) as u8).collect();
-    std::fs::write(&source, &content).unwrap();
+    let (source, content) = write_source(scratch.path(), "source.bin", 1_000_000);
     let spool = scratch.path().join("received");
 
-    let mut client = Session::new(Spooler::default(), SessionConfig::default());
-    client.start(Duration::ZERO);
-    let mut server = spooler(&spool);
     let frame = FrameBuilder::new(Status::DEFAULT)
         .add_file(tej_net::file::from_path("../escape.bin", &source).unwrap())
         .add_file(tej_net::file::from_path("../escape.bin", &source).unwrap())
         .build();
-    client.sender().try_send(frame).unwrap();
-    client.poll_queue(&noop_waker());
-    transfer(&mut client, &mut server);
+    let server = send_to_spool(frame, &spool);
 
     let received = &server.handler().frames[0];
     assert_eq!(received.files[0].name, "../escape.bin", "reported as sent");
-    let paths: Vec<_> = received
-        .files
-        .iter()
-        .map(|file| file.path().unwrap().to_owned())
-        .collect();
+    let paths = paths(received);
     assert_ne!(paths[0], paths[1], "colliding names get distinct files");
-    for path in &paths {
+    for path in paths {
         assert_eq!(path.parent().unwrap(), spool, "inside the directory");
         assert_eq!(std::fs::read(path).unwrap(), content);
     }
@@ -130,12 +150,11 @@ fn files_stream_from_disk_and_spool_inside_the_directory_under_distinct_names() 
 fn the_files_of_a_frame_cut_short_are_removed_from_the_directory() {
     let scratch = tempfile::tempdir().unwrap();
     let mut session = spooler(scratch.path());
-    let wire = FrameBuilder::new(Status::DEFAULT)
-        .file("done.bin", vec![1u8; 1000])
-        .file("cut.bin", vec![2u8; 100_000])
-        .build()
-        .encode_to_vec()
-        .unwrap();
+    let wire = encoded(
+        FrameBuilder::new(Status::DEFAULT)
+            .file("done.bin", vec![1u8; 1000])
+            .file("cut.bin", vec![2u8; 100_000]),
+    );
     take_all(&mut session, &wire[..50_000]);
     assert_eq!(names(scratch.path()), [".cut.bin.part", ".done.bin.part"]);
     session.handle_eof(Duration::ZERO);
@@ -154,23 +173,16 @@ fn the_files_of_a_frame_cut_short_are_removed_from_the_directory() {
 #[test]
 fn a_file_is_opened_when_named_not_when_sent() {
     let scratch = tempfile::tempdir().unwrap();
-    let source = scratch.path().join("named.bin");
-    let content: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
-    std::fs::write(&source, &content).unwrap();
+    let (source, content) = write_source(scratch.path(), "named.bin", 300_000);
     let file = tej_net::file::from_path("named.bin", &source).unwrap();
     std::fs::remove_file(&source).unwrap();
 
-    let mut client = Session::new(Spooler::default(), SessionConfig::default());
-    client.start(Duration::ZERO);
-    let mut server = spooler(&scratch.path().join("received"));
     // The same file twice in one frame: each send reads from its own start.
     let frame = FrameBuilder::new(Status::DEFAULT)
         .add_file(file.clone())
         .add_file(file)
         .build();
-    client.sender().try_send(frame).unwrap();
-    client.poll_queue(&noop_waker());
-    transfer(&mut client, &mut server);
+    let server = send_to_spool(frame, &scratch.path().join("received"));
 
     let received = &server.handler().frames[0];
     assert_eq!(received.files.len(), 2);
@@ -224,11 +236,7 @@ fn to_dir_with_sees_every_byte_as_it_is_spooled() {
     let mut session = spooler(scratch.path());
     session.handler_mut().tee = Some(tee.clone());
     let data: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
-    let wire = FrameBuilder::new(Status::DEFAULT)
-        .file("x.bin", data.clone())
-        .build()
-        .encode_to_vec()
-        .unwrap();
+    let wire = encoded(FrameBuilder::new(Status::DEFAULT).file("x.bin", data.clone()));
     // Half first: the writer has seen exactly the bytes spooled so far.
     take_all(&mut session, &wire[..100_000]);
     assert_eq!(tee.0.lock().unwrap().len(), 100_000 - 25);
@@ -239,7 +247,7 @@ fn to_dir_with_sees_every_byte_as_it_is_spooled() {
 }
 
 /// The entries of `dir`, sorted.
-fn names(dir: &std::path::Path) -> Vec<String> {
+fn names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
@@ -253,13 +261,12 @@ fn files_take_their_names_only_once_the_whole_frame_has_arrived() {
     let scratch = tempfile::tempdir().unwrap();
     std::fs::write(scratch.path().join("a.bin"), b"already here").unwrap();
     let mut session = spooler(scratch.path());
-    let wire = FrameBuilder::new(Status::DEFAULT)
-        .file("a.bin", vec![1u8; 1000])
-        .file("b.bin", vec![2u8; 1000])
-        .message("both")
-        .build()
-        .encode_to_vec()
-        .unwrap();
+    let wire = encoded(
+        FrameBuilder::new(Status::DEFAULT)
+            .file("a.bin", vec![1u8; 1000])
+            .file("b.bin", vec![2u8; 1000])
+            .message("both"),
+    );
     // Both files written, the message still missing: hidden names only.
     take_all(&mut session, &wire[..wire.len() - 2]);
     assert_eq!(
@@ -270,7 +277,7 @@ fn files_take_their_names_only_once_the_whole_frame_has_arrived() {
     take_all(&mut session, &wire[wire.len() - 2..]);
     assert_eq!(names(scratch.path()), ["a (1).bin", "a.bin", "b.bin"]);
     let frame = &session.handler().frames[0];
-    let paths: Vec<_> = frame.files.iter().map(|f| f.path().unwrap()).collect();
+    let paths = paths(frame);
     assert_eq!(
         paths,
         [

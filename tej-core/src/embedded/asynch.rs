@@ -88,39 +88,13 @@ use embedded_io_async::{Read, Write};
 use super::{check_names, piece, Error, FrameStore, Inbox, PING};
 use crate::{Event, FrameRef, Limits, Status};
 
-/// A TEJ endpoint over one async stream, both directions: the same rules
-/// as [`blocking::Endpoint`](super::blocking::Endpoint), every read and
-/// write awaited.
-#[derive(Debug)]
-pub struct Endpoint<'b, T> {
-    io: T,
-    inbox: Inbox<'b>,
+endpoint_common! {
+    /// A TEJ endpoint over one async stream, both directions: the same rules
+    /// as [`blocking::Endpoint`](super::blocking::Endpoint), every read and
+    /// write awaited.
 }
 
-impl<'b, T: Read + Write> Endpoint<'b, T> {
-    /// An endpoint at the start of a connection over `io`, reading into
-    /// `buffer` and enforcing `limits` (names at most
-    /// [`NAME_CAPACITY`](super::NAME_CAPACITY) bytes).
-    pub fn new(io: T, buffer: &'b mut [u8], limits: Limits) -> Self {
-        Endpoint {
-            io,
-            inbox: Inbox::new(buffer, limits),
-        }
-    }
-
-    /// Whether a ping (status 2) is answered with an empty ping once
-    /// received; `true` unless set otherwise.
-    #[must_use]
-    pub fn answer_pings(mut self, answer: bool) -> Self {
-        self.inbox.answer_pings = answer;
-        self
-    }
-
-    /// The limits in force.
-    pub fn limits(&self) -> &Limits {
-        self.inbox.decoder.limits()
-    }
-
+impl<T: Read + Write> Endpoint<'_, T> {
     /// The next event from the peer, reading as the decoder needs bytes;
     /// `None` when the peer closed the stream between frames.
     ///
@@ -189,23 +163,6 @@ impl<'b, T: Read + Write> Endpoint<'b, T> {
     /// [`Error::Io`] from the writer.
     pub async fn flush(&mut self) -> Result<(), Error<T::Error>> {
         self.io.flush().await.map_err(Error::Io)
-    }
-
-    /// The stream.
-    pub fn io(&self) -> &T {
-        &self.io
-    }
-
-    /// The stream, to use beside the endpoint (bytes read from it directly
-    /// are lost to the decoder).
-    pub fn io_mut(&mut self) -> &mut T {
-        &mut self.io
-    }
-
-    /// The stream back, for what follows the last frame (draining input
-    /// after a refusal, closing).
-    pub fn into_inner(self) -> T {
-        self.io
     }
 }
 

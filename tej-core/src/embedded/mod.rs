@@ -28,11 +28,70 @@
 
 use core::fmt;
 
-use crate::decode::NO_ALLOC_NAME_CAPACITY;
+use crate::decode::{Found, NO_ALLOC_NAME_CAPACITY};
 use crate::encode::{checked_name_len, frame_header, message_header};
 use crate::error::{DecodeError, EncodeError};
 use crate::wire::{Status, MIN_FRAME_LEN, PROTOCOL_VERSION};
 use crate::{Decoder, Event, FileRef, FrameRef, Limits};
+
+/// The parts of an endpoint that do no I/O, the same in `blocking` and
+/// `asynch`: the struct (with the doc comment given) and its constructor,
+/// settings and stream accessors. Each module adds the reads and writes,
+/// blocking or awaited; `Read`, `Write`, `Inbox` and `Limits` are the
+/// names in scope where it is invoked.
+#[cfg(feature = "embedded-io")]
+macro_rules! endpoint_common {
+    ($(#[$doc:meta])*) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub struct Endpoint<'b, T> {
+            io: T,
+            inbox: Inbox<'b>,
+        }
+
+        impl<'b, T: Read + Write> Endpoint<'b, T> {
+            /// An endpoint at the start of a connection over `io`, reading into
+            /// `buffer` and enforcing `limits` (names at most
+            /// [`NAME_CAPACITY`](super::NAME_CAPACITY) bytes).
+            pub fn new(io: T, buffer: &'b mut [u8], limits: Limits) -> Self {
+                Endpoint {
+                    io,
+                    inbox: Inbox::new(buffer, limits),
+                }
+            }
+
+            /// Whether a ping (status 2) is answered with an empty ping once
+            /// received; `true` unless set otherwise.
+            #[must_use]
+            pub fn answer_pings(mut self, answer: bool) -> Self {
+                self.inbox.answer_pings = answer;
+                self
+            }
+
+            /// The limits in force.
+            pub fn limits(&self) -> &Limits {
+                self.inbox.decoder.limits()
+            }
+
+            /// The stream.
+            pub fn io(&self) -> &T {
+                &self.io
+            }
+
+            /// The stream, to use beside the endpoint (bytes read from it directly
+            /// are lost to the decoder).
+            pub fn io_mut(&mut self) -> &mut T {
+                &mut self.io
+            }
+
+            /// The stream back, for what follows the last frame (draining input
+            /// after a refusal, closing).
+            pub fn into_inner(self) -> T {
+                self.io
+            }
+        }
+    };
+}
 
 #[cfg(feature = "embedded-io-async")]
 pub mod asynch;
@@ -107,34 +166,6 @@ const PING: [u8; MIN_FRAME_LEN] = {
     frame
 };
 
-/// An event found by [`Inbox::step`], without borrows: its slices are
-/// rebuilt from the buffer by [`Inbox::event`] once the decoder's borrow
-/// has ended, so that a caller can read more input in between.
-#[derive(Debug, Clone, Copy)]
-enum Found {
-    FrameStart {
-        status: Status,
-        version: u8,
-        file_count: u64,
-    },
-    FileStart {
-        size: u64,
-    },
-    FileData {
-        from: usize,
-        to: usize,
-    },
-    FileEnd,
-    MessageStart {
-        size: u64,
-    },
-    MessageData {
-        from: usize,
-        to: usize,
-    },
-    FrameEnd,
-}
-
 /// The receiving half both endpoints share, free of I/O: the decoder, the
 /// caller's buffer and the bytes in it not yet decoded.
 #[derive(Debug)]
@@ -175,8 +206,10 @@ impl<'b> Inbox<'b> {
         let at = self.start;
         let decoded = self.decoder.decode(&self.buffer[at..self.end])?;
         let consumed = decoded.consumed;
-        // A payload is the last `len` bytes the call consumed.
-        let payload = |len: usize| (at + consumed - len, at + consumed);
+        // A payload is the last `len` bytes the call consumed; `Found`
+        // keeps its place in the buffer, not a borrow, so that a caller can
+        // read more input before `event` rebuilds the slice.
+        let payload = |len: usize| at + consumed - len;
         let found = decoded.event.map(|event| match event {
             Event::FrameStart {
                 status,
@@ -193,16 +226,16 @@ impl<'b> Inbox<'b> {
                 let _ = self.name.push_str(name);
                 Found::FileStart { size }
             }
-            Event::FileData(data) => {
-                let (from, to) = payload(data.len());
-                Found::FileData { from, to }
-            }
+            Event::FileData(data) => Found::FileData {
+                start: payload(data.len()),
+                len: data.len(),
+            },
             Event::FileEnd => Found::FileEnd,
             Event::MessageStart { size } => Found::MessageStart { size },
-            Event::MessageData(data) => {
-                let (from, to) = payload(data.len());
-                Found::MessageData { from, to }
-            }
+            Event::MessageData(data) => Found::MessageData {
+                start: payload(data.len()),
+                len: data.len(),
+            },
             Event::FrameEnd => Found::FrameEnd,
         });
         self.start += consumed;
@@ -229,26 +262,7 @@ impl<'b> Inbox<'b> {
 
     /// The event `found` stands for, borrowing the buffer and the name.
     fn event(&self, found: Found) -> Event<'_> {
-        match found {
-            Found::FrameStart {
-                status,
-                version,
-                file_count,
-            } => Event::FrameStart {
-                status,
-                version,
-                file_count,
-            },
-            Found::FileStart { size } => Event::FileStart {
-                name: &self.name,
-                size,
-            },
-            Found::FileData { from, to } => Event::FileData(&self.buffer[from..to]),
-            Found::FileEnd => Event::FileEnd,
-            Found::MessageStart { size } => Event::MessageStart { size },
-            Found::MessageData { from, to } => Event::MessageData(&self.buffer[from..to]),
-            Found::FrameEnd => Event::FrameEnd,
-        }
+        found.event(self.name.as_bytes(), self.buffer)
     }
 
     /// Where the next read goes: the free end of the buffer.

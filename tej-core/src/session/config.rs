@@ -127,69 +127,17 @@ impl Default for SessionConfig {
 }
 
 impl SessionConfig {
-    /// Sets [`limits`](Self::limits).
-    pub fn limits(mut self, limits: Limits) -> Self {
-        self.limits = limits;
-        self
-    }
-
-    /// Sets [`idle_timeout`](Self::idle_timeout).
-    pub fn idle_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.idle_timeout = timeout;
-        self
-    }
-
-    /// Sets [`stall_timeout`](Self::stall_timeout).
-    pub fn stall_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.stall_timeout = timeout;
-        self
-    }
-
-    /// Sets [`ping_interval`](Self::ping_interval).
-    pub fn ping_interval(mut self, interval: Option<Duration>) -> Self {
-        self.ping_interval = interval;
-        self
-    }
-
-    /// Sets [`send_queue_capacity`](Self::send_queue_capacity).
-    pub fn send_queue_capacity(mut self, bytes: usize) -> Self {
-        self.send_queue_capacity = bytes;
-        self
-    }
-
-    /// Sets [`outbox_high_water`](Self::outbox_high_water).
-    pub fn outbox_high_water(mut self, bytes: usize) -> Self {
-        self.outbox_high_water = bytes;
-        self
-    }
-
-    /// Sets [`read_buffer_len`](Self::read_buffer_len).
-    pub fn read_buffer_len(mut self, bytes: usize) -> Self {
-        self.read_buffer_len = bytes;
-        self
-    }
-
-    /// Sets [`bulk_read_len`](Self::bulk_read_len).
-    pub fn bulk_read_len(mut self, bytes: usize) -> Self {
-        self.bulk_read_len = bytes;
-        self
-    }
-
-    /// Sets [`frame_timeout`](Self::frame_timeout).
-    pub fn frame_timeout(mut self, timeout: Option<FrameTimeout>) -> Self {
-        self.frame_timeout = timeout;
-        self
-    }
-
-    /// Sets [`handshake_timeout`](Self::handshake_timeout).
-    pub fn handshake_timeout(mut self, timeout: Duration) -> Self {
-        self.handshake_timeout = timeout;
-        self
-    }
-
-    /// Sets [`close_linger`](Self::close_linger).
-    pub fn close_linger(mut self, linger: Duration) -> Self {
-        self.close_linger = linger;
-        self
+    setters! {
+        limits(limits: Limits);
+        idle_timeout(timeout: Option<Duration>);
+        stall_timeout(timeout: Option<Duration>);
+        ping_interval(interval: Option<Duration>);
+        send_queue_capacity(bytes: usize);
+        outbox_high_water(bytes: usize);
+        read_buffer_len(bytes: usize);
+        bulk_read_len(bytes: usize);
+        frame_timeout(timeout: Option<FrameTimeout>);
+        handshake_timeout(timeout: Duration);
+        close_linger(linger: Duration);
     }
 }

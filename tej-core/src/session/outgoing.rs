@@ -170,12 +170,12 @@ impl OutgoingFrame {
         }
     }
 
-    /// Bytes on the wire.
-    pub(crate) fn encoded_len(&self) -> u64 {
+    /// The frame's length with each file's body counted as `body_len` says.
+    fn len_with(&self, body_len: impl Fn(&OutgoingBody) -> u64) -> u64 {
         let files: u64 = self
             .files
             .iter()
-            .map(|file| (FILE_HEADER_FIXED_LEN + file.name.len()) as u64 + file.body.len())
+            .map(|file| (FILE_HEADER_FIXED_LEN + file.name.len()) as u64 + body_len(&file.body))
             .sum();
         MIN_FRAME_LEN as u64
             + files
@@ -185,22 +185,20 @@ impl OutgoingFrame {
                 .map_or(0, |message| message.len() as u64)
     }
 
-    /// What the frame costs against a send bound: its bytes in memory.
+    /// Bytes on the wire.
+    pub(crate) fn encoded_len(&self) -> u64 {
+        self.len_with(OutgoingBody::len)
+    }
+
+    /// What the frame costs against a send bound: its bytes in memory, a
+    /// file from a source [`SOURCE_FILE_COST`] (an open source, not its bytes).
     #[cfg(feature = "std")]
     pub(crate) fn memory_cost(&self) -> usize {
-        let files: usize = self
-            .files
-            .iter()
-            .map(|file| {
-                FILE_HEADER_FIXED_LEN
-                    + file.name.len()
-                    + match &file.body {
-                        OutgoingBody::Memory(data) => data.len(),
-                        #[cfg(feature = "std")]
-                        OutgoingBody::Source { .. } => SOURCE_FILE_COST,
-                    }
-            })
-            .sum();
-        MIN_FRAME_LEN + files + self.message.as_ref().map_or(0, Bytes::len)
+        let cost = self.len_with(|body| match body {
+            OutgoingBody::Memory(data) => data.len() as u64,
+            OutgoingBody::Source { .. } => SOURCE_FILE_COST as u64,
+        });
+        // Within memory: what is not a source is held in it.
+        cost as usize
     }
 }

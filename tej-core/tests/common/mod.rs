@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests: owned copies of decoder events,
 //! feeding loops that check the progress contract of `decode`, split plans
-//! and a small seeded PRNG (no extra dependency).
+//! and a seeded random generator.
 
 #![allow(dead_code)]
 
@@ -28,6 +28,16 @@ pub fn proptest_config(normal: u32) -> proptest::test_runner::Config {
         config.failure_persistence = None;
     }
     config
+}
+
+/// A session's callback, as a recording handler saw it (a disconnect by a
+/// name for its reason).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seen {
+    Connected,
+    Received(Frame),
+    Ping(Frame),
+    Disconnected(String),
 }
 
 /// An owned copy of an [`Event`], with payload pieces kept as they came.
@@ -148,52 +158,86 @@ pub fn expected_events(frame: &Frame) -> Vec<OwnedEvent> {
 /// A decoder stuck returning events without progress trips this.
 const MAX_EVENTS_WITHOUT_PROGRESS: usize = 2;
 
+/// Calls `step` on what is left of `chunk` until it returns nothing,
+/// appending what it returns (`what`: "an event", "a frame") to `out`.
+/// Checks the progress contract on every call: `consumed` never exceeds
+/// the input, nothing returned means every byte was consumed, and at most
+/// `max_idle` returned in a row consume nothing.
+fn feed<T: std::fmt::Debug>(
+    chunk: &[u8],
+    what: &str,
+    max_idle: usize,
+    out: &mut Vec<T>,
+    mut step: impl FnMut(&[u8]) -> Result<(usize, Option<T>), DecodeError>,
+) -> Result<(), DecodeError> {
+    let mut rest = chunk;
+    let mut idle = 0;
+    loop {
+        let (consumed, item) = step(rest)?;
+        assert!(consumed <= rest.len(), "consumed more than the input");
+        let Some(item) = item else {
+            assert_eq!(
+                consumed,
+                rest.len(),
+                "a call without {what} must consume all its input"
+            );
+            return Ok(());
+        };
+        if consumed == 0 {
+            idle += 1;
+            assert!(
+                idle <= max_idle,
+                "{what} returned without consuming input: {item:?}"
+            );
+        } else {
+            idle = 0;
+        }
+        out.push(item);
+        rest = &rest[consumed..];
+    }
+}
+
+/// Feeds `chunks` in order with `feed_one`; what it gathered, and the first
+/// error if any (with what came before it).
+fn feed_all<T>(
+    chunks: &[&[u8]],
+    mut feed_one: impl FnMut(&[u8], &mut Vec<T>) -> Result<(), DecodeError>,
+) -> (Vec<T>, Result<(), DecodeError>) {
+    let mut out = Vec::new();
+    for chunk in chunks {
+        if let Err(error) = feed_one(chunk, &mut out) {
+            return (out, Err(error));
+        }
+    }
+    (out, Ok(()))
+}
+
 /// Feeds one chunk to `decoder`, looping until it asks for more input, and
-/// appends the events. Checks the progress contract on every call: `consumed`
-/// never exceeds the input, `None` means every byte was consumed, and events
-/// that consume nothing never repeat without bound.
+/// appends the events, checking the progress contract (see [`feed`]) and
+/// that `stream_offset` advances by what each call consumed.
 pub fn feed_decoder(
     decoder: &mut Decoder,
     chunk: &[u8],
     events: &mut Vec<OwnedEvent>,
 ) -> Result<(), DecodeError> {
-    let mut rest = chunk;
-    let mut idle_events = 0;
-    loop {
-        let before = decoder.stream_offset();
-        let decoded = decoder.decode(rest)?;
-        let consumed = decoded.consumed;
-        assert!(consumed <= rest.len(), "consumed more than the input");
-        let event = decoded.event.as_ref().map(OwnedEvent::from_event);
-        assert_eq!(
-            decoder.stream_offset(),
-            before + consumed as u64,
-            "stream_offset advances by `consumed`"
-        );
-        match event {
-            None => {
-                assert_eq!(
-                    consumed,
-                    rest.len(),
-                    "a call without an event must consume all its input"
-                );
-                return Ok(());
-            }
-            Some(event) => {
-                if consumed == 0 {
-                    idle_events += 1;
-                    assert!(
-                        idle_events <= MAX_EVENTS_WITHOUT_PROGRESS,
-                        "decoder returns events without consuming input: {event:?}"
-                    );
-                } else {
-                    idle_events = 0;
-                }
-                events.push(event);
-            }
-        }
-        rest = &rest[consumed..];
-    }
+    feed(
+        chunk,
+        "an event",
+        MAX_EVENTS_WITHOUT_PROGRESS,
+        events,
+        |rest| {
+            let before = decoder.stream_offset();
+            let decoded = decoder.decode(rest)?;
+            let consumed = decoded.consumed;
+            let event = decoded.event.as_ref().map(OwnedEvent::from_event);
+            assert_eq!(
+                decoder.stream_offset(),
+                before + consumed as u64,
+                "stream_offset advances by `consumed`"
+            );
+            Ok((consumed, event))
+        },
+    )
 }
 
 /// Feeds `chunks` in order to `decoder`; the merged events, and the first
@@ -202,54 +246,22 @@ pub fn decode_events(
     decoder: &mut Decoder,
     chunks: &[&[u8]],
 ) -> (Vec<OwnedEvent>, Result<(), DecodeError>) {
-    let mut events = Vec::new();
-    for chunk in chunks {
-        if let Err(error) = feed_decoder(decoder, chunk, &mut events) {
-            return (merge_data(events), Err(error));
-        }
-    }
-    (merge_data(events), Ok(()))
+    let (events, result) = feed_all(chunks, |chunk, events| feed_decoder(decoder, chunk, events));
+    (merge_data(events), result)
 }
 
 /// Feeds one chunk to `assembler` until it asks for more, collecting frames,
-/// with the same progress checks as [`feed_decoder`].
+/// with the same progress checks as [`feed_decoder`] (one frame at most
+/// without input).
 pub fn feed_assembler(
     assembler: &mut Assembler,
     chunk: &[u8],
     frames: &mut Vec<Frame>,
 ) -> Result<(), DecodeError> {
-    let mut rest = chunk;
-    let mut idle_frames = 0;
-    loop {
+    feed(chunk, "a frame", 1, frames, |rest| {
         let assembled = assembler.decode(rest)?;
-        assert!(
-            assembled.consumed <= rest.len(),
-            "consumed more than the input"
-        );
-        match assembled.frame {
-            None => {
-                assert_eq!(
-                    assembled.consumed,
-                    rest.len(),
-                    "a call without a frame must consume all its input"
-                );
-                return Ok(());
-            }
-            Some(frame) => {
-                if assembled.consumed == 0 {
-                    idle_frames += 1;
-                    assert!(
-                        idle_frames <= 1,
-                        "assembler returns frames without consuming input"
-                    );
-                } else {
-                    idle_frames = 0;
-                }
-                frames.push(frame);
-            }
-        }
-        rest = &rest[assembled.consumed..];
-    }
+        Ok((assembled.consumed, assembled.frame))
+    })
 }
 
 /// Feeds `chunks` to `assembler`; the frames, and the first error if any.
@@ -257,44 +269,47 @@ pub fn decode_frames(
     assembler: &mut Assembler,
     chunks: &[&[u8]],
 ) -> (Vec<Frame>, Result<(), DecodeError>) {
-    let mut frames = Vec::new();
-    for chunk in chunks {
-        if let Err(error) = feed_assembler(assembler, chunk, &mut frames) {
-            return (frames, Err(error));
-        }
-    }
-    (frames, Ok(()))
+    feed_all(chunks, |chunk, frames| {
+        feed_assembler(assembler, chunk, frames)
+    })
 }
 
-/// SplitMix64: a tiny deterministic PRNG for split points and filler bytes.
+/// The whole frames a session wrote into `wire`, and how many bytes
+/// follow the last one (a frame written part-way).
+pub fn whole_frames(wire: &[u8]) -> (Vec<Frame>, usize) {
+    let mut assembler = Assembler::new(tej_core::Limits::DEFAULT);
+    let (frames, result) = decode_frames(&mut assembler, &[wire]);
+    result.expect("the bytes out decode");
+    let whole: usize = frames.iter().map(|f| f.encoded_len() as usize).sum();
+    (frames, wire.len() - whole)
+}
+
+/// A seeded generator (fastrand's) for split points and filler bytes, with
+/// the draws the tests use.
 #[derive(Debug, Clone)]
-pub struct Rng(u64);
+pub struct Rng(fastrand::Rng);
 
 impl Rng {
     /// A generator from a seed.
     pub fn new(seed: u64) -> Self {
-        Rng(seed)
+        Rng(fastrand::Rng::with_seed(seed))
     }
 
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.u64(..)
     }
 
     /// A value in `low..=high`.
     pub fn range(&mut self, low: usize, high: usize) -> usize {
-        assert!(low <= high);
-        let span = (high - low) as u64 + 1;
-        low + (self.next_u64() % span) as usize
+        self.0.usize(low..=high)
     }
 
     /// `len` random bytes.
     pub fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next_u64() as u8).collect()
+        let mut bytes = vec![0; len];
+        self.0.fill(&mut bytes);
+        bytes
     }
 }
 

@@ -57,6 +57,16 @@ pub struct BufferedSender {
     started: bool,
 }
 
+/// What a feed waits for before it takes its frame ([`BufferedSender::before_feed`]).
+enum Wait {
+    /// The queue within its bound (a new handle's first frame).
+    WithinBound,
+    /// The batch handed over.
+    HandOver,
+    /// Nothing: the frame fits in the batch.
+    Nothing,
+}
+
 impl Sender {
     /// A handle that batches small frames on the caller's side, as
     /// `BufWriter` does bytes; see [`BufferedSender`].
@@ -96,28 +106,15 @@ impl BufferedSender {
     /// [`SendError::Closed`] when a batch is handed to a connection that has
     /// ended, and as [`Sender::feed_blocking`] for a frame that is not small.
     pub fn feed_blocking(&mut self, frame: Frame) -> Result<(), SendError> {
-        match small_frame_cost(&frame) {
-            Some(cost) => {
-                let open = if !self.started {
-                    self.sender.shared.wait_within_bound_blocking()
-                } else if self.batch.len() + cost > self.batch_len {
-                    self.hand_over_blocking()
-                } else {
-                    true
-                };
-                if !open {
-                    return Err(SendError::Closed(frame));
-                }
-                self.started = true;
-                self.encode(&frame, cost);
-                Ok(())
-            }
-            None => {
-                if !self.hand_over_blocking() {
-                    return Err(SendError::Closed(frame));
-                }
-                self.sender.feed_blocking(frame)
-            }
+        let (wait, cost) = self.before_feed(&frame);
+        let open = match wait {
+            Wait::WithinBound => self.sender.shared.wait_within_bound_blocking(),
+            Wait::HandOver => self.hand_over_blocking(),
+            Wait::Nothing => true,
+        };
+        match self.batch_or_pass(frame, cost, open)? {
+            Some(frame) => self.sender.feed_blocking(frame),
+            None => Ok(()),
         }
     }
 
@@ -127,29 +124,53 @@ impl BufferedSender {
     ///
     /// As [`feed_blocking`](Self::feed_blocking).
     pub async fn feed(&mut self, frame: Frame) -> Result<(), SendError> {
-        match small_frame_cost(&frame) {
-            Some(cost) => {
-                let open = if !self.started {
-                    core::future::poll_fn(|cx| self.sender.shared.poll_within_bound(cx)).await
-                } else if self.batch.len() + cost > self.batch_len {
-                    self.hand_over().await
-                } else {
-                    true
-                };
-                if !open {
-                    return Err(SendError::Closed(frame));
-                }
-                self.started = true;
-                self.encode(&frame, cost);
-                Ok(())
+        let (wait, cost) = self.before_feed(&frame);
+        let open = match wait {
+            Wait::WithinBound => {
+                core::future::poll_fn(|cx| self.sender.shared.poll_within_bound(cx)).await
             }
-            None => {
-                if !self.hand_over().await {
-                    return Err(SendError::Closed(frame));
-                }
-                self.sender.feed(frame).await
-            }
+            Wait::HandOver => self.hand_over().await,
+            Wait::Nothing => true,
+        };
+        match self.batch_or_pass(frame, cost, open)? {
+            Some(frame) => self.sender.feed(frame).await,
+            None => Ok(()),
         }
+    }
+
+    /// What feeding `frame` waits for first, and its cost if it is small
+    /// (batched): a small frame that starts this handle's batch waits for
+    /// the queue to be within its bound, one that does not fit in the batch
+    /// for the batch's hand-over; any other frame for the hand-over.
+    fn before_feed(&self, frame: &Frame) -> (Wait, Option<usize>) {
+        let cost = small_frame_cost(frame);
+        let wait = match cost {
+            Some(_) if !self.started => Wait::WithinBound,
+            Some(cost) if self.batch.len() + cost > self.batch_len => Wait::HandOver,
+            Some(_) => Wait::Nothing,
+            None => Wait::HandOver,
+        };
+        (wait, cost)
+    }
+
+    /// After the wait: `frame` back in [`SendError::Closed`] if the
+    /// connection has ended (`!open`), else batched if small (`cost`), else
+    /// returned for the queue.
+    fn batch_or_pass(
+        &mut self,
+        frame: Frame,
+        cost: Option<usize>,
+        open: bool,
+    ) -> Result<Option<Frame>, SendError> {
+        if !open {
+            return Err(SendError::Closed(frame));
+        }
+        let Some(cost) = cost else {
+            return Ok(Some(frame));
+        };
+        self.started = true;
+        self.encode(&frame, cost);
+        Ok(None)
     }
 
     /// Hands the batch over, waiting while the queue is full, and asks for
