@@ -332,6 +332,9 @@ fn stall_timeout_counts_bytes_moving_either_way() {
         client.advance_at(n, secs(second));
         assert_eq!(client.poll_timeout(), Some(secs(second + 10)));
     }
+    // An empty write moves nothing.
+    client.advance_at(0, secs(30));
+    assert_eq!(client.poll_timeout(), Some(secs(34)));
     // The peer stops taking bytes (a silent path): nothing moves.
     client.handle_timeout(secs(33));
     assert!(client.is_open());

@@ -707,7 +707,7 @@ pub struct Model {
     /// The largest cost of a frame offered to a sender: `F` of the bound.
     largest_send: usize,
     /// Bytes dropped BufferedSenders handed over beyond the queue's bound
-    /// since the queue was last empty (each may pass it by one batch).
+    /// since the queue was last within it (each may pass it by one batch).
     dropped_excess: usize,
     /// Reads of the model's sources that failed.
     source_failures: Arc<AtomicUsize>,
@@ -783,10 +783,17 @@ impl Model {
                     .handle_io_error(io::ErrorKind::ConnectionReset.into());
             }
         }
-        // Past an empty queue, no dropped batch is held any more.
-        if self.sender.queued_bytes() == 0 {
+        // Once the queue is back within its bound, no dropped batch is held
+        // beyond it; until then a new handle's first frame waits, so at most
+        // one batch (64 KiB) is.
+        if self.sender.queued_bytes() <= self.session.config().send_queue_capacity {
             self.dropped_excess = 0;
         }
+        assert!(
+            self.dropped_excess <= 64 * 1024,
+            "dropped BufferedSenders hold {} bytes past the queue's bound",
+            self.dropped_excess
+        );
     }
 
     /// The peer writes a frame: its bytes wait to be delivered.
