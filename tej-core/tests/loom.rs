@@ -308,3 +308,25 @@ fn a_buffered_flush_against_a_close() {
         assert_eq!(accounted, sent);
     });
 }
+
+/// Another thread queues a frame while a local close flushes: it is
+/// written, or refused at once; never accepted and then handed back
+/// unsent, since the close ends only once the queue is empty, checked and
+/// closed under one lock.
+#[test]
+fn a_frame_queued_during_a_local_close_is_written_or_refused() {
+    loom::model(|| {
+        let (mut session, sender) = started_with_sender(SessionConfig::default());
+        let pusher = thread::spawn({
+            let sender = sender.clone();
+            move || sender.try_send(small(1)).is_ok()
+        });
+        session.close();
+        let mut wire = Vec::new();
+        drive_until(&mut session, &mut wire, |session, _| session.is_closed());
+        let accepted = pusher.join().unwrap();
+        let written = common::whole_frames(&wire).0;
+        assert_eq!(written, if accepted { vec![small(1)] } else { vec![] });
+        assert!(sender.take_unsent().is_empty(), "a frame came back unsent");
+    });
+}

@@ -795,25 +795,26 @@ impl<H: Handler> Session<H> {
         }
         if matches!(self.lifecycle, Lifecycle::Closing(_))
             && self.link.outbox.is_empty()
-            && !self.queue_pending()
+            && self.queue_drained()
         {
             self.finish();
         }
     }
 
-    /// Whether a local close still has frames in the send queue to flush.
-    fn queue_pending(&self) -> bool {
+    /// Whether a closing session has flushed its send queue. A local close
+    /// ends only once the queue is empty, checked and closed under its
+    /// lock, so that a frame another thread queues meanwhile is written,
+    /// never accepted and handed back; other ends hand back what is queued
+    /// ([`Sender::take_unsent`]).
+    fn queue_drained(&self) -> bool {
         #[cfg(feature = "std")]
-        {
-            matches!(
-                self.lifecycle,
-                Lifecycle::Closing(DisconnectReason::LocalClose)
-            ) && self.link.queue.queued_bytes() > 0
+        if matches!(
+            self.lifecycle,
+            Lifecycle::Closing(DisconnectReason::LocalClose)
+        ) {
+            return self.link.queue.shut_if_empty();
         }
-        #[cfg(not(feature = "std"))]
-        {
-            false
-        }
+        true
     }
 
     /// Ends the session without flushing. A closing session keeps its reason.

@@ -11,7 +11,7 @@ use crate::frame::Frame;
 use crate::session::error::SendError;
 use crate::session::progress::{SendProgress, Tracker};
 use crate::session::run::small_frame_cost;
-use crate::session::sync::{Arc, Condvar, Mutex};
+use crate::session::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use super::entries::{Entries, Pending, Queued};
 use super::queue::{Flush, Queue, Shared};
@@ -317,11 +317,6 @@ impl Receiver {
         &self.sender
     }
 
-    /// Bytes of frames waiting in the queue.
-    pub(crate) fn queued_bytes(&self) -> usize {
-        self.sender.queued_bytes()
-    }
-
     /// The driver's side, under one lock: registers `exchange.waker`, moves
     /// queued entries into `taken`, in order, while their costs fit
     /// `exchange.room` (into an empty outbox, the first is taken whatever
@@ -384,8 +379,23 @@ impl Receiver {
 
     /// As [`shut`](Self::shut), keeping the frames the connection had taken
     /// but not finished writing for [`take_unsent`](Self::take_unsent).
+    /// Closes the queue if nothing waits in it, under one lock, so that no
+    /// frame can be accepted between the check and the close; false (and
+    /// nothing changed) if frames wait.
+    pub(crate) fn shut_if_empty(&self) -> bool {
+        let queue = self.sender.shared.lock();
+        if !queue.frames.is_empty() {
+            return false;
+        }
+        self.shut_locked(queue, Vec::new());
+        true
+    }
+
     pub(crate) fn shut_with_unwritten(&self, unwritten: Vec<Frame>) {
-        let mut queue = self.sender.shared.lock();
+        self.shut_locked(self.sender.shared.lock(), unwritten);
+    }
+
+    fn shut_locked(&self, mut queue: MutexGuard<'_, Queue>, unwritten: Vec<Frame>) {
         if !queue.closed {
             queue.unwritten = unwritten;
         }
