@@ -14,9 +14,10 @@ use tej_core::{
     Transport,
 };
 use tej_examples::runtime::{self, Endpoint, RunningClient, ServerOptions};
+use tej_test_support::matrix::Runtime::{self, AsyncStd, Mio, Smol, Tokio};
 use tej_test_support::matrix::{
-    client_tls, client_tls_with, connect, raw, serve, serve_with, try_connect, Net, Options, Setup,
-    TestServer,
+    client_tls, client_tls_with, connect, cross, raw, same_runtime, serve, serve_with, try_connect,
+    Net, Options, Setup, TestServer,
 };
 use tej_test_support::peer::{pattern, sample_frames, text, Peer, Raw};
 use tej_test_support::recorder::{hex_sha256, FrameSummary, Record, Recorder, Seen};
@@ -1515,6 +1516,24 @@ fn main() -> std::process::ExitCode {
     ])
 }
 
+/// The cross-runtime pairs (server, client) over TCP, besides each
+/// runtime serving itself.
+const TCP_PAIRS: &[(Runtime, Runtime)] = &[
+    (AsyncStd, Tokio),
+    (Tokio, AsyncStd),
+    (Mio, Tokio),
+    (AsyncStd, Mio),
+    (Smol, Mio),
+    (Tokio, Smol),
+];
+/// The same over TLS: each runtime a server and a client once.
+const TLS_PAIRS: &[(Runtime, Runtime)] = &[
+    (Tokio, Mio),
+    (Mio, AsyncStd),
+    (AsyncStd, Smol),
+    (Smol, Tokio),
+];
+
 /// Both sides: every runtime, cross-runtime pairs, every transport.
 mod both_sides {
     use super::*;
@@ -1538,31 +1557,12 @@ mod both_sides {
             a_panicking_handler_ends_only_its_connection,
             connection_info_is_seen_by_the_factory_and_the_connection,
         ]
-        tokio: Tokio, Tokio, Tcp;
-        async_std: AsyncStd, AsyncStd, Tcp;
-        smol: Smol, Smol, Tcp;
-        mio: Mio, Mio, Tcp;
-        async_std_server_tokio_client: AsyncStd, Tokio, Tcp;
-        tokio_server_async_std_client: Tokio, AsyncStd, Tcp;
-        mio_server_tokio_client: Mio, Tokio, Tcp;
-        async_std_server_mio_client: AsyncStd, Mio, Tcp;
-        smol_server_mio_client: Smol, Mio, Tcp;
-        tokio_server_smol_client: Tokio, Smol, Tcp;
-
-        unix_tokio: Tokio, Tokio, Unix;
-        unix_async_std: AsyncStd, AsyncStd, Unix;
-        unix_smol: Smol, Smol, Unix;
-        unix_mio: Mio, Mio, Unix;
-        unix_mio_server_smol_client: Mio, Smol, Unix;
-
-        tls_tokio: Tokio, Tokio, Tls;
-        tls_async_std: AsyncStd, AsyncStd, Tls;
-        tls_smol: Smol, Smol, Tls;
-        tls_mio: Mio, Mio, Tls;
-        tls_tokio_server_mio_client: Tokio, Mio, Tls;
-        tls_mio_server_async_std_client: Mio, AsyncStd, Tls;
-        tls_async_std_server_smol_client: AsyncStd, Smol, Tls;
-        tls_smol_server_tokio_client: Smol, Tokio, Tls;
+        same_runtime("", Net::Tcp),
+        cross("", Net::Tcp, TCP_PAIRS),
+        same_runtime("unix_", Net::Unix),
+        cross("unix_", Net::Unix, &[(Mio, Smol)]),
+        same_runtime("tls_", Net::Tls),
+        cross("tls_", Net::Tls, TLS_PAIRS),
     }
 }
 
@@ -1572,18 +1572,9 @@ mod server_side {
 
     matrix! {
         [close_linger_ends_a_flush_the_peer_never_reads]
-        tokio: Tokio, Tokio, Tcp;
-        async_std: AsyncStd, AsyncStd, Tcp;
-        smol: Smol, Smol, Tcp;
-        mio: Mio, Mio, Tcp;
-        unix_tokio: Tokio, Tokio, Unix;
-        unix_async_std: AsyncStd, AsyncStd, Unix;
-        unix_smol: Smol, Smol, Unix;
-        unix_mio: Mio, Mio, Unix;
-        tls_tokio: Tokio, Tokio, Tls;
-        tls_async_std: AsyncStd, AsyncStd, Tls;
-        tls_smol: Smol, Smol, Tls;
-        tls_mio: Mio, Mio, Tls;
+        same_runtime("", Net::Tcp),
+        same_runtime("unix_", Net::Unix),
+        same_runtime("tls_", Net::Tls),
     }
 
     /// A raw peer writing from one thread while it reads on another: TCP
@@ -1593,14 +1584,8 @@ mod server_side {
 
         matrix! {
             [pipelined_frames_arrive_whole_and_in_order]
-            tokio: Tokio, Tokio, Tcp;
-            async_std: AsyncStd, AsyncStd, Tcp;
-            smol: Smol, Smol, Tcp;
-            mio: Mio, Mio, Tcp;
-            unix_tokio: Tokio, Tokio, Unix;
-            unix_async_std: AsyncStd, AsyncStd, Unix;
-            unix_smol: Smol, Smol, Unix;
-            unix_mio: Mio, Mio, Unix;
+            same_runtime("", Net::Tcp),
+            same_runtime("unix_", Net::Unix),
         }
     }
 }
@@ -1618,14 +1603,8 @@ mod tls_both_sides {
             a_plain_client_on_a_tls_port_gets_no_frame_through,
             a_client_sends_close_notify_on_close,
         ]
-        tokio: Tokio, Tokio, Tls;
-        async_std: AsyncStd, AsyncStd, Tls;
-        smol: Smol, Smol, Tls;
-        mio: Mio, Mio, Tls;
-        tokio_server_mio_client: Tokio, Mio, Tls;
-        mio_server_async_std_client: Mio, AsyncStd, Tls;
-        async_std_server_smol_client: AsyncStd, Smol, Tls;
-        smol_server_tokio_client: Smol, Tokio, Tls;
+        same_runtime("", Net::Tls),
+        cross("", Net::Tls, TLS_PAIRS),
     }
 }
 
@@ -1642,10 +1621,7 @@ mod tls_server_side {
             shutdown_ends_tls_sessions_and_cuts_handshakes,
             a_64_mib_file_round_trips_both_ways,
         ]
-        tokio: Tokio, Tokio, Tls;
-        async_std: AsyncStd, AsyncStd, Tls;
-        smol: Smol, Smol, Tls;
-        mio: Mio, Mio, Tls;
+        same_runtime("", Net::Tls),
     }
 }
 
@@ -1661,13 +1637,7 @@ mod proxy_protocol {
             proxy_a_stalled_header_is_cut_at_the_handshake_timeout,
             proxy_health_checks_are_closed_quietly_without_a_handler,
         ]
-        tokio: Tokio, Tokio, Tcp;
-        async_std: AsyncStd, AsyncStd, Tcp;
-        smol: Smol, Smol, Tcp;
-        mio: Mio, Mio, Tcp;
-        tls_tokio: Tokio, Tokio, Tls;
-        tls_async_std: AsyncStd, AsyncStd, Tls;
-        tls_smol: Smol, Smol, Tls;
-        tls_mio: Mio, Mio, Tls;
+        same_runtime("", Net::Tcp),
+        same_runtime("tls_", Net::Tls),
     }
 }

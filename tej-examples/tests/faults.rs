@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use tej_core::{Frame, FrameBuilder, FrameTimeout, SessionConfig, Status};
 use tej_examples::runtime::Endpoint;
 use tej_test_support::fault_proxy::{Addr, Fault, FaultProxy, Rng};
-use tej_test_support::matrix::{connect_to, serve, Net, Setup};
+use tej_test_support::matrix::{connect_to, same_runtime, serve, Net, Setup};
 use tej_test_support::{harness, matrix, report};
 
 use tej_test_support::peer::pattern;
@@ -316,16 +316,7 @@ matrix! {
         cut_blackhole,
         cut_long_stall,
     ]
-    tcp_tokio: Tokio, Tokio, Tcp;
-    tcp_async_std: AsyncStd, AsyncStd, Tcp;
-    tcp_smol: Smol, Smol, Tcp;
-    tcp_mio: Mio, Mio, Tcp;
-    unix_tokio: Tokio, Tokio, Unix;
-    unix_async_std: AsyncStd, AsyncStd, Unix;
-    unix_smol: Smol, Smol, Unix;
-    unix_mio: Mio, Mio, Unix;
-    tls_tokio: Tokio, Tokio, Tls;
-    tls_async_std: AsyncStd, AsyncStd, Tls;
-    tls_smol: Smol, Smol, Tls;
-    tls_mio: Mio, Mio, Tls;
+    same_runtime("tcp_", Net::Tcp),
+    same_runtime("unix_", Net::Unix),
+    same_runtime("tls_", Net::Tls),
 }
