@@ -72,13 +72,36 @@ struct Serve {
     stderr: Arc<Mutex<String>>,
 }
 
+/// A loopback address on a port the system picks.
+const ANY_PORT: &str = "127.0.0.1:0";
+
 impl Serve {
     fn start<I, S>(runtime: Runtime, args: I) -> Serve
     where
         I: IntoIterator<Item = S>,
         S: Into<OsString>,
     {
-        Serve::start_at(runtime, "127.0.0.1:0", args)
+        Serve::start_at(runtime, ANY_PORT, args)
+    }
+
+    /// `tej serve --bind BIND` over TLS with the test certificate
+    /// (`server.pem`), then `args`.
+    fn start_tls<I, S>(runtime: Runtime, bind: &str, args: I) -> Serve
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        let tls = [
+            OsString::from("--tls-cert"),
+            tls_file("server.pem"),
+            "--tls-key".into(),
+            tls_file("server.key"),
+        ];
+        Serve::start_at(
+            runtime,
+            bind,
+            tls.into_iter().chain(args.into_iter().map(Into::into)),
+        )
     }
 
     /// `tej serve --bind BIND`: TCP or `unix:PATH`.
@@ -799,17 +822,7 @@ fn tls_serve_and_send_on_every_runtime() {
         let scratch = Scratch::new(&format!("tls-{runtime}"));
         let data = content(2 << 20, 11);
         let path = scratch.file("secret.bin", &data);
-        let mut serve = Serve::start(
-            runtime,
-            [
-                OsString::from("--tls-cert"),
-                tls_file("server.pem"),
-                "--tls-key".into(),
-                tls_file("server.key"),
-                "--reply".into(),
-                "sealed".into(),
-            ],
-        );
+        let mut serve = Serve::start_tls(runtime, ANY_PORT, ["--reply", "sealed"]);
         for client in [runtime, other] {
             let output = send([
                 OsString::from(serve.addr()),
@@ -917,14 +930,11 @@ fn tls_client_certificates_are_required_when_asked() {
 /// the `connected` line names the TLS version, cipher suite, SNI and the
 /// client certificate's subject.
 fn client_certificate_on(runtime: Runtime) {
-    let mut serve = Serve::start(
+    let mut serve = Serve::start_tls(
         runtime,
+        ANY_PORT,
         [
-            OsString::from("--tls-cert"),
-            tls_file("server.pem"),
-            "--tls-key".into(),
-            tls_file("server.key"),
-            "--tls-client-ca".into(),
+            OsString::from("--tls-client-ca"),
             tls_file("ca.pem"),
             "--reply".into(),
             "known".into(),
@@ -1033,18 +1043,7 @@ fn tls_over_unix_sockets_on_every_runtime() {
         let scratch = Scratch::new(&format!("tls-unix-{runtime}"));
         let socket = scratch.path().join("tej-tls.sock");
         let bind = format!("unix:{}", socket.display());
-        let mut serve = Serve::start_at(
-            runtime,
-            &bind,
-            [
-                OsString::from("--tls-cert"),
-                tls_file("server.pem"),
-                "--tls-key".into(),
-                tls_file("server.key"),
-                "--reply".into(),
-                "sealed".into(),
-            ],
-        );
+        let mut serve = Serve::start_tls(runtime, &bind, ["--reply", "sealed"]);
         let base = [
             OsString::from(&bind),
             "--runtime".into(),
@@ -1117,17 +1116,7 @@ tls.unwrap()  # close_notify both ways
 print(json.dumps({"status": head[0] & 0x7f, "reply": reply.decode(), "sha256": hashlib.sha256(data).hexdigest(), "cipher": tls.cipher()[0] if tls.cipher() else None}))
 "#;
     for &runtime in Runtime::ALL {
-        let mut serve = Serve::start(
-            runtime,
-            [
-                OsString::from("--tls-cert"),
-                tls_file("server.pem"),
-                "--tls-key".into(),
-                tls_file("server.key"),
-                "--reply".into(),
-                "ssl ok".into(),
-            ],
-        );
+        let mut serve = Serve::start_tls(runtime, ANY_PORT, ["--reply", "ssl ok"]);
         let output = Command::new(&py)
             .args(["-c", SCRIPT, &serve.port().to_string()])
             .arg(tls_file("ca.pem"))
@@ -1188,19 +1177,16 @@ fn serve_metrics_count_a_known_load() {
     const FRAME_LEN: u64 = 18 + MESSAGE;
     const REPLY_LEN: u64 = 18 + 2;
     for &runtime in Runtime::ALL {
-        let mut serve = Serve::start(
+        let mut serve = Serve::start_tls(
             runtime,
+            ANY_PORT,
             [
-                OsString::from("--tls-cert"),
-                tls_file("server.pem"),
-                "--tls-key".into(),
-                tls_file("server.key"),
-                "--max-connections".into(),
-                "1".into(),
-                "--reply".into(),
-                "ok".into(),
-                "--metrics".into(),
-                "127.0.0.1:0".into(),
+                "--max-connections",
+                "1",
+                "--reply",
+                "ok",
+                "--metrics",
+                "127.0.0.1:0",
             ],
         );
         let metrics = serve.expect("metrics")["addr"].as_str().unwrap().to_owned();
