@@ -30,6 +30,13 @@ fn frame(status: u8, version: u8, files: &[(&str, &[u8])], message: &[u8]) -> Ve
     out
 }
 
+/// The reference as a server with `args`, and its port; `None` after a
+/// `SKIP` line where it cannot be provisioned.
+fn reference_server(args: &[&str]) -> Option<(ReferencePeer, u16)> {
+    let python = python::reference_python()?;
+    Some(ReferencePeer::server(&python, args))
+}
+
 fn connect(port: u16) -> TcpStream {
     let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the reference server");
     stream
@@ -137,10 +144,9 @@ fn reference_client_to_reference_server() {
 
 #[test]
 fn reference_server_decodes_hand_built_bytes() {
-    let Some(py) = python::reference_python() else {
+    let Some((mut server, port)) = reference_server(&["--exit-on-disconnect"]) else {
         return;
     };
-    let (mut server, port) = ReferencePeer::server(&py, ["--exit-on-disconnect"]);
     let mut stream = connect(port);
 
     let empty: [u8; 18] = [0x80, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
@@ -181,10 +187,9 @@ fn reference_server_decodes_hand_built_bytes() {
 
 #[test]
 fn reference_server_drops_a_frame_without_the_status_bit() {
-    let Some(py) = python::reference_python() else {
+    let Some((mut server, port)) = reference_server(&["--exit-on-disconnect"]) else {
         return;
     };
-    let (mut server, port) = ReferencePeer::server(&py, ["--exit-on-disconnect"]);
     let mut stream = connect(port);
     let mut bad = frame(0, 1, &[], b"Hello");
     bad[0] = 0x00;
@@ -203,22 +208,18 @@ fn reference_server_drops_a_frame_without_the_status_bit() {
 
 #[test]
 fn reference_server_sends_exact_bytes() {
-    let Some(py) = python::reference_python() else {
+    let Some((mut server, port)) = reference_server(&[
+        "--send-on-connect",
+        r#"{"message":"Hi"}"#,
+        "--send-on-connect",
+        r#"{"ping":true}"#,
+        "--send-on-connect",
+        r#"{"status":3,"files":[{"name":"f","size":5,"seed":1}]}"#,
+        "--exit-after-frames",
+        "1",
+    ]) else {
         return;
     };
-    let (mut server, port) = ReferencePeer::server(
-        &py,
-        [
-            "--send-on-connect",
-            r#"{"message":"Hi"}"#,
-            "--send-on-connect",
-            r#"{"ping":true}"#,
-            "--send-on-connect",
-            r#"{"status":3,"files":[{"name":"f","size":5,"seed":1}]}"#,
-            "--exit-after-frames",
-            "1",
-        ],
-    );
     let mut stream = connect(port);
     server.expect_event("connected", DEFAULT_TIMEOUT);
     stream.write_all(&frame(0, 1, &[], b"bye")).expect("write");
@@ -243,10 +244,9 @@ fn reference_server_sends_exact_bytes() {
 
 #[test]
 fn reference_peer_stops_at_its_deadline() {
-    let Some(py) = python::reference_python() else {
+    let Some((mut server, _port)) = reference_server(&["--deadline", "1"]) else {
         return;
     };
-    let (mut server, _port) = ReferencePeer::server(&py, ["--deadline", "1"]);
     server.expect_event("deadline", Duration::from_secs(15));
     let status = server
         .wait_exit(Duration::from_secs(15))
