@@ -37,6 +37,14 @@ fn reference_server(args: &[&str]) -> Option<(ReferencePeer, u16)> {
     Some(ReferencePeer::server(&python, args))
 }
 
+/// The reference's connection ended, then the reference itself, with
+/// exit status 0.
+fn expect_clean_end(peer: &mut ReferencePeer) {
+    peer.expect_event("disconnected", DEFAULT_TIMEOUT);
+    peer.expect_event("done", DEFAULT_TIMEOUT);
+    peer.expect_success(DEFAULT_TIMEOUT);
+}
+
 fn connect(port: u16) -> TcpStream {
     let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the reference server");
     stream
@@ -137,9 +145,7 @@ fn reference_client_to_reference_server() {
         let ev = client.expect_event("received", DEFAULT_TIMEOUT);
         assert_frame(&ev, "received", 9, 1, json!([]), b"ack");
     }
-    client.expect_event("disconnected", DEFAULT_TIMEOUT);
-    client.expect_event("done", DEFAULT_TIMEOUT);
-    client.expect_success(DEFAULT_TIMEOUT);
+    expect_clean_end(&mut client);
 }
 
 #[test]
@@ -180,9 +186,7 @@ fn reference_server_decodes_hand_built_bytes() {
     assert_frame(&ev, "received", 100, 7, files, b"\x00");
 
     drop(stream);
-    server.expect_event("disconnected", DEFAULT_TIMEOUT);
-    server.expect_event("done", DEFAULT_TIMEOUT);
-    server.expect_success(DEFAULT_TIMEOUT);
+    expect_clean_end(&mut server);
 }
 
 #[test]
@@ -237,9 +241,7 @@ fn reference_server_sends_exact_bytes() {
     let ev = server.expect_event("received", DEFAULT_TIMEOUT);
     assert_frame(&ev, "received", 0, 1, json!([]), b"bye");
     stream.shutdown(Shutdown::Both).expect("shutdown");
-    server.expect_event("disconnected", DEFAULT_TIMEOUT);
-    server.expect_event("done", DEFAULT_TIMEOUT);
-    server.expect_success(DEFAULT_TIMEOUT);
+    expect_clean_end(&mut server);
 }
 
 #[test]
