@@ -6,15 +6,14 @@
 //! has a deadline and `tej send` runs with `--timeout`.
 
 use tej_test_support::python;
+use tej_test_support::serve::{describe, ServeProcess};
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, ExitStatus, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -65,11 +64,9 @@ impl Scratch {
 
 /// A running `tej serve --json`, its stdout read line by line on a thread.
 struct Serve {
-    child: Child,
-    lines: Receiver<String>,
+    process: ServeProcess,
     addr: String,
     seen: Vec<Value>,
-    stderr: Arc<Mutex<String>>,
 }
 
 /// A loopback address on a port the system picks.
@@ -110,55 +107,24 @@ impl Serve {
         I: IntoIterator<Item = S>,
         S: Into<OsString>,
     {
-        let mut child = tej()
-            .args(["serve", "--bind", bind, "--json", "--runtime"])
-            .arg(runtime.name())
-            .args(args.into_iter().map(Into::into))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("tej serve starts");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut pipe = child.stderr.take().unwrap();
-        let sink = Arc::clone(&stderr);
-        thread::spawn(move || {
-            let mut text = String::new();
-            let _ = pipe.read_to_string(&mut text);
-            sink.lock().unwrap().push_str(&text);
-        });
-        let mut serve = Serve {
-            child,
-            lines,
-            addr: String::new(),
-            seen: Vec::new(),
-            stderr,
-        };
-        let listening = serve.next();
-        let object = listening.as_object().expect("an object");
-        assert_eq!(
-            object.keys().collect::<Vec<_>>(),
-            ["addr", "event"],
-            "the first line is exactly {{event, addr}}: {listening}"
+        let process = ServeProcess::spawn(
+            tej()
+                .args(["serve", "--bind", bind, "--json", "--runtime"])
+                .arg(runtime.name())
+                .args(args.into_iter().map(Into::into)),
         );
-        assert_eq!(listening["event"], "listening");
-        serve.addr = listening["addr"].as_str().unwrap().to_string();
+        let addr = process.listening(TIMEOUT);
         if bind.starts_with("unix:") {
-            assert_eq!(serve.addr, bind);
+            assert_eq!(addr, bind);
         } else {
-            let addr: SocketAddr = serve.addr.parse().unwrap();
+            let addr: SocketAddr = addr.parse().unwrap();
             assert_ne!(addr.port(), 0);
         }
-        serve
+        Serve {
+            process,
+            addr,
+            seen: Vec::new(),
+        }
     }
 
     fn addr(&self) -> String {
@@ -172,9 +138,9 @@ impl Serve {
 
     /// The next stdout line, which must be one JSON object.
     fn next(&mut self) -> Value {
-        let line = match self.lines.recv_timeout(TIMEOUT) {
-            Ok(line) => line,
-            Err(_) => self.fail("no line from tej serve in time"),
+        let line = match self.process.next_line(TIMEOUT) {
+            Some(line) => line,
+            None => self.fail("no line from tej serve in time"),
         };
         let value: Value = serde_json::from_str(&line)
             .unwrap_or_else(|error| self.fail(&format!("not JSON ({error}): {line:?}")));
@@ -203,13 +169,13 @@ impl Serve {
     /// Stops the server with `signal` (`-INT`, `-TERM`), as [`interrupt`](Self::interrupt).
     fn signal(&mut self, signal: &str) -> (ExitStatus, Vec<Value>) {
         let sent = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
+            .args([signal, &self.process.child.id().to_string()])
             .status()
             .expect("kill runs");
         assert!(sent.success());
         let deadline = Instant::now() + TIMEOUT;
         let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
+            if let Some(status) = self.process.child.try_wait().unwrap() {
                 break status;
             }
             if Instant::now() > deadline {
@@ -218,7 +184,7 @@ impl Serve {
             thread::sleep(Duration::from_millis(20));
         };
         let mut rest = Vec::new();
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+        while let Some(line) = self.process.next_line(Duration::from_secs(5)) {
             let value: Value = serde_json::from_str(&line)
                 .unwrap_or_else(|error| self.fail(&format!("not JSON ({error}): {line:?}")));
             rest.push(value);
@@ -227,22 +193,15 @@ impl Serve {
     }
 
     fn fail(&mut self, message: &str) -> ! {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.process.child.kill();
+        let _ = self.process.child.wait();
         thread::sleep(Duration::from_millis(100));
         let seen: Vec<String> = self.seen.iter().map(Value::to_string).collect();
         panic!(
             "{message}\n--- tej serve stdout so far ---\n{}\n--- stderr ---\n{}",
             seen.join("\n"),
-            self.stderr.lock().unwrap()
+            self.process.stderr().join("\n")
         );
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -273,15 +232,6 @@ fn json_lines(output: &Output) -> Vec<Value> {
             value
         })
         .collect()
-}
-
-fn describe(output: &Output) -> String {
-    format!(
-        "exit {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
 }
 
 fn events<'a>(lines: &'a [Value], name: &str) -> Vec<&'a Value> {
