@@ -45,6 +45,13 @@ fn expect_clean_end(peer: &mut ReferencePeer) {
     peer.expect_success(DEFAULT_TIMEOUT);
 }
 
+/// The reference as a server that exits once its one connection ends, and
+/// that connection.
+fn connected_reference_server() -> Option<(ReferencePeer, TcpStream)> {
+    let (server, port) = reference_server(&["--exit-on-disconnect"])?;
+    Some((server, connect(port)))
+}
+
 fn connect(port: u16) -> TcpStream {
     let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the reference server");
     stream
@@ -150,10 +157,9 @@ fn reference_client_to_reference_server() {
 
 #[test]
 fn reference_server_decodes_hand_built_bytes() {
-    let Some((mut server, port)) = reference_server(&["--exit-on-disconnect"]) else {
+    let Some((mut server, mut stream)) = connected_reference_server() else {
         return;
     };
-    let mut stream = connect(port);
 
     let empty: [u8; 18] = [0x80, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
     assert_eq!(frame(0, 1, &[], b""), empty);
@@ -191,10 +197,9 @@ fn reference_server_decodes_hand_built_bytes() {
 
 #[test]
 fn reference_server_drops_a_frame_without_the_status_bit() {
-    let Some((mut server, port)) = reference_server(&["--exit-on-disconnect"]) else {
+    let Some((mut server, mut stream)) = connected_reference_server() else {
         return;
     };
-    let mut stream = connect(port);
     let mut bad = frame(0, 1, &[], b"Hello");
     bad[0] = 0x00;
     stream.write_all(&bad).expect("write");
