@@ -88,6 +88,11 @@ impl Backend {
     }
 }
 
+/// How many events `kind` the backends printed so far, together.
+fn count(backends: &[Backend], kind: &str) -> usize {
+    backends.iter().map(|b| b.events(kind).len()).sum()
+}
+
 /// HAProxy in the foreground with deploy/haproxy.cfg, and when its stderr
 /// said each line.
 struct Balancer {
@@ -399,16 +404,9 @@ fn a_fleet_behind_haproxy_serves_everyone_and_survives_losing_a_backend() {
     });
     // Every client is still connected here: all 300 are at once.
     wait_until("300 connections reported", || {
-        backends
-            .iter()
-            .map(|b| b.events("connected").len())
-            .sum::<usize>()
-            >= 300
+        count(&backends, "connected") >= 300
     });
-    let concurrent: usize = backends
-        .iter()
-        .map(|b| b.events("connected").len() - b.events("disconnected").len())
-        .sum();
+    let concurrent = count(&backends, "connected") - count(&backends, "disconnected");
     assert_eq!(concurrent, 300, "clients connected at once");
     // Each backend reports the client as `peer` and HAProxy as `proxy`.
     for backend in &backends {
@@ -429,11 +427,7 @@ fn a_fleet_behind_haproxy_serves_everyone_and_survives_losing_a_backend() {
         }
     });
     wait_until("300 disconnections reported", || {
-        backends
-            .iter()
-            .map(|b| b.events("disconnected").len())
-            .sum::<usize>()
-            >= 300
+        count(&backends, "disconnected") >= 300
     });
     let connected = connected_by_peer(&backends);
     let received = received_by_peer(&backends);
