@@ -5,6 +5,7 @@
 //! Every test talks over loopback only and is bounded in time: each wait
 //! has a deadline and `tej send` runs with `--timeout`.
 
+use tej_test_support::peer::pattern;
 use tej_test_support::python;
 use tej_test_support::serve::{describe, ServeProcess};
 
@@ -54,6 +55,13 @@ impl Scratch {
         &self.path
     }
 
+    /// A Unix socket's path in the directory, and `unix:PATH` to bind it.
+    fn socket(&self, name: &str) -> (PathBuf, String) {
+        let socket = self.path.join(name);
+        let bind = format!("unix:{}", socket.display());
+        (socket, bind)
+    }
+
     fn file(&self, name: &str, data: &[u8]) -> PathBuf {
         let path = self.path.join(name);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -79,6 +87,17 @@ impl Serve {
         S: Into<OsString>,
     {
         Serve::start_at(runtime, ANY_PORT, args)
+    }
+
+    /// `tej serve --save-dir SAVE_DIR --reply REPLY`.
+    fn saving(runtime: Runtime, save_dir: &Path, reply: &str) -> Serve {
+        let args = [
+            OsString::from("--save-dir"),
+            save_dir.into(),
+            "--reply".into(),
+            reply.into(),
+        ];
+        Serve::start(runtime, args)
     }
 
     /// `tej serve --bind BIND` over TLS with the test certificate
@@ -219,6 +238,28 @@ where
         .expect("tej send runs")
 }
 
+/// Runs `tej send ADDR --runtime RUNTIME ARGS... --timeout 60`.
+fn send_on(runtime: Runtime, addr: impl Into<OsString>, args: &[OsString]) -> Output {
+    let head = [addr.into(), "--runtime".into(), runtime.name().into()];
+    send(head.into_iter().chain(args.iter().cloned()))
+}
+
+/// `tej send ADDR --runtime RUNTIME ARGS... --wait-replies 1 --json`, which
+/// must succeed with `reply` as the reply's message: its JSON lines.
+fn send_for_reply(
+    runtime: Runtime,
+    addr: impl Into<OsString>,
+    args: &[OsString],
+    reply: &str,
+) -> Vec<Value> {
+    let wait = ["--wait-replies".into(), "1".into(), "--json".into()];
+    let output = send_on(runtime, addr, &[args, &wait].concat());
+    assert!(output.status.success(), "{runtime}: {}", describe(&output));
+    let lines = json_lines(&output);
+    assert_eq!(events(&lines, "received")[0]["message"], reply);
+    lines
+}
+
 /// Every stdout line of a `--json` run, each of which must be a JSON object.
 fn json_lines(output: &Output) -> Vec<Value> {
     String::from_utf8(output.stdout.clone())
@@ -236,19 +277,6 @@ fn json_lines(output: &Output) -> Vec<Value> {
 
 fn events<'a>(lines: &'a [Value], name: &str) -> Vec<&'a Value> {
     lines.iter().filter(|line| line["event"] == name).collect()
-}
-
-/// Deterministic content that does not repeat in short runs.
-fn content(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 24) as u8
-        })
-        .collect()
 }
 
 /// One frame in raw TEJ bytes, written here by hand (no tej-core involved).
@@ -294,38 +322,31 @@ fn serve_json_and_send_on_every_runtime() {
         let scratch = Scratch::new(&format!("pair-{runtime}"));
         let save_dir = scratch.path().join("saved");
         let small = b"hello world\n".to_vec();
-        let large = content(3 << 20, 7);
+        let large = pattern(3 << 20, 7);
         let small_path = scratch.file("hello.txt", &small);
         let large_path = scratch.file("data.bin", &large);
         let binary_message = [0xff, 0xfe, b'h', b'i'];
         let message_path = scratch.file("message.bin", &binary_message);
 
-        let mut serve = Serve::start(
+        let mut serve = Serve::saving(runtime, &save_dir, "thanks");
+        let output = send_on(
             runtime,
-            [
-                OsString::from("--save-dir"),
-                save_dir.clone().into(),
-                "--reply".into(),
-                "thanks".into(),
+            serve.addr(),
+            &[
+                small_path.clone().into(),
+                large_path.clone().into(),
+                "--message".into(),
+                "Sending from client".into(),
+                "--status".into(),
+                "7".into(),
+                "--repeat".into(),
+                "2".into(),
+                "--ping".into(),
+                "--wait-replies".into(),
+                "2".into(),
+                "--json".into(),
             ],
         );
-        let output = send([
-            OsString::from(serve.addr()),
-            small_path.clone().into(),
-            large_path.clone().into(),
-            "--runtime".into(),
-            runtime.name().into(),
-            "--message".into(),
-            "Sending from client".into(),
-            "--status".into(),
-            "7".into(),
-            "--repeat".into(),
-            "2".into(),
-            "--ping".into(),
-            "--wait-replies".into(),
-            "2".into(),
-            "--json".into(),
-        ]);
         assert!(output.status.success(), "{}", describe(&output));
         let lines = json_lines(&output);
         assert_eq!(lines[0]["event"], "connected", "{lines:?}");
@@ -378,15 +399,16 @@ fn serve_json_and_send_on_every_runtime() {
         assert_eq!(ended["reason"], "peer closed the connection");
 
         // A binary message from a file, from a client on another runtime.
-        let output = send([
-            OsString::from(serve.addr()),
-            "--runtime".into(),
-            other.name().into(),
-            "--message-file".into(),
-            message_path.into(),
-            "--wait-replies".into(),
-            "1".into(),
-        ]);
+        let output = send_on(
+            other,
+            serve.addr(),
+            &[
+                "--message-file".into(),
+                message_path.into(),
+                "--wait-replies".into(),
+                "1".into(),
+            ],
+        );
         assert!(output.status.success(), "{}", describe(&output));
         let text = String::from_utf8_lossy(&output.stdout);
         assert!(text.contains("thanks"), "the reply is printed: {text}");
@@ -410,7 +432,7 @@ fn serve_json_and_send_on_every_runtime() {
 fn serve_without_save_dir_hashes_and_discards() {
     let runtime = Runtime::ALL[0];
     let scratch = Scratch::new("discard");
-    let data = content(200_000, 3);
+    let data = pattern(200_000, 3);
     let path = scratch.file("kept-nowhere.bin", &data);
     let mut serve = Serve::start(runtime, ["--reply", "ok"]);
     let output = send([
@@ -460,7 +482,7 @@ fn hostile_names_stay_inside_the_save_dir() {
         );
         let save_dir = save_dir.canonicalize().unwrap();
         let contents: Vec<Vec<u8>> = (0..names.len())
-            .map(|index| content(1000 + index, index as u64))
+            .map(|index| pattern(1000 + index, index as u64))
             .collect();
         let files: Vec<(&str, &[u8])> = names
             .iter()
@@ -493,13 +515,7 @@ fn hostile_names_stay_inside_the_save_dir() {
         // Two files of the same name through `tej send` (from two folders).
         let first = scratch.file("one/same.txt", b"first");
         let second = scratch.file("two/same.txt", b"second");
-        let output = send([
-            OsString::from(serve.addr()),
-            first.into(),
-            second.into(),
-            "--runtime".into(),
-            runtime.name().into(),
-        ]);
+        let output = send_on(runtime, serve.addr(), &[first.into(), second.into()]);
         assert!(output.status.success(), "{}", describe(&output));
         serve.expect("connected");
         let frame = serve.expect("received");
@@ -544,7 +560,7 @@ fn serve_reports_why_connections_end() {
     // A file over --max-file-size: the server hangs up and `tej send`,
     // waiting for a reply, fails with a one-line reason.
     let scratch = Scratch::new("limits");
-    let path = scratch.file("big.bin", &content(4096, 1));
+    let path = scratch.file("big.bin", &pattern(4096, 1));
     let output = send([
         OsString::from(serve.addr()),
         path.into(),
@@ -691,15 +707,7 @@ fn python_reference_client_sends_to_tej_serve() {
     for &runtime in Runtime::ALL {
         let scratch = Scratch::new(&format!("python-{runtime}"));
         let save_dir = scratch.path().join("saved");
-        let mut serve = Serve::start(
-            runtime,
-            [
-                OsString::from("--save-dir"),
-                save_dir.clone().into(),
-                "--reply".into(),
-                "ack".into(),
-            ],
-        );
+        let mut serve = Serve::saving(runtime, &save_dir, "ack");
         let spec = serde_json::json!({
             "status": 5,
             "message": "Sending from client",
@@ -770,25 +778,17 @@ fn tls_serve_and_send_on_every_runtime() {
     for (index, &runtime) in Runtime::ALL.iter().enumerate() {
         let other = Runtime::ALL[(index + 1) % Runtime::ALL.len()];
         let scratch = Scratch::new(&format!("tls-{runtime}"));
-        let data = content(2 << 20, 11);
+        let data = pattern(2 << 20, 11);
         let path = scratch.file("secret.bin", &data);
         let mut serve = Serve::start_tls(runtime, ANY_PORT, ["--reply", "sealed"]);
         for client in [runtime, other] {
-            let output = send([
-                OsString::from(serve.addr()),
+            let tls = [
                 path.clone().into(),
-                "--runtime".into(),
-                client.name().into(),
                 "--tls".into(),
                 "--ca".into(),
                 tls_file("ca.pem"),
-                "--wait-replies".into(),
-                "1".into(),
-                "--json".into(),
-            ]);
-            assert!(output.status.success(), "{client}: {}", describe(&output));
-            let lines = json_lines(&output);
-            assert_eq!(events(&lines, "received")[0]["message"], "sealed");
+            ];
+            let lines = send_for_reply(client, serve.addr(), &tls, "sealed");
             // Progress: per file, never backwards, ending at its size, once.
             let progress = events(&lines, "progress");
             assert!(!progress.is_empty(), "{lines:?}");
@@ -846,15 +846,16 @@ fn tls_serve_and_send_on_every_runtime() {
             );
         }
         // A plain TEJ client gets no frame through a TLS port.
-        let output = send([
-            OsString::from(serve.addr()),
-            "--runtime".into(),
-            runtime.name().into(),
-            "--message".into(),
-            "in the clear".into(),
-            "--wait-replies".into(),
-            "1".into(),
-        ]);
+        let output = send_on(
+            runtime,
+            serve.addr(),
+            &[
+                "--message".into(),
+                "in the clear".into(),
+                "--wait-replies".into(),
+                "1".into(),
+            ],
+        );
         assert!(!output.status.success(), "{}", describe(&output));
         let (status, rest) = serve.interrupt();
         assert!(status.success());
@@ -936,25 +937,13 @@ fn client_certificate_on(runtime: Runtime) {
 fn unix_sockets_on_every_runtime() {
     for &runtime in Runtime::ALL {
         let scratch = Scratch::new(&format!("unix-{runtime}"));
-        let socket = scratch.path().join("tej.sock");
-        let bind = format!("unix:{}", socket.display());
-        let data = content(300_000, 5);
+        let (socket, bind) = scratch.socket("tej.sock");
+        let data = pattern(300_000, 5);
         let path = scratch.file("over-unix.bin", &data);
         // What a killed server leaves behind: a socket nobody listens on.
         drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
         let mut serve = Serve::start_at(runtime, &bind, ["--reply", "local"]);
-        let output = send([
-            OsString::from(&bind),
-            path.into(),
-            "--runtime".into(),
-            runtime.name().into(),
-            "--wait-replies".into(),
-            "1".into(),
-            "--json".into(),
-        ]);
-        assert!(output.status.success(), "{}", describe(&output));
-        let lines = json_lines(&output);
-        assert_eq!(events(&lines, "received")[0]["message"], "local");
+        send_for_reply(runtime, &bind, &[path.into()], "local");
         let connected = serve.expect("connected");
         assert_eq!(
             connected["peer"],
@@ -991,8 +980,7 @@ fn unix_sockets_on_every_runtime() {
 fn tls_over_unix_sockets_on_every_runtime() {
     for &runtime in Runtime::ALL {
         let scratch = Scratch::new(&format!("tls-unix-{runtime}"));
-        let socket = scratch.path().join("tej-tls.sock");
-        let bind = format!("unix:{}", socket.display());
+        let (_, bind) = scratch.socket("tej-tls.sock");
         let mut serve = Serve::start_tls(runtime, &bind, ["--reply", "sealed"]);
         let base = [
             OsString::from(&bind),
@@ -1153,20 +1141,21 @@ fn serve_metrics_count_a_known_load() {
         let _ = stalled.read_to_end(&mut Vec::new());
         let message = "m".repeat(MESSAGE as usize);
         for _ in 0..CLIENTS {
-            let output = send([
-                OsString::from(serve.addr()),
-                "--runtime".into(),
-                runtime.name().into(),
-                "--tls".into(),
-                "--ca".into(),
-                tls_file("ca.pem"),
-                "--message".into(),
-                message.clone().into(),
-                "--repeat".into(),
-                FRAMES.to_string().into(),
-                "--wait-replies".into(),
-                FRAMES.to_string().into(),
-            ]);
+            let output = send_on(
+                runtime,
+                serve.addr(),
+                &[
+                    "--tls".into(),
+                    "--ca".into(),
+                    tls_file("ca.pem"),
+                    "--message".into(),
+                    message.clone().into(),
+                    "--repeat".into(),
+                    FRAMES.to_string().into(),
+                    "--wait-replies".into(),
+                    FRAMES.to_string().into(),
+                ],
+            );
             assert!(output.status.success(), "{runtime}: {}", describe(&output));
             serve.expect("connected");
             for _ in 0..FRAMES {
