@@ -198,32 +198,36 @@ pub fn same_runtime(prefix: &str, net: Net) -> Vec<(String, Setup)> {
         .collect()
 }
 
-/// Each (server, client) pair of runtimes over `net`, named `prefix`
-/// followed by `server_server_client_client`.
-pub fn cross(prefix: &str, net: Net, pairs: &[(Runtime, Runtime)]) -> Vec<(String, Setup)> {
-    pairs
-        .iter()
-        .map(|&(server, client)| {
-            let name = format!(
-                "{prefix}{}_server_{}_client",
-                runtime_name(server),
-                runtime_name(client)
-            );
-            (
-                name,
-                Setup {
-                    server,
-                    client,
-                    net,
-                },
-            )
-        })
-        .collect()
+/// Each runtime serving its own clients over `net`, as [`same_runtime`],
+/// then each (server, client) pair of `pairs`, named `prefix` followed by
+/// `server_server_client_client`.
+pub fn runtimes_and_pairs(
+    prefix: &str,
+    net: Net,
+    pairs: &[(Runtime, Runtime)],
+) -> Vec<(String, Setup)> {
+    let mut setups = same_runtime(prefix, net);
+    setups.extend(pairs.iter().map(|&(server, client)| {
+        let name = format!(
+            "{prefix}{}_server_{}_client",
+            runtime_name(server),
+            runtime_name(client)
+        );
+        (
+            name,
+            Setup {
+                server,
+                client,
+                net,
+            },
+        )
+    }));
+    setups
 }
 
 /// Lists each of `[scenarios]` (functions of a [`Setup`] in scope where it
 /// is called) on each named setup of the lists that follow (see
-/// [`same_runtime`] and [`cross`]) as a [`Case`] named `setup::scenario`,
+/// [`same_runtime`] and [`runtimes_and_pairs`]) as a [`Case`] named `setup::scenario`,
 /// setup by setup, in a function `cases()` defined where it is called; the
 /// suite's `main` hands them to [`harness::run`](crate::harness::run).
 #[macro_export]
