@@ -144,11 +144,9 @@ impl Certs {
 const SERVER_EXTENSIONS: &str =
     "basicConstraints=critical,CA:FALSE\nsubjectAltName=DNS:localhost\n";
 
-fn tej() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tej"));
-    command.stdin(Stdio::null());
-    command
-}
+/// The tool under test. What it is run with here never reads stdin: the
+/// server's is closed by [`ServeProcess`], `output()` closes the others'.
+const TEJ: &str = env!("CARGO_BIN_EXE_tej");
 
 /// A running `tej serve --json` on loopback, its stdout and stderr read
 /// line by line.
@@ -160,7 +158,7 @@ struct Serve {
 impl Serve {
     fn start(args: &[OsString]) -> Serve {
         let process = ServeProcess::spawn(
-            tej()
+            Command::new(TEJ)
                 .args(["serve", "--bind", "127.0.0.1:0", "--json"])
                 .args(["--runtime", "mio"])
                 .args(args),
@@ -200,7 +198,7 @@ impl Serve {
 
     /// `tej send localhost:PORT --tls ARGS... --message MESSAGE`.
     fn send(&self, message: &str, args: &[OsString]) -> Output {
-        tej()
+        Command::new(TEJ)
             .arg("send")
             .arg(format!("localhost:{}", self.port))
             .args([
@@ -379,7 +377,7 @@ fn each_server_certificate_problem_is_one_line_in_words() {
     );
 
     certs.signed("v1", "ca", "30", None);
-    let output = tej()
+    let output = Command::new(TEJ)
         .args(["serve", "--bind", "127.0.0.1:0", "--tls-cert"])
         .arg(certs.path("v1.pem"))
         .arg("--tls-key")
