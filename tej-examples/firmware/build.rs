@@ -1,4 +1,6 @@
-//! Puts `memory.x` where the linker (through cortex-m-rt's `link.x`) finds it.
+//! Puts `memory.x` where the linker (through cortex-m-rt's `link.x`) finds it:
+//! the `memory.x` of the package being built (tej-firmware-net builds with
+//! this script too). Cargo runs it again whenever it changes.
 
 use std::{env, fs, path::PathBuf};
 
@@ -7,5 +9,4 @@ fn main() {
     fs::copy("memory.x", out.join("memory.x")).expect("copy memory.x");
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rerun-if-changed=memory.x");
-    println!("cargo:rerun-if-changed=build.rs");
 }

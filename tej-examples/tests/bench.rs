@@ -69,6 +69,19 @@ fn positive(value: &Value, what: &str) -> f64 {
     number
 }
 
+/// `baseline[key]`, figures by name, each checked positive: the names
+/// and the best figure.
+fn sweep<'a>(baseline: &'a Value, key: &str) -> (Vec<&'a str>, f64) {
+    let sweep = baseline[key]
+        .as_object()
+        .unwrap_or_else(|| panic!("baseline.{key} is not an object: {baseline}"));
+    let best = sweep
+        .iter()
+        .map(|(name, figure)| positive(figure, name))
+        .fold(0.0, f64::max);
+    (sweep.keys().map(String::as_str).collect(), best)
+}
+
 fn assert_ratio(ratio: &Value, figure: f64, baseline: f64, what: &str) {
     let ratio = positive(ratio, what);
     assert!(
@@ -100,51 +113,27 @@ fn json_has_every_figure_and_nothing_else_on_stdout() {
     let baseline_disk = positive(&baseline["disk_gib_s"], "baseline.disk_gib_s");
     // The TLS baseline is the best plain rustls copy, each measured.
     let baseline_tls = positive(&baseline["tls_gib_s"], "baseline.tls_gib_s");
-    let tls_sweep = baseline["tls_sweep_gib_s"]
-        .as_object()
-        .expect("baseline.tls_sweep_gib_s is an object");
-    let tls_names: Vec<&str> = tls_sweep.keys().map(String::as_str).collect();
-    assert_eq!(
-        tls_names,
-        ["futures-rustls", "tokio-rustls"],
-        "{tls_sweep:?}"
-    );
-    let best_tls = tls_sweep
-        .iter()
-        .map(|(name, figure)| positive(figure, name))
-        .fold(0.0, f64::max);
+    let (tls_names, best_tls) = sweep(baseline, "tls_sweep_gib_s");
+    assert_eq!(tls_names, ["futures-rustls", "tokio-rustls"]);
     assert_eq!(
         baseline_tls, best_tls,
         "the TLS baseline is its sweep's best"
     );
-    let disk_sweep = baseline["disk_sweep_gib_s"]
-        .as_object()
-        .expect("baseline.disk_sweep_gib_s is an object");
-    assert!(disk_sweep.contains_key("io_copy"), "{disk_sweep:?}");
+    let (disk_hows, best_disk) = sweep(baseline, "disk_sweep_gib_s");
+    assert!(disk_hows.contains(&"io_copy"), "{disk_hows:?}");
     // The kernel's own copy (sendfile, splice) is in the sweep where it exists.
     #[cfg(target_os = "linux")]
-    assert!(disk_sweep.contains_key("sendfile_splice"), "{disk_sweep:?}");
-    let best_disk = disk_sweep
-        .iter()
-        .map(|(how, figure)| positive(figure, how))
-        .fold(0.0, f64::max);
+    assert!(disk_hows.contains(&"sendfile_splice"), "{disk_hows:?}");
     assert_eq!(
         baseline_disk, best_disk,
         "the disk baseline is its sweep's best"
     );
     positive(&baseline["burst_s"], "baseline.burst_s");
     // The large-file baseline is the best of the sweep, which has every size.
-    let sweep = baseline["large_sweep_gib_s"]
-        .as_object()
-        .expect("baseline.large_sweep_gib_s is an object");
-    let sizes: Vec<&str> = sweep.keys().map(String::as_str).collect();
+    let (sizes, best) = sweep(baseline, "large_sweep_gib_s");
     for size in ["262144", "1048576", "4194304"] {
         assert!(sizes.contains(&size), "no {size} in the sweep {sizes:?}");
     }
-    let best = sweep
-        .iter()
-        .map(|(size, figure)| positive(figure, size))
-        .fold(0.0, f64::max);
     assert_eq!(baseline_large, best, "the baseline is the sweep's best");
     // Absent or a figure, never anything else.
     let iperf3 = &baseline["iperf3_gib_s"];

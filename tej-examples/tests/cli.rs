@@ -5,16 +5,16 @@
 //! Every test talks over loopback only and is bounded in time: each wait
 //! has a deadline and `tej send` runs with `--timeout`.
 
+use tej_test_support::peer::pattern;
 use tej_test_support::python;
+use tej_test_support::serve::{describe, ServeProcess};
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, ExitStatus, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -55,6 +55,13 @@ impl Scratch {
         &self.path
     }
 
+    /// A Unix socket's path in the directory, and `unix:PATH` to bind it.
+    fn socket(&self, name: &str) -> (PathBuf, String) {
+        let socket = self.path.join(name);
+        let bind = format!("unix:{}", socket.display());
+        (socket, bind)
+    }
+
     fn file(&self, name: &str, data: &[u8]) -> PathBuf {
         let path = self.path.join(name);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -65,12 +72,13 @@ impl Scratch {
 
 /// A running `tej serve --json`, its stdout read line by line on a thread.
 struct Serve {
-    child: Child,
-    lines: Receiver<String>,
+    process: ServeProcess,
     addr: String,
     seen: Vec<Value>,
-    stderr: Arc<Mutex<String>>,
 }
+
+/// A loopback address on a port the system picks.
+const ANY_PORT: &str = "127.0.0.1:0";
 
 impl Serve {
     fn start<I, S>(runtime: Runtime, args: I) -> Serve
@@ -78,7 +86,38 @@ impl Serve {
         I: IntoIterator<Item = S>,
         S: Into<OsString>,
     {
-        Serve::start_at(runtime, "127.0.0.1:0", args)
+        Serve::start_at(runtime, ANY_PORT, args)
+    }
+
+    /// `tej serve --save-dir SAVE_DIR --reply REPLY`.
+    fn saving(runtime: Runtime, save_dir: &Path, reply: &str) -> Serve {
+        let args = [
+            OsString::from("--save-dir"),
+            save_dir.into(),
+            "--reply".into(),
+            reply.into(),
+        ];
+        Serve::start(runtime, args)
+    }
+
+    /// `tej serve --bind BIND` over TLS with the test certificate
+    /// (`server.pem`), then `args`.
+    fn start_tls<I, S>(runtime: Runtime, bind: &str, args: I) -> Serve
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        let tls = [
+            OsString::from("--tls-cert"),
+            tls_file("server.pem"),
+            "--tls-key".into(),
+            tls_file("server.key"),
+        ];
+        Serve::start_at(
+            runtime,
+            bind,
+            tls.into_iter().chain(args.into_iter().map(Into::into)),
+        )
     }
 
     /// `tej serve --bind BIND`: TCP or `unix:PATH`.
@@ -87,55 +126,24 @@ impl Serve {
         I: IntoIterator<Item = S>,
         S: Into<OsString>,
     {
-        let mut child = tej()
-            .args(["serve", "--bind", bind, "--json", "--runtime"])
-            .arg(runtime.name())
-            .args(args.into_iter().map(Into::into))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("tej serve starts");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut pipe = child.stderr.take().unwrap();
-        let sink = Arc::clone(&stderr);
-        thread::spawn(move || {
-            let mut text = String::new();
-            let _ = pipe.read_to_string(&mut text);
-            sink.lock().unwrap().push_str(&text);
-        });
-        let mut serve = Serve {
-            child,
-            lines,
-            addr: String::new(),
-            seen: Vec::new(),
-            stderr,
-        };
-        let listening = serve.next();
-        let object = listening.as_object().expect("an object");
-        assert_eq!(
-            object.keys().collect::<Vec<_>>(),
-            ["addr", "event"],
-            "the first line is exactly {{event, addr}}: {listening}"
+        let process = ServeProcess::spawn(
+            tej()
+                .args(["serve", "--bind", bind, "--json", "--runtime"])
+                .arg(runtime.name())
+                .args(args.into_iter().map(Into::into)),
         );
-        assert_eq!(listening["event"], "listening");
-        serve.addr = listening["addr"].as_str().unwrap().to_string();
+        let addr = process.listening(TIMEOUT);
         if bind.starts_with("unix:") {
-            assert_eq!(serve.addr, bind);
+            assert_eq!(addr, bind);
         } else {
-            let addr: SocketAddr = serve.addr.parse().unwrap();
+            let addr: SocketAddr = addr.parse().unwrap();
             assert_ne!(addr.port(), 0);
         }
-        serve
+        Serve {
+            process,
+            addr,
+            seen: Vec::new(),
+        }
     }
 
     fn addr(&self) -> String {
@@ -149,9 +157,9 @@ impl Serve {
 
     /// The next stdout line, which must be one JSON object.
     fn next(&mut self) -> Value {
-        let line = match self.lines.recv_timeout(TIMEOUT) {
-            Ok(line) => line,
-            Err(_) => self.fail("no line from tej serve in time"),
+        let line = match self.process.next_line(TIMEOUT) {
+            Some(line) => line,
+            None => self.fail("no line from tej serve in time"),
         };
         let value: Value = serde_json::from_str(&line)
             .unwrap_or_else(|error| self.fail(&format!("not JSON ({error}): {line:?}")));
@@ -180,13 +188,13 @@ impl Serve {
     /// Stops the server with `signal` (`-INT`, `-TERM`), as [`interrupt`](Self::interrupt).
     fn signal(&mut self, signal: &str) -> (ExitStatus, Vec<Value>) {
         let sent = Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
+            .args([signal, &self.process.child.id().to_string()])
             .status()
             .expect("kill runs");
         assert!(sent.success());
         let deadline = Instant::now() + TIMEOUT;
         let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
+            if let Some(status) = self.process.child.try_wait().unwrap() {
                 break status;
             }
             if Instant::now() > deadline {
@@ -195,7 +203,7 @@ impl Serve {
             thread::sleep(Duration::from_millis(20));
         };
         let mut rest = Vec::new();
-        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+        while let Some(line) = self.process.next_line(Duration::from_secs(5)) {
             let value: Value = serde_json::from_str(&line)
                 .unwrap_or_else(|error| self.fail(&format!("not JSON ({error}): {line:?}")));
             rest.push(value);
@@ -204,22 +212,15 @@ impl Serve {
     }
 
     fn fail(&mut self, message: &str) -> ! {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let _ = self.process.child.kill();
+        let _ = self.process.child.wait();
         thread::sleep(Duration::from_millis(100));
         let seen: Vec<String> = self.seen.iter().map(Value::to_string).collect();
         panic!(
             "{message}\n--- tej serve stdout so far ---\n{}\n--- stderr ---\n{}",
             seen.join("\n"),
-            self.stderr.lock().unwrap()
+            self.process.stderr().join("\n")
         );
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -237,6 +238,28 @@ where
         .expect("tej send runs")
 }
 
+/// Runs `tej send ADDR --runtime RUNTIME ARGS... --timeout 60`.
+fn send_on(runtime: Runtime, addr: impl Into<OsString>, args: &[OsString]) -> Output {
+    let head = [addr.into(), "--runtime".into(), runtime.name().into()];
+    send(head.into_iter().chain(args.iter().cloned()))
+}
+
+/// `tej send ADDR --runtime RUNTIME ARGS... --wait-replies 1 --json`, which
+/// must succeed with `reply` as the reply's message: its JSON lines.
+fn send_for_reply(
+    runtime: Runtime,
+    addr: impl Into<OsString>,
+    args: &[OsString],
+    reply: &str,
+) -> Vec<Value> {
+    let wait = ["--wait-replies".into(), "1".into(), "--json".into()];
+    let output = send_on(runtime, addr, &[args, &wait].concat());
+    assert!(output.status.success(), "{runtime}: {}", describe(&output));
+    let lines = json_lines(&output);
+    assert_eq!(events(&lines, "received")[0]["message"], reply);
+    lines
+}
+
 /// Every stdout line of a `--json` run, each of which must be a JSON object.
 fn json_lines(output: &Output) -> Vec<Value> {
     String::from_utf8(output.stdout.clone())
@@ -252,30 +275,8 @@ fn json_lines(output: &Output) -> Vec<Value> {
         .collect()
 }
 
-fn describe(output: &Output) -> String {
-    format!(
-        "exit {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
-
 fn events<'a>(lines: &'a [Value], name: &str) -> Vec<&'a Value> {
     lines.iter().filter(|line| line["event"] == name).collect()
-}
-
-/// Deterministic content that does not repeat in short runs.
-fn content(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            (state >> 24) as u8
-        })
-        .collect()
 }
 
 /// One frame in raw TEJ bytes, written here by hand (no tej-core involved).
@@ -321,38 +322,31 @@ fn serve_json_and_send_on_every_runtime() {
         let scratch = Scratch::new(&format!("pair-{runtime}"));
         let save_dir = scratch.path().join("saved");
         let small = b"hello world\n".to_vec();
-        let large = content(3 << 20, 7);
+        let large = pattern(3 << 20, 7);
         let small_path = scratch.file("hello.txt", &small);
         let large_path = scratch.file("data.bin", &large);
         let binary_message = [0xff, 0xfe, b'h', b'i'];
         let message_path = scratch.file("message.bin", &binary_message);
 
-        let mut serve = Serve::start(
+        let mut serve = Serve::saving(runtime, &save_dir, "thanks");
+        let output = send_on(
             runtime,
-            [
-                OsString::from("--save-dir"),
-                save_dir.clone().into(),
-                "--reply".into(),
-                "thanks".into(),
+            serve.addr(),
+            &[
+                small_path.clone().into(),
+                large_path.clone().into(),
+                "--message".into(),
+                "Sending from client".into(),
+                "--status".into(),
+                "7".into(),
+                "--repeat".into(),
+                "2".into(),
+                "--ping".into(),
+                "--wait-replies".into(),
+                "2".into(),
+                "--json".into(),
             ],
         );
-        let output = send([
-            OsString::from(serve.addr()),
-            small_path.clone().into(),
-            large_path.clone().into(),
-            "--runtime".into(),
-            runtime.name().into(),
-            "--message".into(),
-            "Sending from client".into(),
-            "--status".into(),
-            "7".into(),
-            "--repeat".into(),
-            "2".into(),
-            "--ping".into(),
-            "--wait-replies".into(),
-            "2".into(),
-            "--json".into(),
-        ]);
         assert!(output.status.success(), "{}", describe(&output));
         let lines = json_lines(&output);
         assert_eq!(lines[0]["event"], "connected", "{lines:?}");
@@ -405,15 +399,16 @@ fn serve_json_and_send_on_every_runtime() {
         assert_eq!(ended["reason"], "peer closed the connection");
 
         // A binary message from a file, from a client on another runtime.
-        let output = send([
-            OsString::from(serve.addr()),
-            "--runtime".into(),
-            other.name().into(),
-            "--message-file".into(),
-            message_path.into(),
-            "--wait-replies".into(),
-            "1".into(),
-        ]);
+        let output = send_on(
+            other,
+            serve.addr(),
+            &[
+                "--message-file".into(),
+                message_path.into(),
+                "--wait-replies".into(),
+                "1".into(),
+            ],
+        );
         assert!(output.status.success(), "{}", describe(&output));
         let text = String::from_utf8_lossy(&output.stdout);
         assert!(text.contains("thanks"), "the reply is printed: {text}");
@@ -437,7 +432,7 @@ fn serve_json_and_send_on_every_runtime() {
 fn serve_without_save_dir_hashes_and_discards() {
     let runtime = Runtime::ALL[0];
     let scratch = Scratch::new("discard");
-    let data = content(200_000, 3);
+    let data = pattern(200_000, 3);
     let path = scratch.file("kept-nowhere.bin", &data);
     let mut serve = Serve::start(runtime, ["--reply", "ok"]);
     let output = send([
@@ -487,7 +482,7 @@ fn hostile_names_stay_inside_the_save_dir() {
         );
         let save_dir = save_dir.canonicalize().unwrap();
         let contents: Vec<Vec<u8>> = (0..names.len())
-            .map(|index| content(1000 + index, index as u64))
+            .map(|index| pattern(1000 + index, index as u64))
             .collect();
         let files: Vec<(&str, &[u8])> = names
             .iter()
@@ -520,13 +515,7 @@ fn hostile_names_stay_inside_the_save_dir() {
         // Two files of the same name through `tej send` (from two folders).
         let first = scratch.file("one/same.txt", b"first");
         let second = scratch.file("two/same.txt", b"second");
-        let output = send([
-            OsString::from(serve.addr()),
-            first.into(),
-            second.into(),
-            "--runtime".into(),
-            runtime.name().into(),
-        ]);
+        let output = send_on(runtime, serve.addr(), &[first.into(), second.into()]);
         assert!(output.status.success(), "{}", describe(&output));
         serve.expect("connected");
         let frame = serve.expect("received");
@@ -571,7 +560,7 @@ fn serve_reports_why_connections_end() {
     // A file over --max-file-size: the server hangs up and `tej send`,
     // waiting for a reply, fails with a one-line reason.
     let scratch = Scratch::new("limits");
-    let path = scratch.file("big.bin", &content(4096, 1));
+    let path = scratch.file("big.bin", &pattern(4096, 1));
     let output = send([
         OsString::from(serve.addr()),
         path.into(),
@@ -718,15 +707,7 @@ fn python_reference_client_sends_to_tej_serve() {
     for &runtime in Runtime::ALL {
         let scratch = Scratch::new(&format!("python-{runtime}"));
         let save_dir = scratch.path().join("saved");
-        let mut serve = Serve::start(
-            runtime,
-            [
-                OsString::from("--save-dir"),
-                save_dir.clone().into(),
-                "--reply".into(),
-                "ack".into(),
-            ],
-        );
+        let mut serve = Serve::saving(runtime, &save_dir, "ack");
         let spec = serde_json::json!({
             "status": 5,
             "message": "Sending from client",
@@ -797,35 +778,17 @@ fn tls_serve_and_send_on_every_runtime() {
     for (index, &runtime) in Runtime::ALL.iter().enumerate() {
         let other = Runtime::ALL[(index + 1) % Runtime::ALL.len()];
         let scratch = Scratch::new(&format!("tls-{runtime}"));
-        let data = content(2 << 20, 11);
+        let data = pattern(2 << 20, 11);
         let path = scratch.file("secret.bin", &data);
-        let mut serve = Serve::start(
-            runtime,
-            [
-                OsString::from("--tls-cert"),
-                tls_file("server.pem"),
-                "--tls-key".into(),
-                tls_file("server.key"),
-                "--reply".into(),
-                "sealed".into(),
-            ],
-        );
+        let mut serve = Serve::start_tls(runtime, ANY_PORT, ["--reply", "sealed"]);
         for client in [runtime, other] {
-            let output = send([
-                OsString::from(serve.addr()),
+            let tls = [
                 path.clone().into(),
-                "--runtime".into(),
-                client.name().into(),
                 "--tls".into(),
                 "--ca".into(),
                 tls_file("ca.pem"),
-                "--wait-replies".into(),
-                "1".into(),
-                "--json".into(),
-            ]);
-            assert!(output.status.success(), "{client}: {}", describe(&output));
-            let lines = json_lines(&output);
-            assert_eq!(events(&lines, "received")[0]["message"], "sealed");
+            ];
+            let lines = send_for_reply(client, serve.addr(), &tls, "sealed");
             // Progress: per file, never backwards, ending at its size, once.
             let progress = events(&lines, "progress");
             assert!(!progress.is_empty(), "{lines:?}");
@@ -883,15 +846,16 @@ fn tls_serve_and_send_on_every_runtime() {
             );
         }
         // A plain TEJ client gets no frame through a TLS port.
-        let output = send([
-            OsString::from(serve.addr()),
-            "--runtime".into(),
-            runtime.name().into(),
-            "--message".into(),
-            "in the clear".into(),
-            "--wait-replies".into(),
-            "1".into(),
-        ]);
+        let output = send_on(
+            runtime,
+            serve.addr(),
+            &[
+                "--message".into(),
+                "in the clear".into(),
+                "--wait-replies".into(),
+                "1".into(),
+            ],
+        );
         assert!(!output.status.success(), "{}", describe(&output));
         let (status, rest) = serve.interrupt();
         assert!(status.success());
@@ -917,14 +881,11 @@ fn tls_client_certificates_are_required_when_asked() {
 /// the `connected` line names the TLS version, cipher suite, SNI and the
 /// client certificate's subject.
 fn client_certificate_on(runtime: Runtime) {
-    let mut serve = Serve::start(
+    let mut serve = Serve::start_tls(
         runtime,
+        ANY_PORT,
         [
-            OsString::from("--tls-cert"),
-            tls_file("server.pem"),
-            "--tls-key".into(),
-            tls_file("server.key"),
-            "--tls-client-ca".into(),
+            OsString::from("--tls-client-ca"),
             tls_file("ca.pem"),
             "--reply".into(),
             "known".into(),
@@ -976,25 +937,13 @@ fn client_certificate_on(runtime: Runtime) {
 fn unix_sockets_on_every_runtime() {
     for &runtime in Runtime::ALL {
         let scratch = Scratch::new(&format!("unix-{runtime}"));
-        let socket = scratch.path().join("tej.sock");
-        let bind = format!("unix:{}", socket.display());
-        let data = content(300_000, 5);
+        let (socket, bind) = scratch.socket("tej.sock");
+        let data = pattern(300_000, 5);
         let path = scratch.file("over-unix.bin", &data);
         // What a killed server leaves behind: a socket nobody listens on.
         drop(std::os::unix::net::UnixListener::bind(&socket).unwrap());
         let mut serve = Serve::start_at(runtime, &bind, ["--reply", "local"]);
-        let output = send([
-            OsString::from(&bind),
-            path.into(),
-            "--runtime".into(),
-            runtime.name().into(),
-            "--wait-replies".into(),
-            "1".into(),
-            "--json".into(),
-        ]);
-        assert!(output.status.success(), "{}", describe(&output));
-        let lines = json_lines(&output);
-        assert_eq!(events(&lines, "received")[0]["message"], "local");
+        send_for_reply(runtime, &bind, &[path.into()], "local");
         let connected = serve.expect("connected");
         assert_eq!(
             connected["peer"],
@@ -1031,20 +980,8 @@ fn unix_sockets_on_every_runtime() {
 fn tls_over_unix_sockets_on_every_runtime() {
     for &runtime in Runtime::ALL {
         let scratch = Scratch::new(&format!("tls-unix-{runtime}"));
-        let socket = scratch.path().join("tej-tls.sock");
-        let bind = format!("unix:{}", socket.display());
-        let mut serve = Serve::start_at(
-            runtime,
-            &bind,
-            [
-                OsString::from("--tls-cert"),
-                tls_file("server.pem"),
-                "--tls-key".into(),
-                tls_file("server.key"),
-                "--reply".into(),
-                "sealed".into(),
-            ],
-        );
+        let (_, bind) = scratch.socket("tej-tls.sock");
+        let mut serve = Serve::start_tls(runtime, &bind, ["--reply", "sealed"]);
         let base = [
             OsString::from(&bind),
             "--runtime".into(),
@@ -1117,17 +1054,7 @@ tls.unwrap()  # close_notify both ways
 print(json.dumps({"status": head[0] & 0x7f, "reply": reply.decode(), "sha256": hashlib.sha256(data).hexdigest(), "cipher": tls.cipher()[0] if tls.cipher() else None}))
 "#;
     for &runtime in Runtime::ALL {
-        let mut serve = Serve::start(
-            runtime,
-            [
-                OsString::from("--tls-cert"),
-                tls_file("server.pem"),
-                "--tls-key".into(),
-                tls_file("server.key"),
-                "--reply".into(),
-                "ssl ok".into(),
-            ],
-        );
+        let mut serve = Serve::start_tls(runtime, ANY_PORT, ["--reply", "ssl ok"]);
         let output = Command::new(&py)
             .args(["-c", SCRIPT, &serve.port().to_string()])
             .arg(tls_file("ca.pem"))
@@ -1188,19 +1115,16 @@ fn serve_metrics_count_a_known_load() {
     const FRAME_LEN: u64 = 18 + MESSAGE;
     const REPLY_LEN: u64 = 18 + 2;
     for &runtime in Runtime::ALL {
-        let mut serve = Serve::start(
+        let mut serve = Serve::start_tls(
             runtime,
+            ANY_PORT,
             [
-                OsString::from("--tls-cert"),
-                tls_file("server.pem"),
-                "--tls-key".into(),
-                tls_file("server.key"),
-                "--max-connections".into(),
-                "1".into(),
-                "--reply".into(),
-                "ok".into(),
-                "--metrics".into(),
-                "127.0.0.1:0".into(),
+                "--max-connections",
+                "1",
+                "--reply",
+                "ok",
+                "--metrics",
+                "127.0.0.1:0",
             ],
         );
         let metrics = serve.expect("metrics")["addr"].as_str().unwrap().to_owned();
@@ -1217,20 +1141,21 @@ fn serve_metrics_count_a_known_load() {
         let _ = stalled.read_to_end(&mut Vec::new());
         let message = "m".repeat(MESSAGE as usize);
         for _ in 0..CLIENTS {
-            let output = send([
-                OsString::from(serve.addr()),
-                "--runtime".into(),
-                runtime.name().into(),
-                "--tls".into(),
-                "--ca".into(),
-                tls_file("ca.pem"),
-                "--message".into(),
-                message.clone().into(),
-                "--repeat".into(),
-                FRAMES.to_string().into(),
-                "--wait-replies".into(),
-                FRAMES.to_string().into(),
-            ]);
+            let output = send_on(
+                runtime,
+                serve.addr(),
+                &[
+                    "--tls".into(),
+                    "--ca".into(),
+                    tls_file("ca.pem"),
+                    "--message".into(),
+                    message.clone().into(),
+                    "--repeat".into(),
+                    FRAMES.to_string().into(),
+                    "--wait-replies".into(),
+                    FRAMES.to_string().into(),
+                ],
+            );
             assert!(output.status.success(), "{runtime}: {}", describe(&output));
             serve.expect("connected");
             for _ in 0..FRAMES {

@@ -14,9 +14,11 @@ use tej_core::{
     Transport,
 };
 use tej_examples::runtime::{self, Endpoint, RunningClient, ServerOptions};
+use tej_examples::tls::ClientTls;
+use tej_test_support::matrix::Runtime::{self, AsyncStd, Mio, Smol, Tokio};
 use tej_test_support::matrix::{
-    client_tls, client_tls_with, connect, raw, serve, serve_with, try_connect, Net, Options, Setup,
-    TestServer,
+    client_tls, client_tls_with, connect, raw, runtimes_and_pairs, same_runtime, serve, serve_with,
+    try_connect, Net, Options, Setup, TestServer,
 };
 use tej_test_support::peer::{pattern, sample_frames, text, Peer, Raw};
 use tej_test_support::recorder::{hex_sha256, FrameSummary, Record, Recorder, Seen};
@@ -73,13 +75,67 @@ fn mirroring(record: &Record) -> Recorder {
     handler
 }
 
+/// A recorder that answers every frame with "ack".
+fn acking(record: &Record) -> Recorder {
+    let mut handler = Recorder::new(record);
+    handler.reply = Some(Frame::message("ack"));
+    handler
+}
+
+/// A client of the default config connected to `server`, recording into
+/// `record`.
+fn client_of(s: Setup, server: &TestServer, record: &Record) -> RunningClient {
+    connect(s, server, Recorder::new(record), SessionConfig::default())
+}
+
+/// A client of the default config connecting to `server` with `tls`,
+/// recording into `record`.
+fn try_connect_to(
+    s: Setup,
+    server: &TestServer,
+    tls: Option<ClientTls>,
+    record: &Record,
+) -> io::Result<RunningClient> {
+    try_connect(
+        s,
+        server,
+        tls,
+        Recorder::new(record),
+        SessionConfig::default(),
+    )
+}
+
+/// A scenario's server and a client connected to it, each with its record:
+/// (server record, server, client record, client).
+type Pair = (Record, TestServer, Record, RunningClient);
+
+/// A server whose handler `handler` makes over its record, and a client
+/// connected to it, both of the default config.
+fn pair(s: Setup, handler: impl FnOnce(&Record) -> Recorder) -> Pair {
+    pair_with(s, SessionConfig::default(), handler)
+}
+
+/// [`pair`], both sides with `config`.
+fn pair_with(s: Setup, config: SessionConfig, handler: impl FnOnce(&Record) -> Recorder) -> Pair {
+    let server_record = Record::default();
+    let server = serve(s, config.clone(), handler(&server_record));
+    let client_record = Record::default();
+    let client = connect(s, &server, Recorder::new(&client_record), config);
+    (server_record, server, client_record, client)
+}
+
+/// Sends a frame of `text` alone, waiting for room in the send queue.
+fn send_message(client: &RunningClient, text: &str) {
+    client
+        .sender()
+        .send_blocking(Frame::message(text.to_owned()))
+        .unwrap();
+}
+
 /// Sends "hello" and waits for its echo: the client is served.
 fn assert_served(client: &RunningClient, record: &Record, tag: &str) {
     let before = record.received().len();
-    client
-        .sender()
-        .send_blocking(Frame::message(tag.to_string()))
-        .unwrap();
+    send_message(client, tag);
     record.wait_until("the echo", WAIT, |seen| {
         seen.iter()
             .filter(|seen| matches!(seen, Seen::Received(_)))
@@ -97,15 +153,7 @@ fn assert_served(client: &RunningClient, record: &Record, tag: &str) {
 /// `close` gives, and a sender closed after it.
 fn callback_order(s: Setup) {
     const COUNT: usize = 200;
-    let server_record = Record::default();
-    let server = serve(s, SessionConfig::default(), echoing(&server_record));
-    let client_record = Record::default();
-    let client = connect(
-        s,
-        &server,
-        Recorder::new(&client_record),
-        SessionConfig::default(),
-    );
+    let (server_record, server, client_record, client) = pair(s, echoing);
     match server.endpoint() {
         Endpoint::Tcp(addr) => {
             assert_eq!(client.peer_addr(), Some(*addr));
@@ -182,10 +230,7 @@ fn callback_order(s: Setup) {
 /// and one sent through a sender.
 fn ping(s: Setup) {
     let every = SessionConfig::default().ping_interval(Some(Duration::from_millis(50)));
-    let server_record = Record::default();
-    let server = serve(s, every.clone(), Recorder::new(&server_record));
-    let client_record = Record::default();
-    let client = connect(s, &server, Recorder::new(&client_record), every);
+    let (server_record, server, client_record, client) = pair_with(s, every, Recorder::new);
     client.sender().send_blocking(Frame::ping()).unwrap();
     let pings = |seen: &[Seen]| {
         seen.iter()
@@ -203,17 +248,9 @@ fn ping(s: Setup) {
     server.stop();
 }
 
-/// Frames with files of every size cross byte for byte both ways.
-fn files_both_ways(s: Setup) {
-    let server_record = Record::default();
-    let server = serve(s, SessionConfig::default(), mirroring(&server_record));
-    let client_record = Record::default();
-    let client = connect(
-        s,
-        &server,
-        Recorder::new(&client_record),
-        SessionConfig::default(),
-    );
+/// Sends the sample frames and waits for them to come back from a
+/// mirroring server: what was sent, as the records see it.
+fn send_samples_mirrored(client: &RunningClient, client_record: &Record) -> Vec<FrameSummary> {
     let frames = sample_frames();
     for frame in &frames {
         client.sender().send_blocking(frame.clone()).unwrap();
@@ -221,7 +258,13 @@ fn files_both_ways(s: Setup) {
     client_record.wait_until("the mirrored frames", WAIT, |seen| {
         seen.len() > frames.len()
     });
-    let sent: Vec<_> = frames.iter().map(FrameSummary::of).collect();
+    frames.iter().map(FrameSummary::of).collect()
+}
+
+/// Frames with files of every size cross byte for byte both ways.
+fn files_both_ways(s: Setup) {
+    let (server_record, server, client_record, client) = pair(s, mirroring);
+    let sent = send_samples_mirrored(&client, &client_record);
     assert_eq!(
         server_record.received(),
         sent,
@@ -246,10 +289,7 @@ fn senders_on_other_threads(s: Setup) {
     const PER_THREAD: usize = 250;
     const PUSHED: usize = 300;
     let small = SessionConfig::default().send_queue_capacity(4096);
-    let server_record = Record::default();
-    let server = serve(s, small.clone(), Recorder::new(&server_record));
-    let client_record = Record::default();
-    let client = connect(s, &server, Recorder::new(&client_record), small);
+    let (server_record, server, client_record, client) = pair_with(s, small, Recorder::new);
     server_record.wait_until("connected", WAIT, |seen| !seen.is_empty());
     let server_sender = server_record.senders().remove(0);
 
@@ -308,12 +348,7 @@ fn full_duplex(s: Setup) {
     server_handler.push_on_connect = COUNT;
     let server = serve(s, SessionConfig::default(), server_handler);
     let client_record = Record::default();
-    let client = connect(
-        s,
-        &server,
-        Recorder::new(&client_record),
-        SessionConfig::default(),
-    );
+    let client = client_of(s, &server, &client_record);
     let sender = client.sender();
     for i in 0..COUNT {
         sender.send_blocking(numbered("c", i)).unwrap();
@@ -407,12 +442,7 @@ fn idle_timeout(s: Setup) {
     let server = serve(s, config, Recorder::new(&server_record));
     let client_record = Record::default();
     let started = Instant::now();
-    let client = connect(
-        s,
-        &server,
-        Recorder::new(&client_record),
-        SessionConfig::default(),
-    );
+    let client = client_of(s, &server, &client_record);
     let seen = server_record.wait_until("idle timeout", WAIT, ended);
     assert!(started.elapsed() >= Duration::from_millis(300));
     assert_eq!(
@@ -428,21 +458,8 @@ fn idle_timeout(s: Setup) {
 
 /// Shutdown lets a frame being received finish, then closes every connection.
 fn graceful_shutdown(s: Setup) {
-    let server_record = Record::default();
-    let mut handler = Recorder::new(&server_record);
-    handler.reply = Some(Frame::message("ack"));
-    let server = serve(s, SessionConfig::default(), handler);
-    let client_record = Record::default();
-    let client = connect(
-        s,
-        &server,
-        Recorder::new(&client_record),
-        SessionConfig::default(),
-    );
-    client
-        .sender()
-        .send_blocking(Frame::message("before shutdown"))
-        .unwrap();
+    let (server_record, server, client_record, client) = pair(s, acking);
+    send_message(&client, "before shutdown");
     client_record.wait_until("the ack", WAIT, |seen| seen.len() >= 2);
     let mut raw = raw(s, &server);
     let wire = numbered("half", 7).encode_to_vec().unwrap();
@@ -489,21 +506,8 @@ fn graceful_shutdown(s: Setup) {
 
 /// A malformed frame closes only its connection, with its typed reason.
 fn malformed_frame_closes_only_that_connection(s: Setup) {
-    let server_record = Record::default();
-    let mut handler = Recorder::new(&server_record);
-    handler.reply = Some(Frame::message("ack"));
-    let server = serve(s, SessionConfig::default(), handler);
-    let client_record = Record::default();
-    let client = connect(
-        s,
-        &server,
-        Recorder::new(&client_record),
-        SessionConfig::default(),
-    );
-    client
-        .sender()
-        .send_blocking(Frame::message("before"))
-        .unwrap();
+    let (server_record, server, client_record, client) = pair(s, acking);
+    send_message(&client, "before");
     client_record.wait_until("first ack", WAIT, |seen| seen.len() >= 2);
 
     let mut bad = raw(s, &server);
@@ -522,10 +526,7 @@ fn malformed_frame_closes_only_that_connection(s: Setup) {
     let _ = bad.read_to_end(&mut rest);
     assert!(rest.is_empty(), "nothing is sent to the bad peer");
 
-    client
-        .sender()
-        .send_blocking(Frame::message("after"))
-        .unwrap();
+    send_message(&client, "after");
     client_record.wait_until("second ack", WAIT, |seen| seen.len() >= 3);
     assert_eq!(texts(&client_record), ["ack", "ack"]);
     client.close().unwrap();
@@ -566,15 +567,7 @@ fn large_file_to_disk(s: Setup) {
 /// A 64 MiB file in memory, and a small one, both ways over TLS byte for
 /// byte.
 fn a_64_mib_file_round_trips_both_ways(s: Setup) {
-    let server_record = Record::default();
-    let server = serve(s, SessionConfig::default(), mirroring(&server_record));
-    let client_record = Record::default();
-    let client = connect(
-        s,
-        &server,
-        Recorder::new(&client_record),
-        SessionConfig::default(),
-    );
+    let (server_record, server, client_record, client) = pair(s, mirroring);
     let frame = FrameBuilder::new(Status::DEFAULT)
         .file("upload.bin", pattern(64 << 20, 1))
         .file("small.txt", &b"hello over TLS"[..])
@@ -665,15 +658,7 @@ fn dropping_a_client_closes_it_after_what_is_queued(s: Setup) {
 /// A detached client runs on: it is served, closes on its sender's
 /// `close`, and sees a server's shutdown as the peer's close.
 fn a_detached_client_runs_on(s: Setup) {
-    let server_record = Record::default();
-    let server = serve(s, SessionConfig::default(), echoing(&server_record));
-    let client_record = Record::default();
-    let client = connect(
-        s,
-        &server,
-        Recorder::new(&client_record),
-        SessionConfig::default(),
-    );
+    let (server_record, server, client_record, client) = pair(s, echoing);
     let sender = client.detach();
     sender
         .send_blocking(Frame::message("after detach"))
@@ -687,12 +672,7 @@ fn a_detached_client_runs_on(s: Setup) {
     client_record.wait_until("the client's end", WAIT, ended);
 
     let second_record = Record::default();
-    let second = connect(
-        s,
-        &server,
-        Recorder::new(&second_record),
-        SessionConfig::default(),
-    );
+    let second = client_of(s, &server, &second_record);
     let second_sender = second.detach();
     second_sender
         .send_blocking(Frame::message("detached"))
@@ -706,15 +686,7 @@ fn a_detached_client_runs_on(s: Setup) {
 /// `shutdown` ends a client at once; connecting where nothing listens
 /// any more fails.
 fn client_shutdown_and_connect_error(s: Setup) {
-    let server_record = Record::default();
-    let server = serve(s, SessionConfig::default(), echoing(&server_record));
-    let client_record = Record::default();
-    let client = connect(
-        s,
-        &server,
-        Recorder::new(&client_record),
-        SessionConfig::default(),
-    );
+    let (server_record, server, client_record, client) = pair(s, echoing);
     server_record.wait_until("the connection", WAIT, |seen| !seen.is_empty());
     client_record.wait_until("the connection", WAIT, |seen| !seen.is_empty());
     let reason = client.shutdown().unwrap();
@@ -746,25 +718,12 @@ fn a_panicking_handler_ends_only_its_connection(s: Setup) {
     handler.panic_on_boom = true;
     let server = serve(s, SessionConfig::default(), handler);
     let calm_record = Record::default();
-    let calm = connect(
-        s,
-        &server,
-        Recorder::new(&calm_record),
-        SessionConfig::default(),
-    );
+    let calm = client_of(s, &server, &calm_record);
     assert_served(&calm, &calm_record, "one");
 
     let doomed_record = Record::default();
-    let doomed = connect(
-        s,
-        &server,
-        Recorder::new(&doomed_record),
-        SessionConfig::default(),
-    );
-    doomed
-        .sender()
-        .send_blocking(Frame::message("boom"))
-        .unwrap();
+    let doomed = client_of(s, &server, &doomed_record);
+    send_message(&doomed, "boom");
     doomed.join().unwrap();
     assert!(doomed_record.received().is_empty(), "no answer to boom");
     if s.net == Net::Tls {
@@ -776,12 +735,7 @@ fn a_panicking_handler_ends_only_its_connection(s: Setup) {
 
     assert_served(&calm, &calm_record, "two");
     let late_record = Record::default();
-    let late = connect(
-        s,
-        &server,
-        Recorder::new(&late_record),
-        SessionConfig::default(),
-    );
+    let late = client_of(s, &server, &late_record);
     assert_served(&late, &late_record, "three");
     calm.close().unwrap();
     late.close().unwrap();
@@ -848,31 +802,15 @@ fn graceful_shutdown_at_the_cap(s: Setup) {
         max_connections: Some(1),
         ..Options::default()
     };
-    let server = serve_with(
-        s,
-        SessionConfig::default(),
-        options,
-        echoing(&server_record),
-    );
+    let server = serve_options(s, options, echoing(&server_record));
     let first_record = Record::default();
-    let first = connect(
-        s,
-        &server,
-        Recorder::new(&first_record),
-        SessionConfig::default(),
-    );
+    let first = client_of(s, &server, &first_record);
     assert_served(&first, &first_record, "first");
 
     let refused_record = Record::default();
     let tls = (s.net == Net::Tls).then(client_tls);
     // Over TLS the handshake fails; otherwise the connection ends at once.
-    if let Ok(refused) = try_connect(
-        s,
-        &server,
-        tls,
-        Recorder::new(&refused_record),
-        SessionConfig::default(),
-    ) {
+    if let Ok(refused) = try_connect_to(s, &server, tls, &refused_record) {
         let _ = refused.sender().try_send(Frame::message("refused"));
         refused.join().unwrap();
         assert!(refused_record.received().is_empty());
@@ -888,36 +826,27 @@ fn graceful_shutdown_at_the_cap(s: Setup) {
 // ---------------------------------------------------------------------------
 // TLS.
 
-/// A required client certificate: a client presenting one is served.
-fn a_client_certificate_when_required_and_presented_is_served(s: Setup) {
-    let options = Options {
+/// A server of the default config with `options`.
+fn serve_options(s: Setup, options: Options, handler: Recorder) -> TestServer {
+    serve_with(s, SessionConfig::default(), options, handler)
+}
+
+/// A server's options over TLS that require a client certificate.
+fn requiring_client_certificates() -> Options {
+    Options {
         client_auth: true,
         ..Options::default()
-    };
-    let server_record = Record::default();
-    let server = serve_with(
-        s,
-        SessionConfig::default(),
-        options,
-        mirroring(&server_record),
-    );
-    let client_record = Record::default();
-    let client = try_connect(
-        s,
-        &server,
-        Some(client_tls_with(true)),
-        Recorder::new(&client_record),
-        SessionConfig::default(),
-    )
-    .unwrap();
-    let frames = sample_frames();
-    for frame in &frames {
-        client.sender().send_blocking(frame.clone()).unwrap();
     }
-    client_record.wait_until("the mirrored frames", WAIT, |seen| {
-        seen.len() > frames.len()
-    });
-    let sent: Vec<_> = frames.iter().map(FrameSummary::of).collect();
+}
+
+/// A required client certificate: a client presenting one is served.
+fn a_client_certificate_when_required_and_presented_is_served(s: Setup) {
+    let options = requiring_client_certificates();
+    let server_record = Record::default();
+    let server = serve_options(s, options, mirroring(&server_record));
+    let client_record = Record::default();
+    let client = try_connect_to(s, &server, Some(client_tls_with(true)), &client_record).unwrap();
+    let sent = send_samples_mirrored(&client, &client_record);
     assert_eq!(client_record.received(), sent);
     client.close().unwrap();
     server.stop();
@@ -928,27 +857,13 @@ fn a_client_certificate_when_required_and_presented_is_served(s: Setup) {
 /// A required client certificate that is missing: refused before any
 /// handler, while a client with one is served after it.
 fn a_missing_client_certificate_reaches_no_handler(s: Setup) {
-    let options = Options {
-        client_auth: true,
-        ..Options::default()
-    };
+    let options = requiring_client_certificates();
     let server_record = Record::default();
-    let server = serve_with(
-        s,
-        SessionConfig::default(),
-        options,
-        echoing(&server_record),
-    );
+    let server = serve_options(s, options, echoing(&server_record));
     let refused_record = Record::default();
     // TLS 1.3: the client may finish its side of the handshake before the
     // server refuses it; then its connection ends at the server's alert.
-    match try_connect(
-        s,
-        &server,
-        Some(client_tls()),
-        Recorder::new(&refused_record),
-        SessionConfig::default(),
-    ) {
+    match try_connect_to(s, &server, Some(client_tls()), &refused_record) {
         Err(error) => assert!(error.to_string().contains("TLS handshake"), "{error}"),
         Ok(client) => {
             let _ = client.sender().try_send(Frame::message("let me in"));
@@ -963,14 +878,7 @@ fn a_missing_client_certificate_reaches_no_handler(s: Setup) {
     }
     assert_eq!(server_record.made(), 0, "a handler for the refused client");
     let client_record = Record::default();
-    let client = try_connect(
-        s,
-        &server,
-        Some(client_tls_with(true)),
-        Recorder::new(&client_record),
-        SessionConfig::default(),
-    )
-    .unwrap();
+    let client = try_connect_to(s, &server, Some(client_tls_with(true)), &client_record).unwrap();
     assert_served(&client, &client_record, "mine");
     client.close().unwrap();
     server.stop();
@@ -986,21 +894,9 @@ fn an_untrusted_server_certificate_fails_connect_with_the_reason(s: Setup) {
         ..Options::default()
     };
     let server_record = Record::default();
-    let server = serve_with(
-        s,
-        SessionConfig::default(),
-        options,
-        echoing(&server_record),
-    );
+    let server = serve_options(s, options, echoing(&server_record));
     let client_record = Record::default();
-    let error = try_connect(
-        s,
-        &server,
-        Some(client_tls()),
-        Recorder::new(&client_record),
-        SessionConfig::default(),
-    )
-    .unwrap_err();
+    let error = try_connect_to(s, &server, Some(client_tls()), &client_record).unwrap_err();
     assert_eq!(error.kind(), io::ErrorKind::InvalidData);
     let message = error.to_string();
     assert!(
@@ -1020,14 +916,7 @@ fn a_plain_client_on_a_tls_port_gets_no_frame_through(s: Setup) {
     let server_record = Record::default();
     let server = serve(s, SessionConfig::default(), echoing(&server_record));
     let client_record = Record::default();
-    let client = try_connect(
-        s,
-        &server,
-        None,
-        Recorder::new(&client_record),
-        SessionConfig::default(),
-    )
-    .unwrap();
+    let client = try_connect_to(s, &server, None, &client_record).unwrap();
     let _ = client.sender().try_send(Frame::message("in the clear"));
     client.join().unwrap();
     assert!(client_record.received().is_empty());
@@ -1097,12 +986,7 @@ fn garbage_before_the_handshake_is_closed_and_the_server_serves_on(s: Setup) {
     }
     assert_eq!(server_record.made(), 0);
     let client_record = Record::default();
-    let client = connect(
-        s,
-        &server,
-        Recorder::new(&client_record),
-        SessionConfig::default(),
-    );
+    let client = client_of(s, &server, &client_record);
     assert_served(&client, &client_record, "ok");
     client.close().unwrap();
     server.stop();
@@ -1146,12 +1030,7 @@ fn stalled_handshakes_are_cut_at_the_timeout_while_others_are_served(s: Setup) {
     );
 
     let client_record = Record::default();
-    let client = connect(
-        s,
-        &server,
-        Recorder::new(&client_record),
-        SessionConfig::default(),
-    );
+    let client = client_of(s, &server, &client_record);
     assert_served(&client, &client_record, "fast");
     assert!(started.elapsed() < timeout, "too slow to tell");
     // Every slot is taken: one more is closed at once.
@@ -1178,12 +1057,7 @@ fn stalled_handshakes_are_cut_at_the_timeout_while_others_are_served(s: Setup) {
     }
     // The slots are free again; the first client stays served.
     let second_record = Record::default();
-    let second = connect(
-        s,
-        &server,
-        Recorder::new(&second_record),
-        SessionConfig::default(),
-    );
+    let second = client_of(s, &server, &second_record);
     assert_served(&second, &second_record, "after the stall");
     assert_served(&client, &client_record, "still");
     client.close().unwrap();
@@ -1234,15 +1108,7 @@ fn the_server_sends_close_notify_when_a_session_ends(s: Setup) {
 
 /// Shutdown ends TLS sessions gracefully and cuts handshakes in progress.
 fn shutdown_ends_tls_sessions_and_cuts_handshakes(s: Setup) {
-    let server_record = Record::default();
-    let server = serve(s, SessionConfig::default(), echoing(&server_record));
-    let client_record = Record::default();
-    let client = connect(
-        s,
-        &server,
-        Recorder::new(&client_record),
-        SessionConfig::default(),
-    );
+    let (server_record, server, client_record, client) = pair(s, echoing);
     assert_served(&client, &client_record, "served");
     // Stalled before its ClientHello.
     let mut stalled = raw_tcp(&server);
@@ -1267,6 +1133,26 @@ fn serve_proxied(s: Setup, handshake_timeout: Duration, record: &Record) -> Test
     };
     let config = SessionConfig::default().handshake_timeout(handshake_timeout);
     serve_with(s, config, options, mirroring(record))
+}
+
+/// A client behind the balancer (a PROXY v1 header first) is served; the
+/// server stops with that one connection made, none of the others before.
+fn assert_only_a_proxied_client_is_served(s: Setup, server: TestServer, record: &Record) {
+    let mut tcp = raw_tcp(&server);
+    tcp.write_all(&proxy::v1(proxy::client_address(), server.addr()))
+        .unwrap();
+    assert_eq!(round_trip(after_header(s, tcp)), through_the_balancer());
+    server.stop();
+    assert_eq!(record.made(), 1);
+}
+
+/// The server's one connection came from the balancer at `balancer` on
+/// behalf of the PROXY header's client.
+fn assert_one_client_behind(record: &Record, balancer: SocketAddr) {
+    assert_eq!(
+        record.addrs(),
+        [(Some(proxy::client_address()), Some(balancer))]
+    );
 }
 
 /// A frame with a file, as a balancer passes it on.
@@ -1307,10 +1193,7 @@ fn proxy_v1_names_the_peer_and_the_balancer_is_the_proxy(s: Setup) {
         .unwrap();
     assert_eq!(round_trip(after_header(s, tcp)), through_the_balancer());
     server.stop();
-    assert_eq!(
-        record.addrs(),
-        [(Some(proxy::client_address()), Some(balancer))]
-    );
+    assert_one_client_behind(&record, balancer);
 }
 
 /// A v2 header with the first frame in the same write (over TLS: right
@@ -1338,10 +1221,7 @@ fn proxy_v2_with_the_first_bytes_in_the_same_write_loses_none(s: Setup) {
     record.wait_until("both frames", WAIT, |seen| seen.len() >= 3);
     server.stop();
     assert_eq!(record.received().len(), 2);
-    assert_eq!(
-        record.addrs(),
-        [(Some(proxy::client_address()), Some(balancer))]
-    );
+    assert_one_client_behind(&record, balancer);
 }
 
 /// A missing or invalid header is refused before any handler; the server
@@ -1359,12 +1239,7 @@ fn proxy_a_missing_or_invalid_header_is_refused_before_any_handler(s: Setup) {
         // TLS without the header first is refused.
         assert!(Raw::try_tls_over(raw_tcp(&server), certs::client()).is_err());
     }
-    let mut tcp = raw_tcp(&server);
-    tcp.write_all(&proxy::v1(proxy::client_address(), server.addr()))
-        .unwrap();
-    assert_eq!(round_trip(after_header(s, tcp)), through_the_balancer());
-    server.stop();
-    assert_eq!(record.made(), 1);
+    assert_only_a_proxied_client_is_served(s, server, &record);
 }
 
 /// A stalled header is cut at the handshake timeout.
@@ -1396,12 +1271,7 @@ fn proxy_health_checks_are_closed_quietly_without_a_handler(s: Setup) {
             .unwrap();
         assert!(until_closed(&mut tcp).is_empty());
     }
-    let mut tcp = raw_tcp(&server);
-    tcp.write_all(&proxy::v1(proxy::client_address(), server.addr()))
-        .unwrap();
-    assert_eq!(round_trip(after_header(s, tcp)), through_the_balancer());
-    server.stop();
-    assert_eq!(record.made(), 1);
+    assert_only_a_proxied_client_is_served(s, server, &record);
 }
 
 // ---------------------------------------------------------------------------
@@ -1515,6 +1385,24 @@ fn main() -> std::process::ExitCode {
     ])
 }
 
+/// The cross-runtime pairs (server, client) over TCP, besides each
+/// runtime serving itself.
+const TCP_PAIRS: &[(Runtime, Runtime)] = &[
+    (AsyncStd, Tokio),
+    (Tokio, AsyncStd),
+    (Mio, Tokio),
+    (AsyncStd, Mio),
+    (Smol, Mio),
+    (Tokio, Smol),
+];
+/// The same over TLS: each runtime a server and a client once.
+const TLS_PAIRS: &[(Runtime, Runtime)] = &[
+    (Tokio, Mio),
+    (Mio, AsyncStd),
+    (AsyncStd, Smol),
+    (Smol, Tokio),
+];
+
 /// Both sides: every runtime, cross-runtime pairs, every transport.
 mod both_sides {
     use super::*;
@@ -1538,31 +1426,9 @@ mod both_sides {
             a_panicking_handler_ends_only_its_connection,
             connection_info_is_seen_by_the_factory_and_the_connection,
         ]
-        tokio: Tokio, Tokio, Tcp;
-        async_std: AsyncStd, AsyncStd, Tcp;
-        smol: Smol, Smol, Tcp;
-        mio: Mio, Mio, Tcp;
-        async_std_server_tokio_client: AsyncStd, Tokio, Tcp;
-        tokio_server_async_std_client: Tokio, AsyncStd, Tcp;
-        mio_server_tokio_client: Mio, Tokio, Tcp;
-        async_std_server_mio_client: AsyncStd, Mio, Tcp;
-        smol_server_mio_client: Smol, Mio, Tcp;
-        tokio_server_smol_client: Tokio, Smol, Tcp;
-
-        unix_tokio: Tokio, Tokio, Unix;
-        unix_async_std: AsyncStd, AsyncStd, Unix;
-        unix_smol: Smol, Smol, Unix;
-        unix_mio: Mio, Mio, Unix;
-        unix_mio_server_smol_client: Mio, Smol, Unix;
-
-        tls_tokio: Tokio, Tokio, Tls;
-        tls_async_std: AsyncStd, AsyncStd, Tls;
-        tls_smol: Smol, Smol, Tls;
-        tls_mio: Mio, Mio, Tls;
-        tls_tokio_server_mio_client: Tokio, Mio, Tls;
-        tls_mio_server_async_std_client: Mio, AsyncStd, Tls;
-        tls_async_std_server_smol_client: AsyncStd, Smol, Tls;
-        tls_smol_server_tokio_client: Smol, Tokio, Tls;
+        runtimes_and_pairs("", Net::Tcp, TCP_PAIRS),
+        runtimes_and_pairs("unix_", Net::Unix, &[(Mio, Smol)]),
+        runtimes_and_pairs("tls_", Net::Tls, TLS_PAIRS),
     }
 }
 
@@ -1572,18 +1438,9 @@ mod server_side {
 
     matrix! {
         [close_linger_ends_a_flush_the_peer_never_reads]
-        tokio: Tokio, Tokio, Tcp;
-        async_std: AsyncStd, AsyncStd, Tcp;
-        smol: Smol, Smol, Tcp;
-        mio: Mio, Mio, Tcp;
-        unix_tokio: Tokio, Tokio, Unix;
-        unix_async_std: AsyncStd, AsyncStd, Unix;
-        unix_smol: Smol, Smol, Unix;
-        unix_mio: Mio, Mio, Unix;
-        tls_tokio: Tokio, Tokio, Tls;
-        tls_async_std: AsyncStd, AsyncStd, Tls;
-        tls_smol: Smol, Smol, Tls;
-        tls_mio: Mio, Mio, Tls;
+        same_runtime("", Net::Tcp),
+        same_runtime("unix_", Net::Unix),
+        same_runtime("tls_", Net::Tls),
     }
 
     /// A raw peer writing from one thread while it reads on another: TCP
@@ -1593,14 +1450,8 @@ mod server_side {
 
         matrix! {
             [pipelined_frames_arrive_whole_and_in_order]
-            tokio: Tokio, Tokio, Tcp;
-            async_std: AsyncStd, AsyncStd, Tcp;
-            smol: Smol, Smol, Tcp;
-            mio: Mio, Mio, Tcp;
-            unix_tokio: Tokio, Tokio, Unix;
-            unix_async_std: AsyncStd, AsyncStd, Unix;
-            unix_smol: Smol, Smol, Unix;
-            unix_mio: Mio, Mio, Unix;
+            same_runtime("", Net::Tcp),
+            same_runtime("unix_", Net::Unix),
         }
     }
 }
@@ -1618,14 +1469,7 @@ mod tls_both_sides {
             a_plain_client_on_a_tls_port_gets_no_frame_through,
             a_client_sends_close_notify_on_close,
         ]
-        tokio: Tokio, Tokio, Tls;
-        async_std: AsyncStd, AsyncStd, Tls;
-        smol: Smol, Smol, Tls;
-        mio: Mio, Mio, Tls;
-        tokio_server_mio_client: Tokio, Mio, Tls;
-        mio_server_async_std_client: Mio, AsyncStd, Tls;
-        async_std_server_smol_client: AsyncStd, Smol, Tls;
-        smol_server_tokio_client: Smol, Tokio, Tls;
+        runtimes_and_pairs("", Net::Tls, TLS_PAIRS),
     }
 }
 
@@ -1642,10 +1486,7 @@ mod tls_server_side {
             shutdown_ends_tls_sessions_and_cuts_handshakes,
             a_64_mib_file_round_trips_both_ways,
         ]
-        tokio: Tokio, Tokio, Tls;
-        async_std: AsyncStd, AsyncStd, Tls;
-        smol: Smol, Smol, Tls;
-        mio: Mio, Mio, Tls;
+        same_runtime("", Net::Tls),
     }
 }
 
@@ -1661,13 +1502,7 @@ mod proxy_protocol {
             proxy_a_stalled_header_is_cut_at_the_handshake_timeout,
             proxy_health_checks_are_closed_quietly_without_a_handler,
         ]
-        tokio: Tokio, Tokio, Tcp;
-        async_std: AsyncStd, AsyncStd, Tcp;
-        smol: Smol, Smol, Tcp;
-        mio: Mio, Mio, Tcp;
-        tls_tokio: Tokio, Tokio, Tls;
-        tls_async_std: AsyncStd, AsyncStd, Tls;
-        tls_smol: Smol, Smol, Tls;
-        tls_mio: Mio, Mio, Tls;
+        same_runtime("", Net::Tcp),
+        same_runtime("tls_", Net::Tls),
     }
 }

@@ -3,55 +3,45 @@
 //! frame in progress, and exits 0; and deploy/haproxy.cfg is valid.
 #![cfg(unix)]
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{self, Receiver};
+use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tej_examples::runtime::Runtime;
+use tej_test_support::serve::ServeProcess;
 use tej_tokio::{FrameBuilder, Status};
 
 const WAIT: Duration = Duration::from_secs(20);
 
 struct Serve {
-    child: Child,
-    lines: Receiver<Value>,
+    process: ServeProcess,
 }
 
 impl Serve {
     fn start(runtime: Runtime, save_dir: &std::path::Path) -> (Serve, SocketAddr) {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tej"))
-            .args(["serve", "--bind", "127.0.0.1:0", "--json", "--runtime"])
-            .arg(runtime.name())
-            .arg("--save-dir")
-            .arg(save_dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("tej serve starts");
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        let (tx, lines) = mpsc::channel();
-        thread::spawn(move || {
-            for line in stdout.lines() {
-                let Ok(line) = line else { break };
-                let value: Value = serde_json::from_str(&line).expect("JSON");
-                if tx.send(value).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut serve = Serve { child, lines };
-        let listening = serve.expect("listening");
-        let addr = listening["addr"].as_str().unwrap().parse().unwrap();
-        (serve, addr)
+        let process = ServeProcess::spawn(
+            Command::new(env!("CARGO_BIN_EXE_tej"))
+                .args(["serve", "--bind", "127.0.0.1:0", "--json", "--runtime"])
+                .arg(runtime.name())
+                .arg("--save-dir")
+                .arg(save_dir),
+        );
+        let addr = process.listening(WAIT).parse().unwrap();
+        (Serve { process }, addr)
+    }
+
+    /// The next line, a JSON object.
+    fn next(&mut self) -> Value {
+        let line = self.process.next_line(WAIT).expect("a line in time");
+        serde_json::from_str(&line).expect("JSON")
     }
 
     fn expect(&mut self, name: &str) -> Value {
-        let event = self.lines.recv_timeout(WAIT).expect("a line in time");
+        let event = self.next();
         assert_eq!(event["event"], name, "{event}");
         event
     }
@@ -60,19 +50,12 @@ impl Serve {
     /// of others (the probes that raced the signal).
     fn expect_of(&mut self, name: &str, peer: SocketAddr) -> Value {
         loop {
-            let event = self.lines.recv_timeout(WAIT).expect("a line in time");
+            let event = self.next();
             if event["peer"] == peer.to_string().as_str() {
                 assert_eq!(event["event"], name, "{event}");
                 return event;
             }
         }
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -95,7 +78,7 @@ fn serve_drains_on_sigterm_finishing_the_frame_in_progress() {
         thread::sleep(Duration::from_millis(200));
 
         let sent = Command::new("kill")
-            .args(["-TERM", &serve.child.id().to_string()])
+            .args(["-TERM", &serve.process.child.id().to_string()])
             .status()
             .unwrap();
         assert!(sent.success());
@@ -106,7 +89,7 @@ fn serve_drains_on_sigterm_finishing_the_frame_in_progress() {
             thread::sleep(Duration::from_millis(20));
         }
         assert!(
-            serve.child.try_wait().unwrap().is_none(),
+            serve.process.child.try_wait().unwrap().is_none(),
             "{runtime}: exited with a frame in progress"
         );
 
@@ -125,7 +108,7 @@ fn serve_drains_on_sigterm_finishing_the_frame_in_progress() {
 
         let deadline = Instant::now() + WAIT;
         let status = loop {
-            if let Some(status) = serve.child.try_wait().unwrap() {
+            if let Some(status) = serve.process.child.try_wait().unwrap() {
                 break status;
             }
             assert!(Instant::now() < deadline, "{runtime}: did not exit");

@@ -8,31 +8,14 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::Value;
 use tej_core::embedded::asynch::Endpoint;
-use tej_core::{Assembler, Event, FileRef, FrameRef, Limits};
+use tej_core::{Event, FileRef, FrameRef, Limits};
+use tej_test_support::golden;
+use tej_test_support::rng::Rng;
 use tej_tokio::{Client, Connection, Frame, FrameBuilder, Handler, Server, Status};
 use tokio::net::{TcpListener, TcpStream};
 
-const FIXTURE: &str = include_str!("../../tej-core/tests/fixtures/reference-frames.json");
 const TIMEOUT: Duration = Duration::from_secs(60);
-
-/// A small deterministic PRNG (splitmix64).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 /// An I/O error as embedded-io sees it.
 #[derive(Debug)]
@@ -62,8 +45,8 @@ struct Adapter {
 
 impl Adapter {
     fn new(stream: TcpStream, seed: u64) -> Adapter {
-        let mut rng = Rng(seed);
-        let largest = [1, 3, 17, 1000, 70_000][rng.below(5)];
+        let mut rng = Rng::new(seed);
+        let largest = [1, 3, 17, 1000, 70_000][rng.usize(..5)];
         Adapter {
             stream,
             rng,
@@ -72,7 +55,7 @@ impl Adapter {
     }
 
     fn split(&mut self, len: usize) -> usize {
-        (1 + self.rng.below(self.largest)).min(len)
+        (1 + self.rng.usize(..self.largest)).min(len)
     }
 }
 
@@ -128,37 +111,21 @@ fn content(frame: &Frame) -> Content {
     )
 }
 
-fn unhex(text: &str) -> Vec<u8> {
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-/// The golden frames and random ones, one of them with a file far larger
-/// than the endpoint's buffer; no pings.
 fn frames() -> Vec<Frame> {
-    let json: Value = serde_json::from_str(FIXTURE).unwrap();
-    let mut assembler = Assembler::new(Limits::default());
-    let mut frames: Vec<Frame> = json
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|vector| {
-            let wire = unhex(vector["wire_hex"].as_str().unwrap());
-            assembler.decode(&wire).unwrap().frame.unwrap()
-        })
+    let mut frames: Vec<Frame> = golden::frames()
+        .into_iter()
+        .map(|(_, _, frame)| frame)
         .filter(|frame| !frame.is_ping())
         .collect();
-    let mut rng = Rng(24);
+    let mut rng = Rng::new(24);
     for i in 0..20 {
         let mut builder =
-            FrameBuilder::new(Status::new(rng.below(128) as u8).unwrap()).version(rng.next() as u8);
-        for f in 0..rng.below(4) {
-            let len = rng.below(5000);
+            FrameBuilder::new(Status::new(rng.u8(..128)).unwrap()).version(rng.u8(..));
+        for f in 0..rng.usize(..4) {
+            let len = rng.usize(..5000);
             builder = builder.file(format!("f{i}-{f}"), vec![(i * f) as u8; len]);
         }
-        if rng.below(2) == 0 {
+        if rng.bool() {
             builder = builder.message(format!("random {i}"));
         }
         let frame = builder.build();

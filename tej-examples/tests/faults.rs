@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use tej_core::{Frame, FrameBuilder, FrameTimeout, SessionConfig, Status};
 use tej_examples::runtime::Endpoint;
 use tej_test_support::fault_proxy::{Addr, Fault, FaultProxy, Rng};
-use tej_test_support::matrix::{connect_to, serve, Net, Setup};
+use tej_test_support::matrix::{connect_to, same_runtime, serve, Net, Setup};
 use tej_test_support::{harness, matrix, report};
 
 use tej_test_support::peer::pattern;
@@ -143,14 +143,14 @@ fn row(name: &str, s: Setup, outcome: &str) {
 }
 
 /// One transfer through `fault`; `clean` says whether it must arrive.
-fn transfer(s: Setup, name: &str, clean: bool, fault: impl FnOnce(&mut Rng) -> Fault) {
+fn transfer(s: Setup, name: &str, clean: bool, fault: fn(Setup, &mut Rng) -> Fault) {
     let seed = seed();
     let mut rng = Rng::new(
         seed ^ name
             .bytes()
             .fold(0u64, |h, b| h.wrapping_mul(31) ^ u64::from(b)),
     );
-    let fault = fault(&mut rng);
+    let fault = fault(s, &mut rng);
     let context = format!("{name} ({fault:?}, seed {seed})");
     let temp = tempfile::tempdir().unwrap();
     let spool = temp.path().join("spool");
@@ -255,77 +255,40 @@ fn transfer(s: Setup, name: &str, clean: bool, fault: impl FnOnce(&mut Rng) -> F
     drop(proxy);
 }
 
-fn clean_sliced(s: Setup) {
-    transfer(s, "sliced", true, |_| Fault::Slice);
+/// Each fault scenario (`name: "what", clean, fault;`): a function `name`
+/// that runs [`transfer`] with the fault that `fault` draws for the setup,
+/// clean or cut; and the matrix of them all on every runtime and transport.
+macro_rules! faults {
+    ($($scenario:ident: $what:literal, $clean:literal, $fault:expr;)*) => {
+        $(
+            fn $scenario(s: Setup) {
+                transfer(s, $what, $clean, $fault);
+            }
+        )*
+
+        matrix! {
+            [$($scenario),*]
+            same_runtime("tcp_", Net::Tcp),
+            same_runtime("unix_", Net::Unix),
+            same_runtime("tls_", Net::Tls),
+        }
+    };
 }
 
-fn clean_delayed_replies(s: Setup) {
-    transfer(s, "delayed replies", true, |_| {
-        Fault::DelayReplies(Duration::from_millis(50))
-    });
-}
-
-fn clean_short_stall(s: Setup) {
-    transfer(s, "short stall", true, |rng| Fault::Stall {
-        at: mid_upload(rng),
-        pause: IDLE / 4,
-    });
-}
-
-fn cut_reset(s: Setup) {
-    transfer(s, "reset", false, |rng| Fault::Reset {
-        at: mid_upload(rng),
-    });
-}
-
-fn cut_truncated(s: Setup) {
-    transfer(s, "truncated", false, |rng| Fault::Truncate {
-        at: mid_upload(rng),
-    });
-}
-
-fn cut_flipped_bit(s: Setup) {
-    transfer(s, "flipped bit", false, |rng| flip_point(s, rng));
-}
-
-fn cut_blackhole(s: Setup) {
-    transfer(s, "blackhole", false, |rng| Fault::Blackhole {
-        at: mid_upload(rng),
-    });
-}
-
-fn cut_long_stall(s: Setup) {
-    transfer(s, "long stall", false, |rng| Fault::Stall {
-        at: mid_upload(rng),
-        pause: IDLE * 3,
-    });
+faults! {
+    clean_sliced: "sliced", true, |_, _| Fault::Slice;
+    clean_delayed_replies: "delayed replies", true,
+        |_, _| Fault::DelayReplies(Duration::from_millis(50));
+    clean_short_stall: "short stall", true,
+        |_, rng| Fault::Stall { at: mid_upload(rng), pause: IDLE / 4 };
+    cut_reset: "reset", false, |_, rng| Fault::Reset { at: mid_upload(rng) };
+    cut_truncated: "truncated", false, |_, rng| Fault::Truncate { at: mid_upload(rng) };
+    cut_flipped_bit: "flipped bit", false, flip_point;
+    cut_blackhole: "blackhole", false, |_, rng| Fault::Blackhole { at: mid_upload(rng) };
+    cut_long_stall: "long stall", false,
+        |_, rng| Fault::Stall { at: mid_upload(rng), pause: IDLE * 3 };
 }
 
 fn main() -> std::process::ExitCode {
     harness::run(vec![("", cases())])
-}
-
-matrix! {
-    [
-        clean_sliced,
-        clean_delayed_replies,
-        clean_short_stall,
-        cut_reset,
-        cut_truncated,
-        cut_flipped_bit,
-        cut_blackhole,
-        cut_long_stall,
-    ]
-    tcp_tokio: Tokio, Tokio, Tcp;
-    tcp_async_std: AsyncStd, AsyncStd, Tcp;
-    tcp_smol: Smol, Smol, Tcp;
-    tcp_mio: Mio, Mio, Tcp;
-    unix_tokio: Tokio, Tokio, Unix;
-    unix_async_std: AsyncStd, AsyncStd, Unix;
-    unix_smol: Smol, Smol, Unix;
-    unix_mio: Mio, Mio, Unix;
-    tls_tokio: Tokio, Tokio, Tls;
-    tls_async_std: AsyncStd, AsyncStd, Tls;
-    tls_smol: Smol, Smol, Tls;
-    tls_mio: Mio, Mio, Tls;
 }

@@ -24,29 +24,21 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::Path;
+use std::process::ExitStatus;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use tej_core::{Assembler, Frame, FrameBuilder, Limits, Status};
-use tej_test_support::firmware::{self, Firmware, QEMU};
+use tej_test_support::firmware::status::{ANSWER, BYE, PING, QUIT, READY, REFUSED};
+use tej_test_support::firmware::{
+    self, drain, encoded, join, Firmware, Sections, BOOT_TIMEOUT, EXIT_TIMEOUT,
+};
+use tej_test_support::golden::{self, unhex};
+use tej_test_support::rng::{FrameLimits, Rng};
 
-/// The golden frames tej-core's own tests use.
-const FIXTURE: &str = include_str!("../../tej-core/tests/fixtures/reference-frames.json");
-
-// The firmware's limits (`tej-embedded-example`'s `MAX_*`) and statuses.
-const MAX_FILES: usize = 4;
-const MAX_NAME_LEN: usize = 64;
-const MAX_FILE_LEN: usize = 1024;
-const MAX_MESSAGE_LEN: usize = 1024;
-const PING: u8 = 2;
-const QUIT: u8 = 3;
-const BYE: u8 = 4;
-const READY: u8 = 5;
-const ECHO: u8 = 6;
-const REFUSED: u8 = 7;
+/// The firmware's limits.
+const LIMITS: FrameLimits = Firmware::Uart.limits();
 
 /// The footprint budget of issue 16: `.text` at most 16 KiB.
 const TEXT_BUDGET: u64 = 16 * 1024;
@@ -55,90 +47,7 @@ const STATIC_RAM_BUDGET: u64 = 8 * 1024;
 
 /// Random frames per boot.
 const RANDOM_FRAMES: usize = 40;
-const BOOT_TIMEOUT: Duration = Duration::from_secs(30);
 const FRAME_TIMEOUT: Duration = Duration::from_secs(30);
-const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// The firmware's ELF (built with the other firmware on first use), or
-/// `None` after a `SKIP` line: see [`tej_test_support::firmware`].
-fn firmware() -> Option<PathBuf> {
-    firmware::elf(Firmware::Uart)
-}
-
-/// A small deterministic PRNG (splitmix64).
-struct Rng(u64);
-
-impl Rng {
-    fn from_env() -> Rng {
-        let seed = std::env::var("TEJ_FIRMWARE_SEED")
-            .ok()
-            .and_then(|seed| seed.trim().parse().ok())
-            .unwrap_or(0x7e1_f1f1);
-        println!("random seed {seed} (set TEJ_FIRMWARE_SEED to change it)");
-        Rng(seed)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n` (`n > 0`).
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    /// A length up to `max`, often an edge: 0, `max`, or small.
-    fn len(&mut self, max: usize) -> usize {
-        match self.below(5) {
-            0 => 0,
-            1 => max,
-            2 => self.below(17).min(max),
-            _ => self.below(max + 1),
-        }
-    }
-
-    fn bytes(&mut self, max: usize) -> Vec<u8> {
-        let len = self.len(max);
-        (0..len).map(|_| self.next() as u8).collect()
-    }
-
-    /// A UTF-8 name of at most `max` bytes, with 1- to 4-byte characters.
-    fn name(&mut self, max: usize) -> String {
-        let len = self.len(max);
-        let mut name = String::new();
-        loop {
-            let c = ['a', 'Z', '7', '.', '/', '-', ' ', 'é', '漢', '🦀'][self.below(10)];
-            if name.len() + c.len_utf8() > len {
-                return name;
-            }
-            name.push(c);
-        }
-    }
-
-    /// A frame within the firmware's limits, of any status but 2 and 3.
-    fn frame(&mut self) -> Frame {
-        let status = loop {
-            let status = self.below(128) as u8;
-            if status != QUIT && status != PING {
-                break status;
-            }
-        };
-        let mut builder =
-            FrameBuilder::new(Status::new(status).unwrap()).version(self.next() as u8);
-        for _ in 0..self.below(MAX_FILES + 1) {
-            builder = builder.file(self.name(MAX_NAME_LEN), self.bytes(MAX_FILE_LEN));
-        }
-        let message = self.bytes(MAX_MESSAGE_LEN);
-        if !message.is_empty() {
-            builder = builder.message(message);
-        }
-        builder.build()
-    }
-}
 
 /// A frame's files and message, what an echo must carry over.
 type Content = (Vec<(String, Vec<u8>)>, Option<Vec<u8>>);
@@ -165,34 +74,24 @@ fn describe(content: &Content) -> String {
     format!("files [{}], message {message:?} bytes", files.join(", "))
 }
 
-/// QEMU running the firmware, killed when dropped.
+/// QEMU running the firmware, UART0 connected to the host's `port`;
+/// what it prints drained as it comes.
 struct Qemu {
-    child: Child,
+    qemu: firmware::Qemu,
     stdout: Option<JoinHandle<String>>,
     stderr: Option<JoinHandle<String>>,
 }
 
 impl Qemu {
     fn start(elf: &Path, port: u16) -> Qemu {
-        let mut child = Command::new(QEMU)
-            .args(["-machine", "mps2-an386", "-cpu", "cortex-m4"])
-            .args(["-nographic", "-monitor", "none"])
-            .args(["-semihosting-config", "enable=on,target=native"])
-            // nodelay: QEMU writes the UART's bytes one at a time, which
-            // Nagle's algorithm would hold back for the host's delayed ACKs.
-            .arg("-serial")
-            .arg(format!("tcp:127.0.0.1:{port},nodelay=on"))
-            .arg("-kernel")
-            .arg(elf)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start qemu-system-arm");
-        let stdout = child.stdout.take().map(drain);
-        let stderr = child.stderr.take().map(drain);
+        // nodelay: QEMU writes the UART's bytes one at a time, which
+        // Nagle's algorithm would hold back for the host's delayed ACKs.
+        let serial = format!("tcp:127.0.0.1:{port},nodelay=on");
+        let mut qemu = firmware::Qemu::start(elf, ["-serial", &serial]);
+        let stdout = qemu.child.stdout.take().map(drain);
+        let stderr = qemu.drain_stderr();
         Qemu {
-            child,
+            qemu,
             stdout,
             stderr,
         }
@@ -201,41 +100,12 @@ impl Qemu {
     /// Waits for QEMU to exit; returns its status and what the firmware
     /// printed through semihosting.
     fn wait(&mut self) -> (ExitStatus, String) {
-        let deadline = Instant::now() + EXIT_TIMEOUT;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("poll qemu") {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "QEMU did not exit within {EXIT_TIMEOUT:?}"
-            );
-            thread::sleep(Duration::from_millis(10));
-        };
+        let status = self.qemu.wait_exit(EXIT_TIMEOUT);
         let stdout = self.stdout.take().map(join).unwrap_or_default();
         let stderr = self.stderr.take().map(join).unwrap_or_default();
         assert!(stderr.trim().is_empty(), "QEMU wrote to stderr: {stderr}");
         (status, stdout)
     }
-}
-
-impl Drop for Qemu {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn drain(mut pipe: impl Read + Send + 'static) -> JoinHandle<String> {
-    thread::spawn(move || {
-        let mut text = Vec::new();
-        let _ = pipe.read_to_end(&mut text);
-        String::from_utf8_lossy(&text).into_owned()
-    })
-}
-
-fn join(handle: JoinHandle<String>) -> String {
-    handle.join().unwrap_or_default()
 }
 
 /// The host's end of UART0.
@@ -260,7 +130,7 @@ impl Board {
                 Err(error) if error.kind() == ErrorKind::WouldBlock => {}
                 Err(error) => panic!("accept: {error}"),
             }
-            if let Some(status) = qemu.child.try_wait().unwrap() {
+            if let Some(status) = qemu.qemu.child.try_wait().unwrap() {
                 let stderr = qemu.stderr.take().map(join).unwrap_or_default();
                 panic!("QEMU exited ({status}) without connecting: {stderr}");
             }
@@ -340,18 +210,13 @@ impl Board {
     /// Sends `bytes` in random pieces with short random pauses, so that
     /// UART0 gets them a few at a time and at uneven speeds.
     fn send_split(&mut self, bytes: &[u8], rng: &mut Rng) {
-        let largest = [1, 2, 5, 16, 100, 1000, bytes.len()][rng.below(7)];
-        let mut rest = bytes;
-        while !rest.is_empty() {
-            let len = 1 + rng.below(largest.min(rest.len()));
-            self.stream
-                .write_all(&rest[..len])
-                .expect("write to the firmware");
-            rest = &rest[len..];
-            if rng.below(16) == 0 {
-                thread::sleep(Duration::from_micros(rng.below(1500) as u64));
-            }
-        }
+        firmware::write_split(
+            &mut self.stream,
+            bytes,
+            rng,
+            &[1, 2, 5, 16, 100, 1000],
+            true,
+        );
     }
 
     /// Reads the boot frame.
@@ -363,19 +228,11 @@ impl Board {
     }
 }
 
-fn unhex(text: &str) -> Vec<u8> {
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex digit"))
-        .collect()
-}
-
 /// The golden frames that fit the firmware's limits (and are not status 2 or 3):
 /// their wire bytes and content.
 fn golden() -> Vec<(String, Vec<u8>, Content)> {
-    let json: Value = serde_json::from_str(FIXTURE).expect("fixture is JSON");
     let mut fitting = Vec::new();
-    for vector in json.as_array().expect("an array") {
+    for vector in golden::vectors() {
         let expect = &vector["expect"];
         let files: Vec<(String, Vec<u8>)> = expect["files"]
             .as_array()
@@ -387,11 +244,13 @@ fn golden() -> Vec<(String, Vec<u8>, Content)> {
             })
             .collect();
         let message = expect["message_hex"].as_str().map(unhex);
-        let fits = files.len() <= MAX_FILES
+        let fits = files.len() <= LIMITS.files
             && files
                 .iter()
-                .all(|(name, data)| name.len() <= MAX_NAME_LEN && data.len() <= MAX_FILE_LEN)
-            && message.as_ref().is_none_or(|m| m.len() <= MAX_MESSAGE_LEN);
+                .all(|(name, data)| name.len() <= LIMITS.name_len && data.len() <= LIMITS.file_len)
+            && message
+                .as_ref()
+                .is_none_or(|m| m.len() <= LIMITS.message_len);
         let status = expect["status"].as_u64();
         if fits && status != Some(u64::from(QUIT)) && status != Some(u64::from(PING)) {
             let name = vector["name"].as_str().expect("name").to_owned();
@@ -404,8 +263,10 @@ fn golden() -> Vec<(String, Vec<u8>, Content)> {
 
 #[test]
 fn firmware_echoes_golden_and_random_frames_then_exits_cleanly() {
-    let Some(elf) = firmware() else { return };
-    let mut rng = Rng::from_env();
+    let Some(elf) = firmware::elf(Firmware::Uart) else {
+        return;
+    };
+    let mut rng = Firmware::Uart.rng();
     let started = Instant::now();
     let mut board = Board::boot(&elf);
     board.expect_ready();
@@ -414,15 +275,15 @@ fn firmware_echoes_golden_and_random_frames_then_exits_cleanly() {
     let mut frames = golden();
     assert!(frames.len() >= 5, "the golden frames fit the limits");
     let at_limit = {
-        let name = "n".repeat(MAX_NAME_LEN);
-        let data: Vec<u8> = (0..MAX_FILE_LEN).map(|i| (i * 31) as u8).collect();
+        let name = "n".repeat(LIMITS.name_len);
+        let data: Vec<u8> = (0..LIMITS.file_len).map(|i| (i * 31) as u8).collect();
         let mut builder = FrameBuilder::new(Status::MAX);
-        for _ in 0..MAX_FILES {
+        for _ in 0..LIMITS.files {
             builder = builder.file(name.clone(), data.clone());
         }
-        builder.message(vec![b'm'; MAX_MESSAGE_LEN]).build()
+        builder.message(vec![b'm'; LIMITS.message_len]).build()
     };
-    let random = (0..RANDOM_FRAMES).map(|_| rng.frame());
+    let random = (0..RANDOM_FRAMES).map(|_| rng.frame(&LIMITS, &[PING, QUIT]));
     for (i, frame) in std::iter::once(at_limit).chain(random).enumerate() {
         let wire = frame.encode_to_vec().expect("encode");
         frames.push((format!("random {i}"), wire, content(&frame)));
@@ -433,12 +294,12 @@ fn firmware_echoes_golden_and_random_frames_then_exits_cleanly() {
     let mut bytes = 0;
     let mut sent = 0;
     while sent < frames.len() {
-        let batch = &frames[sent..(sent + 1 + rng.below(3)).min(frames.len())];
+        let batch = &frames[sent..(sent + 1 + rng.usize(..3)).min(frames.len())];
         let wire: Vec<u8> = batch.iter().flat_map(|(_, wire, _)| wire.clone()).collect();
         board.send_split(&wire, &mut rng);
         for (what, wire, expected) in batch {
             let echo = board.next_frame();
-            assert_eq!(echo.status.get(), ECHO, "{what}: status of the echo");
+            assert_eq!(echo.status.get(), ANSWER, "{what}: status of the echo");
             assert_eq!(echo.version, 1, "{what}: version of the echo");
             let got = content(&echo);
             assert!(
@@ -496,45 +357,36 @@ fn firmware_echoes_golden_and_random_frames_then_exits_cleanly() {
 
 #[test]
 fn firmware_refuses_whole_frames_beyond_its_limits() {
-    let Some(elf) = firmware() else { return };
-    let frame = |files: Vec<(String, Vec<u8>)>, message: Vec<u8>| {
-        let mut builder = FrameBuilder::new(Status::DEFAULT);
-        for (name, data) in files {
-            builder = builder.file(name, data);
-        }
-        if !message.is_empty() {
-            builder = builder.message(message);
-        }
-        builder.build().encode_to_vec().unwrap()
+    let Some(elf) = firmware::elf(Firmware::Uart) else {
+        return;
     };
-    let file = |name: &str, len: usize| (name.to_owned(), vec![0x5a; len]);
     // Each frame is sent whole and at once, as a real peer sends it: the
     // refusal comes from the length that exceeds a limit, and must still
     // reach the host after the firmware has read the rest.
     let cases: [(&str, Vec<u8>, &str); 5] = [
         (
             "five files",
-            frame((0..5).map(|_| file("f", 10)).collect(), b"five".to_vec()),
+            encoded(&[("f", 10); 5], b"five"),
             "file count 5 exceeds the limit of 4 at offset 2",
         ),
         (
             "a 65-byte name",
-            frame(vec![file(&"n".repeat(65), 100)], Vec::new()),
+            encoded(&[(&"n".repeat(65), 100)], b""),
             "file name length 65 exceeds the limit of 64 at offset 10",
         ),
         (
             "a 2 KiB file",
-            frame(vec![file("big", 2048)], b"after the file".to_vec()),
+            encoded(&[("big", 2048)], b"after the file"),
             "file size 2048 exceeds the limit of 1024 at offset 15",
         ),
         (
             "a 2 KiB message",
-            frame(Vec::new(), vec![b'm'; 2048]),
+            encoded(&[], &[b'm'; 2048]),
             "message size 2048 exceeds the limit of 1024 at offset 10",
         ),
         (
             "a status byte without its top bit",
-            [&[0x05][..], &frame(vec![file("f", 40)], Vec::new())[1..]].concat(),
+            [&[0x05][..], &encoded(&[("f", 40)], b"")[1..]].concat(),
             "status bit is 0 in first byte 0x05 of a frame at offset 0",
         ),
     ];
@@ -568,55 +420,16 @@ fn firmware_refuses_whole_frames_beyond_its_limits() {
     }
 }
 
-/// An ELF32 little-endian file's sections: (name, size).
-fn elf_sections(elf: &[u8]) -> Vec<(String, u64)> {
-    let u16_at = |at: usize| u16::from_le_bytes(elf[at..at + 2].try_into().unwrap());
-    let u32_at = |at: usize| u32::from_le_bytes(elf[at..at + 4].try_into().unwrap());
-    assert_eq!(&elf[..4], b"\x7fELF", "an ELF file");
-    assert_eq!((elf[4], elf[5]), (1, 1), "ELF32, little endian");
-    assert_eq!(u16_at(18), 40, "for ARM");
-    let (offset, entry_size, count, names) = (
-        u32_at(0x20) as usize,
-        usize::from(u16_at(0x2e)),
-        usize::from(u16_at(0x30)),
-        usize::from(u16_at(0x32)),
-    );
-    let header = |i: usize| offset + i * entry_size;
-    let names_at = u32_at(header(names) + 16) as usize;
-    (0..count)
-        .map(|i| {
-            let start = names_at + u32_at(header(i)) as usize;
-            let end = start + elf[start..].iter().position(|&b| b == 0).unwrap();
-            let name = String::from_utf8_lossy(&elf[start..end]).into_owned();
-            (name, u64::from(u32_at(header(i) + 20)))
-        })
-        .collect()
-}
-
 #[test]
 fn firmware_footprint_fits_the_budget() {
-    let Some(elf) = firmware() else { return };
-    let sections = elf_sections(&std::fs::read(&elf).expect("read the ELF"));
-    let size = |name: &str| {
-        sections
-            .iter()
-            .find(|(section, _)| section == name)
-            .map_or(0, |&(_, size)| size)
+    let Some(elf) = firmware::elf(Firmware::Uart) else {
+        return;
     };
-    let flash = size(".vector_table") + size(".text") + size(".rodata") + size(".data");
-    let ram = size(".data") + size(".bss") + size(".uninit");
-    println!("tej-firmware footprint ({}):", elf.display());
-    for name in [".vector_table", ".text", ".rodata", ".data", ".bss"] {
-        println!("  {name:14} {:6} bytes", size(name));
-    }
-    println!("  flash          {flash:6} bytes (.vector_table + .text + .rodata + .data)");
+    let sections = Sections::read(&elf);
+    let ram = sections.static_ram();
+    sections.print(&format!("tej-firmware footprint ({})", elf.display()));
     println!("  static RAM     {ram:6} bytes (.data + .bss)");
-    assert!(size(".text") > 0, "the ELF has a .text section");
-    assert!(
-        size(".text") <= TEXT_BUDGET,
-        ".text is {} bytes, over the budget of {TEXT_BUDGET}",
-        size(".text")
-    );
+    sections.assert_text_within(TEXT_BUDGET);
     assert!(
         ram <= STATIC_RAM_BUDGET,
         "static RAM is {ram} bytes, over the budget of {STATIC_RAM_BUDGET}"

@@ -27,7 +27,7 @@
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc::{self, Receiver};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -36,22 +36,15 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tej_core::{Assembler, Frame, FrameBuilder, Limits, Status};
 use tej_examples::runtime::Runtime;
-use tej_test_support::firmware::{self, Firmware, QEMU};
+use tej_test_support::firmware::status::{ANSWER, BYE, PING, QUIT, READY, REFUSED};
+use tej_test_support::firmware::{
+    self, encoded, join, Firmware, Sections, BOOT_TIMEOUT, EXIT_TIMEOUT,
+};
+use tej_test_support::golden;
+use tej_test_support::rng::{FrameLimits, Rng};
 
-/// The golden frames tej-core's own tests use.
-const FIXTURE: &str = include_str!("../../tej-core/tests/fixtures/reference-frames.json");
-
-// The firmware's limits (its `service::MAX_*`) and statuses.
-const MAX_FILES: usize = 8;
-const MAX_NAME_LEN: usize = 64;
-const MAX_FILE_LEN: usize = 16 << 20;
-const MAX_MESSAGE_LEN: usize = 4 << 10;
-const PING: u8 = 2;
-const QUIT: u8 = 3;
-const BYE: u8 = 4;
-const READY: u8 = 5;
-const ANSWER: u8 = 6;
-const REFUSED: u8 = 7;
+/// The firmware's limits.
+const LIMITS: FrameLimits = Firmware::Net.limits();
 
 /// The footprint budgets of issue 24.
 const TEXT_BUDGET: u64 = 96 * 1024;
@@ -59,89 +52,17 @@ const RAM_BUDGET: u64 = 96 * 1024;
 
 /// Random frames per connection.
 const RANDOM_FRAMES: usize = 12;
-const BOOT_TIMEOUT: Duration = Duration::from_secs(30);
 const FRAME_TIMEOUT: Duration = Duration::from_secs(60);
-const EXIT_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// The firmware's ELF (built with the other firmware on first use), or
-/// `None` after a `SKIP` line: see [`tej_test_support::firmware`].
-fn firmware() -> Option<PathBuf> {
-    firmware::elf(Firmware::Net)
-}
+/// Random frames within the firmware's limits, files of up to 64 KiB.
+const RANDOM_LIMITS: FrameLimits = FrameLimits {
+    file_len: 64 << 10,
+    ..LIMITS
+};
 
-/// A small deterministic PRNG (splitmix64).
-struct Rng(u64);
-
-impl Rng {
-    fn from_env() -> Rng {
-        let seed = std::env::var("TEJ_FIRMWARE_SEED")
-            .ok()
-            .and_then(|seed| seed.trim().parse().ok())
-            .unwrap_or(0x7e1_f1f2);
-        println!("random seed {seed} (set TEJ_FIRMWARE_SEED to change it)");
-        Rng(seed)
-    }
-
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    /// A length up to `max`, often an edge: 0, `max`, or small.
-    fn len(&mut self, max: usize) -> usize {
-        match self.below(5) {
-            0 => 0,
-            1 => max,
-            2 => self.below(17).min(max),
-            _ => self.below(max + 1),
-        }
-    }
-
-    fn bytes(&mut self, max: usize) -> Vec<u8> {
-        let len = self.len(max);
-        (0..len).map(|_| self.next() as u8).collect()
-    }
-
-    /// A UTF-8 name of at most `max` bytes, without tabs or newlines.
-    fn name(&mut self, max: usize) -> String {
-        let len = self.len(max);
-        let mut name = String::new();
-        loop {
-            let c = ['a', 'Z', '7', '.', '/', '-', ' ', 'é', '漢', '🦀'][self.below(10)];
-            if name.len() + c.len_utf8() > len {
-                return name;
-            }
-            name.push(c);
-        }
-    }
-
-    /// A frame within the firmware's limits (files of up to 64 KiB), of
-    /// any status but 2 and 3.
-    fn frame(&mut self) -> Frame {
-        let status = loop {
-            let status = self.below(128) as u8;
-            if status != QUIT && status != PING {
-                break status;
-            }
-        };
-        let mut builder =
-            FrameBuilder::new(Status::new(status).unwrap()).version(self.next() as u8);
-        for _ in 0..self.below(MAX_FILES + 1) {
-            builder = builder.file(self.name(MAX_NAME_LEN), self.bytes(64 << 10));
-        }
-        let message = self.bytes(MAX_MESSAGE_LEN);
-        if !message.is_empty() {
-            builder = builder.message(message);
-        }
-        builder.build()
-    }
+/// A random frame within [`RANDOM_LIMITS`], of any status but 2 and 3.
+fn random_frame(rng: &mut Rng) -> Frame {
+    rng.frame(&RANDOM_LIMITS, &[PING, QUIT])
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -172,7 +93,7 @@ fn answer_for(frame: &Frame) -> String {
 /// QEMU running the firmware, killed when dropped; what the firmware prints
 /// arrives line by line.
 struct Qemu {
-    child: Child,
+    qemu: firmware::Qemu,
     port: u16,
     lines: Receiver<String>,
     printed: String,
@@ -186,23 +107,10 @@ impl Qemu {
             .and_then(|listener| listener.local_addr())
             .expect("a free loopback port")
             .port();
-        let mut child = Command::new(QEMU)
-            .args(["-machine", "mps2-an386", "-cpu", "cortex-m4"])
-            .args(["-nographic", "-monitor", "none"])
-            .args(["-semihosting-config", "enable=on,target=native"])
-            .arg("-nic")
-            .arg(format!(
-                "user,model=lan9118,hostfwd=tcp:127.0.0.1:{port}-:7000"
-            ))
-            .arg("-kernel")
-            .arg(elf)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start qemu-system-arm");
+        let forward = format!("user,model=lan9118,hostfwd=tcp:127.0.0.1:{port}-:7000");
+        let mut qemu = firmware::Qemu::start(elf, ["-nic", &forward]);
         let (send, lines) = mpsc::channel();
-        let stdout = child.stdout.take().expect("piped stdout");
+        let stdout = qemu.child.stdout.take().expect("piped stdout");
         thread::spawn(move || {
             for line in BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
@@ -211,15 +119,9 @@ impl Qemu {
                 }
             }
         });
-        let stderr = child.stderr.take().map(|mut pipe| {
-            thread::spawn(move || {
-                let mut text = String::new();
-                let _ = pipe.read_to_string(&mut text);
-                text
-            })
-        });
+        let stderr = qemu.drain_stderr();
         Qemu {
-            child,
+            qemu,
             port,
             lines,
             printed: String::new(),
@@ -251,26 +153,12 @@ impl Qemu {
 
     /// Waits for QEMU to exit; its status and everything printed.
     fn wait(&mut self) -> (ExitStatus, String) {
-        let deadline = Instant::now() + EXIT_TIMEOUT;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("poll qemu") {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "QEMU did not exit within {EXIT_TIMEOUT:?}"
-            );
-            thread::sleep(Duration::from_millis(10));
-        };
+        let status = self.qemu.wait_exit(EXIT_TIMEOUT);
         while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(1)) {
             self.printed += &line;
             self.printed.push('\n');
         }
-        let stderr = self
-            .stderr
-            .take()
-            .map(|handle| handle.join().unwrap_or_default())
-            .unwrap_or_default();
+        let stderr = self.stderr.take().map(join).unwrap_or_default();
         // QEMU's LAN9118 drops a packet when its receive FIFO is full, as a
         // real one does, and says so; TCP sends it again.
         let (dropped, other): (Vec<&str>, Vec<&str>) = stderr
@@ -284,13 +172,6 @@ impl Qemu {
             );
         }
         (status, self.printed.clone())
-    }
-}
-
-impl Drop for Qemu {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -371,13 +252,13 @@ impl Conn {
 
     /// Sends `bytes` in random pieces.
     fn send_split(&mut self, bytes: &[u8], rng: &mut Rng) {
-        let largest = [1, 7, 100, 1460, 5000, bytes.len()][rng.below(6)];
-        let mut rest = bytes;
-        while !rest.is_empty() {
-            let len = 1 + rng.below(largest.min(rest.len()));
-            self.stream.write_all(&rest[..len]).expect("write");
-            rest = &rest[len..];
-        }
+        firmware::write_split(
+            &mut self.stream,
+            bytes,
+            rng,
+            &[1, 7, 100, 1460, 5000],
+            false,
+        );
     }
 
     /// Sends `frame` and checks the answer's lines.
@@ -391,27 +272,13 @@ impl Conn {
     }
 }
 
-fn unhex(text: &str) -> Vec<u8> {
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("hex digit"))
-        .collect()
-}
-
-/// The golden frames, as frames.
-fn golden() -> Vec<(String, Frame)> {
-    let json: Value = serde_json::from_str(FIXTURE).expect("fixture is JSON");
-    let mut assembler = Assembler::new(Limits::default());
-    json.as_array()
-        .expect("an array")
-        .iter()
-        .map(|vector| {
-            let wire = unhex(vector["wire_hex"].as_str().expect("wire_hex"));
-            let assembled = assembler.decode(&wire).expect("golden frames decode");
-            let name = vector["name"].as_str().expect("name").to_owned();
-            (name, assembled.frame.expect("a whole frame"))
-        })
-        .collect()
+/// Boots the firmware: the test's random numbers, QEMU, and a first
+/// connection (opened once the firmware listens).
+fn boot(elf: &Path) -> (Rng, Qemu, Conn) {
+    let rng = Firmware::Net.rng();
+    let qemu = Qemu::start(elf);
+    let conn = Conn::open(&qemu);
+    (rng, qemu, conn)
 }
 
 fn quit(qemu: &mut Qemu, conn: &mut Conn, rng: &mut Rng) {
@@ -430,15 +297,15 @@ fn quit(qemu: &mut Qemu, conn: &mut Conn, rng: &mut Rng) {
 
 #[test]
 fn firmware_net_serves_two_connections_hashes_refuses_and_quits() {
-    let Some(elf) = firmware() else { return };
-    let mut rng = Rng::from_env();
-    let mut qemu = Qemu::start(&elf);
-    let mut a = Conn::open(&qemu);
+    let Some(elf) = firmware::elf(Firmware::Net) else {
+        return;
+    };
+    let (mut rng, mut qemu, mut a) = boot(&elf);
     let mut b = Conn::open(&qemu);
     println!("{}", qemu.expect_line("connection tasks"));
 
     // Golden frames on one, random ones on both, interleaved.
-    for (name, frame) in golden() {
+    for (name, _, frame) in golden::frames() {
         match frame.status.get() {
             PING => {
                 a.send_split(&frame.encode_to_vec().unwrap(), &mut rng);
@@ -450,57 +317,56 @@ fn firmware_net_serves_two_connections_hashes_refuses_and_quits() {
         }
     }
     for i in 0..RANDOM_FRAMES {
-        a.exchange(&format!("random {i} on a"), &rng.frame(), &mut rng);
-        b.exchange(&format!("random {i} on b"), &rng.frame(), &mut rng);
+        a.exchange(
+            &format!("random {i} on a"),
+            &random_frame(&mut rng),
+            &mut rng,
+        );
+        b.exchange(
+            &format!("random {i} on b"),
+            &random_frame(&mut rng),
+            &mut rng,
+        );
     }
     let at_limits = {
         let mut builder = FrameBuilder::new(Status::MAX);
-        for i in 0..MAX_FILES {
-            let name = format!("{i}{}", "n".repeat(MAX_NAME_LEN - 1));
+        for i in 0..LIMITS.files {
+            let name = format!("{i}{}", "n".repeat(LIMITS.name_len - 1));
             builder = builder.file(name, vec![i as u8; 1000 + i]);
         }
-        builder.message(vec![b'm'; MAX_MESSAGE_LEN]).build()
+        builder.message(vec![b'm'; LIMITS.message_len]).build()
     };
     b.exchange("a frame at the limits", &at_limits, &mut rng);
 
     // Frames beyond the limits, each whole and at once on a new connection:
     // refused, that connection closed, the other still served.
-    let file = |name: &str, len: usize| (name.to_owned(), vec![0x5a; len]);
-    let frame = |files: Vec<(String, Vec<u8>)>, message: Vec<u8>| {
-        let mut builder = FrameBuilder::new(Status::DEFAULT);
-        for (name, data) in files {
-            builder = builder.file(name, data);
-        }
-        if !message.is_empty() {
-            builder = builder.message(message);
-        }
-        builder.build().encode_to_vec().unwrap()
-    };
     let cases: [(&str, Vec<u8>, String); 4] = [
         (
             "nine files",
-            frame((0..9).map(|_| file("f", 100)).collect(), Vec::new()),
+            encoded(&[("f", 100); 9], b""),
             "file count 9 exceeds the limit of 8 at offset 2".into(),
         ),
         (
             "a 65-byte name",
-            frame(vec![file(&"n".repeat(65), 5000)], Vec::new()),
+            encoded(&[(&"n".repeat(65), 5000)], b""),
             "file name length 65 exceeds the limit of 64 at offset 10".into(),
         ),
         (
             "a message of 4 KiB and 1 byte",
-            frame(Vec::new(), vec![b'm'; MAX_MESSAGE_LEN + 1]),
+            encoded(&[], &vec![b'm'; LIMITS.message_len + 1]),
             format!(
-                "message size {} exceeds the limit of {MAX_MESSAGE_LEN} at offset 10",
-                MAX_MESSAGE_LEN + 1
+                "message size {} exceeds the limit of {} at offset 10",
+                LIMITS.message_len + 1,
+                LIMITS.message_len
             ),
         ),
         (
             "a file of 16 MiB and 1 byte",
-            frame(vec![file("big", MAX_FILE_LEN + 1)], b"after".to_vec()),
+            encoded(&[("big", LIMITS.file_len + 1)], b"after"),
             format!(
-                "file size {} exceeds the limit of {MAX_FILE_LEN} at offset 15",
-                MAX_FILE_LEN + 1
+                "file size {} exceeds the limit of {} at offset 15",
+                LIMITS.file_len + 1,
+                LIMITS.file_len
             ),
         ),
     ];
@@ -526,11 +392,11 @@ fn firmware_net_serves_two_connections_hashes_refuses_and_quits() {
         }
         qemu.expect_line(&format!("refused: cannot decode: {error}"));
         println!("{what} ({} bytes sent at once): {message:?}", wire.len());
-        a.exchange(&format!("after {what}"), &rng.frame(), &mut rng);
+        a.exchange(&format!("after {what}"), &random_frame(&mut rng), &mut rng);
     }
 
     // A 16 MiB file streams through, hashed on the way.
-    let data: Vec<u8> = (0..MAX_FILE_LEN as u64)
+    let data: Vec<u8> = (0..LIMITS.file_len as u64)
         .map(|i| (i.wrapping_mul(0x9e37_79b9) >> 13) as u8)
         .collect();
     let upload = FrameBuilder::new(Status::DEFAULT)
@@ -550,11 +416,10 @@ fn firmware_net_serves_two_connections_hashes_refuses_and_quits() {
 
 #[test]
 fn firmware_net_takes_tej_send_from_every_runtime() {
-    let Some(elf) = firmware() else { return };
-    let mut rng = Rng::from_env();
-    let mut qemu = Qemu::start(&elf);
-    // Waits until the firmware listens.
-    let mut control = Conn::open(&qemu);
+    let Some(elf) = firmware::elf(Firmware::Net) else {
+        return;
+    };
+    let (mut rng, mut qemu, mut control) = boot(&elf);
     let dir = tempfile::tempdir().unwrap();
     let files: Vec<(String, Vec<u8>)> = vec![
         ("small.txt".into(), b"hello firmware\n".to_vec()),
@@ -608,40 +473,12 @@ fn firmware_net_takes_tej_send_from_every_runtime() {
     quit(&mut qemu, &mut control, &mut rng);
 }
 
-/// An ELF32 little-endian file's sections: (name, size).
-fn elf_sections(elf: &[u8]) -> Vec<(String, u64)> {
-    let u16_at = |at: usize| u16::from_le_bytes(elf[at..at + 2].try_into().unwrap());
-    let u32_at = |at: usize| u32::from_le_bytes(elf[at..at + 4].try_into().unwrap());
-    assert_eq!(&elf[..4], b"\x7fELF", "an ELF file");
-    assert_eq!((elf[4], elf[5]), (1, 1), "ELF32, little endian");
-    let (offset, entry_size, count, names) = (
-        u32_at(0x20) as usize,
-        usize::from(u16_at(0x2e)),
-        usize::from(u16_at(0x30)),
-        usize::from(u16_at(0x32)),
-    );
-    let header = |i: usize| offset + i * entry_size;
-    let names_at = u32_at(header(names) + 16) as usize;
-    (0..count)
-        .map(|i| {
-            let start = names_at + u32_at(header(i)) as usize;
-            let end = start + elf[start..].iter().position(|&b| b == 0).unwrap();
-            let name = String::from_utf8_lossy(&elf[start..end]).into_owned();
-            (name, u64::from(u32_at(header(i) + 20)))
-        })
-        .collect()
-}
-
 #[test]
 fn firmware_net_footprint_fits_the_budget() {
-    let Some(elf) = firmware() else { return };
-    let sections = elf_sections(&std::fs::read(&elf).expect("read the ELF"));
-    let size = |name: &str| {
-        sections
-            .iter()
-            .find(|(section, _)| section == name)
-            .map_or(0, |&(_, size)| size)
+    let Some(elf) = firmware::elf(Firmware::Net) else {
+        return;
     };
+    let sections = Sections::read(&elf);
     // The connections' futures live on the stack: the firmware says how large.
     let mut qemu = Qemu::start(&elf);
     let line = qemu.expect_line("connection tasks");
@@ -649,21 +486,11 @@ fn firmware_net_footprint_fits_the_budget() {
         .split_whitespace()
         .filter_map(|word| word.parse::<u64>().ok())
         .product();
-    let flash = size(".vector_table") + size(".text") + size(".rodata") + size(".data");
-    let ram = size(".data") + size(".bss") + size(".uninit") + tasks;
-    println!("tej-firmware-net footprint ({}):", elf.display());
-    for name in [".vector_table", ".text", ".rodata", ".data", ".bss"] {
-        println!("  {name:14} {:6} bytes", size(name));
-    }
-    println!("  flash          {flash:6} bytes (.vector_table + .text + .rodata + .data)");
+    let ram = sections.static_ram() + tasks;
+    sections.print(&format!("tej-firmware-net footprint ({})", elf.display()));
     println!("  tasks          {tasks:6} bytes ({line})");
     println!("  RAM            {ram:6} bytes (.data + .bss + the connections' futures)");
-    assert!(size(".text") > 0, "the ELF has a .text section");
-    assert!(
-        size(".text") <= TEXT_BUDGET,
-        ".text is {} bytes, over the budget of {TEXT_BUDGET}",
-        size(".text")
-    );
+    sections.assert_text_within(TEXT_BUDGET);
     assert!(
         ram <= RAM_BUDGET,
         "RAM is {ram} bytes, over the budget of {RAM_BUDGET}"

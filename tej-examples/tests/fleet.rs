@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use tej_test_support::serve::ServeProcess;
 use tej_tokio::{Client, Connection, DisconnectReason, Frame, FrameBuilder, Handler, Status};
 
 /// The whole test's bound.
@@ -48,58 +49,37 @@ fn haproxy_available() -> bool {
 /// One `tej serve` process and the JSON lines it printed.
 struct Backend {
     name: String,
-    child: Child,
+    process: ServeProcess,
     addr: SocketAddr,
-    lines: Arc<Mutex<Vec<Value>>>,
+    lines: Mutex<Vec<Value>>,
 }
 
 impl Backend {
     fn start(name: &str, runtime: &str, save_dir: &Path) -> Backend {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_tej"))
-            .args([
-                "serve",
-                "--bind",
-                "127.0.0.1:0",
-                "--proxy-protocol",
-                "--json",
-            ])
-            .args(["--runtime", runtime, "--reply", "ok", "--save-dir"])
-            .arg(save_dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("tej serve starts");
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        let lines = Arc::new(Mutex::new(Vec::new()));
-        let (first, listening) = std::sync::mpsc::channel();
-        let sink = Arc::clone(&lines);
-        thread::spawn(move || {
-            for line in stdout.lines() {
-                let Ok(line) = line else { break };
-                let value: Value = serde_json::from_str(&line)
-                    .unwrap_or_else(|error| panic!("not JSON ({error}): {line}"));
-                if value["event"] == "listening" {
-                    let _ = first.send(value["addr"].as_str().unwrap().to_string());
-                } else {
-                    sink.lock().unwrap().push(value);
-                }
-            }
-        });
-        let addr = listening
-            .recv_timeout(WAIT)
-            .expect("tej serve prints listening")
-            .parse()
-            .unwrap();
+        let process = ServeProcess::spawn(
+            Command::new(env!("CARGO_BIN_EXE_tej"))
+                .args(["serve", "--bind", "127.0.0.1:0"])
+                .args(["--proxy-protocol", "--json"])
+                .args(["--runtime", runtime, "--reply", "ok", "--save-dir"])
+                .arg(save_dir),
+        );
+        let addr = process.listening(WAIT).parse().unwrap();
         Backend {
             name: name.into(),
-            child,
+            process,
             addr,
-            lines,
+            lines: Mutex::new(Vec::new()),
         }
     }
 
+    /// Every event `kind` printed so far.
     fn events(&self, kind: &str) -> Vec<Value> {
-        let lines = self.lines.lock().unwrap();
+        let mut lines = self.lines.lock().unwrap();
+        while let Some(line) = self.process.next_line(Duration::ZERO) {
+            let value = serde_json::from_str(&line)
+                .unwrap_or_else(|error| panic!("not JSON ({error}): {line}"));
+            lines.push(value);
+        }
         lines
             .iter()
             .filter(|v| v["event"] == kind)
@@ -108,11 +88,9 @@ impl Backend {
     }
 }
 
-impl Drop for Backend {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// How many events `kind` the backends printed so far, together.
+fn count(backends: &[Backend], kind: &str) -> usize {
+    backends.iter().map(|b| b.events(kind).len()).sum()
 }
 
 /// HAProxy in the foreground with deploy/haproxy.cfg, and when its stderr
@@ -426,16 +404,9 @@ fn a_fleet_behind_haproxy_serves_everyone_and_survives_losing_a_backend() {
     });
     // Every client is still connected here: all 300 are at once.
     wait_until("300 connections reported", || {
-        backends
-            .iter()
-            .map(|b| b.events("connected").len())
-            .sum::<usize>()
-            >= 300
+        count(&backends, "connected") >= 300
     });
-    let concurrent: usize = backends
-        .iter()
-        .map(|b| b.events("connected").len() - b.events("disconnected").len())
-        .sum();
+    let concurrent = count(&backends, "connected") - count(&backends, "disconnected");
     assert_eq!(concurrent, 300, "clients connected at once");
     // Each backend reports the client as `peer` and HAProxy as `proxy`.
     for backend in &backends {
@@ -456,11 +427,7 @@ fn a_fleet_behind_haproxy_serves_everyone_and_survives_losing_a_backend() {
         }
     });
     wait_until("300 disconnections reported", || {
-        backends
-            .iter()
-            .map(|b| b.events("disconnected").len())
-            .sum::<usize>()
-            >= 300
+        count(&backends, "disconnected") >= 300
     });
     let connected = connected_by_peer(&backends);
     let received = received_by_peer(&backends);
@@ -517,8 +484,8 @@ fn a_fleet_behind_haproxy_serves_everyone_and_survives_losing_a_backend() {
     // Kill the first backend, then start new clients at once, one every
     // 10 ms for 1.5 s, each sending one frame.
     let killed_at = Instant::now();
-    backends[0].child.kill().unwrap();
-    backends[0].child.wait().unwrap();
+    backends[0].process.child.kill().unwrap();
+    backends[0].process.child.wait().unwrap();
     let newcomers = runtime.block_on(async {
         let mut tasks = Vec::new();
         for i in 0..150u64 {

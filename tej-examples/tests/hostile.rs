@@ -52,6 +52,16 @@ fn tally(reasons: &[String]) -> BTreeMap<String, usize> {
     tally
 }
 
+/// The reason of every `disconnected` in `seen`, in order.
+fn disconnect_reasons(seen: &[Seen]) -> Vec<String> {
+    seen.iter()
+        .filter_map(|seen| match seen {
+            Seen::Disconnected(reason) => Some(reason.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// A well-behaved round trip, then the server's record of its end.
 fn probe(runtime: Runtime, server: &RunningServer, record: &Record, tag: &str) -> Duration {
     let before = record.disconnects().len();
@@ -75,6 +85,11 @@ fn probe(runtime: Runtime, server: &RunningServer, record: &Record, tag: &str) -
 struct Wire(Vec<u8>);
 
 impl Wire {
+    /// A frame's first two bytes: `status_byte` (the status bit included)
+    /// and version 1.
+    fn start(status_byte: u8) -> Wire {
+        Wire(vec![status_byte, 1])
+    }
     fn byte(mut self, byte: u8) -> Wire {
         self.0.push(byte);
         self
@@ -139,7 +154,7 @@ fn malformed_attacks() -> Vec<Attack> {
         // The status bit.
         Attack::new(
             "status bit 0",
-            Wire::default().byte(0x05).byte(1).u64(0).u64(0).0,
+            Wire::start(0x05).u64(0).u64(0).0,
             false,
             "protocol error: status bit is 0 in first byte 0x05 of a frame at offset 0",
         ),
@@ -157,36 +172,36 @@ fn malformed_attacks() -> Vec<Attack> {
             true,
             "peer closed the connection",
         ),
-        Attack::new("truncated: version", whole[..1].to_vec(), true, &eof("protocol version", 1)),
-        Attack::new("truncated: file count", whole[..6].to_vec(), true, &eof("file count", 6)),
+    ];
+    let truncations = [
+        ("version", "protocol version", 1),
+        ("file count", "file count", 6),
+        ("name length", "file name length", 11),
+        ("name", "file name", 14),
+        ("file size", "file size", 20),
+        ("file data", "file data", 27),
+        ("message length", "message length", 33),
+        ("message", "message", 40),
+    ];
+    attacks.extend(truncations.map(|(name, field, at)| {
         Attack::new(
-            "truncated: name length",
-            whole[..11].to_vec(),
+            &format!("truncated: {name}"),
+            whole[..at].to_vec(),
             true,
-            &eof("file name length", 11),
-        ),
-        Attack::new("truncated: name", whole[..14].to_vec(), true, &eof("file name", 14)),
-        Attack::new("truncated: file size", whole[..20].to_vec(), true, &eof("file size", 20)),
-        Attack::new("truncated: file data", whole[..27].to_vec(), true, &eof("file data", 27)),
-        Attack::new(
-            "truncated: message length",
-            whole[..33].to_vec(),
-            true,
-            &eof("message length", 33),
-        ),
-        Attack::new("truncated: message", whole[..40].to_vec(), true, &eof("message", 40)),
+            &eof(field, at),
+        )
+    }));
+    attacks.extend([
         // Lengths no one should believe.
         Attack::new(
             "file count 2^64-1",
-            Wire::default().byte(0x80).byte(1).u64(u64::MAX).0,
+            Wire::start(0x80).u64(u64::MAX).0,
             false,
             "protocol error: file count 18446744073709551615 exceeds the limit of 1024 at offset 2",
         ),
         Attack::new(
             "file length 2^63 with a few bytes behind",
-            Wire::default()
-                .byte(0x80)
-                .byte(1)
+            Wire::start(0x80)
                 .u64(1)
                 .u16(5)
                 .bytes(b"a.txt")
@@ -198,9 +213,7 @@ fn malformed_attacks() -> Vec<Attack> {
         ),
         Attack::new(
             "message length 2^63 with a few bytes behind",
-            Wire::default()
-                .byte(0x80)
-                .byte(1)
+            Wire::start(0x80)
                 .u64(0)
                 .u64(1 << 63)
                 .bytes(b"abcd")
@@ -211,9 +224,7 @@ fn malformed_attacks() -> Vec<Attack> {
         Attack::new(
             // Within the defaults (the wire's longest name), then cut short.
             "name length 65535, 3 bytes of it, end of stream",
-            Wire::default()
-                .byte(0x80)
-                .byte(1)
+            Wire::start(0x80)
                 .u64(1)
                 .u16(u16::MAX)
                 .bytes(b"abc")
@@ -224,9 +235,7 @@ fn malformed_attacks() -> Vec<Attack> {
         // Names.
         Attack::new(
             "invalid UTF-8 name",
-            Wire::default()
-                .byte(0x80)
-                .byte(1)
+            Wire::start(0x80)
                 .u64(1)
                 .u16(4)
                 .bytes(&[0xff, 0xfe, b'A', b'B'])
@@ -241,9 +250,7 @@ fn malformed_attacks() -> Vec<Attack> {
         // size starts at the "t".
         Attack::new(
             "reference bug: \"é.txt\" with name length 5",
-            Wire::default()
-                .byte(0x80)
-                .byte(1)
+            Wire::start(0x80)
                 .u64(1)
                 .u16(5)
                 .bytes("é.txt".as_bytes())
@@ -257,9 +264,7 @@ fn malformed_attacks() -> Vec<Attack> {
         // The same bug where the cut falls inside a character.
         Attack::new(
             "reference bug: \"aé\" with name length 2",
-            Wire::default()
-                .byte(0x80)
-                .byte(1)
+            Wire::start(0x80)
                 .u64(1)
                 .u16(2)
                 .bytes("aé".as_bytes())
@@ -270,7 +275,7 @@ fn malformed_attacks() -> Vec<Attack> {
             false,
             "protocol error: file 0 has a name that is not UTF-8 (valid up to byte 1) at offset 12",
         ),
-    ];
+    ]);
     // Every other cut of the template, at every byte, reasons from the oracle.
     for cut in 1..whole.len() {
         let (_, reason) = oracle(&whole[..cut], Limits::default(), true);
@@ -374,25 +379,19 @@ fn malformed_input(runtime: Runtime) {
         SessionConfig::default().limits(Limits::UNLIMITED),
         digest_echo(&unlimited_record),
     );
-    let huge_file = Wire::default()
-        .byte(0x80)
-        .byte(1)
+    let huge_file = Wire::start(0x80)
         .u64(1)
         .u16(7)
         .bytes(b"big.bin")
         .u64(1 << 63)
         .bytes(&vec![0x5a; BEHIND])
         .0;
-    let huge_message = Wire::default()
-        .byte(0x80)
-        .byte(1)
+    let huge_message = Wire::start(0x80)
         .u64(0)
         .u64(1 << 63)
         .bytes(&vec![0xa5; BEHIND])
         .0;
-    let huge_count = Wire::default()
-        .byte(0x80)
-        .byte(1)
+    let huge_count = Wire::start(0x80)
         .u64(u64::MAX)
         .u16(1)
         .bytes(b"x")
@@ -435,13 +434,7 @@ fn malformed_input(runtime: Runtime) {
         };
         expected.push(oracle(bytes, Limits::UNLIMITED, true).1.unwrap());
     }
-    let got: Vec<String> = seen
-        .iter()
-        .filter_map(|seen| match seen {
-            Seen::Disconnected(reason) => Some(reason.clone()),
-            _ => None,
-        })
-        .collect();
+    let got = disconnect_reasons(&seen);
     assert_eq!(tally(&got), tally(&expected));
     assert!(tally(&got).contains_key(&format!(
         "protocol error: stream ended inside the file data at offset {}",
@@ -483,6 +476,19 @@ fn malformed_input(runtime: Runtime) {
 
 // ---------------------------------------------------------------------------
 // 2. Slow and idle peers.
+
+/// A probe frame sent by a [`slowloris`]: the frame, its bytes, the
+/// slowloris.
+fn slow_probe(
+    addr: std::net::SocketAddr,
+    interval: Duration,
+    duration: Duration,
+) -> (Frame, Vec<u8>, JoinHandle<(TcpStream, usize)>) {
+    let frame = probe_frame("slowloris");
+    let bytes = frame.encode_to_vec().unwrap();
+    let loris = slowloris(addr, bytes.clone(), interval, duration);
+    (frame, bytes, loris)
+}
 
 /// Sends `bytes` one byte per `interval` for `duration` (or until the
 /// server closes); returns the stream and how many bytes went out.
@@ -548,11 +554,8 @@ fn slow_and_idle_peers_without_timeout(runtime: Runtime) {
     let record = Record::default();
     let server = serve(runtime, SessionConfig::default(), digest_echo(&record));
 
-    let slow_frame = probe_frame("slowloris");
-    let slow_bytes = slow_frame.encode_to_vec().unwrap();
-    let loris = slowloris(
+    let (slow_frame, slow_bytes, loris) = slow_probe(
         server.addr(),
-        slow_bytes.clone(),
         Duration::from_millis(100),
         Duration::from_secs(3),
     );
@@ -598,13 +601,7 @@ fn slow_and_idle_peers_without_timeout(runtime: Runtime) {
     let seen = record.wait_until("every idle connection's end", WAIT, |seen| {
         count_disconnected(seen) == probes.len() + 1 + IDLE_CONNECTIONS
     });
-    let reasons: Vec<String> = seen
-        .iter()
-        .filter_map(|seen| match seen {
-            Seen::Disconnected(reason) => Some(reason.clone()),
-            _ => None,
-        })
-        .collect();
+    let reasons = disconnect_reasons(&seen);
     let tally = tally(&reasons);
     assert_eq!(
         tally.get("peer closed the connection"),
@@ -644,12 +641,9 @@ fn slow_and_idle_peers_with_idle_timeout(runtime: Runtime) {
     let config = SessionConfig::default().idle_timeout(Some(TIMEOUT));
     let server = serve(runtime, config, digest_echo(&record));
 
-    let slow_frame = probe_frame("slowloris");
-    let slow_bytes = slow_frame.encode_to_vec().unwrap();
     // One byte a second, the slowloris: silent longer than the timeout.
-    let loris = slowloris(
+    let (slow_frame, slow_bytes, loris) = slow_probe(
         server.addr(),
-        slow_bytes.clone(),
         Duration::from_secs(1),
         Duration::from_millis(2500),
     );
@@ -700,13 +694,7 @@ fn slow_and_idle_peers_with_idle_timeout(runtime: Runtime) {
     probes.push(probe(runtime, &server, &record, "idle-2"));
 
     let seen_after = record.snapshot();
-    let reasons: Vec<String> = seen_after
-        .iter()
-        .filter_map(|seen| match seen {
-            Seen::Disconnected(reason) => Some(reason.clone()),
-            _ => None,
-        })
-        .collect();
+    let reasons = disconnect_reasons(&seen_after);
     let tally = tally(&reasons);
     assert_eq!(
         tally.get("idle timeout"),
@@ -953,6 +941,38 @@ fn abort_on_drop(stream: &TcpStream) {
 
 const RESET_REASON_PREFIX: &str = "I/O error: ";
 
+/// A connection cut in the middle of `frame`'s file (reset if `abort`,
+/// else closed) ended with `reason`, never reported the frame as
+/// received, and left no file of it in `spool`.
+fn assert_cut(
+    reason: &str,
+    abort: bool,
+    frame: &CutFrame,
+    spool: &std::path::Path,
+    record: &Record,
+) {
+    if abort {
+        assert!(
+            reason.starts_with(RESET_REASON_PREFIX),
+            "reset mid-file: {reason}"
+        );
+    } else {
+        assert_eq!(
+            reason,
+            format!(
+                "protocol error: stream ended inside the file data at offset {}",
+                frame.cut
+            )
+        );
+    }
+    assert_eq!(
+        dir_entries(spool),
+        [],
+        "the unfinished frame's files are removed"
+    );
+    assert!(record.received().is_empty(), "never reported as received");
+}
+
 /// A client sends half of a large file, then closes (or resets): the
 /// server reports the cut and removes every file of the unfinished frame.
 fn client_cut_mid_file(runtime: Runtime) {
@@ -977,27 +997,13 @@ fn client_cut_mid_file(runtime: Runtime) {
             assert!(read_until_closed(&mut stream).is_empty());
         }
         record.wait_until("the cut", WAIT, |seen| count_disconnected(seen) > before);
-        let reason = &record.disconnects()[before];
-        if abort {
-            assert!(
-                reason.starts_with(RESET_REASON_PREFIX),
-                "reset mid-file: {reason}"
-            );
-        } else {
-            assert_eq!(
-                reason,
-                &format!(
-                    "protocol error: stream ended inside the file data at offset {}",
-                    frame.cut
-                )
-            );
-        }
-        assert_eq!(
-            dir_entries(&spool),
-            [],
-            "the unfinished frame's files are removed"
+        assert_cut(
+            &record.disconnects()[before],
+            abort,
+            &frame,
+            &spool,
+            &record,
         );
-        assert!(record.received().is_empty(), "never reported as received");
         assert_eq!(record.files_started(), 2 * (before + 1));
     }
     // The spool still works for a whole frame.
@@ -1048,27 +1054,7 @@ fn server_cut_mid_file(runtime: Runtime) {
         client.join().unwrap();
         let reasons = record.disconnects();
         assert_eq!(reasons.len(), 1);
-        if abort {
-            assert!(
-                reasons[0].starts_with(RESET_REASON_PREFIX),
-                "reset mid-file: {}",
-                reasons[0]
-            );
-        } else {
-            assert_eq!(
-                reasons[0],
-                format!(
-                    "protocol error: stream ended inside the file data at offset {}",
-                    frame.cut
-                )
-            );
-        }
-        assert_eq!(
-            dir_entries(&spool),
-            [],
-            "the unfinished frame's files are removed"
-        );
-        assert!(record.received().is_empty(), "never reported as received");
+        assert_cut(&reasons[0], abort, &frame, &spool, &record);
         assert_eq!(record.files_started(), 2);
     }
     assert_no_runtime_panic();

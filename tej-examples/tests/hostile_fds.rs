@@ -8,8 +8,8 @@
 //! In its own test binary because the limit is process-wide, and one
 //! runtime at a time (a lock) for the same reason.
 
-use tej_test_support::hostile;
 use tej_test_support::recorder;
+use tej_test_support::{hostile, per_runtime};
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -203,32 +203,10 @@ fn answered_yet(stream: &TcpStream) -> bool {
     answered
 }
 
-/// One test per runtime name; see `hostile.rs` for the pattern.
-macro_rules! hostile_fds {
-    ($($module:ident: $name:literal;)*) => {
-        #[test]
-        fn every_runtime_is_starved() {
-            assert_every_runtime_instantiated(&[$($name),*]);
-        }
-
-        $(
-            mod $module {
-                use super::*;
-
-                #[test]
-                fn descriptor_exhaustion() {
-                    if let Some(runtime) = runtime_named($name) {
-                        super::descriptor_exhaustion(runtime);
-                    }
-                }
-            }
-        )*
-    };
-}
-
-hostile_fds! {
-    tokio: "tokio";
-    async_std: "async-std";
-    smol: "smol";
-    mio: "mio";
+per_runtime! {
+    check: every_runtime_is_starved;
+    runtimes: [tokio: "tokio", async_std: "async-std", smol: "smol", mio: "mio"];
+    tests: {
+        descriptor_exhaustion: descriptor_exhaustion();
+    }
 }

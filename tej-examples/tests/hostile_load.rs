@@ -12,13 +12,13 @@
 //! of connects must not leave clients waiting on the accept queue, and an
 //! idle connection must cost the server little memory.
 
-use tej_test_support::hostile;
 use tej_test_support::recorder;
+use tej_test_support::{hostile, per_runtime};
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Barrier, Mutex};
+use std::sync::{Arc, Barrier, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use hostile::*;
@@ -40,6 +40,16 @@ const RSS_GROWTH_CEILING_MIB: u64 = 256;
 
 /// One load test at a time in this process.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Waits for this process's turn at a load test, then makes room for
+/// `peers` client sockets, as many server sockets, and spare ones.
+fn alone_with_room_for(peers: usize) -> MutexGuard<'static, ()> {
+    let alone = ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poison| poison.into_inner());
+    ensure_fd_limit(2 * peers as u64 + 1024);
+    alone
+}
 
 /// The server's handler: answers every frame with its content digest.
 #[derive(Clone)]
@@ -175,11 +185,7 @@ fn client_thread(
 }
 
 fn thousand_clients(runtime: Runtime) {
-    let _alone = ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poison| poison.into_inner());
-    // A thousand clients and a thousand server sockets, plus spare.
-    ensure_fd_limit(2 * CLIENTS as u64 + 1024);
+    let _alone = alone_with_room_for(CLIENTS);
     let started = Instant::now();
     let sampler = RssSampler::start();
     let before = memory();
@@ -297,10 +303,7 @@ const CONNECT_BOUND: Duration = Duration::from_millis(500);
 /// accept queue overflowed), every connection is accepted, and a
 /// well-behaved client is served meanwhile.
 fn connection_burst(runtime: Runtime) {
-    let _alone = ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poison| poison.into_inner());
-    ensure_fd_limit(2 * BURST as u64 + 1024);
+    let _alone = alone_with_room_for(BURST);
     let record = Record::default();
     let server = serve(runtime, SessionConfig::default(), digest_echo(&record));
     let addr = server.addr();
@@ -392,10 +395,7 @@ const IDLE_COST_CEILING_KIB: u64 = 64;
 /// bounded, small amount of resident memory. Measured after some ordinary
 /// traffic has come and gone, as on a server that has been running.
 fn idle_connection_cost(runtime: Runtime) {
-    let _alone = ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(|poison| poison.into_inner());
-    ensure_fd_limit(2 * IDLE as u64 + 1024);
+    let _alone = alone_with_room_for(IDLE);
     let record = Record::default();
     let server = serve(runtime, SessionConfig::default(), digest_echo(&record));
     let addr = server.addr();
@@ -438,44 +438,12 @@ fn idle_connection_cost(runtime: Runtime) {
     );
 }
 
-/// One load test per runtime name; see `hostile.rs` for the pattern.
-macro_rules! hostile_load {
-    ($($module:ident: $name:literal;)*) => {
-        #[test]
-        fn every_runtime_is_loaded() {
-            assert_every_runtime_instantiated(&[$($name),*]);
-        }
-
-        $(
-            mod $module {
-                use super::*;
-
-                #[test]
-                fn thousand_clients() {
-                    if let Some(runtime) = runtime_named($name) {
-                        super::thousand_clients(runtime);
-                    }
-                }
-                #[test]
-                fn idle_connection_cost() {
-                    if let Some(runtime) = runtime_named($name) {
-                        super::idle_connection_cost(runtime);
-                    }
-                }
-                #[test]
-                fn connection_burst() {
-                    if let Some(runtime) = runtime_named($name) {
-                        super::connection_burst(runtime);
-                    }
-                }
-            }
-        )*
-    };
-}
-
-hostile_load! {
-    tokio: "tokio";
-    async_std: "async-std";
-    smol: "smol";
-    mio: "mio";
+per_runtime! {
+    check: every_runtime_is_loaded;
+    runtimes: [tokio: "tokio", async_std: "async-std", smol: "smol", mio: "mio"];
+    tests: {
+        thousand_clients: thousand_clients();
+        idle_connection_cost: idle_connection_cost();
+        connection_burst: connection_burst();
+    }
 }

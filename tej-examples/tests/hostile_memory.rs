@@ -11,7 +11,7 @@
 //! to end. The attackers are raw loopback sockets. Every wait is bounded;
 //! the figures are printed (`--nocapture`) as `hostile_memory: ...` lines.
 
-use tej_test_support::hostile;
+use tej_test_support::{hostile, per_runtime};
 
 use std::ffi::OsString;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -22,7 +22,7 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use hostile::{assert_every_runtime_instantiated, read_frame, read_until_closed, runtime_named};
+use hostile::{read_frame, read_until_closed};
 use hostile::{Rng, WAIT};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -851,50 +851,13 @@ fn drip_against_fast(runtime: Runtime) {
     );
 }
 
-/// Instantiates every scenario per runtime name; see `hostile.rs`.
-macro_rules! hostile_memory {
-    ($($module:ident: $name:literal;)*) => {
-        #[test]
-        fn every_runtime_is_bounded() {
-            assert_every_runtime_instantiated(&[$($name),*]);
-        }
-
-        $(
-            mod $module {
-                use super::*;
-
-                #[test]
-                fn never_reading_peers() {
-                    if let Some(runtime) = runtime_named($name) {
-                        super::never_reading_peers(runtime, Transport::Tcp);
-                    }
-                }
-                #[test]
-                fn never_reading_peers_over_tls() {
-                    if let Some(runtime) = runtime_named($name) {
-                        super::never_reading_peers(runtime, Transport::Tls);
-                    }
-                }
-                #[test]
-                fn connection_cap() {
-                    if let Some(runtime) = runtime_named($name) {
-                        super::connection_cap(runtime);
-                    }
-                }
-                #[test]
-                fn drip_against_fast() {
-                    if let Some(runtime) = runtime_named($name) {
-                        super::drip_against_fast(runtime);
-                    }
-                }
-            }
-        )*
-    };
-}
-
-hostile_memory! {
-    tokio: "tokio";
-    async_std: "async-std";
-    smol: "smol";
-    mio: "mio";
+per_runtime! {
+    check: every_runtime_is_bounded;
+    runtimes: [tokio: "tokio", async_std: "async-std", smol: "smol", mio: "mio"];
+    tests: {
+        never_reading_peers: never_reading_peers(Transport::Tcp);
+        never_reading_peers_over_tls: never_reading_peers(Transport::Tls);
+        connection_cap: connection_cap();
+        drip_against_fast: drip_against_fast();
+    }
 }

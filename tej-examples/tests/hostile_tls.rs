@@ -3,7 +3,7 @@
 //! trickled in under the idle timeout, a plain TEJ frame. None of them
 //! reaches a handler; a good TLS client is served before and after.
 
-use tej_test_support::recorder;
+use tej_test_support::{per_runtime, recorder};
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
@@ -168,22 +168,10 @@ fn hostile_peers_never_reach_a_handler(runtime: Runtime) {
     assert_eq!(record.disconnects().len(), 2);
 }
 
-#[test]
-fn tokio() {
-    hostile_peers_never_reach_a_handler(Runtime::Tokio);
-}
-
-#[test]
-fn async_std() {
-    hostile_peers_never_reach_a_handler(Runtime::AsyncStd);
-}
-
-#[test]
-fn smol() {
-    hostile_peers_never_reach_a_handler(Runtime::Smol);
-}
-
-#[test]
-fn mio() {
-    hostile_peers_never_reach_a_handler(Runtime::Mio);
+per_runtime! {
+    check: every_runtime_is_attacked;
+    runtimes: [tokio: "tokio", async_std: "async-std", smol: "smol", mio: "mio"];
+    tests: {
+        hostile_peers_never_reach_a_handler: hostile_peers_never_reach_a_handler();
+    }
 }

@@ -10,7 +10,7 @@ use tej_test_support::recorder;
 use std::net::{Ipv4Addr, SocketAddr};
 
 use python::{file_json, generated_file, hex, ReferencePeer, DEFAULT_TIMEOUT};
-use recorder::{hex_sha256, Record, Recorder, Seen};
+use recorder::{hex_sha256, FrameSummary, Record, Recorder, Seen};
 use serde_json::Value;
 use tej_core::{Frame, FrameBuilder, SessionConfig, Status};
 use tej_examples::runtime::{self, Runtime};
@@ -23,6 +23,22 @@ fn events_named<'a>(events: &'a [Value], name: &str) -> Vec<&'a Value> {
         .iter()
         .filter(|event| event["event"] == name)
         .collect()
+}
+
+/// The reference's stream (`msg-0` to `msg-{STREAMED - 1}`) is among
+/// `frames`, whole and in order.
+fn assert_streamed(frames: &[FrameSummary]) {
+    let streamed: Vec<String> = frames
+        .iter()
+        .map(|frame| frame.message_text())
+        .filter(|text| text.starts_with("msg-"))
+        .collect();
+    assert_eq!(
+        streamed,
+        (0..STREAMED)
+            .map(|i| format!("msg-{i}"))
+            .collect::<Vec<_>>()
+    );
 }
 
 fn reference_client_to_our_server(runtime: Runtime) {
@@ -92,17 +108,7 @@ fn reference_client_to_our_server(runtime: Runtime) {
         .count();
     assert_eq!(pings, 1, "the ping goes to ping_received");
     let frames = record.received();
-    let streamed: Vec<String> = frames
-        .iter()
-        .map(|frame| frame.message_text())
-        .filter(|text| text.starts_with("msg-"))
-        .collect();
-    assert_eq!(
-        streamed,
-        (0..STREAMED)
-            .map(|i| format!("msg-{i}"))
-            .collect::<Vec<_>>()
-    );
+    assert_streamed(&frames);
     let scripted: Vec<_> = frames
         .iter()
         .filter(|frame| !frame.message_text().starts_with("msg-"))
@@ -263,17 +269,7 @@ fn our_client_to_reference_server(runtime: Runtime) {
         big_from_reference.files[0].sha256,
         hex_sha256(&generated_file(BIG, 5))
     );
-    let their_stream: Vec<_> = frames
-        .iter()
-        .map(|frame| frame.message_text())
-        .filter(|text| text.starts_with("msg-"))
-        .collect();
-    assert_eq!(
-        their_stream,
-        (0..STREAMED)
-            .map(|i| format!("msg-{i}"))
-            .collect::<Vec<_>>()
-    );
+    assert_streamed(&frames);
     assert_eq!(
         frames
             .iter()

@@ -30,6 +30,28 @@ fn frame(status: u8, version: u8, files: &[(&str, &[u8])], message: &[u8]) -> Ve
     out
 }
 
+/// The reference as a server with `args`, and its port; `None` after a
+/// `SKIP` line where it cannot be provisioned.
+fn reference_server(args: &[&str]) -> Option<(ReferencePeer, u16)> {
+    let python = python::reference_python()?;
+    Some(ReferencePeer::server(&python, args))
+}
+
+/// The reference's connection ended, then the reference itself, with
+/// exit status 0.
+fn expect_clean_end(peer: &mut ReferencePeer) {
+    peer.expect_event("disconnected", DEFAULT_TIMEOUT);
+    peer.expect_event("done", DEFAULT_TIMEOUT);
+    peer.expect_success(DEFAULT_TIMEOUT);
+}
+
+/// The reference as a server that exits once its one connection ends, and
+/// that connection.
+fn connected_reference_server() -> Option<(ReferencePeer, TcpStream)> {
+    let (server, port) = reference_server(&["--exit-on-disconnect"])?;
+    Some((server, connect(port)))
+}
+
 fn connect(port: u16) -> TcpStream {
     let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the reference server");
     stream
@@ -130,18 +152,14 @@ fn reference_client_to_reference_server() {
         let ev = client.expect_event("received", DEFAULT_TIMEOUT);
         assert_frame(&ev, "received", 9, 1, json!([]), b"ack");
     }
-    client.expect_event("disconnected", DEFAULT_TIMEOUT);
-    client.expect_event("done", DEFAULT_TIMEOUT);
-    client.expect_success(DEFAULT_TIMEOUT);
+    expect_clean_end(&mut client);
 }
 
 #[test]
 fn reference_server_decodes_hand_built_bytes() {
-    let Some(py) = python::reference_python() else {
+    let Some((mut server, mut stream)) = connected_reference_server() else {
         return;
     };
-    let (mut server, port) = ReferencePeer::server(&py, ["--exit-on-disconnect"]);
-    let mut stream = connect(port);
 
     let empty: [u8; 18] = [0x80, 0x01, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
     assert_eq!(frame(0, 1, &[], b""), empty);
@@ -174,18 +192,14 @@ fn reference_server_decodes_hand_built_bytes() {
     assert_frame(&ev, "received", 100, 7, files, b"\x00");
 
     drop(stream);
-    server.expect_event("disconnected", DEFAULT_TIMEOUT);
-    server.expect_event("done", DEFAULT_TIMEOUT);
-    server.expect_success(DEFAULT_TIMEOUT);
+    expect_clean_end(&mut server);
 }
 
 #[test]
 fn reference_server_drops_a_frame_without_the_status_bit() {
-    let Some(py) = python::reference_python() else {
+    let Some((mut server, mut stream)) = connected_reference_server() else {
         return;
     };
-    let (mut server, port) = ReferencePeer::server(&py, ["--exit-on-disconnect"]);
-    let mut stream = connect(port);
     let mut bad = frame(0, 1, &[], b"Hello");
     bad[0] = 0x00;
     stream.write_all(&bad).expect("write");
@@ -203,22 +217,18 @@ fn reference_server_drops_a_frame_without_the_status_bit() {
 
 #[test]
 fn reference_server_sends_exact_bytes() {
-    let Some(py) = python::reference_python() else {
+    let Some((mut server, port)) = reference_server(&[
+        "--send-on-connect",
+        r#"{"message":"Hi"}"#,
+        "--send-on-connect",
+        r#"{"ping":true}"#,
+        "--send-on-connect",
+        r#"{"status":3,"files":[{"name":"f","size":5,"seed":1}]}"#,
+        "--exit-after-frames",
+        "1",
+    ]) else {
         return;
     };
-    let (mut server, port) = ReferencePeer::server(
-        &py,
-        [
-            "--send-on-connect",
-            r#"{"message":"Hi"}"#,
-            "--send-on-connect",
-            r#"{"ping":true}"#,
-            "--send-on-connect",
-            r#"{"status":3,"files":[{"name":"f","size":5,"seed":1}]}"#,
-            "--exit-after-frames",
-            "1",
-        ],
-    );
     let mut stream = connect(port);
     server.expect_event("connected", DEFAULT_TIMEOUT);
     stream.write_all(&frame(0, 1, &[], b"bye")).expect("write");
@@ -236,17 +246,14 @@ fn reference_server_sends_exact_bytes() {
     let ev = server.expect_event("received", DEFAULT_TIMEOUT);
     assert_frame(&ev, "received", 0, 1, json!([]), b"bye");
     stream.shutdown(Shutdown::Both).expect("shutdown");
-    server.expect_event("disconnected", DEFAULT_TIMEOUT);
-    server.expect_event("done", DEFAULT_TIMEOUT);
-    server.expect_success(DEFAULT_TIMEOUT);
+    expect_clean_end(&mut server);
 }
 
 #[test]
 fn reference_peer_stops_at_its_deadline() {
-    let Some(py) = python::reference_python() else {
+    let Some((mut server, _port)) = reference_server(&["--deadline", "1"]) else {
         return;
     };
-    let (mut server, _port) = ReferencePeer::server(&py, ["--deadline", "1"]);
     server.expect_event("deadline", Duration::from_secs(15));
     let status = server
         .wait_exit(Duration::from_secs(15))

@@ -11,15 +11,13 @@
 //! fail.
 
 use std::ffi::OsString;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc::{self, Receiver};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use tej_test_support::serve::{describe, ServeProcess};
 
 const TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -146,77 +144,35 @@ impl Certs {
 const SERVER_EXTENSIONS: &str =
     "basicConstraints=critical,CA:FALSE\nsubjectAltName=DNS:localhost\n";
 
-fn tej() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_tej"));
-    command.stdin(Stdio::null());
-    command
-}
-
-fn describe(output: &Output) -> String {
-    format!(
-        "exit {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    )
-}
+/// The tool under test. What it is run with here never reads stdin: the
+/// server's is closed by [`ServeProcess`], `output()` closes the others'.
+const TEJ: &str = env!("CARGO_BIN_EXE_tej");
 
 /// A running `tej serve --json` on loopback, its stdout and stderr read
 /// line by line.
 struct Serve {
-    child: Child,
-    stdout: Receiver<String>,
-    stderr: Arc<Mutex<Vec<String>>>,
+    process: ServeProcess,
     port: u16,
 }
 
 impl Serve {
     fn start(args: &[OsString]) -> Serve {
-        let mut child = tej()
-            .args([
-                "serve",
-                "--bind",
-                "127.0.0.1:0",
-                "--json",
-                "--runtime",
-                "mio",
-            ])
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let (tx, stdout) = mpsc::channel();
-        let out = child.stdout.take().unwrap();
-        thread::spawn(move || {
-            for line in BufReader::new(out).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let (sink, err) = (Arc::clone(&stderr), child.stderr.take().unwrap());
-        thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let mut serve = Serve {
-            child,
-            stdout,
-            stderr,
-            port: 0,
-        };
-        let listening = serve.expect("listening");
-        let addr = listening["addr"].as_str().unwrap();
-        serve.port = addr.rsplit(':').next().unwrap().parse().unwrap();
-        serve
+        let process = ServeProcess::spawn(
+            Command::new(TEJ)
+                .args(["serve", "--bind", "127.0.0.1:0", "--json"])
+                .args(["--runtime", "mio"])
+                .args(args),
+        );
+        let addr = process.listening(TIMEOUT);
+        let port = addr.rsplit(':').next().unwrap().parse().unwrap();
+        Serve { process, port }
     }
 
     fn expect(&mut self, event: &str) -> Value {
-        let line = self.stdout.recv_timeout(TIMEOUT).unwrap_or_else(|_| {
+        let line = self.process.next_line(TIMEOUT).unwrap_or_else(|| {
             panic!(
                 "no {event} line from tej serve; stderr: {:?}",
-                self.stderr.lock().unwrap()
+                self.process.stderr()
             )
         });
         let value: Value = serde_json::from_str(&line).unwrap();
@@ -228,19 +184,13 @@ impl Serve {
     fn stderr_line(&self, contains: &str) -> String {
         let deadline = Instant::now() + TIMEOUT;
         loop {
-            if let Some(line) = self
-                .stderr
-                .lock()
-                .unwrap()
-                .iter()
-                .find(|line| line.contains(contains))
-            {
+            let lines = self.process.stderr();
+            if let Some(line) = lines.iter().find(|line| line.contains(contains)) {
                 return line.clone();
             }
             assert!(
                 Instant::now() < deadline,
-                "no stderr line with {contains:?}: {:?}",
-                self.stderr.lock().unwrap()
+                "no stderr line with {contains:?}: {lines:?}"
             );
             thread::sleep(Duration::from_millis(20));
         }
@@ -248,7 +198,7 @@ impl Serve {
 
     /// `tej send localhost:PORT --tls ARGS... --message MESSAGE`.
     fn send(&self, message: &str, args: &[OsString]) -> Output {
-        tej()
+        Command::new(TEJ)
             .arg("send")
             .arg(format!("localhost:{}", self.port))
             .args([
@@ -263,13 +213,6 @@ impl Serve {
             .args(args)
             .output()
             .unwrap()
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -434,7 +377,7 @@ fn each_server_certificate_problem_is_one_line_in_words() {
     );
 
     certs.signed("v1", "ca", "30", None);
-    let output = tej()
+    let output = Command::new(TEJ)
         .args(["serve", "--bind", "127.0.0.1:0", "--tls-cert"])
         .arg(certs.path("v1.pem"))
         .arg("--tls-key")

@@ -28,24 +28,11 @@ pub const LIMITS: Limits = Limits::DEFAULT
     .max_message_size(MAX_MESSAGE_LEN)
     .max_frame_size(MAX_FILES * MAX_FILE_LEN + MAX_MESSAGE_LEN);
 
-/// A status from a literal, checked at compile time.
-const fn status(value: u8) -> Status {
-    match Status::new(value) {
-        Ok(status) => status,
-        Err(_) => panic!("custom status out of range"),
-    }
-}
-
-/// A frame of this status asks the firmware to answer [`BYE`] and stop.
-pub const QUIT: Status = status(3);
-/// The answer to [`QUIT`].
-pub const BYE: Status = status(4);
-/// Sent on every new connection.
-pub const READY: Status = status(5);
-/// The answer to every other frame: a line per file and one for the message.
-pub const ANSWER: Status = status(6);
-/// Sent when the input cannot be taken; its message names the error.
-pub const REFUSED: Status = status(7);
+// The statuses of tej-firmware's echo: quit, bye, ready, refused.
+pub use tej_embedded_example::{BYE, QUIT, READY, REFUSED};
+/// The answer to every other frame: a line per file and one for the
+/// message (the status of tej-firmware's echo).
+pub const ANSWER: Status = tej_embedded_example::ECHO;
 
 const READY_MESSAGE: &[u8] = b"tej-firmware-net ready";
 const BYE_MESSAGE: &[u8] = b"tej-firmware-net bye";

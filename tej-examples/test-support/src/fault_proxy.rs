@@ -18,6 +18,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
+/// The generator of faults and split points (re-exported for the suites
+/// and the `soak_load` example that draw from it too).
+pub use crate::rng::Rng;
+
 /// The most a read takes, and the largest piece [`Fault::Slice`] writes.
 pub const MAX_PIECE: usize = 64 * 1024;
 /// How often a blocked pump looks at its connection's state.
@@ -101,34 +105,11 @@ impl Fault {
     }
 }
 
-/// splitmix64: small, fast, and the same sequence everywhere.
-#[derive(Debug, Clone)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    /// A value in `0..n` (`n` > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-
-    /// A piece length in `1..=MAX_PIECE`, log-uniform.
-    fn piece(&mut self) -> usize {
-        let bits = self.below(17) as u32; // 2^0 ..= 2^16
-        let top = (1usize << bits).min(MAX_PIECE);
-        1 + self.below(top as u64) as usize
-    }
+/// A piece length in `1..=MAX_PIECE`, log-uniform.
+fn piece(rng: &mut Rng) -> usize {
+    let bits = rng.u32(..=16); // 2^0 ..= 2^16
+    let top = (1usize << bits).min(MAX_PIECE);
+    1 + rng.usize(..top)
 }
 
 /// One side of a proxied connection.
@@ -539,7 +520,7 @@ fn forward(link: &Link, to: &mut Stream, data: &[u8], rng: &mut Rng) -> io::Resu
     }
     let mut rest = data;
     while !rest.is_empty() {
-        let piece = rng.piece().min(rest.len());
+        let piece = piece(rng).min(rest.len());
         to.write_all(&rest[..piece])?;
         rest = &rest[piece..];
         if piece < 64 {

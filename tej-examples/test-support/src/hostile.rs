@@ -462,3 +462,41 @@ impl Rng {
         (0..len).map(|_| self.next_u64() as u8).collect()
     }
 }
+
+/// The tests of a suite attacked on each runtime: for each `module:
+/// "runtime name"` of `runtimes`, a module `module` of one test per line
+/// `test: scenario(args…);` of `tests`, each calling the suite's
+/// `scenario(runtime, args…)` (nothing where [`runtime_named`] has no such
+/// runtime); and the test `check`, which fails when `Runtime::ALL` has a
+/// runtime that `runtimes` leaves out.
+#[macro_export]
+macro_rules! per_runtime {
+    (
+        check: $check:ident;
+        runtimes: [$($module:ident: $name:literal),* $(,)?];
+        tests: $tests:tt
+    ) => {
+        #[test]
+        fn $check() {
+            $crate::hostile::assert_every_runtime_instantiated(&[$($name),*]);
+        }
+
+        $( $crate::per_runtime!(@module $module, $name, $tests); )*
+    };
+    (@module $module:ident, $name:literal, {
+        $($test:ident: $scenario:ident($($arg:expr),* $(,)?);)*
+    }) => {
+        mod $module {
+            use super::*;
+
+            $(
+                #[test]
+                fn $test() {
+                    if let Some(runtime) = $crate::hostile::runtime_named($name) {
+                        super::$scenario(runtime $(, $arg)*);
+                    }
+                }
+            )*
+        }
+    };
+}

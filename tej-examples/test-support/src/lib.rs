@@ -4,6 +4,9 @@
 //!
 //! - [`recorder`]: a handler that records every callback, and waits on it.
 //! - [`firmware`]: the two QEMU firmwares, built at once for the tests that boot them.
+//! - [`rng`]: the seeded PRNG of split points, faults and random frames.
+//! - [`serve`]: a `tej serve --json` process, read line by line.
+//! - [`golden`]: tej-core's golden frames, for the suites that send them.
 //! - [`fault_proxy`]: a proxy that slices, stalls, resets, truncates, flips bits, blackholes.
 //! - [`handlers`]: small handlers logging to [`handlers::Events`] (echo,
 //!   collect, mirror).
@@ -23,6 +26,7 @@ use std::path::PathBuf;
 
 pub mod fault_proxy;
 pub mod firmware;
+pub mod golden;
 pub mod handlers;
 #[cfg(feature = "facade")]
 pub mod harness;
@@ -36,6 +40,8 @@ pub mod peer;
 pub mod proxy;
 pub mod python;
 pub mod recorder;
+pub mod rng;
+pub mod serve;
 pub mod tls;
 
 /// Panics with `message` without the panic hook's report: a handler's

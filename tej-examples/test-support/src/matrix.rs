@@ -169,41 +169,85 @@ pub fn raw(s: Setup, server: &TestServer) -> Raw {
 }
 
 /// One scenario on one setup.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct Case {
     /// `setup::scenario`, as the matrix names them.
-    pub name: &'static str,
+    pub name: String,
     pub setup: Setup,
     pub run: fn(Setup),
 }
 
+/// A runtime's name in a setup's name: `tokio`, `async_std`, `smol`, `mio`.
+fn runtime_name(runtime: Runtime) -> String {
+    runtime.name().replace('-', "_")
+}
+
+/// Each runtime serving its own clients over `net`, named `prefix`
+/// followed by the runtime (`tokio`, `async_std`, `smol`, `mio`).
+pub fn same_runtime(prefix: &str, net: Net) -> Vec<(String, Setup)> {
+    Runtime::ALL
+        .iter()
+        .map(|&runtime| {
+            let setup = Setup {
+                server: runtime,
+                client: runtime,
+                net,
+            };
+            (format!("{prefix}{}", runtime_name(runtime)), setup)
+        })
+        .collect()
+}
+
+/// Each runtime serving its own clients over `net`, as [`same_runtime`],
+/// then each (server, client) pair of `pairs`, named `prefix` followed by
+/// `server_server_client_client`.
+pub fn runtimes_and_pairs(
+    prefix: &str,
+    net: Net,
+    pairs: &[(Runtime, Runtime)],
+) -> Vec<(String, Setup)> {
+    let mut setups = same_runtime(prefix, net);
+    setups.extend(pairs.iter().map(|&(server, client)| {
+        let name = format!(
+            "{prefix}{}_server_{}_client",
+            runtime_name(server),
+            runtime_name(client)
+        );
+        (
+            name,
+            Setup {
+                server,
+                client,
+                net,
+            },
+        )
+    }));
+    setups
+}
+
 /// Lists each of `[scenarios]` (functions of a [`Setup`] in scope where it
-/// is called) on each setup (`module: ServerRuntime, ClientRuntime, Net;`)
-/// as a [`Case`] named `module::scenario`, in a function `cases()` defined
-/// where it is called; the suite's `main` hands them to
-/// [`harness::run`](crate::harness::run).
+/// is called) on each named setup of the lists that follow (see
+/// [`same_runtime`] and [`runtimes_and_pairs`]) as a [`Case`] named `setup::scenario`,
+/// setup by setup, in a function `cases()` defined where it is called; the
+/// suite's `main` hands them to [`harness::run`](crate::harness::run).
 #[macro_export]
 macro_rules! matrix {
-    ($scenarios:tt $($module:ident: $server:ident, $client:ident, $net:ident;)*) => {
+    ([$($scenario:ident),* $(,)?] $($setups:expr),* $(,)?) => {
         /// Every scenario of this matrix on every setup.
         pub fn cases() -> ::std::vec::Vec<$crate::matrix::Case> {
-            let mut cases = ::std::vec::Vec::new();
-            $( $crate::matrix!(@setup cases, $module, $server, $client, $net, $scenarios); )*
-            cases
+            let scenarios: &[(&str, fn($crate::matrix::Setup))] =
+                &[$((stringify!($scenario), $scenario)),*];
+            [$($setups),*]
+                .into_iter()
+                .flatten()
+                .flat_map(|(setup_name, setup)| {
+                    scenarios.iter().map(move |&(scenario, run)| $crate::matrix::Case {
+                        name: format!("{setup_name}::{scenario}"),
+                        setup,
+                        run,
+                    })
+                })
+                .collect()
         }
-    };
-    (@setup $cases:ident, $module:ident, $server:ident, $client:ident, $net:ident, [$($scenario:ident),* $(,)?]) => {
-        let setup = $crate::matrix::Setup {
-            server: $crate::matrix::Runtime::$server,
-            client: $crate::matrix::Runtime::$client,
-            net: $crate::matrix::Net::$net,
-        };
-        $(
-            $cases.push($crate::matrix::Case {
-                name: concat!(stringify!($module), "::", stringify!($scenario)),
-                setup,
-                run: $scenario,
-            });
-        )*
     };
 }
