@@ -9,7 +9,7 @@
 //! runtime at a time (a lock) for the same reason.
 
 use tej_test_support::recorder;
-use tej_test_support::{hostile, per_runtime};
+use tej_test_support::{hostile, peer, per_runtime};
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -56,15 +56,6 @@ fn lowest_free_fd() -> u64 {
     File::open("/dev/null").unwrap().as_raw_fd() as u64
 }
 
-/// CPU time this process has used, in clock ticks (user + system).
-fn cpu_ticks() -> u64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 1..]
-        .split_whitespace()
-        .collect();
-    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
-}
-
 fn count_connected(seen: &[Seen]) -> usize {
     seen.iter()
         .filter(|seen| matches!(seen, Seen::Connected))
@@ -99,7 +90,7 @@ fn descriptor_exhaustion(runtime: Runtime) {
     let (soft, hard) = rlimit::getrlimit(Resource::NOFILE).unwrap();
     let guard = LimitGuard { soft, hard };
     let limit = lowest_free_fd() + HEADROOM;
-    let ticks_before = cpu_ticks();
+    let ticks_before = peer::cpu_ticks();
     rlimit::setrlimit(Resource::NOFILE, limit, hard).unwrap();
 
     // Open sockets until none can be had: the server accepts some of them,
@@ -148,7 +139,7 @@ fn descriptor_exhaustion(runtime: Runtime) {
 
     guard.restore();
     drop(spares);
-    let ticks = cpu_ticks() - ticks_before;
+    let ticks = peer::cpu_ticks() - ticks_before;
     // A loop retrying accept without pause burns ~60 ticks per 600 ms.
     assert!(
         ticks < 40,

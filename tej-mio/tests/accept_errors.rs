@@ -10,7 +10,7 @@ use rlimit::Resource;
 use tej_mio::Frame;
 use tej_test_support::{
     handlers::Echo,
-    peer::{text, wait_until, Peer},
+    peer::{self, text, wait_until, Peer},
 };
 
 mod support;
@@ -20,15 +20,6 @@ fn two_lowest_free_fds() -> (u64, u64) {
     let first = std::fs::File::open("/dev/null").unwrap();
     let second = std::fs::File::open("/dev/null").unwrap();
     (first.as_raw_fd() as u64, second.as_raw_fd() as u64)
-}
-
-/// CPU time this process has used, in clock ticks (user + system).
-fn cpu_ticks() -> u64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 1..]
-        .split_whitespace()
-        .collect();
-    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
 #[test]
@@ -41,7 +32,7 @@ fn accept_errors_pause_the_listener_and_the_server_goes_on() {
     // Leave exactly one free descriptor below the limit: the client socket
     // takes it, and the server's accept then fails with EMFILE.
     let (soft, hard) = rlimit::getrlimit(Resource::NOFILE).unwrap();
-    let ticks_before = cpu_ticks();
+    let ticks_before = peer::cpu_ticks();
     let (_only_free, limit) = two_lowest_free_fds();
     rlimit::setrlimit(Resource::NOFILE, limit, hard).unwrap();
     let mut waiting = Peer::connect(server.addr);
@@ -60,7 +51,7 @@ fn accept_errors_pause_the_listener_and_the_server_goes_on() {
 
     rlimit::setrlimit(Resource::NOFILE, soft, hard).unwrap();
     // (Reading the CPU time needs a descriptor too.)
-    let ticks = cpu_ticks() - ticks_before;
+    let ticks = peer::cpu_ticks() - ticks_before;
     // A spinning loop would burn about 60 ticks (at 100 Hz) in 600 ms.
     assert!(ticks < 20, "the accept loop spun: {ticks} ticks in 600 ms");
     assert_eq!(text(&waiting.recv().unwrap().unwrap()), "echo: two");

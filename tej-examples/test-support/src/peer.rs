@@ -81,6 +81,17 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
     out
 }
 
+/// CPU time this process has used, in clock ticks (user + system), from
+/// `/proc/self/stat` (Linux): what a test that must not spin compares.
+pub fn cpu_ticks() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    let fields: Vec<&str> = stat[stat.rfind(')').expect("a comm field") + 1..]
+        .split_whitespace()
+        .collect();
+    let field = |i: usize| fields[i].parse::<u64>().expect("a tick count");
+    field(11) + field(12)
+}
+
 /// The process's peak resident set size in KiB (VmHWM), if known.
 pub fn peak_rss_kib() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
