@@ -455,8 +455,10 @@ fn background<R: AsyncRuntime>(
         });
     });
     Box::new(move || {
-        // An error: the task was dropped, so it has ended too.
-        let _ = end.recv();
+        // An error: the task was dropped (it panicked), so it has ended too.
+        if end.recv().is_err() {
+            tracing::warn!("the server's task ended without returning");
+        }
         drop(executor);
     })
 }
