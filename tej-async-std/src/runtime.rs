@@ -127,8 +127,8 @@ impl<R: PollIo<S>, S: Unpin> futures_io::AsyncWrite for Polled<R, S> {
 macro_rules! futures_io_runtime {
     (
         runtime: $runtime:ident, $name:literal,
-        tcp: $tcp_listener:ty, $tcp_stream:ty,
-        unix: $unix_listener:ty, $unix_stream:ty,
+        tcp: $tcp_listener:ty, $tcp_raw:ty => $tcp_stream:ty,
+        unix: $unix_listener:ty, $unix_raw:ty => $unix_stream:ty,
         to_socket_addrs: $to_socket_addrs:path,
         spawn($task:ident) $spawn:block
         tcp_listener($tcp:ident) $tcp_from:block
@@ -169,12 +169,12 @@ macro_rules! futures_io_runtime {
             fn connect_tcp(
                 addr: std::net::SocketAddr,
             ) -> impl std::future::Future<Output = std::io::Result<$tcp_stream>> + Send {
-                <$tcp_stream>::connect(addr)
+                async move { <$tcp_raw>::connect(addr).await.map(Into::into) }
             }
 
             #[cfg(unix)]
             async fn connect_unix(path: std::path::PathBuf) -> std::io::Result<$unix_stream> {
-                <$unix_stream>::connect(path).await
+                <$unix_raw>::connect(path).await.map(Into::into)
             }
 
             fn prepare_tcp(
@@ -206,7 +206,7 @@ macro_rules! futures_io_runtime {
             ) -> std::io::Result<($tcp_stream, Option<std::net::SocketAddr>)> {
                 let (stream, peer) = <$tcp_listener>::accept(self).await?;
                 $crate::runtime::prepare(stream.set_nodelay(true), Ok(peer), Ok(peer));
-                Ok((stream, Some(peer)))
+                Ok((stream.into(), Some(peer)))
             }
 
             fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
@@ -228,7 +228,7 @@ macro_rules! futures_io_runtime {
                 &mut self,
             ) -> std::io::Result<($unix_stream, Option<std::net::SocketAddr>)> {
                 let (stream, _path) = <$unix_listener>::accept(self).await?;
-                Ok((stream, None))
+                Ok((stream.into(), None))
             }
 
             fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {

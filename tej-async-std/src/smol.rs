@@ -38,8 +38,10 @@ pub struct Smol;
 
 crate::runtime::futures_io_runtime! {
     runtime: Smol, "smol",
-    tcp: TcpListener, TcpStream,
-    unix: ::smol::net::unix::UnixListener, ::smol::net::unix::UnixStream,
+    // async-net's streams half-close on `poll_close` themselves.
+    tcp: TcpListener, TcpStream => TcpStream,
+    unix: ::smol::net::unix::UnixListener, ::smol::net::unix::UnixStream
+        => ::smol::net::unix::UnixStream,
     to_socket_addrs: ::smol::net::AsyncToSocketAddrs,
     spawn(task) { ::smol::spawn(task).detach() }
     tcp_listener(listener) { TcpListener::try_from(listener) }

@@ -7,6 +7,7 @@ macro_rules! face {
     ($face:ident, $block_on:path, $spawn:path, $Server:path, $Client:path) => {
         mod $face {
             use std::net::TcpStream;
+            use std::time::Duration;
 
             use async_io::Async;
             use tej_async_std::{FrameBuilder, SessionConfig, Status};
@@ -28,11 +29,11 @@ macro_rules! face {
 
                     let stream = Async::<TcpStream>::connect(addr).await.unwrap();
                     let record = Record::default();
-                    let client = Client::from_stream(
-                        stream,
-                        Recorder::new(&record),
-                        SessionConfig::default(),
-                    );
+                    // A plain `Async<TcpStream>`'s close only flushes: the
+                    // server never sees this side's end, so the graceful
+                    // close waits out the linger (kept short here).
+                    let config = SessionConfig::default().close_linger(Duration::from_millis(300));
+                    let client = Client::from_stream(stream, Recorder::new(&record), config);
                     assert_eq!(client.peer_addr(), None);
                     let frame = FrameBuilder::new(Status::DEFAULT)
                         .file("big.bin", pattern(1 << 20, 1))

@@ -108,7 +108,12 @@ async fn smol_client(
 #[test]
 fn run_session_on_smol_streams() {
     run(async {
-        let config = SessionConfig::default().idle_timeout(Some(Duration::from_millis(300)));
+        // The server's sockets are plain `Async<TcpStream>`s, whose close
+        // only flushes: a graceful close then waits out the linger for the
+        // peer's end of stream (kept short here).
+        let config = SessionConfig::default()
+            .idle_timeout(Some(Duration::from_millis(300)))
+            .close_linger(Duration::from_millis(300));
         let server = SmolServer::start(config);
         // (The connections' events are checked after the server stops.)
         let addr = server.addr;
@@ -188,10 +193,13 @@ fn shutdown_handle_closes_a_smol_client() {
     run(async {
         let server = SmolServer::start(SessionConfig::default());
 
-        // The client side on a plain `Async<std::net::TcpStream>`.
+        // The client side on a plain `Async<std::net::TcpStream>`, whose
+        // close only flushes: the server never sees its end of stream, so
+        // its graceful close waits out the linger (kept short here).
         let stream = Async::<TcpStream>::connect(server.addr).await.unwrap();
         let events = Events::default();
-        let session = Session::new(Collect(events.clone()), SessionConfig::default());
+        let config = SessionConfig::default().close_linger(Duration::from_millis(300));
+        let session = Session::new(Collect(events.clone()), config);
         let sender = session.sender();
         let client_shutdown = ShutdownHandle::new();
         let client = smol::spawn(run_session(stream, session, client_shutdown.clone()));

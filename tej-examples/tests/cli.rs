@@ -650,20 +650,21 @@ fn serve_stops_gracefully_on_ctrl_c() {
         let mut serve = Serve::start(runtime, std::iter::empty::<OsString>());
         let mut stream = TcpStream::connect(serve.addr()).unwrap();
         serve.expect("connected");
+        // The peer reads until the server's end, then closes its side: what
+        // the server's close waits for.
+        let reading = thread::spawn(move || {
+            stream
+                .set_read_timeout(Some(Duration::from_secs(10)))
+                .unwrap();
+            let mut buffer = [0; 16];
+            stream.read(&mut buffer).unwrap()
+        });
         let (status, rest) = serve.interrupt();
         assert!(status.success(), "exit {status}");
         assert_eq!(rest.len(), 1, "{rest:?}");
         assert_eq!(rest[0]["event"], "disconnected");
         assert_eq!(rest[0]["kind"], "local_close");
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
-        let mut buffer = [0; 16];
-        assert_eq!(
-            stream.read(&mut buffer).unwrap(),
-            0,
-            "the connection is closed"
-        );
+        assert_eq!(reading.join().unwrap(), 0, "the connection is closed");
     }
 }
 

@@ -480,12 +480,18 @@ fn graceful_shutdown(s: Setup) {
         "shutdown waits for the frame in progress"
     );
     raw.write_all(&wire[wire.len() / 2..]).unwrap();
+    // The peer reads to the server's end of stream, then closes: what the
+    // server's close waits for.
+    let reading = std::thread::spawn(move || {
+        let mut reply = Vec::new();
+        raw.set_read_timeout(Duration::from_secs(5));
+        raw.read_to_end(&mut reply).unwrap();
+        reply
+    });
     stopping.join().unwrap();
 
     assert_eq!(texts(&server_record), ["before shutdown", "half-7"]);
-    let mut reply = Vec::new();
-    raw.set_read_timeout(Duration::from_secs(5));
-    raw.read_to_end(&mut reply).unwrap();
+    let reply = reading.join().unwrap();
     assert_eq!(
         reply,
         Frame::message("ack").encode_to_vec().unwrap(),
@@ -1086,6 +1092,8 @@ fn the_server_sends_close_notify_when_a_session_ends(s: Setup) {
         got,
         Frame::message("echo: echo me").encode_to_vec().unwrap()
     );
+    // The server's close waits for this side's end of stream.
+    drop(tls);
     stopping.join().unwrap();
 
     let handler = Recorder {
@@ -1103,6 +1111,7 @@ fn the_server_sends_close_notify_when_a_session_ends(s: Setup) {
     let assembled = assembler.decode(&got).unwrap();
     assert_eq!(text(&assembled.frame.expect("one whole frame")), "bye");
     assert_eq!(assembled.consumed, got.len());
+    drop(tls);
     server.stop();
 }
 

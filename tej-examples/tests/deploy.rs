@@ -105,6 +105,8 @@ fn serve_drains_on_sigterm_finishing_the_frame_in_progress() {
         assert_eq!(file["size"], data.len() as u64);
         let disconnected = serve.expect_of("disconnected", peer);
         assert_eq!(disconnected["kind"], "local_close", "{runtime}");
+        // The server's close waits for this side's end of stream.
+        drop(stream);
 
         let deadline = Instant::now() + WAIT;
         let status = loop {

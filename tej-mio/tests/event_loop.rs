@@ -57,6 +57,8 @@ fn reading_resumes_after_backpressure_without_a_new_event() {
         assert_eq!(&peer.recv().unwrap().expect("an echo"), expected);
     }
     writer.join().unwrap();
+    // Closed first: the server's close waits for the peer's end of stream.
+    drop(peer);
     server.stop();
 }
 

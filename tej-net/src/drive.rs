@@ -31,7 +31,7 @@ use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
-use tej_core::{Handler, Session};
+use tej_core::{DisconnectReason, Handler, Session};
 
 use crate::ReadBuffer;
 
@@ -139,14 +139,16 @@ enum Closing {
     No,
     /// Flushing and shutting the stream down, until the deadline.
     Until(Duration),
-    /// Shut down; reading and dropping what has arrived from the peer
-    /// (until nothing more is there, its end of stream, or the deadline):
-    /// closing a socket with unread input resets the connection, and a
-    /// reset can destroy what the peer has not read of ours yet. Not
-    /// waiting for the peer's end of stream: not every stream's shutdown
-    /// half-closes (futures-io's `poll_close` on async-io's sockets only
-    /// flushes), so the peer may never send it.
-    Draining(Duration),
+    /// Shut down; reading and dropping what the peer sends. After a
+    /// graceful end (`linger`), until the peer's end of stream (or an
+    /// error, or the deadline): closing a socket with unread input, or one
+    /// the peer still writes to, resets the connection, and a reset
+    /// destroys what the peer has not read of ours yet (a TLS server's late
+    /// session tickets did, under load). Our shutdown half-closes the
+    /// stream, so a peer that read everything closes its side in turn.
+    /// After a failure (a protocol error, a timeout), only until nothing
+    /// more has arrived: such a peer is owed no wait.
+    Draining { deadline: Duration, linger: bool },
     /// Closed, or given up.
     Done,
 }
@@ -298,7 +300,7 @@ impl Drive {
     pub fn poll_timeout<H: Handler>(&self, session: &Session<H>) -> Option<Duration> {
         match self.closing {
             Closing::No => session.poll_timeout(),
-            Closing::Until(deadline) | Closing::Draining(deadline) => Some(deadline),
+            Closing::Until(deadline) | Closing::Draining { deadline, .. } => Some(deadline),
             Closing::Done => None,
         }
     }
@@ -443,15 +445,15 @@ impl Drive {
         }
     }
 
-    /// After the shutdown: reads and drops the input that has arrived, until
-    /// none is left, the peer's end of stream, an error or the deadline
-    /// (done); a peer still sending gets another turn (yield).
+    /// After the shutdown: reads and drops the peer's input until its end of
+    /// stream, an error or the deadline (done); waits for more (pending),
+    /// and gives a peer still sending another turn (yield).
     fn drain<T: Transport + ?Sized>(
         &mut self,
         transport: &mut T,
         buffer: &mut ReadBuffer,
         now: Duration,
-        deadline: Duration,
+        (deadline, linger): (Duration, bool),
     ) -> Step {
         if now >= deadline {
             self.closing = Closing::Done;
@@ -467,6 +469,9 @@ impl Drive {
                 Ok(_) => {}
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    if linger {
+                        return Step::Pending;
+                    }
                     self.closing = Closing::Done;
                     return Step::Done;
                 }
@@ -515,7 +520,9 @@ impl Drive {
             }
             Closing::No => now.saturating_add(session.config().close_linger),
             Closing::Until(deadline) => deadline,
-            Closing::Draining(deadline) => return self.drain(transport, buffer, now, deadline),
+            Closing::Draining { deadline, linger } => {
+                return self.drain(transport, buffer, now, (deadline, linger));
+            }
         };
         self.closing = Closing::Until(deadline);
         if now >= deadline {
@@ -528,8 +535,11 @@ impl Drive {
             } else {
                 match transport.shutdown() {
                     Ok(()) => {
-                        self.closing = Closing::Draining(deadline);
-                        return self.drain(transport, buffer, now, deadline);
+                        let linger = session
+                            .disconnect_reason()
+                            .is_some_and(DisconnectReason::is_graceful);
+                        self.closing = Closing::Draining { deadline, linger };
+                        return self.drain(transport, buffer, now, (deadline, linger));
                     }
                     Err(error) => Err(error),
                 }

@@ -23,10 +23,18 @@ use crate::{ReadBuffer, ShutdownHandle};
 /// a graceful close: the frame being received is finished, what is queued
 /// is flushed, then the connection closes. When this returns the session
 /// has run [`Handler::disconnected`], and the stream has been flushed and
-/// shut down (for at most the session's
-/// [`close_linger`](tej_core::SessionConfig::close_linger)), and this
-/// returns why the connection ended: the [`DisconnectReason`] the handler
-/// was given.
+/// shut down and, after a graceful end, the peer's end of stream has
+/// arrived (all within the session's
+/// [`close_linger`](tej_core::SessionConfig::close_linger)): dropping a
+/// socket before the peer has read what was sent could reset the
+/// connection and lose it. This returns why the connection ended: the
+/// [`DisconnectReason`] the handler was given.
+///
+/// The stream's close (`poll_close`, `poll_shutdown`) should shut its
+/// writing half down, so that the peer sees the end and closes in turn, as
+/// Tokio's and smol's sockets and TLS streams do. async-std's sockets only
+/// flush there (`tej-async-std` wraps its own in a `HalfClose`): over one
+/// of those, a graceful close waits the whole `close_linger`.
 ///
 /// Steps that may block on file I/O ([`Session::does_file_io`]) run
 /// through [`Runtime::run_blocking`].

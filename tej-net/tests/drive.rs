@@ -428,8 +428,8 @@ fn input_a_closing_session_leaves_is_dropped_not_kept() {
     let session = Session::new(CloseAtOnce, SessionConfig::default());
     let mut rig = Rig::new(session, 64 * 1024, Peer::reading(frames(1000)));
     // Shut down; the rest of the peer's input is read and dropped (a close
-    // with unread input would reset the connection), then done.
-    assert_eq!(rig.run(Duration::ZERO), Step::Done);
+    // with unread input would reset the connection), until its end.
+    assert_eq!(rig.run(Duration::ZERO), Step::Pending);
     assert_eq!(rig.drive.unconsumed_len(), 0);
     assert!(rig.peer.shut_down);
     assert_eq!(
@@ -437,18 +437,44 @@ fn input_a_closing_session_leaves_is_dropped_not_kept() {
         rig.peer.input.len(),
         "everything sent was drained"
     );
+    rig.peer.eof = true;
+    assert_eq!(rig.step(Duration::ZERO), Step::Done);
 }
 
 #[test]
-fn a_peer_that_never_closes_its_side_is_not_waited_for() {
+fn a_graceful_close_waits_for_the_peer_s_end_of_stream_within_the_linger() {
     let config = SessionConfig::default().close_linger(Duration::from_secs(2));
     let session = Session::new(Quiet::default(), config);
     let mut rig = Rig::new(session, 1024, Peer::reading(Vec::new()));
     rig.session.sender().close();
-    // Nothing left to read: the close is done at once (no end of stream
-    // is waited for, which a stream that cannot half-close never gets).
+    // Shut down, and nothing arrived yet: the peer may still be reading
+    // what was sent, and closing now could reset the connection under it.
+    assert_eq!(rig.run(Duration::from_secs(1)), Step::Pending);
+    assert!(rig.peer.shut_down);
+    assert_eq!(
+        rig.drive.poll_timeout(&rig.session),
+        Some(Duration::from_secs(3))
+    );
+    // Late input (a TLS server's session tickets) is read and dropped.
+    rig.peer.input = frames(3);
+    assert_eq!(rig.step(Duration::from_secs(2)), Step::Pending);
+    assert_eq!(rig.peer.offset, rig.peer.input.len());
+    // A peer that never closes its side: the linger ends the wait.
+    rig.drive.timer_fired(Duration::from_secs(3));
+    assert_eq!(rig.step(Duration::from_secs(3)), Step::Done);
+}
+
+#[test]
+fn a_failed_session_s_close_does_not_wait_for_the_peer() {
+    let config = SessionConfig::default().close_linger(Duration::from_secs(2));
+    let session = Session::new(Quiet::default(), config);
+    // A frame whose first byte lacks the status bit: a protocol error.
+    let mut rig = Rig::new(session, 1024, Peer::reading(vec![0x05; 16]));
+    // The stream is shut down and what arrived is dropped, but a peer that
+    // broke the protocol is not waited for.
     assert_eq!(rig.run(Duration::from_secs(1)), Step::Done);
     assert!(rig.peer.shut_down);
+    assert!(!rig.session.disconnect_reason().unwrap().is_graceful());
 }
 
 /// Records the size of every read the drive asks for.

@@ -35,7 +35,8 @@ pub struct SessionConfig {
     /// it gives up flushing what it queued (a peer that stopped reading):
     /// while bytes go out, a large last file is flushed however long it
     /// takes. Also bounds, once the session has ended, the stream's flush,
-    /// shutdown and the wait for the peer's end of stream.
+    /// shutdown and, after a graceful end, the wait for the peer's end of
+    /// stream (so that a reset cannot destroy what it has not read yet).
     pub close_linger: Duration,
     /// Size of the buffer an adapter reads the socket into. It starts at
     /// 16 KiB and grows to this as reads fill it.
