@@ -522,3 +522,39 @@ fn handles_made_and_dropped_in_a_loop_keep_the_queue_bounded() {
     drive(&mut client, &mut server);
     assert_eq!(collect.frames().len(), accepted);
 }
+
+#[test]
+fn a_batch_fills_to_the_byte_before_it_is_handed_over() {
+    let frame = Frame::message(vec![b'x'; 100]);
+    let cost = frame.encoded_len() as usize;
+    let client = collecting(SessionConfig::default().send_queue_capacity(8 * cost));
+    let sender = client.sender();
+    let mut buffered = sender.buffered();
+    for _ in 0..8 {
+        buffered.feed_blocking(frame.clone()).unwrap();
+    }
+    assert_eq!(buffered.buffered_bytes(), 8 * cost, "exactly full, kept");
+    assert_eq!(sender.queued_bytes(), 0);
+    buffered.feed_blocking(frame.clone()).unwrap();
+    assert_eq!(sender.queued_bytes(), 8 * cost, "the ninth hands it over");
+    assert_eq!(buffered.buffered_bytes(), cost);
+}
+
+#[test]
+fn a_new_handle_on_an_ended_connection_refuses_its_first_frame_at_once() {
+    let mut client = collecting(SessionConfig::default());
+    let sender = client.sender();
+    client.handle_io_error(std::io::ErrorKind::ConnectionReset.into());
+    let mut buffered = sender.buffered();
+    match buffered.feed_blocking(Frame::message("late")) {
+        Err(tej_core::SendError::Closed(frame)) => assert_eq!(frame, Frame::message("late")),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(buffered.buffered_bytes(), 0);
+    let mut cx = std::task::Context::from_waker(Waker::noop());
+    let mut feed = Box::pin(buffered.feed(Frame::message("late too")));
+    assert!(matches!(
+        feed.as_mut().poll(&mut cx),
+        std::task::Poll::Ready(Err(tej_core::SendError::Closed(_)))
+    ));
+}
