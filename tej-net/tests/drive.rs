@@ -558,3 +558,19 @@ fn input_that_waited_for_its_turn_counts_before_a_passed_idle_deadline() {
         "the input counted before the deadline"
     );
 }
+
+#[test]
+fn a_mutable_reference_is_the_transport_it_refers_to() {
+    let mut peer = Peer::reading(b"abc".to_vec());
+    let mut by_ref: &mut Peer = &mut peer;
+    let mut buf = [0u8; 8];
+    assert_eq!(Transport::read(&mut by_ref, &mut buf).unwrap(), 3);
+    assert_eq!(&buf[..3], b"abc");
+    let written = Transport::write_vectored(&mut by_ref, &[IoSlice::new(b"xy")]).unwrap();
+    assert_eq!(written, 2);
+    Transport::flush(&mut by_ref).unwrap();
+    Transport::shutdown(&mut by_ref).unwrap();
+    assert_eq!(peer.written, b"xy");
+    assert_eq!(peer.flushes, 1);
+    assert!(peer.shut_down);
+}
