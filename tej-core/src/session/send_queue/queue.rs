@@ -70,16 +70,39 @@ impl Shared {
         RUN_LEN.min(self.lock().capacity).max(1)
     }
 
-    /// Hands a batch of encoded small frames to the queue, waiting for room.
-    pub(crate) fn push_run_blocking(&self, run: Run, next_len: usize) -> HandedOver {
-        let mut slot = Some(run);
+    /// Blocks until `ready` gives an answer, checking it again each time the
+    /// driver makes room or the connection ends.
+    fn block_until<T>(&self, mut ready: impl FnMut(&mut Queue) -> Option<T>) -> T {
         let mut queue = self.lock();
         loop {
-            if let Some(handed) = queue.push_run(&mut slot, next_len) {
-                return handed;
+            if let Some(answer) = ready(&mut queue) {
+                return answer;
             }
             queue = self.wait_for_room(queue);
         }
+    }
+
+    /// [`block_until`](Self::block_until) for a task: `Pending` (the task
+    /// woken when room is made) while `ready` has no answer.
+    fn poll_until<T>(
+        &self,
+        cx: &mut Context<'_>,
+        ready: impl FnOnce(&mut Queue) -> Option<T>,
+    ) -> Poll<T> {
+        let mut queue = self.lock();
+        match ready(&mut queue) {
+            Some(answer) => Poll::Ready(answer),
+            None => {
+                queue.wake_when_room(cx.waker());
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Hands a batch of encoded small frames to the queue, waiting for room.
+    pub(crate) fn push_run_blocking(&self, run: Run, next_len: usize) -> HandedOver {
+        let mut slot = Some(run);
+        self.block_until(|queue| queue.push_run(&mut slot, next_len))
     }
 
     /// As [`push_run_blocking`](Self::push_run_blocking), for a task.
@@ -89,39 +112,19 @@ impl Shared {
         next_len: usize,
         cx: &mut Context<'_>,
     ) -> Poll<HandedOver> {
-        let mut queue = self.lock();
-        match queue.push_run(slot, next_len) {
-            Some(handed) => Poll::Ready(handed),
-            None => {
-                queue.wake_when_room(cx.waker());
-                Poll::Pending
-            }
-        }
+        self.poll_until(cx, |queue| queue.push_run(slot, next_len))
     }
 
     /// Waits until the queue is within its bound, so that a batch started
     /// now and handed over by a drop passes the bound by at most itself;
     /// false if the connection has ended.
     pub(crate) fn wait_within_bound_blocking(&self) -> bool {
-        let mut queue = self.lock();
-        loop {
-            if let Some(open) = queue.within_bound() {
-                return open;
-            }
-            queue = self.wait_for_room(queue);
-        }
+        self.block_until(|queue| queue.within_bound())
     }
 
     /// As [`wait_within_bound_blocking`](Self::wait_within_bound_blocking), for a task.
     pub(crate) fn poll_within_bound(&self, cx: &mut Context<'_>) -> Poll<bool> {
-        let mut queue = self.lock();
-        match queue.within_bound() {
-            Some(open) => Poll::Ready(open),
-            None => {
-                queue.wake_when_room(cx.waker());
-                Poll::Pending
-            }
-        }
+        self.poll_until(cx, |queue| queue.within_bound())
     }
 
     /// Hands a batch over at once, beyond the queue's bound if need be (by
