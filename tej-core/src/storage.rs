@@ -88,10 +88,13 @@ pub trait FileSink: Send {
     /// [`finish`](Self::finish) (or [`commit`](Self::commit)) or in its place.
     fn abandon(&mut self) {}
 
-    /// Whether [`write`](Self::write) and [`finish`](Self::finish) may
-    /// block the thread (disk I/O): an executor whose threads must not
+    /// Whether the next [`write`](Self::write) or [`finish`](Self::finish)
+    /// may block the thread (disk I/O): an executor whose threads must not
     /// block moves such steps off them
-    /// ([`Session::does_file_io`](crate::Session::does_file_io)).
+    /// ([`Session::does_file_io`](crate::Session::does_file_io)). Asked
+    /// again as the body arrives, so a sink that queues its writes can say
+    /// false while its queue has room, and true once it is full or the
+    /// body has all arrived.
     fn blocks(&self) -> bool {
         true
     }

@@ -1064,6 +1064,73 @@ fn does_file_io_while_a_body_goes_to_a_sink_or_a_file_is_sent_from_a_source() {
     assert!(!session.does_file_io());
 }
 
+/// A sink that writes in place (it does not block) until it holds
+/// `queue_len` bytes, then blocks, as one that queues its writes for a
+/// thread of its own does; `taken` counts what it was given.
+struct Queueing {
+    taken: Arc<Mutex<usize>>,
+    queue_len: usize,
+}
+
+impl tej_core::storage::FileSink for Queueing {
+    fn write(&mut self, data: &[u8]) -> Result<(), tej_core::storage::StorageError> {
+        *self.taken.lock().unwrap() += data.len();
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<tej_core::FileBody, tej_core::storage::StorageError> {
+        let len = *self.taken.lock().unwrap() as u64;
+        Ok(tej_core::FileBody::Delivered { len })
+    }
+
+    fn blocks(&self) -> bool {
+        *self.taken.lock().unwrap() >= self.queue_len
+    }
+}
+
+struct QueueingHandler(Arc<Mutex<usize>>, Log);
+
+impl Handler for QueueingHandler {
+    fn received(&mut self, _conn: &mut Connection<'_>, frame: Frame) {
+        self.1.lock().unwrap().push(Seen::Received(frame));
+    }
+
+    fn file_target(&mut self, _name: &str, _size: u64, _index: usize) -> FileTarget {
+        FileTarget::Sink(Box::new(Queueing {
+            taken: self.0.clone(),
+            queue_len: 100_000,
+        }))
+    }
+}
+
+#[test]
+fn a_sink_that_starts_to_block_part_way_stops_a_call_that_began_without_blocking() {
+    // The sink blocks once the whole body is in: finishing waits for its queue.
+    let taken = Arc::new(Mutex::new(0));
+    let log = Log::default();
+    let mut session = started(
+        QueueingHandler(taken.clone(), log.clone()),
+        SessionConfig::default(),
+    );
+    let wire = files_wire(&[("x.bin", vec![1u8; 100_000])]);
+    let body_end = wire.len() - 8;
+    // The whole frame offered at once: the body goes in place, and the call
+    // stops before the file's end (whose `finish` would wait for the disk).
+    assert_eq!(session.handle_input(&wire, secs(1)), body_end);
+    assert_eq!(*taken.lock().unwrap(), 100_000);
+    assert!(session.does_file_io());
+    assert_eq!(log.lock().unwrap().len(), 0, "no frame yet");
+    // A call that begins blocking (a driver's step off its async threads)
+    // finishes the file and takes the rest of the frame.
+    let rest = &wire[body_end..];
+    assert_eq!(session.handle_input(rest, secs(1)), rest.len());
+    assert!(!session.does_file_io());
+    assert!(matches!(
+        log.lock().unwrap().last(),
+        Some(Seen::Received(_))
+    ));
+}
+
 #[test]
 fn pings_to_a_peer_that_reads_nothing_stop_at_the_high_water() {
     let config = SessionConfig::default()

@@ -51,6 +51,7 @@ pub mod shutdown;
 pub mod spool;
 #[cfg(feature = "rustls")]
 pub mod tls;
+mod write_behind;
 
 pub use client::Client;
 pub use client_handle::ClientHandle;

@@ -292,3 +292,48 @@ fn files_take_their_names_only_once_the_whole_frame_has_arrived() {
         b"already here"
     );
 }
+
+/// A file of a few MiB, in pieces of `piece` bytes as reads would bring it.
+fn take_in_pieces<H: Handler>(session: &mut Session<H>, input: &[u8], piece: usize) {
+    for chunk in input.chunks(piece) {
+        take_all(session, chunk);
+    }
+}
+
+#[test]
+fn a_large_file_is_written_behind_while_the_session_takes_input_without_blocking() {
+    let scratch = tempfile::tempdir().unwrap();
+    let tee = Tee::default();
+    let mut session = spooler(scratch.path());
+    session.handler_mut().tee = Some(tee.clone());
+    let data: Vec<u8> = (0..5_000_000u32).map(|i| (i % 253) as u8).collect();
+    let wire = encoded(FrameBuilder::new(Status::DEFAULT).file("big.bin", data.clone()));
+    // Past the header and the first bytes (the file is created in a step
+    // that may block), the body goes on without blocking I/O.
+    take_in_pieces(&mut session, &wire[..1_000_000], 64 * 1024);
+    assert!(
+        !session.does_file_io(),
+        "a written-behind body is taken in place"
+    );
+    take_in_pieces(&mut session, &wire[1_000_000..], 64 * 1024);
+    let frame = &session.handler().frames[0];
+    assert_eq!(std::fs::read(frame.files[0].path().unwrap()).unwrap(), data);
+    assert_eq!(*tee.0.lock().unwrap(), data, "the observer saw every byte");
+    assert_eq!(names(scratch.path()), ["big.bin"]);
+}
+
+#[test]
+fn a_large_file_cut_short_is_gone_from_the_directory_when_the_session_ends() {
+    let scratch = tempfile::tempdir().unwrap();
+    let mut session = spooler(scratch.path());
+    let wire = encoded(FrameBuilder::new(Status::DEFAULT).file("cut.bin", vec![3u8; 5_000_000]));
+    take_in_pieces(&mut session, &wire[..3_000_000], 256 * 1024);
+    assert_eq!(names(scratch.path()), [".cut.bin.part"]);
+    session.handle_eof(Duration::ZERO);
+    assert!(session.handler().frames.is_empty());
+    assert_eq!(
+        names(scratch.path()),
+        Vec::<String>::new(),
+        "its writer stopped and the partial file removed before the session ended"
+    );
+}
