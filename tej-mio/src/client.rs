@@ -14,7 +14,7 @@ use mio::{Poll, Token};
 use tej_core::{DisconnectReason, Handler, Sender, Session, SessionConfig};
 use tej_net::{ClientHandle, ShutdownHandle};
 
-use crate::driver::{Driver, Stream};
+use crate::driver::{describe, Driver, Stream};
 use crate::event_loop;
 
 /// A TEJ connection made by this side, running its [`Handler`] on an event
@@ -208,9 +208,7 @@ impl Client {
         H: Handler + Send + 'static,
     {
         let shutdown = ShutdownHandle::new();
-        let mut info = tej_core::ConnectionInfo::default();
-        stream.describe(&mut info);
-        info.peer = stream.peer_addr();
+        let mut info = describe(&stream, stream.peer_addr());
         info.local = stream.local_addr();
         let session = Session::new(handler, config).with_info(info.clone());
         let sender = session.sender();

@@ -189,24 +189,6 @@ impl<S: Stream + ?Sized> Stream for Box<S> {
     }
 }
 
-/// Where a connection's handshake stands after a try.
-pub(super) enum Handshake {
-    /// Done: the session may start.
-    Done,
-    /// Waiting for the peer (or for room to write), until the deadline.
-    Waiting,
-    /// Failed, timed out or cut by a shutdown: close the connection.
-    Failed(HandshakeFailure),
-}
-
-/// Why a handshake did not complete.
-pub(super) enum HandshakeFailure {
-    /// The stream's error (or the timeout).
-    Error(io::Error),
-    /// The driver shut down first.
-    Shutdown,
-}
-
 pub(super) struct Conn<H: Handler> {
     /// `None` until the handshake is done, for an accepted connection; a
     /// session added by the caller waits here unstarted meanwhile.
@@ -264,9 +246,7 @@ impl<H: Handler> Conn<H> {
         token: Token,
         (waker, wake_state): (Waker, Arc<ConnWaker>),
     ) -> Conn<H> {
-        let mut info = ConnectionInfo::default();
-        opening.stream.describe(&mut info);
-        info.peer = opening.peer;
+        let info = describe(&*opening.stream, opening.peer);
         let span = tej_net::observe::connection_span(&info, "mio");
         Conn {
             session: opening.session,
@@ -305,6 +285,11 @@ impl<H: Handler> Conn<H> {
         &mut *self.stream
     }
 
+    /// What is known of the connection once its handshake is done.
+    pub(super) fn info(&self) -> ConnectionInfo {
+        describe(&*self.stream, self.peer)
+    }
+
     /// Whether the handshake is still to be done.
     pub(super) fn is_handshaking(&self) -> bool {
         self.handshake_until.is_some()
@@ -334,33 +319,38 @@ impl<H: Handler> Conn<H> {
         }
     }
 
-    /// Tries the stream's handshake once more.
-    pub(super) fn handshake(&mut self, now: Duration) -> Handshake {
+    /// Tries the stream's handshake once more: `Ok(true)` once done (a
+    /// session added before it then learns what it agreed on, for
+    /// `Connection::info`), `Ok(false)` while it waits for the peer or for
+    /// room to write; `Err` if it failed or timed out, `Err(None)` if a
+    /// shutdown cut it.
+    pub(super) fn handshake(&mut self, now: Duration) -> Result<bool, Option<io::Error>> {
         let Some(until) = self.handshake_until else {
-            return Handshake::Done;
+            return Ok(true);
         };
         if self.shutdown {
-            return Handshake::Failed(HandshakeFailure::Shutdown);
+            return Err(None);
         }
         loop {
             match self.stream.handshake() {
-                Ok(()) => {
-                    self.handshake_until = None;
-                    return Handshake::Done;
-                }
+                Ok(()) => break,
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                    if now >= until {
-                        return Handshake::Failed(HandshakeFailure::Error(io::Error::new(
-                            io::ErrorKind::TimedOut,
-                            "the handshake did not complete within the handshake timeout",
-                        )));
-                    }
-                    return Handshake::Waiting;
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock && now < until => {
+                    return Ok(false)
                 }
-                Err(error) => return Handshake::Failed(HandshakeFailure::Error(error)),
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    let why = "the handshake did not complete within the handshake timeout";
+                    return Err(Some(io::Error::new(io::ErrorKind::TimedOut, why)));
+                }
+                Err(error) => return Err(Some(error)),
             }
         }
+        self.handshake_until = None;
+        if let Some(session) = &mut self.session {
+            self.stream.describe(session.info_mut());
+            tej_net::observe::record_handshake(&self.span, session.info());
+        }
+        Ok(true)
     }
 
     /// Runs the core's drive step over the stream (the session is there
@@ -369,6 +359,9 @@ impl<H: Handler> Conn<H> {
         let Some(session) = self.session.as_mut() else {
             return Step::Done;
         };
+        if session.config().read_buffer_len > buffer.max_len() {
+            *buffer = ReadBuffer::new(session.config().read_buffer_len);
+        }
         if self.stream.wants_write() && self.write_ready {
             // Bytes the stream queued on its own (a TLS alert or key
             // update answered while reading): push them out. An error
@@ -425,6 +418,20 @@ impl<H: Handler> Conn<H> {
             session.handle_io_error(error);
         }
     }
+}
+
+/// What `stream` knows of its connection ([`Stream::describe`]), its peer
+/// the client a PROXY header named (with the balancer), or else `peer`.
+pub(crate) fn describe(stream: &dyn Stream, peer: Option<SocketAddr>) -> ConnectionInfo {
+    let mut info = ConnectionInfo::default();
+    stream.describe(&mut info);
+    info.proxy = stream.proxy_addr();
+    info.peer = if info.proxy.is_some() {
+        stream.peer_addr()
+    } else {
+        peer
+    };
+    info
 }
 
 /// A mio stream as the core's [`Transport`]: an operation the last

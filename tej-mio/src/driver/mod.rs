@@ -27,8 +27,9 @@ use tej_net::accept::panic_message;
 use tej_net::drive::Step;
 use tej_net::{NewHandler, Observer, ReadBuffer};
 
+pub(crate) use conn::describe;
 pub use conn::Stream;
-use conn::{Conn, Handshake, HandshakeFailure, Opening};
+use conn::{Conn, Opening};
 pub(crate) use listener::AnyListener;
 pub(crate) use listener::BoxListener;
 pub use listener::Listener;
@@ -379,11 +380,6 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
         }
         let token = Token(self.first_token + 1 + slot);
         registry.register(&mut *opening.stream, token, Interest::READABLE)?;
-        if let Some(session) = &opening.session {
-            if session.config().read_buffer_len > self.buffer.max_len() {
-                self.buffer = ReadBuffer::new(session.config().read_buffer_len);
-            }
-        }
         let waker = self.wakes.waker(slot);
         entry.insert(Some(Box::new(Conn::new(opening, token, waker))));
         self.turn(registry, slot, |_| {});
@@ -567,45 +563,24 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
         // The connection moves into the closure: if its handler panics, it is
         // dropped while unwinding, and a session dropped then does not call
         // its handler again.
-        let outcome = panic::catch_unwind(AssertUnwindSafe(move || {
+        let outcome = panic::catch_unwind(AssertUnwindSafe(move || -> (_, Turn) {
             action(&mut conn);
             if conn.is_handshaking() {
                 match conn.handshake(now) {
-                    Handshake::Done => {
-                        // A session added before its handshake: what the
-                        // handshake agreed on, for `Connection::info`.
-                        if let Some(mut info) = conn.session.as_ref().map(|s| s.info().clone()) {
-                            conn.stream().describe(&mut info);
-                            tej_net::observe::record_handshake(&conn.span, &info);
-                            if let Some(session) = conn.session.as_mut() {
-                                *session.info_mut() = info;
-                            }
-                        }
+                    Ok(true) => {}
+                    Ok(false) => {
+                        let waiting = conn.update_interest(registry).map(|()| Step::Pending);
+                        return (conn, waiting.map_err(Some));
                     }
-                    Handshake::Waiting => {
-                        return match conn.update_interest(registry) {
-                            Ok(()) => (conn, Turn::Handshaking),
-                            Err(error) => (conn, Turn::Failed(HandshakeFailure::Error(error))),
-                        };
-                    }
-                    Handshake::Failed(failure) => return (conn, Turn::Failed(failure)),
+                    Err(failure) => return (conn, Err(failure)),
                 }
             }
             if conn.session.is_none() {
                 // An accepted connection, its handshake done: its handler now.
                 let Some(acceptor) = acceptor else {
-                    return (conn, Turn::Failed(HandshakeFailure::Shutdown));
+                    return (conn, Err(None));
                 };
-                let mut info = ConnectionInfo::default();
-                let stream = conn.stream();
-                stream.describe(&mut info);
-                if let (Some(peer), Some(proxy)) = (stream.peer_addr(), stream.proxy_addr()) {
-                    // The client a PROXY header named, through the balancer.
-                    info.peer = Some(peer);
-                    info.proxy = Some(proxy);
-                } else {
-                    info.peer = conn.peer;
-                }
+                let info = conn.info();
                 tej_net::observe::record_handshake(&conn.span, &info);
                 let handler = acceptor.factory.new_handler(&info);
                 let session = Session::new(handler, acceptor.config.clone()).with_info(info);
@@ -614,9 +589,6 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
                     *opened_now = true;
                 }
                 tracing::info!("connected");
-                if session.config().read_buffer_len > buffer.max_len() {
-                    *buffer = ReadBuffer::new(session.config().read_buffer_len);
-                }
                 conn.session = Some(session);
             }
             let mut step = conn.step(buffer, now);
@@ -631,7 +603,7 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
                     step = Step::Yield;
                 }
             }
-            (conn, Turn::Stepped(step))
+            (conn, Ok(step))
         }));
         let (mut conn, turn) = match outcome {
             Ok(outcome) => outcome,
@@ -652,10 +624,9 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
             }
         };
         let step = match turn {
-            Turn::Stepped(step) => step,
-            Turn::Handshaking => Step::Pending,
-            Turn::Failed(failure) => {
-                if let HandshakeFailure::Error(error) = failure {
+            Ok(step) => step,
+            Err(failure) => {
+                if let Some(error) = failure {
                     // A PROXY header that timed out counts as a handshake's failure.
                     let in_header = tej_net::proxy::is_proxy_error(&error);
                     tej_net::observe::handshake_ended(observer, conn.peer, &error, in_header);
@@ -673,12 +644,9 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
                     if let Some(observer) = observer {
                         observer.disconnected(session.info(), reason);
                     }
-                }
-            }
-            if let Some(reasons) = &mut self.reasons {
-                let reason = conn.session.as_ref().and_then(Session::disconnect_reason);
-                if let Some(reason) = reason {
-                    reasons.push((token, reason.clone()));
+                    if let Some(reasons) = &mut self.reasons {
+                        reasons.push((token, reason.clone()));
+                    }
                 }
             }
             if let Err(error) = registry.deregister(conn.stream()) {
@@ -751,12 +719,7 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
     }
 }
 
-/// How a connection's turn ended.
-enum Turn {
-    /// Its drive step ran.
-    Stepped(Step),
-    /// Its handshake waits for the stream.
-    Handshaking,
-    /// Its handshake failed: close it.
-    Failed(HandshakeFailure),
-}
+/// How a connection's turn ended: its drive step (`Pending` while its
+/// handshake waits), or else why its handshake failed (`None`: cut by a
+/// shutdown).
+type Turn = Result<Step, Option<io::Error>>;
