@@ -12,7 +12,7 @@ use tej_core::SessionConfig;
 use tej_net::accept::{self, DEFAULT_MAX_CONNECTIONS};
 use tej_net::{NewHandler, Observer, ShutdownHandle};
 
-use crate::driver::{AnyListener, BoxListener, Driver, Listener};
+use crate::driver::{AnyListener, Driver, Erased, Listener};
 use crate::event_loop;
 use crate::proxy::ProxyListener;
 
@@ -27,7 +27,7 @@ use crate::proxy::ProxyListener;
 pub struct Server {
     poll: Poll,
     waker: Arc<mio::Waker>,
-    listener: Box<dyn AnyListener>,
+    listener: AnyListener,
     config: SessionConfig,
     max_connections: usize,
     shutdown: ShutdownHandle,
@@ -43,8 +43,8 @@ impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut debug = f.debug_struct("Server");
         debug
-            .field("local_addr", &self.listener.local_addr_any().ok())
-            .field("local_path", &self.listener.local_path_any())
+            .field("local_addr", &self.listener.local_addr().ok())
+            .field("local_path", &self.listener.local_path())
             .field("max_connections", &self.max_connections)
             .field("proxy_protocol", &self.proxy);
         #[cfg(feature = "tls")]
@@ -93,7 +93,7 @@ impl Server {
         Ok(Server {
             poll,
             waker,
-            listener: Box::new(listener),
+            listener: Box::new(Erased(listener)),
             config: SessionConfig::default(),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             shutdown: ShutdownHandle::new(),
@@ -175,13 +175,13 @@ impl Server {
     /// The operating system's error, if it cannot tell; `Unsupported` on
     /// a Unix socket, which has a [`local_path`](Self::local_path) instead.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr_any()
+        self.listener.local_addr()
     }
 
     /// The path of the Unix socket the server listens on, if it is one
     /// bound to a path.
     pub fn local_path(&self) -> Option<PathBuf> {
-        self.listener.local_path_any()
+        self.listener.local_path()
     }
 
     /// A handle that shuts this server down gracefully from any thread:
@@ -219,14 +219,14 @@ impl Server {
             tls,
         } = self;
         // The header comes first on the wire: PROXY under TLS.
-        let listener: Box<dyn AnyListener> = if proxy {
-            Box::new(ProxyListener::new(BoxListener(listener)))
+        let listener: AnyListener = if proxy {
+            Box::new(Erased(ProxyListener::new(listener)))
         } else {
             listener
         };
         #[cfg(feature = "tls")]
-        let listener: Box<dyn AnyListener> = match tls {
-            Some(tls) => Box::new(crate::tls::TlsListener::new(BoxListener(listener), tls)),
+        let listener: AnyListener = match tls {
+            Some(tls) => Box::new(Erased(crate::tls::TlsListener::new(listener, tls))),
             None => listener,
         };
         let mut driver = Driver::<F::Handler>::new(Token(1)..Token(usize::MAX), Arc::clone(&waker))

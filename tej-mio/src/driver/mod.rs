@@ -30,10 +30,9 @@ use tej_net::{NewHandler, Observer, ReadBuffer};
 pub(crate) use conn::describe;
 pub use conn::Stream;
 use conn::{Conn, Opening};
-pub(crate) use listener::AnyListener;
-pub(crate) use listener::BoxListener;
 pub use listener::Listener;
 use listener::{Accepted, Acceptor};
+pub(crate) use listener::{AnyListener, Erased};
 use timers::Timers;
 use wake::{ConnWaker, WakeList};
 
@@ -191,7 +190,7 @@ impl<H: Handler, F, M> fmt::Debug for Driver<H, F, M> {
             .field("timers", &self.timers.len())
             .field(
                 "listener",
-                &self.listener.as_ref().map(|l| l.socket.local_addr_any()),
+                &self.listener.as_ref().map(|l| l.socket.local_addr()),
             )
             .finish_non_exhaustive()
     }
@@ -263,14 +262,14 @@ impl<H: Handler> Driver<H> {
         L: Listener + 'static,
         G: NewHandler<N, Handler = H>,
     {
-        self.listen_any(registry, Box::new(listener), config, factory)
+        self.listen_any(registry, Box::new(Erased(listener)), config, factory)
     }
 
     /// [`listen`](Self::listen) on a boxed listener of any kind.
     pub(crate) fn listen_any<G, N>(
         self,
         registry: &Registry,
-        listener: Box<dyn AnyListener>,
+        listener: AnyListener,
         config: SessionConfig,
         factory: G,
     ) -> io::Result<Driver<H, G, N>>
@@ -437,7 +436,7 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
         if listener_ready || !self.run_queue.is_empty() {
             return Some(Duration::ZERO);
         }
-        let rest = self.listener.as_ref().and_then(Acceptor::paused_until);
+        let rest = self.listener.as_ref().and_then(|l| l.paused_until);
         let next = [self.timers.next(), rest].into_iter().flatten().min()?;
         Some(next.saturating_sub(self.now()))
     }
@@ -512,7 +511,7 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
     ///
     /// The operating system's error, if it cannot tell.
     pub fn listener_addr(&self) -> Option<io::Result<std::net::SocketAddr>> {
-        self.listener.as_ref().map(|l| l.socket.local_addr_any())
+        self.listener.as_ref().map(|l| l.socket.local_addr())
     }
 
     /// Keeps why each connection ended from now on, for
