@@ -286,22 +286,14 @@ fn handshake_blocking<S: Stream>(
     const TOKEN: Token = Token(1);
     poll.registry()
         .register(stream, TOKEN, Interest::READABLE | Interest::WRITABLE)?;
-    let deadline = Instant::now() + timeout;
+    let start = Instant::now();
     let mut events = Events::with_capacity(4);
     let result = loop {
-        match stream.handshake() {
-            Ok(()) => break Ok(()),
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-            Err(error) => break Err(error),
+        match crate::driver::try_handshake(stream, start.elapsed(), timeout) {
+            Ok(false) => {}
+            done => break done.map(drop),
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            break Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the handshake did not complete within the handshake timeout",
-            ));
-        }
+        let left = timeout.saturating_sub(start.elapsed());
         match poll.poll(&mut events, Some(left)) {
             Err(error) if error.kind() != io::ErrorKind::Interrupted => break Err(error),
             _ => {}
@@ -322,7 +314,7 @@ fn run_client<S: Stream + 'static, H: Handler>(
     let mut driver = Driver::<H>::new(Token(1)..Token(3), Arc::clone(&waker));
     driver.keep_disconnect_reasons();
     driver.add_session(poll.registry(), stream, session)?;
-    event_loop::run(&mut poll, &waker, &mut driver, shutdown)?;
+    event_loop::run(&mut poll, &mut driver, shutdown)?;
     if let Some((_, error)) = driver.take_handshake_errors().pop() {
         return Err(io::Error::new(
             error.kind(),

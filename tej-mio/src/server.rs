@@ -202,39 +202,26 @@ impl Server {
     /// # Errors
     ///
     /// The error of registering the listener or of polling.
-    pub fn run<F, M>(self, new_handler: F) -> io::Result<()>
+    pub fn run<F, M>(mut self, new_handler: F) -> io::Result<()>
     where
         F: NewHandler<M>,
     {
-        let Server {
-            mut poll,
-            waker,
-            listener,
-            config,
-            max_connections,
-            shutdown,
-            proxy,
-            observer,
-            #[cfg(feature = "tls")]
-            tls,
-        } = self;
         // The header comes first on the wire: PROXY under TLS.
-        let listener: AnyListener = if proxy {
-            Box::new(Erased(ProxyListener::new(listener)))
-        } else {
-            listener
-        };
+        let mut listener = self.listener;
+        if self.proxy {
+            listener = Box::new(Erased(ProxyListener::new(listener)));
+        }
         #[cfg(feature = "tls")]
-        let listener: AnyListener = match tls {
-            Some(tls) => Box::new(Erased(crate::tls::TlsListener::new(listener, tls))),
-            None => listener,
-        };
-        let mut driver = Driver::<F::Handler>::new(Token(1)..Token(usize::MAX), Arc::clone(&waker))
-            .listen_any(poll.registry(), listener, config, new_handler)?
-            .with_max_connections(max_connections);
-        if let Some(observer) = observer {
+        if let Some(tls) = self.tls {
+            listener = Box::new(Erased(crate::tls::TlsListener::new(listener, tls)));
+        }
+        let tokens = Token(1)..Token(usize::MAX);
+        let mut driver = Driver::<F::Handler>::new(tokens, Arc::clone(&self.waker))
+            .listen_any(self.poll.registry(), listener, self.config, new_handler)?
+            .with_max_connections(self.max_connections);
+        if let Some(observer) = self.observer {
             driver = driver.with_observer(observer);
         }
-        event_loop::run(&mut poll, &waker, &mut driver, &shutdown)
+        event_loop::run(&mut self.poll, &mut driver, &self.shutdown)
     }
 }

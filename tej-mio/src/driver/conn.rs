@@ -331,19 +331,8 @@ impl<H: Handler> Conn<H> {
         if self.shutdown {
             return Err(None);
         }
-        loop {
-            match self.stream.handshake() {
-                Ok(()) => break,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock && now < until => {
-                    return Ok(false)
-                }
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                    let why = "the handshake did not complete within the handshake timeout";
-                    return Err(Some(io::Error::new(io::ErrorKind::TimedOut, why)));
-                }
-                Err(error) => return Err(Some(error)),
-            }
+        if !try_handshake(&mut *self.stream, now, until)? {
+            return Ok(false);
         }
         self.handshake_until = None;
         if let Some(session) = &mut self.session {
@@ -416,6 +405,30 @@ impl<H: Handler> Conn<H> {
     pub(super) fn fail(&mut self, error: io::Error) {
         if let Some(session) = &mut self.session {
             session.handle_io_error(error);
+        }
+    }
+}
+
+/// Tries `stream`'s handshake at `now`: `Ok(true)` once done, `Ok(false)`
+/// while it waits for the peer or for room to write, `TimedOut` if it
+/// still waits at `until`.
+pub(crate) fn try_handshake(
+    stream: &mut dyn Stream,
+    now: Duration,
+    until: Duration,
+) -> io::Result<bool> {
+    loop {
+        match stream.handshake() {
+            Ok(()) => return Ok(true),
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock && now < until => {
+                return Ok(false)
+            }
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                let why = "the handshake did not complete within the handshake timeout";
+                return Err(io::Error::new(io::ErrorKind::TimedOut, why));
+            }
+            Err(error) => return Err(error),
         }
     }
 }

@@ -28,6 +28,8 @@ use tej_net::drive::Step;
 use tej_net::{NewHandler, Observer, ReadBuffer};
 
 pub(crate) use conn::describe;
+#[cfg(feature = "tls")]
+pub(crate) use conn::try_handshake;
 pub use conn::Stream;
 use conn::{Conn, Opening};
 pub use listener::Listener;
@@ -531,6 +533,11 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
     /// Messages of the handler panics caught so far, taken.
     pub(crate) fn take_panics(&mut self) -> Vec<String> {
         std::mem::take(&mut self.panics)
+    }
+
+    /// A waker that wakes the poll (and no connection).
+    pub(crate) fn poll_waker(&self) -> std::task::Waker {
+        std::task::Waker::from(Arc::clone(&self.wakes))
     }
 
     fn now(&self) -> Duration {
