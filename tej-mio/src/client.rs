@@ -172,10 +172,9 @@ impl Client {
     {
         let name = server_name.to_str().into_owned();
         let mut stream = crate::tls::TlsStream::client(stream, server_name, tls)?;
-        let (mut poll, waker) = event_loop::new_poll()?;
-        handshake_blocking(&mut poll, &mut stream, config.handshake_timeout)
+        handshake_blocking(&mut stream, config.handshake_timeout)
             .map_err(|error| tej_net::tls::handshake_error(&name, error))?;
-        Client::start(poll, waker, stream, handler, config)
+        Client::from_stream(stream, handler, config)
     }
 
     /// Runs `handler` with `config` over an already-connected `stream`
@@ -193,20 +192,6 @@ impl Client {
         H: Handler + Send + 'static,
     {
         let (poll, waker) = event_loop::new_poll()?;
-        Client::start(poll, waker, stream, handler, config)
-    }
-
-    fn start<S, H>(
-        poll: Poll,
-        waker: Arc<mio::Waker>,
-        stream: S,
-        handler: H,
-        config: SessionConfig,
-    ) -> io::Result<Client>
-    where
-        S: Stream + 'static,
-        H: Handler + Send + 'static,
-    {
         let shutdown = ShutdownHandle::new();
         let mut info = describe(&stream, stream.peer_addr());
         info.local = stream.local_addr();
@@ -274,16 +259,14 @@ fn connect_unix(path: &Path) -> io::Result<mio::net::UnixStream> {
     Ok(mio::net::UnixStream::from_std(stream))
 }
 
-/// Runs `stream`'s handshake on `poll` until done, failed or `timeout`.
+/// Runs `stream`'s handshake on a poll of its own until done, failed or
+/// `timeout`.
 #[cfg(feature = "tls")]
-fn handshake_blocking<S: Stream>(
-    poll: &mut Poll,
-    stream: &mut S,
-    timeout: Duration,
-) -> io::Result<()> {
+fn handshake_blocking<S: Stream>(stream: &mut S, timeout: Duration) -> io::Result<()> {
     use mio::{Events, Interest};
 
     const TOKEN: Token = Token(1);
+    let mut poll = Poll::new()?;
     poll.registry()
         .register(stream, TOKEN, Interest::READABLE | Interest::WRITABLE)?;
     let start = Instant::now();
@@ -312,7 +295,7 @@ fn run_client<S: Stream + 'static, H: Handler>(
     shutdown: &ShutdownHandle,
 ) -> io::Result<DisconnectReason> {
     let mut driver = Driver::<H>::new(Token(1)..Token(3), Arc::clone(&waker));
-    driver.keep_disconnect_reasons();
+    driver.keep_ends();
     driver.add_session(poll.registry(), stream, session)?;
     event_loop::run(&mut poll, &mut driver, shutdown)?;
     if let Some((_, error)) = driver.take_handshake_errors().pop() {
@@ -321,13 +304,8 @@ fn run_client<S: Stream + 'static, H: Handler>(
             format!("the handshake failed: {error}"),
         ));
     }
-    if let Some(message) = driver.take_panics().pop() {
-        return Err(io::Error::other(format!(
-            "the connection's handler panicked: {message}"
-        )));
-    }
-    match driver.take_disconnect_reasons().pop() {
-        Some((_, reason)) => Ok(reason),
+    match driver.take_ends().pop() {
+        Some((_, end)) => end,
         None => Err(io::Error::other("the connection ended without a reason")),
     }
 }

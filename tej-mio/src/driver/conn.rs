@@ -12,7 +12,7 @@ use mio::{Interest, Registry, Token};
 use tej_core::{ConnectionInfo, Handler, Session};
 use tej_net::accept::ConnectionSlot;
 use tej_net::drive::{Drive, Step, Transport};
-use tej_net::ReadBuffer;
+use tej_net::{Observer, ReadBuffer};
 
 use super::wake::ConnWaker;
 
@@ -225,7 +225,7 @@ pub(super) struct Conn<H: Handler> {
     /// Its place under the listener's connection cap, if accepted.
     _slot: Option<ConnectionSlot>,
     /// What of its traffic the driver's observer has been told.
-    pub(super) traffic: tej_net::observe::TrafficReport,
+    traffic: tej_net::observe::TrafficReport,
     /// Its `connection` span, entered for each of its turns.
     pub(super) span: tracing::Span,
 }
@@ -343,8 +343,13 @@ impl<H: Handler> Conn<H> {
     }
 
     /// Runs the core's drive step over the stream (the session is there
-    /// once the handshake is done).
-    pub(super) fn step(&mut self, buffer: &mut ReadBuffer, now: Duration) -> Step {
+    /// once the handshake is done), and tells `observer` of the traffic.
+    pub(super) fn step(
+        &mut self,
+        buffer: &mut ReadBuffer,
+        now: Duration,
+        observer: Option<&dyn Observer>,
+    ) -> Step {
         let Some(session) = self.session.as_mut() else {
             return Step::Done;
         };
@@ -364,7 +369,10 @@ impl<H: Handler> Conn<H> {
             read_ready: &mut self.read_ready,
             write_ready: &mut self.write_ready,
         };
-        self.drive.step(session, &mut io, buffer, &self.waker, now)
+        let step = self.drive.step(session, &mut io, buffer, &self.waker, now);
+        self.traffic
+            .report(session.traffic(), session.info(), observer);
+        step
     }
 
     /// When the driver's timers must run this connection next.

@@ -168,13 +168,12 @@ pub struct Driver<H: Handler, F = fn() -> H, M = ()> {
     /// Scratch space for due timers and marked connections.
     due: Vec<(usize, Duration)>,
     marked: Vec<Arc<ConnWaker>>,
-    /// Messages of handler panics, for the client to report.
-    panics: Vec<String>,
     /// Handshakes of added sessions that failed, for their owner to report.
     handshake_errors: Vec<(Token, io::Error)>,
-    /// Why each connection ended, by token, for the client to report; only
-    /// kept once asked for (a server's would grow without end).
-    reasons: Option<Vec<(Token, DisconnectReason)>>,
+    /// How each connection ended, by token (its reason, or its handler's
+    /// panic), for the client to report; only kept once asked for (a
+    /// server's would grow without end).
+    ends: Option<Vec<(Token, io::Result<DisconnectReason>)>>,
     /// Told of every accepted connection, for metrics.
     observer: Option<Arc<dyn Observer>>,
     /// Which shape of factory `F` is ([`NewHandler`]'s marker).
@@ -227,9 +226,8 @@ impl<H: Handler> Driver<H> {
             listener: None,
             due: Vec::new(),
             marked: Vec::new(),
-            panics: Vec::new(),
             handshake_errors: Vec::new(),
-            reasons: None,
+            ends: None,
             observer: None,
             marker: PhantomData,
         }
@@ -291,9 +289,8 @@ impl<H: Handler> Driver<H> {
             listener: Some(listener),
             due: self.due,
             marked: self.marked,
-            panics: self.panics,
             handshake_errors: self.handshake_errors,
-            reasons: self.reasons,
+            ends: self.ends,
             observer: self.observer,
             marker: PhantomData,
         })
@@ -516,23 +513,16 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
         self.listener.as_ref().map(|l| l.socket.local_addr())
     }
 
-    /// Keeps why each connection ended from now on, for
-    /// [`take_disconnect_reasons`](Self::take_disconnect_reasons).
-    pub(crate) fn keep_disconnect_reasons(&mut self) {
-        self.reasons.get_or_insert_with(Vec::new);
+    /// Keeps how each connection ended from now on, for
+    /// [`take_ends`](Self::take_ends).
+    pub(crate) fn keep_ends(&mut self) {
+        self.ends.get_or_insert_with(Vec::new);
     }
 
-    /// Why the connections that ended since last asked ended, by token.
-    pub(crate) fn take_disconnect_reasons(&mut self) -> Vec<(Token, DisconnectReason)> {
-        self.reasons
-            .as_mut()
-            .map(std::mem::take)
-            .unwrap_or_default()
-    }
-
-    /// Messages of the handler panics caught so far, taken.
-    pub(crate) fn take_panics(&mut self) -> Vec<String> {
-        std::mem::take(&mut self.panics)
+    /// How the connections that ended since last asked ended, by token:
+    /// the reason their handler was given, or an error if it panicked.
+    pub(crate) fn take_ends(&mut self) -> Vec<(Token, io::Result<DisconnectReason>)> {
+        self.ends.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// A waker that wakes the poll (and no connection).
@@ -597,11 +587,7 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
                 tracing::info!("connected");
                 conn.session = Some(session);
             }
-            let mut step = conn.step(buffer, now);
-            if let Some(session) = &conn.session {
-                conn.traffic
-                    .report(session.traffic(), session.info(), observer);
-            }
+            let mut step = conn.step(buffer, now, observer);
             if step == Step::Pending {
                 if let Err(error) = conn.update_interest(registry) {
                     // The session has failed: step it again.
@@ -620,7 +606,10 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
                     panic = %message,
                     "a connection's handler panicked; the connection is dropped"
                 );
-                self.panics.push(message);
+                if let Some(ends) = &mut self.ends {
+                    let why = format!("the connection's handler panicked: {message}");
+                    ends.push((token, Err(io::Error::other(why))));
+                }
                 self.release(slot, deadline);
                 if let (Some(observer), true) = (observer, opened) {
                     let dropped = tej_core::DisconnectReason::Dropped;
@@ -650,8 +639,8 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
                     if let Some(observer) = observer {
                         observer.disconnected(session.info(), reason);
                     }
-                    if let Some(reasons) = &mut self.reasons {
-                        reasons.push((token, reason.clone()));
+                    if let Some(ends) = &mut self.ends {
+                        ends.push((token, Ok(reason.clone())));
                     }
                 }
             }
