@@ -158,13 +158,12 @@ impl<S: Stream> Stream for ProxyStream<S> {
 /// accepted stream becomes a [`ProxyStream`].
 pub struct ProxyListener<L> {
     inner: L,
-    max_len: usize,
 }
 
 impl<L> fmt::Debug for ProxyListener<L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ProxyListener")
-            .field("max_len", &self.max_len)
+            .field("max_len", &DEFAULT_MAX_LEN)
             .finish_non_exhaustive()
     }
 }
@@ -174,10 +173,7 @@ impl<L: Listener> ProxyListener<L> {
     /// [`DEFAULT_MAX_LEN`] bytes on every
     /// connection `inner` accepts.
     pub fn new(inner: L) -> ProxyListener<L> {
-        ProxyListener {
-            inner,
-            max_len: DEFAULT_MAX_LEN,
-        }
+        ProxyListener { inner }
     }
 
     /// The listener it wraps.
@@ -196,7 +192,7 @@ impl<L: Listener> Listener for ProxyListener<L> {
     /// header is read (see [`ProxyStream`]).
     fn accept(&mut self) -> io::Result<(ProxyStream<L::Stream>, Option<SocketAddr>)> {
         let (stream, peer) = self.inner.accept()?;
-        Ok((ProxyStream::new(stream, peer, self.max_len), peer))
+        Ok((ProxyStream::new(stream, peer, DEFAULT_MAX_LEN), peer))
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {

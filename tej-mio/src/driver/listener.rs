@@ -75,22 +75,14 @@ impl Listener for mio::net::UnixListener {
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
-        Err(no_ip_address())
+        let why = "a Unix socket has no IP address (see local_path)";
+        Err(io::Error::new(io::ErrorKind::Unsupported, why))
     }
 
     fn local_path(&self) -> Option<PathBuf> {
         let addr = mio::net::UnixListener::local_addr(self).ok()?;
         addr.as_pathname().map(PathBuf::from)
     }
-}
-
-/// The error of asking a Unix socket for its IP address.
-#[cfg(unix)]
-fn no_ip_address() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::Unsupported,
-        "a Unix socket has no IP address (see local_path)",
-    )
 }
 
 /// A boxed listener is one: what a server keeps of any kind it was given.
