@@ -377,11 +377,8 @@ impl<H: Handler> Conn<H> {
 
     /// When the driver's timers must run this connection next.
     pub(super) fn poll_timeout(&self) -> Option<Duration> {
-        match (&self.session, self.handshake_until) {
-            (_, Some(until)) => Some(until),
-            (Some(session), None) => self.drive.poll_timeout(session),
-            (None, None) => None,
-        }
+        let session = || self.drive.poll_timeout(self.session.as_ref()?);
+        self.handshake_until.or_else(session)
     }
 
     /// `WRITABLE` only while the drive or the stream has something to
@@ -391,11 +388,9 @@ impl<H: Handler> Conn<H> {
     ///
     /// The registry's: fail the handshake, or the session (step it again).
     pub(super) fn update_interest(&mut self, registry: &Registry) -> io::Result<()> {
-        let drive_wants = match (&self.session, self.is_handshaking()) {
-            (Some(session), false) => self.drive.wants_write(session),
-            _ => false,
-        };
-        let wants_write = drive_wants || self.stream.wants_write();
+        let drive_wants = |session| !self.is_handshaking() && self.drive.wants_write(session);
+        let wants_write =
+            self.session.as_ref().is_some_and(drive_wants) || self.stream.wants_write();
         if wants_write == self.writable_interest {
             return Ok(());
         }
