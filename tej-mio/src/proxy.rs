@@ -64,17 +64,14 @@ impl<S: Stream> ProxyStream<S> {
         &self.inner
     }
 
-    /// Reads what the header still needs, never more.
+    /// Reads what the header still needs, never more (an `Interrupted`
+    /// read is the caller's to retry, as any other).
     fn read_header(&mut self) -> io::Result<()> {
         let Some(header) = &mut self.header else {
             return Ok(());
         };
         let (peer, proxy) = loop {
-            let n = match self.inner.read(header.buf()) {
-                Ok(n) => n,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                Err(error) => return Err(error),
-            };
+            let n = self.inner.read(header.buf())?;
             if let Some(result) = header.filled(n) {
                 break result?;
             }

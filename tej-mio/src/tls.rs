@@ -137,14 +137,12 @@ impl<S: Stream> TlsStream<S> {
         (self.io, self.conn)
     }
 
-    /// Writes the TLS records rustls holds until none is left.
+    /// Writes the TLS records rustls holds until none is left (an
+    /// `Interrupted` write is the caller's to retry, as any other).
     fn write_pending(&mut self) -> io::Result<()> {
         while self.conn.wants_write() {
-            match self.conn.write_tls(&mut self.io) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(_) => {}
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => return Err(error),
+            if self.conn.write_tls(&mut self.io)? == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
             }
         }
         Ok(())

@@ -319,9 +319,9 @@ impl<H: Handler> Conn<H> {
         }
     }
 
-    /// Tries the stream's handshake once more: `Ok(true)` once done (a
-    /// session added before it then learns what it agreed on, for
-    /// `Connection::info`), `Ok(false)` while it waits for the peer or for
+    /// Tries the stream's handshake once more, if it is not done yet:
+    /// `Ok(true)` once done (a session added before it then learns what it
+    /// agreed on, for `Connection::info`), `Ok(false)` while it waits for the peer or for
     /// room to write; `Err` if it failed or timed out, `Err(None)` if a
     /// shutdown cut it.
     pub(super) fn handshake(&mut self, now: Duration) -> Result<bool, Option<io::Error>> {

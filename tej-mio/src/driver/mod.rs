@@ -561,15 +561,13 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
         // its handler again.
         let outcome = panic::catch_unwind(AssertUnwindSafe(move || -> (_, Turn) {
             action(&mut conn);
-            if conn.is_handshaking() {
-                match conn.handshake(now) {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        let waiting = conn.update_interest(registry).map(|()| Step::Pending);
-                        return (conn, waiting.map_err(Some));
-                    }
-                    Err(failure) => return (conn, Err(failure)),
+            match conn.handshake(now) {
+                Ok(true) => {}
+                Ok(false) => {
+                    let waiting = conn.update_interest(registry).map(|()| Step::Pending);
+                    return (conn, waiting.map_err(Some));
                 }
+                Err(failure) => return (conn, Err(failure)),
             }
             if conn.session.is_none() {
                 // An accepted connection, its handshake done: its handler now.
