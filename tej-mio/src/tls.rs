@@ -35,8 +35,6 @@ use crate::{Listener, Stream};
 pub struct TlsStream<S> {
     io: S,
     conn: Connection,
-    /// `close_notify` is queued.
-    close_sent: bool,
     /// The server name a client side asked for (rustls's client
     /// connection does not keep it).
     sni: Option<String>,
@@ -53,7 +51,6 @@ impl<S> fmt::Debug for TlsStream<S> {
                 },
             )
             .field("handshaking", &self.conn.is_handshaking())
-            .field("close_sent", &self.close_sent)
             .finish_non_exhaustive()
     }
 }
@@ -69,7 +66,6 @@ impl<S: Stream> TlsStream<S> {
         TlsStream {
             io,
             conn: conn.into(),
-            close_sent: false,
             sni: None,
         }
     }
@@ -219,13 +215,11 @@ impl<S: Stream> Write for TlsStream<S> {
 source_via!(TlsStream<S>, io, S: Stream);
 
 impl<S: Stream> Stream for TlsStream<S> {
-    /// Sends `close_notify` (once), writes what is left, then shuts the
-    /// socket's write side.
+    /// Sends `close_notify` (once: rustls queues it once, and never after
+    /// a fatal alert), writes what is left, then shuts the socket's write
+    /// side.
     fn shutdown_write(&mut self) -> io::Result<()> {
-        if !self.close_sent {
-            self.conn.send_close_notify();
-            self.close_sent = true;
-        }
+        self.conn.send_close_notify();
         self.write_pending()?;
         self.io.shutdown_write()
     }
