@@ -193,7 +193,7 @@ pub(super) struct Conn<H: Handler> {
     /// `None` until the handshake is done, for an accepted connection; a
     /// session added by the caller waits here unstarted meanwhile.
     pub(super) session: Option<Session<H>>,
-    stream: Box<dyn Stream>,
+    io: Io,
     drive: Drive,
     token: Token,
     /// The peer's address, for a session made after the handshake.
@@ -204,18 +204,6 @@ pub(super) struct Conn<H: Handler> {
     shutdown: bool,
     pub(super) waker: Waker,
     pub(super) wake_state: Arc<ConnWaker>,
-    /// The stream may have bytes to read: cleared by `WouldBlock`, or by a
-    /// short read where that shows it drained.
-    read_ready: bool,
-    /// The stream may take bytes: cleared by `WouldBlock`, or by a short
-    /// write where that shows it full.
-    write_ready: bool,
-    /// An event said the peer closed its side (or the stream failed): a
-    /// short read no longer shows the stream drained, since no further
-    /// event will come; reads go on until the end or `WouldBlock`.
-    read_closed: bool,
-    /// The same for writing.
-    write_closed: bool,
     /// Whether `WRITABLE` is part of the registered interest.
     writable_interest: bool,
     /// The deadline this connection has in the driver's timers.
@@ -250,7 +238,14 @@ impl<H: Handler> Conn<H> {
         let span = tej_net::observe::connection_span(&info, "mio");
         Conn {
             session: opening.session,
-            stream: opening.stream,
+            io: Io {
+                stream: opening.stream,
+                // Assume ready until the stream says otherwise.
+                read_ready: true,
+                write_ready: true,
+                read_closed: false,
+                write_closed: false,
+            },
             drive: Drive::new(),
             token,
             peer: opening.peer,
@@ -258,11 +253,6 @@ impl<H: Handler> Conn<H> {
             shutdown: false,
             waker,
             wake_state,
-            // Assume ready until the stream says otherwise.
-            read_ready: true,
-            write_ready: true,
-            read_closed: false,
-            write_closed: false,
             writable_interest: false,
             deadline: None,
             scheduled: false,
@@ -282,12 +272,12 @@ impl<H: Handler> Conn<H> {
     }
 
     pub(super) fn stream(&mut self) -> &mut dyn Stream {
-        &mut *self.stream
+        &mut *self.io.stream
     }
 
     /// What is known of the connection once its handshake is done.
     pub(super) fn info(&self) -> ConnectionInfo {
-        describe(&*self.stream, self.peer)
+        describe(&*self.io.stream, self.peer)
     }
 
     /// Whether the handshake is still to be done.
@@ -298,10 +288,11 @@ impl<H: Handler> Conn<H> {
     /// Records a readiness event.
     pub(super) fn ready(&mut self, event: &mio::event::Event) {
         let failed = event.is_error();
-        self.read_closed |= event.is_read_closed() || failed;
-        self.write_closed |= event.is_write_closed() || failed;
-        self.read_ready |= event.is_readable() || self.read_closed;
-        self.write_ready |= event.is_writable() || self.write_closed;
+        let io = &mut self.io;
+        io.read_closed |= event.is_read_closed() || failed;
+        io.write_closed |= event.is_write_closed() || failed;
+        io.read_ready |= event.is_readable() || io.read_closed;
+        io.write_ready |= event.is_writable() || io.write_closed;
     }
 
     /// The timer of `deadline` fired.
@@ -331,12 +322,12 @@ impl<H: Handler> Conn<H> {
         if self.shutdown {
             return Err(None);
         }
-        if !try_handshake(&mut *self.stream, now, until)? {
+        if !try_handshake(&mut *self.io.stream, now, until)? {
             return Ok(false);
         }
         self.handshake_until = None;
         if let Some(session) = &mut self.session {
-            self.stream.describe(session.info_mut());
+            self.io.stream.describe(session.info_mut());
             tej_net::observe::record_handshake(&self.span, session.info());
         }
         Ok(true)
@@ -356,20 +347,15 @@ impl<H: Handler> Conn<H> {
         if session.config().read_buffer_len > buffer.max_len() {
             *buffer = ReadBuffer::new(session.config().read_buffer_len);
         }
-        if self.stream.wants_write() && self.write_ready {
+        if self.io.stream.wants_write() && self.io.write_ready {
             // Bytes the stream queued on its own (a TLS alert or key
             // update answered while reading): push them out. An error
             // shows again in the drive's next read or write.
-            let _ = track(&mut self.write_ready, self.stream.flush());
+            let _ = self.io.flush();
         }
-        let mut io = Readiness {
-            read_drains: self.stream.short_io_drains() && !self.read_closed,
-            write_drains: self.stream.short_io_drains() && !self.write_closed,
-            stream: &mut *self.stream,
-            read_ready: &mut self.read_ready,
-            write_ready: &mut self.write_ready,
-        };
-        let step = self.drive.step(session, &mut io, buffer, &self.waker, now);
+        let step = self
+            .drive
+            .step(session, &mut self.io, buffer, &self.waker, now);
         self.traffic
             .report(session.traffic(), session.info(), observer);
         step
@@ -390,7 +376,7 @@ impl<H: Handler> Conn<H> {
     pub(super) fn update_interest(&mut self, registry: &Registry) -> io::Result<()> {
         let drive_wants = |session| !self.is_handshaking() && self.drive.wants_write(session);
         let wants_write =
-            self.session.as_ref().is_some_and(drive_wants) || self.stream.wants_write();
+            self.session.as_ref().is_some_and(drive_wants) || self.io.stream.wants_write();
         if wants_write == self.writable_interest {
             return Ok(());
         }
@@ -399,7 +385,7 @@ impl<H: Handler> Conn<H> {
         } else {
             Interest::READABLE
         };
-        registry.reregister(&mut *self.stream, self.token, interest)?;
+        registry.reregister(&mut *self.io.stream, self.token, interest)?;
         self.writable_interest = wants_write;
         Ok(())
     }
@@ -450,18 +436,24 @@ pub(crate) fn describe(stream: &dyn Stream, peer: Option<SocketAddr>) -> Connect
     info
 }
 
-/// A mio stream as the core's [`Transport`]: an operation the last
+/// A connection's stream and what is known of its readiness, as the
+/// core's [`Transport`]: an operation the last
 /// `WouldBlock` ruled out fails at once, without a system call, until an
 /// event says the stream is ready again (mio's readiness is edge-triggered).
-struct Readiness<'a> {
-    stream: &'a mut dyn Stream,
-    /// A short read shows the stream drained ([`Stream::short_io_drains`],
-    /// and no close was seen).
-    read_drains: bool,
-    /// A short write shows the stream full.
-    write_drains: bool,
-    read_ready: &'a mut bool,
-    write_ready: &'a mut bool,
+struct Io {
+    stream: Box<dyn Stream>,
+    /// The stream may have bytes to read: cleared by `WouldBlock`, or by a
+    /// short read where that shows it drained.
+    read_ready: bool,
+    /// The stream may take bytes: cleared by `WouldBlock`, or by a short
+    /// write where that shows it full.
+    write_ready: bool,
+    /// An event said the peer closed its side (or the stream failed): a
+    /// short read no longer shows the stream drained, since no further
+    /// event will come; reads go on until the end or `WouldBlock`.
+    read_closed: bool,
+    /// The same for writing.
+    write_closed: bool,
 }
 
 fn would_block<T>() -> io::Result<T> {
@@ -476,27 +468,30 @@ fn track<T>(ready: &mut bool, result: io::Result<T>) -> io::Result<T> {
     result
 }
 
-impl Transport for Readiness<'_> {
+impl Transport for Io {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if !*self.read_ready {
+        if !self.read_ready {
             return would_block();
         }
-        let result = track(self.read_ready, self.stream.read(buf));
-        if self.read_drains && matches!(result, Ok(n) if 0 < n && n < buf.len()) {
-            *self.read_ready = false;
+        let result = track(&mut self.read_ready, self.stream.read(buf));
+        // A short read shows the stream drained, unless a close was seen.
+        let drains = self.stream.short_io_drains() && !self.read_closed;
+        if drains && matches!(result, Ok(n) if 0 < n && n < buf.len()) {
+            self.read_ready = false;
         }
         result
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        if !*self.write_ready {
+        if !self.write_ready {
             return would_block();
         }
-        let result = track(self.write_ready, self.stream.write_vectored(bufs));
-        if self.write_drains {
+        let result = track(&mut self.write_ready, self.stream.write_vectored(bufs));
+        // A short write shows the stream full, unless a close was seen.
+        if self.stream.short_io_drains() && !self.write_closed {
             if let Ok(n) = result {
                 if 0 < n && n < bufs.iter().map(|buf| buf.len()).sum() {
-                    *self.write_ready = false;
+                    self.write_ready = false;
                 }
             }
         }
@@ -504,14 +499,14 @@ impl Transport for Readiness<'_> {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        track(self.write_ready, self.stream.flush())
+        track(&mut self.write_ready, self.stream.flush())
     }
 
     fn shutdown(&mut self) -> io::Result<()> {
         match self.stream.shutdown_write() {
             // Already gone: nothing left to end.
             Err(error) if error.kind() == io::ErrorKind::NotConnected => Ok(()),
-            result => track(self.write_ready, result),
+            result => track(&mut self.write_ready, result),
         }
     }
 }
