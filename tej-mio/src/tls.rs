@@ -160,9 +160,10 @@ impl<S: Stream> TlsStream<S> {
 
 impl<S: Stream> Read for TlsStream<S> {
     /// Reads plaintext: decrypts what rustls holds, or else runs rustls's
-    /// I/O loop (advancing a handshake still in progress, sending what the
-    /// peer asked for, such as a key update). `Ok(0)` after the peer's
-    /// `close_notify`; `UnexpectedEof` if the socket ended without one.
+    /// I/O loop (advancing a handshake still in progress, writing records
+    /// still queued, such as the answer to a key update, before reading
+    /// more). `Ok(0)` after the peer's `close_notify`; `UnexpectedEof` if
+    /// the socket ended without one.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
