@@ -146,10 +146,13 @@ impl<S: Stream> TlsStream<S> {
 
     /// rustls's own I/O loop ([`Connection::complete_io`]): until the
     /// handshake is done, or else one flight of records each way, until
-    /// both directions would block; the bytes read and written.
+    /// both directions would block; the bytes read and written. It reads
+    /// even while a write would block from rustls 0.23.31 on (before, two
+    /// peers with full send buffers each waited for the other).
     fn complete_io(&mut self) -> io::Result<(usize, usize)> {
         self.conn.complete_io(&mut self.io).map_err(|error| {
-            if error.kind() != io::ErrorKind::UnexpectedEof {
+            // rustls's own end of stream in a handshake is a bare kind.
+            if error.kind() != io::ErrorKind::UnexpectedEof || error.get_ref().is_some() {
                 return error;
             }
             let why = "the peer closed the connection during the TLS handshake";
