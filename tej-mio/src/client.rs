@@ -14,7 +14,7 @@ use mio::{Poll, Token};
 use tej_core::{DisconnectReason, Handler, Sender, Session, SessionConfig};
 use tej_net::{ClientHandle, ShutdownHandle};
 
-use crate::driver::{Driver, Stream};
+use crate::driver::{describe, Driver, Stream};
 use crate::event_loop;
 
 /// A TEJ connection made by this side, running its [`Handler`] on an event
@@ -172,10 +172,9 @@ impl Client {
     {
         let name = server_name.to_str().into_owned();
         let mut stream = crate::tls::TlsStream::client(stream, server_name, tls)?;
-        let (mut poll, waker) = event_loop::new_poll()?;
-        handshake_blocking(&mut poll, &mut stream, config.handshake_timeout)
+        handshake_blocking(&mut stream, config.handshake_timeout)
             .map_err(|error| tej_net::tls::handshake_error(&name, error))?;
-        Client::start(poll, waker, stream, handler, config)
+        Client::from_stream(stream, handler, config)
     }
 
     /// Runs `handler` with `config` over an already-connected `stream`
@@ -193,24 +192,8 @@ impl Client {
         H: Handler + Send + 'static,
     {
         let (poll, waker) = event_loop::new_poll()?;
-        Client::start(poll, waker, stream, handler, config)
-    }
-
-    fn start<S, H>(
-        poll: Poll,
-        waker: Arc<mio::Waker>,
-        stream: S,
-        handler: H,
-        config: SessionConfig,
-    ) -> io::Result<Client>
-    where
-        S: Stream + 'static,
-        H: Handler + Send + 'static,
-    {
         let shutdown = ShutdownHandle::new();
-        let mut info = tej_core::ConnectionInfo::default();
-        stream.describe(&mut info);
-        info.peer = stream.peer_addr();
+        let mut info = describe(&stream, stream.peer_addr());
         info.local = stream.local_addr();
         let session = Session::new(handler, config).with_info(info.clone());
         let sender = session.sender();
@@ -276,34 +259,24 @@ fn connect_unix(path: &Path) -> io::Result<mio::net::UnixStream> {
     Ok(mio::net::UnixStream::from_std(stream))
 }
 
-/// Runs `stream`'s handshake on `poll` until done, failed or `timeout`.
+/// Runs `stream`'s handshake on a poll of its own until done, failed or
+/// `timeout`.
 #[cfg(feature = "tls")]
-fn handshake_blocking<S: Stream>(
-    poll: &mut Poll,
-    stream: &mut S,
-    timeout: Duration,
-) -> io::Result<()> {
+fn handshake_blocking<S: Stream>(stream: &mut S, timeout: Duration) -> io::Result<()> {
     use mio::{Events, Interest};
 
     const TOKEN: Token = Token(1);
+    let mut poll = Poll::new()?;
     poll.registry()
         .register(stream, TOKEN, Interest::READABLE | Interest::WRITABLE)?;
-    let deadline = Instant::now() + timeout;
+    let start = Instant::now();
     let mut events = Events::with_capacity(4);
     let result = loop {
-        match stream.handshake() {
-            Ok(()) => break Ok(()),
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-            Err(error) => break Err(error),
+        match crate::driver::try_handshake(stream, start.elapsed(), timeout) {
+            Ok(false) => {}
+            done => break done.map(drop),
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            break Err(io::Error::new(
-                io::ErrorKind::TimedOut,
-                "the handshake did not complete within the handshake timeout",
-            ));
-        }
+        let left = timeout.saturating_sub(start.elapsed());
         match poll.poll(&mut events, Some(left)) {
             Err(error) if error.kind() != io::ErrorKind::Interrupted => break Err(error),
             _ => {}
@@ -322,22 +295,17 @@ fn run_client<S: Stream + 'static, H: Handler>(
     shutdown: &ShutdownHandle,
 ) -> io::Result<DisconnectReason> {
     let mut driver = Driver::<H>::new(Token(1)..Token(3), Arc::clone(&waker));
-    driver.keep_disconnect_reasons();
+    driver.keep_ends();
     driver.add_session(poll.registry(), stream, session)?;
-    event_loop::run(&mut poll, &waker, &mut driver, shutdown)?;
+    event_loop::run(&mut poll, &mut driver, shutdown)?;
     if let Some((_, error)) = driver.take_handshake_errors().pop() {
         return Err(io::Error::new(
             error.kind(),
             format!("the handshake failed: {error}"),
         ));
     }
-    if let Some(message) = driver.take_panics().pop() {
-        return Err(io::Error::other(format!(
-            "the connection's handler panicked: {message}"
-        )));
-    }
-    match driver.take_disconnect_reasons().pop() {
-        Some((_, reason)) => Ok(reason),
+    match driver.take_ends().pop() {
+        Some((_, end)) => end,
         None => Err(io::Error::other("the connection ended without a reason")),
     }
 }

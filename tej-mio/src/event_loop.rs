@@ -6,7 +6,7 @@ use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Wake, Waker};
+use std::task::Context;
 
 use mio::{Events, Poll, Token};
 use tej_core::Handler;
@@ -19,22 +19,6 @@ pub(crate) const WAKE_TOKEN: Token = Token(0);
 /// Readiness events taken per poll.
 const EVENTS_CAPACITY: usize = 1024;
 
-/// A std waker that wakes the poll: what the shutdown signal's future is
-/// polled with.
-struct PollWaker(Arc<mio::Waker>);
-
-impl Wake for PollWaker {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-
-    fn wake_by_ref(self: &Arc<Self>) {
-        if let Err(error) = self.0.wake() {
-            tracing::error!(%error, "cannot wake the event loop");
-        }
-    }
-}
-
 /// A poll and its one waker.
 pub(crate) fn new_poll() -> io::Result<(Poll, Arc<mio::Waker>)> {
     let poll = Poll::new()?;
@@ -44,10 +28,10 @@ pub(crate) fn new_poll() -> io::Result<(Poll, Arc<mio::Waker>)> {
 
 /// Polls and dispatches until the driver is done: it has no connection
 /// left and accepts none (it never listened, or shut down). `shutdown`
-/// starts the driver's graceful shutdown, waking the poll through `waker`.
+/// starts the driver's graceful shutdown, waking the poll through the
+/// driver's waker.
 pub(crate) fn run<H, F, M>(
     poll: &mut Poll,
-    waker: &Arc<mio::Waker>,
     driver: &mut Driver<H, F, M>,
     shutdown: &ShutdownHandle,
 ) -> io::Result<()>
@@ -57,7 +41,7 @@ where
 {
     let mut events = Events::with_capacity(EVENTS_CAPACITY);
     let mut signal = shutdown.wait();
-    let waker = Waker::from(Arc::new(PollWaker(Arc::clone(waker))));
+    let waker = driver.poll_waker();
     let mut cx = Context::from_waker(&waker);
     let mut shutting_down = false;
     loop {

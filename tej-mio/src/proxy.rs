@@ -64,17 +64,14 @@ impl<S: Stream> ProxyStream<S> {
         &self.inner
     }
 
-    /// Reads what the header still needs, never more.
+    /// Reads what the header still needs, never more (an `Interrupted`
+    /// read is the caller's to retry, as any other).
     fn read_header(&mut self) -> io::Result<()> {
         let Some(header) = &mut self.header else {
             return Ok(());
         };
         let (peer, proxy) = loop {
-            let n = match self.inner.read(header.buf()) {
-                Ok(n) => n,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
-                Err(error) => return Err(error),
-            };
+            let n = self.inner.read(header.buf())?;
             if let Some(result) = header.filled(n) {
                 break result?;
             }
@@ -158,13 +155,12 @@ impl<S: Stream> Stream for ProxyStream<S> {
 /// accepted stream becomes a [`ProxyStream`].
 pub struct ProxyListener<L> {
     inner: L,
-    max_len: usize,
 }
 
 impl<L> fmt::Debug for ProxyListener<L> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ProxyListener")
-            .field("max_len", &self.max_len)
+            .field("max_len", &DEFAULT_MAX_LEN)
             .finish_non_exhaustive()
     }
 }
@@ -174,10 +170,7 @@ impl<L: Listener> ProxyListener<L> {
     /// [`DEFAULT_MAX_LEN`] bytes on every
     /// connection `inner` accepts.
     pub fn new(inner: L) -> ProxyListener<L> {
-        ProxyListener {
-            inner,
-            max_len: DEFAULT_MAX_LEN,
-        }
+        ProxyListener { inner }
     }
 
     /// The listener it wraps.
@@ -196,7 +189,7 @@ impl<L: Listener> Listener for ProxyListener<L> {
     /// header is read (see [`ProxyStream`]).
     fn accept(&mut self) -> io::Result<(ProxyStream<L::Stream>, Option<SocketAddr>)> {
         let (stream, peer) = self.inner.accept()?;
-        Ok((ProxyStream::new(stream, peer, self.max_len), peer))
+        Ok((ProxyStream::new(stream, peer, DEFAULT_MAX_LEN), peer))
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {

@@ -12,7 +12,7 @@ use tej_core::SessionConfig;
 use tej_net::accept::{self, DEFAULT_MAX_CONNECTIONS};
 use tej_net::{NewHandler, Observer, ShutdownHandle};
 
-use crate::driver::{AnyListener, BoxListener, Driver, Listener};
+use crate::driver::{AnyListener, Driver, Erased, Listener};
 use crate::event_loop;
 use crate::proxy::ProxyListener;
 
@@ -27,7 +27,7 @@ use crate::proxy::ProxyListener;
 pub struct Server {
     poll: Poll,
     waker: Arc<mio::Waker>,
-    listener: Box<dyn AnyListener>,
+    listener: AnyListener,
     config: SessionConfig,
     max_connections: usize,
     shutdown: ShutdownHandle,
@@ -43,8 +43,8 @@ impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut debug = f.debug_struct("Server");
         debug
-            .field("local_addr", &self.listener.local_addr_any().ok())
-            .field("local_path", &self.listener.local_path_any())
+            .field("local_addr", &self.listener.local_addr().ok())
+            .field("local_path", &self.listener.local_path())
             .field("max_connections", &self.max_connections)
             .field("proxy_protocol", &self.proxy);
         #[cfg(feature = "tls")]
@@ -93,7 +93,7 @@ impl Server {
         Ok(Server {
             poll,
             waker,
-            listener: Box::new(listener),
+            listener: Box::new(Erased(listener)),
             config: SessionConfig::default(),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             shutdown: ShutdownHandle::new(),
@@ -175,13 +175,13 @@ impl Server {
     /// The operating system's error, if it cannot tell; `Unsupported` on
     /// a Unix socket, which has a [`local_path`](Self::local_path) instead.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.listener.local_addr_any()
+        self.listener.local_addr()
     }
 
     /// The path of the Unix socket the server listens on, if it is one
     /// bound to a path.
     pub fn local_path(&self) -> Option<PathBuf> {
-        self.listener.local_path_any()
+        self.listener.local_path()
     }
 
     /// A handle that shuts this server down gracefully from any thread:
@@ -202,39 +202,26 @@ impl Server {
     /// # Errors
     ///
     /// The error of registering the listener or of polling.
-    pub fn run<F, M>(self, new_handler: F) -> io::Result<()>
+    pub fn run<F, M>(mut self, new_handler: F) -> io::Result<()>
     where
         F: NewHandler<M>,
     {
-        let Server {
-            mut poll,
-            waker,
-            listener,
-            config,
-            max_connections,
-            shutdown,
-            proxy,
-            observer,
-            #[cfg(feature = "tls")]
-            tls,
-        } = self;
         // The header comes first on the wire: PROXY under TLS.
-        let listener: Box<dyn AnyListener> = if proxy {
-            Box::new(ProxyListener::new(BoxListener(listener)))
-        } else {
-            listener
-        };
+        let mut listener = self.listener;
+        if self.proxy {
+            listener = Box::new(Erased(ProxyListener::new(listener)));
+        }
         #[cfg(feature = "tls")]
-        let listener: Box<dyn AnyListener> = match tls {
-            Some(tls) => Box::new(crate::tls::TlsListener::new(BoxListener(listener), tls)),
-            None => listener,
-        };
-        let mut driver = Driver::<F::Handler>::new(Token(1)..Token(usize::MAX), Arc::clone(&waker))
-            .listen_any(poll.registry(), listener, config, new_handler)?
-            .with_max_connections(max_connections);
-        if let Some(observer) = observer {
+        if let Some(tls) = self.tls {
+            listener = Box::new(Erased(crate::tls::TlsListener::new(listener, tls)));
+        }
+        let tokens = Token(1)..Token(usize::MAX);
+        let mut driver = Driver::<F::Handler>::new(tokens, Arc::clone(&self.waker))
+            .listen_any(self.poll.registry(), listener, self.config, new_handler)?
+            .with_max_connections(self.max_connections);
+        if let Some(observer) = self.observer {
             driver = driver.with_observer(observer);
         }
-        event_loop::run(&mut poll, &waker, &mut driver, &shutdown)
+        event_loop::run(&mut self.poll, &mut driver, &self.shutdown)
     }
 }

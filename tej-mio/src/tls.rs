@@ -35,8 +35,6 @@ use crate::{Listener, Stream};
 pub struct TlsStream<S> {
     io: S,
     conn: Connection,
-    /// `close_notify` is queued.
-    close_sent: bool,
     /// The server name a client side asked for (rustls's client
     /// connection does not keep it).
     sni: Option<String>,
@@ -53,7 +51,6 @@ impl<S> fmt::Debug for TlsStream<S> {
                 },
             )
             .field("handshaking", &self.conn.is_handshaking())
-            .field("close_sent", &self.close_sent)
             .finish_non_exhaustive()
     }
 }
@@ -69,7 +66,6 @@ impl<S: Stream> TlsStream<S> {
         TlsStream {
             io,
             conn: conn.into(),
-            close_sent: false,
             sni: None,
         }
     }
@@ -137,64 +133,56 @@ impl<S: Stream> TlsStream<S> {
         (self.io, self.conn)
     }
 
-    /// Writes the TLS records rustls holds until none is left.
+    /// Writes the TLS records rustls holds until none is left (an
+    /// `Interrupted` write is the caller's to retry, as any other).
     fn write_pending(&mut self) -> io::Result<()> {
         while self.conn.wants_write() {
-            match self.conn.write_tls(&mut self.io) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(_) => {}
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => return Err(error),
+            if self.conn.write_tls(&mut self.io)? == 0 {
+                return Err(io::ErrorKind::WriteZero.into());
             }
         }
         Ok(())
     }
 
-    /// Reads TLS records from the socket once and processes them; `Ok(0)`
-    /// at the socket's end.
-    fn read_records(&mut self) -> io::Result<usize> {
-        let read = loop {
-            match self.conn.read_tls(&mut self.io) {
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                result => break result?,
+    /// rustls's own I/O loop ([`Connection::complete_io`]): until the
+    /// handshake is done, or else one flight of records each way, until
+    /// both directions would block; the bytes read and written. It reads
+    /// even while a write would block from rustls 0.23.31 on (before, two
+    /// peers with full send buffers each waited for the other).
+    fn complete_io(&mut self) -> io::Result<(usize, usize)> {
+        self.conn.complete_io(&mut self.io).map_err(|error| {
+            // rustls's own end of stream in a handshake is a bare kind.
+            if error.kind() != io::ErrorKind::UnexpectedEof || error.get_ref().is_some() {
+                return error;
             }
-        };
-        if let Err(error) = self.conn.process_new_packets() {
-            // Tell the peer why (rustls queued an alert), if the socket takes it now.
-            let _ = self.write_pending();
-            return Err(tls_error(error));
-        }
-        Ok(read)
+            let why = "the peer closed the connection during the TLS handshake";
+            io::Error::new(io::ErrorKind::UnexpectedEof, why)
+        })
     }
 }
 
 impl<S: Stream> Read for TlsStream<S> {
-    /// Reads plaintext: decrypts what rustls holds, or else reads records
-    /// from the socket (advancing a handshake still in progress). `Ok(0)`
-    /// after the peer's `close_notify`; `UnexpectedEof` if the socket
-    /// ended without one.
+    /// Reads plaintext: decrypts what rustls holds, or else runs rustls's
+    /// I/O loop (advancing a handshake still in progress, writing records
+    /// still queued, such as the answer to a key update, before reading
+    /// more). `Ok(0)` after the peer's `close_notify`; `UnexpectedEof` if
+    /// the socket ended without one.
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         if buf.is_empty() {
             return Ok(0);
         }
+        // Whether the last round moved bytes: a socket that takes nothing
+        // (a write of 0) must fail the read, not spin it.
+        let mut moved = true;
         loop {
             match self.conn.reader().read(buf) {
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock && !moved => {
+                    return Err(io::ErrorKind::WriteZero.into())
+                }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
                 result => return result,
             }
-            if self.conn.is_handshaking() {
-                self.handshake()?;
-                continue;
-            }
-            self.read_records()?;
-            if self.conn.wants_write() {
-                // An answer the peer asked for (a key update): send it if
-                // the socket takes it; the driver watches for room otherwise.
-                match self.write_pending() {
-                    Err(error) if error.kind() != io::ErrorKind::WouldBlock => return Err(error),
-                    _ => {}
-                }
-            }
+            moved = self.complete_io()? != (0, 0);
         }
     }
 }
@@ -231,54 +219,29 @@ impl<S: Stream> Write for TlsStream<S> {
 source_via!(TlsStream<S>, io, S: Stream);
 
 impl<S: Stream> Stream for TlsStream<S> {
-    /// Sends `close_notify` (once), writes what is left, then shuts the
-    /// socket's write side.
+    /// Sends `close_notify` (once: rustls queues it once, and never after
+    /// a fatal alert), writes what is left, then shuts the socket's write
+    /// side.
     fn shutdown_write(&mut self) -> io::Result<()> {
-        if !self.close_sent {
-            self.conn.send_close_notify();
-            self.close_sent = true;
-        }
+        self.conn.send_close_notify();
         self.write_pending()?;
         self.io.shutdown_write()
     }
 
     /// Runs the TLS handshake as far as the socket allows: writes what
     /// rustls has to send and reads what it waits for, until it is done
-    /// (`Ok`) or the socket would block (`WouldBlock`).
+    /// (`Ok`) or the socket would block (`WouldBlock`); what its end left
+    /// queued (the last flight, tickets) goes out as far as the socket
+    /// takes it, the rest with the first write.
     fn handshake(&mut self) -> io::Result<()> {
         self.io.handshake()?;
         while self.conn.is_handshaking() {
-            let mut progress = false;
-            if self.conn.wants_write() {
-                match self.write_pending() {
-                    Ok(()) => progress = true,
-                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(error) => return Err(error),
-                }
-            }
-            if self.conn.is_handshaking() && self.conn.wants_read() {
-                match self.read_records() {
-                    Ok(0) => {
-                        return Err(io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "the peer closed the connection during the TLS handshake",
-                        ))
-                    }
-                    Ok(_) => progress = true,
-                    Err(error) if error.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(error) => return Err(error),
-                }
-            }
-            if !progress {
-                return Err(io::ErrorKind::WouldBlock.into());
+            // No bytes moved and no error: the socket took nothing.
+            if self.complete_io()? == (0, 0) && self.conn.is_handshaking() {
+                return Err(io::ErrorKind::WriteZero.into());
             }
         }
-        // What the handshake's end left queued (the last flight, tickets):
-        // out now if the socket takes it, else with the first write.
-        match self.write_pending() {
-            Err(error) if error.kind() != io::ErrorKind::WouldBlock => Err(error),
-            _ => Ok(()),
-        }
+        Ok(())
     }
 
     fn is_handshaking(&self) -> bool {

@@ -12,7 +12,7 @@ use mio::{Interest, Registry, Token};
 use tej_core::{ConnectionInfo, Handler, Session};
 use tej_net::accept::ConnectionSlot;
 use tej_net::drive::{Drive, Step, Transport};
-use tej_net::ReadBuffer;
+use tej_net::{Observer, ReadBuffer};
 
 use super::wake::ConnWaker;
 
@@ -189,29 +189,11 @@ impl<S: Stream + ?Sized> Stream for Box<S> {
     }
 }
 
-/// Where a connection's handshake stands after a try.
-pub(super) enum Handshake {
-    /// Done: the session may start.
-    Done,
-    /// Waiting for the peer (or for room to write), until the deadline.
-    Waiting,
-    /// Failed, timed out or cut by a shutdown: close the connection.
-    Failed(HandshakeFailure),
-}
-
-/// Why a handshake did not complete.
-pub(super) enum HandshakeFailure {
-    /// The stream's error (or the timeout).
-    Error(io::Error),
-    /// The driver shut down first.
-    Shutdown,
-}
-
 pub(super) struct Conn<H: Handler> {
     /// `None` until the handshake is done, for an accepted connection; a
     /// session added by the caller waits here unstarted meanwhile.
     pub(super) session: Option<Session<H>>,
-    stream: Box<dyn Stream>,
+    io: Io,
     drive: Drive,
     token: Token,
     /// The peer's address, for a session made after the handshake.
@@ -222,18 +204,6 @@ pub(super) struct Conn<H: Handler> {
     shutdown: bool,
     pub(super) waker: Waker,
     pub(super) wake_state: Arc<ConnWaker>,
-    /// The stream may have bytes to read: cleared by `WouldBlock`, or by a
-    /// short read where that shows it drained.
-    read_ready: bool,
-    /// The stream may take bytes: cleared by `WouldBlock`, or by a short
-    /// write where that shows it full.
-    write_ready: bool,
-    /// An event said the peer closed its side (or the stream failed): a
-    /// short read no longer shows the stream drained, since no further
-    /// event will come; reads go on until the end or `WouldBlock`.
-    read_closed: bool,
-    /// The same for writing.
-    write_closed: bool,
     /// Whether `WRITABLE` is part of the registered interest.
     writable_interest: bool,
     /// The deadline this connection has in the driver's timers.
@@ -243,7 +213,7 @@ pub(super) struct Conn<H: Handler> {
     /// Its place under the listener's connection cap, if accepted.
     _slot: Option<ConnectionSlot>,
     /// What of its traffic the driver's observer has been told.
-    pub(super) traffic: tej_net::observe::TrafficReport,
+    traffic: tej_net::observe::TrafficReport,
     /// Its `connection` span, entered for each of its turns.
     pub(super) span: tracing::Span,
 }
@@ -264,13 +234,18 @@ impl<H: Handler> Conn<H> {
         token: Token,
         (waker, wake_state): (Waker, Arc<ConnWaker>),
     ) -> Conn<H> {
-        let mut info = ConnectionInfo::default();
-        opening.stream.describe(&mut info);
-        info.peer = opening.peer;
+        let info = describe(&*opening.stream, opening.peer);
         let span = tej_net::observe::connection_span(&info, "mio");
         Conn {
             session: opening.session,
-            stream: opening.stream,
+            io: Io {
+                stream: opening.stream,
+                // Assume ready until the stream says otherwise.
+                read_ready: true,
+                write_ready: true,
+                read_closed: false,
+                write_closed: false,
+            },
             drive: Drive::new(),
             token,
             peer: opening.peer,
@@ -278,11 +253,6 @@ impl<H: Handler> Conn<H> {
             shutdown: false,
             waker,
             wake_state,
-            // Assume ready until the stream says otherwise.
-            read_ready: true,
-            write_ready: true,
-            read_closed: false,
-            write_closed: false,
             writable_interest: false,
             deadline: None,
             scheduled: false,
@@ -302,7 +272,12 @@ impl<H: Handler> Conn<H> {
     }
 
     pub(super) fn stream(&mut self) -> &mut dyn Stream {
-        &mut *self.stream
+        &mut *self.io.stream
+    }
+
+    /// What is known of the connection once its handshake is done.
+    pub(super) fn info(&self) -> ConnectionInfo {
+        describe(&*self.io.stream, self.peer)
     }
 
     /// Whether the handshake is still to be done.
@@ -313,10 +288,11 @@ impl<H: Handler> Conn<H> {
     /// Records a readiness event.
     pub(super) fn ready(&mut self, event: &mio::event::Event) {
         let failed = event.is_error();
-        self.read_closed |= event.is_read_closed() || failed;
-        self.write_closed |= event.is_write_closed() || failed;
-        self.read_ready |= event.is_readable() || self.read_closed;
-        self.write_ready |= event.is_writable() || self.write_closed;
+        let io = &mut self.io;
+        io.read_closed |= event.is_read_closed() || failed;
+        io.write_closed |= event.is_write_closed() || failed;
+        io.read_ready |= event.is_readable() || io.read_closed;
+        io.write_ready |= event.is_writable() || io.write_closed;
     }
 
     /// The timer of `deadline` fired.
@@ -334,64 +310,61 @@ impl<H: Handler> Conn<H> {
         }
     }
 
-    /// Tries the stream's handshake once more.
-    pub(super) fn handshake(&mut self, now: Duration) -> Handshake {
+    /// Tries the stream's handshake once more, if it is not done yet:
+    /// `Ok(true)` once done (a session added before it then learns what it
+    /// agreed on, for `Connection::info`), `Ok(false)` while it waits for the peer or for
+    /// room to write; `Err` if it failed or timed out, `Err(None)` if a
+    /// shutdown cut it.
+    pub(super) fn handshake(&mut self, now: Duration) -> Result<bool, Option<io::Error>> {
         let Some(until) = self.handshake_until else {
-            return Handshake::Done;
+            return Ok(true);
         };
         if self.shutdown {
-            return Handshake::Failed(HandshakeFailure::Shutdown);
+            return Err(None);
         }
-        loop {
-            match self.stream.handshake() {
-                Ok(()) => {
-                    self.handshake_until = None;
-                    return Handshake::Done;
-                }
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                    if now >= until {
-                        return Handshake::Failed(HandshakeFailure::Error(io::Error::new(
-                            io::ErrorKind::TimedOut,
-                            "the handshake did not complete within the handshake timeout",
-                        )));
-                    }
-                    return Handshake::Waiting;
-                }
-                Err(error) => return Handshake::Failed(HandshakeFailure::Error(error)),
-            }
+        if !try_handshake(&mut *self.io.stream, now, until)? {
+            return Ok(false);
         }
+        self.handshake_until = None;
+        if let Some(session) = &mut self.session {
+            self.io.stream.describe(session.info_mut());
+            tej_net::observe::record_handshake(&self.span, session.info());
+        }
+        Ok(true)
     }
 
     /// Runs the core's drive step over the stream (the session is there
-    /// once the handshake is done).
-    pub(super) fn step(&mut self, buffer: &mut ReadBuffer, now: Duration) -> Step {
+    /// once the handshake is done), and tells `observer` of the traffic.
+    pub(super) fn step(
+        &mut self,
+        buffer: &mut ReadBuffer,
+        now: Duration,
+        observer: Option<&dyn Observer>,
+    ) -> Step {
         let Some(session) = self.session.as_mut() else {
             return Step::Done;
         };
-        if self.stream.wants_write() && self.write_ready {
+        if session.config().read_buffer_len > buffer.max_len() {
+            *buffer = ReadBuffer::new(session.config().read_buffer_len);
+        }
+        if self.io.stream.wants_write() && self.io.write_ready {
             // Bytes the stream queued on its own (a TLS alert or key
             // update answered while reading): push them out. An error
             // shows again in the drive's next read or write.
-            let _ = track(&mut self.write_ready, self.stream.flush());
+            let _ = self.io.flush();
         }
-        let mut io = Readiness {
-            read_drains: self.stream.short_io_drains() && !self.read_closed,
-            write_drains: self.stream.short_io_drains() && !self.write_closed,
-            stream: &mut *self.stream,
-            read_ready: &mut self.read_ready,
-            write_ready: &mut self.write_ready,
-        };
-        self.drive.step(session, &mut io, buffer, &self.waker, now)
+        let step = self
+            .drive
+            .step(session, &mut self.io, buffer, &self.waker, now);
+        self.traffic
+            .report(session.traffic(), session.info(), observer);
+        step
     }
 
     /// When the driver's timers must run this connection next.
     pub(super) fn poll_timeout(&self) -> Option<Duration> {
-        match (&self.session, self.handshake_until) {
-            (_, Some(until)) => Some(until),
-            (Some(session), None) => self.drive.poll_timeout(session),
-            (None, None) => None,
-        }
+        let session = || self.drive.poll_timeout(self.session.as_ref()?);
+        self.handshake_until.or_else(session)
     }
 
     /// `WRITABLE` only while the drive or the stream has something to
@@ -401,11 +374,9 @@ impl<H: Handler> Conn<H> {
     ///
     /// The registry's: fail the handshake, or the session (step it again).
     pub(super) fn update_interest(&mut self, registry: &Registry) -> io::Result<()> {
-        let drive_wants = match (&self.session, self.is_handshaking()) {
-            (Some(session), false) => self.drive.wants_write(session),
-            _ => false,
-        };
-        let wants_write = drive_wants || self.stream.wants_write();
+        let drive_wants = |session| !self.is_handshaking() && self.drive.wants_write(session);
+        let wants_write =
+            self.session.as_ref().is_some_and(drive_wants) || self.io.stream.wants_write();
         if wants_write == self.writable_interest {
             return Ok(());
         }
@@ -414,7 +385,7 @@ impl<H: Handler> Conn<H> {
         } else {
             Interest::READABLE
         };
-        registry.reregister(&mut *self.stream, self.token, interest)?;
+        registry.reregister(&mut *self.io.stream, self.token, interest)?;
         self.writable_interest = wants_write;
         Ok(())
     }
@@ -427,18 +398,62 @@ impl<H: Handler> Conn<H> {
     }
 }
 
-/// A mio stream as the core's [`Transport`]: an operation the last
+/// Tries `stream`'s handshake at `now`: `Ok(true)` once done, `Ok(false)`
+/// while it waits for the peer or for room to write, `TimedOut` if it
+/// still waits at `until`.
+pub(crate) fn try_handshake(
+    stream: &mut dyn Stream,
+    now: Duration,
+    until: Duration,
+) -> io::Result<bool> {
+    loop {
+        match stream.handshake() {
+            Ok(()) => return Ok(true),
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock && now < until => {
+                return Ok(false)
+            }
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                let why = "the handshake did not complete within the handshake timeout";
+                return Err(io::Error::new(io::ErrorKind::TimedOut, why));
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// What `stream` knows of its connection ([`Stream::describe`]), its peer
+/// the client a PROXY header named (with the balancer), or else `peer`.
+pub(crate) fn describe(stream: &dyn Stream, peer: Option<SocketAddr>) -> ConnectionInfo {
+    let mut info = ConnectionInfo::default();
+    stream.describe(&mut info);
+    info.proxy = stream.proxy_addr();
+    info.peer = if info.proxy.is_some() {
+        stream.peer_addr()
+    } else {
+        peer
+    };
+    info
+}
+
+/// A connection's stream and what is known of its readiness, as the
+/// core's [`Transport`]: an operation the last
 /// `WouldBlock` ruled out fails at once, without a system call, until an
 /// event says the stream is ready again (mio's readiness is edge-triggered).
-struct Readiness<'a> {
-    stream: &'a mut dyn Stream,
-    /// A short read shows the stream drained ([`Stream::short_io_drains`],
-    /// and no close was seen).
-    read_drains: bool,
-    /// A short write shows the stream full.
-    write_drains: bool,
-    read_ready: &'a mut bool,
-    write_ready: &'a mut bool,
+struct Io {
+    stream: Box<dyn Stream>,
+    /// The stream may have bytes to read: cleared by `WouldBlock`, or by a
+    /// short read where that shows it drained.
+    read_ready: bool,
+    /// The stream may take bytes: cleared by `WouldBlock`, or by a short
+    /// write where that shows it full.
+    write_ready: bool,
+    /// An event said the peer closed its side (or the stream failed): a
+    /// short read no longer shows the stream drained, since no further
+    /// event will come; reads go on until the end or `WouldBlock`.
+    read_closed: bool,
+    /// The same for writing.
+    write_closed: bool,
 }
 
 fn would_block<T>() -> io::Result<T> {
@@ -453,27 +468,30 @@ fn track<T>(ready: &mut bool, result: io::Result<T>) -> io::Result<T> {
     result
 }
 
-impl Transport for Readiness<'_> {
+impl Transport for Io {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if !*self.read_ready {
+        if !self.read_ready {
             return would_block();
         }
-        let result = track(self.read_ready, self.stream.read(buf));
-        if self.read_drains && matches!(result, Ok(n) if 0 < n && n < buf.len()) {
-            *self.read_ready = false;
+        let result = track(&mut self.read_ready, self.stream.read(buf));
+        // A short read shows the stream drained, unless a close was seen.
+        let drains = self.stream.short_io_drains() && !self.read_closed;
+        if drains && matches!(result, Ok(n) if 0 < n && n < buf.len()) {
+            self.read_ready = false;
         }
         result
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        if !*self.write_ready {
+        if !self.write_ready {
             return would_block();
         }
-        let result = track(self.write_ready, self.stream.write_vectored(bufs));
-        if self.write_drains {
+        let result = track(&mut self.write_ready, self.stream.write_vectored(bufs));
+        // A short write shows the stream full, unless a close was seen.
+        if self.stream.short_io_drains() && !self.write_closed {
             if let Ok(n) = result {
                 if 0 < n && n < bufs.iter().map(|buf| buf.len()).sum() {
-                    *self.write_ready = false;
+                    self.write_ready = false;
                 }
             }
         }
@@ -481,14 +499,14 @@ impl Transport for Readiness<'_> {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        track(self.write_ready, self.stream.flush())
+        track(&mut self.write_ready, self.stream.flush())
     }
 
     fn shutdown(&mut self) -> io::Result<()> {
         match self.stream.shutdown_write() {
             // Already gone: nothing left to end.
             Err(error) if error.kind() == io::ErrorKind::NotConnected => Ok(()),
-            result => track(self.write_ready, result),
+            result => track(&mut self.write_ready, result),
         }
     }
 }

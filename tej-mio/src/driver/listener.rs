@@ -75,7 +75,8 @@ impl Listener for mio::net::UnixListener {
     }
 
     fn local_addr(&self) -> io::Result<SocketAddr> {
-        Err(no_ip_address())
+        let why = "a Unix socket has no IP address (see local_path)";
+        Err(io::Error::new(io::ErrorKind::Unsupported, why))
     }
 
     fn local_path(&self) -> Option<PathBuf> {
@@ -84,67 +85,58 @@ impl Listener for mio::net::UnixListener {
     }
 }
 
-/// The error of asking a Unix socket for its IP address.
-#[cfg(unix)]
-fn no_ip_address() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::Unsupported,
-        "a Unix socket has no IP address (see local_path)",
-    )
-}
+/// A boxed listener is one: what a server keeps of any kind it was given.
+impl<L: Listener + ?Sized> Listener for Box<L> {
+    type Stream = L::Stream;
 
-/// A [`Listener`] of any kind, its streams boxed.
-pub(crate) trait AnyListener: mio::event::Source + Send {
-    fn accept_any(&mut self) -> io::Result<(Box<dyn Stream>, Option<SocketAddr>)>;
-    fn local_addr_any(&self) -> io::Result<SocketAddr>;
-    fn local_path_any(&self) -> Option<PathBuf>;
-}
+    fn accept(&mut self) -> io::Result<(L::Stream, Option<SocketAddr>)> {
+        (**self).accept()
+    }
 
-impl<L: Listener> AnyListener for L {
-    fn accept_any(&mut self) -> io::Result<(Box<dyn Stream>, Option<SocketAddr>)> {
-        let (stream, peer) = self.accept()?;
-        Ok((Box::new(stream), peer))
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        (**self).local_addr()
     }
-    fn local_addr_any(&self) -> io::Result<SocketAddr> {
-        self.local_addr()
-    }
-    fn local_path_any(&self) -> Option<PathBuf> {
-        self.local_path()
+
+    fn local_path(&self) -> Option<PathBuf> {
+        (**self).local_path()
     }
 }
 
-/// A boxed listener of any kind, itself a [`Listener`] (so that TLS or
-/// PROXY can wrap whatever a server was given).
-pub(crate) struct BoxListener(pub(crate) Box<dyn AnyListener>);
+/// A listener of any kind, its streams boxed.
+pub(crate) type AnyListener = Box<dyn Listener<Stream = Box<dyn Stream>>>;
 
-source_via!(BoxListener, 0);
+/// A listener whose streams are boxed, so that it fits in an [`AnyListener`].
+pub(crate) struct Erased<L>(pub(crate) L);
 
-impl Listener for BoxListener {
+source_via!(Erased<L>, 0, L: Listener);
+
+impl<L: Listener> Listener for Erased<L> {
     type Stream = Box<dyn Stream>;
 
     fn accept(&mut self) -> io::Result<(Box<dyn Stream>, Option<SocketAddr>)> {
-        self.0.accept_any()
+        let (stream, peer) = self.0.accept()?;
+        Ok((Box::new(stream), peer))
     }
+
     fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.0.local_addr_any()
+        self.0.local_addr()
     }
+
     fn local_path(&self) -> Option<PathBuf> {
-        self.0.local_path_any()
+        self.0.local_path()
     }
 }
 
 pub(super) struct Acceptor<F> {
-    pub(super) socket: Box<dyn AnyListener>,
+    pub(super) socket: AnyListener,
     pub(super) config: SessionConfig,
     pub(super) factory: F,
     pub(super) cap: ConnectionCap,
     token: Token,
-    /// Registered with the poll (not resting after an error).
-    registered: bool,
     /// Connections may be waiting: accept without waiting for an event.
     pub(super) ready: bool,
-    /// Resting after an accept error until then.
-    paused_until: Option<Duration>,
+    /// Resting after an accept error until then, deregistered from the poll.
+    pub(super) paused_until: Option<Duration>,
 }
 
 /// What one accept gave.
@@ -162,7 +154,7 @@ pub(super) enum Accepted {
 impl<F> Acceptor<F> {
     pub(super) fn new(
         registry: &Registry,
-        mut socket: Box<dyn AnyListener>,
+        mut socket: AnyListener,
         token: Token,
         config: SessionConfig,
         factory: F,
@@ -174,7 +166,6 @@ impl<F> Acceptor<F> {
             factory,
             cap: ConnectionCap::default(),
             token,
-            registered: true,
             ready: true,
             paused_until: None,
         })
@@ -184,10 +175,10 @@ impl<F> Acceptor<F> {
     /// connection (such as running out of descriptors), rests until `now`
     /// plus the backoff, deregistered, so the loop neither stops nor spins.
     pub(super) fn accept(&mut self, registry: &Registry, now: Duration) -> Accepted {
-        if !self.registered {
+        if self.paused_until.is_some() {
             return Accepted::Done;
         }
-        match self.socket.accept_any() {
+        match self.socket.accept() {
             Ok((stream, peer)) => match self.cap.admit(&peer) {
                 Some(slot) => Accepted::Connection(stream, peer, slot),
                 None => Accepted::Refused(peer),
@@ -199,17 +190,11 @@ impl<F> Acceptor<F> {
                     if let Err(error) = registry.deregister(&mut *self.socket) {
                         tracing::debug!(%error, "could not deregister the listener");
                     }
-                    self.registered = false;
                     self.paused_until = Some(now.saturating_add(pause));
                     Accepted::Done
                 }
             },
         }
-    }
-
-    /// When the rest after an accept error ends, if resting.
-    pub(super) fn paused_until(&self) -> Option<Duration> {
-        self.paused_until
     }
 
     /// Registers the listener again once its rest is over.
@@ -219,10 +204,7 @@ impl<F> Acceptor<F> {
         }
         self.paused_until = None;
         match registry.register(&mut *self.socket, self.token, Interest::READABLE) {
-            Ok(()) => {
-                self.registered = true;
-                self.ready = true;
-            }
+            Ok(()) => self.ready = true,
             Err(error) => {
                 tracing::warn!(%error, "cannot register the listener again; pausing");
                 self.paused_until = Some(now.saturating_add(accept::ACCEPT_ERROR_BACKOFF));
@@ -232,7 +214,7 @@ impl<F> Acceptor<F> {
 
     /// Stops listening.
     pub(super) fn close(mut self, registry: &Registry) {
-        if self.registered {
+        if self.paused_until.is_none() {
             if let Err(error) = registry.deregister(&mut *self.socket) {
                 tracing::debug!(%error, "could not deregister the listener");
             }

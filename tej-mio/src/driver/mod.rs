@@ -27,12 +27,14 @@ use tej_net::accept::panic_message;
 use tej_net::drive::Step;
 use tej_net::{NewHandler, Observer, ReadBuffer};
 
+pub(crate) use conn::describe;
+#[cfg(feature = "tls")]
+pub(crate) use conn::try_handshake;
 pub use conn::Stream;
-use conn::{Conn, Handshake, HandshakeFailure, Opening};
-pub(crate) use listener::AnyListener;
-pub(crate) use listener::BoxListener;
+use conn::{Conn, Opening};
 pub use listener::Listener;
 use listener::{Accepted, Acceptor};
+pub(crate) use listener::{AnyListener, Erased};
 use timers::Timers;
 use wake::{ConnWaker, WakeList};
 
@@ -166,13 +168,12 @@ pub struct Driver<H: Handler, F = fn() -> H, M = ()> {
     /// Scratch space for due timers and marked connections.
     due: Vec<(usize, Duration)>,
     marked: Vec<Arc<ConnWaker>>,
-    /// Messages of handler panics, for the client to report.
-    panics: Vec<String>,
     /// Handshakes of added sessions that failed, for their owner to report.
     handshake_errors: Vec<(Token, io::Error)>,
-    /// Why each connection ended, by token, for the client to report; only
-    /// kept once asked for (a server's would grow without end).
-    reasons: Option<Vec<(Token, DisconnectReason)>>,
+    /// How each connection ended, by token (its reason, or its handler's
+    /// panic), for the client to report; only kept once asked for (a
+    /// server's would grow without end).
+    ends: Option<Vec<(Token, io::Result<DisconnectReason>)>>,
     /// Told of every accepted connection, for metrics.
     observer: Option<Arc<dyn Observer>>,
     /// Which shape of factory `F` is ([`NewHandler`]'s marker).
@@ -190,7 +191,7 @@ impl<H: Handler, F, M> fmt::Debug for Driver<H, F, M> {
             .field("timers", &self.timers.len())
             .field(
                 "listener",
-                &self.listener.as_ref().map(|l| l.socket.local_addr_any()),
+                &self.listener.as_ref().map(|l| l.socket.local_addr()),
             )
             .finish_non_exhaustive()
     }
@@ -225,9 +226,8 @@ impl<H: Handler> Driver<H> {
             listener: None,
             due: Vec::new(),
             marked: Vec::new(),
-            panics: Vec::new(),
             handshake_errors: Vec::new(),
-            reasons: None,
+            ends: None,
             observer: None,
             marker: PhantomData,
         }
@@ -262,14 +262,14 @@ impl<H: Handler> Driver<H> {
         L: Listener + 'static,
         G: NewHandler<N, Handler = H>,
     {
-        self.listen_any(registry, Box::new(listener), config, factory)
+        self.listen_any(registry, Box::new(Erased(listener)), config, factory)
     }
 
     /// [`listen`](Self::listen) on a boxed listener of any kind.
     pub(crate) fn listen_any<G, N>(
         self,
         registry: &Registry,
-        listener: Box<dyn AnyListener>,
+        listener: AnyListener,
         config: SessionConfig,
         factory: G,
     ) -> io::Result<Driver<H, G, N>>
@@ -289,9 +289,8 @@ impl<H: Handler> Driver<H> {
             listener: Some(listener),
             due: self.due,
             marked: self.marked,
-            panics: self.panics,
             handshake_errors: self.handshake_errors,
-            reasons: self.reasons,
+            ends: self.ends,
             observer: self.observer,
             marker: PhantomData,
         })
@@ -379,11 +378,6 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
         }
         let token = Token(self.first_token + 1 + slot);
         registry.register(&mut *opening.stream, token, Interest::READABLE)?;
-        if let Some(session) = &opening.session {
-            if session.config().read_buffer_len > self.buffer.max_len() {
-                self.buffer = ReadBuffer::new(session.config().read_buffer_len);
-            }
-        }
         let waker = self.wakes.waker(slot);
         entry.insert(Some(Box::new(Conn::new(opening, token, waker))));
         self.turn(registry, slot, |_| {});
@@ -441,7 +435,7 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
         if listener_ready || !self.run_queue.is_empty() {
             return Some(Duration::ZERO);
         }
-        let rest = self.listener.as_ref().and_then(Acceptor::paused_until);
+        let rest = self.listener.as_ref().and_then(|l| l.paused_until);
         let next = [self.timers.next(), rest].into_iter().flatten().min()?;
         Some(next.saturating_sub(self.now()))
     }
@@ -516,26 +510,24 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
     ///
     /// The operating system's error, if it cannot tell.
     pub fn listener_addr(&self) -> Option<io::Result<std::net::SocketAddr>> {
-        self.listener.as_ref().map(|l| l.socket.local_addr_any())
+        self.listener.as_ref().map(|l| l.socket.local_addr())
     }
 
-    /// Keeps why each connection ended from now on, for
-    /// [`take_disconnect_reasons`](Self::take_disconnect_reasons).
-    pub(crate) fn keep_disconnect_reasons(&mut self) {
-        self.reasons.get_or_insert_with(Vec::new);
+    /// Keeps how each connection ended from now on, for
+    /// [`take_ends`](Self::take_ends).
+    pub(crate) fn keep_ends(&mut self) {
+        self.ends.get_or_insert_with(Vec::new);
     }
 
-    /// Why the connections that ended since last asked ended, by token.
-    pub(crate) fn take_disconnect_reasons(&mut self) -> Vec<(Token, DisconnectReason)> {
-        self.reasons
-            .as_mut()
-            .map(std::mem::take)
-            .unwrap_or_default()
+    /// How the connections that ended since last asked ended, by token:
+    /// the reason their handler was given, or an error if it panicked.
+    pub(crate) fn take_ends(&mut self) -> Vec<(Token, io::Result<DisconnectReason>)> {
+        self.ends.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
-    /// Messages of the handler panics caught so far, taken.
-    pub(crate) fn take_panics(&mut self) -> Vec<String> {
-        std::mem::take(&mut self.panics)
+    /// A waker that wakes the poll (and no connection).
+    pub(crate) fn poll_waker(&self) -> std::task::Waker {
+        std::task::Waker::from(Arc::clone(&self.wakes))
     }
 
     fn now(&self) -> Duration {
@@ -567,45 +559,22 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
         // The connection moves into the closure: if its handler panics, it is
         // dropped while unwinding, and a session dropped then does not call
         // its handler again.
-        let outcome = panic::catch_unwind(AssertUnwindSafe(move || {
+        let outcome = panic::catch_unwind(AssertUnwindSafe(move || -> (_, Turn) {
             action(&mut conn);
-            if conn.is_handshaking() {
-                match conn.handshake(now) {
-                    Handshake::Done => {
-                        // A session added before its handshake: what the
-                        // handshake agreed on, for `Connection::info`.
-                        if let Some(mut info) = conn.session.as_ref().map(|s| s.info().clone()) {
-                            conn.stream().describe(&mut info);
-                            tej_net::observe::record_handshake(&conn.span, &info);
-                            if let Some(session) = conn.session.as_mut() {
-                                *session.info_mut() = info;
-                            }
-                        }
-                    }
-                    Handshake::Waiting => {
-                        return match conn.update_interest(registry) {
-                            Ok(()) => (conn, Turn::Handshaking),
-                            Err(error) => (conn, Turn::Failed(HandshakeFailure::Error(error))),
-                        };
-                    }
-                    Handshake::Failed(failure) => return (conn, Turn::Failed(failure)),
+            match conn.handshake(now) {
+                Ok(true) => {}
+                Ok(false) => {
+                    let waiting = conn.update_interest(registry).map(|()| Step::Pending);
+                    return (conn, waiting.map_err(Some));
                 }
+                Err(failure) => return (conn, Err(failure)),
             }
             if conn.session.is_none() {
                 // An accepted connection, its handshake done: its handler now.
                 let Some(acceptor) = acceptor else {
-                    return (conn, Turn::Failed(HandshakeFailure::Shutdown));
+                    return (conn, Err(None));
                 };
-                let mut info = ConnectionInfo::default();
-                let stream = conn.stream();
-                stream.describe(&mut info);
-                if let (Some(peer), Some(proxy)) = (stream.peer_addr(), stream.proxy_addr()) {
-                    // The client a PROXY header named, through the balancer.
-                    info.peer = Some(peer);
-                    info.proxy = Some(proxy);
-                } else {
-                    info.peer = conn.peer;
-                }
+                let info = conn.info();
                 tej_net::observe::record_handshake(&conn.span, &info);
                 let handler = acceptor.factory.new_handler(&info);
                 let session = Session::new(handler, acceptor.config.clone()).with_info(info);
@@ -614,16 +583,9 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
                     *opened_now = true;
                 }
                 tracing::info!("connected");
-                if session.config().read_buffer_len > buffer.max_len() {
-                    *buffer = ReadBuffer::new(session.config().read_buffer_len);
-                }
                 conn.session = Some(session);
             }
-            let mut step = conn.step(buffer, now);
-            if let Some(session) = &conn.session {
-                conn.traffic
-                    .report(session.traffic(), session.info(), observer);
-            }
+            let mut step = conn.step(buffer, now, observer);
             if step == Step::Pending {
                 if let Err(error) = conn.update_interest(registry) {
                     // The session has failed: step it again.
@@ -631,7 +593,7 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
                     step = Step::Yield;
                 }
             }
-            (conn, Turn::Stepped(step))
+            (conn, Ok(step))
         }));
         let (mut conn, turn) = match outcome {
             Ok(outcome) => outcome,
@@ -642,7 +604,10 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
                     panic = %message,
                     "a connection's handler panicked; the connection is dropped"
                 );
-                self.panics.push(message);
+                if let Some(ends) = &mut self.ends {
+                    let why = format!("the connection's handler panicked: {message}");
+                    ends.push((token, Err(io::Error::other(why))));
+                }
                 self.release(slot, deadline);
                 if let (Some(observer), true) = (observer, opened) {
                     let dropped = tej_core::DisconnectReason::Dropped;
@@ -652,10 +617,9 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
             }
         };
         let step = match turn {
-            Turn::Stepped(step) => step,
-            Turn::Handshaking => Step::Pending,
-            Turn::Failed(failure) => {
-                if let HandshakeFailure::Error(error) = failure {
+            Ok(step) => step,
+            Err(failure) => {
+                if let Some(error) = failure {
                     // A PROXY header that timed out counts as a handshake's failure.
                     let in_header = tej_net::proxy::is_proxy_error(&error);
                     tej_net::observe::handshake_ended(observer, conn.peer, &error, in_header);
@@ -673,12 +637,9 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
                     if let Some(observer) = observer {
                         observer.disconnected(session.info(), reason);
                     }
-                }
-            }
-            if let Some(reasons) = &mut self.reasons {
-                let reason = conn.session.as_ref().and_then(Session::disconnect_reason);
-                if let Some(reason) = reason {
-                    reasons.push((token, reason.clone()));
+                    if let Some(ends) = &mut self.ends {
+                        ends.push((token, Ok(reason.clone())));
+                    }
                 }
             }
             if let Err(error) = registry.deregister(conn.stream()) {
@@ -751,12 +712,7 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
     }
 }
 
-/// How a connection's turn ended.
-enum Turn {
-    /// Its drive step ran.
-    Stepped(Step),
-    /// Its handshake waits for the stream.
-    Handshaking,
-    /// Its handshake failed: close it.
-    Failed(HandshakeFailure),
-}
+/// How a connection's turn ended: its drive step (`Pending` while its
+/// handshake waits), or else why its handshake failed (`None`: cut by a
+/// shutdown).
+type Turn = Result<Step, Option<io::Error>>;

@@ -36,6 +36,13 @@ impl WakeList {
         (Waker::from(Arc::clone(&state)), state)
     }
 
+    /// Wakes the poll.
+    fn wake_poll(&self) {
+        if let Err(error) = self.waker.wake() {
+            tracing::error!(%error, "cannot wake the event loop");
+        }
+    }
+
     /// Swaps the marked connections into `into` (left empty before), each
     /// unmarked so that a frame queued from now on marks it again.
     pub(super) fn drain(&self, into: &mut Vec<Arc<ConnWaker>>) {
@@ -76,9 +83,15 @@ impl Wake for ConnWaker {
         };
         // A non-empty list has been signalled already and not drained yet.
         if first {
-            if let Err(error) = list.waker.wake() {
-                tracing::error!(%error, "cannot wake the event loop");
-            }
+            list.wake_poll();
         }
+    }
+}
+
+/// The list's own waker wakes the poll and marks nothing: what the event
+/// loop polls its shutdown signal with.
+impl Wake for WakeList {
+    fn wake(self: Arc<Self>) {
+        self.wake_poll();
     }
 }
