@@ -1060,6 +1060,10 @@ fn v1_wanted_reaches_the_shortest_line_each_prefix_can_start() {
         (b"PROXY TCP4", 32),
         (b"PROXY U", 15),
         (b"PROXY UNKNOW", 15),
+        // Part-way through a later field: only that field's own bytes count
+        // toward its shortest ("5.0.0.0", "::1").
+        (b"PROXY TCP4 1.2.3.4 5", 32),
+        (b"PROXY TCP6 :: 1", 22),
     ];
     for &(prefix, shortest) in cases {
         let mut decoder = ProxyDecoder::new(DEFAULT_MAX_LEN);
