@@ -12,21 +12,32 @@ use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use bytes::Bytes;
 
 /// Bytes queued for the writer before [`WriteBehind::is_full`] says so.
 pub(crate) const WRITE_BEHIND_LEN: usize = 2 << 20;
 
+/// How long a dropped [`WriteBehind`] waits for the write in progress: a
+/// connection ending must not wait on a stalled disk for long.
+const DISCARD_WAIT: Duration = Duration::from_millis(100);
+
 /// A writer moved to a thread of its own, fed chunk by chunk.
 ///
 /// [`finish`](Self::finish) waits for every chunk and a flush and gives
-/// the writer back; dropped before that, it discards what is queued and
-/// waits only for the write in progress.
+/// the writer back. Dropped before that, it discards what is queued, and
+/// the thread drops the writer after the write in progress: the drop waits
+/// for that up to [`DISCARD_WAIT`] (a disk that stalls longer is left to
+/// the thread).
 pub(crate) struct WriteBehind<W: Write + Send + 'static> {
     shared: Arc<Shared>,
-    thread: Option<JoinHandle<(W, io::Result<()>)>>,
+    thread: Option<JoinHandle<Ended<W>>>,
 }
+
+/// What the thread ends with: its writer and how the writing went, or
+/// nothing once discarded (the writer dropped on the thread).
+type Ended<W> = Option<(W, io::Result<()>)>;
 
 struct Shared {
     queue: Mutex<Queue>,
@@ -43,6 +54,9 @@ struct Queue {
     /// `discard`) and stop.
     ended: bool,
     discard: bool,
+    /// The thread is done: its writer dropped (discarded) or about to be
+    /// returned.
+    exited: bool,
     /// The writer failed: its error, said again to every later write.
     failed: Option<(io::ErrorKind, String)>,
 }
@@ -109,39 +123,45 @@ impl<W: Write + Send + 'static> WriteBehind<W> {
     /// Waits until everything queued is written and flushed; the writer
     /// back, or its first error.
     pub(crate) fn finish(mut self) -> io::Result<W> {
-        let (writer, result) = self.end(false)?;
-        result.map(|()| writer)
-    }
-
-    fn end(&mut self, discard: bool) -> io::Result<(W, io::Result<()>)> {
-        {
-            let mut queue = self.shared.lock();
-            queue.ended = true;
-            queue.discard |= discard;
-        }
+        self.shared.lock().ended = true;
         self.shared.changed.notify_all();
         match self.thread.take().map(JoinHandle::join) {
-            Some(Ok(ended)) => Ok(ended),
+            Some(Ok(Some((writer, result)))) => result.map(|()| writer),
             Some(Err(_)) => Err(io::Error::other("the file's writer thread panicked")),
-            None => Err(io::Error::other("the file's writer has already ended")),
+            _ => Err(io::Error::other("the file's writer has already ended")),
         }
     }
 }
 
 impl<W: Write + Send + 'static> Drop for WriteBehind<W> {
     fn drop(&mut self) {
-        if self.thread.is_some() {
-            // The writer is dropped on its thread's way out, after the
-            // write in progress: what it drops (a spool file removing
-            // itself) is done when this returns.
-            let _ = self.end(true);
+        let Some(thread) = self.thread.take() else {
+            return;
+        };
+        let mut queue = self.shared.lock();
+        queue.ended = true;
+        queue.discard = true;
+        self.shared.changed.notify_all();
+        // What the writer leaves when dropped (a spool file removing
+        // itself) is normally done when this returns.
+        let (queue, _) = self
+            .shared
+            .changed
+            .wait_timeout_while(queue, DISCARD_WAIT, |queue| !queue.exited)
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if queue.exited {
+            drop(queue);
+            // At once: it has exited, or is about to; a writer it returned
+            // (after an error) is dropped here.
+            let _ = thread.join();
         }
     }
 }
 
 /// The writer thread: writes chunks as they come until the end is asked,
-/// then flushes; stops at the first error.
-fn write_queued<W: Write>(shared: &Shared, mut writer: W) -> (W, io::Result<()>) {
+/// then flushes; stops at the first error. Discarded, it drops the writer
+/// and says so.
+fn write_queued<W: Write>(shared: &Shared, mut writer: W) -> Ended<W> {
     loop {
         let chunk = {
             let mut queue = shared.lock();
@@ -150,7 +170,10 @@ fn write_queued<W: Write>(shared: &Shared, mut writer: W) -> (W, io::Result<()>)
             }
             if queue.discard {
                 queue.chunks.clear();
-                return (writer, Ok(()));
+                drop(queue);
+                drop(writer);
+                exited(shared);
+                return None;
             }
             match queue.chunks.pop_front() {
                 Some(chunk) => chunk,
@@ -165,14 +188,21 @@ fn write_queued<W: Write>(shared: &Shared, mut writer: W) -> (W, io::Result<()>)
             queue.chunks.clear();
             queue.len = 0;
             drop(queue);
-            shared.changed.notify_all();
-            return (writer, Err(error));
+            exited(shared);
+            return Some((writer, Err(error)));
         }
         drop(queue);
         shared.changed.notify_all();
     }
     let flushed = writer.flush();
-    (writer, flushed)
+    exited(shared);
+    Some((writer, flushed))
+}
+
+/// Tells a dropped [`WriteBehind`] waiting for the thread that it is done.
+fn exited(shared: &Shared) {
+    shared.lock().exited = true;
+    shared.changed.notify_all();
 }
 
 #[cfg(test)]
@@ -284,6 +314,42 @@ mod tests {
         assert_eq!(writer.written, queued);
     }
 
+    /// Says when a write begins, then waits for a go: a disk that stalls.
+    struct Stalled {
+        entered: mpsc::Sender<()>,
+        go: mpsc::Receiver<()>,
+    }
+
+    impl Write for Stalled {
+        fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+            let _ = self.entered.send(());
+            self.go.recv().map_err(io::Error::other)?;
+            Ok(data.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn dropped_while_its_writer_is_stalled_it_returns_and_the_thread_ends_later() {
+        let (go, gate) = mpsc::channel();
+        let (entered, writing) = mpsc::channel();
+        let mut behind = WriteBehind::spawn(Stalled { entered, go: gate }).unwrap();
+        behind.write(Bytes::from_static(b"stuck")).unwrap();
+        writing.recv().unwrap();
+        // Returns though the write in progress does not end by itself.
+        drop(behind);
+        // Released, the thread ends and drops its writer (and the gate).
+        go.send(()).unwrap();
+        let mut waited = 0;
+        while go.send(()).is_ok() {
+            std::thread::sleep(Duration::from_millis(10));
+            waited += 1;
+            assert!(waited < 1000, "the writer thread never ended");
+        }
+    }
+
     /// Holds a channel's sender, which closes the channel when it is dropped.
     struct Dropped(#[allow(dead_code)] mpsc::Sender<()>);
 
@@ -294,6 +360,33 @@ mod tests {
         fn flush(&mut self) -> io::Result<()> {
             Ok(())
         }
+    }
+
+    /// Fails every write; holds a channel's sender like [`Dropped`].
+    struct FailingDropped(#[allow(dead_code)] mpsc::Sender<()>);
+
+    impl Write for FailingDropped {
+        fn write(&mut self, _data: &[u8]) -> io::Result<usize> {
+            Err(io::Error::other("broken"))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn dropped_after_its_writer_failed_it_has_dropped_the_writer_when_it_returns() {
+        let (dropped, was_dropped) = mpsc::channel::<()>();
+        let mut behind = WriteBehind::spawn(FailingDropped(dropped)).unwrap();
+        behind.write(Bytes::from_static(b"data")).unwrap();
+        while behind.write(Bytes::from_static(b"more")).is_ok() {
+            std::thread::yield_now();
+        }
+        drop(behind);
+        assert_eq!(
+            was_dropped.try_recv(),
+            Err(mpsc::TryRecvError::Disconnected)
+        );
     }
 
     #[test]
