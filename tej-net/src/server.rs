@@ -24,7 +24,7 @@ use crate::connection::pair;
 use crate::incoming::DEFAULT_BUFFER;
 use crate::listener::{Acceptor, Listener, Plain};
 use crate::new_handler::NewHandler;
-use crate::observe::{connection_span, handshake_ended, record_handshake, Observer};
+use crate::observe::{connection_span, handshake_ended, opened, record_handshake, Observer};
 use crate::proxy::HeaderRead;
 use crate::run::run_observed;
 use crate::runtime::{self, PollIo, Resolve, Runtime};
@@ -533,10 +533,7 @@ impl<S> Handshaken<S> {
         H: tej_core::Handler,
     {
         let observer = self.observer.as_deref();
-        if let Some(observer) = observer {
-            observer.connected(session.info());
-        }
-        tracing::info!("connected");
+        opened(observer, session.info());
         run_observed::<R, S, H>(self.stream, session, self.shutdown, observer).await
     }
 }

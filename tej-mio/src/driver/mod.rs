@@ -578,11 +578,8 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
                 tej_net::observe::record_handshake(&conn.span, &info);
                 let handler = acceptor.factory.new_handler(&info);
                 let session = Session::new(handler, acceptor.config.clone()).with_info(info);
-                if let Some(observer) = observer {
-                    observer.connected(session.info());
-                    *opened_now = true;
-                }
-                tracing::info!("connected");
+                tej_net::observe::opened(observer, session.info());
+                *opened_now = true;
                 conn.session = Some(session);
             }
             let mut step = conn.step(buffer, now, observer);
@@ -633,10 +630,7 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
         if step == Step::Done {
             if let Some(session) = &conn.session {
                 if let Some(reason) = session.disconnect_reason() {
-                    tracing::info!(%reason, "disconnected");
-                    if let Some(observer) = observer {
-                        observer.disconnected(session.info(), reason);
-                    }
+                    tej_net::observe::closed(observer, session.info(), reason);
                     if let Some(ends) = &mut self.ends {
                         ends.push((token, Ok(reason.clone())));
                     }
