@@ -23,7 +23,7 @@ use mio::event::Event;
 use mio::{Interest, Registry, Token};
 use slab::Slab;
 use tej_core::{ConnectionInfo, DisconnectReason, Handler, Session, SessionConfig};
-use tej_net::accept::panic_message;
+use tej_net::accept::{panic_message, Accept};
 use tej_net::drive::Step;
 use tej_net::{NewHandler, Observer, ReadBuffer};
 
@@ -32,8 +32,8 @@ pub(crate) use conn::describe;
 pub(crate) use conn::try_handshake;
 pub use conn::Stream;
 use conn::{Conn, Opening};
+use listener::Acceptor;
 pub use listener::Listener;
-use listener::{Accepted, Acceptor};
 pub(crate) use listener::{AnyListener, Erased};
 use timers::Timers;
 use wake::{ConnWaker, WakeList};
@@ -673,11 +673,8 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
                 return;
             };
             listener.ready = false;
-            match listener.accept(registry, now) {
-                Accepted::Connection(stream, peer, slot) => {
-                    if let Some(observer) = &self.observer {
-                        observer.accepted(peer);
-                    }
+            match listener.accept(registry, now, self.observer.as_deref()) {
+                Some(Accept::Serve(stream, peer, slot)) => {
                     let handshake_until = now.saturating_add(listener.config.handshake_timeout);
                     let opening = Opening {
                         session: None,
@@ -690,13 +687,8 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
                         tracing::warn!(%error, ?peer, "cannot serve an accepted connection");
                     }
                 }
-                Accepted::Refused(peer) => {
-                    if let Some(observer) = &self.observer {
-                        observer.refused(peer);
-                    }
-                }
-                Accepted::Skipped => {}
-                Accepted::Done => return,
+                Some(_) => {}
+                None => return,
             }
         }
         // More may wait: come back after the others had their turn.
