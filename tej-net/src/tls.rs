@@ -40,6 +40,15 @@ pub fn tls_info(state: &rustls::CommonState, sni: Option<&str>) -> TlsInfo {
 
 /// The name a client sends as SNI when it connects to `name`: a DNS name,
 /// never an IP address.
+///
+/// ```
+/// use rustls::pki_types::ServerName;
+/// use tej_net::tls::sni;
+///
+/// let host = ServerName::try_from("tej.example").unwrap();
+/// assert_eq!(sni(&host).as_deref(), Some("tej.example"));
+/// assert_eq!(sni(&ServerName::try_from("192.0.2.1").unwrap()), None);
+/// ```
 pub fn sni(name: &rustls::pki_types::ServerName<'_>) -> Option<String> {
     match name {
         rustls::pki_types::ServerName::DnsName(dns) => Some(dns.as_ref().to_owned()),
