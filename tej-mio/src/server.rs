@@ -63,7 +63,6 @@ impl Server {
     /// The error of resolving or binding.
     pub fn bind(addr: impl ToSocketAddrs) -> io::Result<Server> {
         let listener = accept::listen_tcp(addr.to_socket_addrs()?)?;
-        listener.set_nonblocking(true)?;
         Server::from_listener(mio::net::TcpListener::from_std(listener))
     }
 

@@ -92,10 +92,7 @@ impl<S: Stream> TlsStream<S> {
         server_name: ServerName<'static>,
         config: Arc<ClientConfig>,
     ) -> io::Result<TlsStream<S>> {
-        let sni = match &server_name {
-            ServerName::DnsName(dns) => Some(dns.as_ref().to_owned()),
-            _ => None,
-        };
+        let sni = tej_net::tls::sni(&server_name);
         let conn = ClientConnection::new(config, server_name).map_err(tls_error)?;
         let mut stream = TlsStream::new(io, conn);
         stream.sni = sni;

@@ -1,10 +1,14 @@
 //! What every adapter's server shares, written once: which accept errors
 //! concern only one connection and how long to pause after the others,
-//! the connection cap, and (with the `net` feature) the listening socket.
+//! the connection cap, what an accept loop does with each accept
+//! ([`ConnectionCap::on_accept`]), and the listening socket.
 
 use core::time::Duration;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
+
+use crate::observe::Observer;
 
 /// How long an accept loop pauses after an error such as running out of
 /// file descriptors, so that it does not spin while the condition lasts.
@@ -170,6 +174,78 @@ impl ConnectionCap {
             }
         }
     }
+
+    /// The accept policy, written once for every adapter: a connection
+    /// `accepted` is [admitted](Self::admit) under the cap or closed, an
+    /// accept error [skipped or waited out](after_accept_error), and
+    /// `observer` told of what was accepted or refused.
+    ///
+    /// ```
+    /// use std::io::{Error, ErrorKind};
+    /// use std::net::SocketAddr;
+    /// use std::sync::Mutex;
+    /// use tej_net::accept::{Accept, ConnectionCap, ACCEPT_ERROR_BACKOFF};
+    /// use tej_net::Observer;
+    ///
+    /// #[derive(Default)]
+    /// struct Told(Mutex<Vec<&'static str>>);
+    ///
+    /// impl Observer for Told {
+    ///     fn accepted(&self, _: Option<SocketAddr>) {
+    ///         self.0.lock().unwrap().push("accepted");
+    ///     }
+    ///     fn refused(&self, _: Option<SocketAddr>) {
+    ///         self.0.lock().unwrap().push("refused");
+    ///     }
+    /// }
+    ///
+    /// let (cap, told) = (ConnectionCap::new(1), Told::default());
+    /// let peer = Some("192.0.2.1:4000".parse().unwrap());
+    /// let Accept::Serve("first", _, slot) = cap.on_accept(Ok(("first", peer)), Some(&told)) else {
+    ///     panic!("the first is served");
+    /// };
+    /// let second = cap.on_accept(Ok(("second", peer)), Some(&told));
+    /// assert!(matches!(second, Accept::Next), "refused at the cap");
+    /// assert_eq!(*told.0.lock().unwrap(), ["accepted", "refused"]);
+    /// drop(slot);
+    /// let aborted = Err::<(&str, _), _>(Error::from(ErrorKind::ConnectionAborted));
+    /// assert!(matches!(cap.on_accept(aborted, None), Accept::Next));
+    /// let emfile = Err::<(&str, _), _>(Error::from_raw_os_error(24));
+    /// assert!(matches!(cap.on_accept(emfile, None), Accept::Pause(ACCEPT_ERROR_BACKOFF)));
+    /// ```
+    pub fn on_accept<S>(
+        &self,
+        accepted: std::io::Result<(S, Option<SocketAddr>)>,
+        observer: Option<&dyn Observer>,
+    ) -> Accept<S> {
+        match accepted {
+            Ok((stream, peer)) => {
+                let slot = self.admit(&peer);
+                if let Some(observer) = observer {
+                    match slot {
+                        Some(_) => observer.accepted(peer),
+                        None => observer.refused(peer),
+                    }
+                }
+                slot.map_or(Accept::Next, |slot| Accept::Serve(stream, peer, slot))
+            }
+            Err(error) => after_accept_error(&error).map_or(Accept::Next, Accept::Pause),
+        }
+    }
+}
+
+/// What an accept loop does next, as [`ConnectionCap::on_accept`] says.
+#[derive(Debug)]
+pub enum Accept<S> {
+    /// Serve this connection from this peer, holding its place under the
+    /// cap until it ends.
+    Serve(S, Option<SocketAddr>, ConnectionSlot),
+    /// Accept the next at once: this one was refused at the cap (and is
+    /// closed) or failed before it was accepted.
+    Next,
+    /// Accept nothing for this long (the system's error, such as running
+    /// out of file descriptors).
+    Pause(Duration),
 }
 
 /// What an accept loop does after `error`, logged here: `None` to go on at

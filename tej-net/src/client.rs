@@ -292,7 +292,7 @@ impl<R: crate::runtime::TlsRuntime> Client<R> {
         H: Handler + Send + 'static,
     {
         let stream = R::connect_unix(path.as_ref().to_path_buf()).await?;
-        let sni = sni(&server_name);
+        let sni = crate::tls::sni(&server_name);
         let stream = tls_handshake::<R, _>(stream, server_name, tls, &config).await?;
         let mut info = ConnectionInfo::new(Transport::Unix);
         let mut agreed = R::tls_info(&stream);
@@ -316,7 +316,7 @@ where
 {
     let stream = connect_tcp::<R, T>(addr).await?;
     let mut info = tcp_info::<R>(&stream);
-    let sni = sni(&server_name);
+    let sni = crate::tls::sni(&server_name);
     let stream = tls_handshake::<R, _>(stream, server_name, tls, config).await?;
     let mut agreed = R::tls_info(&stream);
     agreed.sni = sni;
@@ -348,15 +348,6 @@ async fn connect_tcp<R: Runtime + Resolve<T>, T>(addr: T) -> io::Result<R::TcpSt
             "the address resolved to nothing to connect to",
         )
     }))
-}
-
-/// The name a client sends as SNI: a DNS name (never an IP address).
-#[cfg(feature = "rustls")]
-fn sni(name: &rustls::pki_types::ServerName<'_>) -> Option<String> {
-    match name {
-        rustls::pki_types::ServerName::DnsName(dns) => Some(dns.as_ref().to_owned()),
-        _ => None,
-    }
 }
 
 /// A TLS handshake as a client, within `config`'s handshake timeout; a

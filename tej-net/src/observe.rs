@@ -96,6 +96,23 @@ pub fn handshake_ended(
     }
 }
 
+/// Logs that a connection's session started (its handler made) and tells
+/// `observer`.
+pub fn opened(observer: Option<&dyn Observer>, info: &ConnectionInfo) {
+    if let Some(observer) = observer {
+        observer.connected(info);
+    }
+    tracing::info!("connected");
+}
+
+/// Logs why a connection's session ended and tells `observer`.
+pub fn closed(observer: Option<&dyn Observer>, info: &ConnectionInfo, reason: &DisconnectReason) {
+    tracing::info!(%reason, "disconnected");
+    if let Some(observer) = observer {
+        observer.disconnected(info, reason);
+    }
+}
+
 /// The span of one connection, `connection`: its peer, local address,
 /// transport and `runtime` (the transport, and a peer a PROXY header names, are recorded
 /// once the handshake is done).

@@ -123,10 +123,7 @@ where
             .unwrap_or(DisconnectReason::Dropped);
         // Whatever moved in the last step, then the end.
         traffic.report(session.traffic(), session.info(), observer);
-        tracing::info!(%reason, "disconnected");
-        if let Some(observer) = observer {
-            observer.disconnected(session.info(), &reason);
-        }
+        crate::observe::closed(observer, session.info(), &reason);
         reason
     }
 }

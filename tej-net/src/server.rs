@@ -19,12 +19,12 @@ use futures_lite::{future, FutureExt};
 use tej_core::{ConnectionInfo, Session, SessionConfig};
 use tracing::Instrument;
 
-use crate::accept::{self, ConnectionCap, ConnectionSlot};
+use crate::accept::{self, Accept, ConnectionCap, ConnectionSlot};
 use crate::connection::pair;
 use crate::incoming::DEFAULT_BUFFER;
 use crate::listener::{Acceptor, Listener, Plain};
 use crate::new_handler::NewHandler;
-use crate::observe::{connection_span, handshake_ended, record_handshake, Observer};
+use crate::observe::{connection_span, handshake_ended, opened, record_handshake, Observer};
 use crate::proxy::HeaderRead;
 use crate::run::run_observed;
 use crate::runtime::{self, PollIo, Resolve, Runtime};
@@ -454,26 +454,16 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
                 None
             };
             let accept = async { Some(self.listener.accept().await) };
-            match future::or(stop, accept).await? {
-                Ok((stream, peer)) => {
-                    let Some(slot) = self.cap.admit(&peer) else {
-                        if let Some(observer) = &self.observer {
-                            observer.refused(peer);
-                        }
-                        continue;
-                    };
-                    if let Some(observer) = &self.observer {
-                        observer.accepted(peer);
-                    }
+            let accepted = future::or(stop, accept).await?;
+            match self.cap.on_accept(accepted, self.observer.as_deref()) {
+                Accept::Serve(stream, peer, slot) => {
                     let mut info = ConnectionInfo::default();
                     info.peer = peer;
                     self.listener.describe(&stream, &mut info);
                     return Some((stream, info, slot));
                 }
-                Err(error) => {
-                    let Some(pause) = accept::after_accept_error(&error) else {
-                        continue;
-                    };
+                Accept::Next => {}
+                Accept::Pause(pause) => {
                     let stop = async {
                         self.shutdown.wait().await;
                         true
@@ -533,10 +523,7 @@ impl<S> Handshaken<S> {
         H: tej_core::Handler,
     {
         let observer = self.observer.as_deref();
-        if let Some(observer) = observer {
-            observer.connected(session.info());
-        }
-        tracing::info!("connected");
+        opened(observer, session.info());
         run_observed::<R, S, H>(self.stream, session, self.shutdown, observer).await
     }
 }

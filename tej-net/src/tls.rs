@@ -1,6 +1,6 @@
 //! What every adapter's TLS (feature `rustls`) shares: a client's failed
-//! handshake said in one line, and what a handshake agreed on as
-//! [`TlsInfo`].
+//! handshake said in one line, the name it sends as SNI, and what a
+//! handshake agreed on as [`TlsInfo`].
 
 use std::io;
 
@@ -36,6 +36,24 @@ pub fn tls_info(state: &rustls::CommonState, sni: Option<&str>) -> TlsInfo {
         .map(|der| der.as_ref().to_vec())
         .collect();
     info
+}
+
+/// The name a client sends as SNI when it connects to `name`: a DNS name,
+/// never an IP address.
+///
+/// ```
+/// use rustls::pki_types::ServerName;
+/// use tej_net::tls::sni;
+///
+/// let host = ServerName::try_from("tej.example").unwrap();
+/// assert_eq!(sni(&host).as_deref(), Some("tej.example"));
+/// assert_eq!(sni(&ServerName::try_from("192.0.2.1").unwrap()), None);
+/// ```
+pub fn sni(name: &rustls::pki_types::ServerName<'_>) -> Option<String> {
+    match name {
+        rustls::pki_types::ServerName::DnsName(dns) => Some(dns.as_ref().to_owned()),
+        _ => None,
+    }
 }
 
 /// `error`, from a client's TLS handshake with the server `name`, said in

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use mio::{Interest, Registry, Token};
 use tej_core::SessionConfig;
-use tej_net::accept::{self, ConnectionCap, ConnectionSlot};
+use tej_net::accept::{self, Accept, ConnectionCap};
+use tej_net::Observer;
 
 use super::conn::Stream;
 
@@ -139,18 +140,6 @@ pub(super) struct Acceptor<F> {
     pub(super) paused_until: Option<Duration>,
 }
 
-/// What one accept gave.
-pub(super) enum Accepted {
-    /// A connection to serve, with its place under the cap.
-    Connection(Box<dyn Stream>, Option<SocketAddr>, ConnectionSlot),
-    /// A connection refused at the cap (already closed): accept the next.
-    Refused(Option<SocketAddr>),
-    /// One that failed before it was accepted: accept the next.
-    Skipped,
-    /// Nothing more to accept now.
-    Done,
-}
-
 impl<F> Acceptor<F> {
     pub(super) fn new(
         registry: &Registry,
@@ -171,28 +160,31 @@ impl<F> Acceptor<F> {
         })
     }
 
-    /// Accepts one connection; after an error that is not about one
-    /// connection (such as running out of descriptors), rests until `now`
-    /// plus the backoff, deregistered, so the loop neither stops nor spins.
-    pub(super) fn accept(&mut self, registry: &Registry, now: Duration) -> Accepted {
+    /// Accepts one connection under the cap, telling `observer`: `None`
+    /// when there is nothing to accept now. After an error that is not
+    /// about one connection (such as running out of descriptors), rests
+    /// until `now` plus the backoff, deregistered, so the loop neither
+    /// stops nor spins.
+    pub(super) fn accept(
+        &mut self,
+        registry: &Registry,
+        now: Duration,
+        observer: Option<&dyn Observer>,
+    ) -> Option<Accept<Box<dyn Stream>>> {
         if self.paused_until.is_some() {
-            return Accepted::Done;
+            return None;
         }
         match self.socket.accept() {
-            Ok((stream, peer)) => match self.cap.admit(&peer) {
-                Some(slot) => Accepted::Connection(stream, peer, slot),
-                None => Accepted::Refused(peer),
-            },
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => Accepted::Done,
-            Err(error) => match accept::after_accept_error(&error) {
-                None => Accepted::Skipped,
-                Some(pause) => {
+            Err(error) if error.kind() == io::ErrorKind::WouldBlock => None,
+            accepted => match self.cap.on_accept(accepted, observer) {
+                Accept::Pause(pause) => {
                     if let Err(error) = registry.deregister(&mut *self.socket) {
                         tracing::debug!(%error, "could not deregister the listener");
                     }
                     self.paused_until = Some(now.saturating_add(pause));
-                    Accepted::Done
+                    None
                 }
+                next => Some(next),
             },
         }
     }

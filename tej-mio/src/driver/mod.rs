@@ -23,7 +23,7 @@ use mio::event::Event;
 use mio::{Interest, Registry, Token};
 use slab::Slab;
 use tej_core::{ConnectionInfo, DisconnectReason, Handler, Session, SessionConfig};
-use tej_net::accept::panic_message;
+use tej_net::accept::{panic_message, Accept};
 use tej_net::drive::Step;
 use tej_net::{NewHandler, Observer, ReadBuffer};
 
@@ -32,8 +32,8 @@ pub(crate) use conn::describe;
 pub(crate) use conn::try_handshake;
 pub use conn::Stream;
 use conn::{Conn, Opening};
+use listener::Acceptor;
 pub use listener::Listener;
-use listener::{Accepted, Acceptor};
 pub(crate) use listener::{AnyListener, Erased};
 use timers::Timers;
 use wake::{ConnWaker, WakeList};
@@ -578,11 +578,8 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
                 tej_net::observe::record_handshake(&conn.span, &info);
                 let handler = acceptor.factory.new_handler(&info);
                 let session = Session::new(handler, acceptor.config.clone()).with_info(info);
-                if let Some(observer) = observer {
-                    observer.connected(session.info());
-                    *opened_now = true;
-                }
-                tracing::info!("connected");
+                tej_net::observe::opened(observer, session.info());
+                *opened_now = true;
                 conn.session = Some(session);
             }
             let mut step = conn.step(buffer, now, observer);
@@ -633,10 +630,7 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
         if step == Step::Done {
             if let Some(session) = &conn.session {
                 if let Some(reason) = session.disconnect_reason() {
-                    tracing::info!(%reason, "disconnected");
-                    if let Some(observer) = observer {
-                        observer.disconnected(session.info(), reason);
-                    }
+                    tej_net::observe::closed(observer, session.info(), reason);
                     if let Some(ends) = &mut self.ends {
                         ends.push((token, Ok(reason.clone())));
                     }
@@ -679,11 +673,8 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
                 return;
             };
             listener.ready = false;
-            match listener.accept(registry, now) {
-                Accepted::Connection(stream, peer, slot) => {
-                    if let Some(observer) = &self.observer {
-                        observer.accepted(peer);
-                    }
+            match listener.accept(registry, now, self.observer.as_deref()) {
+                Some(Accept::Serve(stream, peer, slot)) => {
                     let handshake_until = now.saturating_add(listener.config.handshake_timeout);
                     let opening = Opening {
                         session: None,
@@ -696,13 +687,8 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
                         tracing::warn!(%error, ?peer, "cannot serve an accepted connection");
                     }
                 }
-                Accepted::Refused(peer) => {
-                    if let Some(observer) = &self.observer {
-                        observer.refused(peer);
-                    }
-                }
-                Accepted::Skipped => {}
-                Accepted::Done => return,
+                Some(_) => {}
+                None => return,
             }
         }
         // More may wait: come back after the others had their turn.
