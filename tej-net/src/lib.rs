@@ -14,7 +14,9 @@
 //!   adapter's handshake step;
 //! - [`file`](mod@file) and [`spool`]: files on disk to send, and received files
 //!   spooled to a directory, through the core's file traits;
-//! - [`tls`] (feature `rustls`): rustls errors said in one line;
+//! - `tls` (feature `rustls`): what every adapter's TLS shares: a failed
+//!   handshake said in one line, the SNI name, the [`TlsInfo`](tej_core::TlsInfo)
+//!   a handshake agreed on;
 //! - [`observe`]: the [`Observer`] hook a server tells of its connections,
 //!   for metrics;
 //! - [`AsyncConnection`] and [`incoming`]: a connection you await, its
