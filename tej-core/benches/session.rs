@@ -8,7 +8,9 @@
 //! - `wire_to_handler`: encoded frames handed to `Session::handle_input` in
 //!   64 KiB reads, each delivered to a handler as a `Frame`;
 //! - `shared_wire_to_handler`: the same reads as `Bytes` to
-//!   `Session::handle_bytes`, messages handed out as slices of them.
+//!   `Session::handle_bytes`, messages handed out as slices of them;
+//! - `shared_wire_to_view`: the same, to a handler that takes frames lent
+//!   (`Handler::received_view`): no slice, no reference count per frame.
 //!
 //! Run with `cargo bench -p tej-core --bench session`.
 
@@ -17,7 +19,7 @@ use std::task::Waker;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use tej_core::{Connection, Frame, Handler, Session, SessionConfig};
+use tej_core::{Connection, Frame, FrameView, Handler, Session, SessionConfig};
 
 /// Frames per iteration.
 const FRAMES: usize = 10_000;
@@ -29,6 +31,20 @@ const READ_LEN: usize = 64 << 10;
 struct Counter(u64);
 
 impl Handler for Counter {
+    fn received(&mut self, _conn: &mut Connection<'_>, frame: Frame) {
+        self.0 += frame.message.map_or(0, |message| message.len() as u64);
+    }
+}
+
+/// Sums the message lengths of the frames lent to it, and of those given
+/// (a frame split between two reads is not lent).
+struct Viewer(u64);
+
+impl Handler for Viewer {
+    fn received_view(&mut self, _conn: &mut Connection<'_>, frame: FrameView<'_>) {
+        self.0 += frame.message().map_or(0, |message| message.len() as u64);
+    }
+
     fn received(&mut self, _conn: &mut Connection<'_>, frame: Frame) {
         self.0 += frame.message.map_or(0, |message| message.len() as u64);
     }
@@ -138,6 +154,22 @@ fn small_frames(c: &mut Criterion) {
                 offset += used;
             }
             assert_eq!(receiver.handler().0 - before, 64 * FRAMES as u64);
+        })
+    });
+
+    let mut viewer = Session::new(Viewer(0), SessionConfig::default());
+    viewer.start(Duration::ZERO);
+    group.bench_function("shared_wire_to_view", |b| {
+        b.iter(|| {
+            let before = viewer.handler().0;
+            let mut offset = 0;
+            while offset < shared.len() {
+                let read = shared.slice(offset..(offset + READ_LEN).min(shared.len()));
+                let used = viewer.handle_bytes(&read, Duration::ZERO);
+                assert_eq!(used, read.len());
+                offset += used;
+            }
+            assert_eq!(viewer.handler().0 - before, 64 * FRAMES as u64);
         })
     });
     group.finish();

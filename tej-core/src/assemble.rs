@@ -6,9 +6,9 @@ use alloc::vec::Vec;
 
 use bytes::{Bytes, BytesMut};
 
-use crate::decode::{Decoder, Event, MessageFrame};
+use crate::decode::{Decoder, Event};
 use crate::error::{DecodeError, LimitKind};
-use crate::frame::{File, FileBody, Frame};
+use crate::frame::{File, FileBody, Frame, FrameView};
 use crate::limits::Limits;
 use crate::wire::Status;
 
@@ -120,7 +120,7 @@ impl Assembler {
             if let Some(whole) = self.decoder.decode_message_frame(input) {
                 return Ok(Assembled {
                     consumed: whole.consumed,
-                    frame: Some(self.partial.message_frame(&whole, None)),
+                    frame: Some(FrameView::of(&whole, None).to_frame()),
                 });
             }
         }
@@ -360,32 +360,6 @@ impl PartialFrame {
         });
         let message = self.message.len() + self.message_shared.as_ref().map_or(0, Bytes::len);
         done + current + message
-    }
-
-    /// The frame of a [`MessageFrame`]: its message a slice of `shared`
-    /// (the input it was decoded from, if shared), else a copy. Only
-    /// between frames.
-    #[inline]
-    pub(crate) fn message_frame(
-        &mut self,
-        whole: &MessageFrame<'_>,
-        shared: Option<&Bytes>,
-    ) -> Frame {
-        let message = if whole.message.is_empty() {
-            None
-        } else if let Some(shared) = shared {
-            Some(shared.slice_ref(whole.message))
-        } else {
-            // One allocation each: faster than copying into a chunk shared
-            // by many messages (see BENCHMARKS.md, "the receive path").
-            Some(Bytes::copy_from_slice(whole.message))
-        };
-        Frame {
-            status: whole.status,
-            version: whole.version,
-            files: Vec::new(),
-            message,
-        }
     }
 
     /// Takes one event, a piece of the input of which `shared` (if any) is

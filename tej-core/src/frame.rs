@@ -284,3 +284,67 @@ impl FrameBuilder {
         self.frame
     }
 }
+
+/// A frame without files that arrived whole in one read, lent to
+/// [`Handler::received_view`](crate::Handler::received_view) for the length
+/// of the call: its message is a view of the bytes read, with nothing
+/// allocated or reference-counted for it.
+#[derive(Debug, Clone, Copy)]
+pub struct FrameView<'a> {
+    pub(crate) status: Status,
+    pub(crate) version: u8,
+    /// Empty for "no message".
+    pub(crate) message: &'a [u8],
+    /// The shared buffer `message` is part of, if the input was one.
+    pub(crate) shared: Option<&'a Bytes>,
+}
+
+impl<'a> FrameView<'a> {
+    /// The frame `whole` decoded from `shared`'s bytes (if shared).
+    #[inline(always)]
+    pub(crate) fn of(whole: &crate::decode::MessageFrame<'a>, shared: Option<&'a Bytes>) -> Self {
+        FrameView {
+            status: whole.status,
+            version: whole.version,
+            message: whole.message,
+            shared,
+        }
+    }
+
+    /// The custom status.
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// The protocol version byte, as sent.
+    pub fn version(&self) -> u8 {
+        self.version
+    }
+
+    /// The message; `None` for "no message" (a length of 0), as
+    /// [`Frame::message`] says it.
+    pub fn message(&self) -> Option<&'a [u8]> {
+        (!self.message.is_empty()).then_some(self.message)
+    }
+
+    /// The frame as an owned [`Frame`]: its message a slice of the buffer
+    /// read into when that is shared (`Session::handle_bytes`, as
+    /// `tej_net`'s drive reads), else a copy.
+    pub fn to_frame(&self) -> Frame {
+        let message = if self.message.is_empty() {
+            None
+        } else if let Some(shared) = self.shared {
+            Some(shared.slice_ref(self.message))
+        } else {
+            // One allocation each: faster than copying into a chunk shared
+            // by many messages (see BENCHMARKS.md, "the receive path").
+            Some(Bytes::copy_from_slice(self.message))
+        };
+        Frame {
+            status: self.status,
+            version: self.version,
+            files: Vec::new(),
+            message,
+        }
+    }
+}

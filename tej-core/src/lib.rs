@@ -98,7 +98,7 @@ pub use wire::{Status, PROTOCOL_VERSION};
 #[cfg(feature = "alloc")]
 pub use assemble::{Assembled, Assembler, FileTarget};
 #[cfg(feature = "alloc")]
-pub use frame::{File, FileBody, Frame, FrameBuilder};
+pub use frame::{File, FileBody, Frame, FrameBuilder, FrameView};
 #[cfg(feature = "std")]
 pub use session::{BufferedSender, NotWritten, SendFuture, SendProgress, Sender, Written};
 #[cfg(feature = "alloc")]

@@ -454,3 +454,40 @@ fn small_frames_from_a_shared_buffer_are_slices_of_it() {
         "{allocations} allocations for 1,000 frames"
     );
 }
+
+/// Counts the frames lent to it whose message lies inside the input.
+struct Viewer(Where);
+
+impl Handler for Viewer {
+    fn received_view(&mut self, _conn: &mut Connection<'_>, frame: tej_core::FrameView<'_>) {
+        self.0.frames += 1;
+        if frame
+            .message()
+            .is_some_and(|message| self.0.is_inside(message))
+        {
+            self.0.inside += 1;
+        }
+    }
+}
+
+#[test]
+fn small_frames_lent_to_the_handler_are_views_of_the_input_even_unshared() {
+    // The same 10,000 frames, lent: from a plain slice too, every message
+    // is a view of the input and nothing is allocated per frame (the
+    // default `received_view` would copy each one out of a plain slice).
+    let _serial = serial();
+    let one = Frame::message(vec![b'm'; 64]).encode_to_vec().unwrap();
+    let stream = one.repeat(10_000);
+    let mut session = Session::new(Viewer(Where::new(&stream)), SessionConfig::default());
+    session.start(Duration::ZERO);
+    let region = Region::new(GLOBAL);
+    let used = session.handle_input(&stream, Duration::ZERO);
+    let allocations = region.change().allocations;
+    assert_eq!(used, stream.len());
+    assert_eq!(session.handler().0.frames, 10_000);
+    assert_eq!(session.handler().0.inside, 10_000);
+    assert!(
+        allocations <= 8,
+        "{allocations} allocations for 10,000 frames"
+    );
+}

@@ -1504,3 +1504,61 @@ fn a_close_flushes_a_queue_larger_than_the_outbox() {
     let sent: Vec<Seen> = frames.into_iter().map(Seen::Received).collect();
     assert_eq!(received, sent);
 }
+
+/// Logs frames lent to it, owned ones and pings apart, in one sequence.
+#[derive(Default)]
+struct ViewLog(Vec<String>);
+
+impl Handler for ViewLog {
+    fn received_view(&mut self, _conn: &mut Connection<'_>, frame: tej_core::FrameView<'_>) {
+        let message = frame
+            .message()
+            .map(|m| String::from_utf8_lossy(m).into_owned());
+        self.0
+            .push(format!("lent {} {message:?}", frame.status().get()));
+        // The owned frame it stands for has the same status, version and message.
+        let owned = frame.to_frame();
+        assert_eq!(
+            (owned.status, owned.version),
+            (frame.status(), frame.version())
+        );
+        assert_eq!(owned.message.as_deref(), frame.message());
+        assert!(owned.files.is_empty());
+    }
+    fn received(&mut self, _conn: &mut Connection<'_>, frame: Frame) {
+        let message = frame
+            .message
+            .map(|m| String::from_utf8_lossy(&m).into_owned());
+        self.0
+            .push(format!("owned {} files {message:?}", frame.files.len()));
+    }
+    fn ping_received(&mut self, _conn: &mut Connection<'_>, _frame: Frame) {
+        self.0.push("ping".into());
+    }
+}
+
+#[test]
+fn frames_without_files_whole_in_a_read_are_lent_and_the_rest_owned_in_order() {
+    let mut session = started(ViewLog::default(), SessionConfig::default());
+    let split = Frame::message("split").encode_to_vec().unwrap();
+    let mut wire = Vec::new();
+    wire.extend(Frame::message("one").encode_to_vec().unwrap());
+    wire.extend(Frame::new(Status::new(7).unwrap()).encode_to_vec().unwrap());
+    wire.extend(Frame::ping().encode_to_vec().unwrap());
+    wire.extend(files_wire(&[("f", vec![1, 2, 3])]));
+    wire.extend(Frame::message("two").encode_to_vec().unwrap());
+    wire.extend(&split[..10]);
+    take_all(&mut session, &wire, secs(1));
+    take_all(&mut session, &split[10..], secs(1));
+    assert_eq!(
+        session.handler().0,
+        [
+            "lent 0 Some(\"one\")",
+            "lent 7 None",
+            "ping",
+            "owned 1 files None",
+            "lent 0 Some(\"two\")",
+            "owned 0 files Some(\"split\")",
+        ]
+    );
+}

@@ -1,7 +1,7 @@
 //! The callbacks every adapter calls.
 
 use crate::assemble::FileTarget;
-use crate::frame::Frame;
+use crate::frame::{Frame, FrameView};
 use crate::session::connection::Connection;
 use crate::session::error::DisconnectReason;
 use crate::wire::Status;
@@ -54,6 +54,45 @@ pub trait Handler {
     /// A frame arrived (any status but 2).
     fn received(&mut self, conn: &mut Connection<'_>, frame: Frame) {
         let _ = (conn, frame);
+    }
+
+    /// A frame without files arrived whole in one read (any status but 2),
+    /// lent for this call. The default makes it an owned [`Frame`] (its
+    /// message a slice of the buffer read into, not a copy) and calls
+    /// [`received`](Self::received).
+    ///
+    /// Override it to take small frames without that: a handler that reads
+    /// a message where it lies (counts, parses, copies the few bytes it
+    /// keeps) saves a reference-count update or an allocation per frame,
+    /// which is most of what a small frame costs. Frames with files, and
+    /// frames split between reads, still come to `received`; either way
+    /// frames arrive in order, each once.
+    ///
+    /// ```
+    /// use tej_core::{Connection, Frame, FrameView, Handler};
+    ///
+    /// /// Adds up the numbers its peer sends, one decimal per message.
+    /// #[derive(Default)]
+    /// struct Sum(u64);
+    ///
+    /// impl Sum {
+    ///     fn add(&mut self, message: Option<&[u8]>) {
+    ///         let text = message.and_then(|bytes| std::str::from_utf8(bytes).ok());
+    ///         self.0 += text.and_then(|text| text.parse::<u64>().ok()).unwrap_or(0);
+    ///     }
+    /// }
+    ///
+    /// impl Handler for Sum {
+    ///     fn received_view(&mut self, _conn: &mut Connection<'_>, frame: FrameView<'_>) {
+    ///         self.add(frame.message());
+    ///     }
+    ///     fn received(&mut self, _conn: &mut Connection<'_>, frame: Frame) {
+    ///         self.add(frame.message.as_deref());
+    ///     }
+    /// }
+    /// ```
+    fn received_view(&mut self, conn: &mut Connection<'_>, frame: FrameView<'_>) {
+        self.received(conn, frame.to_frame());
     }
 
     /// A ping (status 2) arrived.
@@ -113,6 +152,9 @@ impl<H: Handler + ?Sized> Handler for alloc::boxed::Box<H> {
     }
     fn received(&mut self, conn: &mut Connection<'_>, frame: Frame) {
         (**self).received(conn, frame);
+    }
+    fn received_view(&mut self, conn: &mut Connection<'_>, frame: FrameView<'_>) {
+        (**self).received_view(conn, frame);
     }
     fn ping_received(&mut self, conn: &mut Connection<'_>, frame: Frame) {
         (**self).ping_received(conn, frame);

@@ -78,7 +78,7 @@ pub use send_queue::{BufferedSender, SendFuture, Sender};
 use crate::assemble::{ApplyError, PartialFrame, StorageError};
 use crate::decode::{Decoder, Event};
 use crate::error::DecodeError;
-use crate::frame::Frame;
+use crate::frame::{Frame, FrameView};
 use deadlines::{Deadlines, Due};
 use outbox::Outbox;
 use outgoing::OutgoingFrame;
@@ -474,8 +474,7 @@ impl<H: Handler> Session<H> {
             if !self.partial.is_started() {
                 if let Some(whole) = self.decoder.decode_message_frame(&input[consumed..]) {
                     consumed += whole.consumed;
-                    let frame = self.partial.message_frame(&whole, shared);
-                    self.deliver(frame);
+                    self.deliver_view(FrameView::of(&whole, shared));
                     self.refresh_room();
                     if self.shutdown_requested {
                         self.end_input();
@@ -727,6 +726,23 @@ impl<H: Handler> Session<H> {
         } else {
             self.handler.received(&mut conn, frame);
         }
+        self.in_handler = false;
+        self.after_callbacks();
+    }
+
+    /// [`deliver`](Self::deliver) for a frame without files that arrived
+    /// whole: lent to [`Handler::received_view`] (a ping is made a frame).
+    #[inline(always)]
+    fn deliver_view(&mut self, frame: FrameView<'_>) {
+        if frame.status.is_ping() {
+            self.deliver(frame.to_frame());
+            return;
+        }
+        self.deadlines.frame_delivered(self.decoder.stream_offset());
+        self.frames_in += 1;
+        let mut conn = self.link.connection(false);
+        self.in_handler = true;
+        self.handler.received_view(&mut conn, frame);
         self.in_handler = false;
         self.after_callbacks();
     }

@@ -37,11 +37,7 @@ pub(super) fn tej_large(
         loopback(),
         unbounded_config(),
         options,
-        move || Counter {
-            expected: 1,
-            frames: 0,
-            done: done_tx.clone(),
-        },
+        move || Counter::new(1, done_tx.clone()),
     )?;
     let client = runtime::connect_with(
         runtime,

@@ -35,11 +35,7 @@ pub(super) fn tej_small(
 ) -> io::Result<Duration> {
     let (done_tx, done) = mpsc::sync_channel(1);
     let server = runtime::start_server(runtime, loopback(), SessionConfig::default(), move || {
-        Counter {
-            expected: count,
-            frames: 0,
-            done: done_tx.clone(),
-        }
+        Counter::new(count, done_tx.clone())
     })?;
     let client = runtime::connect(runtime, server.addr(), Quiet, SessionConfig::default())?;
     let sender = client.sender();
