@@ -66,6 +66,17 @@ fn write_all<H: Handler>(session: &mut Session<H>) -> usize {
     written
 }
 
+/// Hands `wire` to `session` in `READ_LEN` reads, as slices of it.
+fn hand_shared<H: Handler>(session: &mut Session<H>, wire: &bytes::Bytes) {
+    let mut offset = 0;
+    while offset < wire.len() {
+        let read = wire.slice(offset..(offset + READ_LEN).min(wire.len()));
+        let used = session.handle_bytes(&read, Duration::ZERO);
+        assert_eq!(used, read.len());
+        offset += used;
+    }
+}
+
 /// The message of every frame.
 static MESSAGE: [u8; 64] = [0x5a; 64];
 
@@ -146,13 +157,7 @@ fn small_frames(c: &mut Criterion) {
     group.bench_function("shared_wire_to_handler", |b| {
         b.iter(|| {
             let before = receiver.handler().0;
-            let mut offset = 0;
-            while offset < shared.len() {
-                let read = shared.slice(offset..(offset + READ_LEN).min(shared.len()));
-                let used = receiver.handle_bytes(&read, Duration::ZERO);
-                assert_eq!(used, read.len());
-                offset += used;
-            }
+            hand_shared(&mut receiver, &shared);
             assert_eq!(receiver.handler().0 - before, 64 * FRAMES as u64);
         })
     });
@@ -162,13 +167,7 @@ fn small_frames(c: &mut Criterion) {
     group.bench_function("shared_wire_to_view", |b| {
         b.iter(|| {
             let before = viewer.handler().0;
-            let mut offset = 0;
-            while offset < shared.len() {
-                let read = shared.slice(offset..(offset + READ_LEN).min(shared.len()));
-                let used = viewer.handle_bytes(&read, Duration::ZERO);
-                assert_eq!(used, read.len());
-                offset += used;
-            }
+            hand_shared(&mut viewer, &shared);
             assert_eq!(viewer.handler().0 - before, 64 * FRAMES as u64);
         })
     });
