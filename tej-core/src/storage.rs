@@ -100,6 +100,20 @@ pub trait FileSink: Send {
     }
 }
 
+/// An opened [`FileSource`]'s bytes, read as the connection sends them.
+pub trait SourceReader: io::Read + Send {
+    /// Whether the next read may wait on the disk. The session runs the
+    /// steps that read a source that may block off an async runtime's
+    /// threads ([`Session::does_file_io`](crate::Session::does_file_io));
+    /// a reader with bytes ready says false, and the steps sending them
+    /// run in place. The default: every read may block.
+    fn may_block(&self) -> bool {
+        true
+    }
+}
+
+impl SourceReader for Box<dyn io::Read + Send> {}
+
 /// An outgoing file whose bytes are not in memory, as
 /// [`FileBody::Source`]: opened when its frame is queued, read in chunks as
 /// the connection has room, so a file of any size costs a chunk of memory.
@@ -123,6 +137,18 @@ pub trait FileSource: Send + Sync + fmt::Debug {
     /// The storage's; the frame is then refused with
     /// [`SendError::File`](crate::SendError::File) and handed back.
     fn open(&self) -> Result<Box<dyn io::Read + Send>, StorageError>;
+
+    /// [`open`](Self::open), as the session reads it. Override it to hand
+    /// out a reader that knows when a read will not block (one that reads
+    /// ahead on a thread of its own, as `tej_net::file` does for large
+    /// files); the default's reads may always block.
+    ///
+    /// # Errors
+    ///
+    /// As [`open`](Self::open).
+    fn open_reader(&self) -> Result<Box<dyn SourceReader>, StorageError> {
+        Ok(Box::new(self.open()?))
+    }
 
     /// Where the body is on disk, if it is a file there.
     fn path(&self) -> Option<&Path> {

@@ -1562,3 +1562,76 @@ fn frames_without_files_whole_in_a_read_are_lent_and_the_rest_owned_in_order() {
         ]
     );
 }
+
+/// A file source of `len` bytes whose reader has its bytes ready: its
+/// reads never block.
+#[derive(Debug)]
+struct Ready(usize);
+
+struct ReadyReader(std::io::Cursor<Vec<u8>>);
+
+impl std::io::Read for ReadyReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.0.read(buf)
+    }
+}
+
+impl tej_core::storage::SourceReader for ReadyReader {
+    fn may_block(&self) -> bool {
+        false
+    }
+}
+
+impl tej_core::storage::FileSource for Ready {
+    fn len(&self) -> u64 {
+        self.0 as u64
+    }
+    fn open(&self) -> Result<Box<dyn std::io::Read + Send>, tej_core::storage::StorageError> {
+        Ok(Box::new(std::io::Cursor::new(vec![4u8; self.0])))
+    }
+    fn open_reader(
+        &self,
+    ) -> Result<Box<dyn tej_core::storage::SourceReader>, tej_core::storage::StorageError> {
+        Ok(Box::new(ReadyReader(std::io::Cursor::new(vec![
+            4u8;
+            self.0
+        ]))))
+    }
+}
+
+/// Queues a frame with `file` and takes what the session offers, `chunk`
+/// bytes per write, noting whether it does file I/O before each write.
+fn file_io_while_sending(file: File, chunk: usize) -> Vec<bool> {
+    let (mut session, _) = recorded(SessionConfig::default());
+    session
+        .sender()
+        .try_send(FrameBuilder::new(Status::DEFAULT).add_file(file).build())
+        .unwrap();
+    session.poll_queue(&noop_waker());
+    let mut seen = Vec::new();
+    while session.wants_write() {
+        seen.push(session.does_file_io());
+        let mut slices: [&[u8]; 8] = [&[]; 8];
+        let filled = session.transmit(&mut slices);
+        let offered: usize = slices[..filled].iter().map(|s| s.len()).sum();
+        session.advance(offered.min(chunk));
+    }
+    seen.push(session.does_file_io());
+    seen
+}
+
+#[test]
+fn a_source_is_file_io_only_when_its_next_read_may_block() {
+    // A file of three 256 KiB chunks, written 200,000 bytes at a time: file
+    // I/O when a chunk is to be read, not while one read is being sent.
+    let store = MemStore::default();
+    store.put("out.bin", vec![2u8; 3 * 256 * 1024]);
+    let seen = file_io_while_sending(store.file("out.bin", "out.bin"), 200_000);
+    assert!(seen[0], "the first chunk is still to read");
+    assert!(seen.contains(&false), "sending a chunk read is in place");
+    assert!(seen.iter().filter(|io| **io).count() >= 3, "{seen:?}");
+    assert_eq!(seen.last(), Some(&false));
+    // A reader whose bytes are ready never makes a step file I/O.
+    let seen = file_io_while_sending(File::from_source("ready.bin", Ready(600_000)), 200_000);
+    assert!(seen.iter().all(|io| !io), "{seen:?}");
+}

@@ -45,6 +45,7 @@ mod listener;
 mod new_handler;
 pub mod observe;
 pub mod proxy;
+mod read_ahead;
 mod read_buffer;
 pub mod run;
 pub mod runtime;

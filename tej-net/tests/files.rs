@@ -337,3 +337,71 @@ fn a_large_file_cut_short_is_gone_from_the_directory_when_the_session_ends() {
         "its writer stopped and the partial file removed before the session ended"
     );
 }
+
+#[test]
+fn a_large_file_is_read_ahead_and_arrives_whole_through_steps_that_do_not_block() {
+    let scratch = tempfile::tempdir().unwrap();
+    let (source, content) = write_source(scratch.path(), "big.bin", 5_000_000);
+    let mut client = Session::new(Spooler::default(), SessionConfig::default());
+    client.start(Duration::ZERO);
+    let mut server = spooler(&scratch.path().join("received"));
+    let file = tej_net::file::from_path("big.bin", &source).unwrap();
+    client
+        .sender()
+        .try_send(FrameBuilder::new(Status::DEFAULT).add_file(file).build())
+        .unwrap();
+    client.poll_queue(&noop_waker());
+    // Writes of 64 KiB: most steps send bytes already read ahead.
+    let (mut in_place, mut blocking) = (0, 0);
+    while client.wants_write() {
+        if client.does_file_io() {
+            blocking += 1;
+        } else {
+            in_place += 1;
+        }
+        let mut slices: [&[u8]; 16] = [&[]; 16];
+        let filled = client.transmit(&mut slices);
+        let bytes: Vec<u8> = slices[..filled].concat();
+        let bytes = &bytes[..bytes.len().min(64 * 1024)];
+        take_all(&mut server, bytes);
+        client.advance(bytes.len());
+    }
+    assert!(
+        in_place > blocking,
+        "{in_place} steps in place, {blocking} not"
+    );
+    let received = &server.handler().frames[0];
+    assert_eq!(
+        std::fs::read(received.files[0].path().unwrap()).unwrap(),
+        content
+    );
+}
+
+#[test]
+fn a_large_file_cut_short_after_it_was_queued_ends_the_connection() {
+    let scratch = tempfile::tempdir().unwrap();
+    let source = scratch.path().join("shrinks.bin");
+    std::fs::write(&source, vec![5u8; 3_000_000]).unwrap();
+    let file = tej_net::file::from_path("shrinks.bin", &source).unwrap();
+    let mut session = spooler(scratch.path());
+    session
+        .sender()
+        .try_send(FrameBuilder::new(Status::DEFAULT).add_file(file).build())
+        .unwrap();
+    session.poll_queue(&noop_waker());
+    std::fs::write(&source, vec![5u8; 1_000_000]).unwrap();
+    let mut sent = 0;
+    while session.wants_write() {
+        let mut slices: [&[u8]; 8] = [&[]; 8];
+        let filled = session.transmit(&mut slices);
+        let len: usize = slices[..filled].iter().map(|s| s.len()).sum();
+        session.advance(len);
+        sent += len;
+    }
+    assert!(session.is_closed());
+    assert!(sent < 3_000_000, "{sent} bytes of a file cut to 1 MB");
+    assert!(matches!(
+        session.handler().ended,
+        Some(DisconnectReason::Storage(_))
+    ));
+}
