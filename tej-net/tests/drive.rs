@@ -36,6 +36,8 @@ struct Peer {
     flushes: usize,
     shutdown_blocks: bool,
     shut_down: bool,
+    /// Flushes and shutdowns asked for, whatever came of them.
+    closing_calls: usize,
     /// Errors the next reads, flushes and shutdowns fail with, in order,
     /// before they go on as usual.
     read_errors: VecDeque<io::ErrorKind>,
@@ -51,6 +53,16 @@ impl Peer {
             reading: true,
             ..Peer::default()
         }
+    }
+
+    /// A drive that retries a flush or shutdown without end would hang
+    /// the test: fail instead.
+    fn count_closing_call(&mut self) {
+        self.closing_calls += 1;
+        assert!(
+            self.closing_calls < 1_000_000,
+            "flushed or shut down in a loop"
+        );
     }
 }
 
@@ -92,6 +104,7 @@ impl Transport for Peer {
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        self.count_closing_call();
         if let Some(kind) = self.flush_errors.pop_front() {
             return Err(kind.into());
         }
@@ -100,6 +113,7 @@ impl Transport for Peer {
     }
 
     fn shutdown(&mut self) -> io::Result<()> {
+        self.count_closing_call();
         if let Some(kind) = self.shutdown_errors.pop_front() {
             return Err(kind.into());
         }
