@@ -1,17 +1,18 @@
 //! The drive loop and the session's memory bound, without I/O: a scripted
 //! peer stands in for the socket, and the clock is a number.
 
+use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::sync::{Arc, Mutex};
-use std::task::Waker;
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use bytes::Bytes;
 use tej_core::{
-    Connection, DisconnectReason, Frame, FrameBuilder, FrameTimeout, Handler, Session,
+    Connection, DisconnectReason, FileTarget, Frame, FrameBuilder, FrameTimeout, Handler, Session,
     SessionConfig, Status,
 };
-use tej_net::drive::{Drive, Step, Transport};
+use tej_net::drive::{Drive, Step, Timer, Transport};
 use tej_net::ReadBuffer;
 
 /// The smallest frame: no files, no message.
@@ -27,11 +28,21 @@ struct Peer {
     /// End the stream once `input` is sent.
     eof: bool,
     reading: bool,
+    /// Bytes it takes before it stops reading, if it stops.
+    takes: Option<usize>,
     written: Vec<u8>,
     reads: usize,
+    /// Flushes that succeeded.
     flushes: usize,
     shutdown_blocks: bool,
     shut_down: bool,
+    /// Flushes and shutdowns asked for, whatever came of them.
+    closing_calls: usize,
+    /// Errors the next reads, flushes and shutdowns fail with, in order,
+    /// before they go on as usual.
+    read_errors: VecDeque<io::ErrorKind>,
+    flush_errors: VecDeque<io::ErrorKind>,
+    shutdown_errors: VecDeque<io::ErrorKind>,
 }
 
 impl Peer {
@@ -43,10 +54,23 @@ impl Peer {
             ..Peer::default()
         }
     }
+
+    /// A drive that retries a flush or shutdown without end would hang
+    /// the test: fail instead.
+    fn count_closing_call(&mut self) {
+        self.closing_calls += 1;
+        assert!(
+            self.closing_calls < 1_000_000,
+            "flushed or shut down in a loop"
+        );
+    }
 }
 
 impl Transport for Peer {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if let Some(kind) = self.read_errors.pop_front() {
+            return Err(kind.into());
+        }
         let left = self.input.len() - self.offset;
         if left == 0 {
             return if self.eof {
@@ -63,23 +87,36 @@ impl Transport for Peer {
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        if !self.reading {
+        let room = self.takes.unwrap_or(usize::MAX);
+        if !self.reading || room == 0 {
             return Err(io::ErrorKind::WouldBlock.into());
         }
         let mut n = 0;
         for buf in bufs {
-            self.written.extend_from_slice(buf);
-            n += buf.len();
+            let take = buf.len().min(room - n);
+            self.written.extend_from_slice(&buf[..take]);
+            n += take;
+        }
+        if let Some(takes) = &mut self.takes {
+            *takes -= n;
         }
         Ok(n)
     }
 
     fn flush(&mut self) -> io::Result<()> {
+        self.count_closing_call();
+        if let Some(kind) = self.flush_errors.pop_front() {
+            return Err(kind.into());
+        }
         self.flushes += 1;
         Ok(())
     }
 
     fn shutdown(&mut self) -> io::Result<()> {
+        self.count_closing_call();
+        if let Some(kind) = self.shutdown_errors.pop_front() {
+            return Err(kind.into());
+        }
         if self.shutdown_blocks {
             return Err(io::ErrorKind::WouldBlock.into());
         }
@@ -93,13 +130,19 @@ impl Transport for Peer {
 struct Replier {
     received: Arc<Mutex<usize>>,
     ended: Arc<Mutex<Option<String>>>,
+    /// Closes the connection once it has answered this frame (the first is 1).
+    close_at: Option<usize>,
 }
 
 impl Handler for Replier {
     fn received(&mut self, conn: &mut Connection<'_>, _frame: Frame) {
-        *self.received.lock().unwrap() += 1;
+        let mut received = self.received.lock().unwrap();
+        *received += 1;
         conn.send(Frame::message(Bytes::from(vec![b'r'; REPLY_LEN])))
             .unwrap();
+        if self.close_at == Some(*received) {
+            conn.close();
+        }
     }
 
     fn disconnected(&mut self, reason: DisconnectReason) {
@@ -573,4 +616,424 @@ fn a_mutable_reference_is_the_transport_it_refers_to() {
     assert_eq!(peer.written, b"xy");
     assert_eq!(peer.flushes, 1);
     assert!(peer.shut_down);
+}
+
+#[test]
+fn what_is_written_is_flushed_before_the_drive_waits() {
+    let mut rig = Rig::new(
+        Session::new(Replier::default(), SessionConfig::default()),
+        1024,
+        Peer::reading(frames(1)),
+    );
+    assert_eq!(rig.run(secs(0)), Step::Pending);
+    assert_eq!(rig.peer.written.len(), REPLY_LEN + 18);
+    assert_eq!(rig.peer.flushes, 1, "flushed once the reply was written");
+    assert!(
+        !rig.drive.wants_write(&rig.session),
+        "nothing to write, flush or close"
+    );
+}
+
+#[test]
+fn an_interrupted_flush_is_tried_again() {
+    let peer = Peer {
+        flush_errors: [io::ErrorKind::Interrupted].into(),
+        ..Peer::reading(frames(1))
+    };
+    let mut rig = Rig::new(
+        Session::new(Replier::default(), SessionConfig::default()),
+        1024,
+        peer,
+    );
+    assert_eq!(rig.run(secs(0)), Step::Pending);
+    assert_eq!(rig.peer.flushes, 1);
+    assert!(!rig.drive.wants_write(&rig.session));
+    assert!(rig.session.is_open());
+}
+
+#[test]
+fn an_interrupted_read_is_tried_again() {
+    let handler = Replier::default();
+    let received = handler.received.clone();
+    let peer = Peer {
+        read_errors: [io::ErrorKind::Interrupted].into(),
+        ..Peer::reading(frames(2))
+    };
+    let mut rig = Rig::new(Session::new(handler, SessionConfig::default()), 1024, peer);
+    assert_eq!(rig.run(secs(0)), Step::Pending);
+    assert_eq!(*received.lock().unwrap(), 2);
+    assert!(rig.session.is_open());
+}
+
+#[test]
+fn a_read_error_ends_the_session_and_the_stream_without_a_shutdown() {
+    let handler = Quiet::default();
+    let ended = handler.ended.clone();
+    let peer = Peer {
+        read_errors: [io::ErrorKind::ConnectionReset].into(),
+        ..Peer::reading(frames(2))
+    };
+    let mut rig = Rig::new(Session::new(handler, SessionConfig::default()), 1024, peer);
+    assert_eq!(rig.run(secs(0)), Step::Done);
+    assert!(matches!(
+        *ended.lock().unwrap(),
+        Some(DisconnectReason::Io(ref error)) if error.kind() == io::ErrorKind::ConnectionReset
+    ));
+    assert!(
+        !rig.peer.shut_down,
+        "a failed stream is dropped, not closed gracefully"
+    );
+    assert_eq!(rig.peer.offset, 0, "nothing read after the error");
+}
+
+/// A session closed by a `Sender`, over a peer that reads everything:
+/// stepped at 1 s until it has shut the stream down and lingers (5 s).
+fn closed_and_lingering(peer: Peer) -> Rig<Quiet> {
+    let session = Session::new(Quiet::default(), SessionConfig::default());
+    let mut rig = Rig::new(session, 1024, peer);
+    rig.session.sender().close();
+    assert_eq!(rig.run(secs(1)), Step::Pending);
+    assert!(rig.peer.shut_down);
+    assert_eq!(rig.drive.poll_timeout(&rig.session), Some(secs(6)));
+    rig
+}
+
+#[test]
+fn an_interrupted_shutdown_is_tried_again() {
+    closed_and_lingering(Peer {
+        shutdown_errors: [io::ErrorKind::Interrupted].into(),
+        ..Peer::reading(Vec::new())
+    });
+}
+
+#[test]
+fn a_failed_shutdown_ends_the_close_at_once() {
+    let peer = Peer {
+        shutdown_errors: [io::ErrorKind::NotConnected].into(),
+        ..Peer::reading(Vec::new())
+    };
+    let mut rig = Rig::new(
+        Session::new(Quiet::default(), SessionConfig::default()),
+        1024,
+        peer,
+    );
+    rig.session.sender().close();
+    assert_eq!(rig.run(secs(1)), Step::Done, "no wait for a gone peer");
+    assert!(!rig.peer.shut_down);
+}
+
+#[test]
+fn an_interrupted_read_while_lingering_is_tried_again() {
+    let mut rig = closed_and_lingering(Peer::reading(Vec::new()));
+    rig.peer.read_errors.push_back(io::ErrorKind::Interrupted);
+    rig.peer.input = frames(3);
+    assert_eq!(rig.step(secs(2)), Step::Pending, "still lingering");
+    assert_eq!(rig.peer.offset, rig.peer.input.len(), "read and dropped");
+}
+
+#[test]
+fn a_read_error_while_lingering_ends_the_close() {
+    let mut rig = closed_and_lingering(Peer::reading(Vec::new()));
+    rig.peer
+        .read_errors
+        .push_back(io::ErrorKind::ConnectionReset);
+    assert_eq!(rig.step(secs(2)), Step::Done, "before the linger is over");
+}
+
+#[test]
+fn a_stack_read_of_an_on_demand_buffer_brings_frames_and_the_end_of_stream() {
+    let handler = Quiet::default();
+    let received = handler.received.clone();
+    let ended = handler.ended.clone();
+    let peer = Peer {
+        eof: true,
+        ..Peer::reading(frames(2))
+    };
+    let config = SessionConfig::default();
+    let buffer_len = config.read_buffer_len;
+    let mut rig = Rig::new(Session::new(handler, config), buffer_len, peer);
+    rig.buffer = ReadBuffer::on_demand(buffer_len);
+    assert_eq!(rig.run(secs(0)), Step::Done);
+    assert_eq!(received.lock().unwrap().len(), 2);
+    assert!(matches!(
+        *ended.lock().unwrap(),
+        Some(DisconnectReason::PeerClosed)
+    ));
+}
+
+#[test]
+fn input_left_from_a_stack_read_is_kept_and_offered_again() {
+    // Each reply crosses the mark: one frame at a time until the peer reads.
+    let config = SessionConfig::default().outbox_high_water(1);
+    let handler = Replier::default();
+    let received = handler.received.clone();
+    let peer = Peer {
+        input: frames(10),
+        ..Peer::default()
+    };
+    let mut rig = Rig::new(Session::new(handler, config), 0, peer);
+    rig.buffer = ReadBuffer::on_demand(64 * 1024);
+    assert_eq!(rig.run(secs(0)), Step::Pending);
+    assert_eq!(*received.lock().unwrap(), 1);
+    assert_eq!(rig.drive.unconsumed_len(), 9 * EMPTY_FRAME.len());
+    assert!(rig.buffer.is_empty(), "180 bytes stay on the stack");
+    assert!(
+        rig.drive.wants_write(&rig.session),
+        "the reply waits for the peer"
+    );
+    rig.peer.reading = true;
+    rig.peer.eof = true;
+    assert_eq!(rig.run(secs(0)), Step::Done);
+    assert_eq!(*received.lock().unwrap(), 10);
+    assert_eq!(rig.peer.written.len(), 10 * (REPLY_LEN + 18));
+}
+
+#[test]
+fn input_a_closing_session_leaves_is_dropped_while_it_flushes() {
+    for on_demand in [false, true] {
+        let handler = Replier {
+            close_at: Some(1),
+            ..Replier::default()
+        };
+        let peer = Peer {
+            input: frames(10),
+            ..Peer::default()
+        };
+        let mut rig = Rig::new(Session::new(handler, SessionConfig::default()), 1024, peer);
+        if on_demand {
+            rig.buffer = ReadBuffer::on_demand(1024);
+        }
+        // The reply waits for a peer that does not read: the session is
+        // closing, and the nine frames after the first are not for it.
+        assert_eq!(rig.run(secs(0)), Step::Pending);
+        assert!(rig.session.is_closing());
+        assert_eq!(rig.drive.unconsumed_len(), 0, "on demand: {on_demand}");
+    }
+}
+
+#[test]
+fn input_kept_for_later_is_dropped_once_the_session_closes_on_it() {
+    let config = SessionConfig::default().outbox_high_water(1);
+    let handler = Replier {
+        close_at: Some(2),
+        ..Replier::default()
+    };
+    let received = handler.received.clone();
+    let peer = Peer {
+        input: frames(10),
+        ..Peer::default()
+    };
+    let mut rig = Rig::new(Session::new(handler, config), 1024, peer);
+    assert_eq!(rig.run(secs(0)), Step::Pending);
+    assert_eq!(rig.drive.unconsumed_len(), 9 * EMPTY_FRAME.len());
+    // The peer takes the first reply only: the second frame, offered from
+    // what was kept, closes the session, whose reply then waits.
+    rig.peer.reading = true;
+    rig.peer.takes = Some(REPLY_LEN + 18);
+    assert_eq!(rig.run(secs(0)), Step::Pending);
+    assert_eq!(*received.lock().unwrap(), 2);
+    assert!(rig.session.is_closing());
+    assert_eq!(rig.drive.unconsumed_len(), 0);
+}
+
+#[test]
+fn an_on_demand_buffer_is_given_back_when_a_quiet_connection_would_block() {
+    let handler = Quiet::default();
+    let received = handler.received.clone();
+    let config = SessionConfig::default();
+    let mut rig = Rig::new(Session::new(handler, config), 0, Peer::reading(frames(100)));
+    rig.buffer = ReadBuffer::on_demand(256 * 1024);
+    // 1,800 bytes: the stack read comes back full and makes the buffer,
+    // which a busy connection keeps when its next read would block.
+    assert_eq!(rig.run(secs(0)), Step::Pending);
+    assert_eq!(received.lock().unwrap().len(), 100);
+    assert_eq!(rig.buffer.len(), 16 * 1024);
+    // A small read, then nothing: the buffer goes back.
+    rig.peer.input.extend_from_slice(&EMPTY_FRAME);
+    assert_eq!(rig.run(secs(0)), Step::Pending);
+    assert_eq!(received.lock().unwrap().len(), 101);
+    assert!(rig.buffer.is_empty());
+}
+
+/// Takes as many frames as its room says, answering each with "ack". A
+/// room that `flickers` is gone at every other ask, as one shared with
+/// other consumers can be.
+#[derive(Default)]
+struct Rationed {
+    room: Arc<Mutex<usize>>,
+    received: Arc<Mutex<usize>>,
+    flickers: bool,
+    asks: usize,
+}
+
+impl Handler for Rationed {
+    fn received(&mut self, conn: &mut Connection<'_>, _frame: Frame) {
+        *self.received.lock().unwrap() += 1;
+        let mut room = self.room.lock().unwrap();
+        *room = room.saturating_sub(1);
+        conn.send(Frame::message("ack")).unwrap();
+    }
+
+    fn poll_room(&mut self, _waker: &Waker) -> usize {
+        self.asks += 1;
+        if self.flickers && self.asks.is_multiple_of(2) {
+            return 0;
+        }
+        *self.room.lock().unwrap()
+    }
+}
+
+#[test]
+fn input_kept_for_the_handler_s_room_is_offered_as_room_frees() {
+    const ACK: usize = 18 + 3;
+    let handler = Rationed::default();
+    let room = handler.room.clone();
+    let received = handler.received.clone();
+    *room.lock().unwrap() = 3;
+    let session = Session::new(handler, SessionConfig::default());
+    let mut rig = Rig::new(session, 1024, Peer::reading(frames(10)));
+    assert_eq!(rig.run(secs(0)), Step::Pending);
+    assert_eq!(*received.lock().unwrap(), 3);
+    assert_eq!(rig.drive.unconsumed_len(), 7 * EMPTY_FRAME.len());
+    // Room for two more: taken from what was kept, and answered in the same step.
+    *room.lock().unwrap() = 2;
+    assert_eq!(rig.run(secs(0)), Step::Pending);
+    assert_eq!(*received.lock().unwrap(), 5);
+    assert_eq!(rig.peer.written.len(), 5 * ACK);
+    // Room that is gone again by the time the session asks: nothing is
+    // taken, and the drive waits instead of trying again at once.
+    *room.lock().unwrap() = 5;
+    rig.session.handler_mut().flickers = true;
+    rig.session.handler_mut().asks = 0;
+    assert_eq!(rig.step(secs(0)), Step::Pending);
+    assert_eq!(*received.lock().unwrap(), 5);
+    // Steady again: the rest arrives, nothing lost.
+    rig.session.handler_mut().flickers = false;
+    assert_eq!(rig.run(secs(0)), Step::Pending);
+    assert_eq!(*received.lock().unwrap(), 10);
+    assert_eq!(rig.peer.written.len(), 10 * ACK);
+}
+
+/// Keeps what it is written, shared.
+#[derive(Clone, Default)]
+struct SharedWriter(Arc<Mutex<Vec<u8>>>);
+
+impl io::Write for SharedWriter {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Sends every file to a writer: a sink that may block, as a disk does.
+#[derive(Default)]
+struct ToWriter {
+    writer: SharedWriter,
+    received: Arc<Mutex<usize>>,
+}
+
+impl Handler for ToWriter {
+    fn received(&mut self, _conn: &mut Connection<'_>, _frame: Frame) {
+        *self.received.lock().unwrap() += 1;
+    }
+    fn file_target(&mut self, _name: &str, _size: u64, _index: usize) -> FileTarget {
+        FileTarget::Writer(Box::new(self.writer.clone()))
+    }
+}
+
+#[test]
+fn the_drive_yields_when_file_io_begins_and_goes_on_in_the_next_step() {
+    let handler = ToWriter::default();
+    let stored = handler.writer.0.clone();
+    let received = handler.received.clone();
+    let wire = FrameBuilder::new(Status::DEFAULT)
+        .file("a.bin", vec![7u8; 10_000])
+        .build()
+        .encode_to_vec()
+        .unwrap();
+    let session = Session::new(handler, SessionConfig::default());
+    let mut rig = Rig::new(session, 64 * 1024, Peer::reading(wire));
+    // The file's header chose a sink that blocks: a step of its own follows.
+    assert_eq!(rig.step(secs(0)), Step::Yield);
+    assert!(rig.session.does_file_io());
+    // That step runs the file I/O through to the frame's end.
+    assert_eq!(rig.step(secs(0)), Step::Pending);
+    assert_eq!(*received.lock().unwrap(), 1);
+    assert_eq!(stored.lock().unwrap().len(), 10_000);
+    assert!(!rig.session.does_file_io());
+}
+
+/// A peer behind an async runtime's stream and timer; the timer fires
+/// when its own clock reaches the deadline, whatever the adapter's says.
+struct Timed {
+    peer: Peer,
+    armed: Vec<Duration>,
+    clock: Duration,
+    /// Times the drive asked whether the timer fired.
+    polls: usize,
+}
+
+impl Transport for Timed {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.peer.read(buf)
+    }
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.peer.write_vectored(bufs)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.peer.flush()
+    }
+    fn shutdown(&mut self) -> io::Result<()> {
+        self.peer.shutdown()
+    }
+}
+
+impl Timer for Timed {
+    fn arm(&mut self, deadline: Duration) {
+        self.armed.push(deadline);
+    }
+    fn poll_expired(&mut self) -> bool {
+        // A drive that runs a fired deadline and still finds it due would
+        // loop here for ever: fail instead.
+        self.polls += 1;
+        assert!(self.polls < 100, "the timer is polled in a loop");
+        self.armed.last().is_some_and(|&due| due <= self.clock)
+    }
+}
+
+#[test]
+fn poll_arms_the_timer_once_per_deadline_and_runs_what_is_due_when_it_fires() {
+    let config = SessionConfig::default().idle_timeout(Some(secs(10)));
+    let handler = Quiet::default();
+    let ended = handler.ended.clone();
+    let mut session = Session::new(handler, config);
+    let mut drive = Drive::new();
+    let mut buffer = ReadBuffer::new(1024);
+    let mut io = Timed {
+        peer: Peer::reading(Vec::new()),
+        armed: Vec::new(),
+        clock: secs(0),
+        polls: 0,
+    };
+    // The adapter's clock stands still at 0 throughout.
+    let mut poll = |session: &mut Session<Quiet>, io: &mut Timed| {
+        drive.poll(session, io, &mut buffer, Waker::noop(), || secs(0))
+    };
+    assert_eq!(poll(&mut session, &mut io), Poll::Pending);
+    assert_eq!(io.armed, [secs(10)], "armed for the idle deadline");
+    // Woken with nothing new: the timer is armed already.
+    assert_eq!(poll(&mut session, &mut io), Poll::Pending);
+    assert_eq!(io.armed, [secs(10)]);
+    assert!(session.is_open());
+    // The timer fired: the idle deadline runs, and the connection ends.
+    io.clock = secs(10);
+    assert_eq!(poll(&mut session, &mut io), Poll::Ready(()));
+    assert!(matches!(
+        *ended.lock().unwrap(),
+        Some(DisconnectReason::IdleTimeout)
+    ));
+    assert!(io.peer.shut_down);
 }

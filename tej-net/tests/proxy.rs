@@ -5,7 +5,7 @@
 use std::io::{ErrorKind, Read};
 use std::net::SocketAddr;
 
-use tej_net::proxy::{is_health_check, Addresses, HeaderRead};
+use tej_net::proxy::{is_health_check, is_proxy_error, Addresses, HeaderRead};
 
 const BALANCER: &str = "10.0.0.2:40000";
 
@@ -15,7 +15,9 @@ fn read_header(wire: &[u8], chunk: usize) -> (std::io::Result<Addresses>, Vec<u8
     let balancer: SocketAddr = BALANCER.parse().unwrap();
     let mut stream = wire;
     let mut read = HeaderRead::new(4096, Some(balancer));
-    loop {
+    // A header is at most 4096 bytes, so a read that never answers fails
+    // the test rather than hang it.
+    for _ in 0..=4096 {
         let buf = read.buf();
         let limit = buf.len().min(chunk);
         let n = stream.read(&mut buf[..limit]).unwrap();
@@ -23,6 +25,7 @@ fn read_header(wire: &[u8], chunk: usize) -> (std::io::Result<Addresses>, Vec<u8
             return (result, stream.to_vec());
         }
     }
+    panic!("the header read never answered");
 }
 
 #[test]
@@ -44,16 +47,23 @@ fn health_checks_are_told_apart_from_refusals() {
     local.extend_from_slice(&[0x20, 0x00, 0x00, 0x00]);
     let error = read_header(&local, 256).0.unwrap_err();
     assert!(is_health_check(&error));
+    assert!(!is_proxy_error(&error));
     assert_eq!(error.kind(), ErrorKind::ConnectionAborted);
+    assert!(!error.to_string().is_empty(), "says what it was");
 
     let bare = read_header(b"", 256).0.unwrap_err();
     assert!(is_health_check(&bare), "closed before a byte: a TCP check");
 
     let garbage = read_header(b"GET / HTTP/1.1\r\n\r\n", 256).0.unwrap_err();
     assert!(!is_health_check(&garbage));
+    assert!(is_proxy_error(&garbage));
     assert_eq!(garbage.kind(), ErrorKind::InvalidData);
 
     let cut = read_header(b"PROXY TCP4 192.0", 256).0.unwrap_err();
     assert!(!is_health_check(&cut));
+    assert!(is_proxy_error(&cut));
     assert_eq!(cut.kind(), ErrorKind::UnexpectedEof);
+    // Another error is neither.
+    let other = std::io::Error::from(ErrorKind::ConnectionReset);
+    assert!(!is_proxy_error(&other) && !is_health_check(&other));
 }
