@@ -88,31 +88,14 @@ pub trait FileSink: Send {
     /// [`finish`](Self::finish) (or [`commit`](Self::commit)) or in its place.
     fn abandon(&mut self) {}
 
-    /// Whether the next [`write`](Self::write) or [`finish`](Self::finish)
-    /// may block the thread (disk I/O): an executor whose threads must not
+    /// Whether [`write`](Self::write) and [`finish`](Self::finish) may
+    /// block the thread (disk I/O): an executor whose threads must not
     /// block moves such steps off them
-    /// ([`Session::does_file_io`](crate::Session::does_file_io)). Asked
-    /// again as the body arrives, so a sink that queues its writes can say
-    /// false while its queue has room, and true once it is full or the
-    /// body has all arrived.
+    /// ([`Session::does_file_io`](crate::Session::does_file_io)).
     fn blocks(&self) -> bool {
         true
     }
 }
-
-/// An opened [`FileSource`]'s bytes, read as the connection sends them.
-pub trait SourceReader: io::Read + Send {
-    /// Whether the next read may wait on the disk. The session runs the
-    /// steps that read a source that may block off an async runtime's
-    /// threads ([`Session::does_file_io`](crate::Session::does_file_io));
-    /// a reader with bytes ready says false, and the steps sending them
-    /// run in place. The default: every read may block.
-    fn may_block(&self) -> bool {
-        true
-    }
-}
-
-impl SourceReader for Box<dyn io::Read + Send> {}
 
 /// An outgoing file whose bytes are not in memory, as
 /// [`FileBody::Source`]: opened when its frame is queued, read in chunks as
@@ -137,18 +120,6 @@ pub trait FileSource: Send + Sync + fmt::Debug {
     /// The storage's; the frame is then refused with
     /// [`SendError::File`](crate::SendError::File) and handed back.
     fn open(&self) -> Result<Box<dyn io::Read + Send>, StorageError>;
-
-    /// [`open`](Self::open), as the session reads it. Override it to hand
-    /// out a reader that knows when a read will not block (one that reads
-    /// ahead on a thread of its own, as `tej_net::file` does for large
-    /// files); the default's reads may always block.
-    ///
-    /// # Errors
-    ///
-    /// As [`open`](Self::open).
-    fn open_reader(&self) -> Result<Box<dyn SourceReader>, StorageError> {
-        Ok(Box::new(self.open()?))
-    }
 
     /// Where the body is on disk, if it is a file there.
     fn path(&self) -> Option<&Path> {

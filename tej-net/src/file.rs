@@ -1,20 +1,14 @@
 //! Files on disk as [`File`]s to send: opened when they are named (the
 //! blocking step, on the caller's thread), read in chunks as the
-//! connection has room (a file of 2 MiB or more read ahead on a thread of
-//! its own, at most 1 MiB ahead); queueing them opens nothing.
+//! connection has room; queueing them opens nothing.
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tej_core::storage::{FileSource, SourceReader, StorageError};
+use tej_core::storage::{FileSource, StorageError};
 use tej_core::{File, FileBody};
-
-use crate::read_ahead::ReadAhead;
-
-/// Files this long or longer are read ahead on a thread of their own.
-const READ_AHEAD_MIN_LEN: u64 = 2 << 20;
 
 /// A file on disk as a [`FileSource`]: opened and its length read when it
 /// is named, so a file that grows, moves or is removed later is sent as it
@@ -100,17 +94,6 @@ impl FileSource for DiskFile {
             }));
         }
         Ok(Box::new(fs::File::open(&self.path)?))
-    }
-
-    /// A file of 2 MiB or more is read ahead on a thread of its own, at
-    /// most 1 MiB ahead: the connection sends what was read while the disk
-    /// reads on. A smaller one is read as it is sent.
-    fn open_reader(&self) -> Result<Box<dyn SourceReader>, StorageError> {
-        let reader = self.open()?;
-        if self.len >= READ_AHEAD_MIN_LEN {
-            return Ok(Box::new(ReadAhead::new(reader)));
-        }
-        Ok(Box::new(reader))
     }
 
     fn path(&self) -> Option<&Path> {

@@ -45,7 +45,6 @@ mod listener;
 mod new_handler;
 pub mod observe;
 pub mod proxy;
-mod read_ahead;
 mod read_buffer;
 pub mod run;
 pub mod runtime;
@@ -54,7 +53,6 @@ pub mod shutdown;
 pub mod spool;
 #[cfg(feature = "rustls")]
 pub mod tls;
-mod write_behind;
 
 pub use client::Client;
 pub use client_handle::ClientHandle;

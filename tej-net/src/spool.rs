@@ -6,13 +6,10 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bytes::Bytes;
-
 use tej_core::storage::{FileSink, StorageError};
 use tej_core::{FileBody, FileTarget};
 
 use crate::file::DiskFile;
-use crate::write_behind::{WriteBehind, WRITE_BEHIND_LEN};
 
 /// Longest sanitised name, in bytes; room is left for a collision suffix.
 const MAX_SAFE_NAME_LEN: usize = 200;
@@ -73,7 +70,11 @@ pub fn sanitize_file_name(name: &str) -> String {
 /// }
 /// ```
 pub fn to_dir(dir: impl Into<PathBuf>) -> FileTarget {
-    FileTarget::Sink(Box::new(SpoolSink::new(dir.into(), None)))
+    FileTarget::Sink(Box::new(SpoolSink {
+        dir: dir.into(),
+        file: None,
+        observer: None,
+    }))
 }
 
 /// As [`to_dir`], and every byte also goes to `observer` as it is spooled:
@@ -106,101 +107,54 @@ pub fn to_dir(dir: impl Into<PathBuf>) -> FileTarget {
 /// }
 /// ```
 pub fn to_dir_with(dir: impl Into<PathBuf>, observer: Box<dyn Write + Send>) -> FileTarget {
-    FileTarget::Sink(Box::new(SpoolSink::new(dir.into(), Some(observer))))
+    FileTarget::Sink(Box::new(SpoolSink {
+        dir: dir.into(),
+        file: None,
+        observer: Some(observer),
+    }))
 }
 
 /// A spool directory as a [`FileSink`]: the file is created when its body
-/// starts. A file of [`WRITE_BEHIND_LEN`] bytes or more is written on a
-/// thread of its own ([`WriteBehind`]), so that a connection reads on while
-/// the disk writes, and steps off its async threads only to wait for a full
-/// queue or the file's end; a smaller one is written as it arrives.
+/// starts.
 struct SpoolSink {
     dir: PathBuf,
+    file: Option<SpoolFile>,
     observer: Option<Box<dyn Write + Send>>,
-    stage: Stage,
-}
-
-/// How far a spool sink's file has come.
-enum Stage {
-    /// Not started: no file yet.
-    Unstarted,
-    /// Written on the connection's thread.
-    InPlace(Spooled),
-    /// Written on a thread of its own; `left` bytes of the body still to come.
-    Behind {
-        writer: WriteBehind<Spooled>,
-        left: u64,
-    },
-    /// Written and closed: committed, or waiting for its frame's end.
-    Written(SpoolFile),
 }
 
 impl SpoolSink {
-    fn new(dir: PathBuf, observer: Option<Box<dyn Write + Send>>) -> SpoolSink {
-        SpoolSink {
-            dir,
-            observer,
-            stage: Stage::Unstarted,
-        }
+    fn file(&mut self) -> io::Result<&mut SpoolFile> {
+        self.file
+            .as_mut()
+            .ok_or_else(|| io::Error::other("a spool file written before it was started"))
     }
 }
 
-fn not_started() -> io::Error {
-    io::Error::other("a spool file written before it was started")
-}
-
 impl FileSink for SpoolSink {
-    fn start(&mut self, name: &str, size: u64) -> Result<(), StorageError> {
-        let spooled = Spooled {
-            file: SpoolFile::create(&self.dir, name)?,
-            observer: self.observer.take(),
-        };
-        self.stage = if size >= WRITE_BEHIND_LEN as u64 {
-            Stage::Behind {
-                writer: WriteBehind::spawn(spooled)?,
-                left: size,
-            }
-        } else {
-            Stage::InPlace(spooled)
-        };
+    fn start(&mut self, name: &str, _size: u64) -> Result<(), StorageError> {
+        self.file = Some(SpoolFile::create(&self.dir, name)?);
         Ok(())
     }
 
     fn write(&mut self, data: &[u8]) -> Result<(), StorageError> {
-        match &mut self.stage {
-            Stage::Behind { .. } => self.write_bytes(Bytes::copy_from_slice(data)),
-            Stage::InPlace(spooled) => spooled.write_all(data),
-            _ => Err(not_started()),
+        self.file()?.write(data)?;
+        if let Some(observer) = &mut self.observer {
+            observer.write_all(data)?;
         }
-    }
-
-    fn write_bytes(&mut self, data: Bytes) -> Result<(), StorageError> {
-        match &mut self.stage {
-            Stage::Behind { writer, left } => {
-                *left = left.saturating_sub(data.len() as u64);
-                writer.write(data)
-            }
-            Stage::InPlace(spooled) => spooled.write_all(&data),
-            _ => Err(not_started()),
-        }
+        Ok(())
     }
 
     fn finish(&mut self) -> Result<FileBody, StorageError> {
-        let spooled = match std::mem::replace(&mut self.stage, Stage::Unstarted) {
-            Stage::InPlace(spooled) => spooled,
-            Stage::Behind { writer, .. } => writer.finish()?,
-            _ => return Err(not_started()),
-        };
-        let file = spooled.finish()?;
-        let body = FileBody::Source(Arc::new(DiskFile::spooled(file.path.clone(), file.len)));
-        self.stage = Stage::Written(file);
-        Ok(body)
+        if let Some(observer) = &mut self.observer {
+            observer.flush()?;
+        }
+        self.observer = None;
+        let (path, len) = self.file()?.finish()?;
+        Ok(FileBody::Source(Arc::new(DiskFile::spooled(path, len))))
     }
 
     fn commit(&mut self) -> Result<Option<FileBody>, StorageError> {
-        let Stage::Written(file) = &mut self.stage else {
-            return Err(not_started());
-        };
+        let file = self.file()?;
         let path = file.commit()?;
         Ok(Some(FileBody::Source(Arc::new(DiskFile::spooled(
             path, file.len,
@@ -208,57 +162,9 @@ impl FileSink for SpoolSink {
     }
 
     fn abandon(&mut self) {
-        // A file not finished removes itself when dropped (a written-behind
-        // one once its thread has stopped); a finished one is removed here.
-        if let Stage::Written(file) = std::mem::replace(&mut self.stage, Stage::Unstarted) {
+        if let Some(file) = self.file.take() {
             file.remove();
         }
-    }
-
-    /// A file written behind blocks only when its queue is full or its
-    /// body has all arrived (finishing waits for the disk).
-    fn blocks(&self) -> bool {
-        match &self.stage {
-            Stage::Behind { writer, left } => *left == 0 || writer.is_full(),
-            _ => true,
-        }
-    }
-}
-
-/// A spool file and the observer that sees its bytes too.
-struct Spooled {
-    file: SpoolFile,
-    observer: Option<Box<dyn Write + Send>>,
-}
-
-impl Spooled {
-    /// Flushes the observer and closes the file.
-    fn finish(mut self) -> io::Result<SpoolFile> {
-        if let Some(observer) = &mut self.observer {
-            observer.flush()?;
-        }
-        self.observer = None;
-        self.file.finish()?;
-        Ok(self.file)
-    }
-}
-
-impl Write for Spooled {
-    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        self.file.write(data)?;
-        if let Some(observer) = &mut self.observer {
-            observer.write_all(data)?;
-        }
-        Ok(data.len())
-    }
-
-    /// Written behind, the file's buffer is emptied on the writer's
-    /// thread; closing it is left to [`finish`](Spooled::finish).
-    fn flush(&mut self) -> io::Result<()> {
-        if let Some(writer) = &mut self.file.writer {
-            writer.flush()?;
-        }
-        Ok(())
     }
 }
 

@@ -23,11 +23,9 @@ use crate::wire::Status;
 /// connection of that loop). A callback that blocks holds up its
 /// connection, and on mio every connection of the loop. Received files
 /// that a [`file_target`](Self::file_target) sends to a sink
-/// ([`FileTarget::Sink`], such as a spool directory) are handed to the
-/// sink there too, a read at a time; so are files sent from a source, read
-/// in 256 KiB chunks (a sink or a source may do its disk I/O on a thread of
-/// its own, as `tej_net`'s do for large files, and say when a step would
-/// wait for it). [`Session::does_file_io`](crate::Session::does_file_io) says
+/// ([`FileTarget::Sink`], such as a spool directory) are written there
+/// too, a read at a time; so are files sent from a source, read in 256 KiB
+/// chunks. [`Session::does_file_io`](crate::Session::does_file_io) says
 /// when a step may block on such I/O: tej-tokio then runs it in
 /// `block_in_place` on the multi-thread runtime, so a disk that stalls on
 /// write-back holds up that connection only. On the other adapters it runs

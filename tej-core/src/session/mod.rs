@@ -422,12 +422,10 @@ impl<H: Handler> Session<H> {
     ///   this session.
     /// - **A sink that blocks.** A file's header just chose a
     ///   [`FileSink`](crate::storage::FileSink) that
-    ///   [`blocks`](crate::storage::FileSink::blocks), or the sink of the
-    ///   file arriving started to block in a call that began without
-    ///   blocking I/O: the session returns before the sink's next step,
-    ///   with [`does_file_io`](Self::does_file_io) now true, so that a
-    ///   driver can run the next call off its async threads. Offer the
-    ///   rest again at once.
+    ///   [`blocks`](crate::storage::FileSink::blocks): the session returns
+    ///   before the sink's first step, with [`does_file_io`](Self::does_file_io)
+    ///   now true, so that a driver can run the next call off its async
+    ///   threads. Offer the rest again at once.
     ///
     /// Messages and in-memory files are copied out of `input`; input in a
     /// shared buffer can go to [`handle_bytes`](Self::handle_bytes) instead,
@@ -462,9 +460,6 @@ impl<H: Handler> Session<H> {
         if !input.is_empty() {
             self.deadlines.received(now, &self.config);
         }
-        // A sink that starts to block part-way (its queue full, its body
-        // done) stops a call that began without blocking I/O, as a new one does.
-        let storing_at_entry = self.partial.is_storing();
         let mut consumed = 0;
         loop {
             // The one-step path for whole frames without files. Its three
@@ -550,12 +545,11 @@ impl<H: Handler> Session<H> {
                 }
             } else if !matches!(self.lifecycle, Lifecycle::Open)
                 || self.room == 0
-                || ((file_started || !storing_at_entry) && self.partial.is_storing())
+                || (file_started && self.partial.is_storing())
             {
-                // A file just went to a sink that blocks, or its sink now
-                // blocks: its next bytes wait for the next call, which a
-                // driver can move off its async threads (`does_file_io`
-                // now says so).
+                // A file just went to a sink that blocks: its first bytes
+                // wait for the next call, which a driver can move off its
+                // async threads (`does_file_io` now says so).
                 break;
             }
         }

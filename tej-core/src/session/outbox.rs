@@ -21,7 +21,7 @@ enum Segment {
     Memory(Bytes),
     #[cfg(feature = "std")]
     Source {
-        reader: alloc::boxed::Box<dyn crate::storage::SourceReader>,
+        reader: alloc::boxed::Box<dyn std::io::Read + Send>,
         /// Bytes of this file not yet sent (including any read ahead).
         remaining: u64,
     },
@@ -65,17 +65,13 @@ impl Outbox {
         self.pending_len == 0
     }
 
-    /// Whether the next [`read_ahead`](Self::read_ahead) may block: it
-    /// reads the first file source once what was read of it is sent, and
-    /// that source's reader may wait on the disk.
+    /// Whether a file source is among the bytes waiting: sending it reads
+    /// the source, which may block.
     #[cfg(feature = "std")]
     pub(crate) fn reads_files(&self) -> bool {
-        let first_source = self.segments.iter().find_map(|segment| match segment {
-            Segment::Source { reader, .. } => Some(reader),
-            Segment::Memory(_) => None,
-        });
-        self.source_chunk_sent >= self.source_chunk.len()
-            && first_source.is_some_and(|reader| reader.may_block())
+        self.segments
+            .iter()
+            .any(|segment| matches!(segment, Segment::Source { .. }))
     }
 
     /// Bytes waiting that are held in memory.

@@ -39,7 +39,7 @@ pub(crate) enum OutgoingBody {
     Memory(Bytes),
     #[cfg(feature = "std")]
     Source {
-        reader: alloc::boxed::Box<dyn crate::storage::SourceReader>,
+        reader: alloc::boxed::Box<dyn std::io::Read + Send>,
         source: alloc::sync::Arc<dyn crate::storage::FileSource>,
     },
 }
@@ -87,7 +87,7 @@ impl OutgoingFrame {
         #[cfg(feature = "std")]
         for file in &frame.files {
             if let FileBody::Source(source) = &file.body {
-                match source.open_reader() {
+                match source.open() {
                     Ok(handle) => opened.push(handle),
                     Err(error) => return Err((PrepareError::Open(error), frame)),
                 }
