@@ -35,6 +35,12 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 const MIB: usize = 1 << 20;
 
+/// Allocations a measurement of 10,000 frames may count without any being
+/// per frame: a few made once, and those of the test harness reporting
+/// another test meanwhile (the allocator counts every thread). One per
+/// frame would be 10,000.
+const ONCE_ONLY: usize = 64;
+
 /// What every measurement may use on top of the input it was given.
 const BASE_ALLOWANCE: usize = 2 * MIB;
 
@@ -430,7 +436,7 @@ fn small_frames_from_a_shared_buffer_are_slices_of_it() {
     // A few, once (the buffer made shareable), none per frame.
     let allocations = seen.allocations;
     assert!(
-        allocations <= 8,
+        allocations <= ONCE_ONLY,
         "{allocations} allocations for 10,000 frames"
     );
 
@@ -487,7 +493,7 @@ fn small_frames_lent_to_the_handler_are_views_of_the_input_even_unshared() {
     assert_eq!(session.handler().0.frames, 10_000);
     assert_eq!(session.handler().0.inside, 10_000);
     assert!(
-        allocations <= 8,
+        allocations <= ONCE_ONLY,
         "{allocations} allocations for 10,000 frames"
     );
 }
