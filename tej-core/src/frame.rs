@@ -312,17 +312,20 @@ impl<'a> FrameView<'a> {
     }
 
     /// The custom status.
+    #[inline]
     pub fn status(&self) -> Status {
         self.status
     }
 
     /// The protocol version byte, as sent.
+    #[inline]
     pub fn version(&self) -> u8 {
         self.version
     }
 
     /// The message; `None` for "no message" (a length of 0), as
     /// [`Frame::message`] says it.
+    #[inline]
     pub fn message(&self) -> Option<&'a [u8]> {
         (!self.message.is_empty()).then_some(self.message)
     }
@@ -330,6 +333,9 @@ impl<'a> FrameView<'a> {
     /// The frame as an owned [`Frame`]: its message a slice of the buffer
     /// read into when that is shared (`Session::handle_bytes`, as
     /// `tej_net`'s drive reads), else a copy.
+    // Inlined so that a frame is built where the handler receives it, as
+    // the session's delivery is.
+    #[inline(always)]
     pub fn to_frame(&self) -> Frame {
         let message = if self.message.is_empty() {
             None

@@ -465,7 +465,11 @@ fn small_frames_from_a_shared_buffer_are_slices_of_it() {
 struct Viewer(Where);
 
 impl Handler for Viewer {
-    fn received_view(&mut self, _conn: &mut Connection<'_>, frame: tej_core::FrameView<'_>) {
+    fn received_view<'a>(
+        &mut self,
+        _conn: &mut Connection<'_>,
+        frame: tej_core::FrameView<'a>,
+    ) -> Option<tej_core::FrameView<'a>> {
         self.0.frames += 1;
         if frame
             .message()
@@ -473,6 +477,7 @@ impl Handler for Viewer {
         {
             self.0.inside += 1;
         }
+        None
     }
 }
 

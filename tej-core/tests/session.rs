@@ -1438,12 +1438,17 @@ fn a_close_flushes_a_queue_larger_than_the_outbox() {
     assert_eq!(received, sent);
 }
 
-/// Logs frames lent to it, owned ones and pings apart, in one sequence.
+/// Logs frames lent to it, owned ones and pings apart, in one sequence;
+/// hands back those of status 7.
 #[derive(Default)]
 struct ViewLog(Vec<String>);
 
 impl Handler for ViewLog {
-    fn received_view(&mut self, _conn: &mut Connection<'_>, frame: tej_core::FrameView<'_>) {
+    fn received_view<'a>(
+        &mut self,
+        _conn: &mut Connection<'_>,
+        frame: tej_core::FrameView<'a>,
+    ) -> Option<tej_core::FrameView<'a>> {
         let message = frame
             .message()
             .map(|m| String::from_utf8_lossy(m).into_owned());
@@ -1457,6 +1462,12 @@ impl Handler for ViewLog {
         );
         assert_eq!(owned.message.as_deref(), frame.message());
         assert!(owned.files.is_empty());
+        // Status 7 is handed back: it comes to `received` as a frame.
+        if frame.status().get() == 7 {
+            self.0.push("handed back".into());
+            return Some(frame);
+        }
+        None
     }
     fn received(&mut self, _conn: &mut Connection<'_>, frame: Frame) {
         let message = frame
@@ -1488,6 +1499,8 @@ fn frames_without_files_whole_in_a_read_are_lent_and_the_rest_owned_in_order() {
         [
             "lent 0 Some(\"one\")",
             "lent 7 None",
+            "handed back",
+            "owned 0 files None",
             "ping",
             "owned 1 files None",
             "lent 0 Some(\"two\")",

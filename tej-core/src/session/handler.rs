@@ -57,9 +57,10 @@ pub trait Handler {
     }
 
     /// A frame without files arrived whole in one read (any status but 2),
-    /// lent for this call. The default makes it an owned [`Frame`] (its
-    /// message a slice of the buffer read into, not a copy) and calls
-    /// [`received`](Self::received).
+    /// lent for this call. Return `None` once taken; a frame handed back
+    /// (`Some(frame)`, what the default does) is made an owned [`Frame`]
+    /// (its message a slice of the buffer read into, not a copy) and given
+    /// to [`received`](Self::received).
     ///
     /// Override it to take small frames without that: a handler that reads
     /// a message where it lies (counts, parses, copies the few bytes it
@@ -83,16 +84,26 @@ pub trait Handler {
     /// }
     ///
     /// impl Handler for Sum {
-    ///     fn received_view(&mut self, _conn: &mut Connection<'_>, frame: FrameView<'_>) {
+    ///     fn received_view<'a>(
+    ///         &mut self,
+    ///         _conn: &mut Connection<'_>,
+    ///         frame: FrameView<'a>,
+    ///     ) -> Option<FrameView<'a>> {
     ///         self.add(frame.message());
+    ///         None
     ///     }
     ///     fn received(&mut self, _conn: &mut Connection<'_>, frame: Frame) {
     ///         self.add(frame.message.as_deref());
     ///     }
     /// }
     /// ```
-    fn received_view(&mut self, conn: &mut Connection<'_>, frame: FrameView<'_>) {
-        self.received(conn, frame.to_frame());
+    fn received_view<'a>(
+        &mut self,
+        conn: &mut Connection<'_>,
+        frame: FrameView<'a>,
+    ) -> Option<FrameView<'a>> {
+        let _ = conn;
+        Some(frame)
     }
 
     /// A ping (status 2) arrived.
@@ -153,8 +164,12 @@ impl<H: Handler + ?Sized> Handler for alloc::boxed::Box<H> {
     fn received(&mut self, conn: &mut Connection<'_>, frame: Frame) {
         (**self).received(conn, frame);
     }
-    fn received_view(&mut self, conn: &mut Connection<'_>, frame: FrameView<'_>) {
-        (**self).received_view(conn, frame);
+    fn received_view<'a>(
+        &mut self,
+        conn: &mut Connection<'_>,
+        frame: FrameView<'a>,
+    ) -> Option<FrameView<'a>> {
+        (**self).received_view(conn, frame)
     }
     fn ping_received(&mut self, conn: &mut Connection<'_>, frame: Frame) {
         (**self).ping_received(conn, frame);

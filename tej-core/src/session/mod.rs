@@ -710,9 +710,21 @@ impl<H: Handler> Session<H> {
     // it through a call costs more than the rest of a small frame's delivery.
     #[inline(always)]
     fn deliver(&mut self, frame: Frame) {
-        // The next frame's bytes start here; a deadline for this one ends.
+        self.count_delivered();
+        self.hand_over(frame);
+    }
+
+    /// A frame is delivered: the next frame's bytes start here, and a
+    /// deadline for this one ends.
+    #[inline(always)]
+    fn count_delivered(&mut self) {
         self.deadlines.frame_delivered(self.decoder.stream_offset());
         self.frames_in += 1;
+    }
+
+    /// Gives `frame` to the handler (counted already).
+    #[inline(always)]
+    fn hand_over(&mut self, frame: Frame) {
         let mut conn = self.link.connection(false);
         self.in_handler = true;
         if frame.is_ping() {
@@ -725,20 +737,24 @@ impl<H: Handler> Session<H> {
     }
 
     /// [`deliver`](Self::deliver) for a frame without files that arrived
-    /// whole: lent to [`Handler::received_view`] (a ping is made a frame).
+    /// whole: lent to [`Handler::received_view`] first (not a ping), and
+    /// made a frame if the handler hands it back. The default hands it
+    /// back at once, so a handler that does not take views gets its frame
+    /// as `deliver` gives it.
     #[inline(always)]
     fn deliver_view(&mut self, frame: FrameView<'_>) {
-        if frame.status.is_ping() {
-            self.deliver(frame.to_frame());
-            return;
+        self.count_delivered();
+        if !frame.status.is_ping() {
+            let mut conn = self.link.connection(false);
+            self.in_handler = true;
+            let declined = self.handler.received_view(&mut conn, frame);
+            self.in_handler = false;
+            if declined.is_none() {
+                self.after_callbacks();
+                return;
+            }
         }
-        self.deadlines.frame_delivered(self.decoder.stream_offset());
-        self.frames_in += 1;
-        let mut conn = self.link.connection(false);
-        self.in_handler = true;
-        self.handler.received_view(&mut conn, frame);
-        self.in_handler = false;
-        self.after_callbacks();
+        self.hand_over(frame.to_frame());
     }
 
     fn after_callbacks(&mut self) {

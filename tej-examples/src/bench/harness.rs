@@ -108,12 +108,17 @@ impl Counter {
 }
 
 impl Handler for Counter {
-    fn received_view(&mut self, _conn: &mut Connection<'_>, frame: FrameView<'_>) {
+    fn received_view<'a>(
+        &mut self,
+        _conn: &mut Connection<'_>,
+        frame: FrameView<'a>,
+    ) -> Option<FrameView<'a>> {
         self.kept.clear();
         self.kept
             .extend_from_slice(frame.message().unwrap_or_default());
         std::hint::black_box(&self.kept);
         self.count();
+        None
     }
 
     fn received(&mut self, _conn: &mut Connection<'_>, _frame: Frame) {
