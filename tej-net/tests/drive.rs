@@ -651,15 +651,21 @@ fn an_interrupted_flush_is_tried_again() {
     assert!(rig.session.is_open());
 }
 
+/// A drive of `handler`'s session over a peer sending two frames whose
+/// first read fails with `kind`.
+fn failing_a_read<H: Handler>(handler: H, kind: io::ErrorKind) -> Rig<H> {
+    let peer = Peer {
+        read_errors: [kind].into(),
+        ..Peer::reading(frames(2))
+    };
+    Rig::new(Session::new(handler, SessionConfig::default()), 1024, peer)
+}
+
 #[test]
 fn an_interrupted_read_is_tried_again() {
     let handler = Replier::default();
     let received = handler.received.clone();
-    let peer = Peer {
-        read_errors: [io::ErrorKind::Interrupted].into(),
-        ..Peer::reading(frames(2))
-    };
-    let mut rig = Rig::new(Session::new(handler, SessionConfig::default()), 1024, peer);
+    let mut rig = failing_a_read(handler, io::ErrorKind::Interrupted);
     assert_eq!(rig.run(secs(0)), Step::Pending);
     assert_eq!(*received.lock().unwrap(), 2);
     assert!(rig.session.is_open());
@@ -669,11 +675,7 @@ fn an_interrupted_read_is_tried_again() {
 fn a_read_error_ends_the_session_and_the_stream_without_a_shutdown() {
     let handler = Quiet::default();
     let ended = handler.ended.clone();
-    let peer = Peer {
-        read_errors: [io::ErrorKind::ConnectionReset].into(),
-        ..Peer::reading(frames(2))
-    };
-    let mut rig = Rig::new(Session::new(handler, SessionConfig::default()), 1024, peer);
+    let mut rig = failing_a_read(handler, io::ErrorKind::ConnectionReset);
     assert_eq!(rig.run(secs(0)), Step::Done);
     assert!(matches!(
         *ended.lock().unwrap(),

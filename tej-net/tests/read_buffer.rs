@@ -6,17 +6,24 @@ use tej_net::ReadBuffer;
 const KIB: usize = 1024;
 const BULK: usize = 2 << 20;
 
-#[test]
-fn a_body_of_exactly_max_len_is_read_as_usual_not_in_bulk() {
-    let max = 256 * KIB;
-    let mut buffer = ReadBuffer::new(max);
-    // Grown for a large body.
+/// A buffer of `max_len` grown to `BULK` by reads of a 10 MiB body; what
+/// is left of the body.
+fn grown_for_a_large_body(max_len: usize) -> (ReadBuffer, u64) {
+    let mut buffer = ReadBuffer::new(max_len);
     let mut remaining = 10u64 << 20;
     while buffer.len() < BULK {
         let len = buffer.space_for_body(remaining, BULK).len();
         buffer.record_body_read(len, remaining, BULK);
         remaining -= len as u64;
     }
+    (buffer, remaining)
+}
+
+#[test]
+fn a_body_of_exactly_max_len_is_read_as_usual_not_in_bulk() {
+    let max = 256 * KIB;
+    // Grown for a large body.
+    let (mut buffer, _) = grown_for_a_large_body(max);
     // Fifteen reads outside bodies, then one of a body that fits a usual
     // read: the sixteenth small read, and the buffer shrinks back.
     for _ in 0..15 {
@@ -59,13 +66,7 @@ fn a_quarter_left_is_still_offered_and_a_read_that_fills_it_grows_the_buffer() {
 #[test]
 fn a_buffer_that_shrinks_back_gives_its_large_allocation_up() {
     let max = 256 * KIB;
-    let mut buffer = ReadBuffer::new(max);
-    let mut remaining = 10u64 << 20;
-    while buffer.len() < BULK {
-        let len = buffer.space_for_body(remaining, BULK).len();
-        buffer.record_body_read(len, remaining, BULK);
-        remaining -= len as u64;
-    }
+    let (mut buffer, remaining) = grown_for_a_large_body(max);
     // Nothing taken out of it is held: only a new allocation frees it.
     let bulk = buffer.space_for_body(remaining, BULK).as_ptr() as usize;
     for _ in 0..16 {
