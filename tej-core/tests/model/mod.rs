@@ -54,7 +54,7 @@ use arbitrary::Arbitrary;
 use tej_core::storage::{FileSink, FileSource, StorageError};
 use tej_core::{
     Assembler, BufferedSender, Connection, DisconnectReason, File, FileBody, FileTarget, Frame,
-    FrameBuilder, Handler, Limits, SendError, Sender, Session, SessionConfig, Status,
+    FrameBuilder, FrameView, Handler, Limits, SendError, Sender, Session, SessionConfig, Status,
 };
 
 /// A peer frame the handler only records.
@@ -162,6 +162,21 @@ impl Handler for ModelHandler {
             BYE => conn.close(),
             _ => {}
         }
+    }
+
+    /// Frames lent are taken here, as the owned frame they stand for, so the
+    /// model checks the lent path as it checks `received`; those that ask
+    /// for a reply or a close are handed back to `received`.
+    fn received_view<'a>(
+        &mut self,
+        _conn: &mut Connection<'_>,
+        frame: FrameView<'a>,
+    ) -> Option<FrameView<'a>> {
+        if matches!(frame.status().get(), ASK | BYE) {
+            return Some(frame);
+        }
+        lock(&self.0).seen.push(Seen::Received(frame.to_frame()));
+        None
     }
 
     fn ping_received(&mut self, _conn: &mut Connection<'_>, frame: Frame) {

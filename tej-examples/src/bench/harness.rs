@@ -83,10 +83,10 @@ pub(super) fn joined<T>(
 /// small-frame baseline's reader copies each message (what a receiver
 /// needs to own it); an owned frame is already its own.
 pub(super) struct Counter {
-    pub(super) expected: u64,
-    pub(super) frames: u64,
-    pub(super) done: SyncSender<()>,
-    pub(super) kept: Vec<u8>,
+    expected: u64,
+    frames: u64,
+    done: SyncSender<()>,
+    kept: Vec<u8>,
 }
 
 impl Counter {
