@@ -5,6 +5,8 @@
 //!   the queue every 1,000 frames and its bytes being "written" (dropped),
 //!   as a connection's driver does;
 //! - `buffered_sender_to_wire`: the same through a `BufferedSender`;
+//! - `buffered_ref_to_wire`: the same, fed borrowed (`feed_ref_blocking`):
+//!   no `Frame` built per message;
 //! - `wire_to_handler`: encoded frames handed to `Session::handle_input` in
 //!   64 KiB reads, each delivered to a handler as a `Frame`;
 //! - `shared_wire_to_handler`: the same reads as `Bytes` to
@@ -112,6 +114,24 @@ fn small_frames(c: &mut Criterion) {
             for _ in 0..FRAMES / FRAMES_PER_TURN {
                 for _ in 0..FRAMES_PER_TURN {
                     buffered.feed_blocking(small()).unwrap();
+                }
+                buffered.flush_blocking();
+                session.poll_queue(Waker::noop());
+                written += write_all(&mut session);
+            }
+            assert_eq!(written as u64, frame.encoded_len() * FRAMES as u64);
+        })
+    });
+
+    group.bench_function("buffered_ref_to_wire", |b| {
+        let mut buffered = sender.buffered();
+        b.iter(|| {
+            let mut written = 0;
+            for _ in 0..FRAMES / FRAMES_PER_TURN {
+                for _ in 0..FRAMES_PER_TURN {
+                    buffered
+                        .feed_ref_blocking(tej_core::FrameRef::message(&MESSAGE))
+                        .unwrap();
                 }
                 buffered.flush_blocking();
                 session.poll_queue(Waker::noop());

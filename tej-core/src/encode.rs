@@ -135,6 +135,12 @@ impl<'a> FrameRef<'a> {
         }
     }
 
+    /// A version-1 frame with status 0 carrying only `message`, as
+    /// `Frame::message` makes one.
+    pub const fn message(message: &'a [u8]) -> Self {
+        FrameRef::new(Status::DEFAULT, &[], Some(message))
+    }
+
     /// The exact number of bytes [`encode_into`](Self::encode_into) writes.
     pub fn encoded_len(&self) -> u64 {
         let files: u64 = self

@@ -227,6 +227,26 @@ impl Frame {
     }
 }
 
+impl From<crate::encode::FrameRef<'_>> for Frame {
+    /// An owned copy of a borrowed frame: its files in memory, and an empty
+    /// message as "no message" (the two encode alike).
+    fn from(frame: crate::encode::FrameRef<'_>) -> Self {
+        Frame {
+            status: frame.status,
+            version: frame.version,
+            files: frame
+                .files
+                .iter()
+                .map(|file| File::new(file.name, Bytes::copy_from_slice(file.data)))
+                .collect(),
+            message: frame
+                .message
+                .filter(|message| !message.is_empty())
+                .map(Bytes::copy_from_slice),
+        }
+    }
+}
+
 /// Builds a [`Frame`] step by step, like the reference's `BytesBuilder`.
 ///
 /// ```

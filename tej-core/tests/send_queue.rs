@@ -10,7 +10,8 @@ use std::task::{Wake, Waker};
 use std::time::Duration;
 
 use tej_core::{
-    Connection, DisconnectReason, Frame, FrameBuilder, Handler, Session, SessionConfig, Status,
+    Connection, DisconnectReason, Frame, FrameBuilder, FrameRef, Handler, Session, SessionConfig,
+    Status,
 };
 
 /// Collects the frames it receives.
@@ -282,6 +283,66 @@ fn buffered_frames_arrive_in_order_with_other_frames_between() {
     assert_eq!(buffered.buffered_bytes(), 0);
     drive(&mut client, &mut server);
     assert_eq!(collect.frames(), sent);
+}
+
+#[test]
+fn borrowed_frames_are_batched_in_order_and_come_back_owned_once_refused() {
+    let (collect, mut server, mut client) = pair(SessionConfig::default());
+    let sender = client.sender();
+    let mut buffered = sender.buffered();
+    let long = vec![b'l'; 5000];
+    let files = [tej_core::FileRef::new("a.bin", b"abc")];
+    let status = Status::new(7).unwrap();
+    let borrowed = [
+        FrameRef::message(b"small"),
+        FrameRef::new(status, &[], None),
+        FrameRef::new(Status::DEFAULT, &[], Some(b"")),
+        // Too long to batch, and with files: both go as owned copies.
+        FrameRef::message(&long),
+        FrameRef::new(status, &files, Some(b"with a file")),
+        FrameRef::message(b"after"),
+    ];
+    for frame in borrowed {
+        buffered.feed_ref_blocking(frame).unwrap();
+    }
+    assert_eq!(
+        buffered.buffered_bytes(),
+        18 + 5,
+        "small frames after an owned one start a new batch"
+    );
+    buffered.flush_blocking();
+    drive(&mut client, &mut server);
+    let expected: Vec<Frame> = borrowed.into_iter().map(Frame::from).collect();
+    assert_eq!(
+        expected[2],
+        Frame::new(Status::DEFAULT),
+        "empty is no message"
+    );
+    assert_eq!(collect.frames(), expected);
+    for (frame, sent) in expected.iter().zip(borrowed) {
+        let mut wire = vec![0; sent.encoded_len() as usize];
+        sent.encode_into(&mut wire).unwrap();
+        assert_eq!(frame.encode_to_vec().unwrap(), wire, "the same bytes");
+    }
+
+    client.handle_io_error(std::io::ErrorKind::ConnectionReset.into());
+    // Batched, then refused with its batch when the long one is fed.
+    buffered
+        .feed_ref_blocking(FrameRef::message(b"late"))
+        .unwrap();
+    match buffered.feed_ref_blocking(FrameRef::message(&long)) {
+        Err(tej_core::SendError::Closed(back)) => assert_eq!(back, Frame::message(long.clone())),
+        other => panic!("{other:?}"),
+    }
+    // A small one that must wait for the queue comes back at once.
+    match sender
+        .buffered()
+        .feed_ref_blocking(FrameRef::message(b"refused"))
+    {
+        Err(tej_core::SendError::Closed(back)) => assert_eq!(back, Frame::message("refused")),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(sender.take_unsent(), [Frame::message("late")]);
 }
 
 #[test]

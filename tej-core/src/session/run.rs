@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 use bytes::BytesMut;
 
 use crate::assemble::Assembler;
-use crate::encode::{frame_header, message_header};
+use crate::encode::{frame_header, message_header, FrameRef};
 use crate::frame::Frame;
 use crate::limits::Limits;
 use crate::wire::{FRAME_HEADER_LEN, MIN_FRAME_LEN};
@@ -38,10 +38,39 @@ pub(crate) fn small_frame_cost(frame: &Frame) -> Option<usize> {
     }
 }
 
+/// The cost of a borrowed `frame` if it is small, as for
+/// [`small_frame_cost`]; an empty message is "no message" here, as on the
+/// wire.
+#[inline]
+pub(crate) fn small_ref_cost(frame: &FrameRef<'_>) -> Option<usize> {
+    let len = frame.message.map_or(0, <[u8]>::len);
+    (frame.files.is_empty() && len <= SMALL_MESSAGE_LEN).then_some(MIN_FRAME_LEN + len)
+}
+
 /// Appends a frame without files to `out`, which has room for it.
 #[inline]
 pub(crate) fn encode_small(frame: &Frame, out: &mut BytesMut) {
-    let message = frame.message.as_deref().unwrap_or_default();
+    encode_small_ref(&frame.small_ref(), out);
+}
+
+impl Frame {
+    /// This frame borrowed, without its files: a small frame as it encodes.
+    #[inline]
+    pub(crate) fn small_ref(&self) -> FrameRef<'_> {
+        FrameRef {
+            status: self.status,
+            version: self.version,
+            files: &[],
+            message: self.message.as_deref(),
+        }
+    }
+}
+
+/// Appends a borrowed frame without files (its files are not looked at) to
+/// `out`, which has room for it.
+#[inline]
+pub(crate) fn encode_small_ref(frame: &FrameRef<'_>, out: &mut BytesMut) {
+    let message = frame.message.unwrap_or_default();
     let mut header = [0u8; MIN_FRAME_LEN];
     header[..FRAME_HEADER_LEN].copy_from_slice(&frame_header(frame.status, frame.version, 0));
     header[FRAME_HEADER_LEN..].copy_from_slice(&message_header(message.len() as u64));

@@ -936,8 +936,16 @@ impl Model {
         };
         let sent = self.out_frame(BUFFERED, self.buffered_sent.len(), len, files);
         let frame = sent.given.clone();
+        // Frames without files of an odd length go borrowed, the rest owned.
+        let borrowed = frame.files.is_empty() && len % 2 == 1;
         let future = Box::pin(async move {
-            let result = handle.feed(frame).await;
+            let result = if borrowed {
+                let message = frame.message.as_deref();
+                let frame = tej_core::FrameRef::new(frame.status, &[], message);
+                handle.feed_ref(frame).await
+            } else {
+                handle.feed(frame).await
+            };
             (handle, Some(result))
         });
         self.wait_on(future, Some(sent));

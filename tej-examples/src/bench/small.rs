@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tej_core::{Frame, SessionConfig};
+use tej_core::{Frame, FrameRef, SessionConfig};
 
 use super::harness::{loopback, wait, Counter, Quiet};
 use crate::runtime::{self, Runtime};
@@ -21,7 +21,7 @@ const READ_BUFFER_LEN: usize = 256 * 1024;
 /// How the small-frame workload hands frames to the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum SmallSend {
-    /// Fed through a `BufferedSender`, flushed at the end.
+    /// Fed borrowed through a `BufferedSender`, flushed at the end.
     Buffered,
     /// One `Sender::send_blocking` per frame, each written as soon as possible.
     PerFrame,
@@ -43,11 +43,12 @@ pub(super) fn tej_small(
     let refused = |error: tej_core::SendError| io::Error::other(error.to_string());
     match how {
         SmallSend::Buffered => {
-            // Batched on this thread, as `BufWriter` batches the baseline's bytes.
+            // Batched on this thread, as `BufWriter` batches the baseline's
+            // bytes, and encoded from the borrowed message as it writes them.
             let mut buffered = sender.buffered();
             for _ in 0..count {
                 buffered
-                    .feed_blocking(Frame::message(Bytes::from_static(message)))
+                    .feed_ref_blocking(FrameRef::message(message))
                     .map_err(refused)?;
             }
             buffered.flush_blocking();

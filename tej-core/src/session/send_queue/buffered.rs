@@ -3,9 +3,10 @@
 
 use bytes::BytesMut;
 
+use crate::encode::FrameRef;
 use crate::frame::Frame;
 use crate::session::error::SendError;
-use crate::session::run::{encode_small, small_frame_cost};
+use crate::session::run::{encode_small_ref, small_frame_cost, small_ref_cost};
 
 use super::entries::Run;
 use super::queue::HandedOver;
@@ -17,7 +18,10 @@ use super::sender::Sender;
 /// queue 64 KiB at a time (or the queue's capacity, if smaller). Other
 /// frames go to the queue as [`Sender::feed`] would, after the batch.
 ///
-/// For streams of many small frames from one thread or task. Frames reach
+/// For streams of many small frames from one thread or task; frames
+/// borrowed from the caller ([`feed_ref`](Self::feed_ref),
+/// [`feed_ref_blocking`](Self::feed_ref_blocking)) are encoded straight
+/// into the batch, with no [`Frame`] built. Frames reach
 /// the peer in the order they were fed; a batch is handed over when it is
 /// full, at [`flush`](Self::flush) / [`flush_blocking`](Self::flush_blocking),
 /// and when the handle is dropped (then beyond the queue's bound if need
@@ -39,8 +43,10 @@ use super::sender::Sender;
 /// # fn stream(sender: tej_core::Sender) -> Result<(), tej_core::SendError> {
 /// let mut buffered = sender.buffered();
 /// for n in 0..1_000_000u32 {
-///     buffered.feed_blocking(tej_core::Frame::message(n.to_be_bytes().to_vec()))?;
+///     buffered.feed_ref_blocking(tej_core::FrameRef::message(&n.to_be_bytes()))?;
 /// }
+/// // Owned frames too, files and all.
+/// buffered.feed_blocking(tej_core::Frame::message("done"))?;
 /// buffered.flush_blocking();
 /// # Ok(())
 /// # }
@@ -106,16 +112,42 @@ impl BufferedSender {
     /// [`SendError::Closed`] when a batch is handed to a connection that has
     /// ended, and as [`Sender::feed_blocking`] for a frame that is not small.
     pub fn feed_blocking(&mut self, frame: Frame) -> Result<(), SendError> {
-        let (wait, cost) = self.before_feed(&frame);
-        let open = match wait {
-            Wait::WithinBound => self.sender.shared.wait_within_bound_blocking(),
-            Wait::HandOver => self.hand_over_blocking(),
-            Wait::Nothing => true,
-        };
+        let cost = small_frame_cost(&frame);
+        let open = self.wait_blocking(cost);
         match self.batch_or_pass(frame, cost, open)? {
             Some(frame) => self.sender.feed_blocking(frame),
             None => Ok(()),
         }
+    }
+
+    /// As [`feed_blocking`](Self::feed_blocking), for a frame borrowed from
+    /// the caller: a small one is encoded straight into the batch, with no
+    /// [`Frame`] built or dropped (the fastest way to stream small
+    /// messages); any other is copied into a `Frame` first.
+    ///
+    /// # Errors
+    ///
+    /// As [`feed_blocking`](Self::feed_blocking); the frame comes back as
+    /// an owned copy.
+    pub fn feed_ref_blocking(&mut self, frame: FrameRef<'_>) -> Result<(), SendError> {
+        let Some(cost) = small_ref_cost(&frame) else {
+            return self.feed_blocking(Frame::from(frame));
+        };
+        let open = self.wait_blocking(Some(cost));
+        self.batch_ref(frame, cost, open)
+    }
+
+    /// As [`feed_ref_blocking`](Self::feed_ref_blocking), waiting as a task.
+    ///
+    /// # Errors
+    ///
+    /// As [`feed_ref_blocking`](Self::feed_ref_blocking).
+    pub async fn feed_ref(&mut self, frame: FrameRef<'_>) -> Result<(), SendError> {
+        let Some(cost) = small_ref_cost(&frame) else {
+            return self.feed(Frame::from(frame)).await;
+        };
+        let open = self.wait(Some(cost)).await;
+        self.batch_ref(frame, cost, open)
     }
 
     /// As [`feed_blocking`](Self::feed_blocking), waiting as a task.
@@ -124,33 +156,48 @@ impl BufferedSender {
     ///
     /// As [`feed_blocking`](Self::feed_blocking).
     pub async fn feed(&mut self, frame: Frame) -> Result<(), SendError> {
-        let (wait, cost) = self.before_feed(&frame);
-        let open = match wait {
-            Wait::WithinBound => {
-                core::future::poll_fn(|cx| self.sender.shared.poll_within_bound(cx)).await
-            }
-            Wait::HandOver => self.hand_over().await,
-            Wait::Nothing => true,
-        };
+        let cost = small_frame_cost(&frame);
+        let open = self.wait(cost).await;
         match self.batch_or_pass(frame, cost, open)? {
             Some(frame) => self.sender.feed(frame).await,
             None => Ok(()),
         }
     }
 
-    /// What feeding `frame` waits for first, and its cost if it is small
+    /// What feeding a frame waits for first, given its cost if it is small
     /// (batched): a small frame that starts this handle's batch waits for
     /// the queue to be within its bound, one that does not fit in the batch
     /// for the batch's hand-over; any other frame for the hand-over.
-    fn before_feed(&self, frame: &Frame) -> (Wait, Option<usize>) {
-        let cost = small_frame_cost(frame);
-        let wait = match cost {
+    #[inline]
+    fn wait_for(&self, cost: Option<usize>) -> Wait {
+        match cost {
             Some(_) if !self.started => Wait::WithinBound,
             Some(cost) if self.batch.len() + cost > self.batch_len => Wait::HandOver,
             Some(_) => Wait::Nothing,
             None => Wait::HandOver,
-        };
-        (wait, cost)
+        }
+    }
+
+    /// Waits, blocking the thread, for what feeding a frame of `cost` needs
+    /// ([`wait_for`](Self::wait_for)); false if the connection has ended.
+    #[inline]
+    fn wait_blocking(&mut self, cost: Option<usize>) -> bool {
+        match self.wait_for(cost) {
+            Wait::WithinBound => self.sender.shared.wait_within_bound_blocking(),
+            Wait::HandOver => self.hand_over_blocking(),
+            Wait::Nothing => true,
+        }
+    }
+
+    /// As [`wait_blocking`](Self::wait_blocking), as a task.
+    async fn wait(&mut self, cost: Option<usize>) -> bool {
+        match self.wait_for(cost) {
+            Wait::WithinBound => {
+                core::future::poll_fn(|cx| self.sender.shared.poll_within_bound(cx)).await
+            }
+            Wait::HandOver => self.hand_over().await,
+            Wait::Nothing => true,
+        }
     }
 
     /// After the wait: `frame` back in [`SendError::Closed`] if the
@@ -169,8 +216,19 @@ impl BufferedSender {
             return Ok(Some(frame));
         };
         self.started = true;
-        self.encode(&frame, cost);
+        self.encode(&frame.small_ref(), cost);
         Ok(None)
+    }
+
+    /// [`batch_or_pass`](Self::batch_or_pass) for a small borrowed frame.
+    #[inline]
+    fn batch_ref(&mut self, frame: FrameRef<'_>, cost: usize, open: bool) -> Result<(), SendError> {
+        if !open {
+            return Err(SendError::Closed(Frame::from(frame)));
+        }
+        self.started = true;
+        self.encode(&frame, cost);
+        Ok(())
     }
 
     /// Hands the batch over, waiting while the queue is full, and asks for
@@ -187,11 +245,12 @@ impl BufferedSender {
         self.sender.flush();
     }
 
-    fn encode(&mut self, frame: &Frame, cost: usize) {
+    #[inline]
+    fn encode(&mut self, frame: &FrameRef<'_>, cost: usize) {
         if self.batch.capacity() - self.batch.len() < cost {
             self.batch.reserve(self.batch_len.max(cost));
         }
-        encode_small(frame, &mut self.batch);
+        encode_small_ref(frame, &mut self.batch);
         self.batch_frames += 1;
     }
 
