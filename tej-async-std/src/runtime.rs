@@ -323,7 +323,10 @@ macro_rules! futures_io_runtime {
 
             fn describe(&self, stream: &Self::Stream, info: &mut tej_core::ConnectionInfo) {
                 let connection = stream.get_ref().1;
-                info.tls = Some(tej_net::tls::tls_info(connection, connection.server_name()));
+                info.tls = Some(Box::new(tej_net::tls::tls_info(
+            connection,
+            connection.server_name(),
+        )));
             }
         }
     };

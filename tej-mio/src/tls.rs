@@ -263,7 +263,7 @@ impl<S: Stream> Stream for TlsStream<S> {
 
     fn describe(&self, info: &mut tej_core::ConnectionInfo) {
         self.io.describe(info);
-        info.tls = Some(self.tls_info());
+        info.tls = Some(Box::new(self.tls_info()));
     }
 }
 

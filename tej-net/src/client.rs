@@ -297,7 +297,7 @@ impl<R: crate::runtime::TlsRuntime> Client<R> {
         let mut info = ConnectionInfo::new(Transport::Unix);
         let mut agreed = R::tls_info(&stream);
         agreed.sni = sni;
-        info.tls = Some(agreed);
+        info.tls = Some(Box::new(agreed));
         Ok(Client::start(stream, info, handler, config))
     }
 }
@@ -320,7 +320,7 @@ where
     let stream = tls_handshake::<R, _>(stream, server_name, tls, config).await?;
     let mut agreed = R::tls_info(&stream);
     agreed.sni = sni;
-    info.tls = Some(agreed);
+    info.tls = Some(Box::new(agreed));
     Ok((stream, info))
 }
 
@@ -444,7 +444,7 @@ impl<R: Runtime> Client<R> {
         R: PollIo<S>,
         S: Send + 'static,
     {
-        let (session, connection) = pair(DEFAULT_BUFFER, config, info);
+        let (session, connection) = pair(DEFAULT_BUFFER, std::sync::Arc::new(config), info);
         R::spawn(async move {
             // The stream handler does not panic; the reason reaches the
             // connection's `Incoming`.

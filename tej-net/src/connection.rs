@@ -58,11 +58,11 @@ impl fmt::Debug for AsyncConnection {
 /// other end: what a server or client runs in the connection's task.
 pub(crate) fn pair(
     buffer: usize,
-    config: tej_core::SessionConfig,
+    config: std::sync::Arc<tej_core::SessionConfig>,
     info: ConnectionInfo,
 ) -> (Session<StreamHandler>, AsyncConnection) {
     let (handler, incoming) = incoming::channel(buffer);
-    let session = Session::new(handler, config).with_info(info.clone());
+    let session = Session::with_shared_config(handler, config).with_info(info.clone());
     let sender = session.sender();
     let connection = AsyncConnection {
         incoming: incoming.closing(sender.clone()),

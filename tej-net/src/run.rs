@@ -6,6 +6,7 @@ use std::future::{poll_fn, Future};
 use std::io::{self, IoSlice};
 use std::marker::PhantomData;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::Context;
 use std::time::{Duration, Instant};
 
@@ -69,12 +70,12 @@ where
     clippy::manual_async_fn,
     reason = "an async fn would keep the session twice in its future"
 )]
-pub(crate) fn run_observed<'a, R, S, H>(
+pub(crate) fn run_observed<R, S, H>(
     mut stream: S,
     mut session: Session<H>,
     shutdown: ShutdownHandle,
-    observer: Option<&'a dyn Observer>,
-) -> impl Future<Output = DisconnectReason> + use<'a, R, S, H>
+    observer: Option<Arc<dyn Observer>>,
+) -> impl Future<Output = DisconnectReason> + use<R, S, H>
 where
     R: Runtime + PollIo<S>,
     H: Handler,
@@ -83,6 +84,7 @@ where
     // fn keeps its arguments beside the locals they are moved into, and the
     // session would take its room twice in every connection's task.
     async move {
+        let observer = observer.as_deref();
         let mut traffic = TrafficReport::default();
         let mut drive = Drive::new();
         // Made on the first read that needs it, given back when the connection

@@ -50,7 +50,8 @@ pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct Server<R: Runtime, L = <R as Runtime>::TcpListener, A = Plain> {
     listener: L,
     acceptor: Arc<A>,
-    config: SessionConfig,
+    /// Shared by every connection's task until its session takes a copy.
+    config: Arc<SessionConfig>,
     /// What an [`AsyncConnection`] buffers for its consumer.
     incoming_buffer: usize,
     /// How long connections may take to finish after a shutdown.
@@ -122,7 +123,7 @@ impl<R: Runtime, L: Listener<R>> Server<R, L> {
         Server {
             listener,
             acceptor: Arc::new(Plain),
-            config: SessionConfig::default(),
+            config: Arc::default(),
             incoming_buffer: DEFAULT_BUFFER,
             drain_timeout: Some(DEFAULT_DRAIN_TIMEOUT),
             ready: None,
@@ -194,7 +195,7 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
     /// Sets the options of every connection's session, including its
     /// [`handshake_timeout`](SessionConfig::handshake_timeout).
     pub fn with_config(mut self, config: SessionConfig) -> Self {
-        self.config = config;
+        self.config = Arc::new(config);
         self
     }
 
@@ -279,26 +280,34 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
     {
         let new_handler = Arc::new(Mutex::new(new_handler));
         self.serve_with(move |open: Handshaken<A::Stream>| {
-            let new_handler = Arc::clone(&new_handler);
+            let peer = open.info.peer;
+            let observer = open.observer.clone();
+            // For the observer, should the handler panic and take the session.
+            let panicked_info = observer.as_ref().map(|_| Arc::clone(&open.info));
+            // Called here, in the connection's task; a panic in the factory
+            // ends this connection alone, as one in the handler does.
+            let made = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                // A factory that panicked once is still the user's to call.
+                let handler = new_handler
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .new_handler(&open.info);
+                Session::with_shared_config(handler, Arc::clone(&open.config))
+                    .with_info(ConnectionInfo::clone(&open.info))
+            }));
+            // Boxed: moved into the block below and awaited there, the
+            // session's future would take its room twice in the task.
+            let run = made.ok().map(|session| {
+                Box::pin(AssertUnwindSafe(open.run::<R, _>(session)).catch_unwind())
+            });
             async move {
-                let peer = open.info.peer;
-                let observer = open.observer.clone();
-                // For the observer, should the handler panic and take the session.
-                let panicked_info = observer.as_ref().map(|_| open.info.clone());
-                let session = AssertUnwindSafe(async {
-                    let handler = {
-                        // A factory that panicked once is still the user's to call.
-                        let mut new_handler =
-                            new_handler.lock().unwrap_or_else(PoisonError::into_inner);
-                        new_handler.new_handler(&open.info)
-                    };
-                    let session =
-                        Session::new(handler, open.config.clone()).with_info(open.info.clone());
-                    open.run::<R, _>(session).await;
-                });
+                let ended = match run {
+                    Some(run) => run.await.is_ok(),
+                    None => false,
+                };
                 // The session's `Drop` has not called the handler again; the
                 // connection ends alone.
-                if session.catch_unwind().await.is_err() {
+                if !ended {
                     tracing::info!(?peer, "a connection's handler panicked; connection dropped");
                     if let (Some(observer), Some(info)) = (observer, panicked_info) {
                         observer.disconnected(&info, &tej_core::DisconnectReason::Dropped);
@@ -353,7 +362,11 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
             let serve = Arc::clone(&serve);
             async move {
                 let peer = open.info.peer;
-                let (session, connection) = pair(buffer, open.config.clone(), open.info.clone());
+                let (session, connection) = pair(
+                    buffer,
+                    Arc::clone(&open.config),
+                    ConnectionInfo::clone(&open.info),
+                );
                 let run = open.run::<R, _>(session);
                 let user = AssertUnwindSafe(serve(connection)).catch_unwind();
                 let (_, outcome) = future::zip(run, user).await;
@@ -398,8 +411,11 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
                 Err(Some((stream, info, slot))) => {
                     let handed = handed.clone();
                     let start = move |open: Handshaken<A::Stream>| async move {
-                        let (session, connection) =
-                            pair(buffer, open.config.clone(), open.info.clone());
+                        let (session, connection) = pair(
+                            buffer,
+                            Arc::clone(&open.config),
+                            ConnectionInfo::clone(&open.info),
+                        );
                         // Nobody to take it once the server is dropped: it
                         // is dropped here, and closes.
                         if handed.try_send(connection).is_ok() {
@@ -491,12 +507,12 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
         Connection {
             acceptor: Arc::clone(&self.acceptor),
             start,
-            config: self.config.clone(),
+            config: Arc::clone(&self.config),
             shutdown: self.shutdown.clone(),
             proxy: self.proxy,
             drain_timeout: self.drain_timeout,
             observer: self.observer.clone(),
-            info,
+            info: Box::new(info),
             _slot: slot,
             _alive: alive,
             runtime: PhantomData,
@@ -505,11 +521,13 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
 }
 
 /// A connection through its handshake: what runs its session gets this.
+/// (Its shared parts are behind `Arc`s, which keep the connection's task
+/// small: a field moved out of a future's captures still takes its room.)
 struct Handshaken<S> {
     stream: S,
     /// Addresses, transport and what the TLS handshake agreed on.
-    info: ConnectionInfo,
-    config: SessionConfig,
+    info: Arc<ConnectionInfo>,
+    config: Arc<SessionConfig>,
     shutdown: ShutdownHandle,
     observer: Option<Arc<dyn Observer>>,
 }
@@ -517,14 +535,15 @@ struct Handshaken<S> {
 impl<S> Handshaken<S> {
     /// Runs `session` over the stream, telling the observer (if any) that
     /// it is connected, of its traffic and of its end.
-    async fn run<R, H>(self, session: Session<H>) -> tej_core::DisconnectReason
+    // Not an async fn, which would keep the session and the stream once
+    // more beside `run_observed`'s future.
+    fn run<R, H>(self, session: Session<H>) -> impl Future<Output = tej_core::DisconnectReason>
     where
         R: Runtime + PollIo<S>,
         H: tej_core::Handler,
     {
-        let observer = self.observer.as_deref();
-        opened(observer, session.info());
-        run_observed::<R, S, H>(self.stream, session, self.shutdown, observer).await
+        opened(self.observer.as_deref(), session.info());
+        run_observed::<R, S, H>(self.stream, session, self.shutdown, self.observer)
     }
 }
 
@@ -533,7 +552,7 @@ struct Connection<R, A, F> {
     acceptor: Arc<A>,
     /// Runs the session once the handshake succeeded.
     start: F,
-    config: SessionConfig,
+    config: Arc<SessionConfig>,
     shutdown: ShutdownHandle,
     /// Read a PROXY header of at most this many bytes first.
     proxy: Option<usize>,
@@ -541,7 +560,7 @@ struct Connection<R, A, F> {
     drain_timeout: Option<Duration>,
     observer: Option<Arc<dyn Observer>>,
     /// What the listener told of the connection; the handshake adds to it.
-    info: ConnectionInfo,
+    info: Box<ConnectionInfo>,
     /// The connection's place under the cap, from accept to the end.
     _slot: ConnectionSlot,
     /// Keeps `serve` from returning while this connection lives.
@@ -552,80 +571,93 @@ struct Connection<R, A, F> {
 impl<R: Runtime, A, F> Connection<R, A, F> {
     /// The PROXY header and the acceptor step within the handshake
     /// timeout, then `start`.
-    async fn run<S, Fut>(self, mut stream: S)
+    #[expect(
+        clippy::manual_async_fn,
+        reason = "an async fn would keep `self` once more in the task"
+    )]
+    fn run<S, Fut>(self, mut stream: S) -> impl Future<Output = ()>
     where
         R: PollIo<S> + PollIo<A::Stream>,
         A: Acceptor<R, S>,
         F: FnOnce(Handshaken<A::Stream>) -> Fut,
         Fut: Future<Output = ()>,
     {
-        let mut info = self.info;
-        // Whether a failure is the PROXY header's or the acceptor's.
-        let header_read = AtomicBool::new(self.proxy.is_none());
-        let steps = async {
-            let via = match self.proxy {
-                Some(max_len) => {
-                    let mut header = HeaderRead::new(max_len, info.peer);
-                    loop {
-                        let n = runtime::read::<R, S>(&mut stream, header.buf()).await?;
-                        if let Some(result) = header.filled(n) {
-                            break Some(result?);
+        async move {
+            let mut info = self.info;
+            // Whether a failure is the PROXY header's or the acceptor's.
+            let header_read = AtomicBool::new(self.proxy.is_none());
+            let steps = async {
+                let via = match self.proxy {
+                    Some(max_len) => {
+                        let mut header = HeaderRead::new(max_len, info.peer);
+                        loop {
+                            let n = runtime::read::<R, S>(&mut stream, header.buf()).await?;
+                            if let Some(result) = header.filled(n) {
+                                break Some(result?);
+                            }
                         }
                     }
-                }
-                None => None,
+                    None => None,
+                };
+                header_read.store(true, Ordering::Relaxed);
+                Ok((self.acceptor.accept(stream).await?, via))
             };
-            header_read.store(true, Ordering::Relaxed);
-            Ok((self.acceptor.accept(stream).await?, via))
-        };
-        let handshake = bounded_handshake::<R, _>(steps, &self.config, self.shutdown.wait());
-        let (stream, via) = match handshake.await {
-            Ok(done) => done,
-            Err(error) => {
-                let in_header = !header_read.load(Ordering::Relaxed);
-                handshake_ended(self.observer.as_deref(), info.peer, &error, in_header);
-                return;
+            // Boxed, and freed once done: in place, its state would size
+            // the task for the connection's whole life.
+            let handshake = Box::pin(bounded_handshake::<R, _>(
+                steps,
+                &self.config,
+                self.shutdown.wait(),
+            ));
+            let (stream, via) = match handshake.await {
+                Ok(done) => done,
+                Err(error) => {
+                    let in_header = !header_read.load(Ordering::Relaxed);
+                    handshake_ended(self.observer.as_deref(), info.peer, &error, in_header);
+                    return;
+                }
+            };
+            if let Some((peer, proxy)) = via {
+                info.peer = peer;
+                info.proxy = proxy;
+            } else if let Some(peer) = self.acceptor.peer_addr(&stream) {
+                info.peer = Some(peer);
             }
-        };
-        if let Some((peer, proxy)) = via {
-            info.peer = peer;
-            info.proxy = proxy;
-        } else if let Some(peer) = self.acceptor.peer_addr(&stream) {
-            info.peer = Some(peer);
-        }
-        self.acceptor.describe(&stream, &mut info);
-        record_handshake(&tracing::Span::current(), &info);
-        let shutdown = self.shutdown.clone();
-        let drain_timeout = self.drain_timeout;
-        let peer = info.peer;
-        // What a cut connection is reported with; its session cannot.
-        let cut_report = self
-            .observer
-            .clone()
-            .map(|observer| (observer, info.clone()));
-        let open = Handshaken {
-            stream,
-            info,
-            config: self.config,
-            shutdown: self.shutdown,
-            observer: self.observer,
-        };
-        let run = async {
-            (self.start)(open).await;
-            false
-        };
-        let cut = async {
-            shutdown.wait().await;
-            match drain_timeout {
-                Some(timeout) => runtime::sleep::<R>(timeout).await,
-                None => std::future::pending().await,
-            }
-            true
-        };
-        if future::or(run, cut).await {
-            tracing::debug!(?peer, "connection cut at the drain timeout");
-            if let Some((observer, info)) = cut_report {
-                observer.disconnected(&info, &tej_core::DisconnectReason::Dropped);
+            self.acceptor.describe(&stream, &mut info);
+            record_handshake(&tracing::Span::current(), &info);
+            let shutdown = self.shutdown.clone();
+            let drain_timeout = self.drain_timeout;
+            let peer = info.peer;
+            let info = Arc::<ConnectionInfo>::from(info);
+            // What a cut connection is reported with; its session cannot.
+            let cut_report = self
+                .observer
+                .clone()
+                .map(|observer| (observer, Arc::clone(&info)));
+            let open = Handshaken {
+                stream,
+                info,
+                config: self.config,
+                shutdown: self.shutdown,
+                observer: self.observer,
+            };
+            let run = async {
+                (self.start)(open).await;
+                false
+            };
+            let cut = async {
+                shutdown.wait().await;
+                match drain_timeout {
+                    Some(timeout) => runtime::sleep::<R>(timeout).await,
+                    None => std::future::pending().await,
+                }
+                true
+            };
+            if future::or(run, cut).await {
+                tracing::debug!(?peer, "connection cut at the drain timeout");
+                if let Some((observer, info)) = cut_report {
+                    observer.disconnected(&info, &tej_core::DisconnectReason::Dropped);
+                }
             }
         }
     }
@@ -633,22 +665,24 @@ impl<R: Runtime, A, F> Connection<R, A, F> {
 
 /// Runs `handshake` within `config`'s handshake timeout, giving up when
 /// `shutdown` completes first.
-pub(crate) async fn bounded_handshake<R: Runtime, T>(
+// Not an async fn, which would keep `handshake` once more beside the
+// future it is moved into.
+pub(crate) fn bounded_handshake<R: Runtime, T>(
     handshake: impl Future<Output = io::Result<T>>,
     config: &SessionConfig,
     shutdown: impl Future<Output = ()>,
-) -> io::Result<T> {
+) -> impl Future<Output = io::Result<T>> {
     let timeout = config.handshake_timeout;
-    let expired = async {
+    let expired = async move {
         runtime::sleep::<R>(timeout).await;
         Err(io::Error::new(
             io::ErrorKind::TimedOut,
             format!("the handshake did not complete within {timeout:?}"),
         ))
     };
-    let stopped = async {
+    let stopped = async move {
         shutdown.await;
         Err(io::Error::other("the server is shutting down"))
     };
-    future::or(handshake, future::or(expired, stopped)).await
+    future::or(handshake, future::or(expired, stopped))
 }

@@ -126,6 +126,9 @@ where
 
     fn describe(&self, stream: &Self::Stream, info: &mut tej_core::ConnectionInfo) {
         let connection = stream.get_ref().1;
-        info.tls = Some(tej_net::tls::tls_info(connection, connection.server_name()));
+        info.tls = Some(Box::new(tej_net::tls::tls_info(
+            connection,
+            connection.server_name(),
+        )));
     }
 }

@@ -2,6 +2,7 @@
 //! data an adapter fills in and a handler reads
 //! ([`Connection::info`](crate::Connection::info)).
 
+use alloc::boxed::Box;
 use alloc::string::String;
 use alloc::vec::Vec;
 use core::fmt;
@@ -96,8 +97,10 @@ pub struct ConnectionInfo {
     pub proxy: Option<SocketAddr>,
     /// The stream under any TLS.
     pub transport: Transport,
-    /// What the TLS handshake agreed on; `None` without TLS.
-    pub tls: Option<TlsInfo>,
+    /// What the TLS handshake agreed on; `None` without TLS. (Boxed: a
+    /// connection without TLS, and every idle one's task, does not carry
+    /// its room.)
+    pub tls: Option<Box<TlsInfo>>,
 }
 
 impl ConnectionInfo {
@@ -167,7 +170,10 @@ mod tests {
     fn transport_names_say_tls_over_what() {
         let mut info = ConnectionInfo::new(Transport::Unix);
         assert_eq!(info.transport_name(), "unix");
-        info.tls = Some(TlsInfo::new("TLSv1.3", "TLS13_AES_128_GCM_SHA256"));
+        info.tls = Some(Box::new(TlsInfo::new(
+            "TLSv1.3",
+            "TLS13_AES_128_GCM_SHA256",
+        )));
         assert_eq!(info.transport_name(), "tls-over-unix");
         assert!(info.is_tls());
         assert_eq!(ConnectionInfo::default().transport_name(), "other");

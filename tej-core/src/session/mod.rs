@@ -63,6 +63,7 @@ mod sync;
 #[cfg(feature = "std")]
 mod unwritten;
 
+use alloc::sync::Arc;
 use core::time::Duration;
 
 pub use config::{FrameTimeout, SessionConfig};
@@ -118,7 +119,9 @@ impl Link {
 /// [`Handler`], the outgoing bytes and the timers. See the [module
 /// docs](self) for the loop an adapter runs around it.
 pub struct Session<H: Handler> {
-    config: SessionConfig,
+    /// Shared by every session a server made with the same configuration
+    /// ([`with_shared_config`](Session::with_shared_config)).
+    config: Arc<SessionConfig>,
     handler: H,
     decoder: Decoder,
     partial: PartialFrame,
@@ -157,6 +160,13 @@ impl<H: Handler> core::fmt::Debug for Session<H> {
 impl<H: Handler> Session<H> {
     /// A session for a new connection, not yet started.
     pub fn new(handler: H, config: SessionConfig) -> Self {
+        Self::with_shared_config(handler, Arc::new(config))
+    }
+
+    /// As [`new`](Self::new), with a configuration shared with other
+    /// sessions: a server's connections then hold one copy of it, not one
+    /// each.
+    pub fn with_shared_config(handler: H, config: Arc<SessionConfig>) -> Self {
         Session {
             decoder: Decoder::new(config.limits.for_session_decoder()),
             partial: PartialFrame::default(),

@@ -165,8 +165,6 @@ impl ServeArgs {
 /// the save directory or a hasher, and answers with `--reply`.
 struct ServeHandler {
     peer: Option<SocketAddr>,
-    /// What the TLS handshake agreed on, from the factory.
-    tls: Option<TlsReport>,
     files: FileSink,
     reply: Option<String>,
     printer: Printer,
@@ -190,7 +188,7 @@ impl Handler for ServeHandler {
         self.printer.print(&Event::Connected {
             peer: self.peer.map(|peer| peer.to_string()),
             proxy: conn.proxy_addr().map(|proxy| proxy.to_string()),
-            tls: self.tls.take(),
+            tls: conn.info().tls.as_deref().map(TlsReport::of),
         });
     }
 
@@ -260,9 +258,8 @@ pub fn run(args: &ServeArgs, stop: &Receiver<()>) -> anyhow::Result<()> {
         bind.clone(),
         args.session_config(),
         options,
-        move |info: &ConnectionInfo| ServeHandler {
+        move |_: &ConnectionInfo| ServeHandler {
             peer: None,
-            tls: info.tls.as_ref().map(TlsReport::of),
             files: FileSink::new(spool.clone()),
             reply: reply.clone(),
             printer,

@@ -130,7 +130,8 @@ impl<L: Listener> Listener for Erased<L> {
 
 pub(super) struct Acceptor<F> {
     pub(super) socket: AnyListener,
-    pub(super) config: SessionConfig,
+    /// Shared by its connections' sessions.
+    pub(super) config: std::sync::Arc<SessionConfig>,
     pub(super) factory: F,
     pub(super) cap: ConnectionCap,
     token: Token,
@@ -151,7 +152,7 @@ impl<F> Acceptor<F> {
         registry.register(&mut *socket, token, Interest::READABLE)?;
         Ok(Acceptor {
             socket,
-            config,
+            config: std::sync::Arc::new(config),
             factory,
             cap: ConnectionCap::default(),
             token,

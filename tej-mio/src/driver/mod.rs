@@ -577,7 +577,8 @@ impl<H: Handler, F: NewHandler<M, Handler = H>, M> Driver<H, F, M> {
                 let info = conn.info();
                 tej_net::observe::record_handshake(&conn.span, &info);
                 let handler = acceptor.factory.new_handler(&info);
-                let session = Session::new(handler, acceptor.config.clone()).with_info(info);
+                let session = Session::with_shared_config(handler, Arc::clone(&acceptor.config))
+                    .with_info(info);
                 tej_net::observe::opened(observer, session.info());
                 *opened_now = true;
                 conn.session = Some(session);
