@@ -583,6 +583,9 @@ impl<R: Runtime, A, F> Connection<R, A, F> {
         Fut: Future<Output = ()>,
     {
         async move {
+            // Held to the end of the task: an async block captures only the
+            // fields it names, and would drop these guards at the spawn.
+            let _held = (self._slot, self._alive);
             let mut info = self.info;
             // Whether a failure is the PROXY header's or the acceptor's.
             let header_read = AtomicBool::new(self.proxy.is_none());
