@@ -292,8 +292,7 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner)
                     .new_handler(&open.info);
-                Session::with_shared_config(handler, Arc::clone(&open.config))
-                    .with_info(ConnectionInfo::clone(&open.info))
+                open.session(handler)
             }));
             // Boxed: moved into the block below and awaited there, the
             // session's future would take its room twice in the task.
@@ -362,11 +361,7 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
             let serve = Arc::clone(&serve);
             async move {
                 let peer = open.info.peer;
-                let (session, connection) = pair(
-                    buffer,
-                    Arc::clone(&open.config),
-                    ConnectionInfo::clone(&open.info),
-                );
+                let (session, connection) = open.pair(buffer);
                 let run = open.run::<R, _>(session);
                 let user = AssertUnwindSafe(serve(connection)).catch_unwind();
                 let (_, outcome) = future::zip(run, user).await;
@@ -411,11 +406,7 @@ impl<R: Runtime, L: Listener<R>, A> Server<R, L, A> {
                 Err(Some((stream, info, slot))) => {
                     let handed = handed.clone();
                     let start = move |open: Handshaken<A::Stream>| async move {
-                        let (session, connection) = pair(
-                            buffer,
-                            Arc::clone(&open.config),
-                            ConnectionInfo::clone(&open.info),
-                        );
+                        let (session, connection) = open.pair(buffer);
                         // Nobody to take it once the server is dropped: it
                         // is dropped here, and closes.
                         if handed.try_send(connection).is_ok() {
@@ -533,6 +524,22 @@ struct Handshaken<S> {
 }
 
 impl<S> Handshaken<S> {
+    /// A session for `handler` on this connection.
+    fn session<H: tej_core::Handler>(&self, handler: H) -> Session<H> {
+        Session::with_shared_config(handler, Arc::clone(&self.config))
+            .with_info(ConnectionInfo::clone(&self.info))
+    }
+
+    /// A session with the stream handler, and the [`AsyncConnection`] that
+    /// is its other end, buffering `buffer` bytes for its consumer.
+    fn pair(&self, buffer: usize) -> (Session<crate::incoming::StreamHandler>, AsyncConnection) {
+        pair(
+            buffer,
+            Arc::clone(&self.config),
+            ConnectionInfo::clone(&self.info),
+        )
+    }
+
     /// Runs `session` over the stream, telling the observer (if any) that
     /// it is connected, of its traffic and of its end.
     // Not an async fn, which would keep the session and the stream once

@@ -24,18 +24,17 @@ pub(crate) const RUN_LEN: usize = 64 * 1024;
 /// [`SMALL_MESSAGE_LEN`] bytes.
 #[inline]
 pub(crate) fn small_frame_cost(frame: &Frame) -> Option<usize> {
-    if !frame.files.is_empty() {
+    // `Some` of an empty message would come back from `take_unsent` as
+    // `None`: it keeps the general path, which hands it back as given.
+    if frame
+        .message
+        .as_ref()
+        .is_some_and(|message| message.is_empty())
+        || !frame.files.is_empty()
+    {
         return None;
     }
-    match &frame.message {
-        None => Some(MIN_FRAME_LEN),
-        // `Some` of an empty message would come back from `take_unsent` as
-        // `None`: it keeps the general path, which hands it back as given.
-        Some(message) if (1..=SMALL_MESSAGE_LEN).contains(&message.len()) => {
-            Some(MIN_FRAME_LEN + message.len())
-        }
-        Some(_) => None,
-    }
+    small_ref_cost(&frame.small_ref())
 }
 
 /// The cost of a borrowed `frame` if it is small, as for
@@ -120,6 +119,14 @@ mod tests {
             Some(18 + SMALL_MESSAGE_LEN)
         );
         assert_eq!(small_frame_cost(&message(SMALL_MESSAGE_LEN + 1)), None);
+        let mut empty = Frame::new(crate::Status::DEFAULT);
+        empty.message = Some(bytes::Bytes::new());
+        assert_eq!(small_frame_cost(&empty), None, "handed back as given");
+        assert_eq!(
+            small_ref_cost(&FrameRef::new(crate::Status::DEFAULT, &[], Some(b""))),
+            Some(18),
+            "borrowed, empty is no message"
+        );
         let with_file = crate::FrameBuilder::new(crate::Status::DEFAULT)
             .file("a", &b"x"[..])
             .build();
