@@ -129,6 +129,37 @@ fn json_has_every_figure_and_nothing_else_on_stdout() {
         "the disk baseline is its sweep's best"
     );
     positive(&baseline["burst_s"], "baseline.burst_s");
+    // The small-frame loop across threads: every way measured, and the best
+    // batched and the best per-frame way each a ceiling.
+    let (ways, _) = sweep(baseline, "cross_thread_sweep_fps");
+    assert_eq!(
+        ways,
+        [
+            "batches_262144",
+            "batches_65536",
+            "channel_per_frame",
+            "lock_per_frame"
+        ]
+    );
+    let threads = &baseline["cross_thread_sweep_fps"];
+    let cross_thread_batches = positive(
+        &baseline["cross_thread_batches_fps"],
+        "baseline.cross_thread_batches_fps",
+    );
+    assert_eq!(
+        cross_thread_batches,
+        positive(&threads["batches_65536"], "batches_65536")
+            .max(positive(&threads["batches_262144"], "batches_262144"))
+    );
+    let cross_thread_per_frame = positive(
+        &baseline["cross_thread_per_frame_fps"],
+        "baseline.cross_thread_per_frame_fps",
+    );
+    assert_eq!(
+        cross_thread_per_frame,
+        positive(&threads["lock_per_frame"], "lock_per_frame")
+            .max(positive(&threads["channel_per_frame"], "channel_per_frame"))
+    );
     // The large-file baseline is the best of the sweep, which has every size.
     let (sizes, best) = sweep(baseline, "large_sweep_gib_s");
     for size in ["262144", "1048576", "4194304"] {
@@ -170,8 +201,10 @@ fn json_has_every_figure_and_nothing_else_on_stdout() {
                 "large_ratio",
                 "rtt_per_s",
                 "rtt_ratio",
+                "small_cross_thread_ratio",
                 "small_fps",
                 "small_ratio",
+                "small_send_cross_thread_ratio",
                 "small_send_fps",
                 "small_send_ratio",
                 "tls_large_gib_s",
@@ -210,6 +243,12 @@ fn json_has_every_figure_and_nothing_else_on_stdout() {
             ("large_ratio", large, baseline_large),
             ("small_ratio", small, baseline_small),
             ("small_send_ratio", small_send, baseline_small),
+            ("small_cross_thread_ratio", small, cross_thread_batches),
+            (
+                "small_send_cross_thread_ratio",
+                small_send,
+                cross_thread_per_frame,
+            ),
             ("rtt_ratio", rtt, baseline_rtt),
             ("disk_ratio", disk, baseline_disk),
         ] {
@@ -240,8 +279,8 @@ fn the_table_has_a_row_per_measured_adapter_then_the_details() {
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(
         lines.len(),
-        9,
-        "header, baseline, mio, framed, sweep, rustls, disk sweep, iperf3, burst:\n{stdout}"
+        10,
+        "header, baseline, mio, framed, sweep, across threads, rustls, disk sweep, iperf3, burst:\n{stdout}"
     );
     for column in [
         "large file GiB/s",
@@ -281,21 +320,34 @@ fn the_table_has_a_row_per_measured_adapter_then_the_details() {
         lines[4]
     );
     assert!(
-        lines[5].starts_with("plain rustls")
-            && lines[5].contains("tokio-rustls")
-            && lines[5].contains("futures-rustls"),
+        lines[5].starts_with("small frames made on one thread")
+            && [
+                "batches of 64KiB",
+                "batches of 256KiB",
+                "a lock per frame",
+                "a channel message per frame"
+            ]
+            .iter()
+            .all(|way| lines[5].contains(way)),
         "{}",
         lines[5]
     );
     assert!(
-        lines[6].starts_with("plain disk") && lines[6].contains("io::copy"),
+        lines[6].starts_with("plain rustls")
+            && lines[6].contains("tokio-rustls")
+            && lines[6].contains("futures-rustls"),
         "{}",
         lines[6]
     );
-    assert!(lines[7].starts_with("iperf3"), "{}", lines[7]);
     assert!(
-        lines[8].starts_with("burst: 1000 connections"),
+        lines[7].starts_with("plain disk") && lines[7].contains("io::copy"),
         "{}",
-        lines[8]
+        lines[7]
+    );
+    assert!(lines[8].starts_with("iperf3"), "{}", lines[8]);
+    assert!(
+        lines[9].starts_with("burst: 1000 connections"),
+        "{}",
+        lines[9]
     );
 }

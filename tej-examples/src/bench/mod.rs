@@ -7,7 +7,10 @@
 //! - many small frames in one direction through the callback API (frames/s),
 //!   fed through a `BufferedSender` as the baseline writes through a
 //!   `BufWriter`, against a minimal length-prefixed writer and reader with
-//!   buffered I/O; and the same frames with one `send_blocking` each;
+//!   buffered I/O; and the same frames with one `send_blocking` each. Beside
+//!   it, the same loop with its writer split across two threads, as a
+//!   `Sender`'s frames are made on one thread and written on another: the
+//!   ceilings of that shape in plain Rust ([`CROSS_THREAD_SWEEP`]);
 //! - request/response round trips on one connection (round trips/s), one
 //!   18-byte frame each way, against a blocking ping-pong of the same 18
 //!   bytes on plain sockets with `TCP_NODELAY`;
@@ -33,7 +36,7 @@
 //! median is kept, so that a noisy neighbour hurts every contender alike.
 //!
 //! One file per workload, each with its adapter run and its plain baseline
-//! side by side (`large`, `small`, `round_trip`, `disk`, `burst`,
+//! side by side (`large`, `small` with `small_threads`, `round_trip`, `disk`, `burst`,
 //! with `tls` the large file's TLS configurations and plain rustls copies),
 //! one per outside peer or reference (`framed`, `iperf3`, `python`),
 //! `rounds` running them all and `report` showing the result. Imports go one way: `harness` at the
@@ -50,6 +53,7 @@ mod report;
 mod round_trip;
 mod rounds;
 mod small;
+mod small_threads;
 mod tls;
 
 pub use burst::BURSTS_PER_ROUND;
@@ -59,4 +63,5 @@ pub use python::{find_reference_python, python_figures};
 pub use report::{AdapterFigures, BaselineFigures, BenchReport, PeerFigures, PlainFigures};
 pub use round_trip::ROUND_TRIP_FRAME_LEN;
 pub use rounds::{run, BenchOptions, SMOL_THREADS};
+pub use small_threads::{CrossThread, CROSS_THREAD_SWEEP};
 pub use tls::TLS_SWEEP;

@@ -6,6 +6,7 @@ use super::burst::BURST_10K;
 use super::disk::DiskCopy;
 use super::harness::size_name;
 use super::iperf3::IPERF3_SECONDS;
+use super::small_threads::CrossThread;
 use crate::runtime::Runtime;
 
 /// One adapter's figures.
@@ -50,6 +51,9 @@ pub struct BaselineFigures {
 pub struct PlainFigures {
     /// Plain TCP per write/read size of [`LARGE_SWEEP`](super::LARGE_SWEEP): (size, GiB/s).
     pub large_sweep: Vec<(usize, f64)>,
+    /// The small-frame loop with its writer split across two threads, per
+    /// way of [`CROSS_THREAD_SWEEP`](super::CROSS_THREAD_SWEEP): (way, frames/s).
+    pub cross_thread_sweep: Vec<(CrossThread, f64)>,
     /// Blocking ping-pong of one 18-byte frame each way, round trips/s.
     pub rtt_per_s: f64,
     /// The best of [`tls_sweep`](Self::tls_sweep), GiB/s: the TLS baseline.
@@ -71,6 +75,28 @@ pub struct PlainFigures {
     pub iperf3_gib_s: Option<f64>,
     /// Why `iperf3` has no figure, when it has none.
     pub iperf3_skipped: Option<String>,
+}
+
+impl PlainFigures {
+    /// The best of the batched ways across threads, frames/s: the ceiling
+    /// of a `BufferedSender` in plain Rust.
+    pub fn cross_thread_batches_fps(&self) -> f64 {
+        self.best_across_threads(false)
+    }
+
+    /// The best of the per-frame ways across threads, frames/s: the
+    /// ceiling of `send_blocking` in plain Rust.
+    pub fn cross_thread_per_frame_fps(&self) -> f64 {
+        self.best_across_threads(true)
+    }
+
+    fn best_across_threads(&self, per_frame: bool) -> f64 {
+        self.cross_thread_sweep
+            .iter()
+            .filter(|(how, _)| how.per_frame() == per_frame)
+            .map(|(_, fps)| *fps)
+            .fold(0.0, f64::max)
+    }
 }
 
 /// A peer's figures: tokio-util's `Framed<TcpStream, LengthDelimitedCodec>`
@@ -200,7 +226,7 @@ impl BenchReport {
     }
 
     /// What the baselines are made of, printed after the table: the plain
-    /// TCP sweep, the plain rustls copies, the disk copies, `iperf3` (or why it was skipped), the burst's size and the
+    /// TCP sweep, the small-frame loop across threads, the plain rustls copies, the disk copies, `iperf3` (or why it was skipped), the burst's size and the
     /// listen-queue overflows during each adapter's bursts.
     pub fn details(&self) -> String {
         let sweep: Vec<String> = self
@@ -213,6 +239,22 @@ impl BenchReport {
             "plain TCP, GiB/s by write/read size (the best is the baseline): {}\n",
             sweep.join(", ")
         );
+        let threads: Vec<String> = self
+            .plain
+            .cross_thread_sweep
+            .iter()
+            .map(|(how, fps)| {
+                format!(
+                    "{} {fps:.0} ({})",
+                    how.name(),
+                    ratio_cell(*fps, self.baseline.small_fps)
+                )
+            })
+            .collect();
+        out.push_str(&format!(
+            "small frames made on one thread and written on another, frames/s (ratio to the baseline): {}\n",
+            threads.join(", ")
+        ));
         let tls: Vec<String> = self
             .plain
             .tls_sweep
@@ -284,6 +326,8 @@ impl BenchReport {
                     "small_ratio": adapter.small_fps / self.baseline.small_fps,
                     "small_send_fps": adapter.small_send_fps,
                     "small_send_ratio": adapter.small_send_fps / self.baseline.small_fps,
+                    "small_cross_thread_ratio": adapter.small_fps / self.plain.cross_thread_batches_fps(),
+                    "small_send_cross_thread_ratio": adapter.small_send_fps / self.plain.cross_thread_per_frame_fps(),
                     "rtt_per_s": adapter.rtt_per_s,
                     "rtt_ratio": adapter.rtt_per_s / self.plain.rtt_per_s,
                     "disk_gib_s": adapter.disk_gib_s,
@@ -309,6 +353,12 @@ impl BenchReport {
             .iter()
             .map(|(how, gib_s)| (how.key(), (*gib_s).into()))
             .collect();
+        let cross_thread_sweep: serde_json::Map<String, serde_json::Value> = self
+            .plain
+            .cross_thread_sweep
+            .iter()
+            .map(|(how, fps)| (how.key(), (*fps).into()))
+            .collect();
         let tls_sweep: serde_json::Map<String, serde_json::Value> = self
             .plain
             .tls_sweep
@@ -319,6 +369,9 @@ impl BenchReport {
             "large_gib_s": self.baseline.large_gib_s,
             "large_sweep_gib_s": sweep,
             "small_fps": self.baseline.small_fps,
+            "cross_thread_sweep_fps": cross_thread_sweep,
+            "cross_thread_batches_fps": self.plain.cross_thread_batches_fps(),
+            "cross_thread_per_frame_fps": self.plain.cross_thread_per_frame_fps(),
             "rtt_per_s": self.plain.rtt_per_s,
             "tls_gib_s": self.plain.tls_gib_s,
             "tls_sweep_gib_s": tls_sweep,

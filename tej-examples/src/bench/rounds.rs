@@ -17,6 +17,7 @@ use super::large::{plain_tcp_large, tej_large, LARGE_SWEEP};
 use super::report::{AdapterFigures, BaselineFigures, BenchReport, PeerFigures, PlainFigures};
 use super::round_trip::{plain_ping_pong, tej_round_trips};
 use super::small::{length_prefixed_small, tej_small, SmallSend};
+use super::small_threads::{cross_thread_small, CROSS_THREAD_SWEEP};
 use super::tls::{futures_rustls_large, tokio_rustls_large, BenchTls, TLS_SWEEP};
 use crate::runtime::Runtime;
 
@@ -78,6 +79,7 @@ pub fn run(options: &BenchOptions, progress: &mut dyn FnMut(&str)) -> io::Result
     }
     let mut baseline_sweep: Vec<Vec<f64>> = vec![Vec::new(); LARGE_SWEEP.len()];
     let mut baseline_small = Vec::new();
+    let mut baseline_threads: Vec<Vec<f64>> = vec![Vec::new(); CROSS_THREAD_SWEEP.len()];
     let mut baseline_tls: Vec<Vec<f64>> = vec![Vec::new(); TLS_SWEEP.len()];
     let mut framed = PeerSamples::default();
     let mut baseline_rtt = Vec::new();
@@ -110,6 +112,12 @@ pub fn run(options: &BenchOptions, progress: &mut dyn FnMut(&str)) -> io::Result
             options.small_count,
             length_prefixed_small(options.small_count, message)?,
         ));
+        for (how, samples) in CROSS_THREAD_SWEEP.iter().zip(&mut baseline_threads) {
+            samples.push(per_s(
+                options.small_count,
+                cross_thread_small(options.small_count, message, *how)?,
+            ));
+        }
         baseline_rtt.push(per_s(
             options.round_trips,
             plain_ping_pong(options.round_trips)?,
@@ -182,6 +190,7 @@ pub fn run(options: &BenchOptions, progress: &mut dyn FnMut(&str)) -> io::Result
     let (large_sweep, best_large) = sweep_medians(LARGE_SWEEP, baseline_sweep);
     let (disk_sweep, best_disk) = sweep_medians(DISK_SWEEP, baseline_disk);
     let (tls_sweep, best_tls) = sweep_medians(TLS_SWEEP, baseline_tls);
+    let (cross_thread_sweep, _) = sweep_medians(CROSS_THREAD_SWEEP, baseline_threads);
     let measured_burst = burst_connections > 0;
     Ok(BenchReport {
         baseline: BaselineFigures {
@@ -190,6 +199,7 @@ pub fn run(options: &BenchOptions, progress: &mut dyn FnMut(&str)) -> io::Result
         },
         plain: PlainFigures {
             large_sweep,
+            cross_thread_sweep,
             rtt_per_s: median(baseline_rtt),
             tls_gib_s: best_tls,
             tls_sweep,

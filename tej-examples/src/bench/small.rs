@@ -16,7 +16,7 @@ use crate::runtime::{self, Runtime};
 
 /// Buffer sizes shared by the adapters (their default read buffer) and the
 /// small-frame baseline.
-const READ_BUFFER_LEN: usize = 256 * 1024;
+pub(super) const READ_BUFFER_LEN: usize = 256 * 1024;
 
 /// How the small-frame workload hands frames to the connection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,15 +69,62 @@ pub(super) fn tej_small(
 }
 
 /// The least a framed protocol can do: a u32 length and the bytes, through
-/// `BufWriter` and `BufReader` of `READ_BUFFER_LEN`. The reader takes whole
-/// frames straight from the `BufReader`'s buffer, copying each message into
-/// a reused `Vec` (what a receiver needs to own it), and falls back to
-/// `read_exact` only for a frame split between two reads: the fastest a
-/// hand-written reader gets, whatever the compiler inlines.
+/// `BufWriter` and `BufReader` of `READ_BUFFER_LEN`: the writer on the
+/// calling thread, the reader of [`spawn_length_prefixed_reader`].
 pub(super) fn length_prefixed_small(count: u64, message: &[u8]) -> io::Result<Duration> {
+    let (stream, receiver) = length_prefixed_pair(count)?;
+    let mut writer = BufWriter::with_capacity(READ_BUFFER_LEN, stream);
+    let started = Instant::now();
+    for _ in 0..count {
+        write_length_prefixed(&mut writer, message)?;
+    }
+    writer.flush()?;
+    join_length_prefixed_reader(receiver, count)?;
+    Ok(started.elapsed())
+}
+
+/// One length-prefixed frame of `message`.
+pub(super) fn write_length_prefixed(out: &mut impl Write, message: &[u8]) -> io::Result<()> {
+    out.write_all(&(message.len() as u32).to_be_bytes())?;
+    out.write_all(message)
+}
+
+/// A connected loopback stream (`TCP_NODELAY`) whose peer is a
+/// [`spawn_length_prefixed_reader`] expecting `count` frames.
+pub(super) fn length_prefixed_pair(count: u64) -> io::Result<(TcpStream, LengthPrefixedReader)> {
     let listener = TcpListener::bind(loopback())?;
     let addr = listener.local_addr()?;
-    let receiver = std::thread::spawn(move || -> io::Result<u64> {
+    let receiver = spawn_length_prefixed_reader(listener, count);
+    let stream = TcpStream::connect(addr)?;
+    stream.set_nodelay(true)?;
+    Ok((stream, receiver))
+}
+
+/// The reader thread of the length-prefixed baselines: the frames it read.
+pub(super) type LengthPrefixedReader = std::thread::JoinHandle<io::Result<u64>>;
+
+/// Waits for the reader, which must have read `count` frames.
+pub(super) fn join_length_prefixed_reader(
+    receiver: LengthPrefixedReader,
+    count: u64,
+) -> io::Result<()> {
+    let frames = receiver
+        .join()
+        .map_err(|_| io::Error::other("receiver panicked"))??;
+    if frames != count {
+        return Err(io::Error::other("the baseline lost frames"));
+    }
+    Ok(())
+}
+
+/// Accepts one connection and reads `count` length-prefixed frames through
+/// a `BufReader` of `READ_BUFFER_LEN`. It takes whole frames straight from
+/// the buffer, copying each message into a reused `Vec` (what a receiver
+/// needs to own it), and falls back to `read_exact` only for a frame split
+/// between two reads: the fastest a hand-written reader gets, whatever the
+/// compiler inlines.
+fn spawn_length_prefixed_reader(listener: TcpListener, count: u64) -> LengthPrefixedReader {
+    std::thread::spawn(move || -> io::Result<u64> {
         let (stream, _) = listener.accept()?;
         let mut reader = BufReader::with_capacity(READ_BUFFER_LEN, stream);
         let mut body = Vec::new();
@@ -109,22 +156,5 @@ pub(super) fn length_prefixed_small(count: u64, message: &[u8]) -> io::Result<Du
             }
         }
         Ok(frames)
-    });
-    let stream = TcpStream::connect(addr)?;
-    stream.set_nodelay(true)?;
-    let mut writer = BufWriter::with_capacity(READ_BUFFER_LEN, stream);
-    let started = Instant::now();
-    for _ in 0..count {
-        writer.write_all(&(message.len() as u32).to_be_bytes())?;
-        writer.write_all(message)?;
-    }
-    writer.flush()?;
-    let frames = receiver
-        .join()
-        .map_err(|_| io::Error::other("receiver panicked"))??;
-    let took = started.elapsed();
-    if frames != count {
-        return Err(io::Error::other("the baseline lost frames"));
-    }
-    Ok(took)
+    })
 }
