@@ -2,8 +2,9 @@
 //! [`CROSS_THREAD_SWEEP`]: what plain Rust pays when the thread making the
 //! frames is not the one that owns the socket, as with a `Sender`. Frames
 //! are made on the calling thread and written by a thread of their own,
-//! through a queue of 256 KiB (the adapters' default send queue); the
-//! reader is the small-frame baseline's. The best batched way is the
+//! through a queue of 256 KiB (the adapters' default send queue; a batch
+//! larger than that crosses one at a time); the reader is the small-frame
+//! baseline's. The best batched way is the
 //! ceiling of a `BufferedSender`, the best per-frame way that of
 //! `send_blocking`.
 
@@ -23,6 +24,7 @@ const QUEUE_LEN: usize = 256 * 1024;
 pub const CROSS_THREAD_SWEEP: &[CrossThread] = &[
     CrossThread::Batches(64 * 1024),
     CrossThread::Batches(256 * 1024),
+    CrossThread::Batches(1024 * 1024),
     CrossThread::LockPerFrame,
     CrossThread::ChannelPerFrame,
 ];
@@ -67,19 +69,19 @@ impl CrossThread {
     }
 }
 
-/// Sends `count` length-prefixed frames of `message` across threads `how`.
+/// Sends `count` length-prefixed frames of `message` across threads `how`;
+/// the clock starts once the writing thread runs.
 pub(super) fn cross_thread_small(
     count: u64,
     message: &[u8],
     how: CrossThread,
 ) -> io::Result<Duration> {
     let (stream, receiver) = length_prefixed_pair(count)?;
-    let started = Instant::now();
-    match how {
+    let started = match how {
         CrossThread::Batches(len) => batches(stream, count, message, len)?,
         CrossThread::LockPerFrame => lock_per_frame(stream, count, message)?,
         CrossThread::ChannelPerFrame => channel_per_frame(stream, count, message)?,
-    }
+    };
     join_length_prefixed_reader(receiver, count)?;
     Ok(started.elapsed())
 }
@@ -91,7 +93,7 @@ fn joined(writer: std::thread::JoinHandle<io::Result<()>>) -> io::Result<()> {
         .map_err(|_| io::Error::other("the writing thread panicked"))?
 }
 
-fn batches(mut stream: TcpStream, count: u64, message: &[u8], len: usize) -> io::Result<()> {
+fn batches(mut stream: TcpStream, count: u64, message: &[u8], len: usize) -> io::Result<Instant> {
     let (full_tx, full) = mpsc::sync_channel::<Vec<u8>>((QUEUE_LEN / len).max(1));
     let (empty_tx, empty) = mpsc::channel::<Vec<u8>>();
     let writer = std::thread::spawn(move || -> io::Result<()> {
@@ -105,6 +107,7 @@ fn batches(mut stream: TcpStream, count: u64, message: &[u8], len: usize) -> io:
     });
     let frame_len = 4 + message.len();
     let mut batch = Vec::with_capacity(len);
+    let started = Instant::now();
     for _ in 0..count {
         if batch.len() + frame_len > len && !batch.is_empty() {
             let next = empty.try_recv().unwrap_or_else(|_| Vec::with_capacity(len));
@@ -117,7 +120,8 @@ fn batches(mut stream: TcpStream, count: u64, message: &[u8], len: usize) -> io:
     // A send fails only once the writer has stopped, and `joined` says why.
     let _ = full_tx.send(batch);
     drop(full_tx);
-    joined(writer)
+    joined(writer)?;
+    Ok(started)
 }
 
 /// The buffer shared by [`lock_per_frame`]'s two threads.
@@ -128,7 +132,7 @@ struct Locked {
     maker_waits: bool,
 }
 
-fn lock_per_frame(mut stream: TcpStream, count: u64, message: &[u8]) -> io::Result<()> {
+fn lock_per_frame(mut stream: TcpStream, count: u64, message: &[u8]) -> io::Result<Instant> {
     let shared = Arc::new((
         Mutex::new(Locked {
             frames: Vec::with_capacity(QUEUE_LEN),
@@ -165,6 +169,7 @@ fn lock_per_frame(mut stream: TcpStream, count: u64, message: &[u8]) -> io::Resu
     });
     let (lock, queued, room) = &*shared;
     let frame_len = 4 + message.len();
+    let started = Instant::now();
     for _ in 0..count {
         let mut locked = lock.lock().unwrap_or_else(PoisonError::into_inner);
         while locked.frames.len() + frame_len > QUEUE_LEN && !writer.is_finished() {
@@ -182,10 +187,11 @@ fn lock_per_frame(mut stream: TcpStream, count: u64, message: &[u8]) -> io::Resu
     }
     lock.lock().unwrap_or_else(PoisonError::into_inner).done = true;
     queued.notify_one();
-    joined(writer)
+    joined(writer)?;
+    Ok(started)
 }
 
-fn channel_per_frame(stream: TcpStream, count: u64, message: &[u8]) -> io::Result<()> {
+fn channel_per_frame(stream: TcpStream, count: u64, message: &[u8]) -> io::Result<Instant> {
     let frame_len = 4 + message.len();
     let (frames_tx, frames) = mpsc::sync_channel::<Vec<u8>>((QUEUE_LEN / frame_len).max(1));
     let writer = std::thread::spawn(move || -> io::Result<()> {
@@ -199,6 +205,7 @@ fn channel_per_frame(stream: TcpStream, count: u64, message: &[u8]) -> io::Resul
         }
         Ok(())
     });
+    let started = Instant::now();
     for _ in 0..count {
         let mut frame = Vec::with_capacity(frame_len);
         write_length_prefixed(&mut frame, message)?;
@@ -207,5 +214,6 @@ fn channel_per_frame(stream: TcpStream, count: u64, message: &[u8]) -> io::Resul
         }
     }
     drop(frames_tx);
-    joined(writer)
+    joined(writer)?;
+    Ok(started)
 }
