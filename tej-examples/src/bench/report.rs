@@ -127,6 +127,17 @@ pub struct BenchReport {
     pub adapters: Vec<AdapterFigures>,
 }
 
+/// A baseline's sweep as a JSON object: each way's figure under its key.
+fn sweep_json<T>(
+    sweep: &[(T, f64)],
+    key: impl Fn(&T) -> String,
+) -> serde_json::Map<String, serde_json::Value> {
+    sweep
+        .iter()
+        .map(|(way, figure)| (key(way), (*figure).into()))
+        .collect()
+}
+
 fn ratio_cell(figure: f64, baseline: f64) -> String {
     format!("{:.2}", figure / baseline)
 }
@@ -341,30 +352,10 @@ impl BenchReport {
                 (adapter.runtime.name().to_string(), figures)
             })
             .collect();
-        let sweep: serde_json::Map<String, serde_json::Value> = self
-            .plain
-            .large_sweep
-            .iter()
-            .map(|(size, gib_s)| (size.to_string(), (*gib_s).into()))
-            .collect();
-        let disk_sweep: serde_json::Map<String, serde_json::Value> = self
-            .plain
-            .disk_sweep
-            .iter()
-            .map(|(how, gib_s)| (how.key(), (*gib_s).into()))
-            .collect();
-        let cross_thread_sweep: serde_json::Map<String, serde_json::Value> = self
-            .plain
-            .cross_thread_sweep
-            .iter()
-            .map(|(how, fps)| (how.key(), (*fps).into()))
-            .collect();
-        let tls_sweep: serde_json::Map<String, serde_json::Value> = self
-            .plain
-            .tls_sweep
-            .iter()
-            .map(|(name, gib_s)| ((*name).to_string(), (*gib_s).into()))
-            .collect();
+        let sweep = sweep_json(&self.plain.large_sweep, |size| size.to_string());
+        let disk_sweep = sweep_json(&self.plain.disk_sweep, |how| how.key());
+        let cross_thread_sweep = sweep_json(&self.plain.cross_thread_sweep, |how| how.key());
+        let tls_sweep = sweep_json(&self.plain.tls_sweep, |name| (*name).to_string());
         let mut baseline = serde_json::json!({
             "large_gib_s": self.baseline.large_gib_s,
             "large_sweep_gib_s": sweep,
