@@ -82,6 +82,19 @@ fn small() -> Frame {
     Frame::message(bytes::Bytes::from_static(&MESSAGE))
 }
 
+/// `FRAMES` frames of `frame_len` bytes through the session's send queue:
+/// `queue_turn` queues `FRAMES_PER_TURN` of them, then the session takes
+/// the queue and everything is written, as a driver's turn would.
+fn to_wire<H: Handler>(session: &mut Session<H>, frame_len: u64, mut queue_turn: impl FnMut()) {
+    let mut written = 0;
+    for _ in 0..FRAMES / FRAMES_PER_TURN {
+        queue_turn();
+        session.poll_queue(Waker::noop());
+        written += write_all(session);
+    }
+    assert_eq!(written as u64, frame_len * FRAMES as u64);
+}
+
 fn small_frames(c: &mut Criterion) {
     let frame = Frame::message(vec![0x5a; 64]);
     let mut group = c.benchmark_group("session_small_frames");
@@ -93,51 +106,40 @@ fn small_frames(c: &mut Criterion) {
     let mut session = Session::new(Counter(0), SessionConfig::default());
     session.start(Duration::ZERO);
     let sender = session.sender();
+    let frame_len = frame.encoded_len();
     group.bench_function("sender_to_wire", |b| {
         b.iter(|| {
-            let mut written = 0;
-            for _ in 0..FRAMES / FRAMES_PER_TURN {
+            to_wire(&mut session, frame_len, || {
                 for _ in 0..FRAMES_PER_TURN {
                     sender.send_blocking(small()).unwrap();
                 }
-                session.poll_queue(Waker::noop());
-                written += write_all(&mut session);
-            }
-            assert_eq!(written as u64, frame.encoded_len() * FRAMES as u64);
+            })
         })
     });
 
     group.bench_function("buffered_sender_to_wire", |b| {
         let mut buffered = sender.buffered();
         b.iter(|| {
-            let mut written = 0;
-            for _ in 0..FRAMES / FRAMES_PER_TURN {
+            to_wire(&mut session, frame_len, || {
                 for _ in 0..FRAMES_PER_TURN {
                     buffered.feed_blocking(small()).unwrap();
                 }
                 buffered.flush_blocking();
-                session.poll_queue(Waker::noop());
-                written += write_all(&mut session);
-            }
-            assert_eq!(written as u64, frame.encoded_len() * FRAMES as u64);
+            })
         })
     });
 
     group.bench_function("buffered_ref_to_wire", |b| {
         let mut buffered = sender.buffered();
         b.iter(|| {
-            let mut written = 0;
-            for _ in 0..FRAMES / FRAMES_PER_TURN {
+            to_wire(&mut session, frame_len, || {
                 for _ in 0..FRAMES_PER_TURN {
                     buffered
                         .feed_ref_blocking(tej_core::FrameRef::message(&MESSAGE))
                         .unwrap();
                 }
                 buffered.flush_blocking();
-                session.poll_queue(Waker::noop());
-                written += write_all(&mut session);
-            }
-            assert_eq!(written as u64, frame.encoded_len() * FRAMES as u64);
+            })
         })
     });
 
